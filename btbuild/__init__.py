@@ -1,0 +1,1 @@
+"""btbuild: a build system for data."""
