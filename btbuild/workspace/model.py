@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["per_user", "per_date"]
 
@@ -100,6 +100,7 @@ class Workspace:
     storage: StorageSettings
     execution: ExecutionSettings
     targets: dict[str, Target]  # name -> target, sorted by label
+    plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # [plugin.NAME] tables
 
     @property
     def build_file(self) -> Path:
