@@ -96,14 +96,14 @@ def build_graph(
         for dep in deps[label]:
             rdeps[dep].append(label)
     waiting = {label: len(set(deps[label])) for label in nodes}
+    level = dict.fromkeys(nodes, 1)  # tentative: final once every dep is done
     passes: dict[str, int] = {}
     ready = deque(label for label in nodes if waiting[label] == 0)
-    for label in ready:
-        passes[label] = 1
     while ready:
         label = ready.popleft()
-        for dependent in sorted(set(rdeps[label])):
-            passes[dependent] = max(passes.get(dependent, 1), passes[label] + 1)
+        passes[label] = level[label]
+        for dependent in set(rdeps[label]):
+            level[dependent] = max(level[dependent], passes[label] + 1)
             waiting[dependent] -= 1
             if waiting[dependent] == 0:
                 ready.append(dependent)

@@ -1,0 +1,3 @@
+from btbuild.cli.main import main
+
+main()
