@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Mapping
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -75,30 +76,36 @@ class TomlText:
             raise ConfigError(f"invalid TOML: {message}", path=display, line=line) from None
         self.lines = self.text.splitlines()
 
+    @cached_property
+    def headers(self) -> dict[tuple[str, ...], int]:
+        """Table header -> 1-based line, found in one pass over the text."""
+        found: dict[tuple[str, ...], int] = {}
+        for number, line in enumerate(self.lines, 1):
+            match = _HEADER.match(line)
+            if match:
+                parts = tuple(part.strip().strip("\"'") for part in match.group(1).split("."))
+                found.setdefault(parts, number)
+        return found
+
     def line_of(self, table: str, key: str | None = None) -> int | None:
         """1-based line of ``[table]`` (dotted) or of ``key =`` inside it; None if not found."""
-        header = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(_key_re(p) for p in table.split(".")) + r"\s*\]")
-        start = None
-        for number, line in enumerate(self.lines, 1):
-            if header.match(line):
-                start = number
-                break
-        if start is None:
-            return None
-        if key is None:
+        start = self.headers.get(tuple(table.split(".")))
+        if start is None or key is None:
             return start
         assignment = re.compile(r"^\s*" + _key_re(key) + r"\s*[=.]")
         for number in range(start + 1, len(self.lines) + 1):
             line = self.lines[number - 1]
-            if re.match(r"^\s*\[", line):
+            if line.lstrip().startswith("["):
                 break
             if assignment.match(line):
                 return number
-        # inline tables: `calculation.x = { entry = ... }` or `x = { ... }` under [calculation]
-        return start
+        return start  # the key sits in an inline table: the header is the best place to point
 
     def error(self, message: str, table: str, key: str | None = None) -> ConfigError:
         return ConfigError(message, path=self.display, line=self.line_of(table, key))
+
+
+_HEADER = re.compile(r"^\s*\[(?!\[)\s*([^\]]+?)\s*\]")
 
 
 def _key_re(part: str) -> str:
