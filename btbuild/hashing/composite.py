@@ -1,0 +1,171 @@
+"""Per-target hashes: each component on its own (for ``explain``) and combined.
+
+``static`` covers everything about a target itself: normalized code, layers,
+infrastructure, epoch and the parts of its declaration that change behaviour. The
+analysis stage decides re-runs from ``static`` plus the *result hashes* of the deps (that
+is what allows early cutoff). ``composite`` additionally folds in the upstream targets'
+composite hashes (a Merkle hash over the dependency graph); ``btbuild hash`` shows it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from btbuild.errors import CycleError, LabelError
+from btbuild.hashing.cache import HashCache
+from btbuild.hashing.digest import hash_json
+from btbuild.hashing.infra import (
+    HASH_SCHEME_VERSION,
+    DistributionIndex,
+    check_extra_inputs,
+    infra_hash,
+)
+from btbuild.hashing.layers import FactsReader, LayerScanner, layer_hash, relative_posix
+from btbuild.workspace.model import Target, Workspace
+
+
+@dataclass(frozen=True)
+class TargetHashes:
+    """Every hash component of one target; all hashes are 32-hex xxh3_128 digests."""
+
+    name: str
+    label: str
+    code: str  # normalized source of the entry file
+    layers: str  # workspace-local modules it imports, transitively
+    infra: str  # python minor, scheme version, third-party versions, plugin inputs
+    epoch: int  # the workspace epoch (a value, not a hash, so explain can print it)
+    declaration: str  # kind, roots, optional_roots, historical, lookback, entry attr
+    static: str  # all of the above: what the analysis stage compares with dep result hashes
+    deps: str  # Merkle hash over the upstream targets' composite hashes
+    composite: str  # static + deps
+    layer_files: tuple[str, ...]  # workspace-relative posix paths, sorted
+    distributions: tuple[tuple[str, str], ...]  # (distribution, version), sorted
+    upstream: tuple[tuple[str, str], ...]  # (dep target name, its composite hash), sorted
+
+
+def declaration_hash(target: Target) -> str:
+    """The parts of a target's declaration that change what a cell computes.
+
+    Not included: schedule (which dates run, not what they compute), product_lines and
+    checks (metadata and validation), deps (covered by the deps component), the entry
+    file's path (its content is the code component) and the package (cell identity).
+    """
+    return hash_json(
+        {
+            "kind": target.kind,
+            "entry_attr": target.entry_attr,
+            "roots": sorted(target.roots),
+            "optional_roots": sorted(target.optional_roots),
+            "historical": target.historical,
+            "lookback": sorted([source, days] for source, days in target.lookback),
+        }
+    )
+
+
+def combine_static(*, code: str, layers: str, infra: str, epoch: int, declaration: str) -> str:
+    return hash_json(
+        {
+            "scheme": HASH_SCHEME_VERSION,
+            "code": code,
+            "layers": layers,
+            "infra": infra,
+            "epoch": epoch,
+            "declaration": declaration,
+        }
+    )
+
+
+def deps_hash(upstream: Mapping[str, str]) -> str:
+    """Merkle step: hash of sorted (dep name, dep composite) pairs."""
+    return hash_json(sorted(upstream.items()))
+
+
+def composite_hash(static: str, deps: str) -> str:
+    return hash_json({"static": static, "deps": deps})
+
+
+def compute_hashes(
+    workspace: Workspace,
+    *,
+    extra_infra: Mapping[str, str] | None = None,
+    cache: HashCache | None = None,
+    distributions: DistributionIndex | None = None,
+) -> dict[str, TargetHashes]:
+    """Hash every target of ``workspace``; the result is keyed by target name.
+
+    ``extra_infra`` are the plugin-provided infrastructure inputs. ``cache`` (e.g.
+    :meth:`HashCache.for_workspace`) makes unchanged files free; it is saved before
+    returning. ``distributions`` replaces the installed-package lookup (tests).
+    """
+    extra = check_extra_inputs(extra_infra or {})
+    index = distributions if distributions is not None else DistributionIndex.installed()
+    reader = FactsReader(cache)
+    scanner = LayerScanner(workspace.root, reader)
+    by_label = workspace.by_label()
+    results: dict[str, TargetHashes] = {}
+    for target in _topological(workspace.targets, by_label):
+        scan = scanner.scan(target.entry_file)
+        versions = index.versions_for(scan.third_party)
+        code = reader(target.entry_file).code_hash
+        layers = layer_hash(scan.files, workspace.root, reader)
+        infra = infra_hash(versions, extra)
+        declaration = declaration_hash(target)
+        static = combine_static(
+            code=code, layers=layers, infra=infra, epoch=workspace.epoch, declaration=declaration
+        )
+        upstream = {
+            by_label[label].name: results[by_label[label].name].composite for label in target.deps
+        }
+        deps = deps_hash(upstream)
+        results[target.name] = TargetHashes(
+            name=target.name,
+            label=target.label,
+            code=code,
+            layers=layers,
+            infra=infra,
+            epoch=workspace.epoch,
+            declaration=declaration,
+            static=static,
+            deps=deps,
+            composite=composite_hash(static, deps),
+            layer_files=tuple(relative_posix(path, workspace.root) for path in scan.files),
+            distributions=tuple(versions.items()),
+            upstream=tuple(sorted(upstream.items())),
+        )
+    if cache is not None:
+        cache.save()
+    return {name: results[name] for name in workspace.targets}
+
+
+def _topological(targets: Mapping[str, Target], by_label: Mapping[str, Target]) -> list[Target]:
+    """Targets ordered so each comes after its deps (Kahn's algorithm, no recursion)."""
+    waiting: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {name: [] for name in targets}
+    for target in targets.values():
+        for label in target.deps:
+            upstream = by_label.get(label)
+            if upstream is None:
+                raise LabelError(
+                    f"target {target.label} depends on {label}, which is not a target of this workspace",
+                    path=target.build_file,
+                    line=target.line,
+                )
+            dependents[upstream.name].append(target.name)
+        waiting[target.name] = len(set(target.deps))
+    ready = deque(name for name in targets if waiting[name] == 0)
+    ordered: list[Target] = []
+    while ready:
+        name = ready.popleft()
+        ordered.append(targets[name])
+        for dependent in dict.fromkeys(dependents[name]):
+            waiting[dependent] -= 1
+            if waiting[dependent] == 0:
+                ready.append(dependent)
+    if len(ordered) != len(targets):
+        stuck = sorted(targets[name].label for name, count in waiting.items() if count > 0)
+        raise CycleError(
+            f"cannot hash targets caught in a dependency cycle: {', '.join(stuck)}", [stuck]
+        )
+    return ordered

@@ -1,0 +1,145 @@
+"""Layers: the workspace-local modules a calculation imports, transitively.
+
+A layer's contribution to the hash is its workspace-relative path and its normalized code
+hash; third-party imports found on the way feed the infrastructure hash instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from btbuild.errors import WorkspaceError
+from btbuild.hashing.cache import HashCache
+from btbuild.hashing.digest import hash_json
+from btbuild.hashing.facts import FileFacts, analyze_source, decode_source
+from btbuild.hashing.imports import (
+    ImportRecord,
+    is_local_package_dir,
+    is_stdlib,
+    package_inits,
+    resolve_module,
+)
+
+
+class FactsReader:
+    """Reads files once per run: raw bytes -> cache lookup -> parse only on a miss."""
+
+    def __init__(self, cache: HashCache | None = None) -> None:
+        self.cache = cache if cache is not None else HashCache()
+        self._memo: dict[Path, FileFacts] = {}
+
+    def __call__(self, path: Path) -> FileFacts:
+        facts = self._memo.get(path)
+        if facts is None:
+            try:
+                raw = path.read_bytes()
+            except OSError as error:
+                raise WorkspaceError(
+                    f"cannot read this file to hash it: {error.strerror or error}", path=path
+                ) from None
+            key = self.cache.key_for(raw)
+            facts = self.cache.get(key)
+            if facts is None:
+                facts = analyze_source(decode_source(raw, path=str(path)), path=str(path))
+                self.cache.put(key, facts)
+            self._memo[path] = facts
+        return facts
+
+
+@dataclass(frozen=True)
+class LayerScan:
+    """What a calculation imports: local layer files (entry excluded) and third-party names."""
+
+    files: tuple[Path, ...]
+    third_party: tuple[str, ...]  # top-level module names, sorted
+
+
+class LayerScanner:
+    """Walks import graphs iteratively; module resolutions are shared between calculations."""
+
+    def __init__(self, workspace_root: Path, reader: FactsReader | None = None) -> None:
+        self.root = workspace_root
+        self.reader = reader if reader is not None else FactsReader()
+        self._resolved: dict[tuple[str, tuple[Path, ...]], list[Path] | None] = {}
+
+    def scan(self, entry_file: Path) -> LayerScan:
+        search_dirs = _unique((entry_file.parent, self.root))
+        seen: set[Path] = {entry_file}
+        third_party: set[str] = set()
+        queue = deque([entry_file])
+        while queue:
+            current = queue.popleft()
+            for record in self.reader(current).imports:
+                for found in self._record_files(record, current, search_dirs, third_party):
+                    if found not in seen:
+                        seen.add(found)
+                        queue.append(found)
+        seen.discard(entry_file)
+        return LayerScan(
+            tuple(sorted(seen, key=lambda p: p.as_posix())), tuple(sorted(third_party))
+        )
+
+    def _record_files(
+        self,
+        record: ImportRecord,
+        importer: Path,
+        search_dirs: tuple[Path, ...],
+        third_party: set[str],
+    ) -> list[Path]:
+        if record.level:
+            base = importer.parent
+            for _ in range(record.level - 1):
+                base = base.parent
+            dirs: tuple[Path, ...] = (base,)
+        else:
+            dirs = search_dirs
+        files: list[Path] = []
+        module_files = self._resolve(record.module, dirs) if record.module else None
+        if module_files:
+            files.extend(module_files)
+        for name in record.names:
+            if name == "*":
+                continue
+            submodule = f"{record.module}.{name}" if record.module else name
+            files.extend(self._resolve(submodule, dirs) or ())
+        if (
+            not files
+            and not record.level
+            and not is_stdlib(record.module)
+            and not is_local_package_dir(record.module, dirs)
+        ):
+            third_party.add(record.module.split(".")[0])
+        return files
+
+    def _resolve(self, name: str, dirs: tuple[Path, ...]) -> list[Path] | None:
+        key = (name, dirs)
+        if key not in self._resolved:
+            found = resolve_module(name, dirs)
+            self._resolved[key] = None if found is None else [*package_inits(name, found), found]
+        return self._resolved[key]
+
+
+def _unique(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    return tuple(dict.fromkeys(paths))
+
+
+def layer_files(
+    entry_file: Path, workspace_root: Path, *, cache: HashCache | None = None
+) -> list[Path]:
+    """The workspace-local modules ``entry_file`` imports, transitively, sorted; entry excluded."""
+    return list(LayerScanner(workspace_root, FactsReader(cache)).scan(entry_file).files)
+
+
+def relative_posix(path: Path, root: Path) -> str:
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def layer_hash(
+    files: tuple[Path, ...] | list[Path], workspace_root: Path, reader: FactsReader
+) -> str:
+    """Hash over sorted (workspace-relative posix path, code hash) pairs."""
+    pairs = sorted((relative_posix(path, workspace_root), reader(path).code_hash) for path in files)
+    return hash_json(pairs)
