@@ -43,7 +43,7 @@ def test_planted_cycle_is_reported_as_a_real_cycle(deps, data):
     length = data.draw(st.integers(1, min(5, len(nodes))))
     cycle_nodes = data.draw(st.permutations(nodes))[:length]
     planted = {n: list(ds) for n, ds in deps.items()}
-    for a, b in zip(cycle_nodes, cycle_nodes[1:] + cycle_nodes[:1]):
+    for a, b in zip(cycle_nodes, cycle_nodes[1:] + cycle_nodes[:1], strict=False):
         if b not in planted[a]:
             planted[a].append(b)
     with pytest.raises(CycleError) as info:
@@ -53,7 +53,7 @@ def test_planted_cycle_is_reported_as_a_real_cycle(deps, data):
     for cycle in cycles:
         assert cycle[0] == cycle[-1]
         assert len(set(cycle[:-1])) == len(cycle) - 1  # elementary
-        for a, b in zip(cycle, cycle[1:]):
+        for a, b in zip(cycle, cycle[1:], strict=False):
             assert b in planted[a], f"{a} -> {b} is not an edge"
         assert " -> ".join(cycle) in str(info.value)
     assert any(set(c) & set(cycle_nodes) for c in cycles)
@@ -77,8 +77,9 @@ def test_deep_chain_does_not_recurse():
 
 
 def test_product_line_slicing_keeps_deps():
-    from btbuild.workspace.model import Target
     from pathlib import Path
+
+    from btbuild.workspace.model import Target
 
     def target(name, deps=(), lines=()):
         return Target(name=name, package="p", entry_file=Path("x.py"), entry_attr="X", deps=deps, product_lines=lines)
