@@ -1,0 +1,120 @@
+"""Every hook btbuild calls, in one place, grouped by the phase that calls it.
+
+A plugin is a module (or object) whose functions carry :data:`hookimpl` and are named after
+one of the specifications below. Implementations may accept any subset of a hook's
+parameters, in any order, by name. Any function whose name starts with ``btbuild_`` is taken
+as a hook implementation, marked or not, so a misspelled name fails loudly at load time
+instead of being silently ignored.
+
+Collecting hooks (``btbuild_root_sources``, ``btbuild_infra_inputs``,
+``btbuild_check_options``, ``btbuild_result_validators``) call *every* implementation in
+registration order — built-ins, then installed ``btbuild`` entry points, then the
+``[workspace] plugins`` list — and combine the results; none of them stops at the first
+result. Every hook may ask for ``config`` (a :class:`~btbuild.plugins.config.PluginConfig`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from btbuild.plugins.config import PluginConfig
+    from btbuild.plugins.sources import RootSource
+    from btbuild.plugins.validators import ResultValidator
+
+PROJECT = "btbuild"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -------------------------------------------------------------------------------------------
+# Configuration: once per process, right after every plugin is registered.
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def btbuild_configure(config: PluginConfig) -> None:
+    """Read and validate this plugin's settings.
+
+    Called once, after all plugins are registered and checked, before any other hook.
+    Raise :class:`btbuild.errors.ConfigError` (``config.error(name, message)`` builds one
+    naming the BUILD.toml) for a bad ``[plugin.<name>]`` table.
+
+    :param config: frozen value with ``root`` (the workspace directory), ``build_file``
+        (the root BUILD.toml) and ``settings`` (plugin short name -> its ``[plugin.<name>]``
+        table), e.g. ``config.settings_for("market")["users"]``.
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Root data: when the session needs the sources (analysis, execution, the fabricator).
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def btbuild_root_sources(config: PluginConfig) -> Sequence[RootSource] | None:
+    """Return the root data sources this plugin provides.
+
+    Called once per session, after :func:`btbuild_configure`. All results are collected;
+    two sources with the same name are an error naming both plugins.
+
+    :param config: the plugin configuration (see :func:`btbuild_configure`).
+    :return: a list of :class:`~btbuild.plugins.sources.RootSource` instances (or ``None``).
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Hashing: when the infrastructure hash is computed.
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def btbuild_infra_inputs(config: PluginConfig) -> Mapping[str, str] | None:
+    """Return extra named inputs of the infrastructure hash.
+
+    Called once per session. All results are merged into one mapping; changing any value
+    re-runs every cell (like changing the epoch). The same key from two plugins is an error
+    naming both, unless both give the same value.
+
+    :param config: the plugin configuration (see :func:`btbuild_configure`).
+    :return: ``{name: value}`` with string keys and string values (or ``None``).
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Checks: when a target's result validators are built, before a cell runs.
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def btbuild_check_options(config: PluginConfig) -> Mapping[str, str] | None:
+    """Declare the keys a target's ``checks`` table may use for this plugin's validators.
+
+    Called once per session. All results are merged; a ``checks`` key no plugin declares is
+    an error naming the target.
+
+    :return: ``{key: one-line description}`` (or ``None``).
+    """
+
+
+@hookspec
+def btbuild_result_validators(
+    target_name: str, kind: str, overrides: Mapping[str, object], config: PluginConfig
+) -> Sequence[ResultValidator] | None:
+    """Return fresh validators for one cell of ``target_name``.
+
+    Called once per cell about to run; all results are collected and every validator sees
+    every item (see :class:`~btbuild.plugins.validators.ResultValidator`). Raise
+    :class:`btbuild.errors.ConfigError` naming the target for a bad override value.
+
+    :param target_name: the target's name (unique in the workspace).
+    :param kind: ``"per_user"`` or ``"per_date"``.
+    :param overrides: the target's ``checks`` table from BUILD.toml, e.g.
+        ``{"null_density": 0.9, "flatline": False}``; keys were already checked against
+        :func:`btbuild_check_options`.
+    :param config: the plugin configuration.
+    :return: a list of validators (or ``None``).
+    """

@@ -1,0 +1,134 @@
+"""The root data source protocol (DESIGN.md section 4) and an in-memory double for tests."""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal
+
+import xxhash
+
+from btbuild.errors import PluginError
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+Scope = Literal["date", "user"]
+SCOPES: tuple[Scope, ...] = ("date", "user")
+SOURCE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+class RootSource(ABC):
+    """One named stream of root data, available (or not) per date.
+
+    Subclasses set ``name`` and ``scope`` and implement :meth:`available`,
+    :meth:`fingerprint`, :meth:`strategy`, and :meth:`load` (``scope = "date"``) or
+    :meth:`users` (``scope = "user"``).
+    """
+
+    name: str
+    scope: Scope
+
+    @abstractmethod
+    def available(self, day: date) -> bool:
+        """Whether this source has data for ``day``; cheap, called once per date per build."""
+
+    @abstractmethod
+    def fingerprint(self, day: date) -> str:
+        """A digest that changes whenever ``day``'s data is (re-)ingested differently.
+
+        Only called for available days. It feeds the root hash of every cell reading the
+        source on ``day``, so it must be identical in every process.
+        """
+
+    def load(self, day: date) -> Any:
+        """The whole JSON value for ``day`` (date scope)."""
+        raise PluginError(f"root source {self.name!r} has scope {self.scope!r}: it has no load(); use users()")
+
+    def users(self, day: date) -> Iterator[tuple[str, Any]]:
+        """``(user_id, record)`` pairs for ``day`` in ascending user-id order (user scope).
+
+        A generator: callers stream it and must never need the whole day in memory.
+        """
+        raise PluginError(f"root source {self.name!r} has scope {self.scope!r}: it has no users(); use load()")
+
+    @abstractmethod
+    def strategy(self) -> SearchStrategy[Any]:
+        """A Hypothesis strategy for one date's value (date scope) or one user's record."""
+
+    def unavailable(self, day: date) -> PluginError:
+        """The error to raise when data is asked for on a day :meth:`available` denies."""
+        return PluginError(f"root source {self.name!r} has no data for {day.isoformat()}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} scope={self.scope}>"
+
+
+def check_source(source: object, plugin: str) -> RootSource:
+    """Validate one value returned by ``btbuild_root_sources`` of ``plugin``."""
+    if not isinstance(source, RootSource):
+        raise PluginError(
+            f"plugin {plugin!r}: btbuild_root_sources returned {source!r}, expected instances of btbuild.plugins.RootSource"
+        )
+    name = getattr(source, "name", None)
+    if not isinstance(name, str) or not SOURCE_NAME.match(name):
+        raise PluginError(f"plugin {plugin!r}: root source name {name!r} must match [a-z][a-z0-9_]*")
+    if getattr(source, "scope", None) not in SCOPES:
+        raise PluginError(
+            f"plugin {plugin!r}: root source {name!r} has scope {getattr(source, 'scope', None)!r}, expected 'date' or 'user'"
+        )
+    return source
+
+
+class MemorySource(RootSource):
+    """A source holding its data in a dict: the test double for every stage.
+
+    ``data`` maps a date to the date's value (date scope) or to a ``{user_id: record}``
+    mapping (user scope). The fingerprint is the hash of the canonical JSON of that date's
+    data, so replacing a date's data (:meth:`set`) changes exactly that date's fingerprint.
+    """
+
+    def __init__(self, name: str, scope: Scope, data: Mapping[date, Any] | None = None):
+        self.name = name
+        self.scope = scope
+        self._data: dict[date, Any] = dict(data or {})
+
+    def set(self, day: date, value: Any) -> None:
+        self._data[day] = value
+
+    def remove(self, day: date) -> None:
+        self._data.pop(day, None)
+
+    def available(self, day: date) -> bool:
+        return day in self._data
+
+    def fingerprint(self, day: date) -> str:
+        if day not in self._data:
+            raise self.unavailable(day)
+        text = json.dumps(self._data[day], sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return xxhash.xxh3_128_hexdigest(text.encode())
+
+    def load(self, day: date) -> Any:
+        if self.scope != "date":
+            return super().load(day)
+        if day not in self._data:
+            raise self.unavailable(day)
+        return self._data[day]
+
+    def users(self, day: date) -> Iterator[tuple[str, Any]]:
+        if self.scope != "user":
+            yield from super().users(day)
+            return
+        if day not in self._data:
+            raise self.unavailable(day)
+        records = self._data[day]
+        for user_id in sorted(records):
+            yield user_id, records[user_id]
+
+    def strategy(self) -> SearchStrategy[Any]:
+        from btbuild.plugins.strategies import json_values
+
+        return json_values()
