@@ -1,0 +1,412 @@
+"""The storage backend interface, and the result writer/reader every backend shares.
+
+A backend implements the abstract methods below: small, atomic operations on cell records,
+shards, the run log, the SimHash registry and the equivalence ledger. Encoding, sharding,
+hashing and the commit protocol live here, so every backend stores the same bytes and keeps
+the same crash guarantees:
+
+1. :meth:`Backend.acquire` atomically takes a cell and hands out a fresh *generation* (attempt
+   id); the cell keeps pointing at its last committed generation.
+2. :class:`ResultWriter` writes shards under the new generation; readers never look there.
+3. :meth:`ResultWriter.commit` writes the cell record pointing at the new generation, after
+   checking in the same transaction that the lease is still ours: this is the single step that
+   makes the new result visible. Only then are older generations deleted.
+
+A crash before step 3 leaves the old result visible and orphan shards that the next commit of
+the cell (or :meth:`Backend.collect_garbage`) deletes. Readers follow the record only, and
+retry when a commit deleted the generation they were reading.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+from btbuild.errors import LeaseLost, StorageError
+from btbuild.storage import codec
+from btbuild.storage.records import (
+    COMMITTED,
+    DEAD_LETTER,
+    FAILED,
+    IMPOSSIBLE,
+    INPUT_FIELDS,
+    RUNNING,
+    STATUSES,
+    CellRecord,
+    Equivalence,
+    Lease,
+    RunRecord,
+)
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+_READ_RETRIES = 5
+
+
+def check_cell_key(target: str, date: str) -> None:
+    """Refuse keys that cannot name a cell (every backend calls this on writes)."""
+    if not isinstance(target, str) or not target or "/" in target:
+        raise StorageError(f"cell target {target!r} is not a target name (expected e.g. 'portfolio_risk')")
+    if not isinstance(date, str) or not _DATE.match(date):
+        raise StorageError(f"cell date {date!r} for target {target!r} is not an ISO date (expected YYYY-MM-DD)")
+
+
+def new_generation() -> str:
+    """A fresh attempt id, unique across processes and machines."""
+    return uuid.uuid4().hex
+
+
+class Backend(ABC):
+    """Action cache, result shards, run log, SimHash registry and equivalence ledger.
+
+    Times are epoch seconds; every method taking ``now`` uses ``time.time()`` when it is None
+    (tests pass it to simulate expired leases). Unreadable records and shards are cache misses:
+    they are skipped, never raised and never executed.
+    """
+
+    shard_limit: int = codec.SHARD_LIMIT
+
+    # ------------------------------------------------------------------ cell records
+
+    @abstractmethod
+    def get_cells(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellRecord]:
+        """Every readable record for the cross product of ``targets`` and ``dates``, keyed
+        ``(target, date)``, in a few round trips however many there are."""
+
+    def get_cell(self, target: str, date: str) -> CellRecord | None:
+        return self.get_cells([target], [date]).get((target, date))
+
+    @abstractmethod
+    def put_cells(self, records: Iterable[CellRecord]) -> int:
+        """Write records as they are, without any lease check (imports, tooling, benchmarks).
+        Returns how many were written."""
+
+    @abstractmethod
+    def put_cell_status(
+        self, target: str, date: str, status: str, *, now: float | None = None, **changes: Any
+    ) -> CellRecord | None:
+        """Record a cell state that has no new result: ``impossible``, ``failed``,
+        ``dead_letter``, or ``committed`` to refresh the input hashes of an existing result
+        (a cosmetic change). ``changes`` may set ``last_error``, ``attempts`` and the input
+        fields (composite_hash, components, code_hash, sim_hash, dep_results,
+        root_fingerprints, category). The committed result stays as it is. Returns None,
+        changing nothing, while another builder holds a live lease on the cell."""
+
+    # ------------------------------------------------------------------ leases
+
+    @abstractmethod
+    def acquire(
+        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None
+    ) -> Lease | None:
+        """Atomically take the cell for one attempt: succeeds when nobody holds a live lease
+        (an expired one is a zombie and is taken over). Sets status ``running``, counts the
+        attempt and returns a lease with a fresh generation; None when the cell is taken."""
+
+    @abstractmethod
+    def renew(self, lease: Lease, now: float | None = None) -> Lease:
+        """Extend the lease by its ``lease_seconds``; :class:`LeaseLost` if it was taken over."""
+
+    @abstractmethod
+    def release(self, lease: Lease, now: float | None = None) -> None:
+        """Give the cell back unchanged (the work turned out not to be needed) and drop any
+        shards written under the lease. Does nothing to a cell someone else took over."""
+
+    @abstractmethod
+    def _finish(self, lease: Lease, status: str, error: str | None, now: float) -> CellRecord | None:
+        """End the attempt without a result and drop its shards; None if the lease was lost."""
+
+    @abstractmethod
+    def _commit(self, lease: Lease, result: Mapping[str, Any], now: float) -> CellRecord:
+        """Atomically check the lease and write the record pointing at ``lease.generation``
+        (the visible commit), then delete every other generation of the cell.
+        :class:`LeaseLost` (writing nothing) if the lease was taken over."""
+
+    # ------------------------------------------------------------------ shards
+
+    @abstractmethod
+    def _write_shards(self, target: str, date: str, generation: str, shards: Mapping[int, bytes]) -> None:
+        """Store shards (index -> compressed bytes) under a generation nobody reads yet."""
+
+    @abstractmethod
+    def _read_shards(self, target: str, date: str, generation: str, indices: range) -> list[bytes | None]:
+        """The shards at ``indices`` of a generation; None for each one that is missing."""
+
+    @abstractmethod
+    def _delete_generation(self, target: str, date: str, generation: str) -> None:
+        """Delete every shard of one generation."""
+
+    @abstractmethod
+    def collect_garbage(self, now: float | None = None) -> int:
+        """Delete shards of generations no record points at, neither as its committed result
+        nor as its running attempt (leftovers of crashed attempts and deleted cells).
+        Returns how many shards were deleted."""
+
+    # ------------------------------------------------------------------ targets
+
+    @abstractmethod
+    def delete_target(self, target: str) -> int:
+        """Delete every cell (records and shards) of a target; returns how many cells."""
+
+    @abstractmethod
+    def migrate_category(self, target: str, new_package: str) -> int:
+        """Delete the cells a target left under any package but ``new_package`` (it moved);
+        returns how many cells. The run log and SimHash registry are kept."""
+
+    # ------------------------------------------------------------------ run log, SimHash
+
+    @abstractmethod
+    def append_run(self, run: RunRecord) -> None: ...
+
+    @abstractmethod
+    def runs(self, target: str | None = None, limit: int = 100) -> list[RunRecord]:
+        """The newest runs first (by start time), of one target or all."""
+
+    @abstractmethod
+    def get_sim_hash(self, code_hash: str, fabricator_version: str) -> str | None: ...
+
+    @abstractmethod
+    def put_sim_hash(self, code_hash: str, fabricator_version: str, sim_hash: str) -> None: ...
+
+    @abstractmethod
+    def record_equivalence(
+        self, target: str, old_code_hash: str, new_code_hash: str, sim_hash: str, date: str,
+        now: float | None = None,
+    ) -> Equivalence: ...
+
+    @abstractmethod
+    def equivalences(self, target: str | None = None) -> list[Equivalence]:
+        """The ledger, oldest first, of one target or all."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:  # noqa: B027 - backends without resources need not override
+        """Release connections and files; the backend is unusable afterwards."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ results (shared)
+
+    def open_writer(self, lease: Lease, kind: str) -> ResultWriter:
+        """A writer for the result of the attempt ``lease`` stands for."""
+        return ResultWriter(self, lease, kind)
+
+    def read_result(self, target: str, date: str) -> Any:
+        """The committed result (a dict user id -> value for per_user), or None when there is
+        none or it cannot be read (a miss). Use :meth:`has_result` to tell a stored ``null``."""
+        for _ in range(_READ_RETRIES):
+            record = self.get_cell(target, date)
+            if record is None or not record.has_result:
+                return None
+            shards = self._read_shards(target, date, record.generation or "", range(record.shard_count))
+            if any(shard is None for shard in shards):
+                if self._moved_on(record):
+                    continue
+                return None
+            try:
+                return _hydrate_verified(record, shards)  # type: ignore[arg-type]
+            except ValueError:
+                if self._moved_on(record):
+                    continue
+                return None
+        return None
+
+    def has_result(self, target: str, date: str) -> bool:
+        """True if the cell has a committed result whose shards are all present."""
+        record = self.get_cell(target, date)
+        if record is None or not record.has_result:
+            return False
+        shards = self._read_shards(target, date, record.generation or "", range(record.shard_count))
+        return all(shard is not None for shard in shards)
+
+    def iter_result(self, target: str, date: str) -> Iterator[tuple[str, Any]]:
+        """Stream a per_user result as (user id, value) in the order it was written, one shard
+        in memory at a time. Yields nothing when there is no readable result. A result that
+        turns out corrupt, or is replaced and deleted mid-stream, raises :class:`StorageError`
+        after the items already yielded (the hash is checked at the end)."""
+        record = self.get_cell(target, date)
+        if record is None or not record.has_result or record.kind != "per_user":
+            return
+        generation = record.generation or ""
+        first = self._read_shards(target, date, generation, range(min(1, record.shard_count)))
+        if any(shard is None for shard in first):
+            return
+
+        def shards() -> Iterator[bytes]:
+            for index in range(record.shard_count):
+                shard = first[0] if index == 0 else self._read_shards(target, date, generation, range(index, index + 1))[0]
+                if shard is None:
+                    raise StorageError(f"result of {target} on {date} changed or vanished while it was being read; read it again")
+                yield shard
+
+        hasher = codec.PerUserHash()
+        try:
+            for line in codec.iter_user_lines(shards()):
+                hasher.add_line(line)
+                yield codec.parse_user_line(line)
+        except ValueError as exc:
+            raise StorageError(f"result of {target} on {date} is corrupt: {exc}") from None
+        if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
+            raise StorageError(f"result of {target} on {date} is corrupt: its hash does not match the record")
+
+    def _moved_on(self, record: CellRecord) -> bool:
+        current = self.get_cell(record.target, record.date)
+        return current is not None and current.generation != record.generation
+
+
+def _hydrate_verified(record: CellRecord, shards: list[bytes]) -> Any:
+    """Hydrate shards and check them against the record; ValueError when they disagree."""
+    if record.kind == "per_date":
+        data = b"".join(codec.inflate_shard(shard) for shard in shards)
+        if codec.per_date_hash(data) != record.result_hash:
+            raise ValueError("hash mismatch")
+        return json.loads(data)
+    hasher = codec.PerUserHash()
+    result: dict[str, Any] = {}
+    for line in codec.iter_user_lines(shards):
+        hasher.add_line(line)
+        user_id, value = codec.parse_user_line(line)
+        result[user_id] = value
+    if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
+        raise ValueError("hash mismatch")
+    return result
+
+
+class ResultWriter:
+    """Writes one attempt's result incrementally; nothing is visible before :meth:`commit`.
+
+    per_user: call :meth:`add` with a mapping or an iterable of (user id, value), as often as
+    needed; per_date: call it once with the value. Full shards are stored as they fill up;
+    :meth:`flush` also stores the partial one (call it to bound memory). Used as a context
+    manager, an exception inside the block aborts the attempt as ``failed``.
+    """
+
+    def __init__(self, backend: Backend, lease: Lease, kind: str) -> None:
+        if kind not in ("per_user", "per_date"):
+            raise StorageError(f"result kind {kind!r} for {lease.target} is unknown (expected 'per_user' or 'per_date')")
+        self.backend = backend
+        self.lease = lease
+        self.kind = kind
+        self._shards = codec.ShardBuilder(backend.shard_limit)
+        self._next_index = 0
+        self._user_hash = codec.PerUserHash()
+        self._date_hash: str | None = None
+        self._seen: set[str] = set()
+        self._closed = False
+
+    @property
+    def item_count(self) -> int:
+        return self._user_hash.count if self.kind == "per_user" else int(self._date_hash is not None)
+
+    def add(self, items: Any) -> None:
+        """Append users (per_user) or set the value (per_date). A value that is not JSON
+        raises :class:`CalculationError` naming the user and the path inside the value; users
+        added before it (in the same call) are kept, the bad one is not."""
+        self._check_open()
+        if self.kind == "per_date":
+            if self._date_hash is not None:
+                raise StorageError(f"per_date result of {self.lease.target} on {self.lease.date} was already added")
+            data = codec.canonical_bytes(items)
+            self._date_hash = codec.per_date_hash(data)
+            self._shards.write(data)
+        else:
+            pairs = items.items() if isinstance(items, Mapping) else items
+            for user_id, value in pairs:
+                line = codec.user_line(user_id, value)
+                if user_id in self._seen:
+                    raise StorageError(f"user {user_id!r} was added twice to {self.lease.target} on {self.lease.date}")
+                self._seen.add(user_id)
+                self._user_hash.add_line(line)
+                self._shards.write(line + b"\n")
+        self._store(self._shards.take())
+
+    def flush(self) -> None:
+        """Store everything added so far (still invisible until :meth:`commit`)."""
+        self._check_open()
+        self._shards.close_shard()
+        self._store(self._shards.take())
+
+    def commit(self, *, now: float | None = None, **inputs: Any) -> CellRecord:
+        """Make the result visible. ``inputs`` are the INPUT_FIELDS the result was computed
+        from (composite_hash, components, code_hash, sim_hash, dep_results,
+        root_fingerprints, category). :class:`LeaseLost` if another builder took the cell."""
+        self._check_open()
+        unknown = set(inputs) - set(INPUT_FIELDS)
+        if unknown:
+            raise StorageError(f"commit of {self.lease.target} on {self.lease.date}: unknown fields {sorted(unknown)}")
+        if self.kind == "per_date" and self._date_hash is None:
+            raise StorageError(f"per_date result of {self.lease.target} on {self.lease.date} has no value to commit")
+        self.flush()
+        result_hash = self._date_hash if self.kind == "per_date" else self._user_hash.hexdigest()
+        result = dict(
+            inputs,
+            generation=self.lease.generation,
+            result_hash=result_hash,
+            shard_count=self._next_index,
+            item_count=self.item_count,
+            kind=self.kind,
+        )
+        self._closed = True
+        try:
+            return self.backend._commit(self.lease, result, _now(now))
+        except LeaseLost:
+            self.backend._delete_generation(self.lease.target, self.lease.date, self.lease.generation)
+            raise
+
+    def abort(self, error: str | None = None, *, status: str = FAILED, now: float | None = None) -> CellRecord | None:
+        """End the attempt without a result: the previous result stays visible, the new
+        shards are deleted and the cell gets ``status`` (``failed``, ``dead_letter`` or
+        ``impossible``; the caller decides, e.g. from ``lease.attempts``). Returns None if
+        the lease was lost meanwhile."""
+        if status not in (FAILED, DEAD_LETTER, IMPOSSIBLE):
+            raise StorageError(f"abort status {status!r} is not one of failed, dead_letter, impossible")
+        self._closed = True
+        return self.backend._finish(self.lease, status, error, _now(now))
+
+    def _store(self, shards: list[bytes]) -> None:
+        if not shards:
+            return
+        numbered = {self._next_index + offset: shard for offset, shard in enumerate(shards)}
+        self.backend._write_shards(self.lease.target, self.lease.date, self.lease.generation, numbered)
+        self._next_index += len(shards)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError(f"result writer of {self.lease.target} on {self.lease.date} is already committed or aborted")
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None and not self._closed:
+            self.abort(f"{type(exc).__name__}: {exc}")
+
+
+def _now(now: float | None) -> float:
+    return time.time() if now is None else now
+
+
+def check_put_status(target: str, date: str, status: str, changes: Mapping[str, Any], previous: CellRecord | None) -> dict[str, Any]:
+    """Validate a put_cell_status call; returns the changes to apply."""
+    check_cell_key(target, date)
+    if status not in STATUSES or status == RUNNING:
+        raise StorageError(f"status {status!r} for {target} on {date} cannot be put (expected committed, failed, dead_letter or impossible)")
+    allowed = set(INPUT_FIELDS) | {"last_error", "attempts"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise StorageError(f"put_cell_status of {target} on {date}: unknown fields {sorted(unknown)}")
+    if status == COMMITTED and (previous is None or not previous.has_result):
+        raise StorageError(f"{target} on {date} has no result: only a ResultWriter can commit it")
+    return dict(changes)

@@ -1,0 +1,353 @@
+"""Canonical JSON, compressed shards and result hashes.
+
+Everything a backend stores as a result goes through here, so every backend stores the same
+bytes for the same value and every process computes the same hash:
+
+* **Canonical JSON**: sorted keys, compact separators, UTF-8 (``ensure_ascii=False``), floats
+  as ``repr`` (the shortest text that round-trips). ``-0.0`` is written as ``0.0`` because
+  the two compare equal in Python and a result hash must not depend on the sign of a zero.
+  NaN and Infinity are refused, and so is anything that is not ``dict`` (str keys), ``list``,
+  ``str``, ``int``, ``float``, ``bool`` or ``None``; tuples too, because they would come back
+  as lists and a result must read back equal to what was written. Subclasses of ``int``,
+  ``float``, ``str``, ``dict`` and ``list`` (``numpy.float64`` is one) are written as their
+  base type.
+* **Streams**: a per_date result is the canonical bytes of its value; a per_user result is one
+  line per user, ``["<user id>",<value>]\\n`` (canonical JSON never contains a raw newline).
+* **Shards**: a stream is cut into independent zlib streams of at most :data:`SHARD_LIMIT`
+  compressed bytes each. The guarantee is hard: the compressor is fed no more than the
+  worst-case deflate expansion leaves room for, so even one huge value is split across shards.
+* **Result hashes** (xxh3_128, domain separated so a per_date value and a per_user mapping
+  never collide): a per_date value hashes its canonical bytes; a per_user result sums the
+  hashes of its user lines modulo 2**128, so the hash does not depend on the order users were
+  written in, and partial sums from parallel writers combine with :meth:`PerUserHash.merge`.
+
+Nothing read back is ever unpickled or executed: hydration is ``json.loads``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import xxhash
+
+from btbuild.errors import CalculationError
+
+SHARD_LIMIT = 900_000
+"""Maximum compressed bytes in one shard (Firestore documents must stay under 1 MiB)."""
+
+COMPRESSION_LEVEL = 6
+HASH_SCHEME = "v1"
+
+_PER_DATE_DOMAIN = b"btbuild/result/per_date/" + HASH_SCHEME.encode() + b"\x00"
+_USER_DOMAIN = b"btbuild/result/user/" + HASH_SCHEME.encode() + b"\x00"
+_PER_USER_DOMAIN = b"btbuild/result/per_user/" + HASH_SCHEME.encode() + b"\x00"
+_MOD = 1 << 128
+
+# Raw bytes fed between two sync flushes; after a sync flush the compressed size is exact.
+_SEGMENT = 128 * 1024
+# Bytes a finished zlib stream may add after the last sync flush (end block, adler32).
+_FINAL_OVERHEAD = 32
+# Below this much guaranteed room a shard is closed rather than fed in tiny pieces.
+_MIN_ROOM = 512
+
+
+# --------------------------------------------------------------------------- canonical JSON
+
+
+class _Invalid(Exception):
+    """Internal: a value is not JSON; ``keys`` collects the path while unwinding."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.keys: list[str | int] = []
+
+
+def format_path(keys: Iterable[str | int], root: str = "$") -> str:
+    """``$.u001.risk[3]``; keys that are not identifiers are quoted: ``$["a b"]``."""
+    parts = [root]
+    for key in keys:
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        elif key.isidentifier():
+            parts.append(f".{key}")
+        else:
+            parts.append(f"[{json.dumps(key, ensure_ascii=False)}]")
+    return "".join(parts)
+
+
+def _scan(value: Any) -> bool:
+    """Check that ``value`` is a JSON value; return True if it holds a negative zero."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:
+        return False
+    if kind is float or (isinstance(value, float)):
+        if math.isnan(value) or math.isinf(value):
+            raise _Invalid(f"{value!r} is not allowed (NaN and Infinity have no JSON form)")
+        return value == 0.0 and math.copysign(1.0, value) < 0
+    if kind is dict or isinstance(value, dict):
+        negative = False
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _Invalid(f"key {key!r} is {type(key).__name__}; object keys must be strings")
+            try:
+                negative |= _scan(item)
+            except _Invalid as exc:
+                exc.keys.append(key)
+                raise
+        return negative
+    if kind is list or isinstance(value, list):
+        negative = False
+        for index, item in enumerate(value):
+            try:
+                negative |= _scan(item)
+            except _Invalid as exc:
+                exc.keys.append(index)
+                raise
+        return negative
+    if isinstance(value, (int, str)):
+        return False
+    if isinstance(value, tuple):
+        raise _Invalid("tuple is not a JSON value; return a list")
+    raise _Invalid(f"{type(value).__name__} is not a JSON value (expected dict, list, str, int, float, bool or None)")
+
+
+def _without_negative_zero(value: Any) -> Any:
+    if isinstance(value, float):
+        return 0.0 if value == 0.0 else value
+    if isinstance(value, dict):
+        return {key: _without_negative_zero(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_negative_zero(item) for item in value]
+    return value
+
+
+def _find_unencodable(value: Any) -> list[str | int] | None:
+    """Path of the first string (or key) that UTF-8 cannot encode (a lone surrogate)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return []
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_unencodable(key)
+            if found is None:
+                found = _find_unencodable(item)
+            if found is not None:
+                return [key, *found]
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_unencodable(item)
+            if found is not None:
+                return [index, *found]
+    return None
+
+
+def canonical_bytes(value: Any, *, path: Iterable[str | int] = ()) -> bytes:
+    """The canonical UTF-8 JSON of ``value``.
+
+    Raises :class:`CalculationError` naming where inside the value the problem is, e.g.
+    ``$.u001.risk: nan is not allowed``; ``path`` prefixes that location (a user id).
+    """
+    prefix = list(path)
+    try:
+        negative_zero = _scan(value)
+    except _Invalid as exc:
+        where = format_path(prefix + exc.keys[::-1])
+        raise CalculationError(f"{where}: {exc.reason}") from None
+    except RecursionError:
+        raise CalculationError(f"{format_path(prefix)}: value is nested too deeply to store as JSON") from None
+    if negative_zero:
+        value = _without_negative_zero(value)
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:  # an int too long for str() (Python's 4300-digit limit)
+        raise CalculationError(f"{format_path(prefix)}: {exc}") from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        where = format_path(prefix + (_find_unencodable(value) or []))
+        raise CalculationError(f"{where}: string holds a lone surrogate that UTF-8 cannot encode") from None
+
+
+def user_line(user_id: str, value: Any) -> bytes:
+    """One per_user stream line without its newline: ``["<user id>",<value>]``."""
+    if not isinstance(user_id, str):
+        raise CalculationError(
+            f"user id {user_id!r} is {type(user_id).__name__}; user ids must be strings"
+        )
+    body = canonical_bytes(value, path=[user_id])
+    return b"[" + canonical_bytes(user_id, path=[user_id]) + b"," + body + b"]"
+
+
+def parse_user_line(line: bytes) -> tuple[str, Any]:
+    """Inverse of :func:`user_line`; raises ``ValueError`` for anything malformed."""
+    pair = json.loads(line)
+    if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
+        raise ValueError("not a [user id, value] line")
+    return pair[0], pair[1]
+
+
+# --------------------------------------------------------------------------- result hashes
+
+
+def per_date_hash(canonical: bytes) -> str:
+    """Result hash of a per_date value from its canonical bytes."""
+    return xxhash.xxh3_128_hexdigest(_PER_DATE_DOMAIN + canonical)
+
+
+class PerUserHash:
+    """Order-independent hash of a per_user result, built from its user lines."""
+
+    __slots__ = ("total", "count")
+
+    def __init__(self, total: int = 0, count: int = 0) -> None:
+        self.total = total
+        self.count = count
+
+    def add_line(self, line: bytes) -> None:
+        self.total = (self.total + xxhash.xxh3_128_intdigest(_USER_DOMAIN + line)) % _MOD
+        self.count += 1
+
+    def merge(self, other: PerUserHash) -> PerUserHash:
+        """The hash of the union of two disjoint sets of users (parallel writers)."""
+        return PerUserHash((self.total + other.total) % _MOD, self.count + other.count)
+
+    def hexdigest(self) -> str:
+        return xxhash.xxh3_128_hexdigest(
+            _PER_USER_DOMAIN + self.total.to_bytes(16, "big") + self.count.to_bytes(8, "big")
+        )
+
+
+def result_hash(kind: str, value: Any) -> str:
+    """Result hash of a whole value: for ``per_user`` a mapping user id -> value."""
+    if kind == "per_date":
+        return per_date_hash(canonical_bytes(value))
+    hasher = PerUserHash()
+    for user_id, item in value.items():
+        hasher.add_line(user_line(user_id, item))
+    return hasher.hexdigest()
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def _worst_case(raw: int) -> int:
+    """Upper bound on the deflate output for ``raw`` input bytes plus one sync flush."""
+    return raw + (raw >> 8) + 64
+
+
+class ShardBuilder:
+    """Cuts a byte stream into zlib shards of at most ``limit`` compressed bytes.
+
+    Feed it with :meth:`write`; finished shards pile up until :meth:`take` hands them out.
+    :meth:`close_shard` ends the current shard early (an intermediate flush).
+    """
+
+    def __init__(self, limit: int = SHARD_LIMIT, level: int = COMPRESSION_LEVEL) -> None:
+        if limit < 4 * 1024:
+            raise ValueError("shard limit must be at least 4 KiB")
+        self.limit = limit
+        self.level = level
+        self._done: list[bytes] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._compressor = zlib.compressobj(self.level)
+        self._parts: list[bytes] = []
+        self._exact = 0  # compressed bytes emitted up to the last sync flush
+        self._pending = 0  # raw bytes fed since the last sync flush
+        self._empty = True
+
+    def _emit(self, chunk: bytes) -> None:
+        if chunk:
+            self._parts.append(chunk)
+            self._exact += len(chunk)
+
+    def _sync(self) -> None:
+        self._emit(self._compressor.flush(zlib.Z_SYNC_FLUSH))
+        self._pending = 0
+
+    def _room(self) -> int:
+        """Raw bytes that can still be fed with the shard guaranteed under the limit."""
+        free = self.limit - self._exact - _FINAL_OVERHEAD - _worst_case(self._pending)
+        return max(0, free * 256 // 257)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            room = self._room()
+            if room < min(len(view), _MIN_ROOM) and self._pending:
+                self._sync()  # learn the exact size; compression usually frees plenty
+                room = self._room()
+            if room < min(len(view), _MIN_ROOM) and not self._empty:
+                self.close_shard()
+                room = self._room()
+            take = min(len(view), room, _SEGMENT - self._pending)
+            piece, view = view[:take], view[take:]
+            self._emit(self._compressor.compress(piece))
+            self._pending += take
+            self._empty = False
+            if self._pending >= _SEGMENT:
+                self._sync()
+
+    def close_shard(self) -> None:
+        """Finish the current shard (if it holds anything) and start a new one."""
+        if self._empty:
+            return
+        self._emit(self._compressor.flush(zlib.Z_FINISH))
+        shard = b"".join(self._parts)
+        assert len(shard) <= self.limit, "shard over the limit: the worst-case bound is wrong"
+        self._done.append(shard)
+        self._reset()
+
+    def take(self) -> list[bytes]:
+        """Hand out (and forget) the finished shards."""
+        done, self._done = self._done, []
+        return done
+
+
+def encode_shards(stream: bytes, limit: int = SHARD_LIMIT) -> list[bytes]:
+    """Cut a whole stream into shards (the writer does the same incrementally)."""
+    builder = ShardBuilder(limit)
+    builder.write(stream)
+    builder.close_shard()
+    return builder.take()
+
+
+def inflate_shard(shard: bytes) -> bytes:
+    """Decompress one shard; ``ValueError`` if it is not one complete zlib stream."""
+    decompressor = zlib.decompressobj()
+    try:
+        data = decompressor.decompress(shard)
+    except zlib.error as exc:
+        raise ValueError(f"corrupt shard: {exc}") from None
+    if not decompressor.eof or decompressor.unused_data:
+        raise ValueError("corrupt shard: truncated or trailing bytes")
+    return data
+
+
+def iter_user_lines(shards: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a per_user stream, joining lines that were split across shards."""
+    carry = b""
+    for shard in shards:
+        data = carry + inflate_shard(shard)
+        lines = data.split(b"\n")
+        carry = lines.pop()
+        yield from lines
+    if carry:
+        raise ValueError("corrupt result: the last line has no newline")
+
+
+def hydrate_per_user(shards: Iterable[bytes]) -> dict[str, Any]:
+    return dict(parse_user_line(line) for line in iter_user_lines(shards))
+
+
+def hydrate_per_date(shards: Iterable[bytes]) -> Any:
+    return json.loads(b"".join(inflate_shard(shard) for shard in shards))

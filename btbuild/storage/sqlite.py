@@ -1,0 +1,440 @@
+"""The SQLite backend: one file, WAL mode, safe for several processes on one machine.
+
+Every read-modify-write (acquire, renew, commit, finish, put_cell_status, garbage collection)
+runs in one ``BEGIN IMMEDIATE`` transaction, so it is atomic between processes; a commit's
+record update and the deletion of older generations happen in the same transaction. Tables are
+created through sqlite-utils; hot paths use plain SQL. See docs/storage.md for the schema.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from btbuild.errors import LeaseLost, StorageError
+from btbuild.storage import records as rec
+from btbuild.storage.base import Backend, _now, check_cell_key, check_put_status, new_generation
+from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 60.0
+_CHUNK = 500  # values per IN list: well under SQLite's variable limit, even old builds (999)
+
+_CELL_COLUMNS: dict[str, type] = {
+    "target": str,
+    "date": str,
+    "status": str,
+    "composite_hash": str,
+    "components": str,  # JSON object
+    "code_hash": str,
+    "sim_hash": str,
+    "result_hash": str,
+    "dep_results": str,  # JSON object
+    "root_fingerprints": str,  # JSON object
+    "category": str,
+    "kind": str,
+    "attempts": int,
+    "lease_owner": str,
+    "lease_generation": str,
+    "lease_expires": float,
+    "started_at": float,
+    "last_error": str,
+    "generation": str,
+    "shard_count": int,
+    "item_count": int,
+    "updated_at": float,
+}
+_JSON_COLUMNS = ("components", "dep_results", "root_fingerprints")
+_NAMES = tuple(_CELL_COLUMNS)
+_SELECT_CELLS = f"SELECT {', '.join(_NAMES)} FROM cells"
+_UPSERT_CELL = (
+    f"INSERT OR REPLACE INTO cells ({', '.join(_NAMES)}) VALUES ({', '.join('?' * len(_NAMES))})"
+)
+
+
+def _row(record: CellRecord) -> tuple[Any, ...]:
+    data = record.to_dict()
+    for name in _JSON_COLUMNS:
+        data[name] = json.dumps(data[name], sort_keys=True, separators=(",", ":"))
+    return tuple(data[name] for name in _NAMES)
+
+
+def _record(row: Sequence[Any]) -> CellRecord | None:
+    data = dict(zip(_NAMES, row, strict=True))
+    try:
+        for name in _JSON_COLUMNS:
+            data[name] = json.loads(data[name]) if data[name] is not None else {}
+        for name in ("lease_expires", "started_at", "updated_at"):
+            if isinstance(data[name], int) and not isinstance(data[name], bool):
+                data[name] = float(data[name])
+        return CellRecord.from_dict(data)
+    except (ValueError, TypeError):
+        return None  # corrupt row: a miss
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+class SqliteBackend(Backend):
+    """Cache in one SQLite file at ``path`` (parent folders are created)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"{self.path}: cannot open the cache: {exc}") from None
+        self._conn = conn
+        self.db = sqlite_utils.Database(conn)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            self.db.enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL stays consistent; fsync at checkpoints
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StorageError(f"{self.path}: not a usable btbuild cache ({exc}); move it away to start a fresh one") from None
+        except StorageError:
+            conn.close()
+            raise
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction (the write lock is taken up front, so read-then-write
+        cannot deadlock between processes)."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: cannot {what}: {exc}") from None
+            try:
+                yield self._conn
+            except BaseException as exc:
+                self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError(f"{self.path}: cannot {what}: {exc}") from None
+                raise
+            else:
+                try:
+                    self._conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    self._conn.execute("ROLLBACK")
+                    raise StorageError(f"{self.path}: cannot {what}: {exc}") from None
+
+    def _query(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: cannot {what}: {exc}") from None
+
+    def _create_schema(self) -> None:
+        with self._transaction("create the schema"):
+            db = self.db
+            db.create_table("meta", {"key": str, "value": str}, pk="key", if_not_exists=True)
+            db.create_table("cells", _CELL_COLUMNS, pk=("target", "date"), not_null={"status"}, if_not_exists=True)
+            db.create_table(
+                "shards",
+                {"target": str, "date": str, "generation": str, "idx": int, "data": bytes},
+                pk=("target", "date", "generation", "idx"),
+                if_not_exists=True,
+            )
+            db.create_table(
+                "runs",
+                {"run_id": str, "target": str, "date": str, "started": float, "data": str},
+                pk="run_id",
+                if_not_exists=True,
+            )
+            db.create_table(
+                "sim_hashes",
+                {"code_hash": str, "fabricator_version": str, "sim_hash": str},
+                pk=("code_hash", "fabricator_version"),
+                if_not_exists=True,
+            )
+            db.create_table(
+                "equivalences",
+                {
+                    "id": int,
+                    "target": str,
+                    "old_code_hash": str,
+                    "new_code_hash": str,
+                    "sim_hash": str,
+                    "date": str,
+                    "recorded_at": float,
+                },
+                pk="id",
+                if_not_exists=True,
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS runs_by_target ON runs (target, started)")
+            db.execute("CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started)")
+            db.execute("CREATE INDEX IF NOT EXISTS cells_by_category ON cells (target, category)")
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            elif row[0] != str(SCHEMA_VERSION):
+                raise StorageError(
+                    f"{self.path}: cache schema version {row[0]} is not the version {SCHEMA_VERSION} "
+                    "this btbuild writes; move the file away (it is a cache) or use a matching btbuild"
+                )
+
+    def _load(self, conn: sqlite3.Connection, target: str, date: str) -> CellRecord | None:
+        row = conn.execute(f"{_SELECT_CELLS} WHERE target = ? AND date = ?", [target, date]).fetchone()
+        return None if row is None else _record(row)
+
+    def _save(self, conn: sqlite3.Connection, record: CellRecord) -> None:
+        conn.execute(_UPSERT_CELL, _row(record))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ records
+
+    def get_cells(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellRecord]:
+        target_list = list(dict.fromkeys(targets))
+        date_list = list(dict.fromkeys(dates))
+        found: dict[tuple[str, str], CellRecord] = {}
+        with self._lock:
+            for some_targets in _chunks(target_list):
+                for some_dates in _chunks(date_list):
+                    sql = (
+                        f"{_SELECT_CELLS} WHERE target IN ({', '.join('?' * len(some_targets))})"
+                        f" AND date IN ({', '.join('?' * len(some_dates))})"
+                    )
+                    for row in self._query("read cell records", sql, some_targets + some_dates):
+                        record = _record(row)
+                        if record is not None:
+                            found[(record.target, record.date)] = record
+        return found
+
+    def get_cell(self, target: str, date: str) -> CellRecord | None:
+        rows = self._query("read a cell record", f"{_SELECT_CELLS} WHERE target = ? AND date = ?", [target, date])
+        return _record(rows[0]) if rows else None
+
+    def put_cells(self, records: Iterable[CellRecord]) -> int:
+        count = 0
+        with self._transaction("write cell records") as conn:
+            batch: list[tuple[Any, ...]] = []
+            for record in records:
+                check_cell_key(record.target, record.date)
+                batch.append(_row(record))
+                if len(batch) >= 5000:
+                    conn.executemany(_UPSERT_CELL, batch)
+                    count += len(batch)
+                    batch.clear()
+            conn.executemany(_UPSERT_CELL, batch)
+            count += len(batch)
+        return count
+
+    def put_cell_status(
+        self, target: str, date: str, status: str, *, now: float | None = None, **changes: Any
+    ) -> CellRecord | None:
+        when = _now(now)
+        with self._transaction(f"record {status} for {target} on {date}") as conn:
+            previous = self._load(conn, target, date)
+            checked = check_put_status(target, date, status, changes, previous)
+            if previous is not None and previous.is_leased(when):
+                return None
+            record = rec.status_put(previous, target, date, status, checked, when)
+            self._save(conn, record)
+            return record
+
+    # ------------------------------------------------------------------ leases
+
+    def acquire(
+        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None
+    ) -> Lease | None:
+        check_cell_key(target, date)
+        when = _now(now)
+        with self._transaction(f"lease {target} on {date}") as conn:
+            taken = rec.leased(self._load(conn, target, date), target, date, owner, new_generation(), lease_seconds, when)
+            if taken is None:
+                return None
+            self._save(conn, taken[0])
+            return taken[1]
+
+    def renew(self, lease: Lease, now: float | None = None) -> Lease:
+        with self._transaction(f"renew the lease on {lease.target} for {lease.date}") as conn:
+            current = self._load(conn, lease.target, lease.date)
+            if current is None or not rec.holds(current, lease):
+                raise LeaseLost(f"lease on {lease.target} for {lease.date} was taken over by another builder")
+            record, renewed = rec.renewed(current, lease, _now(now))
+            self._save(conn, record)
+            return renewed
+
+    def release(self, lease: Lease, now: float | None = None) -> None:
+        with self._transaction(f"release {lease.target} on {lease.date}") as conn:
+            current = self._load(conn, lease.target, lease.date)
+            if current is not None and rec.holds(current, lease):
+                restored = rec.released(current, lease, _now(now))
+                if restored is None:
+                    conn.execute("DELETE FROM cells WHERE target = ? AND date = ?", [lease.target, lease.date])
+                else:
+                    self._save(conn, restored)
+            self._drop_generation(conn, lease.target, lease.date, lease.generation)
+
+    def _finish(self, lease: Lease, status: str, error: str | None, now: float) -> CellRecord | None:
+        with self._transaction(f"record {status} for {lease.target} on {lease.date}") as conn:
+            self._drop_generation(conn, lease.target, lease.date, lease.generation)
+            current = self._load(conn, lease.target, lease.date)
+            if current is None or not rec.holds(current, lease):
+                return None
+            record = rec.finished(current, status, error, now)
+            self._save(conn, record)
+            return record
+
+    def _commit(self, lease: Lease, result: Mapping[str, Any], now: float) -> CellRecord:
+        with self._transaction(f"commit {lease.target} on {lease.date}") as conn:
+            current = self._load(conn, lease.target, lease.date)
+            if current is None or not rec.holds(current, lease):
+                raise LeaseLost(f"lease on {lease.target} for {lease.date} was taken over by another builder; its result was not committed")
+            record = rec.committed(current, lease, result, now)
+            self._save(conn, record)
+            conn.execute(
+                "DELETE FROM shards WHERE target = ? AND date = ? AND generation != ?",
+                [lease.target, lease.date, lease.generation],
+            )
+            return record
+
+    # ------------------------------------------------------------------ shards
+
+    def _write_shards(self, target: str, date: str, generation: str, shards: Mapping[int, bytes]) -> None:
+        with self._transaction(f"write result shards of {target} on {date}") as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO shards (target, date, generation, idx, data) VALUES (?, ?, ?, ?, ?)",
+                [(target, date, generation, index, data) for index, data in shards.items()],
+            )
+
+    def _read_shards(self, target: str, date: str, generation: str, indices: range) -> list[bytes | None]:
+        if not indices:
+            return []
+        rows = self._query(
+            f"read result shards of {target} on {date}",
+            "SELECT idx, data FROM shards WHERE target = ? AND date = ? AND generation = ? AND idx >= ? AND idx < ?",
+            [target, date, generation, indices.start, indices.stop],
+        )
+        stored = {idx: data for idx, data in rows if isinstance(data, bytes)}
+        return [stored.get(index) for index in indices]
+
+    def _drop_generation(self, conn: sqlite3.Connection, target: str, date: str, generation: str) -> None:
+        conn.execute(
+            "DELETE FROM shards WHERE target = ? AND date = ? AND generation = ?", [target, date, generation]
+        )
+
+    def _delete_generation(self, target: str, date: str, generation: str) -> None:
+        with self._transaction(f"delete result shards of {target} on {date}") as conn:
+            self._drop_generation(conn, target, date, generation)
+
+    def collect_garbage(self, now: float | None = None) -> int:
+        with self._transaction("collect garbage") as conn:
+            cursor = conn.execute(
+                """
+                DELETE FROM shards WHERE NOT EXISTS (
+                    SELECT 1 FROM cells AS c
+                    WHERE c.target = shards.target AND c.date = shards.date
+                      AND (c.generation = shards.generation
+                           OR (c.status = 'running' AND c.lease_generation = shards.generation))
+                )
+                """
+            )
+            return cursor.rowcount
+
+    # ------------------------------------------------------------------ targets
+
+    def delete_target(self, target: str) -> int:
+        with self._transaction(f"delete target {target}") as conn:
+            conn.execute("DELETE FROM shards WHERE target = ?", [target])
+            return conn.execute("DELETE FROM cells WHERE target = ?", [target]).rowcount
+
+    def migrate_category(self, target: str, new_package: str) -> int:
+        with self._transaction(f"migrate target {target} to package {new_package}") as conn:
+            conn.execute(
+                """
+                DELETE FROM shards WHERE target = ? AND EXISTS (
+                    SELECT 1 FROM cells AS c WHERE c.target = shards.target AND c.date = shards.date
+                      AND c.category IS NOT NULL AND c.category != ?
+                )
+                """,
+                [target, new_package],
+            )
+            return conn.execute(
+                "DELETE FROM cells WHERE target = ? AND category IS NOT NULL AND category != ?",
+                [target, new_package],
+            ).rowcount
+
+    # ------------------------------------------------------------------ run log, SimHash
+
+    def append_run(self, run: RunRecord) -> None:
+        with self._transaction(f"log run {run.run_id}") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO runs (run_id, target, date, started, data) VALUES (?, ?, ?, ?, ?)",
+                [run.run_id, run.target, run.date, run.started, json.dumps(run.to_dict(), sort_keys=True)],
+            )
+
+    def runs(self, target: str | None = None, limit: int = 100) -> list[RunRecord]:
+        where, params = ("WHERE target = ?", [target]) if target is not None else ("", [])
+        rows = self._query(
+            "read the run log",
+            f"SELECT data FROM runs {where} ORDER BY started DESC, rowid DESC LIMIT ?",
+            [*params, limit],
+        )
+        found = []
+        for (data,) in rows:
+            try:
+                found.append(RunRecord.from_dict(json.loads(data)))
+            except (ValueError, TypeError):
+                continue  # corrupt entry: skipped
+        return found
+
+    def get_sim_hash(self, code_hash: str, fabricator_version: str) -> str | None:
+        rows = self._query(
+            "read the SimHash registry",
+            "SELECT sim_hash FROM sim_hashes WHERE code_hash = ? AND fabricator_version = ?",
+            [code_hash, fabricator_version],
+        )
+        return rows[0][0] if rows and isinstance(rows[0][0], str) else None
+
+    def put_sim_hash(self, code_hash: str, fabricator_version: str, sim_hash: str) -> None:
+        with self._transaction("write the SimHash registry") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO sim_hashes (code_hash, fabricator_version, sim_hash) VALUES (?, ?, ?)",
+                [code_hash, fabricator_version, sim_hash],
+            )
+
+    def record_equivalence(
+        self, target: str, old_code_hash: str, new_code_hash: str, sim_hash: str, date: str,
+        now: float | None = None,
+    ) -> Equivalence:
+        entry = Equivalence(target, old_code_hash, new_code_hash, sim_hash, date, _now(now))
+        with self._transaction("write the equivalence ledger") as conn:
+            conn.execute(
+                "INSERT INTO equivalences (target, old_code_hash, new_code_hash, sim_hash, date, recorded_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [target, old_code_hash, new_code_hash, sim_hash, date, entry.recorded_at],
+            )
+        return entry
+
+    def equivalences(self, target: str | None = None) -> list[Equivalence]:
+        where, params = ("WHERE target = ?", [target]) if target is not None else ("", [])
+        rows = self._query(
+            "read the equivalence ledger",
+            "SELECT target, old_code_hash, new_code_hash, sim_hash, date, recorded_at"
+            f" FROM equivalences {where} ORDER BY id",
+            params,
+        )
+        return [Equivalence(*row) for row in rows]
