@@ -49,15 +49,18 @@ def parse_source(source: str, *, path: str = "<string>") -> cst.Module:
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as error:
-        raise WorkspaceError(
-            f"cannot hash this file, it is not valid Python: {error.message}",
-            path=path,
-            line=error.raw_line,
-        ) from None
+        message, line = error.message, error.raw_line
     except RecursionError:
         raise WorkspaceError(
             "cannot hash this file, its expressions are nested too deeply", path=path
         ) from None
+    try:  # CPython's own message and line are more precise than libcst's
+        ast.parse(source, filename=path)
+    except SyntaxError as error:
+        message, line = error.msg, error.lineno or line
+    raise WorkspaceError(
+        f"cannot hash this file, it is not valid Python: {message}", path=path, line=line
+    )
 
 
 def canonical_source(module: cst.Module, *, path: str = "<string>") -> str:

@@ -1,0 +1,3 @@
+RATE = 0.1
+def f(x):
+    return x * RATE

@@ -1,0 +1,3 @@
+def f():
+    import cmath
+    return cmath.pi

@@ -1,0 +1,3 @@
+def f(x):
+    total = x + 1
+    return locals()

@@ -1,0 +1,3 @@
+def f(x):
+    amount = x + 1
+    return locals()

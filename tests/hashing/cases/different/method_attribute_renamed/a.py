@@ -1,0 +1,4 @@
+class C:
+    def process(self, ctx):
+        self.total = 1
+        return self.total

@@ -1,0 +1,4 @@
+class C:
+    def process(self, ctx):
+        self.count = 1
+        return self.count

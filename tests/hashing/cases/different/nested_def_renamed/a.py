@@ -1,0 +1,4 @@
+def outer():
+    def helper():
+        return 1
+    return helper

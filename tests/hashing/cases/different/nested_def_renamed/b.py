@@ -1,0 +1,4 @@
+def outer():
+    def assist():
+        return 1
+    return assist

@@ -1,0 +1,2 @@
+def f(value):
+    return value + 1

@@ -1,0 +1,2 @@
+def f(amount):
+    return amount + 1

@@ -1,0 +1,2 @@
+def f(ctx):
+    return ctx.root("insights")

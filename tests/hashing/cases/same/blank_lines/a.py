@@ -1,0 +1,4 @@
+import math
+def f(x):
+    y = math.sqrt(x)
+    return y

@@ -1,0 +1,11 @@
+import math
+
+
+
+def f(x):
+
+    y = math.sqrt(x)
+
+    return y
+
+

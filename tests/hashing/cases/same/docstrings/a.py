@@ -1,0 +1,5 @@
+class Risk:
+    def process(self, ctx):
+        return ctx.root("prices")
+def helper():
+    pass

@@ -1,0 +1,5 @@
+scale = 2
+factor = 3
+def f(x):
+    factor = 10
+    return x * factor

@@ -1,0 +1,1 @@
+NAMES = [n.upper() for n in ("a", "b")]

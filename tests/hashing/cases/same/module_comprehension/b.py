@@ -1,0 +1,1 @@
+NAMES = [name.upper() for name in ("a", "b")]

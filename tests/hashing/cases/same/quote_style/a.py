@@ -1,0 +1,2 @@
+def f(ctx):
+    return {'risk': ctx.root('prices'), "note": 'it\'s'}

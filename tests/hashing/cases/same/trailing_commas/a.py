@@ -1,0 +1,2 @@
+def f(a, b):
+    return g(a, b), [1, 2], {"k": 1}
