@@ -169,7 +169,8 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str, build_file: P
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"{build_file}: plugin {name!r}: {exc}") from None
+        detail = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise PluginError(f"{build_file}: plugin {name!r}: {detail}") from None
     except ValueError:
         other = pm.get_name(plugin) if pm.is_registered(plugin) else name
         raise PluginError(f"{build_file}: plugin {name!r} is registered twice (already loaded as {other!r}); list it once") from None
