@@ -252,18 +252,19 @@ class Market:
         slots = 0 if kind < 4 else 1 if kind < 10 else 2 + (u >> 8) % 14
         instruments = self.settings.instruments
         fractional = (u >> 16) % 5 == 0
-        seen: set[int] = set()
         held = []
         for k in range(slots):
+            # Slot k only picks symbols whose index is k modulo the slot count, so two slots
+            # never hold the same symbol and every line of a portfolio is its own symbol.
+            choices = (instruments - k + slots - 1) // slots
+            if choices <= 0:
+                break
             hk = _mix(u + k)
             period = 20 + hk % 100
             offset = (hk >> 8) % period
             epoch, age = divmod(t + offset, period)
             h = _mix(hk ^ epoch)
-            symbol = h % instruments
-            if symbol in seen:
-                continue  # one line per symbol: a slot that lands on a held symbol sits out
-            seen.add(symbol)
+            symbol = k + slots * (h % choices)
             quantity = float(1 + (h >> 12) % 400)
             if fractional:
                 quantity = quantity * ((h >> 24) % 1000 + 1) / 997.0
