@@ -147,14 +147,18 @@ class JsonlSource(RootSource):
                     if not line.strip():
                         continue
                     try:
-                        item = json.loads(line)
+                        item = json.loads(line, parse_constant=_refuse_constant)
                     except ValueError as exc:
-                        raise self._error(path, line_no, f"not valid JSON: {getattr(exc, 'msg', exc)}") from None
+                        raise self._error(path, line_no, f"not valid JSON: {getattr(exc, 'msg', exc)}; one JSON object per line") from None
                     if not isinstance(item, dict):
                         raise self._error(path, line_no, f"expected a JSON object, got {type(item).__name__}")
                     yield line_no, item
         except (OSError, EOFError, UnicodeDecodeError) as exc:
             raise WorkspaceError(f"cannot read root data: {exc}", path=self._show(path)) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _open_text(path: Path) -> IO[str]:
