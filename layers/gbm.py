@@ -43,17 +43,20 @@ def barrier_hit_probability(spot: float, barrier: float, mu: float, sigma: float
         return 0.0
     b = math.log(barrier / spot)
     down = b < 0
-    if sigma <= 0:  # a deterministic path: it hits only if the drift carries it there
-        end = mu * horizon
-        return 1.0 if (end <= b if down else end >= b) else 0.0
-    nu = mu - 0.5 * sigma * sigma
+    variance = sigma * sigma
     spread = sigma * math.sqrt(horizon)
+    nu = mu - 0.5 * variance
     if not down:  # reflect: an up barrier for X is a down barrier for -X
         b, nu = -b, -nu
-    first = norm_cdf((b - nu * horizon) / spread)
-    exponent = 2.0 * nu * b / (sigma * sigma) + log_norm_cdf((b + nu * horizon) / spread)
-    second = math.exp(min(exponent, 0.0))
-    return min(1.0, max(0.0, first + second))
+    if sigma > 0 and variance > 0 and spread > 0:
+        reflection = 2.0 * nu * b / variance
+        tail = (b + nu * horizon) / spread
+        if math.isfinite(reflection) and math.isfinite(tail):
+            first = norm_cdf((b - nu * horizon) / spread)
+            second = math.exp(min(reflection + log_norm_cdf(tail), 0.0))
+            return min(1.0, max(0.0, first + second))
+    # no (or numerically negligible) noise: the path hits only if the drift carries it there
+    return 1.0 if nu * horizon <= b else 0.0
 
 
 def simulate_gbm_path(spot: float, mu: float, sigma: float, steps: int, seed: int, dt: float = 1.0) -> list[float]:
