@@ -11,7 +11,7 @@ import pytest
 
 from btbuild.errors import PluginError
 from btbuild.plugins import PluginConfig
-from btbuild.plugins.market import market_sources, MarketSettings
+from btbuild.plugins.market import MarketSettings, market_sources
 
 REPO = Path(__file__).resolve().parents[2]
 MONDAY = date(2024, 3, 4)
@@ -27,7 +27,7 @@ import hashlib, json, sys
 from datetime import date
 from pathlib import Path
 from btbuild.plugins import PluginConfig
-from btbuild.plugins.market import market_sources, MarketSettings
+from btbuild.plugins.market import MarketSettings, market_sources
 config = PluginConfig(root=Path("."), build_file=Path("BUILD.toml"), settings={"market": {"users": 300, "seed": 7}})
 src = {s.name: s for s in market_sources(MarketSettings.from_config(config))}
 out = {}
@@ -152,10 +152,10 @@ def test_portfolios_evolve_slowly_and_trades_match_the_change():
     days = [MONDAY + timedelta(days=i) for i in range(30) if (MONDAY + timedelta(days=i)).weekday() < 5]
     kept = total = 0
     any_trades = False
-    for before, after in zip(days, days[1:]):
+    for before, after in zip(days, days[1:], strict=False):
         old = dict(src["portfolio"].users(before))
         new = dict(src["portfolio"].users(after))
-        for user, (_, trades) in zip(new, src["trades"].users(after)):
+        for user, (_, trades) in zip(new, src["trades"].users(after), strict=True):
             held_before = {p["symbol"]: p for p in old[user]["positions"]}
             held_after = {p["symbol"]: p for p in new[user]["positions"]}
             total += len(held_before)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,13 @@ import pytest
 from btbuild.errors import ConfigError, PluginError
 from btbuild.plugins import MemorySource, load_plugins, read_plugin_settings
 from btbuild.plugins.manager import BUILTIN_PLUGINS
-from tests.plugins.conftest import write
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
 
 OPTIONS_PLUGIN = """
 from btbuild.plugins import hookimpl
