@@ -22,10 +22,17 @@ def log_norm_cdf(x: float) -> float:
     if x > -35.0:
         return math.log(max(norm_cdf(x), 1e-300))
     inverse_square = 1.0 / (x * x)
-    return -0.5 * x * x - math.log(-x) - _LOG_SQRT_2PI + math.log1p(-inverse_square + 3.0 * inverse_square**2)
+    return (
+        -0.5 * x * x
+        - math.log(-x)
+        - _LOG_SQRT_2PI
+        + math.log1p(-inverse_square + 3.0 * inverse_square**2)
+    )
 
 
-def barrier_hit_probability(spot: float, barrier: float, mu: float, sigma: float, horizon: float) -> float:
+def barrier_hit_probability(
+    spot: float, barrier: float, mu: float, sigma: float, horizon: float
+) -> float:
     """Probability that the price touches ``barrier`` at some time within ``horizon`` periods.
 
     Closed form of the first passage of a Brownian motion with drift ``nu = mu - sigma^2/2``
@@ -36,7 +43,9 @@ def barrier_hit_probability(spot: float, barrier: float, mu: float, sigma: float
     and the mirror image above it. A barrier already at or past the spot has probability 1.
     """
     if spot <= 0 or barrier <= 0:
-        raise ValueError(f"barrier_hit_probability: spot and barrier must be positive, got {spot} and {barrier}")
+        raise ValueError(
+            f"barrier_hit_probability: spot and barrier must be positive, got {spot} and {barrier}"
+        )
     if barrier == spot:
         return 1.0
     if horizon <= 0:
@@ -59,7 +68,9 @@ def barrier_hit_probability(spot: float, barrier: float, mu: float, sigma: float
     return 1.0 if nu * horizon <= b else 0.0
 
 
-def simulate_gbm_path(spot: float, mu: float, sigma: float, steps: int, seed: int, dt: float = 1.0) -> list[float]:
+def simulate_gbm_path(
+    spot: float, mu: float, sigma: float, steps: int, seed: int, dt: float = 1.0
+) -> list[float]:
     """One price path of ``steps + 1`` prices (starting at ``spot``), exactly reproducible from ``seed``."""
     return _path(random.Random(seed), spot, mu, sigma, steps, dt)
 
@@ -86,7 +97,9 @@ def monte_carlo_hit_probability(
     return hits / paths
 
 
-def _path(rng: random.Random, spot: float, mu: float, sigma: float, steps: int, dt: float) -> list[float]:
+def _path(
+    rng: random.Random, spot: float, mu: float, sigma: float, steps: int, dt: float
+) -> list[float]:
     if steps < 0:
         raise ValueError(f"simulate_gbm_path: steps must be non-negative, got {steps}")
     drift = (mu - 0.5 * sigma * sigma) * dt

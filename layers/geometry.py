@@ -78,8 +78,10 @@ def hull_contains(hull: Sequence[Point], point: Point, tolerance: float = 1e-9) 
         (ax, ay), (bx, by) = hull
         if abs(cross(hull[0], hull[1], point)) > tolerance * max(1.0, abs(bx - ax) + abs(by - ay)):
             return False
-        return (min(ax, bx) - tolerance <= point[0] <= max(ax, bx) + tolerance
-                and min(ay, by) - tolerance <= point[1] <= max(ay, by) + tolerance)
+        return (
+            min(ax, bx) - tolerance <= point[0] <= max(ax, bx) + tolerance
+            and min(ay, by) - tolerance <= point[1] <= max(ay, by) + tolerance
+        )
     return all(
         cross(a, b, point) >= -tolerance * max(1.0, abs(b[0] - a[0]) + abs(b[1] - a[1]))
         for a, b in pairwise([*hull, hull[0]])

@@ -72,7 +72,9 @@ def open_positions(portfolio: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [p for p in portfolio.get("positions", ()) if float(p.get("quantity", 0.0)) != 0.0]
 
 
-def position_values(portfolio: dict[str, Any] | None, prices: dict[str, Any] | None) -> dict[str, float]:
+def position_values(
+    portfolio: dict[str, Any] | None, prices: dict[str, Any] | None
+) -> dict[str, float]:
     """Market value per symbol of the open, priced positions (unpriced ones are left out)."""
     values: dict[str, float] = {}
     for position in open_positions(portfolio):

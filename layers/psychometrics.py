@@ -41,7 +41,7 @@ def revenge_trading(trades: Sequence[Trade]) -> dict[str, float]:
         if not is_loss(trade):
             continue
         losses += 1
-        following = next((t for t in trades[index + 1:] if t.get("side") == "buy"), None)
+        following = next((t for t in trades[index + 1 :] if t.get("side") == "buy"), None)
         if following is not None and notional(following) > baseline:
             escalations += 1
     return {"losses": losses, "escalations": escalations, "score": safe_div(escalations, losses)}

@@ -52,13 +52,17 @@ def rsi(prices: Sequence[float], period: int = 14) -> float:
     return clamp(100.0 * gains / (gains + losses), 0.0, 100.0)
 
 
-def sharpe_ratio(returns: Sequence[float], risk_free: float = 0.0, periods_per_year: int = TRADING_DAYS) -> float:
+def sharpe_ratio(
+    returns: Sequence[float], risk_free: float = 0.0, periods_per_year: int = TRADING_DAYS
+) -> float:
     """Annualized Sharpe ratio of per-period returns against a per-period risk-free rate."""
     excess = [r - risk_free for r in returns]
     return safe_div(mean(excess), stdev(excess)) * math.sqrt(periods_per_year)
 
 
-def sortino_ratio(returns: Sequence[float], target: float = 0.0, periods_per_year: int = TRADING_DAYS) -> float:
+def sortino_ratio(
+    returns: Sequence[float], target: float = 0.0, periods_per_year: int = TRADING_DAYS
+) -> float:
     """Annualized Sortino ratio: mean excess over the downside deviation below ``target``."""
     if not returns:
         return 0.0

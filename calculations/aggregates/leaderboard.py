@@ -9,7 +9,9 @@ TOP = 10
 
 def leaderboard(ctx):
     """``{users, mean, median, p90, top: [{user, score}]}``; ties rank by user id."""
-    scores = {user: value["score"] for user, value in (ctx.dep("smart_money") or {}).items() if value}
+    scores = {
+        user: value["score"] for user, value in (ctx.dep("smart_money") or {}).items() if value
+    }
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:TOP]
     values = list(scores.values())
     return {

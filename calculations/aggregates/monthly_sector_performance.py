@@ -28,7 +28,9 @@ def monthly_sector_performance(ctx):
         for sector, index in end.items()
         if sector in start
     }
-    ranked = sorted(((r, s) for s, r in sectors.items() if s != "market"), key=lambda item: (-item[0], item[1]))
+    ranked = sorted(
+        ((r, s) for s, r in sectors.items() if s != "market"), key=lambda item: (-item[0], item[1])
+    )
     return {
         "month": month,
         "available": True,

@@ -27,7 +27,11 @@ def market_alerts(ctx):
     if mood and mood["available"] and mood["symbols"]:
         feeling = mean(mood["symbols"].values())
         breadth = summary["breadth"]
-        if abs(breadth) >= DIVERGENCE_BREADTH and abs(feeling) >= DIVERGENCE_SENTIMENT and breadth * feeling < 0:
+        if (
+            abs(breadth) >= DIVERGENCE_BREADTH
+            and abs(feeling) >= DIVERGENCE_SENTIMENT
+            and breadth * feeling < 0
+        ):
             alerts.append({"kind": "sentiment_divergence", "value": rounded(feeling, 4)})
     if board and board["users"] and board["median"] < WEAK_SMART_MONEY:
         alerts.append({"kind": "weak_smart_money", "value": board["median"]})

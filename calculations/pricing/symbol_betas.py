@@ -19,14 +19,26 @@ def symbol_betas(ctx):
     gaps never pair a price move with the wrong index move.
     """
     benchmarks = dict(recent_records(ctx, "benchmarks", WINDOW_DAYS))
-    prices = [(ago, record) for ago, record in recent_records(ctx, "prices", WINDOW_DAYS) if ago in benchmarks]
+    prices = [
+        (ago, record)
+        for ago, record in recent_records(ctx, "prices", WINDOW_DAYS)
+        if ago in benchmarks
+    ]
     result = {}
     for symbol, quote in ctx.root("prices").items():
         sector = quote.get("sector", "market")
         pairs = []
         for ago, record in prices:
-            entry, index = record.get(symbol), benchmarks[ago].get(sector) or benchmarks[ago].get("market")
-            if entry is not None and index is not None and entry["close"] > 0 and index["level"] > 0:
+            entry, index = (
+                record.get(symbol),
+                benchmarks[ago].get(sector) or benchmarks[ago].get("market"),
+            )
+            if (
+                entry is not None
+                and index is not None
+                and entry["close"] > 0
+                and index["level"] > 0
+            ):
                 pairs.append((float(entry["close"]), float(index["level"])))
         asset = [simple_return(a[0], b[0]) for a, b in pairwise(pairs)]
         bench = [simple_return(a[1], b[1]) for a, b in pairwise(pairs)]

@@ -21,7 +21,9 @@ def attribution(ctx):
     known = {symbol: w for symbol, w in shares.items() if symbol in returns}
     if not known or market is None or beta is None:
         return None
-    portfolio_return = safe_div(math.fsum(w * returns[s] for s, w in known.items()), math.fsum(known.values()))
+    portfolio_return = safe_div(
+        math.fsum(w * returns[s] for s, w in known.items()), math.fsum(known.values())
+    )
     split = luck_vs_skill(portfolio_return, market, beta["beta"])
     return {
         "return": rounded(portfolio_return, 8),

@@ -16,7 +16,10 @@ def smart_money(ctx):
         return None
     behaviour = ctx.dep("trade_behaviour") or {"revenge": 0.0, "disposition_skew": 0.0}
     components = smart_money_components(
-        split["skill_share"], geometry["efficiency"], behaviour["revenge"], behaviour["disposition_skew"]
+        split["skill_share"],
+        geometry["efficiency"],
+        behaviour["revenge"],
+        behaviour["disposition_skew"],
     )
     return {
         "score": rounded(smart_money_score(components), 2),

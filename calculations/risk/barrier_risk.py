@@ -28,7 +28,9 @@ class BarrierRisk:
         shares = weights(values)
         if not shares:
             return {"max_probability": 0.0, "weighted_probability": 0.0, "riskiest": None}
-        odds = {s: self._probability(ctx.date, s, values[s] < 0, stats.get(s)) for s in sorted(shares)}
+        odds = {
+            s: self._probability(ctx.date, s, values[s] < 0, stats.get(s)) for s in sorted(shares)
+        }
         riskiest = max(odds, key=lambda s: odds[s])  # sorted keys: ties go to the first symbol
         return {
             "max_probability": rounded(odds[riskiest], 6),
@@ -43,5 +45,7 @@ class BarrierRisk:
                 self._memo[key] = 0.0  # no history: no evidence of risk
             else:
                 barrier = 1.0 / STOP_FRACTION if short else STOP_FRACTION
-                self._memo[key] = barrier_hit_probability(1.0, barrier, stat["mean"], stat["vol"], HORIZON_DAYS)
+                self._memo[key] = barrier_hit_probability(
+                    1.0, barrier, stat["mean"], stat["vol"], HORIZON_DAYS
+                )
         return self._memo[key]

@@ -32,6 +32,8 @@ class MarketOutlook:
             "p05": rounded(percentile(finals, 5), 6),
             "p50": rounded(percentile(finals, 50), 6),
             "p95": rounded(percentile(finals, 95), 6),
-            "drop_probability": rounded(barrier_hit_probability(1.0, DROP, mu, sigma, HORIZON_DAYS), 6),
+            "drop_probability": rounded(
+                barrier_hit_probability(1.0, DROP, mu, sigma, HORIZON_DAYS), 6
+            ),
             "drop_simulated": rounded(dropped / PATHS, 6),
         }

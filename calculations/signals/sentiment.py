@@ -9,7 +9,12 @@ def sentiment(ctx):
     """``{available, symbols, by_sector, ratings}``; ``available`` is false on days without insights."""
     insights = ctx.root("insights")
     if insights is None:
-        return {"available": False, "symbols": {}, "by_sector": {}, "ratings": {"buy": 0, "hold": 0, "sell": 0}}
+        return {
+            "available": False,
+            "symbols": {},
+            "by_sector": {},
+            "ratings": {"buy": 0, "hold": 0, "sell": 0},
+        }
     prices = ctx.root("prices")
     by_sector: dict[str, list[float]] = {}
     ratings = {"buy": 0, "hold": 0, "sell": 0}

@@ -18,7 +18,9 @@ def user_signals(ctx):
     shares = weights(position_values(portfolio, ctx.root("prices")))
     overbought, oversold = set(signals["overbought"]), set(signals["oversold"])
     rated = {s: w for s, w in shares.items() if s in mood["symbols"]}
-    weighted = safe_div(math.fsum(w * mood["symbols"][s] for s, w in rated.items()), math.fsum(rated.values()))
+    weighted = safe_div(
+        math.fsum(w * mood["symbols"][s] for s, w in rated.items()), math.fsum(rated.values())
+    )
     return {
         "overbought_weight": rounded(math.fsum(w for s, w in shares.items() if s in overbought), 6),
         "oversold_weight": rounded(math.fsum(w for s, w in shares.items() if s in oversold), 6),

@@ -14,11 +14,12 @@ import json
 import logging
 import math
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
 CALCULATIONS = REPO / "calculations"
@@ -73,7 +74,9 @@ def load_specs() -> dict[str, Spec]:
             tables = tomllib.load(handle).get("calculation", {})
         for name, table in tables.items():
             module, attr = table["entry"].split(":")
-            deps = tuple(f"//{package}{d}" if d.startswith(":") else d for d in table.get("deps", ()))
+            deps = tuple(
+                f"//{package}{d}" if d.startswith(":") else d for d in table.get("deps", ())
+            )
             if name in specs:
                 raise AssertionError(f"{build}: duplicate target name {name!r}")
             specs[name] = Spec(
@@ -165,7 +168,9 @@ class FakeContext:
     def dep(self, name_or_label: str) -> Any:
         name = name_or_label.rsplit(":", 1)[-1]
         if name not in self._spec.dep_names:
-            raise DeclarationError(f"{self._spec.label} reads dep {name_or_label!r} it does not declare")
+            raise DeclarationError(
+                f"{self._spec.label} reads dep {name_or_label!r} it does not declare"
+            )
         return self._deps.get(name)
 
 
@@ -175,7 +180,9 @@ def _check_root(spec: Spec, source: str, days_ago: int, scope: frozenset[str]) -
     if source not in scope:
         raise DeclarationError(f"{spec.label} reads {source!r} through the wrong accessor")
     if not 0 <= days_ago <= spec.lookback.get(source, 0):
-        raise DeclarationError(f"{spec.label} reads {source!r} days_ago={days_ago} beyond its lookback")
+        raise DeclarationError(
+            f"{spec.label} reads {source!r} days_ago={days_ago} beyond its lookback"
+        )
 
 
 def check_json(value: Any, where: str = "result") -> None:
@@ -224,9 +231,14 @@ def run(
     per_user_deps = {d for d in spec.dep_names if SPECS[d].kind == "per_user"}
     results = {}
     for user_id, records in (users or {}).items():
-        user_deps = {k: (v.get(user_id) if k in per_user_deps and v is not None else v) for k, v in deps.items()}
+        user_deps = {
+            k: (v.get(user_id) if k in per_user_deps and v is not None else v)
+            for k, v in deps.items()
+        }
         before = (previous or {}).get(user_id)
-        value = process(FakeContext(spec, day, roots, user_deps, before, FakeUser(spec, user_id, records)))
+        value = process(
+            FakeContext(spec, day, roots, user_deps, before, FakeUser(spec, user_id, records))
+        )
         check_json(value, f"{spec.label}[{user_id}]")
         if value is not None:
             results[user_id] = value
@@ -286,14 +298,20 @@ def build_demo(market: Any, days: list[datetime.date]) -> dict[datetime.date, di
                 users = {}
                 for user_id in market.user_ids:
                     records = {}
-                    for source in (s for s in spec.roots + spec.optional_roots if s in USER_SOURCES):
+                    for source in (
+                        s for s in spec.roots + spec.optional_roots if s in USER_SOURCES
+                    ):
                         for ago in range(spec.lookback.get(source, 0) + 1):
-                            record = market.user_record(source, user_id, day - datetime.timedelta(days=ago))
+                            record = market.user_record(
+                                source, user_id, day - datetime.timedelta(days=ago)
+                            )
                             if record is not None:
                                 records[(source, ago)] = record
                     users[user_id] = records
             deps = {dep: cells[dep] for dep in spec.dep_names}
-            cells[name] = run(name, day, roots=roots, users=users, deps=deps, previous=latest.get(name))
+            cells[name] = run(
+                name, day, roots=roots, users=users, deps=deps, previous=latest.get(name)
+            )
             if spec.historical:
                 latest[name] = cells[name]
         built[day] = cells

@@ -16,7 +16,13 @@ SECTORS = ("tech", "energy", "finance", "health", "consumer", "industrial")
 
 
 class DemoMarket:
-    def __init__(self, seed: int = 7, symbols: int = 12, users: int = 24, start: datetime.date = datetime.date(2024, 1, 1)):
+    def __init__(
+        self,
+        seed: int = 7,
+        symbols: int = 12,
+        users: int = 24,
+        start: datetime.date = datetime.date(2024, 1, 1),
+    ):
         self.seed = seed
         self.start = start
         self.symbols = {f"S{i:03d}": SECTORS[i % len(SECTORS)] for i in range(symbols)}
@@ -39,12 +45,17 @@ class DemoMarket:
             for quote in quotes.values():
                 levels.setdefault(quote["sector"], []).append(quote["close"])
             index = {s: {"level": round(sum(v) / len(v), 4)} for s, v in levels.items()}
-            index["market"] = {"level": round(sum(q["close"] for q in quotes.values()) / len(quotes), 4)}
+            index["market"] = {
+                "level": round(sum(q["close"] for q in quotes.values()) / len(quotes), 4)
+            }
             return index
         if source == "insights":
             rng = self._rng("insights", day)
             return {
-                s: {"sentiment": round(rng.uniform(-1, 1), 3), "rating": rng.choice(["buy", "hold", "sell"])}
+                s: {
+                    "sentiment": round(rng.uniform(-1, 1), 3),
+                    "rating": rng.choice(["buy", "hold", "sell"]),
+                }
                 for s in self.symbols
             }
         raise KeyError(source)
@@ -60,25 +71,39 @@ class DemoMarket:
                 return {"cash": 1000.0, "positions": []}
             held = [symbols[number % len(symbols)]] if number % 8 == 1 else rng.sample(symbols, 4)
             positions = [
-                {"symbol": s, "quantity": float(rng.randint(1, 50)), "avg_cost": round(rng.uniform(20, 200), 2), "opened": "2023-12-01"}
+                {
+                    "symbol": s,
+                    "quantity": float(rng.randint(1, 50)),
+                    "avg_cost": round(rng.uniform(20, 200), 2),
+                    "opened": "2023-12-01",
+                }
                 for s in held
             ]
             if number % 5 == 0:
-                positions.append({"symbol": symbols[0], "quantity": 0.0, "avg_cost": 10.0, "opened": "2023-11-01"})
+                positions.append(
+                    {
+                        "symbol": symbols[0],
+                        "quantity": 0.0,
+                        "avg_cost": 10.0,
+                        "opened": "2023-11-01",
+                    }
+                )
             return {"cash": round(rng.uniform(0, 5000), 2), "positions": positions}
         if source == "trades":
             trades = []
             for _ in range(rng.randint(0, 3) if number % 3 else 0):
                 side = rng.choice(["buy", "sell"])
                 closing = side == "sell" and rng.random() < 0.7
-                trades.append({
-                    "symbol": rng.choice(symbols),
-                    "side": side,
-                    "quantity": float(rng.randint(1, 40)),
-                    "price": round(rng.uniform(20, 200), 2),
-                    "realized_pnl": round(rng.uniform(-500, 500), 2) if closing else None,
-                    "holding_days": rng.randint(1, 60) if closing else None,
-                })
+                trades.append(
+                    {
+                        "symbol": rng.choice(symbols),
+                        "side": side,
+                        "quantity": float(rng.randint(1, 40)),
+                        "price": round(rng.uniform(20, 200), 2),
+                        "realized_pnl": round(rng.uniform(-500, 500), 2) if closing else None,
+                        "holding_days": rng.randint(1, 60) if closing else None,
+                    }
+                )
             return trades
         raise KeyError(source)
 
@@ -91,8 +116,12 @@ class DemoMarket:
                 wobble = math.sin(offset * (0.3 + index * 0.07)) * 0.05
                 close = round(50.0 * (1 + index * 0.1) * math.exp(drift * offset + wobble), 4)
                 quotes[symbol] = {
-                    "close": close, "open": close, "high": close * 1.01, "low": close * 0.99,
-                    "volume": 1000 + index, "sector": sector,
+                    "close": close,
+                    "open": close,
+                    "high": close * 1.01,
+                    "low": close * 0.99,
+                    "volume": 1000 + index,
+                    "sector": sector,
                 }
             self._prices[day] = quotes
         return self._prices[day]

@@ -64,12 +64,15 @@ def test_close_price_edge_cases():
 
 
 def test_open_positions_and_values():
-    portfolio = {"cash": 0, "positions": [
-        {"symbol": "A", "quantity": 2.0, "avg_cost": 1},
-        {"symbol": "A", "quantity": 1.0, "avg_cost": 1},
-        {"symbol": "B", "quantity": 0.0, "avg_cost": 1},   # closed-out line
-        {"symbol": "Z", "quantity": 5.0, "avg_cost": 1},   # zero price
-    ]}
+    portfolio = {
+        "cash": 0,
+        "positions": [
+            {"symbol": "A", "quantity": 2.0, "avg_cost": 1},
+            {"symbol": "A", "quantity": 1.0, "avg_cost": 1},
+            {"symbol": "B", "quantity": 0.0, "avg_cost": 1},  # closed-out line
+            {"symbol": "Z", "quantity": 5.0, "avg_cost": 1},  # zero price
+        ],
+    }
     assert [p["symbol"] for p in open_positions(portfolio)] == ["A", "A", "Z"]
     assert open_positions(None) == [] and open_positions({"positions": []}) == []
     prices = {"A": {"close": 10.0}, "B": {"close": 3.0}, "Z": {"close": 0.0}}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import calc_harness  # noqa: F401  (puts the workspace root on sys.path for `layers`)
 import pytest
 from hypothesis import given, settings
@@ -48,7 +50,7 @@ def test_hull_contains_every_point_and_frontier_is_efficient(points):
     assert polygon_area(hull) >= 0.0
     frontier = efficient_frontier(points)
     assert set(frontier) <= set(hull) or len(hull) < 3
-    for a, b in zip(frontier, frontier[1:]):
+    for a, b in pairwise(frontier):
         assert a[0] < b[0] and a[1] < b[1]
     best = max(y for _, y in points)
     assert frontier[-1][1] == best
@@ -57,15 +59,31 @@ def test_hull_contains_every_point_and_frontier_is_efficient(points):
 
 
 def trade(side, quantity, price, pnl=None, days=None):
-    return {"symbol": "A", "side": side, "quantity": quantity, "price": price,
-            "realized_pnl": pnl, "holding_days": days}
+    return {
+        "symbol": "A",
+        "side": side,
+        "quantity": quantity,
+        "price": price,
+        "realized_pnl": pnl,
+        "holding_days": days,
+    }
 
 
 def test_revenge_trading_counts_escalations_after_losses():
-    trades = [trade("buy", 10, 10), trade("sell", 10, 9, -10, 3), trade("buy", 30, 10), trade("buy", 10, 10)]
+    trades = [
+        trade("buy", 10, 10),
+        trade("sell", 10, 9, -10, 3),
+        trade("buy", 30, 10),
+        trade("buy", 10, 10),
+    ]
     # buys 100, 300, 100: mean 166.7; the buy right after the loss is 300
     assert revenge_trading(trades) == {"losses": 1, "escalations": 1, "score": 1.0}
-    calm = [trade("buy", 10, 10), trade("sell", 10, 9, -10, 3), trade("buy", 5, 10), trade("buy", 30, 10)]
+    calm = [
+        trade("buy", 10, 10),
+        trade("sell", 10, 9, -10, 3),
+        trade("buy", 5, 10),
+        trade("buy", 30, 10),
+    ]
     assert revenge_trading(calm)["score"] == 0.0
     stopped = [trade("buy", 10, 10), trade("sell", 10, 9, -10, 3)]
     assert revenge_trading(stopped) == {"losses": 1, "escalations": 0, "score": 0.0}
@@ -74,12 +92,19 @@ def test_revenge_trading_counts_escalations_after_losses():
 
 
 def test_disposition_skew():
-    trades = [trade("sell", 1, 1, 5.0, 5), trade("sell", 1, 1, 2.0, 15), trade("sell", 1, 1, -3.0, 30),
-              trade("sell", 1, 1, 0.0, 99), trade("buy", 1, 1)]
+    trades = [
+        trade("sell", 1, 1, 5.0, 5),
+        trade("sell", 1, 1, 2.0, 15),
+        trade("sell", 1, 1, -3.0, 30),
+        trade("sell", 1, 1, 0.0, 99),
+        trade("buy", 1, 1),
+    ]
     assert disposition_skew(trades) == pytest.approx(0.5)  # losers 30 days vs winners 10
     assert disposition_skew([trade("sell", 1, 1, 5.0, 5)]) == 0.0  # winners only
     assert disposition_skew([trade("sell", 1, 1, 5.0, 0), trade("sell", 1, 1, -5.0, 0)]) == 0.0
-    assert disposition_skew([trade("sell", 1, 1, 5.0, 30), trade("sell", 1, 1, -5.0, 10)]) == pytest.approx(-0.5)
+    assert disposition_skew(
+        [trade("sell", 1, 1, 5.0, 30), trade("sell", 1, 1, -5.0, 10)]
+    ) == pytest.approx(-0.5)
 
 
 def test_flatten_and_notional():
@@ -98,7 +123,9 @@ def test_luck_vs_skill():
 
 def test_smart_money_score():
     components = smart_money_components(0.5, 0.8, 0.25, 0.4)
-    assert components == pytest.approx({"skill": 0.5, "efficiency": 0.8, "discipline": 0.75, "patience": 0.6})
+    assert components == pytest.approx(
+        {"skill": 0.5, "efficiency": 0.8, "discipline": 0.75, "patience": 0.6}
+    )
     assert smart_money_score(components) == pytest.approx(64.5)
     assert smart_money_components(0.5, 0.5, 0.0, -0.3)["patience"] == 1.0
     assert smart_money_score(smart_money_components(9, 9, -9, -9)) == pytest.approx(100.0)

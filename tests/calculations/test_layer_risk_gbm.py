@@ -55,9 +55,13 @@ def test_rsi():
 
 
 def test_sharpe_and_sortino():
-    assert sharpe_ratio([0.01, 0.03]) == pytest.approx(math.sqrt(504))  # 0.02 / (0.01 sqrt 2) x sqrt 252
+    assert sharpe_ratio([0.01, 0.03]) == pytest.approx(
+        math.sqrt(504)
+    )  # 0.02 / (0.01 sqrt 2) x sqrt 252
     assert sharpe_ratio([0.01]) == 0.0 and sharpe_ratio([0.02, 0.02]) == 0.0
-    assert sortino_ratio([0.02, -0.01]) == pytest.approx(math.sqrt(126))  # 0.005 / sqrt(5e-5) x sqrt 252
+    assert sortino_ratio([0.02, -0.01]) == pytest.approx(
+        math.sqrt(126)
+    )  # 0.005 / sqrt(5e-5) x sqrt 252
     assert sortino_ratio([0.01, 0.02]) == 0.0  # no downside: undefined, reported as 0
     assert sortino_ratio([]) == 0.0
 
@@ -144,7 +148,9 @@ def test_barrier_probability_is_a_probability(spot, barrier, mu, sigma, horizon)
 def test_log_norm_cdf_tail_is_finite_and_continuous():
     assert log_norm_cdf(0.0) == pytest.approx(math.log(0.5))
     assert log_norm_cdf(-10.0) == pytest.approx(math.log(norm_cdf(-10.0)))
-    assert log_norm_cdf(-36.0) == pytest.approx(math.log(norm_cdf(-36.0)), rel=1e-6)  # asymptotic branch
+    assert log_norm_cdf(-36.0) == pytest.approx(
+        math.log(norm_cdf(-36.0)), rel=1e-6
+    )  # asymptotic branch
     assert math.isfinite(log_norm_cdf(-1e6))
 
 
