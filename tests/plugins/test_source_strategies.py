@@ -4,7 +4,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 
 from btbuild.plugins import MemorySource, PluginConfig
 from btbuild.plugins.jsonl import JsonlSource
@@ -12,7 +12,7 @@ from btbuild.plugins.market import MarketSettings, market_sources
 
 MARKET = {s.name: s for s in market_sources(MarketSettings.from_config(PluginConfig(Path("."), Path("BUILD.toml"), {"market": {"users": 3}})))}
 FAST = settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SEARCH = settings(max_examples=500, derandomize=True, deadline=None, database=None)
+SEARCH = settings(max_examples=500, derandomize=True, deadline=None, database=None, phases=[Phase.generate])
 
 
 def check_portfolio(record):
