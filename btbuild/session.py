@@ -9,26 +9,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from btbuild.errors import ConfigError
 from btbuild.graph.graph import Graph, graph_of
 from btbuild.graph.query import resolve_patterns
+from btbuild.hashing import HashCache, TargetHashes, compute_hashes
 from btbuild.workspace.config import find_workspace_root, load_workspace
 from btbuild.workspace.model import Workspace
 
 
 class Session:
-    def __init__(self, root: Path, *, product_lines: Iterable[str] = ()):
+    def __init__(self, root: Path, *, product_lines: Iterable[str] = (), backend: Any = None):
         self.root = root
         self.product_lines = tuple(product_lines)
+        self._backend = backend
 
     @classmethod
-    def discover(cls, workspace: str | Path | None = None, **options: object) -> Session:
+    def discover(cls, workspace: str | Path | None = None, **options: Any) -> Session:
         start = Path(workspace) if workspace is not None else Path.cwd()
         if workspace is not None and not start.is_dir():
-            from btbuild.errors import ConfigError
-
             raise ConfigError(f"--workspace {workspace}: no such folder")
-        return cls(find_workspace_root(start), **options)  # type: ignore[arg-type]
+        return cls(find_workspace_root(start), **options)
 
     @cached_property
     def workspace(self) -> Workspace:
@@ -42,3 +44,58 @@ class Session:
     def match(self, patterns: Iterable[str]) -> set[str]:
         """Labels matched by ``patterns`` (errors name the pattern that matched nothing)."""
         return resolve_patterns(self.graph, patterns)
+
+    @cached_property
+    def plugins(self) -> Any:
+        from btbuild.plugins.manager import load_plugins
+
+        ws = self.workspace
+        plugins = load_plugins(ws.root, ws.plugins, ws.plugin_settings, ws.build_file)
+        self._check_roots(plugins.root_sources())
+        return plugins
+
+    def _check_roots(self, sources: dict[str, Any]) -> None:
+        import difflib
+
+        for target in self.workspace.targets.values():
+            for source in target.all_roots:
+                if source not in sources:
+                    close = difflib.get_close_matches(source, sources, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else f"; known sources: {', '.join(sources) or 'none (add a source plugin to [workspace] plugins)'}"
+                    rel = target.build_file.relative_to(self.root).as_posix() if target.build_file.is_relative_to(self.root) else target.build_file
+                    raise ConfigError(f"{target.label}: unknown root source {source!r}{hint}", path=rel, line=target.line)
+
+    @cached_property
+    def hashes(self) -> dict[str, TargetHashes]:
+        return compute_hashes(
+            self.workspace,
+            extra_infra=self.plugins.infra_inputs(),
+            cache=HashCache.for_workspace(self.root),
+        )
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            self._backend = open_storage(self.workspace)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+def open_storage(workspace: Workspace) -> Any:
+    """The workspace's action cache, as ``[storage]`` configures it."""
+    from btbuild.storage import open_backend
+
+    settings = workspace.storage
+    if settings.backend == "sqlite":
+        return open_backend("sqlite", path=workspace.root / settings.path)
+    if settings.backend == "memory":
+        return open_backend("memory")
+    return open_backend(
+        settings.backend,
+        project=settings.project,
+        prefix=settings.prefix or f"btbuild/{workspace.name}",
+    )

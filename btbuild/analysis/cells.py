@@ -1,0 +1,142 @@
+"""Cell inputs and the decision rule: should (target, date) run, and why?
+
+The analysis stage is pure: it takes the target's hashes, the root index, the cache record
+and the outcomes of the cells it depends on, and returns a :class:`Decision`. The build
+scheduler calls :func:`decide` for each cell once its deps are final, which is what makes
+early cutoff exact; ``--dry-run`` calls it with planned dep outcomes instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from btbuild.hashing.composite import TargetHashes
+from btbuild.hashing.digest import hash_json
+from btbuild.workspace.model import Target
+
+# statuses (DESIGN.md section 5)
+RAN = "ran"
+RUNNABLE = "runnable"
+SKIPPED = "skipped"
+BLOCKED = "blocked"
+IMPOSSIBLE = "impossible"
+FAILED = "failed"
+DEAD_LETTER = "dead_letter"
+STATUSES = (RAN, SKIPPED, BLOCKED, IMPOSSIBLE, FAILED, DEAD_LETTER)
+
+PREVIOUS = "@previous"  # key of a historical cell's own previous-day result in dep_results
+MISSING = "-"  # fingerprint of a look-back day without data
+
+
+@dataclass(frozen=True)
+class Change:
+    """One input that differs from the cache record: what it is, old and new value."""
+
+    component: str  # "code", "layers", "roots:prices", "deps://pricing:returns", ...
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: str  # runnable, skipped, blocked, impossible, dead_letter
+    reason: str
+    changes: tuple[Change, ...] = ()
+    detail: str = ""  # e.g. which root source is missing
+
+    @property
+    def runs(self) -> bool:
+        return self.status == RUNNABLE
+
+
+@dataclass(frozen=True)
+class CellInputs:
+    """Everything a cell's result depends on; equal inputs -> equal result."""
+
+    static: str
+    components: Mapping[str, str]
+    root_fingerprints: Mapping[str, str]
+    dep_results: Mapping[str, str]
+    code_hash: str
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "key",
+            hash_json(
+                {
+                    "static": self.static,
+                    "roots": sorted(self.root_fingerprints.items()),
+                    "deps": sorted(self.dep_results.items()),
+                }
+            ),
+        )
+
+
+def date_range(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def target_components(hashes: TargetHashes) -> dict[str, str]:
+    return {
+        "code": hashes.code,
+        "layers": hashes.layers,
+        "infra": hashes.infra,
+        "epoch": str(hashes.epoch),
+        "declaration": hashes.declaration,
+    }
+
+
+def root_fingerprints(target: Target, day: date, fingerprint: Callable[[str, date], str | None]) -> dict[str, str]:
+    """One fingerprint per root source, covering every day the target can see (look-back)."""
+    result = {}
+    for source in sorted(target.all_roots):
+        days = target.lookback_days(source)
+        window = [fingerprint(source, day - timedelta(days=back)) or MISSING for back in range(days + 1)]
+        result[source] = window[0] if days == 0 else hash_json(window)
+    return result
+
+
+def missing_roots(target: Target, day: date, available: Callable[[str, date], bool]) -> list[str]:
+    return [source for source in target.roots if not available(source, day)]
+
+
+def compare(record_components: Mapping[str, str], record_roots: Mapping[str, str],
+            record_deps: Mapping[str, str], inputs: CellInputs) -> list[Change]:
+    """Every input that differs from the record, in the order explain prints them."""
+    changes: list[Change] = []
+    for name in ("epoch", "code", "layers", "infra", "declaration"):
+        old, new = record_components.get(name), inputs.components.get(name)
+        if old != new:
+            changes.append(Change(name, old, new))
+    for source in sorted(set(record_roots) | set(inputs.root_fingerprints)):
+        old, new = record_roots.get(source), inputs.root_fingerprints.get(source)
+        if old != new:
+            changes.append(Change(f"roots:{source}", old, new))
+    for dep in sorted(set(record_deps) | set(inputs.dep_results)):
+        old, new = record_deps.get(dep), inputs.dep_results.get(dep)
+        if old != new:
+            changes.append(Change(f"deps:{dep}", old, new))
+    return changes
+
+
+def reason_for(changes: list[Change]) -> str:
+    """The headline reason among several changes (most global first)."""
+    names = {change.component.split(":", 1)[0] for change in changes}
+    if "epoch" in names:
+        return "epoch_changed"
+    if names & {"code", "layers", "declaration"}:
+        return "code_changed"
+    if "infra" in names:
+        return "infra_changed"
+    if "roots" in names:
+        return "roots_changed"
+    return "deps_changed"
+
+
+def only_code_changed(changes: list[Change]) -> bool:
+    """True when the changes are limited to the code and layer hashes (a cosmetic candidate)."""
+    return bool(changes) and all(change.component in ("code", "layers") for change in changes)

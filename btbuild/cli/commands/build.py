@@ -1,0 +1,81 @@
+"""``btbuild build PATTERN... --date D``: catch up every matched target and its deps."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import click
+
+from btbuild.errors import UsageError
+from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
+
+
+def parse_date(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is not a date like 2024-03-01") from None
+
+
+@click.command("build")
+@click.argument("patterns", nargs=-1, required=True)
+@click.option("--date", "end", required=True, metavar="D", help="Last date to build (YYYY-MM-DD).")
+@click.option("--from", "start", metavar="D0", help="First date (default: [workspace] start_date).")
+@click.option("--dry-run", is_flag=True, help="Decide every cell, run nothing.")
+@click.option("--jobs", "-j", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option("--force", is_flag=True, help="Re-run every matched cell.")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--product-line", "product_lines", multiple=True, metavar="NAME")
+@click.pass_obj
+def command(options: object, patterns: tuple[str, ...], end: str, start: str | None, dry_run: bool,
+            jobs: int, force: bool, output: str, product_lines: tuple[str, ...]) -> int:
+    """Catch up every target matched by PATTERNS (and its deps) for every date through --date."""
+    request = BuildRequest(
+        patterns=patterns,
+        end=parse_date(end, "--date"),
+        start=parse_date(start, "--from") if start else None,
+        dry_run=dry_run,
+        jobs=jobs,
+        force=force,
+    )
+    session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
+    try:
+        report = run_build(session, request, output)
+    finally:
+        session.close()
+    if output == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        print_text(report)
+    return 0 if report.ok else 1
+
+
+def run_build(session: object, request: BuildRequest, output: str) -> BuildReport:
+    from btbuild.cli.progress import Progress
+    from btbuild.sim.optimizer import equivalence_checker
+
+    progress = Progress(enabled=output == "text")
+    scheduler = Scheduler(session, request, equivalent=equivalence_checker(session), on_progress=progress.update)
+    with progress.running(len(scheduler.order) * len(scheduler.dates)):
+        return scheduler.run()
+
+
+def print_text(report: BuildReport) -> None:
+    shown = [cell for cell in report.cells if _interesting(cell)]
+    for cell in shown:
+        line = f"{cell.status:<11} {cell.label} {cell.date.isoformat()} ({cell.reason})"
+        if cell.detail:
+            line += f": {cell.detail}"
+        click.echo(line)
+    summary = report.summary()
+    click.echo("summary: " + ", ".join(f"{count} {name}" for name, count in summary.items()))
+    if not report.ok:
+        click.echo("build failed: see the failed cells above", err=True)
+
+
+def _interesting(cell: CellReport) -> bool:
+    if cell.status == "skipped":
+        return cell.reason in ("cosmetic", "early_cutoff")
+    return not (cell.status == "impossible" and cell.reason == "no_data")
+

@@ -1,0 +1,446 @@
+"""``btbuild build``: catch up every matched target (and its deps) over a range of dates.
+
+The scheduler walks (date, pass) groups. A group is decided when everything it can depend on
+is final, so every decision sees the real result hashes of its deps (exact early cutoff).
+Runnable cells of a group are run together (one shared user stream) inline or, with
+``--jobs N``, in a pool of N processes; groups of different dates run in parallel unless a
+pass looks back in time (historical targets, deps on targets with a sparser schedule), in
+which case that pass runs in date order.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from btbuild.analysis.cells import (
+    BLOCKED,
+    DEAD_LETTER,
+    FAILED,
+    IMPOSSIBLE,
+    PREVIOUS,
+    RAN,
+    RUNNABLE,
+    SKIPPED,
+    CellInputs,
+    Decision,
+    compare,
+    date_range,
+    missing_roots,
+    only_code_changed,
+    reason_for,
+    root_fingerprints,
+    target_components,
+)
+from btbuild.errors import UsageError
+from btbuild.execution.runner import Environment, run_group
+from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
+from btbuild.hashing.digest import hash_json
+from btbuild.plugins.rootindex import RootIndex
+from btbuild.storage.records import COMMITTED, CellRecord
+from btbuild.storage.records import DEAD_LETTER as RECORD_DEAD_LETTER
+from btbuild.storage.records import FAILED as RECORD_FAILED
+from btbuild.storage.records import IMPOSSIBLE as RECORD_IMPOSSIBLE
+from btbuild.workspace.model import Target
+
+SUMMARY_KEYS = ("ran", "skipped", "blocked", "impossible", "failed", "dead_letter")
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    patterns: tuple[str, ...]
+    end: date
+    start: date | None = None  # --from; default: [workspace] start_date
+    dry_run: bool = False
+    jobs: int = 1
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class CellReport:
+    label: str
+    date: date
+    status: str
+    reason: str
+    build_pass: int = 0
+    detail: str | None = None
+    items: int = 0
+    duration: float = 0.0
+    changes: tuple[Any, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"label": self.label, "date": self.date.isoformat(), "status": self.status, "reason": self.reason}
+        if self.detail:
+            row["detail"] = self.detail
+        return row
+
+
+@dataclass
+class BuildReport:
+    cells: list[CellReport] = field(default_factory=list)
+    dry_run: bool = False
+
+    def summary(self) -> dict[str, int]:
+        keys = (RUNNABLE, *SUMMARY_KEYS) if self.dry_run else SUMMARY_KEYS
+        counts = dict.fromkeys(keys, 0)
+        for cell in self.cells:
+            counts[cell.status] = counts.get(cell.status, 0) + 1
+        return counts
+
+    @property
+    def ok(self) -> bool:
+        return not any(cell.status in (FAILED, DEAD_LETTER) for cell in self.cells)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cells": [cell.to_json() for cell in self.cells], "summary": self.summary()}
+
+
+@dataclass
+class CellState:
+    status: str
+    reason: str
+    result_hash: str | None = None  # of the result a dependent would read
+    reran: bool = False  # ran in this build (so an unchanged result means early cutoff)
+
+
+class Scheduler:
+    """Decides and runs the cells of one build request in a :class:`~btbuild.session.Session`."""
+
+    def __init__(self, session: Any, request: BuildRequest, *,
+                 equivalent: Callable[[Target, CellRecord, CellInputs], str | None] | None = None,
+                 on_progress: Callable[[CellReport], None] | None = None):
+        self.session = session
+        self.request = request
+        self.workspace = session.workspace
+        self.graph = session.graph
+        self.equivalent = equivalent or (lambda target, record, inputs: None)
+        self.on_progress = on_progress or (lambda report: None)
+        if request.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1, got {request.jobs}")
+        start = request.start or self.workspace.start_date
+        if start > request.end:
+            raise UsageError(f"--from {start.isoformat()} is after --date {request.end.isoformat()}")
+        self.dates = date_range(start, request.end)
+        labels = self.graph.closure(session.match(request.patterns))
+        self.order = [label for label in self.graph.order if label in labels]
+        self.targets = {label: self.graph.targets[label] for label in self.order}
+        self.by_name = {target.name: target for target in self.targets.values()}
+        self.hashes = session.hashes
+        self.sources = session.plugins.root_sources()
+        self.index = RootIndex.build({n: self.sources[n] for n in self._used_sources()}, self.dates)
+        self.backend = session.backend
+        self.state: dict[tuple[str, date], CellState] = {}
+        self.records = self._read_records()
+        self.run_id = uuid.uuid4().hex[:12]
+        self.passes = sorted({self.graph.passes[label] for label in self.order})
+        self.looks_back = {p: any(self._looks_back(t) for label, t in self.targets.items() if self.graph.passes[label] == p)
+                           for p in self.passes}
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def _used_sources(self) -> list[str]:
+        return sorted({source for target in self.targets.values() for source in target.all_roots})
+
+    def _read_records(self) -> dict[tuple[str, str], CellRecord]:
+        names = sorted(self.by_name)
+        records = self.backend.get_cells(names, [day.isoformat() for day in self.dates])
+        migrated = set()
+        for (name, _day), record in records.items():
+            target = self.by_name[name]
+            if record.category is not None and record.category != target.package and name not in migrated:
+                migrated.add(name)
+                if not self.request.dry_run:
+                    self.backend.migrate_category(name, target.package)
+        if migrated and not self.request.dry_run:
+            records = self.backend.get_cells(names, [day.isoformat() for day in self.dates])
+        return records
+
+    def _looks_back(self, target: Target) -> bool:
+        if target.historical:
+            return True
+        return any(self.graph.targets[label].schedule != target.schedule for label in target.deps)
+
+    def record(self, name: str, day: date) -> CellRecord | None:
+        key = (name, day.isoformat())
+        if key not in self.records and day < self.dates[0]:
+            self.records[key] = self.backend.get_cell(name, day.isoformat())
+        return self.records.get(key)
+
+    def _outside_state(self, target: Target, day: date) -> CellState:
+        """The state of a cell before the build range (--from): what the cache says."""
+        if not target.schedule.is_due(day):
+            return CellState(SKIPPED, "not_scheduled")
+        if missing_roots(target, day, self.index.available):
+            return CellState(IMPOSSIBLE, "no_data")
+        record = self.record(target.name, day)
+        if record is None:
+            return CellState(BLOCKED, "not_built")
+        if record.status == RECORD_IMPOSSIBLE:
+            return CellState(IMPOSSIBLE, "upstream")
+        if record.has_result:
+            return CellState(SKIPPED, "up_to_date", record.result_hash)
+        return CellState(FAILED, record.status)
+
+    def cell_state(self, target: Target, day: date) -> CellState:
+        state = self.state.get((target.name, day))
+        if state is None:
+            state = self._outside_state(target, day)
+        return state
+
+    def as_of(self, target: Target, day: date) -> date | None:
+        """The date of ``target``'s cell a dependent reads on ``day``: the latest due date."""
+        limit = self.workspace.start_date
+        probe = day
+        while probe >= limit:
+            if target.schedule.is_due(probe):
+                return probe
+            probe -= timedelta(days=1)
+        return None
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def decide(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
+        if not target.schedule.is_due(day):
+            return Decision(SKIPPED, "not_scheduled"), None
+        missing = missing_roots(target, day, self.index.available)
+        if missing:
+            return Decision(IMPOSSIBLE, "no_data", detail=f"no {', '.join(missing)} data"), None
+        dep_results: dict[str, str] = {}
+        dep_dates: dict[str, date] = {}
+        deps_reran = False
+        for label in target.deps:
+            dep = self.graph.targets[label]
+            dep_day = self.as_of(dep, day)
+            if dep_day is None:
+                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} has no scheduled date on or before {day.isoformat()}"), None
+            state = self.cell_state(dep, dep_day)
+            if state.status == IMPOSSIBLE:
+                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} is impossible on {dep_day.isoformat()}"), None
+            if state.status == RUNNABLE:
+                dep_results[label] = "?"  # dry run: the dep will run, its result is unknown
+            elif state.result_hash is None:
+                return Decision(BLOCKED, "waiting_for_deps", detail=f"{label} on {dep_day.isoformat()} is {state.status}"), None
+            else:
+                dep_results[label] = state.result_hash
+                deps_reran = deps_reran or state.reran
+            dep_dates[dep.name] = dep_day
+        previous_date = None
+        if target.historical:
+            found = self.previous(target, day)
+            if isinstance(found, Decision):
+                return found, None
+            if found is not None:
+                previous_date, previous_hash = found
+                dep_results[PREVIOUS] = previous_hash
+        hashes = self.hashes[target.name]
+        inputs = CellInputs(
+            static=hashes.static,
+            components=target_components(hashes),
+            root_fingerprints=root_fingerprints(target, day, self.index.fingerprint),
+            dep_results=dep_results,
+            code_hash=hash_json([hashes.code, hashes.layers]),
+        )
+        decision, sim_hash = self._compare(target, day, inputs, deps_reran)
+        if not decision.runs:
+            return decision, None
+        task = CellTask(
+            name=target.name,
+            day=day,
+            reason=decision.reason,
+            build_pass=self.graph.passes[target.label],
+            key=inputs.key,
+            static=inputs.static,
+            code_hash=inputs.code_hash,
+            components=dict(inputs.components),
+            root_fingerprints=dict(inputs.root_fingerprints),
+            dep_results=dict(inputs.dep_results),
+            dep_dates=dep_dates,
+            previous_date=previous_date,
+            sim_hash=sim_hash,
+        )
+        return decision, task
+
+    def previous(self, target: Target, day: date) -> tuple[date, str] | Decision | None:
+        """A historical cell's previous result: the latest earlier cell that has one."""
+        probe = day - timedelta(days=1)
+        while probe >= self.workspace.start_date:
+            state = self.cell_state(target, probe)
+            if state.status in (SKIPPED, RAN) and state.result_hash is not None:
+                return probe, state.result_hash
+            if state.status == RUNNABLE:
+                return probe, "?"
+            if state.status not in (IMPOSSIBLE,) and not (state.status == SKIPPED and state.reason == "not_scheduled"):
+                return Decision(BLOCKED, "waiting_for_previous_day", detail=f"{target.label} on {probe.isoformat()} is {state.status}")
+            probe -= timedelta(days=1)
+        return None
+
+    def _compare(self, target: Target, day: date, inputs: CellInputs, deps_reran: bool) -> tuple[Decision, str | None]:
+        record = self.records.get((target.name, day.isoformat()))
+        if self.request.force:
+            return Decision(RUNNABLE, "forced"), None
+        if record is not None and record.status == RECORD_DEAD_LETTER:
+            return Decision(DEAD_LETTER, "max_attempts", detail=record.last_error or ""), None
+        if record is None or not record.has_result:
+            if record is not None and record.status == RECORD_FAILED:
+                return Decision(RUNNABLE, "retry", detail=record.last_error or ""), None
+            return Decision(RUNNABLE, "new"), None
+        changes = compare(record.components, record.root_fingerprints, record.dep_results, inputs)
+        if not changes:
+            return Decision(SKIPPED, "early_cutoff" if deps_reran else "up_to_date"), None
+        if "?" not in inputs.dep_results.values() and only_code_changed(changes):
+            sim_hash = self.equivalent(target, record, inputs)
+            if sim_hash is not None:
+                return Decision(SKIPPED, "cosmetic", tuple(changes)), sim_hash
+        if record.status == RECORD_FAILED:
+            return Decision(RUNNABLE, "retry", tuple(changes), detail=record.last_error or ""), None
+        return Decision(RUNNABLE, reason_for(changes), tuple(changes)), None
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> BuildReport:
+        report = BuildReport(dry_run=self.request.dry_run)
+        groups = [(day, build_pass) for day in self.dates for build_pass in self.passes]
+        if self.request.dry_run or self.request.jobs == 1:
+            env = None
+            for group in groups:
+                tasks = self._decide_group(group, report)
+                if tasks and not self.request.dry_run:
+                    if env is None:
+                        env = Environment(self.workspace, self.session.plugins, self.backend)
+                    self._apply(group, run_group(env, tasks), report)
+            report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
+            return report
+        self._run_pool(groups, report)
+        report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
+        return report
+
+    def _decide_group(self, group: tuple[date, int], report: BuildReport) -> GroupTask | None:
+        day, build_pass = group
+        tasks = []
+        for label in self.order:
+            if self.graph.passes[label] != build_pass:
+                continue
+            target = self.targets[label]
+            decision, task = self.decide(target, day)
+            if task is not None:
+                if self.request.dry_run:
+                    self._report(report, target, day, RUNNABLE, decision.reason, changes=decision.changes)
+                    self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)
+                else:
+                    tasks.append(task)
+                continue
+            record = self.records.get((target.name, day.isoformat()))
+            result_hash = record.result_hash if record is not None and decision.status == SKIPPED and record.has_result else None
+            self.state[(target.name, day)] = CellState(decision.status, decision.reason, result_hash)
+            if decision.reason == "cosmetic" and not self.request.dry_run:
+                self._record_cosmetic(target, day, record, decision)
+            self._report(report, target, day, decision.status, decision.reason, decision.detail or None, changes=decision.changes)
+        if not tasks:
+            return None
+        return GroupTask(day=day, build_pass=build_pass, cells=tuple(tasks), run_id=self.run_id)
+
+    def _record_cosmetic(self, target: Target, day: date, record: CellRecord | None, decision: Decision) -> None:
+        """Adopt the new code hashes on a cosmetic skip, so the next build is plainly up to date."""
+        if record is None:
+            return
+        hashes = self.hashes[target.name]
+        components = dict(record.components)
+        components.update(target_components(hashes))
+        components["static"] = hashes.static
+        inputs = CellInputs(hashes.static, components, record.root_fingerprints, record.dep_results,
+                            hash_json([hashes.code, hashes.layers]))
+        self.backend.put_cell_status(
+            target.name, day.isoformat(), COMMITTED,
+            composite_hash=inputs.key, components=components, code_hash=inputs.code_hash,
+        )
+        old = record.code_hash or ""
+        self.backend.record_equivalence(target.name, old, inputs.code_hash, record.sim_hash or "", day.isoformat())
+
+    def _apply(self, group: GroupTask, outcomes: list[CellOutcome], report: BuildReport) -> None:
+        for outcome in outcomes:
+            target = self.by_name[outcome.name]
+            if outcome.status == RAN:
+                state = CellState(RAN, outcome.reason, outcome.result_hash, reran=True)
+            elif outcome.status == SKIPPED:
+                state = CellState(SKIPPED, outcome.reason, outcome.result_hash)
+            else:
+                state = CellState(outcome.status, outcome.reason)
+            self.state[(outcome.name, outcome.day)] = state
+            self._report(report, target, outcome.day, outcome.status, outcome.reason, outcome.error,
+                         items=outcome.items, duration=outcome.duration)
+
+    def _report(self, report: BuildReport, target: Target, day: date, status: str, reason: str,
+                detail: str | None = None, *, items: int = 0, duration: float = 0.0, changes: tuple[Any, ...] = ()) -> None:
+        cell = CellReport(target.label, day, status, reason, self.graph.passes[target.label], detail, items, duration, changes)
+        report.cells.append(cell)
+        self.on_progress(cell)
+
+    def _run_pool(self, groups: list[tuple[date, int]], report: BuildReport) -> None:
+        """Dispatch ready groups to N worker processes (see the module docstring for 'ready')."""
+        position = {day: index for index, day in enumerate(self.dates)}
+        done: set[tuple[date, int]] = set()
+        pending = list(groups)
+        running: dict[Future[list[CellOutcome]], tuple[date, int]] = {}
+        context = get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=self.request.jobs,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(str(self.workspace.root), self.session.product_lines),
+        ) as pool:
+            while pending or running:
+                still = []
+                for group in pending:
+                    day, build_pass = group
+                    earlier_pass = self.passes[self.passes.index(build_pass) - 1] if build_pass != self.passes[0] else None
+                    needs = []
+                    if earlier_pass is not None:
+                        needs.append((day, earlier_pass))
+                    if self.looks_back[build_pass] and position[day] > 0:
+                        needs.append((self.dates[position[day] - 1], build_pass))
+                    if all(need in done for need in needs):
+                        tasks = self._decide_group(group, report)
+                        if tasks is None:
+                            done.add(group)
+                        else:
+                            running[pool.submit(_work, tasks)] = group
+                    else:
+                        still.append(group)
+                pending = still
+                if not running:
+                    continue  # everything decided was skipped: the next sweep makes progress
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    group = running.pop(future)
+                    self._apply(GroupTask(group[0], group[1], ()), future.result(), report)
+                    done.add(group)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(root: str, product_lines: tuple[str, ...]) -> None:
+    from btbuild.session import Session
+
+    session = Session(Path(root), product_lines=product_lines)
+    _WORKER["env"] = Environment(session.workspace, session.plugins, session.backend)
+
+
+def _work(group: GroupTask) -> list[CellOutcome]:
+    return run_group(_WORKER["env"], group)
+
+
+def iter_summary_lines(report: BuildReport) -> Iterator[str]:
+    summary = report.summary()
+    yield ", ".join(f"{count} {name}" for name, count in summary.items())
+
+
+def elapsed(start: float) -> str:
+    return f"{time.perf_counter() - start:.1f}s"

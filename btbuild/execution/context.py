@@ -1,0 +1,124 @@
+"""The ``ctx`` object handed to calculation code (DESIGN.md section 3).
+
+One :class:`Context` is made per cell and re-pointed at each user, so the per-user cost is a
+few attribute writes. Every accessor checks the target's declaration: reading a root the
+target did not declare, looking further back than its ``lookback`` or asking for a dep it
+does not have is a :class:`CalculationError` naming the target, never silent extra input
+(which would make the action cache unsound).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from btbuild.errors import CalculationError
+from btbuild.workspace.model import Target
+
+_NOT_LOADED = object()
+
+
+class UserRecords:
+    """``ctx.user``: this user's id and root records (``ctx.user["portfolio"]``)."""
+
+    __slots__ = ("id", "_history", "_owner", "_today")
+
+    def __init__(self, owner: Context, user_id: str, today: Mapping[str, Any], history: Mapping[tuple[str, int], Any]):
+        self._owner = owner
+        self.id = user_id
+        self._today = today
+        self._history = history
+
+    def __getitem__(self, source: str) -> Any:
+        self._owner._check_user_source(source, 0)
+        return self._today.get(source)
+
+    def get(self, source: str, default: Any = None, *, days_ago: int = 0) -> Any:
+        self._owner._check_user_source(source, days_ago)
+        value = self._today.get(source) if days_ago == 0 else self._history.get((source, days_ago))
+        return default if value is None else value
+
+    def __contains__(self, source: str) -> bool:
+        return self._today.get(source) is not None
+
+    def __repr__(self) -> str:
+        return f"<user {self.id}>"
+
+
+class Context:
+    """What a calculation sees. ``user`` is set for per_user cells only."""
+
+    def __init__(
+        self,
+        target: Target,
+        day: date,
+        *,
+        root_loader: Callable[[str, date], Any],
+        user_sources: frozenset[str],
+        dep_names: Mapping[str, str],
+        whole_deps: Mapping[str, Any] | None = None,
+        previous: Any = None,
+        log: logging.Logger | None = None,
+    ):
+        self.target = target
+        self.date = day
+        self.log = log or logging.getLogger(f"btbuild.calc.{target.name}")
+        self.previous = previous
+        self.user: UserRecords | None = None
+        self._root_loader = root_loader
+        self._user_sources = user_sources
+        self._dep_names = dep_names  # name or label -> dep target name
+        self._whole_deps = whole_deps or {}
+        self._user_deps: Mapping[str, Any] = {}
+        self._roots: dict[tuple[str, int], Any] = {}
+        self._lookback = dict(target.lookback)
+        self._declared = set(target.all_roots)
+
+    def _fail(self, message: str) -> CalculationError:
+        return CalculationError(f"{self.target.label}: {message}")
+
+    def _check_days(self, source: str, days_ago: int) -> None:
+        if isinstance(days_ago, bool) or not isinstance(days_ago, int) or days_ago < 0:
+            raise self._fail(f"days_ago must be a whole number >= 0, got {days_ago!r}")
+        allowed = self._lookback.get(source, 0)
+        if days_ago > allowed:
+            raise self._fail(
+                f"{source!r} days_ago={days_ago} is beyond its lookback of {allowed} day(s); "
+                f"declare lookback = {{ {source} = {days_ago} }} in BUILD.toml"
+            )
+
+    def _check_user_source(self, source: str, days_ago: int) -> None:
+        if source not in self._user_sources:
+            if source in self._declared:
+                raise self._fail(f"{source!r} is a date-level source: read it with ctx.root({source!r})")
+            raise self._fail(f"reads root source {source!r}, which is not in its roots or optional_roots")
+        self._check_days(source, days_ago)
+
+    def root(self, source: str, days_ago: int = 0) -> Any:
+        """Date-level root data (``None`` when an optional or look-back day has none)."""
+        key = (source, days_ago)
+        value = self._roots.get(key, _NOT_LOADED)
+        if value is _NOT_LOADED:
+            if source not in self._declared:
+                raise self._fail(f"reads root source {source!r}, which is not in its roots or optional_roots")
+            if source in self._user_sources:
+                raise self._fail(f"{source!r} is a per-user source: read it with ctx.user[{source!r}]")
+            self._check_days(source, days_ago)
+            value = self._root_loader(source, self.date - timedelta(days=days_ago))
+            self._roots[key] = value
+        return value
+
+    def dep(self, name: str) -> Any:
+        """The upstream result: this user's value (per_user cell, per_user dep) or the whole one."""
+        target = self._dep_names.get(name)
+        if target is None:
+            raise self._fail(f"ctx.dep({name!r}): not one of its deps ({', '.join(sorted(set(self._dep_names.values()))) or 'none'})")
+        if target in self._user_deps:
+            return self._user_deps[target]
+        return self._whole_deps.get(target)
+
+    def __repr__(self) -> str:
+        user = f" user={self.user.id}" if self.user is not None else ""
+        return f"<ctx {self.target.label} {self.date.isoformat()}{user}>"

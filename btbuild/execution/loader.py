@@ -1,0 +1,103 @@
+"""Load calculation code from a workspace: ``entry = "module:Name"``.
+
+Modules are executed from their files under private names, with the package folder and the
+workspace root on the import path (the same resolution rule the layer hash uses, see
+:func:`btbuild.hashing.imports.resolve_module`). Workspace modules imported by an earlier
+load in this process (e.g. ``layers``) are dropped first when their file changed, so a test
+or a long-lived worker never runs stale helper code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from btbuild.errors import CalculationError
+from btbuild.workspace.model import Target, Workspace
+
+Process = Callable[[Any], Any]
+
+# names of modules imported by calculation loads in this process (calculations and the
+# workspace helpers they pulled in), forgotten when the next loader starts
+_IMPORTED: set[str] = set()
+
+
+class CalculationLoader:
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self._modules: dict[Path, ModuleType] = {}
+        self._forget_workspace_modules()
+
+    def _forget_workspace_modules(self) -> None:
+        """Drop the modules earlier loaders imported (calculations and their helpers)."""
+        while _IMPORTED:
+            sys.modules.pop(_IMPORTED.pop(), None)
+
+    def module(self, target: Target) -> ModuleType:
+        path = target.entry_file
+        if path in self._modules:
+            return self._modules[path]
+        package = target.package.replace("/", "_") or "_root"
+        name = f"btbuild_calc_{package}_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise CalculationError(f"{target.label}: cannot load {self._shown(path)}")
+        module = importlib.util.module_from_spec(spec)
+        extra = [str(path.parent), str(self.workspace.root)]
+        sys.path[:0] = extra
+        sys.modules[name] = module
+        before = set(sys.modules)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            raise CalculationError(
+                f"{target.label}: importing {self._shown(path)} failed: {type(exc).__name__}: {exc}"
+            ) from None
+        finally:
+            for entry in extra:
+                if entry in sys.path:
+                    sys.path.remove(entry)
+            root = str(self.workspace.root)
+            _IMPORTED.add(name)
+            _IMPORTED.update(
+                added for added in set(sys.modules) - before
+                if (getattr(sys.modules[added], "__file__", None) or "").startswith(root)
+                and not added.startswith("btbuild")
+            )
+        self._modules[path] = module
+        return module
+
+    def factory(self, target: Target) -> Callable[[], Process]:
+        """A callable making one ``process(ctx)`` per cell (a fresh instance for classes)."""
+        module = self.module(target)
+        entry = getattr(module, target.entry_attr, None)
+        if entry is None:
+            raise CalculationError(
+                f"{target.label}: {self._shown(target.entry_file)} has no {target.entry_attr!r} (entry = \"{target.entry_file.stem}:{target.entry_attr}\")"
+            )
+        if isinstance(entry, type):
+            if not callable(getattr(entry, "process", None)):
+                raise CalculationError(f"{target.label}: class {target.entry_attr} has no process(self, ctx) method")
+
+            def make() -> Process:
+                try:
+                    instance = entry()
+                except Exception as exc:
+                    raise CalculationError(f"{target.label}: {target.entry_attr}() failed: {type(exc).__name__}: {exc}") from None
+                return instance.process  # type: ignore[no-any-return]
+
+            return make
+        if callable(entry):
+            return lambda: entry
+        raise CalculationError(f"{target.label}: {target.entry_attr} is neither a class nor a function")
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.workspace.root).as_posix()
+        except ValueError:
+            return str(path)

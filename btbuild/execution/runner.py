@@ -1,0 +1,396 @@
+"""Run the cells of one (date, pass) group and commit them.
+
+per_user cells of a group share one stream of users: every user-scope root source (and the
+per_user results they depend on) is read as a generator in ascending user order and merged,
+so each user's records are read once and handed to every calculation of the pass. Results go
+to each cell's :class:`~btbuild.storage.base.ResultWriter` as they come and are flushed every
+``flush_every`` users, or earlier when memory use passes ``memory_fraction``: memory stays
+flat however many users there are. A cell is committed only when its whole stream succeeded
+(circuit breaker, validators); otherwise the previous result stays visible.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import psutil
+
+from btbuild.errors import BtbuildError, CalculationError, LeaseLost
+from btbuild.execution.context import Context, UserRecords
+from btbuild.execution.loader import CalculationLoader, Process
+from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
+from btbuild.plugins.manager import Plugins
+from btbuild.plugins.sources import RootSource
+from btbuild.plugins.validators import ResultValidator
+from btbuild.storage.base import Backend, ResultWriter
+from btbuild.storage.records import COMMITTED, DEAD_LETTER, FAILED, Lease, RunRecord
+from btbuild.workspace.model import Target, Workspace
+
+MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Environment:
+    """What a process needs to run cells: workspace, sources, calculation code, the cache."""
+
+    def __init__(self, workspace: Workspace, plugins: Plugins, backend: Backend):
+        self.workspace = workspace
+        self.plugins = plugins
+        self.sources: dict[str, RootSource] = plugins.root_sources()
+        self.backend = backend
+        self.loader = CalculationLoader(workspace)
+        self.owner = worker_id()
+        self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
+        self._process = psutil.Process()
+        self._memory_limit = psutil.virtual_memory().total * workspace.execution.memory_fraction
+
+    def load_root(self, source: str, day: date) -> Any:
+        """A date-scope source's value for ``day`` (None when it has no data); kept in a small LRU."""
+        key = (source, day)
+        if key in self._roots:
+            self._roots.move_to_end(key)
+            return self._roots[key]
+        root = self.sources[source]
+        value = root.load(day) if root.available(day) else None
+        self._roots[key] = value
+        if len(self._roots) > 256:
+            self._roots.popitem(last=False)
+        return value
+
+    def users(self, source: str, day: date) -> Iterator[tuple[str, Any]]:
+        root = self.sources[source]
+        if not root.available(day):
+            return iter(())
+        return root.users(day)
+
+    def memory_high(self) -> bool:
+        return bool(self._process.memory_info().rss > self._memory_limit)
+
+
+@dataclass
+class CellRun:
+    """The state of one cell while its group runs."""
+
+    task: CellTask
+    target: Target
+    lease: Lease
+    writer: ResultWriter
+    process: Process
+    ctx: Context
+    validators: list[ResultValidator]
+    started: float
+    universe: tuple[int, ...] = ()  # stream indices whose users this cell processes
+    today: tuple[tuple[str, int], ...] = ()  # (source, stream index)
+    history: tuple[tuple[str, int, int], ...] = ()  # (source, days_ago, stream index)
+    user_deps: tuple[tuple[str, int], ...] = ()  # (dep name, stream index)
+    previous_index: int | None = None
+    processed: int = 0
+    failures: int = 0
+    first_error: str | None = None
+    done: CellOutcome | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
+    outcomes: list[CellOutcome] = []
+    per_user: list[CellRun] = []
+    for cell in group.cells:
+        target = env.workspace.targets[cell.name]
+        run_or_outcome = _start(env, group, cell, target)
+        if isinstance(run_or_outcome, CellOutcome):
+            outcomes.append(run_or_outcome)
+        elif target.kind == "per_user":
+            per_user.append(run_or_outcome)
+        else:
+            outcomes.append(_run_per_date(env, group, run_or_outcome))
+    if per_user:
+        outcomes.extend(_run_per_user(env, group, per_user))
+    order = {cell.name: index for index, cell in enumerate(group.cells)}
+    return sorted(outcomes, key=lambda outcome: order[outcome.name])
+
+
+def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -> CellRun | CellOutcome:
+    """Take the cell's lease and prepare its context; an outcome if it cannot or need not run."""
+    started = time.perf_counter()
+    settings = env.workspace.execution
+    iso = cell.day.isoformat()
+    lease = env.backend.acquire(cell.name, iso, env.owner, settings.lease_seconds)
+    if lease is None:
+        return CellOutcome(cell.name, cell.day, "blocked", "leased", error="another builder holds its lease")
+    previous = lease.previous
+    if previous is not None and previous.status == COMMITTED and previous.composite_hash == cell.key and cell.reason != "forced":
+        env.backend.release(lease)  # someone else committed exactly this meanwhile
+        return CellOutcome(cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash)
+    writer = env.backend.open_writer(lease, target.kind)
+    try:
+        process = env.loader.factory(target)()
+        validators = env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
+        by_name = {env.workspace.by_label()[label].name: env.workspace.by_label()[label] for label in target.deps}
+        dep_names = {name: name for name in by_name} | {dep.label: name for name, dep in by_name.items()}
+        whole = {}
+        for name, dep in by_name.items():
+            if target.kind == "per_date" or dep.kind == "per_date":
+                whole[name] = env.backend.read_result(name, cell.dep_dates[name].isoformat())
+        previous_value = None
+        if target.historical and target.kind == "per_date" and cell.previous_date is not None:
+            previous_value = env.backend.read_result(target.name, cell.previous_date.isoformat())
+        user_sources = frozenset(s for s in target.all_roots if env.sources[s].scope == "user")
+        ctx = Context(
+            target,
+            cell.day,
+            root_loader=env.load_root,
+            user_sources=user_sources,
+            dep_names=dep_names,
+            whole_deps=whole,
+            previous=previous_value,
+        )
+    except BtbuildError as exc:
+        return _abort(env, group, cell, lease, writer, str(exc), started)
+    run = CellRun(cell, target, lease, writer, process, ctx, validators, started)
+    run.phases["setup"] = time.perf_counter() - started
+    return run
+
+
+def _abort(env: Environment, group: GroupTask, cell: CellTask, lease: Lease, writer: ResultWriter,
+           error: str, started: float, *, items: int = 0, failures: int = 0,
+           phases: dict[str, float] | None = None) -> CellOutcome:
+    max_attempts = env.workspace.execution.max_attempts
+    status = DEAD_LETTER if lease.attempts >= max_attempts else FAILED
+    if status == DEAD_LETTER:
+        error = f"{error} (attempt {lease.attempts} of {max_attempts}: dead-lettered)"
+    writer.abort(error, status=status)
+    duration = time.perf_counter() - started
+    _log_run(env, group, cell, status, duration, phases or {}, error)
+    return CellOutcome(cell.name, cell.day, status, cell.reason, items=items, failures=failures,
+                       duration=duration, error=error, phases=phases or {})
+
+
+def _commit(env: Environment, group: GroupTask, run: CellRun) -> CellOutcome:
+    cell = run.task
+    problems = [problem for validator in run.validators for problem in validator.finish()]
+    if problems:
+        return _abort(env, group, cell, run.lease, run.writer, f"{run.target.label}: check failed: {'; '.join(problems)}",
+                      run.started, items=run.processed, failures=run.failures, phases=run.phases)
+    commit_start = time.perf_counter()
+    try:
+        record = run.writer.commit(
+            composite_hash=cell.key,
+            components=dict(cell.components, static=cell.static),
+            code_hash=cell.code_hash,
+            sim_hash=cell.sim_hash,
+            dep_results=dict(cell.dep_results),
+            root_fingerprints=dict(cell.root_fingerprints),
+            category=run.target.package,
+        )
+    except LeaseLost as exc:
+        return CellOutcome(cell.name, cell.day, "blocked", "leased", error=str(exc))
+    run.phases["commit"] = time.perf_counter() - commit_start
+    duration = time.perf_counter() - run.started
+    error = None
+    if run.failures:
+        error = f"{run.failures} of {run.processed} users failed (within max_failure_rate); first: {run.first_error}"
+    _log_run(env, group, cell, COMMITTED, duration, run.phases, error)
+    return CellOutcome(cell.name, cell.day, "ran", cell.reason, result_hash=record.result_hash,
+                       items=record.item_count, failures=run.failures, duration=duration, error=error,
+                       phases=run.phases)
+
+
+def _log_run(env: Environment, group: GroupTask, cell: CellTask, status: str, duration: float,
+             phases: dict[str, float], error: str | None) -> None:
+    env.backend.append_run(
+        RunRecord(
+            run_id=group.run_id,
+            target=cell.name,
+            date=cell.day.isoformat(),
+            status=status,
+            build_pass=cell.build_pass,
+            worker_id=env.owner,
+            trigger=cell.reason,
+            started=time.time() - duration,
+            duration=duration,
+            phases={k: round(v, 6) for k, v in phases.items()},
+            error=error,
+        )
+    )
+
+
+def _run_per_date(env: Environment, group: GroupTask, run: CellRun) -> CellOutcome:
+    cell = run.task
+    compute_start = time.perf_counter()
+    try:
+        value = run.process(run.ctx)
+    except Exception as exc:
+        return _abort(env, group, cell, run.lease, run.writer, f"{run.target.label}: {type(exc).__name__}: {exc}", run.started)
+    try:
+        run.writer.add(value)
+    except CalculationError as exc:
+        return _abort(env, group, cell, run.lease, run.writer, f"{run.target.label}: returned a value that is not JSON: {exc}", run.started)
+    for validator in run.validators:
+        validator.observe(None, value)
+    run.processed = 1
+    run.phases["compute"] = time.perf_counter() - compute_start
+    return _commit(env, group, run)
+
+
+def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> list[CellOutcome]:
+    workspace = env.workspace
+    by_name = {target.label: target for target in workspace.targets.values()}
+    streams: dict[tuple[str, str, date], int] = {}  # (kind, name, day) -> index
+    factories: list[Any] = []
+
+    def stream(kind: str, name: str, day: date) -> int:
+        key = (kind, name, day)
+        if key not in streams:
+            streams[key] = len(factories)
+            if kind == "root":
+                factories.append(lambda n=name, d=day: env.users(n, d))
+            else:
+                factories.append(lambda n=name, d=day: _result_stream(env.backend, n, d))
+        return streams[key]
+
+    for run in runs:
+        target, cell = run.target, run.task
+        user_roots = sorted(s for s in target.all_roots if env.sources[s].scope == "user")
+        run.today = tuple((source, stream("root", source, cell.day)) for source in user_roots)
+        run.history = tuple(
+            (source, back, stream("root", source, cell.day - timedelta(days=back)))
+            for source in user_roots
+            for back in range(1, target.lookback_days(source) + 1)
+        )
+        user_deps = [by_name[label].name for label in target.deps if by_name[label].kind == "per_user"]
+        run.user_deps = tuple((name, stream("result", name, cell.dep_dates[name])) for name in user_deps)
+        if target.historical and cell.previous_date is not None:
+            run.previous_index = stream("result", target.name, cell.previous_date)
+        run.universe = tuple(index for _, index in run.today) + tuple(index for _, index in run.user_deps)
+
+    settings = workspace.execution
+    flush_every = settings.flush_every
+    loop_start = time.perf_counter()
+    users = 0
+    last_renew = time.monotonic()
+    try:
+        for user_id, values in _merge([factory() for factory in factories]):
+            users += 1
+            for run in runs:
+                if run.done is not None or not any(index in values for index in run.universe):
+                    continue
+                _process_user(env, group, run, user_id, values)
+            if users % flush_every == 0:
+                for run in runs:
+                    if run.done is None:
+                        run.writer.flush()
+            if users % MEMORY_CHECK_EVERY == 0:
+                if env.memory_high():
+                    for run in runs:
+                        if run.done is None:
+                            run.writer.flush()
+                if time.monotonic() - last_renew > settings.lease_seconds / 3:
+                    last_renew = time.monotonic()
+                    for run in runs:
+                        if run.done is None:
+                            run.lease = env.backend.renew(run.lease)
+                            run.writer.lease = run.lease
+    except LeaseLost as exc:
+        for run in runs:
+            if run.done is None:
+                run.done = CellOutcome(run.task.name, run.task.day, "blocked", "leased", error=str(exc))
+    except Exception as exc:  # a source or the cache failed: not the calculations' fault
+        message = f"reading the user stream for {group.day.isoformat()} failed: {type(exc).__name__}: {exc}"
+        for run in runs:
+            if run.done is None:
+                run.done = _abort(env, group, run.task, run.lease, run.writer, message, run.started,
+                                  items=run.processed, failures=run.failures)
+    compute = time.perf_counter() - loop_start
+    outcomes = []
+    for run in runs:
+        if run.done is None:
+            run.phases["compute"] = compute
+            run.done = _finish_per_user(env, group, run)
+        outcomes.append(run.done)
+    return outcomes
+
+
+def _process_user(env: Environment, group: GroupTask, run: CellRun, user_id: str, values: dict[int, Any]) -> None:
+    ctx = run.ctx
+    today = {source: values.get(index) for source, index in run.today}
+    history = {(source, back): values.get(index) for source, back, index in run.history}
+    ctx.user = UserRecords(ctx, user_id, today, history)
+    ctx._user_deps = {name: values.get(index) for name, index in run.user_deps}
+    if run.previous_index is not None:
+        ctx.previous = values.get(run.previous_index)
+    run.processed += 1
+    try:
+        value = run.process(ctx)
+        if value is not None:
+            run.writer.add(((user_id, value),))
+    except Exception as exc:
+        run.failures += 1
+        if run.first_error is None:
+            detail = str(exc) if isinstance(exc, CalculationError) else f"{type(exc).__name__}: {exc}"
+            run.first_error = f"user {user_id}: {detail}"
+        _check_breaker(env, group, run)
+        return
+    for validator in run.validators:
+        validator.observe(user_id, value)
+
+
+def _check_breaker(env: Environment, group: GroupTask, run: CellRun, *, final: bool = False) -> None:
+    settings = env.workspace.execution
+    if not final and run.processed < settings.min_items:
+        return
+    rate = run.failures / run.processed if run.processed else 0.0
+    if rate > settings.max_failure_rate:
+        message = (
+            f"{run.target.label}: circuit breaker: {run.failures} of {run.processed} users failed "
+            f"({rate:.1%} > max_failure_rate {settings.max_failure_rate:.1%}); first: {run.first_error}"
+        )
+        run.done = _abort(env, group, run.task, run.lease, run.writer, message, run.started,
+                          items=run.processed, failures=run.failures, phases=run.phases)
+
+
+def _finish_per_user(env: Environment, group: GroupTask, run: CellRun) -> CellOutcome:
+    _check_breaker(env, group, run, final=True)
+    if run.done is not None:
+        return run.done
+    return _commit(env, group, run)
+
+
+def _result_stream(backend: Backend, name: str, day: date) -> Iterator[tuple[str, Any]]:
+    if not backend.has_result(name, day.isoformat()):
+        return iter(())
+    return backend.iter_result(name, day.isoformat())
+
+
+def _merge(streams: list[Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, dict[int, Any]]]:
+    """Merge ascending (user id, value) streams into (user id, {stream index: value})."""
+    if len(streams) == 1:
+        for user_id, value in streams[0]:
+            yield user_id, {0: value}
+        return
+    tagged = [((user_id, index, value) for user_id, value in stream) for index, stream in enumerate(streams)]
+    current: str | None = None
+    values: dict[int, Any] = {}
+    last_seen: dict[int, str] = {}
+    for user_id, index, value in heapq.merge(*tagged, key=lambda item: (item[0], item[1])):
+        previous = last_seen.get(index)
+        if previous is not None and user_id <= previous:
+            raise BtbuildError(f"stream {index} is not in ascending user order: {user_id!r} after {previous!r}")
+        last_seen[index] = user_id
+        if user_id != current:
+            if current is not None:
+                yield current, values
+            current, values = user_id, {}
+        values[index] = value
+    if current is not None:
+        yield current, values
