@@ -47,12 +47,9 @@ def _bar(draw: st.DrawFn, sector: str) -> dict[str, Any]:
 
 
 def prices(symbols: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
-    @st.composite
-    def build(draw: st.DrawFn) -> dict[str, Any]:
-        chosen = draw(st.lists(st.sampled_from(list(symbols)), min_size=1, max_size=len(symbols), unique=True))
-        return {s: draw(_bar(SECTORS[i % len(SECTORS)])) for i, s in enumerate(chosen)}
-
-    return build()
+    # Every symbol is priced, as in the generated market, so fabricated portfolios and trades
+    # (drawn from the same symbols) always find their prices.
+    return st.fixed_dictionaries({s: _bar(SECTORS[i % len(SECTORS)]) for i, s in enumerate(symbols)})
 
 
 def benchmarks() -> st.SearchStrategy[dict[str, Any]]:
@@ -64,7 +61,7 @@ def insights(symbols: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
     insight = st.fixed_dictionaries(
         {"sentiment": st.floats(min_value=-1.0, max_value=1.0), "rating": st.sampled_from(["buy", "hold", "sell"])}
     )
-    return st.dictionaries(st.sampled_from(list(symbols)), insight, max_size=len(symbols))
+    return st.fixed_dictionaries({s: insight for s in symbols})
 
 
 def portfolio(symbols: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:

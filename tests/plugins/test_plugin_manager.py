@@ -203,3 +203,18 @@ def test_memory_source_roundtrip():
         list(source.users(date(2024, 1, 3)))
     with pytest.raises(PluginError, match="scope 'user'"):
         source.load(date(2024, 1, 2))
+
+
+def test_installed_module_with_missing_dependency_is_not_reported_as_missing(tmp_path, syspath_dir):
+    write(syspath_dir / "bt_needs_dep.py", "import bt_absent_dependency_k\n")
+    with pytest.raises(PluginError, match="plugin 'bt_needs_dep' failed to import: ModuleNotFoundError: No module named 'bt_absent_dependency_k'"):
+        load_plugins(tmp_path, ["bt_needs_dep"], {}, entry_points=False)
+
+
+def test_hook_results_are_type_checked(tmp_path):
+    write(tmp_path / "plugins/shape.py", "def btbuild_infra_inputs():\n    return {'n': 1}\n")
+    write(tmp_path / "plugins/notlist.py", "def btbuild_root_sources():\n    return 'prices'\n")
+    with pytest.raises(PluginError, match="plugin 'plugins.shape': btbuild_infra_inputs must map str to str, got 'n': 1"):
+        load_plugins(tmp_path, ["plugins.shape"], {}, entry_points=False).infra_inputs()
+    with pytest.raises(PluginError, match="btbuild_root_sources must return a list, got str"):
+        load_plugins(tmp_path, ["plugins.notlist"], {}, entry_points=False).root_sources()

@@ -44,6 +44,7 @@ def check_prices(prices):
 @given(MARKET["portfolio"].strategy())
 def test_portfolio_strategy_gives_valid_records(record):
     check_portfolio(record)
+    assert {p["symbol"] for p in record["positions"]} <= set(MARKET["prices"].market.symbols[:8])
     json.dumps(record, allow_nan=False)
 
 
@@ -52,7 +53,8 @@ def test_portfolio_strategy_gives_valid_records(record):
 def test_date_and_trade_strategies_give_valid_values(trades, prices, benchmarks, insights):
     check_trades(trades)
     check_prices(prices)
-    assert set(prices) <= set(MARKET["prices"].market.symbols)
+    assert set(prices) == set(MARKET["prices"].market.symbols[:8])
+    assert {t["symbol"] for t in trades} <= set(prices)
     assert all(v["level"] > 0 for v in benchmarks.values()) and "market" in benchmarks
     assert all(-1 <= v["sentiment"] <= 1 for v in insights.values())
     json.dumps([trades, prices, benchmarks, insights], allow_nan=False)
