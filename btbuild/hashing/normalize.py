@@ -28,6 +28,7 @@ import ast
 
 import libcst as cst
 from libcst.metadata import (
+    Assignment,
     ComprehensionScope,
     FunctionScope,
     MetadataWrapper,
@@ -101,18 +102,21 @@ def _local_bindings(wrapper: MetadataWrapper) -> dict[cst.Name, BindingKey]:
     for scope in scopes:
         if not isinstance(scope, (FunctionScope, ComprehensionScope)) or scope in dynamic:
             continue
-        by_name: dict[str, list[cst.Name]] = {}
+        by_name: dict[str, list[cst.CSTNode]] = {}
         for assignment in scope.assignments:
             if assignment.name in frozen_names:
                 continue
             nodes = by_name.setdefault(assignment.name, [])
-            nodes.append(assignment.node)  # type: ignore[arg-type]  # checked in _all_names
-            nodes.extend(reference.node for reference in assignment.references)  # type: ignore[misc]
+            if isinstance(assignment, Assignment):
+                nodes.append(assignment.node)
+            else:  # not a binding written in this file: never rename
+                nodes.append(wrapper.module)
+            nodes.extend(reference.node for reference in assignment.references)
         for name, nodes in by_name.items():
             if _all_names(nodes):
                 key = (id(scope), name)
                 for node in nodes:
-                    names[node] = key
+                    names[node] = key  # type: ignore[index]  # _all_names checked each is a Name
     return names
 
 
