@@ -1,0 +1,190 @@
+"""Canonical JSON, shards and result hashes: properties and fixed cases."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections import OrderedDict
+
+import pytest
+import xxhash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from btbuild.errors import CalculationError
+from btbuild.storage import codec
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=30,
+)
+SMALL_LIMIT = 4096  # tiny shards so hypothesis examples cross shard boundaries
+
+
+def _same(a: object, b: object) -> bool:
+    """Equality that also tells 0.0 from 0 (int vs float) and looks inside containers."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(json_values)
+def test_per_date_round_trip(value: object) -> None:
+    data = codec.canonical_bytes(value)
+    shards = codec.encode_shards(data, limit=SMALL_LIMIT)
+    assert all(len(shard) <= SMALL_LIMIT for shard in shards)
+    assert _same(codec.hydrate_per_date(shards), value)
+    assert codec.canonical_bytes(codec.hydrate_per_date(shards)) == data
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=20), st.integers(1, 7))
+def test_per_user_round_trip_with_intermediate_flushes(users: dict, flush_every: int) -> None:
+    builder = codec.ShardBuilder(SMALL_LIMIT)
+    for index, (user_id, value) in enumerate(users.items()):
+        builder.write(codec.user_line(user_id, value) + b"\n")
+        if index % flush_every == 0:
+            builder.close_shard()
+    builder.close_shard()
+    shards = builder.take()
+    assert all(len(shard) <= SMALL_LIMIT for shard in shards)
+    hydrated = codec.hydrate_per_user(shards)
+    assert list(hydrated) == list(users)
+    assert all(_same(hydrated[k], users[k]) for k in users)
+
+
+@settings(max_examples=5, derandomize=True, deadline=None)
+@given(st.integers(0, 2**32))
+def test_huge_single_values_are_split_under_the_real_limit(seed: int) -> None:
+    rng = random.Random(seed)
+    incompressible = "".join(rng.choices([chr(c) for c in range(0x4E00, 0x9FFF)], k=700_000))  # ~2.1 MB
+    value = {"blob": incompressible, "n": rng.random()}
+    data = codec.user_line("u1", value) + b"\n"
+    shards = codec.encode_shards(data)
+    assert len(shards) >= 2
+    assert all(len(shard) <= codec.SHARD_LIMIT for shard in shards)
+    assert codec.hydrate_per_user(shards) == {"u1": value}
+
+
+def test_random_bytes_cannot_break_the_bound() -> None:
+    """Worst case for deflate: incompressible input in odd-sized writes."""
+    rng = random.Random(11)
+    builder = codec.ShardBuilder(8192)
+    stream = bytearray()
+    for _ in range(300):
+        piece = rng.randbytes(rng.choice([1, 7, 100, 5000, 20000]))
+        stream += piece
+        builder.write(piece)
+    builder.close_shard()
+    shards = builder.take()
+    assert all(len(shard) <= 8192 for shard in shards)
+    assert b"".join(codec.inflate_shard(s) for s in shards) == bytes(stream)
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=12), st.randoms(use_true_random=False))
+def test_per_user_hash_is_order_independent_and_mergeable(users: dict, rng: random.Random) -> None:
+    items = list(users.items())
+    rng.shuffle(items)
+    assert codec.result_hash("per_user", dict(items)) == codec.result_hash("per_user", users)
+    cut = rng.randint(0, len(items))
+    left, right = codec.PerUserHash(), codec.PerUserHash()
+    for user_id, value in items[:cut]:
+        left.add_line(codec.user_line(user_id, value))
+    for user_id, value in items[cut:]:
+        right.add_line(codec.user_line(user_id, value))
+    assert left.merge(right).hexdigest() == codec.result_hash("per_user", users)
+
+
+def test_hashes_separate_kinds_users_and_values() -> None:
+    hashes = {
+        codec.result_hash("per_date", {"u1": 1}),
+        codec.result_hash("per_user", {"u1": 1}),
+        codec.result_hash("per_user", {"u1": 2}),
+        codec.result_hash("per_user", {"u2": 1}),
+        codec.result_hash("per_user", {}),
+        codec.result_hash("per_date", {}),
+        codec.result_hash("per_user", {"u1": 1, "u2": 1}),
+    }
+    assert len(hashes) == 7
+    assert all(len(h) == 32 for h in hashes)
+
+
+def test_golden_canonical_bytes_and_hash() -> None:
+    value = {"b": [1, 2.5, -0.0, 1e16, None, True], "a": "ü", "c": {"z": 0.1, "y": 10**20}}
+    data = codec.canonical_bytes(value)
+    assert data == '{"a":"ü","b":[1,2.5,0.0,1e+16,null,true],"c":{"y":100000000000000000000,"z":0.1}}'.encode()
+    assert codec.canonical_bytes(OrderedDict(reversed(list(value.items())))) == data
+    # Pinned so that a change of encoding or hash scheme is a deliberate, visible decision.
+    assert codec.result_hash("per_date", value) == "d64bb3e827718c1f00fa6a9ba14cc937"
+    assert codec.result_hash("per_user", {"u1": 1}) == "8bf221c7578c63c2aaa0f8c1b46e2771"
+    # The per_user scheme, spelled out independently of the implementation.
+    line_hash = xxhash.xxh3_128_intdigest(b"btbuild/result/user/v1\x00" + b'["u1",1]')
+    expected = xxhash.xxh3_128_hexdigest(
+        b"btbuild/result/per_user/v1\x00" + line_hash.to_bytes(16, "big") + (1).to_bytes(8, "big")
+    )
+    assert codec.result_hash("per_user", {"u1": 1}) == expected
+
+
+def test_hashes_do_not_depend_on_the_process_hash_seed() -> None:
+    script = (
+        "from btbuild.storage import codec\n"
+        "users = {f'u{i}': {'tags': sorted({f't{j}' for j in range(i % 5)}), 'x': i / 7} for i in range(50)}\n"
+        "print(codec.result_hash('per_user', users), codec.result_hash('per_date', users))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True, text=True, check=True,
+        ).stdout
+        for seed in ("0", "1", "12345")
+    }
+    assert len(outputs) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"u001": {"risk": float("nan")}}, r"^\$\.u001\.risk: nan is not allowed"),
+        ({"a": [1, float("inf")]}, r"^\$\.a\[1\]: inf is not allowed"),
+        ({"a b": (1, 2)}, r'^\$\["a b"\]: tuple is not a JSON value; return a list'),
+        ({1: "x"}, r"^\$: key 1 is int; object keys must be strings"),
+        ({"s": {1, 2}}, r"^\$\.s: set is not a JSON value"),
+        ({"s": "\ud800"}, r"^\$\.s: string holds a lone surrogate"),
+        ([10**5000], r"^\$: Exceeds the limit"),
+    ],
+)
+def test_refused_values_name_their_path(value: object, message: str) -> None:
+    with pytest.raises(CalculationError, match=message):
+        codec.canonical_bytes(value)
+
+
+def test_user_ids_must_be_strings() -> None:
+    with pytest.raises(CalculationError, match="user id 7 is int"):
+        codec.user_line(7, {})  # type: ignore[arg-type]
+    with pytest.raises(CalculationError, match=r"^\$\.u9\.x: nan"):
+        codec.user_line("u9", {"x": float("nan")})
+
+
+def test_float_subclasses_are_written_as_floats() -> None:
+    class Price(float):
+        pass
+
+    assert codec.canonical_bytes({"p": Price(1.25)}) == b'{"p":1.25}'
+
+
+def test_truncated_and_trailing_shards_are_corrupt() -> None:
+    (shard,) = codec.encode_shards(b'["u1",1]\n')
+    with pytest.raises(ValueError):
+        codec.inflate_shard(shard[:-3])
+    with pytest.raises(ValueError):
+        codec.inflate_shard(shard + b"x")
+    with pytest.raises(ValueError):
+        list(codec.iter_user_lines(codec.encode_shards(b'["u1",1]')))
