@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the tomli backport (a btbuild dependency there)
+    import tomli as tomllib
+
 import tomllib
 
 REPO = Path(__file__).resolve().parents[2]
