@@ -149,18 +149,19 @@ class Scheduler:
         return sorted({source for target in self.targets.values() for source in target.all_roots})
 
     def _read_records(self) -> dict[tuple[str, str], CellRecord]:
+        """Cache records of the plan's cells. A target that moved to another package is a
+        category migration: what its old package left is deleted (not in a dry run, where it
+        is only ignored) and its cells are built anew under the new package."""
         names = sorted(self.by_name)
         records = self.backend.get_cells(names, [day.isoformat() for day in self.dates])
-        migrated = set()
-        for (name, _day), record in records.items():
-            target = self.by_name[name]
-            if record.category is not None and record.category != target.package and name not in migrated:
-                migrated.add(name)
-                if not self.request.dry_run:
-                    self.backend.migrate_category(name, target.package)
-        if migrated and not self.request.dry_run:
-            records = self.backend.get_cells(names, [day.isoformat() for day in self.dates])
-        return records
+        moved = {
+            name for (name, _day), record in records.items()
+            if record.category is not None and record.category != self.by_name[name].package
+        }
+        for name in sorted(moved):
+            if not self.request.dry_run:
+                self.backend.migrate_category(name, self.by_name[name].package)
+        return {key: record for key, record in records.items() if key[0] not in moved}
 
     def _looks_back(self, target: Target) -> bool:
         if target.historical:
@@ -207,11 +208,16 @@ class Scheduler:
     # -- decisions ----------------------------------------------------------------------
 
     def decide(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
+        decision, task, _inputs = self.explain(target, day)
+        return decision, task
+
+    def explain(self, target: Target, day: date) -> tuple[Decision, CellTask | None, CellInputs | None]:
+        """The decision for one cell, its task if it runs, and the inputs it compared."""
         if not target.schedule.is_due(day):
-            return Decision(SKIPPED, "not_scheduled"), None
+            return Decision(SKIPPED, "not_scheduled"), None, None
         missing = missing_roots(target, day, self.index.available)
         if missing:
-            return Decision(IMPOSSIBLE, "no_data", detail=f"no {', '.join(missing)} data"), None
+            return Decision(IMPOSSIBLE, "no_data", detail=f"no {', '.join(missing)} data"), None, None
         dep_results: dict[str, str] = {}
         dep_dates: dict[str, date] = {}
         deps_reran = False
@@ -219,14 +225,14 @@ class Scheduler:
             dep = self.graph.targets[label]
             dep_day = self.as_of(dep, day)
             if dep_day is None:
-                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} has no scheduled date on or before {day.isoformat()}"), None
+                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} has no scheduled date on or before {day.isoformat()}"), None, None
             state = self.cell_state(dep, dep_day)
             if state.status == IMPOSSIBLE:
-                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} is impossible on {dep_day.isoformat()}"), None
+                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} is impossible on {dep_day.isoformat()}"), None, None
             if state.status == RUNNABLE:
                 dep_results[label] = "?"  # dry run: the dep will run, its result is unknown
             elif state.result_hash is None:
-                return Decision(BLOCKED, "waiting_for_deps", detail=f"{label} on {dep_day.isoformat()} is {state.status}"), None
+                return Decision(BLOCKED, "waiting_for_deps", detail=f"{label} on {dep_day.isoformat()} is {state.status}"), None, None
             else:
                 dep_results[label] = state.result_hash
                 deps_reran = deps_reran or state.reran
@@ -235,7 +241,7 @@ class Scheduler:
         if target.historical:
             found = self.previous(target, day)
             if isinstance(found, Decision):
-                return found, None
+                return found, None, None
             if found is not None:
                 previous_date, previous_hash = found
                 dep_results[PREVIOUS] = previous_hash
@@ -249,7 +255,7 @@ class Scheduler:
         )
         decision, sim_hash = self._compare(target, day, inputs, deps_reran)
         if not decision.runs:
-            return decision, None
+            return decision, None, inputs
         task = CellTask(
             name=target.name,
             day=day,
@@ -265,7 +271,7 @@ class Scheduler:
             previous_date=previous_date,
             sim_hash=sim_hash,
         )
-        return decision, task
+        return decision, task, inputs
 
     def previous(self, target: Target, day: date) -> tuple[date, str] | Decision | None:
         """A historical cell's previous result: the latest earlier cell that has one."""
@@ -321,6 +327,21 @@ class Scheduler:
         report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
         return report
 
+    def settle(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
+        """Decide one cell and remember its state for its dependents. A runnable cell is
+        remembered as RUNNABLE only in a dry run; a real build remembers its outcome."""
+        decision, task = self.decide(target, day)
+        if task is not None:
+            if self.request.dry_run:
+                self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)
+            return decision, task
+        record = self.records.get((target.name, day.isoformat()))
+        has_result = record is not None and decision.status == SKIPPED and record.has_result
+        self.state[(target.name, day)] = CellState(decision.status, decision.reason, record.result_hash if has_result else None)
+        if decision.reason == "cosmetic" and not self.request.dry_run:
+            self._record_cosmetic(target, day, record, decision)
+        return decision, None
+
     def _decide_group(self, group: tuple[date, int], report: BuildReport) -> GroupTask | None:
         day, build_pass = group
         tasks = []
@@ -328,20 +349,13 @@ class Scheduler:
             if self.graph.passes[label] != build_pass:
                 continue
             target = self.targets[label]
-            decision, task = self.decide(target, day)
-            if task is not None:
-                if self.request.dry_run:
-                    self._report(report, target, day, RUNNABLE, decision.reason, changes=decision.changes)
-                    self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)
-                else:
-                    tasks.append(task)
-                continue
-            record = self.records.get((target.name, day.isoformat()))
-            result_hash = record.result_hash if record is not None and decision.status == SKIPPED and record.has_result else None
-            self.state[(target.name, day)] = CellState(decision.status, decision.reason, result_hash)
-            if decision.reason == "cosmetic" and not self.request.dry_run:
-                self._record_cosmetic(target, day, record, decision)
-            self._report(report, target, day, decision.status, decision.reason, decision.detail or None, changes=decision.changes)
+            decision, task = self.settle(target, day)
+            if task is None:
+                self._report(report, target, day, decision.status, decision.reason, decision.detail or None, changes=decision.changes)
+            elif self.request.dry_run:
+                self._report(report, target, day, RUNNABLE, decision.reason, changes=decision.changes)
+            else:
+                tasks.append(task)
         if not tasks:
             return None
         return GroupTask(day=day, build_pass=build_pass, cells=tuple(tasks), run_id=self.run_id)

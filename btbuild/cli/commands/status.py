@@ -1,0 +1,78 @@
+"""``btbuild status PATTERN... --date D [--from D0]``: the grid of cell states.
+
+Each row is a target, each column a date; the mark says what a build would do with the cell
+(a dry run, nothing is written). ``--format json`` prints the same object as
+``build --dry-run --format json``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from btbuild.cli.commands.build import parse_date
+from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
+
+MARKS = {
+    ("skipped", "up_to_date"): ".",
+    ("skipped", "early_cutoff"): ".",
+    ("skipped", "cosmetic"): "c",
+    ("skipped", "not_scheduled"): " ",
+    ("impossible", "no_data"): "_",
+    ("impossible", "upstream"): "^",
+    ("blocked", "waiting_for_deps"): "b",
+    ("blocked", "waiting_for_previous_day"): "p",
+    ("dead_letter", "max_attempts"): "D",
+}
+LEGEND = (
+    "legend: . up to date   c cosmetic   N new   R would re-run (changed)   r retry   F forced   "
+    "_ no data   ^ upstream impossible   b/p blocked (deps / previous day)   D dead letter   (blank) not scheduled"
+)
+
+
+def mark(cell: CellReport) -> str:
+    if cell.status == "runnable":
+        return {"new": "N", "retry": "r", "forced": "F"}.get(cell.reason, "R")
+    return MARKS.get((cell.status, cell.reason), "?")
+
+
+@click.command("status")
+@click.argument("patterns", nargs=-1, required=True)
+@click.option("--date", "end", required=True, metavar="D")
+@click.option("--from", "start", metavar="D0")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def command(options: object, patterns: tuple[str, ...], end: str, start: str | None, output: str) -> int:
+    """Show what a build would do with each cell of the matched targets (and their deps)."""
+    from btbuild.sim.optimizer import equivalence_checker
+
+    session = options.session()  # type: ignore[attr-defined]
+    request = BuildRequest(patterns=patterns, end=parse_date(end, "--date"),
+                           start=parse_date(start, "--from") if start else None, dry_run=True)
+    try:
+        report = Scheduler(session, request, equivalent=equivalence_checker(session)).run()
+    finally:
+        session.close()
+    click.echo(json.dumps(report.to_json(), indent=2) if output == "json" else render_grid(report))
+    return 0
+
+
+def render_grid(report: BuildReport) -> str:
+    dates = sorted({cell.date for cell in report.cells})
+    labels: dict[str, dict[object, str]] = {}
+    for cell in report.cells:
+        labels.setdefault(cell.label, {})[cell.date] = mark(cell)
+    width = max((len(label) for label in labels), default=0)
+    lines = [
+        f"{'':<{width}}  {dates[0].isoformat()} .. {dates[-1].isoformat()}" if dates else "no cells",
+        f"{'':<{width}}  " + "".join(str(d.day // 10) for d in dates),
+        f"{'':<{width}}  " + "".join(str(d.day % 10) for d in dates),
+    ]
+    for label, row in labels.items():
+        lines.append(f"{label:<{width}}  " + "".join(row.get(d, " ") for d in dates))
+    summary = report.summary()
+    lines.append("")
+    lines.append("summary: " + ", ".join(f"{count} {name}" for name, count in summary.items()))
+    lines.append(LEGEND)
+    return "\n".join(lines)

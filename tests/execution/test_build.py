@@ -1,0 +1,209 @@
+"""End-to-end builds in temporary workspaces: every cell state and reason of DESIGN.md §5."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from tests.execution.conftest import USERS, write_day
+
+V, T, S, L = "//pricing:value", "//pricing:total", "//pricing:sign", "//pricing:price_level"
+
+
+def statuses(ws, report, *labels):
+    cells = ws.cells(report)
+    return {key: value for key, value in cells.items() if not labels or key[0] in labels}
+
+
+def test_first_build_runs_everything_then_nothing(ws):
+    first = ws.build()
+    assert set(first) == {"cells", "summary"}
+    assert first["summary"] == {"ran": 12, "skipped": 0, "blocked": 0, "impossible": 0, "failed": 0, "dead_letter": 0}
+    assert first["cells"][0] == {"label": L, "date": "2024-01-01", "status": "ran", "reason": "new"}
+    assert all(c["reason"] == "new" for c in first["cells"])
+    second = ws.build()
+    assert second["summary"]["ran"] == 0 and second["summary"]["skipped"] == 12
+    assert {c["reason"] for c in second["cells"]} == {"up_to_date"}
+
+
+def test_comment_and_formatting_edits_run_nothing(ws):
+    ws.build()
+    ws.write("calculations/pricing/calcs.py", '# a comment\n' + ws.root.joinpath("calculations/pricing/calcs.py").read_text().replace("def value(ctx):", 'def value(ctx):\n    """Docstring."""\n') + "\n\n")
+    report = ws.build()
+    assert report["summary"]["ran"] == 0
+
+
+def test_code_change_with_same_output_is_cut_off_early(ws):
+    ws.build()
+    # same values, computed differently: total re-runs (code), sign is cut off
+    ws.edit("calculations/pricing/totals.py", 'round(sum(values.values()), 6)', 'round(sum(sorted(values.values())), 6)')
+    cells = ws.cells(ws.build())
+    assert cells[(T, "2024-01-02")] == ("ran", "code_changed")
+    assert cells[(S, "2024-01-02")] == ("skipped", "early_cutoff")
+    assert cells[(V, "2024-01-02")] == ("skipped", "up_to_date")
+
+
+def test_code_change_with_new_output_reruns_dependents(ws):
+    ws.build()
+    ws.edit("calculations/pricing/calcs.py", "return sum(", "return 2 * sum(")
+    cells = ws.cells(ws.build())
+    assert cells[(V, "2024-01-01")] == ("ran", "code_changed")
+    assert cells[(T, "2024-01-01")] == ("ran", "deps_changed")
+    assert cells[(S, "2024-01-01")] == ("ran", "deps_changed")
+    assert cells[(L, "2024-01-01")] == ("skipped", "up_to_date")
+
+
+def test_new_root_data_for_one_date_reruns_only_that_date(ws):
+    ws.build()
+    write_day(ws.root, date(2024, 1, 2), price_bump=1.0)
+    cells = ws.cells(ws.build())
+    ran = sorted(key for key, (status, _) in cells.items() if status == "ran")
+    assert ran == [(L, "2024-01-02"), (S, "2024-01-02"), (T, "2024-01-02"), (V, "2024-01-02")]
+    assert cells[(V, "2024-01-02")] == ("ran", "roots_changed")
+    assert cells[(T, "2024-01-02")] == ("ran", "deps_changed")
+
+
+def test_epoch_force_and_dry_run(ws):
+    ws.build()
+    ws.edit("BUILD.toml", 'name = "t"', 'name = "t"\nepoch = 2')
+    dry = ws.build("//pricing:price_level", "--dry-run")
+    assert dry["summary"]["runnable"] == 3 and dry["cells"][0]["status"] == "runnable"
+    assert {c["reason"] for c in dry["cells"]} == {"epoch_changed"}
+    assert ws.build("//pricing:price_level")["summary"]["ran"] == 3  # dry run wrote nothing
+    forced = ws.build("//pricing:price_level", "--force")
+    assert {(c["status"], c["reason"]) for c in forced["cells"]} == {("ran", "forced")}
+
+
+def test_schedule_no_data_and_upstream(ws):
+    ws.edit("calculations/pricing/BUILD.toml", 'entry = "levels:level"', 'entry = "levels:level"\nschedule = { weekdays = [0, 2] }')
+    (ws.root / "data/portfolio/2024-01-02.jsonl").unlink()
+    cells = ws.cells(ws.build(expect=0))
+    # 2024-01-01 is a Monday
+    assert cells[(L, "2024-01-02")] == ("skipped", "not_scheduled")
+    assert cells[(L, "2024-01-03")] == ("ran", "new")
+    assert cells[(V, "2024-01-02")] == ("impossible", "no_data")
+    assert cells[(T, "2024-01-02")] == ("impossible", "upstream")
+    assert cells[(S, "2024-01-02")] == ("impossible", "upstream")
+    assert cells[(V, "2024-01-03")] == ("ran", "new")  # other dates keep running
+
+
+def test_circuit_breaker_keeps_previous_result(ws):
+    ws.build()
+    before = ws.backend().read_result("value", "2024-01-02")
+    ws.edit("calculations/pricing/calcs.py", "    prices = ctx.root", "    if int(ctx.user.id[1:]) % 5 == 0:\n        raise ValueError('bad user')\n    prices = ctx.root")
+    code, out, err = ws.cli("build", "//pricing:value", "--date", "2024-01-02", "--format", "json")
+    assert code == 1
+    import json
+
+    cells = ws.cells(json.loads(out))
+    assert cells[(V, "2024-01-02")] == ("failed", "code_changed")
+    detail = json.loads(out)["cells"][1]["detail"]
+    # min_items = 10: the breaker trips as soon as 10 users were processed
+    assert "circuit breaker: 2 of 10 users failed (20.0% > max_failure_rate 10.0%)" in detail
+    assert "user u005: ValueError: bad user" in detail
+    assert ws.backend().read_result("value", "2024-01-02") == before
+    # next build retries, then dead-letters after max_attempts = 2
+    again = ws.cells(ws.build("//pricing:value", date="2024-01-02", expect=1))
+    assert again[(V, "2024-01-02")][0] == "dead_letter"
+    third = ws.cells(ws.build("//pricing:value", date="2024-01-02", expect=1))
+    assert third[(V, "2024-01-02")] == ("dead_letter", "max_attempts")
+
+
+def test_failed_dep_blocks_dependents_but_not_other_branches(ws):
+    ws.edit("calculations/pricing/totals.py", "    values = ctx.dep", "    raise RuntimeError('boom')\n    values = ctx.dep")
+    code, out, err = ws.cli("build", "//...", "--date", "2024-01-01", "--format", "json")
+    import json
+
+    cells = ws.cells(json.loads(out))
+    assert code == 1
+    assert cells[(T, "2024-01-01")] == ("failed", "new")
+    assert cells[(S, "2024-01-01")] == ("blocked", "waiting_for_deps")
+    assert cells[(L, "2024-01-01")] == ("ran", "new")
+    # fixing the code retries it
+    ws.edit("calculations/pricing/totals.py", "    raise RuntimeError('boom')\n", "")
+    fixed = ws.cells(ws.build(date="2024-01-01"))
+    assert fixed[(T, "2024-01-01")] == ("ran", "retry")
+    assert fixed[(S, "2024-01-01")] == ("ran", "new")
+
+
+def test_bad_return_values_are_clear_per_user_errors(ws):
+    ws.edit("calculations/pricing/calcs.py", "    return sum(", "    return float('nan') if ctx.user.id == 'u002' else {1, 2} if ctx.user.id == 'u003' else sum(")
+    ws.edit("BUILD.toml", "max_failure_rate = 0.1", "max_failure_rate = 0.5")
+    report = ws.build("//pricing:value", date="2024-01-01")
+    assert report["cells"][0]["status"] == "ran"
+    assert "2 of 30 users failed" in report["cells"][0]["detail"]
+    assert "user u002" in report["cells"][0]["detail"] and "NaN" in report["cells"][0]["detail"]
+    stored = ws.backend().read_result("value", "2024-01-01")
+    assert "u002" not in stored and "u003" not in stored and len(stored) == len(USERS) - 2
+
+
+def test_historical_targets_chain_and_block_on_a_missing_previous_day(ws):
+    ws.write("calculations/hist/BUILD.toml", '[calculation.running]\nentry = "h:running"\nkind = "per_date"\ndeps = ["//pricing:total"]\nhistorical = true\n')
+    ws.write("calculations/hist/h.py", "def running(ctx):\n    prev = ctx.previous or 0\n    return round(prev + ctx.dep('total')['total'], 6)\n")
+    ws.build("//hist:running", date="2024-01-03")
+    backend = ws.backend()
+    day1, day2 = backend.read_result("running", "2024-01-01"), backend.read_result("running", "2024-01-02")
+    total2 = backend.read_result("total", "2024-01-02")["total"]
+    assert day2 == round(day1 + total2, 6)
+    # make day 4 fail: day 5 is blocked waiting for it
+    ws.edit("calculations/hist/h.py", "    prev =", "    if ctx.date.day == 4:\n        raise ValueError('x')\n    prev =")
+    cells = ws.cells(ws.build("//hist:running", date="2024-01-05", expect=1))
+    assert cells[("//hist:running", "2024-01-04")][0] == "failed"
+    assert cells[("//hist:running", "2024-01-05")] == ("blocked", "waiting_for_previous_day")
+
+
+def test_category_migration_rebuilds_under_the_new_package_and_deletes_the_old(ws):
+    ws.build(date="2024-01-01")
+    ws.build(date="2024-01-02")
+    ws.edit("calculations/pricing/BUILD.toml", '[calculation.price_level]\nentry = "levels:level"\nkind = "per_date"\nroots = ["prices"]\n', "")
+    ws.write("calculations/market/BUILD.toml", '[calculation.price_level]\nentry = "levels:level"\nkind = "per_date"\nroots = ["prices"]\n')
+    ws.write("calculations/market/levels.py", (ws.root / "calculations/pricing/levels.py").read_text())
+    dry = ws.cells(ws.build("--dry-run", date="2024-01-02"))
+    assert dry[("//market:price_level", "2024-01-01")] == ("runnable", "new")
+    assert ws.backend().get_cell("price_level", "2024-01-02").category == "pricing"
+    cells = ws.cells(ws.build(date="2024-01-01"))
+    assert cells[("//market:price_level", "2024-01-01")] == ("ran", "new")
+    assert ws.backend().get_cell("price_level", "2024-01-01").category == "market"
+    assert ws.backend().get_cell("price_level", "2024-01-02") is None  # the old package's cell is gone
+
+
+def test_jobs_2_is_byte_identical(ws, tmp_path):
+    import shutil
+
+    other = tmp_path / "copy"
+    shutil.copytree(ws.root, other)
+    from tests.execution.conftest import Workspace
+
+    copy = Workspace(other)
+    ws.build()
+    report = copy.build("--jobs", "2")
+    assert report["summary"]["ran"] == 12
+    a, b = ws.backend(), copy.backend()
+    for name in ("value", "total", "sign", "price_level"):
+        for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+            assert a.get_cell(name, day).result_hash == b.get_cell(name, day).result_hash
+            assert a.read_result(name, day) == b.read_result(name, day)
+
+
+def test_undeclared_root_and_dep_are_errors_naming_the_target(ws):
+    ws.edit("calculations/pricing/levels.py", 'ctx.root("prices")', 'ctx.root("portfolio")')
+    report = ws.build("//pricing:price_level", date="2024-01-01", expect=1)
+    assert "//pricing:price_level: reads root source 'portfolio', which is not in its roots" in report["cells"][0]["detail"]
+
+
+def test_unknown_root_source_is_a_workspace_error(ws):
+    ws.edit("calculations/pricing/BUILD.toml", 'roots = ["prices"]', 'roots = ["price"]')
+    code, out, err = ws.cli("build", "//...", "--date", "2024-01-01")
+    assert code == 2
+    assert err.strip() == "btbuild: error: calculations/pricing/BUILD.toml:15: //pricing:price_level: unknown root source 'price' (did you mean 'prices'?)"
+
+
+def test_explain_and_status(ws):
+    ws.build(date="2024-01-02")
+    ws.edit("calculations/pricing/calcs.py", "return sum(", "return 3 * sum(")
+    code, out, _ = ws.cli("explain", V, "--date", "2024-01-02")
+    assert code == 0
+    assert out.startswith("//pricing:value 2024-01-02: runnable (code_changed)")
+    assert "CHANGED code" in out and "same    roots:prices" in out
+    code, out, _ = ws.cli("status", "//pricing:value", "--date", "2024-01-03")
+    assert code == 0
+    assert "//pricing:value  RRN" in out
