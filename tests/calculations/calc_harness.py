@@ -24,8 +24,6 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the tomli backport (a btbuild dependency there)
     import tomli as tomllib
 
-import tomllib
-
 REPO = Path(__file__).resolve().parents[2]
 CALCULATIONS = REPO / "calculations"
 if str(REPO) not in sys.path:  # calculations import `layers` from the workspace root
