@@ -115,13 +115,17 @@ class Scheduler:
 
     def __init__(self, session: Any, request: BuildRequest, *,
                  equivalent: Callable[[Target, CellRecord, CellInputs], str | None] | None = None,
-                 on_progress: Callable[[CellReport], None] | None = None):
+                 on_progress: Callable[[CellReport], None] | None = None,
+                 after_run: Callable[[list[Target]], None] | None = None):
         self.session = session
         self.request = request
         self.workspace = session.workspace
         self.graph = session.graph
         self.equivalent = equivalent or (lambda target, record, inputs: None)
         self.on_progress = on_progress or (lambda report: None)
+        # called once after a real build with the targets that committed new code's results
+        # (the sim optimizer registers their SimHashes so a later cosmetic edit can be proven)
+        self.after_run = after_run or (lambda targets: None)
         if request.jobs < 1:
             raise UsageError(f"--jobs must be at least 1, got {request.jobs}")
         start = request.start or self.workspace.start_date
@@ -322,10 +326,19 @@ class Scheduler:
                         env = Environment(self.workspace, self.session.plugins, self.backend)
                     self._apply(group, run_group(env, tasks), report)
             report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
+            self._after_run(report)
             return report
         self._run_pool(groups, report)
         report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
+        self._after_run(report)
         return report
+
+    def _after_run(self, report: BuildReport) -> None:
+        if self.request.dry_run:
+            return
+        ran = {cell.label for cell in report.cells if cell.status == RAN}
+        if ran:
+            self.after_run([self.targets[label] for label in self.order if label in ran])
 
     def settle(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
         """Decide one cell and remember its state for its dependents. A runnable cell is
