@@ -372,13 +372,18 @@ def _result_stream(backend: Backend, name: str, day: date) -> Iterator[tuple[str
     return backend.iter_result(name, day.isoformat())
 
 
+def _tag(stream: Iterator[tuple[str, Any]], index: int) -> Iterator[tuple[str, int, Any]]:
+    for user_id, value in stream:
+        yield user_id, index, value
+
+
 def _merge(streams: list[Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, dict[int, Any]]]:
     """Merge ascending (user id, value) streams into (user id, {stream index: value})."""
     if len(streams) == 1:
         for user_id, value in streams[0]:
             yield user_id, {0: value}
         return
-    tagged = [((user_id, index, value) for user_id, value in stream) for index, stream in enumerate(streams)]
+    tagged = [_tag(stream, index) for index, stream in enumerate(streams)]
     current: str | None = None
     values: dict[int, Any] = {}
     last_seen: dict[int, str] = {}

@@ -207,3 +207,29 @@ def test_explain_and_status(ws):
     code, out, _ = ws.cli("status", "//pricing:value", "--date", "2024-01-03")
     assert code == 0
     assert "//pricing:value  RRN" in out
+
+
+def test_per_user_cells_merge_several_user_streams(ws):
+    """A per_user target reading a per_user dep, a user root and its own previous day."""
+    ws.write(
+        "calculations/share/BUILD.toml",
+        '[calculation.share]\nentry = "s:share"\ndeps = ["//pricing:value", "//pricing:total"]\n'
+        'roots = ["portfolio"]\nhistorical = true\nlookback = { portfolio = 1 }\n',
+    )
+    ws.write(
+        "calculations/share/s.py",
+        "def share(ctx):\n"
+        "    mine = ctx.dep('value')\n"
+        "    yesterday = ctx.user.get('portfolio', days_ago=1)\n"
+        "    return {'share': round(mine / ctx.dep('total')['total'], 9), 'user': ctx.user.id,\n"
+        "            'had_yesterday': yesterday is not None, 'days': (ctx.previous or {}).get('days', 0) + 1}\n",
+    )
+    ws.build("//share:share", date="2024-01-03")
+    backend = ws.backend()
+    day3 = backend.read_result("share", "2024-01-03")
+    values = backend.read_result("value", "2024-01-03")
+    total = backend.read_result("total", "2024-01-03")["total"]
+    assert sorted(day3) == USERS
+    for user in USERS:
+        assert day3[user] == {"share": round(values[user] / total, 9), "user": user, "had_yesterday": True, "days": 3}
+    assert backend.read_result("share", "2024-01-01")["u001"]["had_yesterday"] is False

@@ -75,7 +75,9 @@ def print_text(report: BuildReport) -> None:
 
 
 def _interesting(cell: CellReport) -> bool:
+    """Text output lists what ran or needs attention; up-to-date and impossible cells are
+    only counted (``--format json`` and ``btbuild status`` show every cell)."""
     if cell.status == "skipped":
         return cell.reason in ("cosmetic", "early_cutoff")
-    return not (cell.status == "impossible" and cell.reason == "no_data")
+    return cell.status != "impossible"
 
