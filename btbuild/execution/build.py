@@ -410,11 +410,7 @@ class Scheduler:
         self.on_progress(cell)
 
     def _run_pool(self, groups: list[tuple[date, int]], report: BuildReport) -> None:
-        """Dispatch ready groups to N worker processes (see the module docstring for 'ready')."""
-        position = {day: index for index, day in enumerate(self.dates)}
-        done: set[tuple[date, int]] = set()
-        pending = list(groups)
-        running: dict[Future[list[CellOutcome]], tuple[date, int]] = {}
+        """Run groups in N local worker processes (``--jobs N``)."""
         context = get_context("spawn")
         with ProcessPoolExecutor(
             max_workers=self.request.jobs,
@@ -422,32 +418,43 @@ class Scheduler:
             initializer=_init_worker,
             initargs=(str(self.workspace.root), self.session.product_lines),
         ) as pool:
-            while pending or running:
-                still = []
-                for group in pending:
-                    day, build_pass = group
-                    earlier_pass = self.passes[self.passes.index(build_pass) - 1] if build_pass != self.passes[0] else None
-                    needs = []
-                    if earlier_pass is not None:
-                        needs.append((day, earlier_pass))
-                    if self.looks_back[build_pass] and position[day] > 0:
-                        needs.append((self.dates[position[day] - 1], build_pass))
-                    if all(need in done for need in needs):
-                        tasks = self._decide_group(group, report)
-                        if tasks is None:
-                            done.add(group)
-                        else:
-                            running[pool.submit(_work, tasks)] = group
-                    else:
-                        still.append(group)
-                pending = still
-                if not running:
-                    continue  # everything decided was skipped: the next sweep makes progress
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    group = running.pop(future)
-                    self._apply(GroupTask(group[0], group[1], ()), future.result(), report)
+            self.dispatch(groups, report, lambda group: pool.submit(_work, group))
+
+    def dispatch(self, groups: list[tuple[date, int]], report: BuildReport,
+                 submit: Callable[[GroupTask], Future[list[CellOutcome]]]) -> None:
+        """Decide each group once everything it may depend on is final and ``submit`` its
+        runnable cells; ``submit`` returns a future of their outcomes (a local process pool,
+        or Pub/Sub workers). A group depends on the same date's previous pass and, when its
+        pass looks back in time, on the previous date's same pass."""
+        position = {day: index for index, day in enumerate(self.dates)}
+        done: set[tuple[date, int]] = set()
+        pending = list(groups)
+        running: dict[Future[list[CellOutcome]], tuple[date, int]] = {}
+        while pending or running:
+            still = []
+            for group in pending:
+                day, build_pass = group
+                needs = []
+                if build_pass != self.passes[0]:
+                    needs.append((day, self.passes[self.passes.index(build_pass) - 1]))
+                if self.looks_back[build_pass] and position[day] > 0:
+                    needs.append((self.dates[position[day] - 1], build_pass))
+                if not all(need in done for need in needs):
+                    still.append(group)
+                    continue
+                tasks = self._decide_group(group, report)
+                if tasks is None:
                     done.add(group)
+                else:
+                    running[submit(tasks)] = group
+            pending = still
+            if not running:
+                continue  # everything decided was skipped: the next sweep makes progress
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                group = running.pop(future)
+                self._apply(GroupTask(group[0], group[1], ()), future.result(), report)
+                done.add(group)
 
 
 _WORKER: dict[str, Any] = {}

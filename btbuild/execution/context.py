@@ -32,8 +32,10 @@ class UserRecords:
         self._history = history
 
     def __getitem__(self, source: str) -> Any:
-        self._owner._check_user_source(source, 0)
-        return self._today.get(source)
+        today = self._today
+        if source not in today:  # not a user source of this target: say why
+            self._owner._check_user_source(source, 0)
+        return today.get(source)
 
     def get(self, source: str, default: Any = None, *, days_ago: int = 0) -> Any:
         self._owner._check_user_source(source, days_ago)
@@ -98,9 +100,9 @@ class Context:
 
     def root(self, source: str, days_ago: int = 0) -> Any:
         """Date-level root data (``None`` when an optional or look-back day has none)."""
-        key = (source, days_ago)
-        value = self._roots.get(key, _NOT_LOADED)
+        value = self._roots.get((source, days_ago), _NOT_LOADED)
         if value is _NOT_LOADED:
+            key = (source, days_ago)
             if source not in self._declared:
                 raise self._fail(f"reads root source {source!r}, which is not in its roots or optional_roots")
             if source in self._user_sources:

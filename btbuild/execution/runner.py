@@ -322,11 +322,13 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
 
 
 def _process_user(env: Environment, group: GroupTask, run: CellRun, user_id: str, values: dict[int, Any]) -> None:
+    """Call the cell's calculation for one user and hand the value to its writer."""
     ctx = run.ctx
     today = {source: values.get(index) for source, index in run.today}
-    history = {(source, back): values.get(index) for source, back, index in run.history}
+    history = {(source, back): values.get(index) for source, back, index in run.history} if run.history else _EMPTY
     ctx.user = UserRecords(ctx, user_id, today, history)
-    ctx._user_deps = {name: values.get(index) for name, index in run.user_deps}
+    if run.user_deps:
+        ctx._user_deps = {name: values.get(index) for name, index in run.user_deps}
     if run.previous_index is not None:
         ctx.previous = values.get(run.previous_index)
     run.processed += 1
@@ -343,6 +345,9 @@ def _process_user(env: Environment, group: GroupTask, run: CellRun, user_id: str
         return
     for validator in run.validators:
         validator.observe(user_id, value)
+
+
+_EMPTY: dict[Any, Any] = {}
 
 
 def _check_breaker(env: Environment, group: GroupTask, run: CellRun, *, final: bool = False) -> None:
