@@ -1,0 +1,330 @@
+"""The simulation runner: a target's ``process`` on every fabricated world.
+
+Calculations run with the real :class:`~btbuild.execution.context.Context`, so declaration
+checks apply exactly as in a build. A dependency's output is made by running the upstream
+target on the same world, recursively (memoized per world), so a dependent always sees
+what its upstream computes from the roots it sees itself.
+
+* per_user: one context per world user; per_user deps give this user's value, per_date deps
+  the whole value.
+* per_date: one context per world; per_user deps are mappings over the world's users
+  (users whose upstream value is None, failed or not JSON are absent, as in a build).
+* historical targets: ``ctx.previous`` is the target's own output on a "yesterday" world
+  (a separate random world); None in the no-history edge world.
+* An upstream per_date failure blocks a dependent (the output is ``{"$blocked": label}``).
+* An exception is an output (its type). A time-out too: each call gets ``time_limit``
+  seconds through ``signal.setitimer`` (POSIX, main thread only; elsewhere calls are not
+  limited). After ``MAX_TIMEOUTS`` time-outs a target's remaining calls count as time-outs
+  without running, so a looping calculation costs a few seconds, not one per context.
+
+Roots and dep values are copied for each world, so a calculation mutating its input cannot
+change what another context (or the next simulation order) sees.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from btbuild.errors import CalculationError
+from btbuild.execution.context import Context, UserRecords
+from btbuild.execution.loader import CalculationLoader, Process
+from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
+from btbuild.sim.fabricator import WORLDS, Fabricator, World, fabricator_version
+from btbuild.workspace.model import Target, Workspace
+
+DEFAULT_TIME_LIMIT = 1.0  # seconds per process(ctx) call
+MAX_TIMEOUTS = 3
+YESTERDAY = 1_000_000  # world index offset of the "yesterday" world of a historical target
+
+
+class _Timeout(BaseException):
+    """Raised into a calculation by the alarm; a BaseException so ``except Exception`` in user
+    code cannot swallow it."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """An output that is not a value: an exception type, "timeout" or a blocked upstream."""
+
+    kind: str
+    message: str = ""
+
+    def canonical(self) -> dict[str, str]:
+        if self.kind.startswith("blocked:"):
+            return {"$blocked": self.kind.split(":", 1)[1]}
+        return raised(self.kind)
+
+
+@dataclass(frozen=True)
+class ContextRun:
+    world: World
+    user: str | None
+    output: Any  # canonical
+    hash: str
+
+
+@dataclass(frozen=True)
+class SimResult:
+    label: str
+    combined: str
+    contexts: tuple[ContextRun, ...]
+
+
+@contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise _Timeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def fresh(value: Any) -> Any:
+    """A private copy of a JSON-like value (faster than ``copy.deepcopy``)."""
+    if isinstance(value, dict):
+        return {key: fresh(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [fresh(item) for item in value]
+    return value
+
+
+def usable(value: Any) -> bool:
+    """Whether a build would store ``value`` (so a dependent could read it)."""
+    output = canonical(value)
+    return not _has_marker(output)
+
+
+def _has_marker(output: Any) -> bool:
+    if isinstance(output, dict):
+        if len(output) == 1 and next(iter(output)) in ("$float", "$invalid"):
+            return True
+        return any(_has_marker(item) for item in output.values())
+    if isinstance(output, list):
+        return any(_has_marker(item) for item in output)
+    return False
+
+
+class _History:
+    """The lazy ``(source, days_ago) -> record`` mapping behind ``ctx.user.get(..., days_ago=)``."""
+
+    def __init__(self, fabricator: Fabricator, world: World, user: str, optional: frozenset[str]):
+        self._fabricator, self._world, self._user, self._optional = fabricator, world, user, optional
+
+    def get(self, key: tuple[str, int], default: Any = None) -> Any:
+        source, back = key
+        value = self._fabricator.user_root(self._world, source, self._user, back, optional=source in self._optional)
+        return default if value is None else fresh(value)
+
+
+class SimRunner:
+    """Simulates the targets of one workspace on the worlds of one :class:`Fabricator`.
+
+    ``deps_from`` makes the deps' outputs come from another runner (``verify`` runs the old
+    code of a target on the outputs the new code of its upstream computed).
+    """
+
+    def __init__(self, workspace: Workspace, sources: dict[str, Any], *, fabricator: Fabricator | None = None,
+                 loader: CalculationLoader | None = None, time_limit: float | None = DEFAULT_TIME_LIMIT,
+                 deps_from: SimRunner | None = None):
+        self.workspace = workspace
+        self.sources = sources
+        self.fabricator = fabricator or Fabricator(sources)
+        self._loader = loader
+        self.time_limit = time_limit
+        self.deps_from = deps_from
+        self.by_label = workspace.by_label()
+        self._outputs: dict[tuple[str, int, bool], Any] = {}
+        self._factories: dict[str, Any] = {}
+        self._timeouts: dict[str, int] = {}
+
+    @property
+    def loader(self) -> CalculationLoader:
+        if self._loader is None:
+            self._loader = CalculationLoader(self.workspace)
+        return self._loader
+
+    def prepare(self, target: Target) -> None:
+        """Load ``target``'s code now (raises :class:`CalculationError` when it cannot)."""
+        if target.name not in self._factories:
+            self._factories[target.name] = self.loader.factory(target)
+
+    # -- results -----------------------------------------------------------------------------
+
+    def simulate(self, name: str, worlds: list[World] | None = None) -> SimResult:
+        """The SimHash of target ``name``: a hash per context and the combined hash."""
+        target = self.workspace.targets[name]
+        runs = self.contexts(target, worlds if worlds is not None else self.fabricator.worlds(WORLDS))
+        return SimResult(target.label, combined_hash(fabricator_version(), [run.hash for run in runs]), tuple(runs))
+
+    def contexts(self, target: Target, worlds: list[World]) -> list[ContextRun]:
+        runs = []
+        for world in worlds:
+            out = self.outputs(target, world)
+            if target.kind == "per_date":
+                runs.append(_context_run(world, None, out))
+            else:
+                runs.extend(_context_run(world, user, out.get(user)) for user in world.users)
+        return runs
+
+    def outputs(self, target: Target, world: World, *, with_previous: bool = True) -> Any:
+        """A target's raw output on ``world``: a value or :class:`Failed` (per_date), or
+        ``{user: value or Failed}`` (per_user)."""
+        key = (target.name, world.index, with_previous)
+        if key not in self._outputs:
+            self._outputs[key] = self._evaluate(target, world, with_previous)
+        return self._outputs[key]
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def _dep_output(self, label: str, world: World) -> tuple[Target, Any]:
+        provider = self
+        if self.deps_from is not None:
+            name = self.by_label[label].name
+            upstream = self.deps_from.workspace.targets.get(name)
+            if upstream is not None:
+                return upstream, self.deps_from.outputs(upstream, world)
+        dep = provider.by_label[label]
+        return dep, provider.outputs(dep, world)
+
+    def _evaluate(self, target: Target, world: World, with_previous: bool) -> Any:
+        self.prepare(target)
+        per_user_deps: dict[str, dict[str, Any]] = {}
+        whole: dict[str, Any] = {}
+        for label in target.deps:
+            dep, out = self._dep_output(label, world)
+            if dep.kind == "per_date":
+                if isinstance(out, Failed):
+                    blocked = Failed(f"blocked:{label}")
+                    return blocked if target.kind == "per_date" else dict.fromkeys(world.users, blocked)
+                whole[dep.name] = out
+            else:
+                kept = {user: value for user, value in out.items() if not isinstance(value, Failed) and value is not None and usable(value)}
+                per_user_deps[dep.name] = kept
+                if target.kind == "per_date":
+                    whole[dep.name] = kept
+        previous = self._previous(target, world) if target.historical and with_previous else None
+        dep_names = {}
+        for label in target.deps:
+            name = self.by_label[label].name
+            dep_names[name] = name
+            dep_names[label] = name
+        optional = frozenset(target.optional_roots)
+        user_sources = frozenset(s for s in target.all_roots if self.sources[s].scope == "user")
+
+        def load_root(source: str, day: date) -> Any:
+            back = (world.day - day).days
+            return fresh(self.fabricator.date_root(world, source, back, optional=source in optional))
+
+        ctx = Context(target, world.day, root_loader=load_root, user_sources=user_sources, dep_names=dep_names,
+                      whole_deps={name: fresh(value) for name, value in whole.items()},
+                      previous=fresh(previous) if target.kind == "per_date" else None)
+        try:
+            process = self._factories[target.name]()
+        except CalculationError as exc:
+            failure = Failed("CalculationError", str(exc))
+            return failure if target.kind == "per_date" else dict.fromkeys(world.users, failure)
+        if target.kind == "per_date":
+            return self._call(target, process, ctx)
+        results: dict[str, Any] = {}
+        for user in world.users:
+            today = {source: fresh(self.fabricator.user_root(world, source, user, 0, optional=source in optional))
+                     for source in user_sources}
+            ctx.user = UserRecords(ctx, user, today, _History(self.fabricator, world, user, optional))  # type: ignore[arg-type]
+            ctx._user_deps = {name: fresh(values.get(user)) for name, values in per_user_deps.items()}
+            if target.historical:
+                ctx.previous = fresh(previous.get(user)) if isinstance(previous, dict) else None
+            results[user] = self._call(target, process, ctx)
+        return results
+
+    def _previous(self, target: Target, world: World) -> Any:
+        if world.edge == "no_history":
+            return None
+        yesterday = self.fabricator.world(world.index + YESTERDAY)
+        out = self.outputs(target, yesterday, with_previous=False)
+        if target.kind == "per_date":
+            return None if isinstance(out, Failed) or not usable(out) else out
+        return {user: value for user, value in out.items() if not isinstance(value, Failed) and value is not None and usable(value)}
+
+    def _call(self, target: Target, process: Process, ctx: Context) -> Any:
+        if self._timeouts.get(target.name, 0) >= MAX_TIMEOUTS:
+            return Failed("timeout")
+        try:
+            with _deadline(self.time_limit):
+                return process(ctx)
+        except _Timeout:
+            self._timeouts[target.name] = self._timeouts.get(target.name, 0) + 1
+            return Failed("timeout")
+        except Exception as exc:
+            return Failed(type(exc).__name__, str(exc)[:200])
+
+    # -- counterexamples ---------------------------------------------------------------------
+
+    def describe_inputs(self, target: Target, world: World, user: str | None) -> dict[str, Any]:
+        """What a context showed the calculation: date, user, roots of the day, deps, previous."""
+        inputs: dict[str, Any] = {"date": world.day.isoformat(), "world": world.describe()}
+        if user is not None:
+            inputs["user"] = user
+        optional = frozenset(target.optional_roots)
+        roots: dict[str, Any] = {}
+        for source in target.all_roots:
+            if self.sources[source].scope == "user":
+                roots[source] = self.fabricator.user_root(world, source, user or "", 0, optional=source in optional) if user else None
+            else:
+                roots[source] = self.fabricator.date_root(world, source, 0, optional=source in optional)
+        inputs["roots"] = roots
+        if target.lookback:
+            inputs["history"] = "no look-back data" if world.edge == "no_history" else (
+                f"look-back days drawn as a random walk from the day's data; missing days ago: {sorted(world.gaps)[:10]}"
+            )
+        deps = {}
+        for label in target.deps:
+            dep, out = self._dep_output(label, world)
+            if isinstance(out, dict) and dep.kind == "per_user":
+                value = out.get(user) if target.kind == "per_user" else out
+            else:
+                value = out
+            deps[label] = _shown(value)
+        if deps:
+            inputs["deps"] = deps
+        if target.historical:
+            previous = self._previous(target, world)
+            inputs["previous"] = previous.get(user) if isinstance(previous, dict) and target.kind == "per_user" else previous
+        return inputs
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Failed):
+        return value.canonical()
+    if isinstance(value, dict):
+        return {key: _shown(item) for key, item in value.items()}
+    return value
+
+
+def _context_run(world: World, user: str | None, out: Any) -> ContextRun:
+    output = out.canonical() if isinstance(out, Failed) else canonical(out)
+    return ContextRun(world, user, output, context_hash(output))
+
+
+
+
+__all__ = ["DEFAULT_TIME_LIMIT", "ContextRun", "Failed", "SimResult", "SimRunner", "fresh"]
