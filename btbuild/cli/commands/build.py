@@ -53,10 +53,11 @@ def command(options: object, patterns: tuple[str, ...], end: str, start: str | N
 
 def run_build(session: object, request: BuildRequest, output: str) -> BuildReport:
     from btbuild.cli.progress import Progress
-    from btbuild.sim.optimizer import equivalence_checker
+    from btbuild.sim.optimizer import after_run_callback, equivalence_checker
 
     progress = Progress(enabled=output == "text")
-    scheduler = Scheduler(session, request, equivalent=equivalence_checker(session), on_progress=progress.update)
+    scheduler = Scheduler(session, request, equivalent=equivalence_checker(session, register=not request.dry_run),
+                          on_progress=progress.update, after_run=after_run_callback(session))
     with progress.running(len(scheduler.order) * len(scheduler.dates)):
         return scheduler.run()
 
