@@ -12,7 +12,6 @@ import logging
 import os
 import tempfile
 from functools import cache
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from btbuild.hashing.digest import hash_bytes
@@ -28,12 +27,9 @@ _log = logging.getLogger(__name__)
 
 @cache
 def cache_tool_key() -> str:
-    """What the cached facts depend on besides the file bytes."""
-    try:
-        libcst_version = version("libcst")
-    except PackageNotFoundError:  # pragma: no cover - libcst is a hard dependency
-        libcst_version = "unknown"
-    return f"scheme={HASH_SCHEME_VERSION};python={python_minor()};libcst={libcst_version}"
+    """What the cached facts depend on besides the file bytes (``ast.unparse`` and the
+    builtins list follow the Python minor version)."""
+    return f"scheme={HASH_SCHEME_VERSION};python={python_minor()}"
 
 
 class HashCache:

@@ -32,7 +32,7 @@ class TargetHashes:
 
     name: str
     label: str
-    code: str  # normalized source of the entry file
+    code: str  # normalized entry class/function and the module statements it needs
     layers: str  # workspace-local modules it imports, transitively
     infra: str  # python minor, scheme version, third-party versions, plugin inputs
     epoch: int  # the workspace epoch (a value, not a hash, so explain can print it)
@@ -108,7 +108,13 @@ def compute_hashes(
     for target in _topological(workspace.targets, by_label):
         scan = scanner.scan(target.entry_file)
         versions = index.versions_for(scan.third_party)
-        code = reader(target.entry_file).code_hash
+        # only what the entry needs from its module, unless the module is imported again
+        # (then any of its statements can be reached through the module object)
+        code = (
+            reader(target.entry_file).code_hash
+            if scan.imports_entry
+            else reader.entry_code(target.entry_file, target.entry_attr)
+        )
         layers = layer_hash(scan.files, workspace.root, reader)
         infra = infra_hash(versions, extra)
         declaration = declaration_hash(target)

@@ -1,25 +1,136 @@
-"""What hashing needs to know about one source file, and its cacheable JSON form."""
+"""What hashing needs to know about one source file, and its cacheable JSON form.
+
+Facts are computed once per distinct file content (see :class:`btbuild.hashing.HashCache`):
+the whole-module code hash, the imports, and per top-level statement its hash, the
+module-level names it binds and the global names it reads. The code hash of one *entry*
+(``Target.entry_attr``) is derived from them without parsing again
+(:meth:`FileFacts.entry_code_hash`).
+"""
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import re
 from dataclasses import dataclass
 
 from btbuild.errors import WorkspaceError
-from btbuild.hashing.digest import hash_text
-from btbuild.hashing.imports import ImportRecord, collect_imports
-from btbuild.hashing.normalize import canonical_source, parse_source
+from btbuild.hashing.imports import ImportRecord
+from btbuild.hashing.normalize import analyze_module, module_hash
 
 _HEX32 = re.compile(r"[0-9a-f]{32}\Z")
+_BUILTINS = frozenset(dir(builtins))
+
+
+@dataclass(frozen=True)
+class StatementFacts:
+    """One top-level statement: its normalized hash and how it links to the others."""
+
+    digest: str
+    defines: tuple[str, ...] = ()  # module-level names it binds, sorted
+    refs: tuple[str, ...] = ()  # global names it reads, sorted
+    always: bool = False  # not a pure definition: in every entry's hash
+    effectful: bool = False  # a definition that runs code at import time
+    modules: tuple[str, ...] = ()  # top-level modules an import statement names, sorted
+
+    def to_json(self) -> list[object]:
+        return [
+            self.digest,
+            list(self.defines),
+            list(self.refs),
+            int(self.always) | int(self.effectful) << 1,
+            list(self.modules),
+        ]
+
+    @classmethod
+    def from_json(cls, value: object) -> StatementFacts | None:
+        if not (isinstance(value, list) and len(value) == 5):
+            return None
+        digest, defines, refs, flags, modules = value
+        if not (isinstance(digest, str) and _HEX32.match(digest)):
+            return None
+        if type(flags) is not int or not 0 <= flags <= 3:
+            return None
+        lists = (defines, refs, modules)
+        if not all(isinstance(item, list) and all(isinstance(n, str) for n in item) for item in lists):
+            return None
+        return cls(digest, tuple(defines), tuple(refs), bool(flags & 1), bool(flags & 2), tuple(modules))
 
 
 @dataclass(frozen=True)
 class FileFacts:
-    """The normalized code hash of a file and the imports it contains (unresolved)."""
+    """The normalized code hash of a file, its imports (unresolved) and statement facts.
+
+    ``statements`` is None when the per-statement facts are unknown; ``dynamic`` marks a
+    module that reaches its own globals by name (``globals()``, ``eval``, ``sys.modules``
+    ...). In both cases every entry of the file gets the whole-module hash.
+    """
 
     code_hash: str
     imports: tuple[ImportRecord, ...]
+    statements: tuple[StatementFacts, ...] | None = None
+    dynamic: bool = False
+
+    def entry_code_hash(self, entry_attr: str) -> str:
+        """The code hash of what ``entry_attr`` needs from this module.
+
+        That is: the statements binding the entry name, every statement binding a global
+        name they read (transitively), every top-level statement that is not a pure
+        definition (calls, ``if`` blocks, attribute or item assignments, ``__future__``
+        and star imports), and every definition running code at import time (a call,
+        decorator or base class) that shares a global name or an imported module with
+        what is already included, since it may have mutated it. Falls back to
+        :attr:`code_hash` when the module is dynamic or the entry is not bound by a
+        top-level definition.
+        """
+        statements = self.statements
+        if statements is None or self.dynamic:
+            return self.code_hash
+        binders: dict[str, list[int]] = {}
+        for index, statement in enumerate(statements):
+            for name in statement.defines:
+                binders.setdefault(name, []).append(index)
+        root = entry_attr.split(".")[0]
+        if root not in binders:
+            return self.code_hash
+        included: set[int] = set()
+        pending = [index for index, statement in enumerate(statements) if statement.always]
+        pending.extend(binders[root])
+        effectful = [index for index, statement in enumerate(statements) if statement.effectful]
+        tokens: set[str] = set()
+        while pending:
+            while pending:
+                index = pending.pop()
+                if index in included:
+                    continue
+                included.add(index)
+                statement = statements[index]
+                for name in statement.refs:
+                    pending.extend(binders.get(name, ()))
+                tokens.update(self._tokens(statement, binders))
+            pending = [
+                index
+                for index in effectful
+                if index not in included and not tokens.isdisjoint(self._tokens(statements[index], binders))
+            ]
+        if len(included) == len(statements):
+            return self.code_hash
+        return module_hash([statements[index].digest for index in sorted(included)])
+
+    def _tokens(self, statement: StatementFacts, binders: dict[str, list[int]]) -> set[str]:
+        """The shared state a statement touches: module-level names and imported modules."""
+        assert self.statements is not None
+        tokens: set[str] = set()
+        for name in (*statement.refs, *statement.defines):
+            sources = binders.get(name)
+            if sources is None:
+                if name not in _BUILTINS:
+                    tokens.add(f"name:{name}")
+                continue
+            tokens.add(f"name:{name}")
+            for index in sources:
+                tokens.update(f"module:{module}" for module in self.statements[index].modules)
+        return tokens
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -27,6 +138,10 @@ class FileFacts:
             "imports": [
                 [record.module, record.level, list(record.names)] for record in self.imports
             ],
+            "statements": None
+            if self.statements is None
+            else [statement.to_json() for statement in self.statements],
+            "dynamic": self.dynamic,
         }
 
     @classmethod
@@ -36,6 +151,11 @@ class FileFacts:
             return None
         code, imports = value.get("code"), value.get("imports")
         if not isinstance(code, str) or not _HEX32.match(code) or not isinstance(imports, list):
+            return None
+        raw_statements, dynamic = value.get("statements"), value.get("dynamic")
+        if not isinstance(dynamic, bool) or not (
+            raw_statements is None or isinstance(raw_statements, list)
+        ):
             return None
         records: list[ImportRecord] = []
         for item in imports:
@@ -51,7 +171,13 @@ class FileFacts:
             ):
                 return None
             records.append(ImportRecord(module, level, tuple(names)))
-        return cls(code, tuple(records))
+        statements: tuple[StatementFacts, ...] | None = None
+        if raw_statements is not None:
+            parsed = [StatementFacts.from_json(item) for item in raw_statements]
+            if any(item is None for item in parsed):
+                return None
+            statements = tuple(parsed)  # type: ignore[arg-type]
+        return cls(code, tuple(records), statements, dynamic)
 
 
 def decode_source(raw: bytes, *, path: str) -> str:
@@ -65,6 +191,17 @@ def decode_source(raw: bytes, *, path: str) -> str:
 
 
 def analyze_source(source: str, *, path: str = "<string>") -> FileFacts:
-    """Parse once; derive the normalized code hash and the import records."""
-    module = parse_source(source, path=path)
-    return FileFacts(hash_text(canonical_source(module, path=path)), collect_imports(module))
+    """Parse once; derive the code hash, the import records and the statement facts."""
+    analysis = analyze_module(source, path=path)
+    statements = tuple(
+        StatementFacts(
+            digest=info.digest,
+            defines=tuple(sorted(info.defines)),
+            refs=tuple(sorted(info.refs)),
+            always=info.always,
+            effectful=info.effectful,
+            modules=tuple(sorted(info.modules)),
+        )
+        for info in analysis.statements
+    )
+    return FileFacts(analysis.code_hash, analysis.imports, statements, analysis.dynamic)

@@ -10,13 +10,11 @@ the standard library (``sys.stdlib_module_names``) or a third-party distribution
 
 from __future__ import annotations
 
+import ast
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import libcst as cst
-from libcst.helpers import get_full_name_for_node
 
 _STDLIB = frozenset(sys.stdlib_module_names) | frozenset(sys.builtin_module_names)
 
@@ -35,32 +33,19 @@ class ImportRecord:
     names: tuple[str, ...] = ()
 
 
-def collect_imports(module: cst.Module) -> tuple[ImportRecord, ...]:
-    """Every import statement of a parsed module, including those inside functions."""
-    collector = _ImportCollector()
-    module.visit(collector)
-    return tuple(dict.fromkeys(collector.records))  # de-duplicated, first-seen order
+def collect_imports(tree: ast.AST) -> tuple[ImportRecord, ...]:
+    """Every import statement of a parsed module (:mod:`ast`), including those inside functions.
 
-
-class _ImportCollector(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.records: list[ImportRecord] = []
-
-    def visit_Import(self, node: cst.Import) -> None:
-        for alias in node.names:
-            name = get_full_name_for_node(alias.name)
-            if name:
-                self.records.append(ImportRecord(name))
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        module = get_full_name_for_node(node.module) if node.module is not None else ""
-        if isinstance(node.names, cst.ImportStar):
-            names: tuple[str, ...] = ("*",)
-        else:
-            names = tuple(
-                alias.name.value for alias in node.names if isinstance(alias.name, cst.Name)
-            )
-        self.records.append(ImportRecord(module or "", len(node.relative), names))
+    Records are de-duplicated and kept in first-seen order.
+    """
+    records: list[ImportRecord] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            records.extend(ImportRecord(alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names = tuple(alias.name for alias in node.names)
+            records.append(ImportRecord(node.module or "", node.level, names))
+    return tuple(dict.fromkeys(records))
 
 
 def module_candidates(name: str, directory: Path) -> tuple[Path, Path]:

@@ -16,8 +16,11 @@ from functools import cache
 from btbuild.errors import PluginError
 from btbuild.hashing.digest import hash_json
 
-HASH_SCHEME_VERSION = 1
-"""Bump whenever normalization or the way components are combined changes: every hash moves."""
+HASH_SCHEME_VERSION = 2
+"""Bump whenever normalization or the way components are combined changes: every hash moves.
+
+2: per-entry code hash (statement slices), stdlib ``ast`` normalizer.
+"""
 
 NOT_INSTALLED = "not installed"
 

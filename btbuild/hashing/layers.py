@@ -30,6 +30,7 @@ class FactsReader:
     def __init__(self, cache: HashCache | None = None) -> None:
         self.cache = cache if cache is not None else HashCache()
         self._memo: dict[Path, FileFacts] = {}
+        self._entries: dict[tuple[Path, str], str] = {}
 
     def __call__(self, path: Path) -> FileFacts:
         facts = self._memo.get(path)
@@ -48,6 +49,14 @@ class FactsReader:
             self._memo[path] = facts
         return facts
 
+    def entry_code(self, path: Path, entry_attr: str) -> str:
+        """The code hash of ``entry_attr`` in ``path`` (see :meth:`FileFacts.entry_code_hash`)."""
+        key = (path, entry_attr)
+        digest = self._entries.get(key)
+        if digest is None:
+            digest = self._entries[key] = self(path).entry_code_hash(entry_attr)
+        return digest
+
 
 @dataclass(frozen=True)
 class LayerScan:
@@ -55,6 +64,7 @@ class LayerScan:
 
     files: tuple[Path, ...]
     third_party: tuple[str, ...]  # top-level module names, sorted
+    imports_entry: bool = False  # the entry file is imported again (by itself or a layer)
 
 
 class LayerScanner:
@@ -69,17 +79,22 @@ class LayerScanner:
         search_dirs = _unique((entry_file.parent, self.root))
         seen: set[Path] = {entry_file}
         third_party: set[str] = set()
+        imports_entry = False
         queue = deque([entry_file])
         while queue:
             current = queue.popleft()
             for record in self.reader(current).imports:
                 for found in self._record_files(record, current, search_dirs, third_party):
-                    if found not in seen:
+                    if found == entry_file:
+                        imports_entry = True
+                    elif found not in seen:
                         seen.add(found)
                         queue.append(found)
         seen.discard(entry_file)
         return LayerScan(
-            tuple(sorted(seen, key=lambda p: p.as_posix())), tuple(sorted(third_party))
+            tuple(sorted(seen, key=lambda p: p.as_posix())),
+            tuple(sorted(third_party)),
+            imports_entry,
         )
 
     def _record_files(
