@@ -1,0 +1,236 @@
+"""``btbuild verify --base REV``: is every code change since REV behaviour-preserving?
+
+The old code comes from a temporary ``git worktree add --detach`` of REV (removed afterwards,
+also on error). For each calculation whose code or layers hash differs, the old and the new
+code run on identical fabricated contexts: the same worlds, and the same dep outputs (those
+the *new* upstream code computes, so a target's verdict is about its own change only). The
+first context whose canonical outputs differ is the counterexample.
+
+Targets that looked equal are then searched harder: more worlds, drawn from the same
+Hypothesis strategies with world indices past the standard ones, in batches, until a time
+budget per target is spent. The worlds are deterministic; how many are tried depends on the
+machine's speed, so a slow machine may find less, never something different.
+
+Limitation: old and new code are loaded side by side in one process (each module object is
+kept by its loader). A calculation importing a workspace module lazily *inside* ``process``
+sees whichever version was imported last.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from btbuild.errors import BtbuildError, UsageError
+from btbuild.hashing import compute_hashes
+from btbuild.sim.fabricator import WORLDS, Fabricator
+from btbuild.sim.optimizer import code_key
+from btbuild.sim.runner import DEFAULT_TIME_LIMIT, ContextRun, SimRunner
+from btbuild.workspace.config import load_workspace
+from btbuild.workspace.model import Target, Workspace
+
+COSMETIC = "cosmetic"
+BEHAVIOUR_CHANGED = "behaviour_changed"
+NEW = "new"
+REMOVED = "removed"
+SEARCH_START = 10_000  # first world index of the harder search
+SEARCH_BATCH = 16
+
+
+@dataclass(frozen=True)
+class ChangedTarget:
+    label: str
+    verdict: str
+    counterexample: dict[str, Any] | None = None
+    expected: bool = False
+    contexts: int = 0  # contexts compared (fabricated + searched)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "verdict": self.verdict, "counterexample": self.counterexample,
+                "expected": self.expected, "contexts": self.contexts}
+
+
+@dataclass
+class VerifyReport:
+    base: str
+    changed: list[ChangedTarget] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(c.verdict == BEHAVIOUR_CHANGED and not c.expected for c in self.changed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changed": [c.to_json() for c in self.changed], "ok": self.ok}
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    base: str
+    expect_change: tuple[str, ...] = ()
+    search_seconds: float = 2.0
+    time_limit: float | None = DEFAULT_TIME_LIMIT
+    worlds: int = WORLDS
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False)
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def git_toplevel(root: Path) -> Path:
+    if shutil.which("git") is None:
+        raise UsageError("verify needs git, which is not on PATH")
+    done = _git(root, "rev-parse", "--show-toplevel")
+    if done.returncode != 0:
+        raise UsageError(f"{root} is not inside a git repository ({_first_line(done.stderr)}); verify compares with a git revision")
+    return Path(done.stdout.strip())
+
+
+def resolve_revision(top: Path, base: str) -> str:
+    done = _git(top, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
+    if done.returncode != 0 or not done.stdout.strip():
+        raise UsageError(f"--base {base!r} is not a commit of the git repository at {top}")
+    return done.stdout.strip()
+
+
+def verify(session: Any, options: VerifyOptions) -> VerifyReport:
+    """Compare every changed calculation of ``session``'s workspace with revision ``options.base``."""
+    root = Path(session.root).resolve()
+    top = git_toplevel(root).resolve()
+    commit = resolve_revision(top, options.base)
+    workspace = session.workspace
+    sources = session.plugins.root_sources()
+    temp = Path(tempfile.mkdtemp(prefix="btbuild-verify-"))
+    tree = temp / "base"
+    try:
+        added = _git(top, "worktree", "add", "--detach", str(tree), commit)
+        if added.returncode != 0:
+            raise UsageError(f"git worktree add for --base {options.base!r} failed: {_first_line(added.stderr)}")
+        old_root = tree / root.relative_to(top)
+        old = load_workspace(old_root) if (old_root / "BUILD.toml").is_file() else None
+        return _compare(session, workspace, old, sources, options)
+    finally:
+        _git(top, "worktree", "remove", "--force", str(tree))
+        shutil.rmtree(temp, ignore_errors=True)
+        _git(top, "worktree", "prune")
+
+
+def _expected_labels(expect: Iterable[str], new: Workspace, old: Workspace | None) -> set[str]:
+    known = set(new.by_label()) | (set(old.by_label()) if old else set())
+    names = {t.name: t.label for t in new.targets.values()} | ({t.name: t.label for t in old.targets.values()} if old else {})
+    labels = set()
+    for given in expect:
+        label = names.get(given.split(":")[-1], given) if not given.startswith("//") else given
+        if label not in known:
+            raise UsageError(f"--expect-change {given!r} names no calculation of the workspace (now or at --base)")
+        labels.add(label)
+    return labels
+
+
+def _compare(session: Any, new: Workspace, old: Workspace | None, sources: dict[str, Any],
+             options: VerifyOptions) -> VerifyReport:
+    expected = _expected_labels(options.expect_change, new, old)
+    report = VerifyReport(options.base)
+    new_hashes = session.hashes
+    old_hashes = compute_hashes(old, extra_infra=session.plugins.infra_inputs()) if old else {}
+    old_targets = old.targets if old else {}
+    changed: list[tuple[Target, Target]] = []
+    for name, target in new.targets.items():
+        before = old_targets.get(name)
+        if before is None:
+            report.changed.append(ChangedTarget(target.label, NEW, expected=target.label in expected))
+        elif code_key(old_hashes[name]) != code_key(new_hashes[name]):
+            changed.append((before, target))
+    for name, before in old_targets.items():
+        if name not in new.targets:
+            report.changed.append(ChangedTarget(before.label, REMOVED, expected=before.label in expected))
+    if changed:
+        fabricator = Fabricator(sources)
+        new_runner = SimRunner(new, sources, fabricator=fabricator, time_limit=options.time_limit)
+        old_runner = SimRunner(old, sources, fabricator=fabricator, time_limit=options.time_limit,  # type: ignore[arg-type]
+                               deps_from=new_runner)
+        report.changed.extend(_judge(new_runner, old_runner, changed, expected, options))
+    report.changed.sort(key=lambda c: c.label)
+    return report
+
+
+def _judge(new_runner: SimRunner, old_runner: SimRunner, pairs: list[tuple[Target, Target]],
+           expected: set[str], options: VerifyOptions) -> list[ChangedTarget]:
+    worlds = new_runner.fabricator.worlds(options.worlds)
+    started = {t.name: time.perf_counter() for _, t in pairs}
+    new_runs: dict[str, list[ContextRun] | str] = {}
+    for _, target in pairs:  # all new code first: loading the old code replaces sys.modules entries
+        new_runs[target.name] = _runs(new_runner, target, worlds)
+    results = []
+    for before, target in pairs:
+        is_expected = target.label in expected
+        old_runs = _runs(old_runner, before, worlds)
+        news = new_runs[target.name]
+        if isinstance(news, str) or isinstance(old_runs, str):
+            counter = {"error": {"old": old_runs if isinstance(old_runs, str) else None,
+                                 "new": news if isinstance(news, str) else None}}
+            if counter["error"]["old"] and counter["error"]["new"]:
+                results.append(ChangedTarget(target.label, COSMETIC, expected=is_expected))
+            else:
+                results.append(ChangedTarget(target.label, BEHAVIOUR_CHANGED, counter, is_expected))
+            continue
+        counter = _difference(new_runner, target, old_runs, news, "fabricated")
+        compared = len(news)
+        if counter is None and options.search_seconds > 0:
+            counter, more = _search(new_runner, old_runner, before, target, options.search_seconds)
+            compared += more
+        verdict = COSMETIC if counter is None else BEHAVIOUR_CHANGED
+        seconds = time.perf_counter() - started[target.name]
+        results.append(ChangedTarget(target.label, verdict, counter, is_expected, compared, seconds))
+    return results
+
+
+def _runs(runner: SimRunner, target: Target, worlds: list[Any]) -> list[ContextRun] | str:
+    try:
+        runner.prepare(target)
+    except BtbuildError as exc:
+        return str(exc)
+    return runner.contexts(target, worlds)
+
+
+def _difference(runner: SimRunner, target: Target, old: list[ContextRun], new: list[ContextRun],
+                found_by: str) -> dict[str, Any] | None:
+    for index, (before, after) in enumerate(zip(old, new, strict=False)):
+        if before.hash != after.hash:
+            return {
+                "found_by": found_by,
+                "context": index,
+                "inputs": runner.describe_inputs(target, after.world, after.user),
+                "old": before.output,
+                "new": after.output,
+            }
+    if len(old) != len(new):
+        return {"found_by": found_by, "context": min(len(old), len(new)), "inputs": {},
+                "old": f"{len(old)} contexts", "new": f"{len(new)} contexts"}
+    return None
+
+
+def _search(new_runner: SimRunner, old_runner: SimRunner, before: Target, target: Target,
+            seconds: float) -> tuple[dict[str, Any] | None, int]:
+    deadline = time.perf_counter() + seconds
+    start, compared = SEARCH_START, 0
+    while time.perf_counter() < deadline:
+        worlds = new_runner.fabricator.worlds(SEARCH_BATCH, start=start)
+        news = new_runner.contexts(target, worlds)
+        olds = old_runner.contexts(before, worlds)
+        compared += len(news)
+        counter = _difference(new_runner, target, olds, news, "search")
+        if counter is not None:
+            return counter, compared
+        start += SEARCH_BATCH
+    return None, compared

@@ -1,0 +1,77 @@
+"""End to end: a real build registers SimHashes; a cosmetic refactor is skipped, a bug re-runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sim_helpers import VALUE
+
+from btbuild.session import Session
+
+COSMETIC = '''\
+def worth_of(line, quotes):
+    bar = quotes.get(line["symbol"])
+    if bar is None:
+        return 0.0
+    return bar["close"] * line["quantity"]
+
+
+def value(ctx):
+    book = ctx.user["portfolio"]
+    quotes = ctx.root("prices")
+    invested = sum([worth_of(line, quotes) for line in book["positions"]])
+    return {"worth": book["cash"] + invested, "invested": invested}
+'''
+
+BUG = VALUE.replace('invested + book["cash"]', 'invested + max(book["cash"], 1.0)')
+
+
+def statuses(report: dict) -> dict[str, set[tuple[str, str]]]:
+    found: dict[str, set[tuple[str, str]]] = {}
+    for cell in report["cells"]:
+        found.setdefault(cell["label"], set()).add((cell["status"], cell["reason"]))
+    return found
+
+
+def test_cosmetic_refactor_is_skipped_and_a_bug_reruns(workspace: Path, run_cli) -> None:
+    ws = ["--workspace", str(workspace)]
+    code, first = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert code == 0, first
+    assert statuses(first)["//book:value"] == {("ran", "new")}
+
+    value_file = workspace / "calculations" / "book" / "value.py"
+    value_file.write_text(COSMETIC)
+    code, second = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert code == 0, second
+    assert statuses(second)["//book:value"] == {("skipped", "cosmetic")}
+    assert statuses(second)["//book:total"] == {("skipped", "up_to_date")}
+    session = Session(workspace)
+    try:
+        ledger = session.backend.equivalences("value")
+        assert len(ledger) == 3  # one per date
+        assert {entry.new_code_hash for entry in ledger} != {entry.old_code_hash for entry in ledger}
+    finally:
+        session.close()
+
+    # a second cosmetic edit on top of the first is proven too (the first one's SimHash was registered)
+    value_file.write_text(COSMETIC.replace("worth_of", "line_worth"))
+    code, third = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert statuses(third)["//book:value"] == {("skipped", "cosmetic")}
+
+    value_file.write_text(BUG)
+    code, fourth = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert code == 0, fourth
+    assert statuses(fourth)["//book:value"] == {("ran", "code_changed")}
+
+
+def test_dry_run_reports_cosmetic_without_registering(workspace: Path, run_cli) -> None:
+    ws = ["--workspace", str(workspace)]
+    assert run_cli(*ws, "build", "//...", "--date", "2024-01-03", "--format", "json")[0] == 0
+    (workspace / "calculations" / "book" / "value.py").write_text(COSMETIC)
+    code, report = run_cli(*ws, "build", "//...", "--date", "2024-01-03", "--dry-run", "--format", "json")
+    assert statuses(report)["//book:value"] == {("skipped", "cosmetic")}
+    session = Session(workspace)
+    try:
+        assert session.backend.equivalences("value") == []
+    finally:
+        session.close()
