@@ -22,6 +22,7 @@ from typing import Any
 from btbuild.errors import ConfigError
 from btbuild.storage.base import Backend, ResultWriter
 from btbuild.storage.codec import SHARD_LIMIT, PerUserHash, canonical_bytes, result_hash
+from btbuild.storage.firestore import FirestoreBackend
 from btbuild.storage.memory import MemoryBackend
 from btbuild.storage.records import (
     COMMITTED,
@@ -63,6 +64,7 @@ __all__ = [
 BACKENDS: dict[str, Callable[..., Backend]] = {
     "memory": MemoryBackend,
     "sqlite": SqliteBackend,
+    "firestore": FirestoreBackend,  # google-cloud-firestore is imported on first use
 }
 """Backend name (``[storage] backend``) -> factory taking that backend's settings."""
 

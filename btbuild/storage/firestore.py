@@ -1,0 +1,456 @@
+"""The Firestore backend: the shared action cache of a team or a fleet of workers.
+
+Layout under the collection prefix (``[storage] prefix``, default ``btbuild/<workspace>``;
+an even number of path segments names a document whose sub-collections hold the cache, an odd
+number is used as a name prefix: ``myteam`` -> collections ``myteam_cells``, ...):
+
+* ``cells/{target}__{date}``: one document per cell. ``data`` holds the whole
+  :class:`CellRecord` as a JSON array (as in SQLite: one value to decode per record, and no
+  Firestore map-key restrictions on dependency labels); ``target``, ``date``, ``status``,
+  ``category``, ``generation`` and ``lease_generation`` are copied out for queries.
+* ``shards/{target}__{date}__{generation}__{index}``: one zlib shard (<= 900,000 bytes, under
+  the 1 MiB document limit) in ``data``, with ``target``, ``date``, ``generation``, ``idx``.
+* ``runs``, ``sim_hashes``, ``equivalences``: the run log and the registries.
+
+Every read-modify-write of a cell (acquire, renew, commit, finish, release, put_cell_status)
+is a Firestore transaction on its document using the pure transitions of ``records.py``.
+Shards are written (batched, <= 500 writes and < 9 MB per batch) before the commit
+transaction writes the cell document: that single document write is the moment a result
+becomes visible. Older generations are deleted after it, in batches. Batched reads use
+``get_all``. See docs/storage.md and docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from btbuild.errors import ConfigError, LeaseLost, StorageError
+from btbuild.storage import records as rec
+from btbuild.storage.base import Backend, _now, check_cell_key, check_put_status, new_generation
+from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
+
+BATCH_WRITES = 500  # Firestore's limit of writes in one batch
+BATCH_BYTES = 9_000_000  # stay under the 10 MiB request limit
+READ_CHUNK = 500  # document references per get_all call
+TRANSACTION_ATTEMPTS = 25  # contention retries of one transaction (many workers, one cell)
+DEFAULT_PROJECT = "btbuild-local"
+_SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+
+T = TypeVar("T")
+
+
+def _firestore() -> Any:
+    try:
+        from google.cloud import firestore
+    except ImportError:  # pragma: no cover - the dependency is declared in pyproject
+        raise StorageError("[storage] backend = 'firestore' needs google-cloud-firestore: pip install google-cloud-firestore") from None
+    return firestore
+
+
+def check_prefix(prefix: str) -> list[str]:
+    """The prefix's path segments; :class:`ConfigError` if it cannot name Firestore paths."""
+    parts = prefix.split("/") if isinstance(prefix, str) else []
+    if not parts or not all(_SEGMENT.match(part) and part not in (".", "..") and not (part.startswith("__") and part.endswith("__")) for part in parts):
+        raise ConfigError(
+            f"[storage] prefix = {prefix!r} is not a Firestore path; expected segments of letters, digits, '_', '-', '.' "
+            "separated by '/', e.g. 'btbuild/demo'"
+        )
+    return parts
+
+
+def _cell_id(target: str, date: str) -> str:
+    return f"{target}__{date}"
+
+
+def _shard_id(target: str, date: str, generation: str, index: int) -> str:
+    return f"{target}__{date}__{generation}__{index}"
+
+
+def _record_fields(record: CellRecord) -> dict[str, Any]:
+    return {
+        "target": record.target,
+        "date": record.date,
+        "status": record.status,
+        "category": record.category,
+        "generation": record.generation,
+        "lease_generation": record.lease_generation,
+        "data": json.dumps(rec.cell_to_row(record), separators=(",", ":"), ensure_ascii=False),
+    }
+
+
+def _record_of(snapshot: Any) -> CellRecord | None:
+    """The record in a document snapshot; None when missing or unreadable (a miss)."""
+    if snapshot is None or not snapshot.exists:
+        return None
+    try:
+        data = snapshot.get("data")
+        return rec.cell_from_row(json.loads(data)) if isinstance(data, str) else None
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+class FirestoreBackend(Backend):
+    """Cache in Firestore (``FIRESTORE_EMULATOR_HOST`` points it at the emulator).
+
+    ``project`` defaults to ``$GOOGLE_CLOUD_PROJECT`` (or a local name under the emulator);
+    ``prefix`` is the collection prefix every document lives under.
+    """
+
+    def __init__(self, project: str | None = None, prefix: str = "btbuild/default", client: Any = None) -> None:
+        self.prefix = prefix
+        self._parts = check_prefix(prefix)
+        firestore = _firestore()
+        self._fs = firestore
+        project = project or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        if project is None and os.environ.get("FIRESTORE_EMULATOR_HOST"):
+            project = DEFAULT_PROJECT
+        if client is None:
+            try:
+                client = firestore.Client(project=project)
+            except Exception as exc:  # google.auth / api_core raise many kinds: one line
+                raise StorageError(
+                    f"cannot open Firestore (project {project!r}, prefix {prefix!r}): {type(exc).__name__}: {exc}; "
+                    "set [storage] project and credentials (gcloud auth application-default login), "
+                    "or FIRESTORE_EMULATOR_HOST for the emulator"
+                ) from None
+        self.project = project or client.project
+        self.client = client
+        self.cells = self._collection("cells")
+        self.shards = self._collection("shards")
+        self.runs_col = self._collection("runs")
+        self.sims = self._collection("sim_hashes")
+        self.ledger = self._collection("equivalences")
+
+    def _collection(self, name: str) -> Any:
+        parts = self._parts
+        if len(parts) % 2 == 0:
+            return self.client.collection(*parts, name)
+        return self.client.collection(*parts[:-1], f"{parts[-1]}_{name}")
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        """Turn Firestore and transport errors into one-line StorageErrors."""
+        from google.api_core import exceptions as api
+
+        try:
+            yield
+        except (LeaseLost, StorageError):
+            raise
+        except (api.GoogleAPIError, OSError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StorageError(f"firestore {self.project}/{self.prefix}: cannot {what}: {message}") from None
+
+    def _transact(self, what: str, body: Callable[[Any], T]) -> T:
+        """Run ``body(transaction)`` in one Firestore transaction (retried on contention)."""
+        with self._calling(what):
+            transaction = self.client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
+            return self._fs.transactional(body)(transaction)
+
+    def _read(self, transaction: Any, target: str, date: str) -> CellRecord | None:
+        ref = self.cells.document(_cell_id(target, date))
+        return _record_of(ref.get(transaction=transaction))
+
+    def _save(self, transaction: Any, record: CellRecord) -> None:
+        transaction.set(self.cells.document(_cell_id(record.target, record.date)), _record_fields(record))
+
+    def _write_batches(self, what: str, writes: Iterable[tuple[str, Any, Any]]) -> int:
+        """Apply ("set"|"delete", ref, data) writes in batches of <= 500 and < 9 MB."""
+        count = 0
+        with self._calling(what):
+            batch, ops, size = self.client.batch(), 0, 0
+            for op, ref, data in writes:
+                weight = len(data["data"]) if isinstance(data, dict) and isinstance(data.get("data"), bytes) else 1024
+                if ops and (ops >= BATCH_WRITES or size + weight > BATCH_BYTES):
+                    batch.commit()
+                    batch, ops, size = self.client.batch(), 0, 0
+                if op == "set":
+                    batch.set(ref, data)
+                else:
+                    batch.delete(ref)
+                ops, size, count = ops + 1, size + weight, count + 1
+            if ops:
+                batch.commit()
+        return count
+
+    def _delete_refs(self, what: str, refs: Iterable[Any]) -> int:
+        return self._write_batches(what, (("delete", ref, None) for ref in refs))
+
+    # ------------------------------------------------------------------ records
+
+    def get_cells(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellRecord]:
+        date_list = list(dict.fromkeys(dates))
+        refs = [self.cells.document(_cell_id(t, d)) for t in dict.fromkeys(targets) for d in date_list if "/" not in t]
+        found: dict[tuple[str, str], CellRecord] = {}
+        with self._calling("read cell records"):
+            for start in range(0, len(refs), READ_CHUNK):
+                for snapshot in self.client.get_all(refs[start : start + READ_CHUNK], field_paths=["data"]):
+                    record = _record_of(snapshot)
+                    if record is not None and snapshot.id == _cell_id(record.target, record.date):
+                        found[(record.target, record.date)] = record
+        return found
+
+    def put_cells(self, records: Iterable[CellRecord]) -> int:
+        def writes() -> Iterator[tuple[str, Any, Any]]:
+            for record in records:
+                check_cell_key(record.target, record.date)
+                yield "set", self.cells.document(_cell_id(record.target, record.date)), _record_fields(record)
+
+        return self._write_batches("write cell records", writes())
+
+    def put_cell_status(
+        self, target: str, date: str, status: str, *, now: float | None = None, **changes: Any
+    ) -> CellRecord | None:
+        when = _now(now)
+
+        def body(transaction: Any) -> CellRecord | None:
+            previous = self._read(transaction, target, date)
+            checked = check_put_status(target, date, status, changes, previous)
+            if previous is not None and previous.is_leased(when):
+                return None
+            record = rec.status_put(previous, target, date, status, checked, when)
+            self._save(transaction, record)
+            return record
+
+        check_cell_key(target, date)
+        return self._transact(f"record {status} for {target} on {date}", body)
+
+    # ------------------------------------------------------------------ leases
+
+    def acquire(
+        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None
+    ) -> Lease | None:
+        check_cell_key(target, date)
+        when = _now(now)
+        generation = new_generation()
+
+        def body(transaction: Any) -> Lease | None:
+            taken = rec.leased(self._read(transaction, target, date), target, date, owner, generation, lease_seconds, when)
+            if taken is None:
+                return None
+            self._save(transaction, taken[0])
+            return taken[1]
+
+        return self._transact(f"lease {target} on {date}", body)
+
+    def renew(self, lease: Lease, now: float | None = None) -> Lease:
+        def body(transaction: Any) -> Lease:
+            current = self._read(transaction, lease.target, lease.date)
+            if current is None or not rec.holds(current, lease):
+                raise LeaseLost(f"lease on {lease.target} for {lease.date} was taken over by another builder")
+            record, renewed = rec.renewed(current, lease, _now(now))
+            self._save(transaction, record)
+            return renewed
+
+        return self._transact(f"renew the lease on {lease.target} for {lease.date}", body)
+
+    def release(self, lease: Lease, now: float | None = None) -> None:
+        def body(transaction: Any) -> None:
+            current = self._read(transaction, lease.target, lease.date)
+            if current is not None and rec.holds(current, lease):
+                restored = rec.released(current, lease, _now(now))
+                ref = self.cells.document(_cell_id(lease.target, lease.date))
+                if restored is None:
+                    transaction.delete(ref)
+                else:
+                    self._save(transaction, restored)
+
+        self._transact(f"release {lease.target} on {lease.date}", body)
+        self._delete_generation(lease.target, lease.date, lease.generation)
+
+    def _finish(self, lease: Lease, status: str, error: str | None, now: float) -> CellRecord | None:
+        self._delete_generation(lease.target, lease.date, lease.generation)
+
+        def body(transaction: Any) -> CellRecord | None:
+            current = self._read(transaction, lease.target, lease.date)
+            if current is None or not rec.holds(current, lease):
+                return None
+            record = rec.finished(current, status, error, now)
+            self._save(transaction, record)
+            return record
+
+        return self._transact(f"record {status} for {lease.target} on {lease.date}", body)
+
+    def _commit(self, lease: Lease, result: Mapping[str, Any], now: float) -> CellRecord:
+        def body(transaction: Any) -> CellRecord:
+            current = self._read(transaction, lease.target, lease.date)
+            if current is None or not rec.holds(current, lease):
+                raise LeaseLost(
+                    f"lease on {lease.target} for {lease.date} was taken over by another builder; its result was not committed"
+                )
+            record = rec.committed(current, lease, result, now)
+            self._save(transaction, record)
+            return record
+
+        record = self._transact(f"commit {lease.target} on {lease.date}", body)
+        stale = [ref for ref, generation in self._shards_of(lease.target, lease.date) if generation != lease.generation]
+        self._delete_refs(f"delete old result shards of {lease.target} on {lease.date}", stale)
+        return record
+
+    # ------------------------------------------------------------------ shards
+
+    def _shards_of(self, target: str, date: str) -> list[tuple[Any, str]]:
+        """(reference, generation) of every shard of a cell."""
+        query = (
+            self.shards.where(filter=self._fs.FieldFilter("target", "==", target))
+            .where(filter=self._fs.FieldFilter("date", "==", date))
+            .select(["generation"])
+        )
+        with self._calling(f"list result shards of {target} on {date}"):
+            return [(snap.reference, snap.get("generation")) for snap in query.stream()]
+
+    def _write_shards(self, target: str, date: str, generation: str, shards: Mapping[int, bytes]) -> None:
+        self._write_batches(
+            f"write result shards of {target} on {date}",
+            (
+                ("set", self.shards.document(_shard_id(target, date, generation, index)),
+                 {"target": target, "date": date, "generation": generation, "idx": index, "data": data})
+                for index, data in shards.items()
+            ),
+        )
+
+    def _read_shards(self, target: str, date: str, generation: str, indices: range) -> list[bytes | None]:
+        if not indices:
+            return []
+        refs = [self.shards.document(_shard_id(target, date, generation, index)) for index in indices]
+        stored: dict[str, bytes] = {}
+        with self._calling(f"read result shards of {target} on {date}"):
+            for start in range(0, len(refs), 8):  # <= 8 shards (7 MB) per response
+                for snapshot in self.client.get_all(refs[start : start + 8], field_paths=["data"]):
+                    if snapshot.exists:
+                        data = snapshot.to_dict().get("data")
+                        if isinstance(data, bytes):
+                            stored[snapshot.id] = data
+        return [stored.get(ref.id) for ref in refs]
+
+    def _delete_generation(self, target: str, date: str, generation: str) -> None:
+        refs = [ref for ref, found in self._shards_of(target, date) if found == generation]
+        self._delete_refs(f"delete result shards of {target} on {date}", refs)
+
+    def collect_garbage(self, now: float | None = None) -> int:
+        with self._calling("list result shards"):
+            listed = [
+                (snap.reference, snap.get("target"), snap.get("date"), snap.get("generation"))
+                for snap in self.shards.select(["target", "date", "generation"]).stream()
+            ]
+        keys = {(t, d) for _, t, d, _ in listed if isinstance(t, str) and isinstance(d, str)}
+        records: dict[tuple[str, str], CellRecord] = {}
+        by_target: dict[str, set[str]] = {}
+        for target, date in keys:
+            by_target.setdefault(target, set()).add(date)
+        for target, dates in by_target.items():
+            records.update(self.get_cells([target], dates))
+        dead = []
+        for ref, target, date, generation in listed:
+            record = records.get((target, date))
+            keep = record is not None and generation in (
+                record.generation,
+                record.lease_generation if record.status == rec.RUNNING else None,
+            )
+            if not keep:
+                dead.append(ref)
+        return self._delete_refs("collect garbage", dead)
+
+    # ------------------------------------------------------------------ targets
+
+    def _cells_where_target(self, target: str) -> list[tuple[Any, CellRecord | None, Any]]:
+        query = self.cells.where(filter=self._fs.FieldFilter("target", "==", target)).select(["date", "category", "data"])
+        with self._calling(f"list cells of {target}"):
+            return [(snap.reference, _record_of(snap), snap.get("date")) for snap in query.stream()]
+
+    def delete_target(self, target: str) -> int:
+        cells = self._cells_where_target(target)
+        with self._calling(f"list result shards of {target}"):
+            shard_refs = [snap.reference for snap in self.shards.where(filter=self._fs.FieldFilter("target", "==", target)).select([]).stream()]
+        self._delete_refs(f"delete target {target}", [ref for ref, _, _ in cells])
+        self._delete_refs(f"delete result shards of {target}", shard_refs)
+        return len(cells)
+
+    def migrate_category(self, target: str, new_package: str) -> int:
+        stale = [
+            (ref, date) for ref, record, date in self._cells_where_target(target)
+            if record is not None and record.category not in (None, new_package)
+        ]
+        self._delete_refs(f"migrate target {target} to package {new_package}", [ref for ref, _ in stale])
+        for _, date in stale:
+            self._delete_refs(f"delete result shards of {target} on {date}", [ref for ref, _ in self._shards_of(target, date)])
+        return len(stale)
+
+    # ------------------------------------------------------------------ run log, SimHash
+
+    def append_run(self, run: RunRecord) -> None:
+        # several cells of one build share a run id: the document id keeps them apart
+        doc_id = quote(f"{run.run_id}__{run.target}__{run.date}", safe="")
+        with self._calling(f"log run {run.run_id}"):
+            self.runs_col.document(doc_id).set(
+                {"target": run.target, "started": run.started, "data": json.dumps(run.to_dict(), sort_keys=True)}
+            )
+
+    def runs(self, target: str | None = None, limit: int = 100) -> list[RunRecord]:
+        query = self.runs_col
+        if target is not None:
+            query = query.where(filter=self._fs.FieldFilter("target", "==", target))
+        query = query.order_by("started", direction=self._fs.Query.DESCENDING).limit(limit)
+        found = []
+        with self._calling("read the run log"):
+            for snap in query.stream():
+                try:
+                    found.append(RunRecord.from_dict(json.loads(snap.get("data"))))
+                except (KeyError, ValueError, TypeError):
+                    continue  # corrupt entry: skipped
+        return found
+
+    def _sim_ref(self, code_hash: str, fabricator_version: str) -> Any:
+        return self.sims.document(quote(f"{code_hash}__{fabricator_version}", safe=""))
+
+    def get_sim_hash(self, code_hash: str, fabricator_version: str) -> str | None:
+        with self._calling("read the SimHash registry"):
+            snap = self._sim_ref(code_hash, fabricator_version).get()
+        value = snap.to_dict().get("sim_hash") if snap.exists else None
+        return value if isinstance(value, str) else None
+
+    def put_sim_hash(self, code_hash: str, fabricator_version: str, sim_hash: str) -> None:
+        with self._calling("write the SimHash registry"):
+            self._sim_ref(code_hash, fabricator_version).set(
+                {"code_hash": code_hash, "fabricator_version": fabricator_version, "sim_hash": sim_hash}
+            )
+
+    def record_equivalence(
+        self, target: str, old_code_hash: str, new_code_hash: str, sim_hash: str, date: str,
+        now: float | None = None,
+    ) -> Equivalence:
+        entry = Equivalence(target, old_code_hash, new_code_hash, sim_hash, date, _now(now))
+        with self._calling("write the equivalence ledger"):
+            self.ledger.document().set(dict(entry.to_dict(), written_ns=time.time_ns()))
+        return entry
+
+    def equivalences(self, target: str | None = None) -> list[Equivalence]:
+        query = self.ledger
+        if target is not None:
+            query = query.where(filter=self._fs.FieldFilter("target", "==", target))
+        entries = []
+        with self._calling("read the equivalence ledger"):
+            for snap in query.stream():
+                data = snap.to_dict()
+                try:
+                    entry = Equivalence(
+                        str(data["target"]), str(data["old_code_hash"]), str(data["new_code_hash"]),
+                        str(data["sim_hash"]), str(data["date"]), float(data["recorded_at"]),
+                    )
+                except (KeyError, TypeError, ValueError):
+                    continue
+                entries.append((entry.recorded_at, int(data.get("written_ns", 0)), entry))
+        return [entry for _, _, entry in sorted(entries, key=lambda item: item[:2])]
+
+    def close(self) -> None:
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
