@@ -32,6 +32,7 @@ class StatementFacts:
     always: bool = False  # not a pure definition: in every entry's hash
     effectful: bool = False  # a definition that runs code at import time
     modules: tuple[str, ...] = ()  # top-level modules an import statement names, sorted
+    effect_refs: tuple[str, ...] = ()  # globals read at import time (effectful only), sorted
 
     def to_json(self) -> list[object]:
         return [
@@ -40,21 +41,32 @@ class StatementFacts:
             list(self.refs),
             int(self.always) | int(self.effectful) << 1,
             list(self.modules),
+            list(self.effect_refs),
         ]
 
     @classmethod
     def from_json(cls, value: object) -> StatementFacts | None:
-        if not (isinstance(value, list) and len(value) == 5):
+        if not (isinstance(value, list) and len(value) == 6):
             return None
-        digest, defines, refs, flags, modules = value
+        digest, defines, refs, flags, modules, effect_refs = value
         if not (isinstance(digest, str) and _HEX32.match(digest)):
             return None
         if type(flags) is not int or not 0 <= flags <= 3:
             return None
-        lists = (defines, refs, modules)
-        if not all(isinstance(item, list) and all(isinstance(n, str) for n in item) for item in lists):
+        lists = (defines, refs, modules, effect_refs)
+        if not all(
+            isinstance(item, list) and all(isinstance(n, str) for n in item) for item in lists
+        ):
             return None
-        return cls(digest, tuple(defines), tuple(refs), bool(flags & 1), bool(flags & 2), tuple(modules))
+        return cls(
+            digest,
+            tuple(defines),
+            tuple(refs),
+            bool(flags & 1),
+            bool(flags & 2),
+            tuple(modules),
+            tuple(effect_refs),
+        )
 
 
 @dataclass(frozen=True)
@@ -93,35 +105,54 @@ class FileFacts:
         root = entry_attr.split(".")[0]
         if root not in binders:
             return self.code_hash
-        included: set[int] = set()
-        pending = [index for index, statement in enumerate(statements) if statement.always]
-        pending.extend(binders[root])
-        effectful = [index for index, statement in enumerate(statements) if statement.effectful]
-        tokens: set[str] = set()
-        while pending:
+
+        def close(start: list[int], included: set[int]) -> None:
+            pending = list(start)
             while pending:
                 index = pending.pop()
-                if index in included:
-                    continue
-                included.add(index)
-                statement = statements[index]
-                for name in statement.refs:
-                    pending.extend(binders.get(name, ()))
-                tokens.update(self._tokens(statement, binders))
-            pending = [
+                if index not in included:
+                    included.add(index)
+                    for name in statements[index].refs:
+                        pending.extend(binders.get(name, ()))
+
+        included: set[int] = set()
+        close([i for i, statement in enumerate(statements) if statement.always], included)
+        close(binders[root], included)
+        effects: dict[int, set[str]] = {}
+        for index, statement in enumerate(statements):
+            if statement.effectful:  # what the code it runs at import time can touch
+                reached: set[int] = set()
+                close([i for name in statement.effect_refs for i in binders.get(name, ())], reached)
+                reached.discard(index)
+                effects[index] = self._tokens(statement.effect_refs, (), binders).union(
+                    *(self._statement_tokens(i, binders) for i in reached)
+                )
+        while True:
+            tokens = set().union(*(self._statement_tokens(i, binders) for i in included))
+            added = [
                 index
-                for index in effectful
-                if index not in included and not tokens.isdisjoint(self._tokens(statements[index], binders))
+                for index, touched in effects.items()
+                if index not in included and not touched.isdisjoint(tokens)
             ]
+            if not added:
+                break
+            close(added, included)
         if len(included) == len(statements):
             return self.code_hash
         return module_hash([statements[index].digest for index in sorted(included)])
 
-    def _tokens(self, statement: StatementFacts, binders: dict[str, list[int]]) -> set[str]:
-        """The shared state a statement touches: module-level names and imported modules."""
+    def _statement_tokens(self, index: int, binders: dict[str, list[int]]) -> set[str]:
+        assert self.statements is not None
+        statement = self.statements[index]
+        return self._tokens(statement.refs, statement.defines, binders)
+
+    def _tokens(
+        self, refs: tuple[str, ...], defines: tuple[str, ...], binders: dict[str, list[int]]
+    ) -> set[str]:
+        """The shared state names touch: module-level names and the modules they import."""
         assert self.statements is not None
         tokens: set[str] = set()
-        for name in (*statement.refs, *statement.defines):
+        for name in (*refs, *defines):
             sources = binders.get(name)
             if sources is None:
                 if name not in _BUILTINS:
@@ -201,6 +232,7 @@ def analyze_source(source: str, *, path: str = "<string>") -> FileFacts:
             always=info.always,
             effectful=info.effectful,
             modules=tuple(sorted(info.modules)),
+            effect_refs=tuple(sorted(info.effect_refs)) if info.effectful else (),
         )
         for info in analysis.statements
     )

@@ -35,6 +35,7 @@ to hash only what one entry needs.
 from __future__ import annotations
 
 import ast
+import builtins
 from dataclasses import dataclass, field
 
 from btbuild.errors import WorkspaceError
@@ -49,7 +50,13 @@ _DYNAMIC_LOCALS = frozenset({"locals", "vars", "dir", "eval", "exec"})
 _DYNAMIC_GLOBALS = frozenset(
     {"globals", "locals", "vars", "eval", "exec", "__import__", "__builtins__", "import_module"}
 )
-_DYNAMIC_ATTRIBUTES = frozenset({"modules", "import_module", "f_globals", "f_locals", "__globals__"})
+_DYNAMIC_ATTRIBUTES = frozenset(
+    {"modules", "import_module", "f_globals", "f_locals", "__globals__"}
+)
+_BUILTINS = frozenset(dir(builtins))
+_BUILTIN_CLASSES = frozenset(
+    name for name, value in vars(builtins).items() if isinstance(value, type) and name != "type"
+)
 _DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
@@ -64,6 +71,7 @@ class StatementInfo:
     refs: set[str] = field(default_factory=set)
     always: bool = False  # not a pure definition: part of every entry's hash
     effectful: bool = False  # a definition that runs code at import time (calls, decorators, bases)
+    effect_refs: set[str] = field(default_factory=set)  # globals read at import time
     modules: set[str] = field(default_factory=set)  # top-level modules an import statement binds
 
 
@@ -101,7 +109,9 @@ def parse_source(source: str, *, path: str = "<string>") -> ast.Module:
             line=error.lineno,
         ) from None
     except ValueError as error:  # e.g. null bytes
-        raise WorkspaceError(f"cannot hash this file, it is not valid Python: {error}", path=path) from None
+        raise WorkspaceError(
+            f"cannot hash this file, it is not valid Python: {error}", path=path
+        ) from None
     except (RecursionError, MemoryError):
         raise WorkspaceError(
             "cannot hash this file, its expressions are nested too deeply", path=path
@@ -124,7 +134,7 @@ def analyze_module(source: str, *, path: str = "<string>") -> ModuleAnalysis:
         raise WorkspaceError(
             "cannot hash this file, its expressions are nested too deeply", path=path
         ) from None
-    for info, text in zip(analyzer.statements, texts):
+    for info, text in zip(analyzer.statements, texts, strict=True):
         info.digest = hash_text(text)
     return ModuleAnalysis(
         analyzer.statements, texts, tuple(dict.fromkeys(analyzer.imports)), analyzer.dynamic
@@ -164,7 +174,9 @@ class _Analyzer(ast.NodeVisitor):
         self.module = _Scope("module", None, -1)
         self.scope = self.module
         self.scopes: list[_Scope] = []
-        self.occurrences: list[tuple[ast.AST, str, _Scope, int, bool]] = []  # node, name, scope, top, load
+        # node, name, scope, top-level statement index, is a load, runs at import time
+        self.occurrences: list[tuple[ast.AST, str, _Scope, int, bool, bool]] = []
+        self.classes: dict[str, bool] = {}  # module-level class -> may run hooks when subclassed
         self.frozen: set[str] = set()
         self.imports: list[ImportRecord] = []
         self.statements: list[StatementInfo] = []
@@ -208,7 +220,7 @@ class _Analyzer(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         load = isinstance(node.ctx, ast.Load)
-        self.occurrences.append((node, node.id, self.scope, self.top, load))
+        self.occurrences.append((node, node.id, self.scope, self.top, load, not self.runtime_depth))
         if load:
             if node.id in _DYNAMIC_LOCALS:
                 self.scope.dynamic = True
@@ -247,7 +259,7 @@ class _Analyzer(ast.NodeVisitor):
         if node.type is not None:
             self.visit(node.type)
         if node.name is not None:
-            self.occurrences.append((node, node.name, self.scope, self.top, False))
+            self.occurrences.append((node, node.name, self.scope, self.top, False, False))
             self._bind(node.name, True)
         self._visit_all(node.body)
 
@@ -302,9 +314,7 @@ class _Analyzer(ast.NodeVisitor):
                 self._bind(arg.arg, False)
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        if node.decorator_list:
-            self._effect()
-        self._visit_all(node.decorator_list)
+        self._decorators(node.decorator_list)
         self._arguments_outside(node.args)
         if node.returns is not None:
             self.visit(node.returns)
@@ -331,10 +341,20 @@ class _Analyzer(ast.NodeVisitor):
         self._pop(scope)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        if node.decorator_list or node.bases or node.keywords:
-            self._effect()  # decorators run; a base's __init_subclass__ or metaclass may too
-        self._visit_all(node.decorator_list)
-        self._visit_all(node.bases)
+        hooks = bool(node.keywords) or any(
+            isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and item.name in ("__init_subclass__", "__set_name__")
+            for item in node.body
+        )
+        hooky = [self._hooky_base(base) for base in node.bases]
+        inherited = any(hooky)
+        if node.keywords or inherited:
+            self._effect()  # a base's __init_subclass__ or a metaclass runs
+        if self.scope is self.module:
+            self.classes[node.name] = hooks or inherited
+        self._decorators(node.decorator_list)
+        for runs_code, base in zip(hooky, node.bases, strict=True):
+            self._quiet(base, quiet=not runs_code)
         for keyword in node.keywords:
             self.visit(keyword.value)
         self._bind(node.name, False)
@@ -343,6 +363,38 @@ class _Analyzer(ast.NodeVisitor):
             self._bind(param.name, False)
         self._visit_all(node.body)
         self._pop(scope)
+
+    def _quiet(self, node: ast.expr, *, quiet: bool) -> None:
+        """Visit ``node``; if ``quiet``, its evaluation runs no user code at import time."""
+        if quiet:
+            self.runtime_depth += 1
+            self.visit(node)
+            self.runtime_depth -= 1
+        else:
+            self.visit(node)
+
+    def _decorators(self, decorators: list[ast.expr]) -> None:
+        """A decorator call runs code at import time, unless it is a builtin like ``property``."""
+        for decorator in decorators:
+            builtin = (
+                isinstance(decorator, ast.Name)
+                and decorator.id in _BUILTINS
+                and decorator.id not in self.module.bindings
+            )
+            if not builtin:
+                self._effect()
+            self._quiet(decorator, quiet=builtin)
+
+    def _hooky_base(self, base: ast.expr) -> bool:
+        """Can deriving from ``base`` run code (``__init_subclass__``, a metaclass)?
+
+        Only a builtin class or a module-level class known to have no such hook is safe.
+        """
+        if not isinstance(base, ast.Name):
+            return True
+        if base.id in self.classes:
+            return self.classes[base.id]
+        return base.id not in _BUILTIN_CLASSES or base.id in self.module.bindings
 
     def _comprehension(self, node: ast.expr, elements: list[ast.expr]) -> None:
         generators: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
@@ -403,7 +455,7 @@ class _Analyzer(ast.NodeVisitor):
                 self.statements[scope.top].defines.update(scope.globals)
         renames: dict[int, BindingKey] = {}
         frozen = self.frozen
-        for node, name, scope, top, load in self.occurrences:
+        for node, name, scope, top, load, import_time in self.occurrences:
             binding = _binding_scope(scope, name)
             if binding is None or binding.kind == "class":
                 # a global, a builtin, or a class-body name (read before it is bound, a
@@ -411,6 +463,8 @@ class _Analyzer(ast.NodeVisitor):
                 info = self.statements[top]
                 if load:
                     info.refs.add(name)
+                    if import_time:
+                        info.effect_refs.add(name)
                 elif binding is None and scope is not self.module:
                     info.defines.add(name)  # an assignment to a declared global
                 continue
@@ -506,9 +560,8 @@ def _rename(statement: ast.stmt, renames: dict[int, BindingKey]) -> None:
         elif kind is ast.MatchAs or kind is ast.MatchStar:
             if node.name is not None:  # type: ignore[attr-defined]
                 node.name = _escape(node.name)  # type: ignore[attr-defined]
-        elif kind is ast.MatchMapping:
-            if node.rest is not None:  # type: ignore[attr-defined]
-                node.rest = _escape(node.rest)  # type: ignore[attr-defined]
+        elif kind is ast.MatchMapping and node.rest is not None:  # type: ignore[attr-defined]
+            node.rest = _escape(node.rest)  # type: ignore[attr-defined]
         children = list(ast.iter_child_nodes(node))
         children.reverse()
         stack.extend(children)
