@@ -33,6 +33,7 @@ FABRICATOR_VERSION = "1"  # bump whenever the worlds change: it is part of every
 WORLDS = 64  # worlds per simulation (per_user targets get one context per world user)
 DEFAULT_SEED = 20240101
 FIRST_DAY = date(2023, 1, 2)  # fabricated dates lie in the two years from here
+YESTERDAY = 1_000_000  # world index offset of a world's "yesterday" world
 INDEPENDENT_HISTORY = 2  # look-back days drawn independently; deeper ones are random walks
 
 # edge-case worlds, in order: world i < len(EDGES) is EDGES[i]
@@ -186,11 +187,25 @@ class Fabricator:
         day = FIRST_DAY + timedelta(days=rng.randrange(730))
         edge = EDGES[index] if 0 <= index < len(EDGES) else None
         count = {"no_users": 0, "one_user": 1}.get(edge or "", rng.choice((1, 2, 2, 3)))
-        users = tuple(f"u{number}" for number in range(1, count + 1))
+        # ids of different lengths, so code ordering or parsing user ids meets "u10" < "u9"
+        ids: set[str] = set()
+        while len(ids) < count:
+            ids.add(f"u{rng.randrange(10 ** rng.randint(1, 5))}")
+        users = tuple(sorted(ids))
         gaps: frozenset[int] = frozenset()
         if edge is None and rng.random() < 0.3:  # weekends, holidays, late data
             gaps = frozenset(back for back in range(1, 64) if rng.random() < 0.3)
         return World(index, day, users, edge, gaps)
+
+    def yesterday(self, world: World) -> World:
+        """The day before ``world``, with the same users and fresh draws: a historical
+        target's ``ctx.previous`` comes from its output there."""
+        index = world.index + YESTERDAY
+        if index not in self._worlds:
+            rng = random.Random(_seed(self.seed, "yesterday", world.index))
+            gaps = frozenset(back for back in range(1, 64) if rng.random() < 0.3) if rng.random() < 0.3 else frozenset()
+            self._worlds[index] = World(index, world.day - timedelta(days=1), world.users, None, gaps)
+        return self._worlds[index]
 
     def _strategy(self, source: str) -> Any:
         if source not in self._strategies:

@@ -9,8 +9,8 @@ what its upstream computes from the roots it sees itself.
   the whole value.
 * per_date: one context per world; per_user deps are mappings over the world's users
   (users whose upstream value is None, failed or not JSON are absent, as in a build).
-* historical targets: ``ctx.previous`` is the target's own output on a "yesterday" world
-  (a separate random world); None in the no-history edge world.
+* historical targets: ``ctx.previous`` is the target's own output on the world's "yesterday"
+  (same users, fresh draws, see :meth:`Fabricator.yesterday`); None in the no-history world.
 * An upstream per_date failure blocks a dependent (the output is ``{"$blocked": label}``).
 * An exception is an output (its type). A time-out too: each call gets ``time_limit``
   seconds through ``signal.setitimer`` (POSIX, main thread only; elsewhere calls are not
@@ -40,7 +40,6 @@ from btbuild.workspace.model import Target, Workspace
 
 DEFAULT_TIME_LIMIT = 1.0  # seconds per process(ctx) call
 MAX_TIMEOUTS = 3
-YESTERDAY = 1_000_000  # world index offset of the "yesterday" world of a historical target
 
 
 class _Timeout(BaseException):
@@ -259,7 +258,7 @@ class SimRunner:
     def _previous(self, target: Target, world: World) -> Any:
         if world.edge == "no_history":
             return None
-        yesterday = self.fabricator.world(world.index + YESTERDAY)
+        yesterday = self.fabricator.yesterday(world)
         out = self.outputs(target, yesterday, with_previous=False)
         if target.kind == "per_date":
             return None if isinstance(out, Failed) or not usable(out) else out

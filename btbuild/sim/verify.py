@@ -108,8 +108,6 @@ def verify(session: Any, options: VerifyOptions) -> VerifyReport:
     root = Path(session.root).resolve()
     top = git_toplevel(root).resolve()
     commit = resolve_revision(top, options.base)
-    workspace = session.workspace
-    sources = session.plugins.root_sources()
     temp = Path(tempfile.mkdtemp(prefix="btbuild-verify-"))
     tree = temp / "base"
     try:
@@ -118,7 +116,7 @@ def verify(session: Any, options: VerifyOptions) -> VerifyReport:
             raise UsageError(f"git worktree add for --base {options.base!r} failed: {_first_line(added.stderr)}")
         old_root = tree / root.relative_to(top)
         old = load_workspace(old_root) if (old_root / "BUILD.toml").is_file() else None
-        return _compare(session, workspace, old, sources, options)
+        return compare_workspaces(session, old, options)
     finally:
         _git(top, "worktree", "remove", "--force", str(tree))
         shutil.rmtree(temp, ignore_errors=True)
@@ -137,8 +135,10 @@ def _expected_labels(expect: Iterable[str], new: Workspace, old: Workspace | Non
     return labels
 
 
-def _compare(session: Any, new: Workspace, old: Workspace | None, sources: dict[str, Any],
-             options: VerifyOptions) -> VerifyReport:
+def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptions) -> VerifyReport:
+    """Verdicts for ``session``'s workspace against ``old`` (None: nothing existed before)."""
+    new = session.workspace
+    sources = session.plugins.root_sources()
     expected = _expected_labels(options.expect_change, new, old)
     report = VerifyReport(options.base)
     new_hashes = session.hashes
