@@ -9,8 +9,9 @@ early cutoff exact; ``--dry-run`` calls it with planned dep outcomes instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
 
 from btbuild.hashing.composite import TargetHashes
 from btbuild.hashing.digest import hash_json
@@ -60,20 +61,22 @@ class CellInputs:
     root_fingerprints: Mapping[str, str]
     dep_results: Mapping[str, str]
     code_hash: str
-    key: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self,
-            "key",
-            hash_json(
-                {
-                    "static": self.static,
-                    "roots": sorted(self.root_fingerprints.items()),
-                    "deps": sorted(self.dep_results.items()),
-                }
-            ),
+    @cached_property
+    def key(self) -> str:
+        """The cell's input hash (stored as the record's composite_hash). Computed only for
+        cells that run: a no-op build compares the parts, never hashes them."""
+        return hash_json(
+            {
+                "static": self.static,
+                "roots": sorted(self.root_fingerprints.items()),
+                "deps": sorted(self.dep_results.items()),
+            }
         )
+
+    def matches(self, components: Mapping[str, str], roots: Mapping[str, str], deps: Mapping[str, str]) -> bool:
+        """The fast no-op test: a record made from exactly these inputs (dict equality in C)."""
+        return components.get("static") == self.static and roots == self.root_fingerprints and deps == self.dep_results
 
 
 def date_range(first: date, last: date) -> list[date]:

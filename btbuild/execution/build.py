@@ -48,9 +48,12 @@ from btbuild.storage.records import COMMITTED, CellRecord
 from btbuild.storage.records import DEAD_LETTER as RECORD_DEAD_LETTER
 from btbuild.storage.records import FAILED as RECORD_FAILED
 from btbuild.storage.records import IMPOSSIBLE as RECORD_IMPOSSIBLE
-from btbuild.workspace.model import Target
+from btbuild.workspace.model import DAILY, Target
 
 SUMMARY_KEYS = ("ran", "skipped", "blocked", "impossible", "failed", "dead_letter")
+_UP_TO_DATE = Decision(SKIPPED, "up_to_date")
+_EARLY_CUTOFF = Decision(SKIPPED, "early_cutoff")
+_NOT_SCHEDULED = Decision(SKIPPED, "not_scheduled")
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class BuildRequest:
     force: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CellReport:
     label: str
     date: date
@@ -141,9 +144,14 @@ class Scheduler:
         self.index = RootIndex.build({n: self.sources[n] for n in self._used_sources()}, self.dates)
         self.backend = session.backend
         self.state: dict[tuple[str, date], CellState] = {}
+        self._per_target: dict[str, tuple[dict[str, str], str]] = {}
+        self._roots_cache: dict[tuple[Any, ...], tuple[list[str], dict[str, str]]] = {}
         self.records = self._read_records()
         self.run_id = uuid.uuid4().hex[:12]
         self.passes = sorted({self.graph.passes[label] for label in self.order})
+        self.by_pass: dict[int, list[Target]] = {p: [] for p in self.passes}
+        for label in self.order:
+            self.by_pass[self.graph.passes[label]].append(self.targets[label])
         self.looks_back = {p: any(self._looks_back(t) for label, t in self.targets.items() if self.graph.passes[label] == p)
                            for p in self.passes}
 
@@ -201,6 +209,8 @@ class Scheduler:
 
     def as_of(self, target: Target, day: date) -> date | None:
         """The date of ``target``'s cell a dependent reads on ``day``: the latest due date."""
+        if target.schedule is DAILY:
+            return day if day >= self.workspace.start_date else None
         limit = self.workspace.start_date
         probe = day
         while probe >= limit:
@@ -218,8 +228,8 @@ class Scheduler:
     def explain(self, target: Target, day: date) -> tuple[Decision, CellTask | None, CellInputs | None]:
         """The decision for one cell, its task if it runs, and the inputs it compared."""
         if not target.schedule.is_due(day):
-            return Decision(SKIPPED, "not_scheduled"), None, None
-        missing = missing_roots(target, day, self.index.available)
+            return _NOT_SCHEDULED, None, None
+        missing, fingerprints = self._roots_on(target, day)
         if missing:
             return Decision(IMPOSSIBLE, "no_data", detail=f"no {', '.join(missing)} data"), None, None
         dep_results: dict[str, str] = {}
@@ -250,12 +260,13 @@ class Scheduler:
                 previous_date, previous_hash = found
                 dep_results[PREVIOUS] = previous_hash
         hashes = self.hashes[target.name]
+        components, code_hash = self._target_inputs(target)
         inputs = CellInputs(
             static=hashes.static,
-            components=target_components(hashes),
-            root_fingerprints=root_fingerprints(target, day, self.index.fingerprint),
+            components=components,
+            root_fingerprints=fingerprints,
             dep_results=dep_results,
-            code_hash=hash_json([hashes.code, hashes.layers]),
+            code_hash=code_hash,
         )
         decision, sim_hash = self._compare(target, day, inputs, deps_reran)
         if not decision.runs:
@@ -276,6 +287,26 @@ class Scheduler:
             sim_hash=sim_hash,
         )
         return decision, task, inputs
+
+    def _roots_on(self, target: Target, day: date) -> tuple[list[str], dict[str, str]]:
+        """Missing mandatory roots and the root fingerprints of a target's cell, shared by
+        every target reading the same sources with the same look-back (computed once)."""
+        key = (target.roots, target.optional_roots, target.lookback, day)
+        cached = self._roots_cache.get(key)
+        if cached is None:
+            cached = (missing_roots(target, day, self.index.available),
+                      root_fingerprints(target, day, self.index.fingerprint))
+            self._roots_cache[key] = cached
+        return cached
+
+    def _target_inputs(self, target: Target) -> tuple[dict[str, str], str]:
+        """A target's hash components and code key, computed once per build."""
+        cached = self._per_target.get(target.name)
+        if cached is None:
+            hashes = self.hashes[target.name]
+            cached = (target_components(hashes), hash_json([hashes.code, hashes.layers]))
+            self._per_target[target.name] = cached
+        return cached
 
     def previous(self, target: Target, day: date) -> tuple[date, str] | Decision | None:
         """A historical cell's previous result: the latest earlier cell that has one."""
@@ -301,6 +332,8 @@ class Scheduler:
             if record is not None and record.status == RECORD_FAILED:
                 return Decision(RUNNABLE, "retry", detail=record.last_error or ""), None
             return Decision(RUNNABLE, "new"), None
+        if inputs.matches(record.components, record.root_fingerprints, record.dep_results):
+            return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None
         changes = compare(record.components, record.root_fingerprints, record.dep_results, inputs)
         if not changes:
             return Decision(SKIPPED, "early_cutoff" if deps_reran else "up_to_date"), None
@@ -358,10 +391,7 @@ class Scheduler:
     def _decide_group(self, group: tuple[date, int], report: BuildReport) -> GroupTask | None:
         day, build_pass = group
         tasks = []
-        for label in self.order:
-            if self.graph.passes[label] != build_pass:
-                continue
-            target = self.targets[label]
+        for target in self.by_pass[build_pass]:
             decision, task = self.settle(target, day)
             if task is None:
                 self._report(report, target, day, decision.status, decision.reason, decision.detail or None, changes=decision.changes)
