@@ -52,7 +52,12 @@ class Session:
         ws = self.workspace
         plugins = load_plugins(ws.root, ws.plugins, ws.plugin_settings, ws.build_file)
         self._check_roots(plugins.root_sources())
+        for target in ws.targets.values():  # a misspelled checks key fails now, not per cell
+            plugins.check_overrides(target.label, target.checks, self._shown(target.build_file))
         return plugins
+
+    def _shown(self, path: Path) -> Path:
+        return path.relative_to(self.root) if path.is_relative_to(self.root) else path
 
     def _check_roots(self, sources: dict[str, Any]) -> None:
         import difflib
@@ -62,8 +67,8 @@ class Session:
                 if source not in sources:
                     close = difflib.get_close_matches(source, sources, n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else f"; known sources: {', '.join(sources) or 'none (add a source plugin to [workspace] plugins)'}"
-                    rel = target.build_file.relative_to(self.root).as_posix() if target.build_file.is_relative_to(self.root) else target.build_file
-                    raise ConfigError(f"{target.label}: unknown root source {source!r}{hint}", path=rel, line=target.line)
+                    raise ConfigError(f"{target.label}: unknown root source {source!r}{hint}",
+                                      path=self._shown(target.build_file), line=target.line)
 
     @cached_property
     def hashes(self) -> dict[str, TargetHashes]:

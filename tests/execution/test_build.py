@@ -234,3 +234,10 @@ def test_per_user_cells_merge_several_user_streams(ws):
     for user in USERS:
         assert day3[user] == {"share": round(values[user] / total, 9), "user": user, "had_yesterday": True, "days": 3}
     assert backend.read_result("share", "2024-01-01")["u001"]["had_yesterday"] is False
+
+
+def test_misspelled_checks_key_is_a_workspace_error(ws):
+    ws.edit("calculations/pricing/BUILD.toml", 'roots = ["prices"]\n', 'roots = ["prices"]\nchecks = { null_densty = 0.9 }\n')
+    code, _out, err = ws.cli("build", "//...", "--date", "2024-01-01")
+    assert code == 2
+    assert "calculations/pricing/BUILD.toml" in err and "//pricing:price_level" in err and "null_densty" in err
