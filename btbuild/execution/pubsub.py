@@ -26,6 +26,7 @@ crashed worker (``lease_seconds``) before taking its cells over.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -218,27 +219,23 @@ def ensure_resources(names: Names, max_attempts: int, ack_deadline: int = ACK_DE
     themselves as well, so a smaller value (or an emulator that ignores the policy) still ends
     a poison task after ``max_attempts`` deliveries."""
     from google.api_core import exceptions as api
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
 
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     try:
         for topic in (names.topic, names.dead_topic):
-            try:
+            with contextlib.suppress(api.AlreadyExists):
                 publisher.create_topic(request={"name": topic})
-            except api.AlreadyExists:
-                pass
         policy = {"dead_letter_topic": names.dead_topic, "max_delivery_attempts": min(100, max(5, max_attempts))}
         for subscription, topic, extra in (
             (names.subscription, names.topic, {"dead_letter_policy": policy}),
             (names.dead_subscription, names.dead_topic, {}),
         ):
-            try:
+            with contextlib.suppress(api.AlreadyExists):
                 subscriber.create_subscription(
                     request={"name": subscription, "topic": topic, "ack_deadline_seconds": ack_deadline, **extra}
                 )
-            except api.AlreadyExists:
-                pass
     except api.GoogleAPIError as exc:
         raise StorageError(f"pubsub {names.project}: cannot create topics and subscriptions for {names.base}: {_first_line(exc)}") from None
     finally:
@@ -358,7 +355,7 @@ class Dispatcher:
 
     def __init__(self, backend: FirestoreBackend, run_id: str, *, max_attempts: int,
                  project: str | None = None, ack_deadline: int = ACK_DEADLINE_SECONDS):
-        from google.cloud import pubsub_v1
+        from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
 
         self.book = RunBook(backend)
         self.run_id = run_id
@@ -560,7 +557,7 @@ def serve(env: Environment, backend: FirestoreBackend, *, project: str | None = 
           ack_deadline: int = ACK_DEADLINE_SECONDS, log: Callable[[str], None] = lambda line: None) -> WorkerStats:
     """Pull and run tasks until stopped (``max_messages`` / ``idle_exit`` seconds without work)."""
     from google.api_core import exceptions as api
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
 
     names = Names(project or backend.project, backend.prefix)
     max_attempts = env.workspace.execution.max_attempts

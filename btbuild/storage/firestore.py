@@ -122,13 +122,14 @@ class FirestoreBackend(Backend):
                 ) from None
         self.project = project or client.project
         self.client = client
-        self.cells = self._collection("cells")
-        self.shards = self._collection("shards")
-        self.runs_col = self._collection("runs")
-        self.sims = self._collection("sim_hashes")
-        self.ledger = self._collection("equivalences")
+        self.cells = self.collection("cells")
+        self.shards = self.collection("shards")
+        self.runs_col = self.collection("runs")
+        self.sims = self.collection("sim_hashes")
+        self.ledger = self.collection("equivalences")
 
-    def _collection(self, name: str) -> Any:
+    def collection(self, name: str) -> Any:
+        """A collection under this backend's prefix (the Pub/Sub executor keeps its run documents there)."""
         parts = self._parts
         if len(parts) % 2 == 0:
             return self.client.collection(*parts, name)

@@ -1,0 +1,100 @@
+"""Cloud fixtures: the emulators (once per session) and workspaces on Firestore + Pub/Sub."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.cloud import emulators
+from tests.execution.conftest import (
+    CALCS,
+    FIRST,
+    LEVELS,
+    PRICING_BUILD,
+    ROOT_BUILD,
+    SIGNS,
+    TOTALS,
+    Workspace,
+    write_day,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def cloud() -> Iterator[dict[str, str]]:
+    """Both emulators, started once; their hosts are exported for this process and workers."""
+    fs = emulators.firestore()
+    ps = emulators.pubsub()
+    yield {"FIRESTORE_EMULATOR_HOST": fs.host, "PUBSUB_EMULATOR_HOST": ps.host}
+    emulators.stop_all()
+
+
+class CloudWorkspace(Workspace):
+    """A workspace of tests/execution whose cache is Firestore under a fresh prefix."""
+
+    def __init__(self, root: Path, prefix: str, env: dict[str, str]):
+        super().__init__(root)
+        self.prefix = prefix
+        self.env = env
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def backend(self) -> object:
+        from btbuild.storage import FirestoreBackend
+
+        return FirestoreBackend(prefix=self.prefix)
+
+    def start_workers(self, count: int, *, idle_exit: float = 60.0) -> list[subprocess.Popen[bytes]]:
+        env = dict(os.environ, **self.env, PYTHONPATH=str(REPO))
+        started = [
+            subprocess.Popen(
+                [sys.executable, "-m", "btbuild", "--workspace", str(self.root), "worker",
+                 "--idle-exit", str(idle_exit), "--ack-deadline", "10"],
+                env=env, stdout=subprocess.DEVNULL, stderr=(self.root / f"worker{len(self.workers) + i}.log").open("wb"),
+                start_new_session=True,
+            )
+            for i in range(count)
+        ]
+        self.workers.extend(started)
+        return started
+
+    def stop_workers(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.kill()  # by its own pid
+            process.wait(timeout=10)
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.root.glob("worker*.log")))
+
+
+def make_workspace(root: Path, storage: str, execution: str = "") -> Workspace:
+    w = Workspace(root)
+    text = ROOT_BUILD.format(extra=storage)
+    if execution:
+        text = text.replace("max_attempts = 2\n", f"max_attempts = 2\n{execution}")
+    w.write("BUILD.toml", text)
+    w.write("calculations/pricing/BUILD.toml", PRICING_BUILD)
+    w.write("calculations/pricing/calcs.py", CALCS)
+    w.write("calculations/pricing/totals.py", TOTALS)
+    w.write("calculations/pricing/levels.py", LEVELS)
+    w.write("calculations/pricing/signs.py", SIGNS)
+    for offset in range(5):
+        write_day(root, FIRST + timedelta(days=offset))
+    return w
+
+
+@pytest.fixture
+def cloud_ws(tmp_path: Path, cloud: dict[str, str]) -> Iterator[CloudWorkspace]:
+    prefix = f"test/{uuid.uuid4().hex[:12]}"
+    make_workspace(tmp_path / "ws", f'\n[storage]\nbackend = "firestore"\nprefix = "{prefix}"\n', "lease_seconds = 4\n")
+    ws = CloudWorkspace(tmp_path / "ws", prefix, cloud)
+    yield ws
+    ws.stop_workers()
