@@ -36,7 +36,8 @@ FIRST_DAY = date(2023, 1, 2)  # fabricated dates lie in the two years from here
 YESTERDAY = 1_000_000  # world index offset of a world's "yesterday" world
 INDEPENDENT_HISTORY = 2  # look-back days drawn independently; deeper ones are random walks
 
-# edge-case worlds, in order: world i < len(EDGES) is EDGES[i]
+EDGE_ROUNDS = 2  # each edge case is tried on this many worlds (different draws)
+# edge-case worlds, in order: world i < EDGE_ROUNDS * len(EDGES) is EDGES[i % len(EDGES)]
 EDGES = (
     "empty",  # every list in user records is empty (empty portfolio, no trades)
     "single",  # every list in user records keeps only its first element
@@ -51,6 +52,7 @@ EDGES = (
     "one_user",  # a single user
     "tiny",  # every number is scaled by 1e-12 (near-zero denominators)
     "huge",  # every number is scaled by 1e9
+    "partial",  # date-level objects keep a third of their keys (unpriced, delisted symbols)
 )
 
 
@@ -144,7 +146,14 @@ def _walk(value: Any, rng: random.Random) -> Any:
     return map_numbers(value, lambda x: x * math.exp(rng.gauss(0.0, 0.02)))
 
 
+def _partial(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {key: value[key] for index, key in enumerate(sorted(value)) if index % 3 == 0}
+
+
 _DATE_EDGES: dict[str, Callable[[Any], Any]] = {
+    "partial": _partial,
     "zero": lambda v: map_numbers(v, lambda x: 0.0),
     "zero_prices": lambda v: map_numbers(v, lambda x: 0.0),
     "negative": lambda v: map_numbers(v, lambda x: -x),
@@ -185,7 +194,7 @@ class Fabricator:
     def _make_world(self, index: int) -> World:
         rng = random.Random(_seed(self.seed, "world", index))
         day = FIRST_DAY + timedelta(days=rng.randrange(730))
-        edge = EDGES[index] if 0 <= index < len(EDGES) else None
+        edge = EDGES[index % len(EDGES)] if 0 <= index < EDGE_ROUNDS * len(EDGES) else None
         count = {"no_users": 0, "one_user": 1}.get(edge or "", rng.choice((1, 2, 2, 3)))
         # ids of different lengths, so code ordering or parsing user ids meets "u10" < "u9"
         ids: set[str] = set()

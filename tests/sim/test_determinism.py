@@ -1,0 +1,65 @@
+"""SimHashes are identical in fresh processes with different PYTHONHASHSEED values."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from btbuild.sim.canonical import canonical
+from btbuild.sim.fabricator import Fabricator
+
+CORPUS = Path(__file__).parent / "corpus"
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from btbuild.session import Session
+from btbuild.sim.runner import SimRunner
+session = Session(Path(sys.argv[1]))
+runner = SimRunner(session.workspace, session.plugins.root_sources())
+print(json.dumps({name: runner.simulate(name).combined for name in sorted(session.workspace.targets)}))
+"""
+
+
+def sim_hashes(seed: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONHASHSEED=seed)
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(CORPUS)], env=env, capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).parent)
+    return json.loads(done.stdout)
+
+
+def test_same_sim_hashes_under_two_hash_seeds() -> None:
+    first, second = sim_hashes("1"), sim_hashes("4242")
+    assert first == second
+    assert len(set(first.values())) == len(first)  # every target has its own behaviour
+
+
+def test_worlds_cover_the_edge_cases() -> None:
+    from btbuild.plugins.market import MarketSettings, market_sources
+
+    sources = {s.name: s for s in market_sources(MarketSettings())}
+    fab = Fabricator(sources)
+    worlds = fab.worlds()
+    assert len(worlds) >= 64
+    portfolios = [fab.user_root(w, "portfolio", u) for w in worlds for u in w.users]
+    assert any(p["positions"] == [] for p in portfolios)
+    assert any(len(p["positions"]) == 1 for p in portfolios)
+    assert any(p["cash"] == 0 for p in portfolios)
+    assert any(any(line["quantity"] < 0 for line in p["positions"]) for p in portfolios)
+    prices = [fab.date_root(w, "prices") for w in worlds]
+    assert any(all(bar["close"] == 0 for bar in day.values()) for day in prices)
+    assert any(w.users == () for w in worlds)
+    assert any(fab.date_root(w, "insights", optional=True) is None for w in worlds)
+    assert any(fab.user_root(w, "trades", u, 1) is None for w in worlds for u in w.users)
+
+
+def test_canonical_outputs() -> None:
+    assert canonical(0.1 + 0.2) == canonical(0.3)
+    assert canonical(-0.0) == canonical(0.0) == canonical(0)
+    assert canonical(1e-17) == 0
+    assert canonical({"b": 1, "a": (1.0, 2)}) == {"a": [1, 2], "b": 1}
+    assert canonical(float("nan")) == {"$float": "nan"}
+    assert canonical(1.0000001) != canonical(1.0)
+    assert canonical({1, 2}) == {"$invalid": "set"}
