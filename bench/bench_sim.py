@@ -1,0 +1,97 @@
+"""Benchmark the SimRunner: verify time per changed demo calculation, and the mutation kill rate.
+
+    python bench/bench_sim.py
+
+Each demo calculation gets a behaviour-preserving edit (a module-level ``assert True``) in a copy of
+the demo workspace and is verified alone against the unedited copy (fabricated contexts plus
+no extra search), as ``btbuild verify`` does. Target: under 1 s for a typical calculation
+(the median). The kill rate is the corpus mutation test's figure (tests/sim/test_mutation.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "sim"))
+
+
+def copy_demo(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name in ("BUILD.toml", "calculations", "layers", "plugins"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy(source, folder / name)
+    return folder
+
+
+def verify_times() -> dict[str, float]:
+    from btbuild.session import Session
+    from btbuild.sim.verify import COSMETIC, VerifyOptions, compare_workspaces
+    from btbuild.workspace.config import load_workspace
+
+    temp = Path(tempfile.mkdtemp(prefix="bench-sim-"))
+    try:
+        base = copy_demo(temp / "base")
+        old = load_workspace(base)
+        times = {}
+        for name, target in sorted(old.targets.items()):
+            edited = temp / f"edit-{name}"
+            shutil.copytree(base, edited)
+            entry = edited / target.entry_file.relative_to(base)
+            entry.write_text(entry.read_text() + "\nassert True, \"a behaviour-preserving edit\"\n")
+            session = Session(edited)
+            assert session.hashes  # hashing is not part of verify's per-target cost
+            started = time.perf_counter()
+            report = compare_workspaces(session, old, VerifyOptions(base="bench", search_seconds=0))
+            times[target.label] = time.perf_counter() - started
+            verdicts = {c.label: c.verdict for c in report.changed}
+            if verdicts.get(target.label) != COSMETIC:
+                print(f"  unexpected verdict for {target.label}: {verdicts}")
+        return times
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def kill_rate() -> tuple[float, int, int]:
+    import test_mutation
+
+    from btbuild.session import Session
+    from btbuild.sim.runner import SimRunner
+
+    session = Session(test_mutation.CORPUS)
+    base = SimRunner(session.workspace, session.plugins.root_sources())
+    every = [m for name, t in sorted(session.workspace.targets.items())
+             for m in test_mutation.mutants(name, t.entry_file.read_text())]
+    candidates = [m for m in every if (m.key, m.description) not in test_mutation.EQUIVALENT]
+    temp = Path(tempfile.mkdtemp(prefix="bench-mut-"))
+    try:
+        dead = sum(test_mutation.killed(base, m, temp) for m in candidates)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return dead / len(candidates), dead, len(candidates)
+
+
+def main() -> int:
+    times = verify_times()
+    for label, seconds in sorted(times.items(), key=lambda item: -item[1]):
+        print(f"  {seconds * 1000:8.1f} ms  {label}")
+    median, worst = statistics.median(times.values()), max(times.values())
+    print(f"verify per changed calculation: median {median:.3f} s, max {worst:.3f} s over {len(times)} "
+          f"calculations (target < 1 s typical): {'met' if median < 1.0 else 'NOT met'}")
+    started = time.perf_counter()
+    rate, dead, total = kill_rate()
+    print(f"mutation kill rate: {rate:.1%} ({dead} of {total} non-equivalent mutants, "
+          f"{time.perf_counter() - started:.1f} s) (target >= 95%): {'met' if rate >= 0.95 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
