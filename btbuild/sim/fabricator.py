@@ -85,11 +85,13 @@ def _provider() -> type:
 
     pools: dict[Any, tuple[Any, ...]] = {}
 
-    class _FabricatorProvider(HypothesisProvider):  # type: ignore[misc]
+    class _FabricatorProvider(HypothesisProvider):
         """Hypothesis' provider without the local-constant pool (see the module docstring)."""
 
         def _maybe_draw_constant(self, choice_type: Any, constraints: Any, *, p: float = 0.05) -> Any:
-            if self._random.random() > p:
+            rng = self._random
+            assert rng is not None  # always set: ConjectureData is given a Random
+            if rng.random() > p:
                 return None
             key = (choice_type, choice_constraints_key(choice_type, constraints))
             pool = pools.get(key)
@@ -97,7 +99,7 @@ def _provider() -> type:
                 pool = pools[key] = tuple(
                     choice for choice in GLOBAL_CONSTANTS.set_for_type(choice_type) if choice_permitted(choice, constraints)
                 )
-            return self._random.choice(pool) if pool else None
+            return rng.choice(pool) if pool else None
 
     return _FabricatorProvider
 
@@ -113,7 +115,7 @@ def draw(strategy: Any, seed: int) -> Any:
     if not _PROVIDER:
         _PROVIDER.append(_provider())
     data = ConjectureData(random=random.Random(seed), provider=_PROVIDER[0])
-    with BuildContext(data, is_final=True, wrapped_test=None):
+    with BuildContext(data, is_final=True, wrapped_test=draw):
         return data.draw(strategy)
 
 

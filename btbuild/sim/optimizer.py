@@ -13,6 +13,9 @@ scheduler only asks when code or layers alone changed, so declaration and infra 
 record's. If an upstream's code changed since the old code's SimHash was registered, the key
 is unknown and the cell re-runs: a miss costs a run, never a wrong skip.
 
+A simulation that cannot tell code versions apart (fewer than two distinct real outputs, e.g.
+every fabricated context failed upstream) never proves anything: the cell re-runs.
+
 Registered: after a real build, the SimHash of every target that ran (``after_run``); and
 the new code's SimHash when a change was proven cosmetic (so a second cosmetic edit can be
 proven too, since the record then carries the new code hash).
@@ -119,7 +122,7 @@ def _decide(sims: SimHashes, target: Target, old_code: str, register: bool) -> s
     if old is None:
         return None
     result = sims.result(target)
-    if result is None or result.combined != old:
+    if result is None or not result.informative or result.combined != old:
         return None
     if register:
         backend.put_sim_hash(sims.sim_key(target), sims.version, result.combined)

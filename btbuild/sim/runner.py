@@ -68,11 +68,30 @@ class ContextRun:
     hash: str
 
 
+MIN_DISTINCT = 2  # distinct real outputs a simulation needs before it can prove anything
+
+
 @dataclass(frozen=True)
 class SimResult:
     label: str
     combined: str
     contexts: tuple[ContextRun, ...]
+
+    @property
+    def distinct_values(self) -> int:
+        """Distinct outputs that are values (not an exception, time-out or blocked upstream)."""
+        return len({run.hash for run in self.contexts if not is_failure(run.output)})
+
+    @property
+    def informative(self) -> bool:
+        """Whether equal SimHashes mean anything: a simulation where every context failed, or
+        that always gives the same value (e.g. every upstream failed on the fabricated data),
+        cannot tell two versions of the code apart, so it never proves a change cosmetic."""
+        return self.distinct_values >= MIN_DISTINCT
+
+
+def is_failure(output: Any) -> bool:
+    return isinstance(output, dict) and len(output) == 1 and next(iter(output)) in ("$raised", "$blocked")
 
 
 @contextmanager

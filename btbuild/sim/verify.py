@@ -31,7 +31,7 @@ from btbuild.errors import BtbuildError, UsageError
 from btbuild.hashing import compute_hashes
 from btbuild.sim.fabricator import WORLDS, Fabricator
 from btbuild.sim.optimizer import code_key
-from btbuild.sim.runner import DEFAULT_TIME_LIMIT, ContextRun, SimRunner
+from btbuild.sim.runner import DEFAULT_TIME_LIMIT, MIN_DISTINCT, ContextRun, SimRunner, is_failure
 from btbuild.workspace.config import load_workspace
 from btbuild.workspace.model import Target, Workspace
 
@@ -51,10 +51,11 @@ class ChangedTarget:
     expected: bool = False
     contexts: int = 0  # contexts compared (fabricated + searched)
     seconds: float = 0.0
+    weak: bool = False  # cosmetic, but the contexts gave fewer than two distinct real outputs
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label, "verdict": self.verdict, "counterexample": self.counterexample,
-                "expected": self.expected, "contexts": self.contexts}
+                "expected": self.expected, "contexts": self.contexts, "weak": self.weak}
 
 
 @dataclass
@@ -177,12 +178,12 @@ def _judge(new_runner: SimRunner, old_runner: SimRunner, pairs: list[tuple[Targe
         old_runs = _runs(old_runner, before, worlds)
         news = new_runs[target.name]
         if isinstance(news, str) or isinstance(old_runs, str):
-            counter = {"error": {"old": old_runs if isinstance(old_runs, str) else None,
-                                 "new": news if isinstance(news, str) else None}}
-            if counter["error"]["old"] and counter["error"]["new"]:
+            errors = {"old": old_runs if isinstance(old_runs, str) else None,
+                      "new": news if isinstance(news, str) else None}
+            if errors["old"] and errors["new"]:
                 results.append(ChangedTarget(target.label, COSMETIC, expected=is_expected))
             else:
-                results.append(ChangedTarget(target.label, BEHAVIOUR_CHANGED, counter, is_expected))
+                results.append(ChangedTarget(target.label, BEHAVIOUR_CHANGED, {"error": errors}, is_expected))
             continue
         counter = _difference(new_runner, target, old_runs, news, "fabricated")
         compared = len(news)
@@ -191,7 +192,8 @@ def _judge(new_runner: SimRunner, old_runner: SimRunner, pairs: list[tuple[Targe
             compared += more
         verdict = COSMETIC if counter is None else BEHAVIOUR_CHANGED
         seconds = time.perf_counter() - started[target.name]
-        results.append(ChangedTarget(target.label, verdict, counter, is_expected, compared, seconds))
+        weak = verdict == COSMETIC and len({r.hash for r in news if not is_failure(r.output)}) < MIN_DISTINCT
+        results.append(ChangedTarget(target.label, verdict, counter, is_expected, compared, seconds, weak))
     return results
 
 

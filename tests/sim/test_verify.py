@@ -34,7 +34,8 @@ def test_cosmetic_change(repo: Path, run_cli) -> None:
     code, report = verify(run_cli, repo)
     assert code == 0
     assert report == {"changed": [{"label": "//book:value", "verdict": "cosmetic", "counterexample": None,
-                                   "expected": False, "contexts": report["changed"][0]["contexts"]}], "ok": True}
+                                   "expected": False, "contexts": report["changed"][0]["contexts"],
+                                   "weak": False}], "ok": True}
     assert report["changed"][0]["contexts"] >= 64
     assert "worktree" not in git(repo, "worktree", "list").split("\n", 1)[-1]  # only the main tree is left
 

@@ -37,6 +37,8 @@ def command(options: object, base: str, expect: tuple[str, ...], search_seconds:
 def print_text(report: VerifyReport) -> None:
     for change in report.changed:
         note = " (expected)" if change.expected else ""
+        if change.weak:
+            note += " (weak: the fabricated contexts gave fewer than 2 distinct outputs)"
         extra = f" ({change.contexts} contexts)" if change.contexts else ""
         click.echo(f"{change.verdict:<18} {change.label}{extra}{note}")
         if change.verdict == BEHAVIOUR_CHANGED and change.counterexample:
