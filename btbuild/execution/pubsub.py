@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -492,7 +492,9 @@ class _AckExtender:
 
     def _run(self) -> None:
         subscriber, subscription, ack_id, deadline = self.args
-        while not self._stop.wait(max(1.0, deadline / 3)):
+        wait = 0.0  # at once: the subscription's own deadline may be longer than this worker's
+        while not self._stop.wait(wait):
+            wait = max(1.0, deadline / 3)
             try:
                 subscriber.modify_ack_deadline(
                     request={"subscription": subscription, "ack_ids": [ack_id], "ack_deadline_seconds": deadline}
@@ -533,6 +535,11 @@ def handle_task(env: Environment, book: RunBook, task_id: str, group: GroupTask,
     while remaining:
         outcomes = run_group(env, GroupTask(group.day, group.build_pass, tuple(remaining), group.run_id))
         for outcome in outcomes:
+            if outcome.status == "skipped" and deliveries > 1:
+                # an earlier delivery of this task committed the cell, then its worker died
+                # before recording the outcome: for the build, the cell ran
+                cell = next(cell for cell in remaining if cell.name == outcome.name)
+                outcome = replace(outcome, status="ran", reason=cell.reason)
             if outcome.status != "blocked":
                 settled[outcome.name] = outcome
         blocked = [cell for cell in remaining if cell.name not in settled]
@@ -602,10 +609,10 @@ def _handle_message(env: Environment, book: RunBook, subscriber: Any, names: Nam
     except ValueError as exc:
         log(f"dropping message {message.message.message_id}: {exc}")
         return None
-    log(f"task {task_id} of run {group.run_id} ({len(group.cells)} cells, delivery {message.delivery_attempt or '?'})")
+    log(f"{time.strftime('%H:%M:%S')} task {task_id} of run {group.run_id} ({len(group.cells)} cells, delivery {message.delivery_attempt or '?'})")
     with _AckExtender(subscriber, names.subscription, message.ack_id, ack_deadline):
         verdict = handle_task(env, book, task_id, group, max_attempts=max_attempts, owner=owner)
-    log(f"task {task_id}: {'done' if verdict else 'retry' if verdict is False else 'nothing to do'}")
+    log(f"{time.strftime('%H:%M:%S')} task {task_id}: {'done' if verdict else 'retry' if verdict is False else 'nothing to do'}")
     return verdict
 
 
