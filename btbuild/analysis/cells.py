@@ -46,6 +46,7 @@ class Decision:
     reason: str
     changes: tuple[Change, ...] = ()
     detail: str = ""  # e.g. which root source is missing
+    sim_hash: str | None = None  # the SimHash that proved a cosmetic change
 
     @property
     def runs(self) -> bool:

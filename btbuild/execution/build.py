@@ -340,7 +340,7 @@ class Scheduler:
         if "?" not in inputs.dep_results.values() and only_code_changed(changes):
             sim_hash = self.equivalent(target, record, inputs)
             if sim_hash is not None:
-                return Decision(SKIPPED, "cosmetic", tuple(changes)), sim_hash
+                return Decision(SKIPPED, "cosmetic", tuple(changes), sim_hash=sim_hash), sim_hash
         if record.status == RECORD_FAILED:
             return Decision(RUNNABLE, "retry", tuple(changes), detail=record.last_error or ""), None
         return Decision(RUNNABLE, reason_for(changes), tuple(changes)), None
@@ -416,9 +416,10 @@ class Scheduler:
         self.backend.put_cell_status(
             target.name, day.isoformat(), COMMITTED,
             composite_hash=inputs.key, components=components, code_hash=inputs.code_hash,
+            sim_hash=decision.sim_hash,
         )
         old = record.code_hash or ""
-        self.backend.record_equivalence(target.name, old, inputs.code_hash, record.sim_hash or "", day.isoformat())
+        self.backend.record_equivalence(target.name, old, inputs.code_hash, decision.sim_hash or "", day.isoformat())
 
     def _apply(self, group: GroupTask, outcomes: list[CellOutcome], report: BuildReport) -> None:
         for outcome in outcomes:
