@@ -1,0 +1,105 @@
+"""Benchmark of issue 7: the demo build through Pub/Sub workers, 1 worker vs 2, on the emulators.
+
+Run: ``python bench/bench_cloud.py [--users 200] [--days 5]``. Starts the Firestore and Pub/Sub
+emulators (needs gcloud and Java), copies the demo workspace (the repository root) with
+``[storage] backend = "firestore"`` and a fresh prefix per run, starts N ``btbuild worker``
+processes, waits until they pull, then times ``btbuild build //... --executor pubsub`` on an
+empty cache. Prints cells per second for 1 and 2 workers and the speed-up (measured in this
+run: the emulators, the dispatcher and the workers share this machine's cores, so the
+speed-up is bounded by what is left for the workers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.cloud import emulators  # noqa: E402 - after the path is set
+
+TARGET_SPEEDUP = 1.3
+
+
+def demo_copy(root: Path, users: int, prefix: str) -> None:
+    shutil.copytree(REPO / "calculations", root / "calculations")
+    shutil.copytree(REPO / "layers", root / "layers")
+    shutil.copytree(REPO / "plugins", root / "plugins", ignore=shutil.ignore_patterns("__pycache__"))
+    text = (REPO / "BUILD.toml").read_text()
+    text = re.sub(r"\[storage\][^\[]*", f'[storage]\nbackend = "firestore"\nprefix = "{prefix}"\n\n', text)
+    text = re.sub(r"users = \d+", f"users = {users}", text)
+    (root / "BUILD.toml").write_text(text)
+
+
+def timed_build(root: Path, workers: int, end: date, env: dict[str, str]) -> tuple[float, int, dict[str, int]]:
+    procs = []
+    logs = []
+    for index in range(workers):
+        log = root / f"worker{index}.log"
+        logs.append(log)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "btbuild", "--workspace", str(root), "worker", "--idle-exit", "120", "--ack-deadline", "30"],
+            env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"), start_new_session=True,
+        ))
+    try:
+        deadline = time.monotonic() + 120
+        while not all("pulling" in log.read_text() for log in logs):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise SystemExit("workers did not start:\n" + "\n".join(log.read_text() for log in logs))
+            time.sleep(0.2)
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "btbuild", "--workspace", str(root), "build", "//...", "--date", end.isoformat(),
+             "--executor", "pubsub", "--format", "json"],
+            env=env, capture_output=True, text=True,
+        )
+        seconds = time.perf_counter() - start
+    finally:
+        for process in procs:
+            process.kill()
+            process.wait()
+    if not done.stdout.strip():
+        raise SystemExit(f"build failed: {done.stderr}")
+    summary = json.loads(done.stdout)["summary"]
+    return seconds, summary["ran"], summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--days", type=int, default=5)
+    args = parser.parse_args()
+    fs, ps = emulators.start("firestore"), emulators.start("pubsub")
+    env = dict(os.environ, FIRESTORE_EMULATOR_HOST=fs.host, PUBSUB_EMULATOR_HOST=ps.host, PYTHONPATH=str(REPO))
+    end = date(2024, 1, 1) + timedelta(days=args.days - 1)
+    figures = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="btbuild-bench-cloud-") as tmp:
+            for workers in (1, 2):
+                root = Path(tmp) / f"w{workers}"
+                demo_copy(root, args.users, f"bench/{uuid.uuid4().hex[:12]}")
+                seconds, ran, summary = timed_build(root, workers, end, env)
+                figures[workers] = (seconds, ran)
+                print(f"{workers} worker{'s' if workers > 1 else ''}: {ran} cells ran in {seconds:.1f} s = "
+                      f"{ran / seconds:.2f} cells/s  (summary {summary})")
+    finally:
+        emulators.stop_all()
+    speedup = (figures[2][1] / figures[2][0]) / (figures[1][1] / figures[1][0])
+    verdict = "met" if speedup >= TARGET_SPEEDUP else "NOT met"
+    print(f"speed-up 2 vs 1 workers: {speedup:.2f}x (target >= {TARGET_SPEEDUP}x: {verdict}; "
+          f"{os.cpu_count()} cores shared with the emulators and the dispatcher)")
+
+
+if __name__ == "__main__":
+    main()
