@@ -47,7 +47,7 @@ def bench_cells(backend: SqliteBackend, targets: int, dates: int) -> tuple[float
     backend.put_cells(_record(name, day, i * dates + j) for i, name in enumerate(names) for j, day in enumerate(days))
     write = time.perf_counter() - began
     began = time.perf_counter()
-    backend._conn.execute("SELECT data FROM cells").fetchall()
+    backend._conn.execute("SELECT * FROM cells").fetchall()
     floor = time.perf_counter() - began
     began = time.perf_counter()
     cells = backend.get_cells(names, days)
