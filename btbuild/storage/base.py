@@ -46,6 +46,8 @@ from btbuild.storage.records import (
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _READ_RETRIES = 5
+# Buffered user lines are fed to the compressor once they reach this many bytes (or on flush).
+_FEED_BYTES = 64 * 1024
 
 
 def check_cell_key(target: str, date: str) -> None:
@@ -301,7 +303,9 @@ class ResultWriter:
         self._next_index = 0
         self._user_hash = codec.PerUserHash()
         self._date_hash: str | None = None
-        self._seen: set[str] = set()
+        self._last_user: str | None = None  # users must come in strictly ascending order
+        self._lines: list[bytes] = []  # user lines not yet fed to the compressor
+        self._buffered = 0
         self._closed = False
 
     @property
@@ -311,7 +315,12 @@ class ResultWriter:
     def add(self, items: Any) -> None:
         """Append users (per_user) or set the value (per_date). A value that is not JSON
         raises :class:`CalculationError` naming the user and the path inside the value; users
-        added before it (in the same call) are kept, the bad one is not."""
+        added before it (in the same call) are kept, the bad one is not.
+
+        per_user: users must come in **strictly ascending** user id order (Python string
+        order, across calls), the order the executor streams them in and readers and mergers
+        rely on; a repeated or earlier id raises :class:`StorageError`. The check costs O(1)
+        memory however many users there are."""
         self._check_open()
         if self.kind == "per_date":
             if self._date_hash is not None:
@@ -319,20 +328,64 @@ class ResultWriter:
             data = codec.canonical_bytes(items)
             self._date_hash = codec.per_date_hash(data)
             self._shards.write(data)
+            self._store(self._shards.take())
         else:
-            pairs = items.items() if isinstance(items, Mapping) else items
+            self.add_many(items.items() if isinstance(items, Mapping) else items)
+
+    def add_user(self, user_id: str, value: Any) -> None:
+        """Append one user of a per_user result: :meth:`add` without building a mapping."""
+        self.add_many(((user_id, value),))
+
+    def add_many(self, pairs: Iterable[tuple[str, Any]]) -> None:
+        """Append (user id, value) pairs of a per_user result, in ascending user id order."""
+        if self._closed or self.kind != "per_user":
+            self._check_open()
+            raise StorageError(f"add_many is for per_user results; {self.lease.target} is per_date (use add)")
+        user_line = codec.user_line
+        line_hash = codec._line_hash
+        domain = codec._USER_DOMAIN
+        lines = self._lines
+        last = self._last_user
+        total = 0
+        count = 0
+        buffered = self._buffered
+        try:
             for user_id, value in pairs:
-                line = codec.user_line(user_id, value)
-                if user_id in self._seen:
-                    raise StorageError(f"user {user_id!r} was added twice to {self.lease.target} on {self.lease.date}")
-                self._seen.add(user_id)
-                self._user_hash.add_line(line)
-                self._shards.write(line + b"\n")
-        self._store(self._shards.take())
+                line = user_line(user_id, value)
+                if last is not None and user_id <= last:
+                    raise StorageError(
+                        f"user {user_id!r} was added twice or out of order to {self.lease.target} on "
+                        f"{self.lease.date}: add users in strictly ascending order (the last one was {last!r})"
+                    )
+                last = user_id
+                total += line_hash(domain + line)
+                count += 1
+                lines.append(line)
+                buffered += len(line) + 1
+                if buffered >= _FEED_BYTES:
+                    self._buffered = buffered
+                    self._feed()
+                    buffered = 0
+        finally:
+            self._last_user = last
+            self._user_hash.total += total
+            self._user_hash.count += count
+            self._buffered = buffered
+
+    def _feed(self) -> None:
+        """Hand the buffered lines to the compressor (one call, not one per user) and store
+        the shards that filled up."""
+        if self._lines:
+            self._lines.append(b"")
+            self._shards.write(b"\n".join(self._lines))
+            self._lines.clear()
+            self._buffered = 0
+            self._store(self._shards.take())
 
     def flush(self) -> None:
         """Store everything added so far (still invisible until :meth:`commit`)."""
         self._check_open()
+        self._feed()
         self._shards.close_shard()
         self._store(self._shards.take())
 

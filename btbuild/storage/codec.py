@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -149,12 +150,79 @@ def _find_unencodable(value: Any) -> list[str | int] | None:
     return None
 
 
+# The fast path: the C encoder, configured exactly like the careful path's json.dumps, on
+# values made only of the exact JSON types (checked one container at a time, not one leaf at a
+# time). Anything else, anything it raises on, and any output that may hold a negative zero
+# go to the careful path, so both always produce the same bytes and the same errors.
+_ENCODE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+).encode
+_LEAF_TYPES = frozenset((str, int, float, bool, type(None)))
+_MAYBE_NEGATIVE_ZERO = re.compile(r"-0\.0(?![0-9])")  # "-0.0" not followed by more digits
+_join = "".join
+
+
+def _plain(value: Any) -> bool:
+    """True if ``value`` holds only exact dict (str keys), list, str, int, float, bool, None.
+
+    Subclasses, tuples, sets and non-string keys make it False (the careful path decides);
+    a value nested too deeply (or circular) raises RecursionError."""
+    kind = type(value)
+    if kind is dict:
+        try:
+            _join(value)  # C-level: TypeError if any key is not a string
+        except TypeError:
+            return False
+        children: Any = value.values()
+    elif kind is list:
+        children = value
+    else:
+        return kind in _LEAF_TYPES
+    if _LEAF_TYPES.issuperset(map(type, children)):
+        return True
+    for child in children:
+        child_kind = type(child)
+        if child_kind is dict or child_kind is list:
+            if not _plain(child):
+                return False
+        elif child_kind not in _LEAF_TYPES:
+            return False
+    return True
+
+
+def _fast_text(value: Any) -> str | None:
+    """The canonical JSON text of ``value`` by the fast path, or None: use the careful one."""
+    try:
+        if not _plain(value):
+            return None
+        text = _ENCODE(value)
+    except (TypeError, ValueError, RecursionError):  # NaN/Infinity, an int over 4300 digits
+        return None
+    if "-0.0" in text and _MAYBE_NEGATIVE_ZERO.search(text):
+        return None
+    return text
+
+
 def canonical_bytes(value: Any, *, path: Iterable[str | int] = ()) -> bytes:
     """The canonical UTF-8 JSON of ``value``.
 
     Raises :class:`CalculationError` naming where inside the value the problem is, e.g.
     ``$.u001.risk: nan is not allowed``; ``path`` prefixes that location (a user id).
     """
+    text = _fast_text(value)
+    if text is not None:
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the careful path names where it is
+    return careful_canonical_bytes(value, path=path)
+
+
+def careful_canonical_bytes(value: Any, *, path: Iterable[str | int] = ()) -> bytes:
+    """:func:`canonical_bytes` without the fast path: every value is walked before encoding.
+
+    Always gives the same bytes (or the same error) as :func:`canonical_bytes`; kept public so
+    tests can prove it."""
     prefix = list(path)
     try:
         negative_zero = _scan(value)
@@ -178,12 +246,24 @@ def canonical_bytes(value: Any, *, path: Iterable[str | int] = ()) -> bytes:
 
 def user_line(user_id: str, value: Any) -> bytes:
     """One per_user stream line without its newline: ``["<user id>",<value>]``."""
+    if type(user_id) is str:
+        text = _fast_text([user_id, value])  # the line is the canonical JSON of this pair
+        if text is not None:
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError:
+                pass
+    return careful_user_line(user_id, value)
+
+
+def careful_user_line(user_id: str, value: Any) -> bytes:
+    """:func:`user_line` without the fast path (same bytes, same errors)."""
     if not isinstance(user_id, str):
         raise CalculationError(
             f"user id {user_id!r} is {type(user_id).__name__}; user ids must be strings"
         )
-    body = canonical_bytes(value, path=[user_id])
-    return b"[" + canonical_bytes(user_id, path=[user_id]) + b"," + body + b"]"
+    body = careful_canonical_bytes(value, path=[user_id])
+    return b"[" + careful_canonical_bytes(user_id, path=[user_id]) + b"," + body + b"]"
 
 
 def parse_user_line(line: bytes) -> tuple[str, Any]:
@@ -202,6 +282,9 @@ def per_date_hash(canonical: bytes) -> str:
     return xxhash.xxh3_128_hexdigest(_PER_DATE_DOMAIN + canonical)
 
 
+_line_hash = xxhash.xxh3_128_intdigest
+
+
 class PerUserHash:
     """Order-independent hash of a per_user result, built from its user lines."""
 
@@ -212,7 +295,9 @@ class PerUserHash:
         self.count = count
 
     def add_line(self, line: bytes) -> None:
-        self.total = (self.total + xxhash.xxh3_128_intdigest(_USER_DOMAIN + line)) % _MOD
+        # ``total`` is reduced modulo 2**128 only when read: a sum of n 128-bit values grows
+        # by log2(n) bits, and one modulo per user is measurable on the hot write path.
+        self.total += _line_hash(_USER_DOMAIN + line)
         self.count += 1
 
     def merge(self, other: PerUserHash) -> PerUserHash:
@@ -221,7 +306,7 @@ class PerUserHash:
 
     def hexdigest(self) -> str:
         return xxhash.xxh3_128_hexdigest(
-            _PER_USER_DOMAIN + self.total.to_bytes(16, "big") + self.count.to_bytes(8, "big")
+            _PER_USER_DOMAIN + (self.total % _MOD).to_bytes(16, "big") + self.count.to_bytes(8, "big")
         )
 
 

@@ -48,7 +48,7 @@ def test_missing_cell_is_none(backend: Backend) -> None:
 
 
 def test_commit_records_everything_and_reads_back(backend: Backend) -> None:
-    value = {"u2": {"risk": 0.25}, "u1": [1, "x", None, True]}
+    value = {"u1": [1, "x", None, True], "u2": {"risk": 0.25}}  # users in ascending order
     record = commit_per_user(
         backend, "risk", D1, value,
         composite_hash="c1", components={"code": "k1", "deps": "d1"}, code_hash="k1",
@@ -63,7 +63,7 @@ def test_commit_records_everything_and_reads_back(backend: Backend) -> None:
     assert stored == record
     assert stored is not None and stored.to_dict() == CellRecord.from_dict(record.to_dict()).to_dict()
     assert backend.read_result("risk", D1) == value
-    assert list(backend.iter_result("risk", D1)) == [("u2", {"risk": 0.25}), ("u1", [1, "x", None, True])]
+    assert list(backend.iter_result("risk", D1)) == [("u1", [1, "x", None, True]), ("u2", {"risk": 0.25})]
 
 
 def test_per_date_result_round_trips(backend: Backend) -> None:

@@ -115,7 +115,7 @@ def _racer(path: str, worker: str, cells: list[tuple[str, str]], go: object) -> 
             started = time.time()
             writer = backend.open_writer(lease, "per_user")
             for index in range(20):  # slow enough for the two workers to overlap
-                writer.add({f"u{index}": {"by": worker}})
+                writer.add({f"u{index:02d}": {"by": worker}})  # ascending user ids
                 writer.flush()
             writer.commit(composite_hash=worker)
             backend.append_run(RunRecord(
@@ -147,4 +147,4 @@ def test_two_processes_racing_commit_each_cell_once(tmp_path: Path) -> None:
         for cell, record in found.items():
             assert record.status == "committed" and record.attempts == 1
             assert record.composite_hash == by_cell[cell]
-            assert backend.read_result(*cell) == {f"u{i}": {"by": by_cell[cell]} for i in range(20)}
+            assert backend.read_result(*cell) == {f"u{i:02d}": {"by": by_cell[cell]} for i in range(20)}
