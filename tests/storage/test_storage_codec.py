@@ -188,3 +188,69 @@ def test_truncated_and_trailing_shards_are_corrupt() -> None:
         codec.inflate_shard(shard + b"x")
     with pytest.raises(ValueError):
         list(codec.iter_user_lines(codec.encode_shards(b'["u1",1]')))
+
+
+# ------------------------------------------------------------------ fast path == careful path
+
+odd_values = st.recursive(
+    json_scalars | st.just(-0.0) | st.just(float("nan")) | st.just(float("-inf")) | st.just("\ud800")
+    | st.just("-0.0") | st.floats(-1, 0) | st.integers(-(10**30), 10**30),
+    lambda children: st.lists(children, max_size=4)
+    | st.tuples(children)
+    | st.frozensets(st.integers(0, 3), max_size=2)
+    | st.dictionaries(st.text(max_size=4) | st.integers(0, 3) | st.booleans() | st.none(), children, max_size=4),
+    max_leaves=20,
+)
+
+
+def _outcome(function: object, *args: object) -> object:
+    try:
+        return function(*args)  # type: ignore[operator]
+    except CalculationError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(odd_values)
+def test_fast_and_careful_paths_agree_byte_for_byte(value: object) -> None:
+    assert _outcome(codec.canonical_bytes, value) == _outcome(codec.careful_canonical_bytes, value)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.text(max_size=6) | st.integers() | st.just("\udfff"), odd_values)
+def test_fast_and_careful_user_lines_agree(user_id: object, value: object) -> None:
+    assert _outcome(codec.user_line, user_id, value) == _outcome(codec.careful_user_line, user_id, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": -0.0}, [-0.0, 1], {"x": -0.05, "y": "-0.0"}, {"t": (1, 2)}, {1: "x"}, {True: 1}, {None: 1},
+        {"s": {1}}, {"n": float("nan")}, {"d": "\ud800"}, [10**5000], OrderedDict(b=1, a=2),
+        {"p": type("Price", (float,), {})(1.25)}, {"i": type("Qty", (int,), {})(3)},
+    ],
+)
+def test_fast_path_edge_cases_match_the_careful_path(value: object) -> None:
+    assert _outcome(codec.canonical_bytes, value) == _outcome(codec.careful_canonical_bytes, value)
+    assert _outcome(codec.user_line, "u1", value) == _outcome(codec.careful_user_line, "u1", value)
+
+
+def test_negative_zero_and_near_zero_floats() -> None:
+    assert codec.canonical_bytes({"a": -0.0, "b": -0.05}) == b'{"a":0.0,"b":-0.05}'
+    assert codec.user_line("u1", [-0.0]) == b'["u1",[0.0]]'
+
+
+def test_circular_values_are_refused_not_crashing() -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(CalculationError, match="nested too deeply"):
+        codec.canonical_bytes({"a": loop})
+
+
+def test_per_user_hash_total_is_reduced_when_read() -> None:
+    hasher = codec.PerUserHash()
+    for index in range(1000):
+        hasher.add_line(codec.user_line(f"u{index:04d}", index))
+    reduced = codec.PerUserHash(hasher.total % 2**128, hasher.count)
+    assert hasher.hexdigest() == reduced.hexdigest()
+    assert hasher.merge(codec.PerUserHash()).total < 2**128

@@ -55,3 +55,54 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StorageError, match="cannot open the cache"):
         SqliteBackend(blocker / "cache.db")
+
+
+def test_schema_1_cache_is_migrated_and_keeps_its_results(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    from btbuild.storage import records as rec
+
+    path = tmp_path / "cache.db"
+    with SqliteBackend(path) as backend:  # write a result, then turn the file into schema 1
+        lease = backend.acquire("risk", "2024-01-01", "w1", 60)
+        assert lease is not None
+        writer = backend.open_writer(lease, "per_user")
+        writer.add({"u1": 1.5})
+        record = writer.commit(composite_hash="c", components={"code": "k"}, dep_results={"//p:x": "r"})
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TABLE cells")
+    conn.execute("CREATE TABLE cells (target TEXT, date TEXT, status TEXT NOT NULL, category TEXT, generation TEXT,"
+                 " lease_generation TEXT, data TEXT, PRIMARY KEY (target, date))")
+    good = json.dumps(rec.cell_to_row(record))
+    bad = json.dumps(rec.cell_to_row(record)).replace('"committed"', '"exploded"')
+    conn.executemany("INSERT INTO cells VALUES (?, ?, 'committed', NULL, ?, NULL, ?)",
+                     [("risk", "2024-01-01", record.generation, good), ("risk", "2024-01-02", "g", bad),
+                      ("risk", "2024-01-03", "g", '["half')])
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+    with SqliteBackend(path) as backend:
+        assert backend.get_cells(["risk"], ["2024-01-01", "2024-01-02", "2024-01-03"]) == {("risk", "2024-01-01"): record}
+        assert backend.read_result("risk", "2024-01-01") == {"u1": 1.5}
+        assert backend._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+
+
+def test_rows_with_wrong_types_are_misses(tmp_path: Path) -> None:
+    with SqliteBackend(tmp_path / "cache.db") as backend:
+        for day in ("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"):
+            backend.put_cell_status("risk", day, "impossible", components={"a": "b"})
+        conn = backend._conn
+        conn.execute("UPDATE cells SET data = '[1,null,null,null,null,null,null,{},{},{}]' WHERE date = '2024-01-01'")
+        conn.execute("UPDATE cells SET data = '[null,null,null,null,null,null,null,{\"a\":1},{},{}]' WHERE date = '2024-01-02'")
+        conn.execute("UPDATE cells SET data = '[null,null,null,null,\"weird\",null,null,{},{},{}]' WHERE date = '2024-01-03'")
+        found = backend.get_cells(["risk"], ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"])
+        assert list(found) == [("risk", "2024-01-04")]
+        assert found[("risk", "2024-01-04")].components == {"a": "b"}
+        with pytest.raises(sqlite3_error()):
+            conn.execute("UPDATE cells SET attempts = 'x' WHERE date = '2024-01-04'")  # STRICT refuses it
+
+
+def sqlite3_error() -> type[Exception]:
+    import sqlite3
+
+    return sqlite3.Error
