@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from multiprocessing import get_context
@@ -50,6 +51,7 @@ from btbuild.storage.records import FAILED as RECORD_FAILED
 from btbuild.storage.records import IMPOSSIBLE as RECORD_IMPOSSIBLE
 from btbuild.workspace.model import DAILY, Target
 
+Submit = Callable[[GroupTask], "Future[list[CellOutcome]]"]
 SUMMARY_KEYS = ("ran", "skipped", "blocked", "impossible", "failed", "dead_letter")
 _UP_TO_DATE = Decision(SKIPPED, "up_to_date")
 _EARLY_CUTOFF = Decision(SKIPPED, "early_cutoff")
@@ -347,10 +349,13 @@ class Scheduler:
 
     # -- running ------------------------------------------------------------------------
 
-    def run(self) -> BuildReport:
+    def run(self, executor: Callable[[], AbstractContextManager[Submit]] | None = None) -> BuildReport:
+        """Decide and run every cell. ``executor`` opens a ``submit(group) -> future`` for
+        remote workers (Pub/Sub); without it groups run inline, or in a local process pool
+        with ``--jobs N``."""
         report = BuildReport(dry_run=self.request.dry_run)
         groups = [(day, build_pass) for day in self.dates for build_pass in self.passes]
-        if self.request.dry_run or self.request.jobs == 1:
+        if self.request.dry_run or (executor is None and self.request.jobs == 1):
             env = None
             for group in groups:
                 tasks = self._decide_group(group, report)
@@ -358,13 +363,23 @@ class Scheduler:
                     if env is None:
                         env = Environment(self.workspace, self.session.plugins, self.backend)
                     self._apply(group, run_group(env, tasks), report)
-            report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
-            self._after_run(report)
-            return report
-        self._run_pool(groups, report)
+        else:
+            with (executor or self._local_pool)() as submit:
+                self.dispatch(groups, report, submit)
         report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
         self._after_run(report)
         return report
+
+    @contextmanager
+    def _local_pool(self) -> Iterator[Submit]:
+        """``--jobs N``: N local worker processes."""
+        with ProcessPoolExecutor(
+            max_workers=self.request.jobs,
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(str(self.workspace.root), self.session.product_lines),
+        ) as pool:
+            yield lambda group: pool.submit(_work, group)
 
     def _after_run(self, report: BuildReport) -> None:
         if self.request.dry_run:
@@ -440,19 +455,7 @@ class Scheduler:
         report.cells.append(cell)
         self.on_progress(cell)
 
-    def _run_pool(self, groups: list[tuple[date, int]], report: BuildReport) -> None:
-        """Run groups in N local worker processes (``--jobs N``)."""
-        context = get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=self.request.jobs,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(str(self.workspace.root), self.session.product_lines),
-        ) as pool:
-            self.dispatch(groups, report, lambda group: pool.submit(_work, group))
-
-    def dispatch(self, groups: list[tuple[date, int]], report: BuildReport,
-                 submit: Callable[[GroupTask], Future[list[CellOutcome]]]) -> None:
+    def dispatch(self, groups: list[tuple[date, int]], report: BuildReport, submit: Submit) -> None:
         """Decide each group once everything it may depend on is final and ``submit`` its
         runnable cells; ``submit`` returns a future of their outcomes (a local process pool,
         or Pub/Sub workers). A group depends on the same date's previous pass and, when its

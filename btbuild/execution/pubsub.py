@@ -31,7 +31,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import date
@@ -463,20 +463,18 @@ class Dispatcher:
 
 def run_distributed(scheduler: Any) -> Any:
     """Run a :class:`Scheduler`'s build through Pub/Sub workers; returns its BuildReport."""
-    from btbuild.execution.build import BuildReport
-
     backend = scheduler.backend
     if not isinstance(backend, FirestoreBackend):
         raise UsageError("--executor pubsub needs the shared cache: set [storage] backend = \"firestore\" in BUILD.toml")
-    report = BuildReport(dry_run=scheduler.request.dry_run)
     if scheduler.request.dry_run:
         return scheduler.run()
-    groups = [(day, build_pass) for day in scheduler.dates for build_pass in scheduler.passes]
-    with Dispatcher(backend, scheduler.run_id, max_attempts=scheduler.workspace.execution.max_attempts) as dispatcher:
-        scheduler.dispatch(groups, report, dispatcher.submit)
-    report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
-    scheduler._after_run(report)
-    return report
+
+    @contextlib.contextmanager
+    def dispatcher() -> Iterator[Callable[[GroupTask], Future[list[CellOutcome]]]]:
+        with Dispatcher(backend, scheduler.run_id, max_attempts=scheduler.workspace.execution.max_attempts) as open_dispatcher:
+            yield open_dispatcher.submit
+
+    return scheduler.run(dispatcher)
 
 
 # --------------------------------------------------------------------------- worker

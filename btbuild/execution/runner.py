@@ -171,7 +171,7 @@ def _abort(env: Environment, group: GroupTask, cell: CellTask, lease: Lease, wri
         error = f"{error} (attempt {lease.attempts} of {max_attempts}: dead-lettered)"
     writer.abort(error, status=status)
     duration = time.perf_counter() - started
-    _log_run(env, group, cell, status, duration, phases or {}, error)
+    _log_run(env, group, cell, lease, status, duration, phases or {}, error)
     return CellOutcome(cell.name, cell.day, status, cell.reason, items=items, failures=failures,
                        duration=duration, error=error, phases=phases or {})
 
@@ -200,17 +200,18 @@ def _commit(env: Environment, group: GroupTask, run: CellRun) -> CellOutcome:
     error = None
     if run.failures:
         error = f"{run.failures} of {run.processed} users failed (within max_failure_rate); first: {run.first_error}"
-    _log_run(env, group, cell, COMMITTED, duration, run.phases, error)
+    _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error)
     return CellOutcome(cell.name, cell.day, "ran", cell.reason, result_hash=record.result_hash,
                        items=record.item_count, failures=run.failures, duration=duration, error=error,
                        phases=run.phases)
 
 
-def _log_run(env: Environment, group: GroupTask, cell: CellTask, status: str, duration: float,
-             phases: dict[str, float], error: str | None) -> None:
+def _log_run(env: Environment, group: GroupTask, cell: CellTask, lease: Lease, status: str,
+             duration: float, phases: dict[str, float], error: str | None) -> None:
+    """One run-log record per attempt: ``<build run id>/<attempt generation>``."""
     env.backend.append_run(
         RunRecord(
-            run_id=group.run_id,
+            run_id=f"{group.run_id}/{lease.generation}",
             target=cell.name,
             date=cell.day.isoformat(),
             status=status,
@@ -335,7 +336,7 @@ def _process_user(env: Environment, group: GroupTask, run: CellRun, user_id: str
     try:
         value = run.process(ctx)
         if value is not None:
-            run.writer.add(((user_id, value),))
+            run.writer.add_user(user_id, value)
     except Exception as exc:
         run.failures += 1
         if run.first_error is None:
@@ -385,7 +386,11 @@ def _tag(stream: Iterator[tuple[str, Any]], index: int) -> Iterator[tuple[str, i
 def _merge(streams: list[Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, dict[int, Any]]]:
     """Merge ascending (user id, value) streams into (user id, {stream index: value})."""
     if len(streams) == 1:
+        previous: str | None = None
         for user_id, value in streams[0]:
+            if previous is not None and user_id <= previous:
+                raise BtbuildError(f"user stream is not in ascending user order: {user_id!r} after {previous!r}")
+            previous = user_id
             yield user_id, {0: value}
         return
     tagged = [_tag(stream, index) for index, stream in enumerate(streams)]

@@ -241,3 +241,13 @@ def test_misspelled_checks_key_is_a_workspace_error(ws):
     code, _out, err = ws.cli("build", "//...", "--date", "2024-01-01")
     assert code == 2
     assert "calculations/pricing/BUILD.toml" in err and "//pricing:price_level" in err and "null_densty" in err
+
+
+def test_run_log_has_one_record_per_attempt(ws):
+    ws.build(date="2024-01-02")
+    runs = ws.backend().runs(limit=1000)
+    assert len(runs) == 8
+    assert {(r.target, r.date) for r in runs} == {(n, d) for n in ("value", "total", "sign", "price_level") for d in ("2024-01-01", "2024-01-02")}
+    build_ids = {r.run_id.split("/")[0] for r in runs}
+    assert len(build_ids) == 1 and all(r.status == "committed" and r.trigger == "new" for r in runs)
+    assert all("compute" in r.phases for r in runs)
