@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
 
+import xxhash
+
 from btbuild.hashing.composite import TargetHashes
 from btbuild.hashing.digest import hash_json
 from btbuild.workspace.model import Target
@@ -65,19 +67,27 @@ class CellInputs:
 
     @cached_property
     def key(self) -> str:
-        """The cell's input hash (stored as the record's composite_hash). Computed only for
-        cells that run: a no-op build compares the parts, never hashes them."""
-        return hash_json(
-            {
-                "static": self.static,
-                "roots": sorted(self.root_fingerprints.items()),
-                "deps": sorted(self.dep_results.items()),
-            }
-        )
+        """The cell's input hash, stored as the record's composite_hash: a no-op build
+        compares it with the cache, one string per cell."""
+        return input_key(self.static, self.root_fingerprints, self.dep_results)
 
-    def matches(self, components: Mapping[str, str], roots: Mapping[str, str], deps: Mapping[str, str]) -> bool:
-        """The fast no-op test: a record made from exactly these inputs (dict equality in C)."""
-        return components.get("static") == self.static and roots == self.root_fingerprints and deps == self.dep_results
+
+KEY_SCHEME = "cell-inputs/1"
+
+
+def roots_key_text(roots: Mapping[str, str]) -> str:
+    return "\n".join([f"r:{name}={value}" for name, value in sorted(roots.items())])
+
+
+def input_key(static: str, roots: Mapping[str, str], deps: Mapping[str, str], *,
+              roots_text: str | None = None, deps_sorted: bool = False) -> str:
+    """xxh3-128 over the sorted inputs, one per line. Labels, source names and hashes never
+    hold "=" or a newline, so the text is unambiguous. ``roots_text`` (from
+    :func:`roots_key_text`) and ``deps_sorted`` let the planner skip work it shares."""
+    items = deps.items() if deps_sorted else sorted(deps.items())
+    text = "\n".join([KEY_SCHEME, static, roots_key_text(roots) if roots_text is None else roots_text,
+                      *[f"d:{name}={value}" for name, value in items]])
+    return xxhash.xxh3_128_hexdigest(text.encode())
 
 
 def date_range(first: date, last: date) -> list[date]:

@@ -58,6 +58,10 @@ def check_cell_key(target: str, date: str) -> None:
         raise StorageError(f"cell date {date!r} for target {target!r} is not an ISO date (expected YYYY-MM-DD)")
 
 
+CellSummary = tuple[str, "str | None", "str | None", "str | None", "str | None"]
+"""(status, composite_hash, result_hash, generation, category) of one cell record."""
+
+
 def new_generation() -> str:
     """A fresh attempt id, unique across processes and machines."""
     return uuid.uuid4().hex
@@ -82,6 +86,16 @@ class Backend(ABC):
 
     def get_cell(self, target: str, date: str) -> CellRecord | None:
         return self.get_cells([target], [date]).get((target, date))
+
+    def get_cell_summaries(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellSummary]:
+        """What the planner needs of every cell to see that it is up to date, keyed like
+        :meth:`get_cells`: ``(status, composite_hash, result_hash, generation, category)``.
+        Backends override it with a narrow query; the full record is read only for cells
+        whose inputs changed."""
+        return {
+            key: (r.status, r.composite_hash, r.result_hash, r.generation, r.category)
+            for key, r in self.get_cells(targets, dates).items()
+        }
 
     @abstractmethod
     def put_cells(self, records: Iterable[CellRecord]) -> int:

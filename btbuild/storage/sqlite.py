@@ -22,10 +22,17 @@ import sqlite_utils
 
 from btbuild.errors import LeaseLost, StorageError
 from btbuild.storage import records as rec
-from btbuild.storage.base import Backend, _now, check_cell_key, check_put_status, new_generation
+from btbuild.storage.base import (
+    Backend,
+    CellSummary,
+    _now,
+    check_cell_key,
+    check_put_status,
+    new_generation,
+)
 from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_SECONDS = 60.0
 _DECODE_BATCH = 2000  # rows decoded by one json.loads
 _CHUNK = 500  # values per IN list: well under SQLite's variable limit, even old builds (999)
@@ -35,11 +42,19 @@ _CHUNK = 500  # values per IN list: well under SQLite's variable limit, even old
 # remaining strings and the three small dicts in ONE compact JSON array, ``data``. A batched
 # read decodes the ``data`` of hundreds of rows with a single ``json.loads`` and builds records
 # without per-field Python checks: that is what makes 365k rows fast.
+# Schema 3 moved composite_hash and result_hash into columns: a no-op build compares them
+# for every cell (``get_cell_summaries``) without decoding ``data`` at all.
 _COLUMN_FIELDS = (
     "target", "date", "status", "category", "generation", "lease_generation",
     "attempts", "lease_expires", "started_at", "shard_count", "item_count", "updated_at",
+    "composite_hash", "result_hash",
 )
 _DATA_FIELDS = (
+    "code_hash", "sim_hash", "kind", "lease_owner", "last_error",
+    "components", "dep_results", "root_fingerprints",
+)
+_COLUMN_FIELDS_V2 = _COLUMN_FIELDS[:-2]
+_DATA_FIELDS_V2 = (
     "composite_hash", "code_hash", "sim_hash", "result_hash", "kind", "lease_owner", "last_error",
     "components", "dep_results", "root_fingerprints",
 )
@@ -57,6 +72,8 @@ CREATE TABLE IF NOT EXISTS cells (
     shard_count INTEGER NOT NULL,
     item_count INTEGER NOT NULL,
     updated_at REAL NOT NULL,
+    composite_hash TEXT,
+    result_hash TEXT,
     data TEXT NOT NULL,
     PRIMARY KEY (target, date)
 ) STRICT
@@ -64,8 +81,10 @@ CREATE TABLE IF NOT EXISTS cells (
 # Rows whose columns do not hold what a CellRecord needs are filtered out in C: a miss. The
 # check on ``data`` (one complete JSON value per row) also makes the batched decode of many
 # rows joined by commas unambiguous.
+_STATUSES = frozenset(rec.STATUSES)
+_STATUSES_SQL = "(" + ", ".join(f"'{status}'" for status in rec.STATUSES) + ")"
 _VALID = (
-    "status IN ('committed', 'running', 'failed', 'dead_letter', 'impossible')"
+    f"status IN {_STATUSES_SQL}"
     " AND attempts >= 0 AND shard_count >= 0 AND item_count >= 0"
     " AND abs(lease_expires) < 1e300 AND abs(started_at) < 1e300 AND abs(updated_at) < 1e300"
     " AND json_valid(data)"
@@ -78,9 +97,9 @@ _UPSERT_CELL = (
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 _STR = str
 _NONE = type(None)
-# Every valid combination of the types in ``data``: the seven optional strings, then 3 dicts.
+# Every valid combination of the types in ``data``: the five optional strings, then 3 dicts.
 _DATA_TYPES = frozenset(
-    (*optional, dict, dict, dict) for optional in itertools.product((_STR, _NONE), repeat=7)
+    (*optional, dict, dict, dict) for optional in itertools.product((_STR, _NONE), repeat=5)
 )
 _KINDS = frozenset((None, *rec.KINDS))
 _join = "".join
@@ -110,9 +129,9 @@ def _build_into(found: dict[tuple[str, str], CellRecord], rows: Sequence[Any], d
     """The hot loop of batched reads: every line here runs once per record."""
     for row, data in zip(rows, decoded, strict=True):
         try:
-            if type(data) is not list or tuple(map(type, data)) not in _DATA_TYPES or data[4] not in _KINDS:
+            if type(data) is not list or tuple(map(type, data)) not in _DATA_TYPES or data[2] not in _KINDS:
                 continue
-            components, deps, roots = data[7], data[8], data[9]
+            components, deps, roots = data[5], data[6], data[7]
             _join([*components, *components.values(), *deps, *deps.values(), *roots, *roots.values()])
         except TypeError:
             continue  # a non-string key or value inside one of the dicts: a miss
@@ -229,6 +248,8 @@ class SqliteBackend(Backend):
             version = self._schema_version(db)
             if version == "1":
                 self._migrate_from_v1(db)
+            elif version == "2":
+                self._migrate_from_v2(db)
             db.execute(_CREATE_CELLS)
             db.create_table(
                 "shards",
@@ -264,7 +285,7 @@ class SqliteBackend(Backend):
             )
             db.execute("CREATE INDEX IF NOT EXISTS runs_by_target ON runs (target, started)")
             db.execute("CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started)")
-            if version is None or version == "1":
+            if version in (None, "1", "2"):
                 db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
                 )
@@ -292,6 +313,26 @@ class SqliteBackend(Backend):
                 if type(values) is not list or len(values) != len(rec.CELL_FIELD_ORDER):
                     continue
                 record = CellRecord.from_dict(dict(zip(rec.CELL_FIELD_ORDER, values, strict=True)))  # every field checked
+            except (ValueError, TypeError):
+                continue
+            rows.append(_row(record))
+        db.conn.executemany(_UPSERT_CELL, rows)
+
+    def _migrate_from_v2(self, db: sqlite_utils.Database) -> None:
+        """Schema 2 kept composite_hash and result_hash inside ``data``: move them to their
+        columns. Every record is re-checked on the way; an unreadable one is dropped (a miss)."""
+        old = db.execute(f"SELECT {', '.join(_COLUMN_FIELDS_V2)}, data FROM cells").fetchall()
+        db.execute("DROP TABLE cells")
+        db.execute(_CREATE_CELLS)
+        rows = []
+        for row in old:
+            try:
+                fields = dict(zip(_COLUMN_FIELDS_V2, row[:-1], strict=True))
+                values = json.loads(row[-1])
+                if type(values) is not list or len(values) != len(_DATA_FIELDS_V2):
+                    continue
+                fields.update(zip(_DATA_FIELDS_V2, values, strict=True))
+                record = CellRecord.from_dict(fields)
             except (ValueError, TypeError):
                 continue
             rows.append(_row(record))
@@ -325,6 +366,34 @@ class SqliteBackend(Backend):
                     with _gc_paused():  # hundreds of thousands of new objects: skip GC passes
                         for start in range(0, len(rows), _DECODE_BATCH):
                             _decode_into(found, rows[start : start + _DECODE_BATCH])
+        return found
+
+    def get_cell_summaries(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellSummary]:
+        """No JSON is decoded (the columns are typed: STRICT). For many targets one range scan
+        over the dates, filtered here, beats long IN lists (measured: 0.4 s vs 1.0 s for
+        365k rows)."""
+        target_list = list(dict.fromkeys(targets))
+        date_list = sorted(set(dates))
+        if not target_list or not date_list:
+            return {}
+        columns = "SELECT target, date, status, composite_hash, result_hash, generation, category FROM cells"
+        found: dict[tuple[str, str], CellSummary] = {}
+        with self._lock, _gc_paused():
+            if len(target_list) <= _CHUNK:
+                rows = self._query(
+                    "read cell summaries",
+                    f"{columns} WHERE target IN ({', '.join('?' * len(target_list))}) AND date BETWEEN ? AND ?",
+                    [*target_list, date_list[0], date_list[-1]],
+                )
+            else:
+                rows = self._query("read cell summaries", f"{columns} WHERE date BETWEEN ? AND ?",
+                                   [date_list[0], date_list[-1]])
+            wanted_targets, wanted_dates = set(target_list), set(date_list)
+            found = {
+                (row[0], row[1]): row[2:]
+                for row in rows
+                if row[0] in wanted_targets and row[1] in wanted_dates and row[2] in _STATUSES
+            }
         return found
 
     def get_cell(self, target: str, date: str) -> CellRecord | None:

@@ -251,3 +251,28 @@ def test_run_log_has_one_record_per_attempt(ws):
     build_ids = {r.run_id.split("/")[0] for r in runs}
     assert len(build_ids) == 1 and all(r.status == "committed" and r.trigger == "new" for r in runs)
     assert all("compute" in r.phases for r in runs)
+
+
+def test_fast_input_key_equals_the_reference_function(ws):
+    """The planner inlines the input key for speed; it must equal analysis.cells.input_key."""
+    from btbuild.analysis.cells import input_key
+    from btbuild.execution.build import BuildRequest, Scheduler
+    from btbuild.session import Session
+
+    ws.write("calculations/hist/BUILD.toml", '[calculation.running]\nentry = "h:running"\nkind = "per_date"\ndeps = ["//pricing:total", "//pricing:price_level"]\nhistorical = true\n')
+    ws.write("calculations/hist/h.py", "def running(ctx):\n    return (ctx.previous or 0) + 1\n")
+    ws.build(date="2024-01-03")
+    session = Session(ws.root)
+    scheduler = Scheduler(session, BuildRequest(patterns=("//...",), end=__import__("datetime").date(2024, 1, 3)))
+    checked = 0
+    for label in scheduler.order:
+        target = scheduler.targets[label]
+        for day in scheduler.dates:
+            decision, task, inputs = scheduler.explain(target, day)
+            scheduler.settle(target, day)
+            assert inputs is not None and decision.reason == "up_to_date"
+            assert inputs.key == input_key(inputs.static, inputs.root_fingerprints, inputs.dep_results)
+            assert inputs.key == scheduler.full_record(target.name, day).composite_hash
+            checked += 1
+    session.close()
+    assert checked == 15

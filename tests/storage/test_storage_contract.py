@@ -92,6 +92,19 @@ def test_get_cells_is_the_cross_product(backend: Backend) -> None:
     assert all(found[key].composite_hash == key[0] + key[1] for key in expected)
 
 
+def test_cell_summaries_match_the_records(backend: Backend) -> None:
+    commit_per_user(backend, "a", "2024-01-01", {"u1": 1}, composite_hash="k1")
+    commit_per_user(backend, "b", "2024-01-02", {"u1": 2}, composite_hash="k2", category="risk")
+    backend.put_cell_status("c", "2024-01-01", "impossible")
+    targets, dates = ["a", "b", "c", "zz"], ["2024-01-01", "2024-01-02"]
+    records = backend.get_cells(targets, dates)
+    summaries = backend.get_cell_summaries(targets, dates)
+    assert set(summaries) == set(records) == {("a", "2024-01-01"), ("b", "2024-01-02"), ("c", "2024-01-01")}
+    for key, record in records.items():
+        assert summaries[key] == (record.status, record.composite_hash, record.result_hash, record.generation, record.category)
+    assert summaries["b", "2024-01-02"][1] == "k2" and summaries["b", "2024-01-02"][4] == "risk"
+
+
 def test_bad_keys_are_refused(backend: Backend) -> None:
     with pytest.raises(StorageError, match="'2024/01/01'"):
         backend.acquire("risk", "2024/01/01", "w1", 60)

@@ -8,6 +8,7 @@ import pytest
 
 from btbuild.errors import ConfigError, StorageError
 from btbuild.storage import MemoryBackend, SqliteBackend, open_backend
+from btbuild.storage.sqlite import SCHEMA_VERSION
 
 
 def test_open_backend_factory(tmp_path: Path) -> None:
@@ -39,7 +40,7 @@ def test_other_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "cache.db"
     with SqliteBackend(path) as backend:
         backend._conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StorageError, match=r"cache\.db: cache schema version 99 is not the version 2"):
+    with pytest.raises(StorageError, match=rf"cache\.db: cache schema version 99 is not the version {SCHEMA_VERSION}"):
         SqliteBackend(path)
 
 
@@ -84,7 +85,39 @@ def test_schema_1_cache_is_migrated_and_keeps_its_results(tmp_path: Path) -> Non
     with SqliteBackend(path) as backend:
         assert backend.get_cells(["risk"], ["2024-01-01", "2024-01-02", "2024-01-03"]) == {("risk", "2024-01-01"): record}
         assert backend.read_result("risk", "2024-01-01") == {"u1": 1.5}
-        assert backend._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert backend._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+
+
+def test_schema_2_cache_is_migrated_and_keeps_its_results(tmp_path: Path) -> None:
+    """Schema 2 kept composite_hash and result_hash inside the data array."""
+    import json
+    import sqlite3
+
+    from btbuild.storage.sqlite import _COLUMN_FIELDS_V2, _DATA_FIELDS_V2
+
+    path = tmp_path / "cache.db"
+    with SqliteBackend(path) as backend:
+        lease = backend.acquire("risk", "2024-01-01", "w1", 60)
+        assert lease is not None
+        writer = backend.open_writer(lease, "per_user")
+        writer.add({"u1": 1.5})
+        record = writer.commit(composite_hash="c", components={"code": "k"}, dep_results={"//p:x": "r"})
+    conn = sqlite3.connect(path, isolation_level=None)
+    columns = [getattr(record, name) for name in _COLUMN_FIELDS_V2]
+    data = json.dumps([getattr(record, name) for name in _DATA_FIELDS_V2])
+    conn.execute("DROP TABLE cells")
+    conn.execute(f"CREATE TABLE cells ({', '.join(_COLUMN_FIELDS_V2)}, data TEXT, PRIMARY KEY (target, date))")
+    marks = ", ".join("?" * (len(columns) + 1))
+    conn.execute(f"INSERT INTO cells VALUES ({marks})", [*columns, data])
+    conn.execute(f"INSERT INTO cells VALUES ({marks})", [*columns[:1], "2024-01-02", *columns[2:], '["half'])
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.close()
+    with SqliteBackend(path) as backend:
+        assert backend.get_cells(["risk"], ["2024-01-01", "2024-01-02"]) == {("risk", "2024-01-01"): record}
+        assert backend.get_cell_summaries(["risk"], ["2024-01-01", "2024-01-02"]) == {
+            ("risk", "2024-01-01"): ("committed", "c", record.result_hash, record.generation, None)
+        }
+        assert backend.read_result("risk", "2024-01-01") == {"u1": 1.5}
 
 
 def test_rows_with_wrong_types_are_misses(tmp_path: Path) -> None:

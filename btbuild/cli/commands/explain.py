@@ -43,7 +43,7 @@ def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
         if other != label:
             scheduler.settle(scheduler.targets[other], day)
     decision, _task, inputs = scheduler.explain(target, day)
-    record = scheduler.records.get((target.name, day.isoformat()))
+    record = scheduler.full_record(target.name, day)
     rows = []
     if inputs is not None:
         old = dict(record.components) if record else {}
