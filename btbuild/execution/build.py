@@ -11,6 +11,7 @@ which case that pass runs in date order.
 from __future__ import annotations
 
 import gc
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -112,6 +113,15 @@ class BuildReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"cells": [cell.to_json() for cell in self.cells], "summary": self.summary()}
+
+    def json_text(self) -> str:
+        """``to_json()`` as text, one cell per line: readable, and written by the C encoder
+        (an indented dump of 365k cells goes through the pure-Python one: 10x slower)."""
+        cells = ",\n  ".join(json.dumps(cell.to_json()) for cell in self.cells)
+        summary = json.dumps(self.summary())
+        if not cells:
+            return f'{{"cells": [], "summary": {summary}}}'
+        return f'{{"cells": [\n  {cells}\n],\n "summary": {summary}}}'
 
 
 @dataclass(slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 import click
@@ -47,7 +46,7 @@ def command(options: object, patterns: tuple[str, ...], end: str, start: str | N
     finally:
         session.close()
     if output == "json":
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(report.json_text())
     else:
         print_text(report)
     return 0 if report.ok else 1

@@ -7,8 +7,6 @@ Each row is a target, each column a date; the mark says what a build would do wi
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from btbuild.cli.commands.build import parse_date
@@ -54,7 +52,7 @@ def command(options: object, patterns: tuple[str, ...], end: str, start: str | N
         report = Scheduler(session, request, equivalent=equivalence_checker(session)).run()
     finally:
         session.close()
-    click.echo(json.dumps(report.to_json(), indent=2) if output == "json" else render_grid(report))
+    click.echo(report.json_text() if output == "json" else render_grid(report))
     return 0
 
 
