@@ -15,18 +15,20 @@ class ScoreRange(ResultValidator):
 
     def __init__(self, low: float = 0.0, high: float = 100.0):
         self.low, self.high = low, high
-        self.bad: list[str] = []
+        self.count = 0
+        self.examples: list[str] = []
 
     def observe(self, user_id: str | None, value: object) -> None:
         score = value.get("score") if isinstance(value, dict) else value
         if isinstance(score, (int, float)) and not isinstance(score, bool) and not self.low <= score <= self.high:
-            if len(self.bad) < 3:
-                self.bad.append(f"{user_id or 'value'}: score {score}")
+            self.count += 1
+            if len(self.examples) < 3:
+                self.examples.append(f"{user_id or 'value'}: score {score}")
 
     def finish(self) -> list[str]:
-        if not self.bad:
+        if not self.count:
             return []
-        return [f"score outside [{self.low:g}, {self.high:g}]: " + ", ".join(self.bad)]
+        return [f"{self.count} score(s) outside [{self.low:g}, {self.high:g}], e.g. " + ", ".join(self.examples)]
 
 
 @hookimpl

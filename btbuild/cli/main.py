@@ -39,7 +39,7 @@ class LazyGroup(click.Group):
         if name not in COMMANDS or not _available(name):
             return None
         module = importlib.import_module(f"btbuild.cli.commands.{COMMANDS[name]}")
-        return module.command  # type: ignore[no-any-return]
+        return module.command
 
 
 def _available(name: str) -> bool:

@@ -167,7 +167,7 @@ class Scheduler:
         self._roots_cache: dict[tuple[Any, ...], tuple[list[str], dict[str, str], str]] = {}
         self._deps_cache: dict[str, list[tuple[str, Target, bool, str]]] = {}
         self._iso_cache: dict[date, str] = {}
-        self.records: dict[tuple[str, str], CellRecord] = {}  # full records, read on need
+        self.records: dict[tuple[str, str], CellRecord | None] = {}  # full records, read on need
         self._loaded: set[str] = set()
         self._moved: set[str] = set()
         with gc_paused():
@@ -223,7 +223,7 @@ class Scheduler:
             return self.full_record(name, day)
         key = (name, day.isoformat())
         if key not in self.records:
-            self.records[key] = self.backend.get_cell(name, day.isoformat())  # type: ignore[assignment]
+            self.records[key] = self.backend.get_cell(name, day.isoformat())
         return self.records.get(key)
 
     def _outside_state(self, target: Target, day: date) -> CellState:
@@ -438,7 +438,7 @@ class Scheduler:
                 if tasks and not self.request.dry_run:
                     if env is None:
                         env = Environment(self.workspace, self.session.plugins, self.backend)
-                    self._apply(group, run_group(env, tasks), report)
+                    self._apply(run_group(env, tasks), report)
         else:
             with (executor or self._local_pool)() as submit:
                 self.dispatch(groups, report, submit)
@@ -522,7 +522,7 @@ class Scheduler:
         old = record.code_hash or ""
         self.backend.record_equivalence(target.name, old, inputs.code_hash, decision.sim_hash or "", day.isoformat())
 
-    def _apply(self, group: GroupTask, outcomes: list[CellOutcome], report: BuildReport) -> None:
+    def _apply(self, outcomes: list[CellOutcome], report: BuildReport) -> None:
         for outcome in outcomes:
             target = self.by_name[outcome.name]
             if outcome.status == RAN:
@@ -573,7 +573,7 @@ class Scheduler:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 group = running.pop(future)
-                self._apply(GroupTask(group[0], group[1], ()), future.result(), report)
+                self._apply(future.result(), report)
                 done.add(group)
 
 

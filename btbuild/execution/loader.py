@@ -89,7 +89,7 @@ class CalculationLoader:
                     instance = entry()
                 except Exception as exc:
                     raise CalculationError(f"{target.label}: {target.entry_attr}() failed: {type(exc).__name__}: {exc}") from None
-                return instance.process  # type: ignore[no-any-return]
+                return instance.process
 
             return make
         if callable(entry):

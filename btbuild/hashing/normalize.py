@@ -328,8 +328,8 @@ class _Analyzer(ast.NodeVisitor):
         self.runtime_depth -= 1
         self._pop(scope)
 
-    visit_FunctionDef = _function  # type: ignore[assignment]
-    visit_AsyncFunctionDef = _function  # type: ignore[assignment]
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
         self._arguments_outside(node.args)
