@@ -31,7 +31,7 @@ from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource
 from btbuild.plugins.validators import ResultValidator
 from btbuild.storage.base import Backend, ResultWriter
-from btbuild.storage.records import COMMITTED, DEAD_LETTER, FAILED, Lease, RunRecord
+from btbuild.storage.records import COMMITTED, DEAD_LETTER, FAILED, RUNNING, Lease, RunRecord
 from btbuild.workspace.model import Target, Workspace
 
 MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
@@ -129,6 +129,9 @@ def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -
     if lease is None:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error="another builder holds its lease")
     previous = lease.previous
+    if previous is not None and previous.status == RUNNING and previous.lease_generation not in (None, previous.generation):
+        # a zombie: its builder died mid-attempt; what it wrote was never visible, drop it
+        env.backend._delete_generation(cell.name, iso, previous.lease_generation)
     if previous is not None and previous.status == COMMITTED and previous.composite_hash == cell.key and cell.reason != "forced":
         env.backend.release(lease)  # someone else committed exactly this meanwhile
         return CellOutcome(cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash)

@@ -276,3 +276,23 @@ def test_fast_input_key_equals_the_reference_function(ws):
             checked += 1
     session.close()
     assert checked == 15
+
+
+def test_a_crashed_attempt_is_taken_over_and_its_shards_removed(ws):
+    """A builder that died mid-cell leaves a RUNNING cell and invisible shards; once its lease
+    expired the next build takes the cell over, deletes the leftovers and commits."""
+    import sqlite3
+    import time
+
+    backend = ws.backend()
+    lease = backend.acquire("value", "2024-01-01", "dead-builder", lease_seconds=1, now=time.time() - 10)
+    writer = backend.open_writer(lease, "per_user")
+    writer.add_user("u001", 1.0)
+    writer.flush()  # shards of the dead attempt, never committed
+    backend.close()
+    cells = ws.cells(ws.build("//pricing:value", date="2024-01-01"))
+    assert cells[(V, "2024-01-01")] == ("ran", "new")
+    conn = sqlite3.connect(ws.root / ".btbuild" / "cache.db")
+    generations = {row[0] for row in conn.execute("SELECT generation FROM shards WHERE target = 'value'")}
+    assert lease.generation not in generations and len(generations) == 1
+    assert ws.backend().read_result("value", "2024-01-01")["u001"] == 10.0
