@@ -7,6 +7,7 @@ here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -57,7 +58,7 @@ class Target:
     build_file: Path = field(default=Path("BUILD.toml"), compare=False)
     line: int | None = field(default=None, compare=False)
 
-    @property
+    @cached_property
     def label(self) -> str:
         return f"//{self.package}:{self.name}"
 
