@@ -144,7 +144,7 @@ class Scheduler:
         self.workspace = session.workspace
         self.graph = session.graph
         self.equivalent = equivalent or (lambda target, record, inputs: None)
-        self.on_progress = on_progress or (lambda report: None)
+        self._progress = on_progress
         # called once after a real build with the targets that committed new code's results
         # (the sim optimizer registers their SimHashes so a later cosmetic edit can be proven)
         self.after_run = after_run or (lambda targets: None)
@@ -467,7 +467,7 @@ class Scheduler:
     def settle(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
         """Decide one cell and remember its state for its dependents. A runnable cell is
         remembered as RUNNABLE only in a dry run; a real build remembers its outcome."""
-        decision, task = self.decide(target, day)
+        decision, task, _inputs = self.explain(target, day, details=False)
         if task is not None:
             if self.request.dry_run:
                 self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)
@@ -539,7 +539,8 @@ class Scheduler:
                 detail: str | None = None, *, items: int = 0, duration: float = 0.0, changes: tuple[Any, ...] = ()) -> None:
         cell = CellReport(target.label, day, status, reason, self.graph.passes[target.label], detail, items, duration, changes)
         report.cells.append(cell)
-        self.on_progress(cell)
+        if self._progress is not None:
+            self._progress(cell)
 
     def dispatch(self, groups: list[tuple[date, int]], report: BuildReport, submit: Submit) -> None:
         """Decide each group once everything it may depend on is final and ``submit`` its
