@@ -199,6 +199,8 @@ class Scheduler:
             if not self.request.dry_run:
                 self.backend.migrate_category(name, self.by_name[name].package)
         self._moved = moved
+        if not moved:
+            return summaries
         return {key: summary for key, summary in summaries.items() if key[0] not in moved}
 
     def full_record(self, name: str, day: date) -> CellRecord | None:
