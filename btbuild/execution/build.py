@@ -164,8 +164,9 @@ class Scheduler:
         self.backend = session.backend
         self.state: dict[tuple[str, date], CellState] = {}
         self._per_target: dict[str, tuple[dict[str, str], str]] = {}
-        self._roots_cache: dict[tuple[Any, ...], tuple[list[str], dict[str, str], str]] = {}
-        self._deps_cache: dict[str, list[tuple[str, Target, bool, str]]] = {}
+        self._roots_cache: dict[tuple[int, date], tuple[list[str], dict[str, str], str]] = {}
+        self._roots_ids: dict[tuple[Any, ...], int] = {}
+        self._constants_cache: dict[str, tuple[bool, int, str, list[tuple[str, Target, bool, str]]]] = {}
         self._iso_cache: dict[date, str] = {}
         self.records: dict[tuple[str, str], CellRecord | None] = {}  # full records, read on need
         self._loaded: set[str] = set()
@@ -270,17 +271,22 @@ class Scheduler:
     def explain(self, target: Target, day: date, *, details: bool = True) -> tuple[Decision, CellTask | None, CellInputs | None]:
         """The decision for one cell, its task if it runs, and the inputs it compared
         (without ``details``, an up-to-date cell returns no inputs: the no-op fast path)."""
-        if not target.schedule.is_due(day):
+        daily, roots_signature, static, deps = self._constants(target)
+        if not daily and not target.schedule.is_due(day):
             return _NOT_SCHEDULED, None, None
-        missing, fingerprints, roots_text = self._roots_on(target, day)
+        roots = self._roots_cache.get((roots_signature, day))
+        if roots is None:
+            roots = self._roots_on(target, day, roots_signature)
+        missing, fingerprints, roots_text = roots
         if missing:
             return Decision(IMPOSSIBLE, "no_data", detail=f"no {', '.join(missing)} data"), None, None
         dep_results: dict[str, str] = {}
         dep_dates: dict[str, date] = {}
-        key_lines = [KEY_SCHEME, self.hashes[target.name].static, roots_text]
+        key_lines = [KEY_SCHEME, static, roots_text]
         deps_reran = False
-        for label, dep, daily, prefix in self._deps_of(target):  # sorted by label, as the key wants
-            dep_day = (day if day >= self.workspace.start_date else None) if daily else self.as_of(dep, day)
+        start_date = self.workspace.start_date
+        for label, dep, dep_daily, prefix in deps:  # sorted by label, as the key wants
+            dep_day = (day if day >= start_date else None) if dep_daily else self.as_of(dep, day)
             if dep_day is None:
                 return Decision(IMPOSSIBLE, "upstream", detail=f"{label} has no scheduled date on or before {day.isoformat()}"), None, None
             state = self.state.get((dep.name, dep_day)) or self._outside_state(dep, dep_day)
@@ -307,7 +313,8 @@ class Scheduler:
         hashes = self.hashes[target.name]
         key = xxh3_128_hexdigest("\n".join(key_lines).encode())  # == input_key(...), inlined: the hot path
         if not details and not self.request.force:
-            summary = self.summaries.get((target.name, self._iso(day)))
+            iso = self._iso_cache.get(day) or self._iso(day)
+            summary = self.summaries.get((target.name, iso))
             if summary is not None and summary[1] == key and summary[3] is not None and summary[0] != RECORD_DEAD_LETTER:
                 return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None, None
         components, code_hash = self._target_inputs(target)
@@ -339,15 +346,20 @@ class Scheduler:
         )
         return decision, task, inputs
 
-    def _deps_of(self, target: Target) -> list[tuple[str, Target, bool, str]]:
-        """(label, dep target, dep is daily, its input-key line prefix) sorted by label;
-        computed once per target."""
-        deps = self._deps_cache.get(target.name)
-        if deps is None:
+    def _constants(self, target: Target) -> tuple[bool, int, str, list[tuple[str, Target, bool, str]]]:
+        """What the planner needs of a target on every date, computed once: whether it is
+        daily, an id of its roots declaration (targets sharing it share root fingerprints),
+        its static hash and its deps as (label, dep, dep is daily, input-key line prefix),
+        sorted by label."""
+        constants = self._constants_cache.get(target.name)
+        if constants is None:
+            signature = (target.roots, target.optional_roots, target.lookback)
+            roots_id = self._roots_ids.setdefault(signature, len(self._roots_ids))
             deps = [(label, self.graph.targets[label], self.graph.targets[label].schedule is DAILY, f"d:{label}=")
                     for label in sorted(target.deps)]
-            self._deps_cache[target.name] = deps
-        return deps
+            constants = (target.schedule is DAILY, roots_id, self.hashes[target.name].static, deps)
+            self._constants_cache[target.name] = constants
+        return constants
 
     def _iso(self, day: date) -> str:
         iso = self._iso_cache.get(day)
@@ -355,17 +367,13 @@ class Scheduler:
             iso = self._iso_cache[day] = day.isoformat()
         return iso
 
-    def _roots_on(self, target: Target, day: date) -> tuple[list[str], dict[str, str], str]:
+    def _roots_on(self, target: Target, day: date, roots_id: int) -> tuple[list[str], dict[str, str], str]:
         """Missing mandatory roots, the root fingerprints of a target's cell and their text
-        for the input key, shared by every target reading the same sources with the same
-        look-back (computed once)."""
-        key = (target.roots, target.optional_roots, target.lookback, day)
-        cached = self._roots_cache.get(key)
-        if cached is None:
-            fingerprints = root_fingerprints(target, day, self.index.fingerprint)
-            cached = (missing_roots(target, day, self.index.available), fingerprints, roots_key_text(fingerprints))
-            self._roots_cache[key] = cached
-        return cached
+        for the input key, shared by every target with the same roots declaration."""
+        fingerprints = root_fingerprints(target, day, self.index.fingerprint)
+        roots = (missing_roots(target, day, self.index.available), fingerprints, roots_key_text(fingerprints))
+        self._roots_cache[(roots_id, day)] = roots
+        return roots
 
     def _target_inputs(self, target: Target) -> tuple[dict[str, str], str]:
         """A target's hash components and code key, computed once per build."""
@@ -441,10 +449,12 @@ class Scheduler:
                     if env is None:
                         env = Environment(self.workspace, self.session.plugins, self.backend)
                     self._apply(run_group(env, tasks), report)
+            if env is not None:  # cells that ran were reported after their group's others
+                report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
         else:
             with (executor or self._local_pool)() as submit:
                 self.dispatch(groups, report, submit)
-        report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
+            report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
         self._after_run(report)
         return report
 
