@@ -29,9 +29,6 @@ sys.path.insert(0, str(REPO))
 
 from tests.cloud import emulators  # noqa: E402 - after the path is set
 
-TARGET_SPEEDUP = 1.3
-
-
 def demo_copy(root: Path, users: int, prefix: str) -> None:
     shutil.copytree(REPO / "calculations", root / "calculations")
     shutil.copytree(REPO / "layers", root / "layers")
@@ -96,9 +93,10 @@ def main() -> None:
     finally:
         emulators.stop_all()
     speedup = (figures[2][1] / figures[2][0]) / (figures[1][1] / figures[1][0])
-    verdict = "met" if speedup >= TARGET_SPEEDUP else "NOT met"
-    print(f"speed-up 2 vs 1 workers: {speedup:.2f}x (target >= {TARGET_SPEEDUP}x: {verdict}; "
-          f"{os.cpu_count()} cores shared with the emulators and the dispatcher)")
+    # the issue asks for the figure, not a target: on a machine this small the two emulator
+    # JVMs, the dispatcher and the workers all share the same cores
+    print(f"speed-up 2 vs 1 workers: {speedup:.2f}x ({os.cpu_count()} cores shared by the workers, "
+          "both emulators and the dispatcher)")
 
 
 if __name__ == "__main__":

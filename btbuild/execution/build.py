@@ -171,8 +171,7 @@ class Scheduler:
         self.records: dict[tuple[str, str], CellRecord | None] = {}  # full records, read on need
         self._loaded: set[str] = set()
         self._moved: set[str] = set()
-        with gc_paused():
-            self.summaries = self._read_summaries()
+        self.summaries = self._read_summaries()
         self.run_id = uuid.uuid4().hex[:12]
         self.passes = sorted({self.graph.passes[label] for label in self.order})
         self.by_pass: dict[int, list[Target]] = {p: [] for p in self.passes}
@@ -588,17 +587,6 @@ class Scheduler:
                 group = running.pop(future)
                 self._apply(future.result(), report)
                 done.add(group)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 _WORKER: dict[str, Any] = {}

@@ -7,23 +7,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.cloud import emulators
-from tests.execution.conftest import (
-    CALCS,
-    FIRST,
-    LEVELS,
-    PRICING_BUILD,
-    ROOT_BUILD,
-    SIGNS,
-    TOTALS,
-    Workspace,
-    write_day,
-)
+from tests.execution.conftest import Workspace, make_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,22 +62,6 @@ class CloudWorkspace(Workspace):
 
     def worker_logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.root.glob("worker*.log")))
-
-
-def make_workspace(root: Path, storage: str, execution: str = "") -> Workspace:
-    w = Workspace(root)
-    text = ROOT_BUILD.format(extra=storage)
-    if execution:
-        text = text.replace("max_attempts = 2\n", f"max_attempts = 2\n{execution}")
-    w.write("BUILD.toml", text)
-    w.write("calculations/pricing/BUILD.toml", PRICING_BUILD)
-    w.write("calculations/pricing/calcs.py", CALCS)
-    w.write("calculations/pricing/totals.py", TOTALS)
-    w.write("calculations/pricing/levels.py", LEVELS)
-    w.write("calculations/pricing/signs.py", SIGNS)
-    for offset in range(5):
-        write_day(root, FIRST + timedelta(days=offset))
-    return w
 
 
 @pytest.fixture

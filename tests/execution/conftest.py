@@ -138,9 +138,17 @@ class Workspace:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
-    root = tmp_path / "ws"
+    return make_workspace(tmp_path / "ws")
+
+
+def make_workspace(root: Path, storage: str = "", execution: str = "") -> Workspace:
+    """The pricing workspace over five days of JSONL data; ``storage`` is appended to the
+    root BUILD.toml (e.g. a [storage] table), ``execution`` to its [execution] table."""
     w = Workspace(root)
-    w.write("BUILD.toml", ROOT_BUILD.format(extra=""))
+    text = ROOT_BUILD.format(extra=storage)
+    if execution:
+        text = text.replace("max_attempts = 2\n", f"max_attempts = 2\n{execution}")
+    w.write("BUILD.toml", text)
     w.write("calculations/pricing/BUILD.toml", PRICING_BUILD)
     w.write("calculations/pricing/calcs.py", CALCS)
     w.write("calculations/pricing/totals.py", TOTALS)
