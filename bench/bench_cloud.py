@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.cloud import emulators  # noqa: E402 - after the path is set
 
+
 def demo_copy(root: Path, users: int, prefix: str) -> None:
     shutil.copytree(REPO / "calculations", root / "calculations")
     shutil.copytree(REPO / "layers", root / "layers")
