@@ -56,6 +56,25 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class CellTask:
+    """One cell to run: what it is, why, and every input the commit must record."""
+
+    name: str
+    day: date
+    reason: str
+    build_pass: int
+    key: str  # CellInputs.key: the cell's input hash, stored as composite_hash
+    static: str
+    code_hash: str
+    components: dict[str, str]
+    root_fingerprints: dict[str, str]
+    dep_results: dict[str, str]
+    dep_dates: dict[str, date]  # dep target name -> the date of the dep cell it reads
+    previous_date: date | None = None  # historical: the cell whose result is ctx.previous
+    sim_hash: str | None = None
+
+
+@dataclass(frozen=True)
 class CellInputs:
     """Everything a cell's result depends on; equal inputs -> equal result."""
 

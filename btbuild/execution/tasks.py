@@ -1,28 +1,14 @@
-"""Values passed between the scheduler and the processes that run cells (picklable)."""
+"""Values passed between the scheduler and the processes that run cells (picklable).
+
+``CellTask`` is made by the planner (analysis stage) and re-exported here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
 
-
-@dataclass(frozen=True)
-class CellTask:
-    """One cell to run: what it is, why, and every input the commit must record."""
-
-    name: str
-    day: date
-    reason: str
-    build_pass: int
-    key: str  # CellInputs.key: the cell's input hash, stored as composite_hash
-    static: str
-    code_hash: str
-    components: dict[str, str]
-    root_fingerprints: dict[str, str]
-    dep_results: dict[str, str]
-    dep_dates: dict[str, date]  # dep target name -> the date of the dep cell it reads
-    previous_date: date | None = None  # historical: the cell whose result is ctx.previous
-    sim_hash: str | None = None
+from btbuild.analysis.cells import CellTask  # the plan's output, the executor's input
 
 
 @dataclass(frozen=True)

@@ -268,11 +268,11 @@ def test_fast_input_key_equals_the_reference_function(ws):
     for label in scheduler.order:
         target = scheduler.targets[label]
         for day in scheduler.dates:
-            decision, task, inputs = scheduler.explain(target, day)
-            scheduler.settle(target, day)
+            decision, task, inputs = scheduler.planner.explain(target, day)
+            scheduler.planner.settle(target, day)
             assert inputs is not None and decision.reason == "up_to_date"
             assert inputs.key == input_key(inputs.static, inputs.root_fingerprints, inputs.dep_results)
-            assert inputs.key == scheduler.full_record(target.name, day).composite_hash
+            assert inputs.key == scheduler.cache.full_record(target.name, day).composite_hash
             checked += 1
     session.close()
     assert checked == 15
@@ -296,3 +296,12 @@ def test_a_crashed_attempt_is_taken_over_and_its_shards_removed(ws):
     generations = {row[0] for row in conn.execute("SELECT generation FROM shards WHERE target = 'value'")}
     assert lease.generation not in generations and len(generations) == 1
     assert ws.backend().read_result("value", "2024-01-01")["u001"] == 10.0
+
+
+def test_planner_record_statuses_match_the_storage_vocabulary():
+    """The planner (analysis) reads record statuses without importing storage: keep them equal."""
+    from btbuild.analysis import planner
+    from btbuild.storage import records
+
+    assert (planner.RECORD_FAILED, planner.RECORD_DEAD_LETTER, planner.RECORD_IMPOSSIBLE) == (
+        records.FAILED, records.DEAD_LETTER, records.IMPOSSIBLE)

@@ -41,9 +41,9 @@ def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
     target = scheduler.targets[label]
     for other in scheduler.order:  # decide the deps first, as a build would
         if other != label:
-            scheduler.settle(scheduler.targets[other], day)
-    decision, _task, inputs = scheduler.explain(target, day)
-    record = scheduler.full_record(target.name, day)
+            scheduler.planner.settle(scheduler.targets[other], day)
+    decision, _task, inputs = scheduler.planner.explain(target, day)
+    record = scheduler.cache.full_record(target.name, day)
     rows = []
     if inputs is not None:
         old = dict(record.components) if record else {}

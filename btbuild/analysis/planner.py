@@ -1,0 +1,346 @@
+"""The planner: decide each (target, date) cell of a build from its inputs and the cache.
+
+Pure analysis: it reads what the cache says through :class:`CacheView` (the execution stage
+provides one over storage) and the root index, and returns a :class:`Decision` per cell, plus
+a :class:`~btbuild.analysis.cells.CellTask` for each cell that must run. The scheduler calls
+:meth:`Planner.settle` for a cell once every cell it reads is final, and tells the planner how
+cells that ran ended (:meth:`Planner.record_outcome`), which is what makes early cutoff exact.
+A dry run settles runnable cells as ``runnable`` instead.
+
+The no-op path is the hot one (365k cells for 1,000 targets over a year): an up-to-date cell
+costs one input hash, compared as a string with the cache's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+from xxhash import xxh3_128_hexdigest
+
+from btbuild.analysis.cells import (
+    BLOCKED,
+    DEAD_LETTER,
+    FAILED,
+    IMPOSSIBLE,
+    KEY_SCHEME,
+    PREVIOUS,
+    RAN,
+    RUNNABLE,
+    SKIPPED,
+    CellInputs,
+    CellTask,
+    Decision,
+    compare,
+    missing_roots,
+    only_code_changed,
+    reason_for,
+    root_fingerprints,
+    roots_key_text,
+    target_components,
+)
+from btbuild.graph.graph import Graph
+from btbuild.hashing.composite import TargetHashes
+from btbuild.hashing.digest import hash_json
+from btbuild.workspace.model import DAILY, Target, Workspace
+
+# Statuses of cache records (btbuild.storage.records; a test keeps them equal): the planner
+# reads them but does not import the storage stage.
+RECORD_FAILED = "failed"
+RECORD_DEAD_LETTER = "dead_letter"
+RECORD_IMPOSSIBLE = "impossible"
+
+_UP_TO_DATE = Decision(SKIPPED, "up_to_date")
+_NEW = Decision(RUNNABLE, "new")
+_EARLY_CUTOFF = Decision(SKIPPED, "early_cutoff")
+_NOT_SCHEDULED = Decision(SKIPPED, "not_scheduled")
+
+Summary = tuple[str, "str | None", "str | None", "str | None", "str | None"]
+"""(status, composite_hash, result_hash, generation, category) of one cache record."""
+
+
+class CacheView(Protocol):
+    """What the planner reads of the action cache."""
+
+    @property
+    def summaries(self) -> Mapping[tuple[str, str], Summary]:
+        """(name, ISO date) -> summary of every cell of the plan's dates that has a record."""
+
+    def full_record(self, name: str, day: date) -> Any | None:
+        """The whole record of a cell of the plan (a ``CellRecord``), or None."""
+
+    def record(self, name: str, day: date) -> Any | None:
+        """The whole record of any cell, before the plan's dates too (``--from``)."""
+
+
+class RootIndexLike(Protocol):
+    def available(self, source: str, day: date) -> bool: ...
+
+    def fingerprint(self, source: str, day: date) -> str | None: ...
+
+
+Equivalent = Callable[[Target, Any, CellInputs], "str | None"]
+
+
+@dataclass(slots=True)
+class CellState:
+    status: str
+    reason: str
+    result_hash: str | None = None  # of the result a dependent would read
+    reran: bool = False  # ran in this build (so an unchanged result means early cutoff)
+
+
+class Planner:
+    """Decides the cells of one build. ``targets`` are the plan's targets in graph order."""
+
+    def __init__(self, workspace: Workspace, graph: Graph, targets: Sequence[Target],
+                 hashes: Mapping[str, TargetHashes], index: RootIndexLike, dates: Sequence[date],
+                 cache: CacheView, *, force: bool = False, dry_run: bool = False,
+                 equivalent: Equivalent | None = None):
+        self.workspace = workspace
+        self.graph = graph
+        self.targets = {target.label: target for target in targets}
+        self.hashes = hashes
+        self.index = index
+        self.dates = list(dates)
+        self.cache = cache
+        self.force = force
+        self.dry_run = dry_run
+        self.equivalent = equivalent or (lambda target, record, inputs: None)
+        self.state: dict[tuple[str, date], CellState] = {}
+        self._per_target: dict[str, tuple[dict[str, str], str]] = {}
+        self._roots_cache: dict[tuple[int, date], tuple[list[str], dict[str, str], str]] = {}
+        self._roots_ids: dict[tuple[Any, ...], int] = {}
+        self._constants_cache: dict[str, tuple[bool, int, str, list[tuple[str, Target, bool, str]]]] = {}
+        self._iso_cache: dict[date, str] = {}
+        self.passes = sorted({graph.passes[target.label] for target in targets})
+        self.by_pass: dict[int, list[Target]] = {p: [] for p in self.passes}
+        for target in targets:
+            self.by_pass[graph.passes[target.label]].append(target)
+        self.looks_back = {p: any(self._looks_back(t) for t in self.by_pass[p]) for p in self.passes}
+
+    def record_outcome(self, name: str, day: date, status: str, reason: str, result_hash: str | None) -> None:
+        """How a cell that ran ended; a cell that ran now means unchanged results are cut off."""
+        if status == RAN:
+            self.state[(name, day)] = CellState(RAN, reason, result_hash, reran=True)
+        elif status == SKIPPED:
+            self.state[(name, day)] = CellState(SKIPPED, reason, result_hash)
+        else:
+            self.state[(name, day)] = CellState(status, reason)
+
+    def _looks_back(self, target: Target) -> bool:
+        if target.historical:
+            return True
+        return any(self.graph.targets[label].schedule != target.schedule for label in target.deps)
+
+    def _outside_state(self, target: Target, day: date) -> CellState:
+        """The state of a cell before the build range (--from): what the cache says."""
+        if not target.schedule.is_due(day):
+            return CellState(SKIPPED, "not_scheduled")
+        if missing_roots(target, day, self.index.available):
+            return CellState(IMPOSSIBLE, "no_data")
+        record = self.cache.record(target.name, day)
+        if record is None:
+            return CellState(BLOCKED, "not_built")
+        if record.status == RECORD_IMPOSSIBLE:
+            return CellState(IMPOSSIBLE, "upstream")
+        if record.has_result:
+            return CellState(SKIPPED, "up_to_date", record.result_hash)
+        return CellState(FAILED, record.status)
+
+    def cell_state(self, target: Target, day: date) -> CellState:
+        state = self.state.get((target.name, day))
+        if state is None:
+            state = self._outside_state(target, day)
+        return state
+
+    def as_of(self, target: Target, day: date) -> date | None:
+        """The date of ``target``'s cell a dependent reads on ``day``: the latest due date."""
+        if target.schedule is DAILY:
+            return day if day >= self.workspace.start_date else None
+        limit = self.workspace.start_date
+        probe = day
+        while probe >= limit:
+            if target.schedule.is_due(probe):
+                return probe
+            probe -= timedelta(days=1)
+        return None
+
+    def decide(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
+        decision, task, _inputs = self.explain(target, day, details=False)
+        return decision, task
+
+    def explain(self, target: Target, day: date, *, details: bool = True) -> tuple[Decision, CellTask | None, CellInputs | None]:
+        """The decision for one cell, its task if it runs, and the inputs it compared
+        (without ``details``, an up-to-date cell returns no inputs: the no-op fast path)."""
+        daily, roots_signature, static, deps = self._constants(target)
+        if not daily and not target.schedule.is_due(day):
+            return _NOT_SCHEDULED, None, None
+        roots = self._roots_cache.get((roots_signature, day))
+        if roots is None:
+            roots = self._roots_on(target, day, roots_signature)
+        missing, fingerprints, roots_text = roots
+        if missing:
+            return Decision(IMPOSSIBLE, "no_data", detail=f"no {', '.join(missing)} data"), None, None
+        dep_results: dict[str, str] = {}
+        dep_dates: dict[str, date] = {}
+        key_lines = [KEY_SCHEME, static, roots_text]
+        deps_reran = False
+        start_date = self.workspace.start_date
+        for label, dep, dep_daily, prefix in deps:  # sorted by label, as the key wants
+            dep_day = (day if day >= start_date else None) if dep_daily else self.as_of(dep, day)
+            if dep_day is None:
+                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} has no scheduled date on or before {day.isoformat()}"), None, None
+            state = self.state.get((dep.name, dep_day)) or self._outside_state(dep, dep_day)
+            if state.status == IMPOSSIBLE:
+                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} is impossible on {dep_day.isoformat()}"), None, None
+            if state.status == RUNNABLE:
+                dep_results[label] = "?"  # dry run: the dep will run, its result is unknown
+            elif state.result_hash is None:
+                return Decision(BLOCKED, "waiting_for_deps", detail=f"{label} on {dep_day.isoformat()} is {state.status}"), None, None
+            else:
+                dep_results[label] = state.result_hash
+                deps_reran = deps_reran or state.reran
+            key_lines.append(prefix + dep_results[label])
+            dep_dates[dep.name] = dep_day
+        previous_date = None
+        if target.historical:
+            found = self.previous(target, day)
+            if isinstance(found, Decision):
+                return found, None, None
+            if found is not None:
+                previous_date, previous_hash = found
+                dep_results[PREVIOUS] = previous_hash
+                key_lines.append(f"d:{PREVIOUS}={previous_hash}")  # "@" sorts after "//": still sorted
+        hashes = self.hashes[target.name]
+        key = xxh3_128_hexdigest("\n".join(key_lines).encode())  # == input_key(...), inlined: the hot path
+        if not details and not self.force:
+            iso = self._iso_cache.get(day) or self._iso(day)
+            summary = self.cache.summaries.get((target.name, iso))
+            if summary is not None and summary[1] == key and summary[3] is not None and summary[0] != RECORD_DEAD_LETTER:
+                return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None, None
+        components, code_hash = self._target_inputs(target)
+        inputs = CellInputs(
+            static=hashes.static,
+            components=components,
+            root_fingerprints=fingerprints,
+            dep_results=dep_results,
+            code_hash=code_hash,
+        )
+        inputs.__dict__["key"] = key  # already computed (CellInputs.key is a cached property)
+        decision, sim_hash = self._compare(target, day, inputs, deps_reran)
+        if not decision.runs:
+            return decision, None, inputs
+        task = CellTask(
+            name=target.name,
+            day=day,
+            reason=decision.reason,
+            build_pass=self.graph.passes[target.label],
+            key=key,
+            static=inputs.static,
+            code_hash=inputs.code_hash,
+            components=dict(inputs.components),
+            root_fingerprints=dict(inputs.root_fingerprints),
+            dep_results=dict(inputs.dep_results),
+            dep_dates=dep_dates,
+            previous_date=previous_date,
+            sim_hash=sim_hash,
+        )
+        return decision, task, inputs
+
+    def _constants(self, target: Target) -> tuple[bool, int, str, list[tuple[str, Target, bool, str]]]:
+        """What the planner needs of a target on every date, computed once: whether it is
+        daily, an id of its roots declaration (targets sharing it share root fingerprints),
+        its static hash and its deps as (label, dep, dep is daily, input-key line prefix),
+        sorted by label."""
+        constants = self._constants_cache.get(target.name)
+        if constants is None:
+            signature = (target.roots, target.optional_roots, target.lookback)
+            roots_id = self._roots_ids.setdefault(signature, len(self._roots_ids))
+            deps = [(label, self.graph.targets[label], self.graph.targets[label].schedule is DAILY, f"d:{label}=")
+                    for label in sorted(target.deps)]
+            constants = (target.schedule is DAILY, roots_id, self.hashes[target.name].static, deps)
+            self._constants_cache[target.name] = constants
+        return constants
+
+    def _iso(self, day: date) -> str:
+        iso = self._iso_cache.get(day)
+        if iso is None:
+            iso = self._iso_cache[day] = day.isoformat()
+        return iso
+
+    def _roots_on(self, target: Target, day: date, roots_id: int) -> tuple[list[str], dict[str, str], str]:
+        """Missing mandatory roots, the root fingerprints of a target's cell and their text
+        for the input key, shared by every target with the same roots declaration."""
+        fingerprints = root_fingerprints(target, day, self.index.fingerprint)
+        roots = (missing_roots(target, day, self.index.available), fingerprints, roots_key_text(fingerprints))
+        self._roots_cache[(roots_id, day)] = roots
+        return roots
+
+    def _target_inputs(self, target: Target) -> tuple[dict[str, str], str]:
+        """A target's hash components and code key, computed once per build."""
+        cached = self._per_target.get(target.name)
+        if cached is None:
+            hashes = self.hashes[target.name]
+            cached = (target_components(hashes), hash_json([hashes.code, hashes.layers]))
+            self._per_target[target.name] = cached
+        return cached
+
+    def previous(self, target: Target, day: date) -> tuple[date, str] | Decision | None:
+        """A historical cell's previous result: the latest earlier cell that has one."""
+        probe = day - timedelta(days=1)
+        while probe >= self.workspace.start_date:
+            state = self.cell_state(target, probe)
+            if state.status in (SKIPPED, RAN) and state.result_hash is not None:
+                return probe, state.result_hash
+            if state.status == RUNNABLE:
+                return probe, "?"
+            if state.status not in (IMPOSSIBLE,) and not (state.status == SKIPPED and state.reason == "not_scheduled"):
+                return Decision(BLOCKED, "waiting_for_previous_day", detail=f"{target.label} on {probe.isoformat()} is {state.status}")
+            probe -= timedelta(days=1)
+        return None
+
+    def _compare(self, target: Target, day: date, inputs: CellInputs, deps_reran: bool) -> tuple[Decision, str | None]:
+        if self.force:
+            return Decision(RUNNABLE, "forced"), None
+        summary = self.cache.summaries.get((target.name, day.isoformat()))
+        if summary is None:
+            return _NEW, None
+        status, composite_hash, _result_hash, generation, _category = summary
+        if status != RECORD_DEAD_LETTER and generation is not None and composite_hash == inputs.key:
+            return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None  # the no-op fast path
+        record = self.cache.full_record(target.name, day)
+        if record is None:  # unreadable in full: a miss
+            return _NEW, None
+        if record.status == RECORD_DEAD_LETTER:
+            return Decision(DEAD_LETTER, "max_attempts", detail=record.last_error or ""), None
+        if not record.has_result:
+            if record.status == RECORD_FAILED:
+                return Decision(RUNNABLE, "retry", detail=record.last_error or ""), None
+            return _NEW, None
+        changes = compare(record.components, record.root_fingerprints, record.dep_results, inputs)
+        if not changes:
+            return Decision(SKIPPED, "early_cutoff" if deps_reran else "up_to_date"), None
+        if "?" not in inputs.dep_results.values() and only_code_changed(changes):
+            sim_hash = self.equivalent(target, record, inputs)
+            if sim_hash is not None:
+                return Decision(SKIPPED, "cosmetic", tuple(changes), sim_hash=sim_hash), sim_hash
+        if record.status == RECORD_FAILED:
+            return Decision(RUNNABLE, "retry", tuple(changes), detail=record.last_error or ""), None
+        return Decision(RUNNABLE, reason_for(changes), tuple(changes)), None
+
+    def settle(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
+        """Decide one cell and remember its state for its dependents. A runnable cell is
+        remembered as RUNNABLE only in a dry run; a real build remembers its outcome."""
+        decision, task, _inputs = self.explain(target, day, details=False)
+        if task is not None:
+            if self.dry_run:
+                self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)
+            return decision, task
+        summary = self.cache.summaries.get((target.name, self._iso(day)))
+        has_result = summary is not None and decision.status == SKIPPED and summary[3] is not None
+        self.state[(target.name, day)] = CellState(decision.status, decision.reason, summary[2] if has_result else None)  # type: ignore[index]
+        return decision, None
+
