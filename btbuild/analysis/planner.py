@@ -168,10 +168,6 @@ class Planner:
             probe -= timedelta(days=1)
         return None
 
-    def decide(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
-        decision, task, _inputs = self.explain(target, day, details=False)
-        return decision, task
-
     def explain(self, target: Target, day: date, *, details: bool = True) -> tuple[Decision, CellTask | None, CellInputs | None]:
         """The decision for one cell, its task if it runs, and the inputs it compared
         (without ``details``, an up-to-date cell returns no inputs: the no-op fast path)."""

@@ -50,6 +50,7 @@ class Environment:
         self.sources: dict[str, RootSource] = plugins.root_sources()
         self.backend = backend
         self.loader = CalculationLoader(workspace)
+        self.by_label = workspace.by_label()
         self.owner = worker_id()
         self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
         self._process = psutil.Process()
@@ -139,7 +140,7 @@ def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -
     try:
         process = env.loader.factory(target)()
         validators = env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
-        by_name = {env.workspace.by_label()[label].name: env.workspace.by_label()[label] for label in target.deps}
+        by_name = {env.by_label[label].name: env.by_label[label] for label in target.deps}
         dep_names = {name: name for name in by_name} | {dep.label: name for name, dep in by_name.items()}
         whole = {}
         for name, dep in by_name.items():
