@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         result = cli.main(args=argv, prog_name="btbuild", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("btbuild: aborted", err=True)
+    except click.exceptions.Abort:  # click's form of KeyboardInterrupt
+        click.echo("btbuild: interrupted", err=True)
         code = 130
     except click.ClickException as exc:
         exc.show()

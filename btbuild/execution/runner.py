@@ -41,6 +41,13 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _is_dead_local_builder(owner: str) -> bool:
+    """True for a lease owner (``host:pid``) on this machine whose process is gone: its lease
+    need not be waited out (a build interrupted with SIGKILL, a crashed worker)."""
+    host, _, pid = owner.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
+
+
 class Environment:
     """What a process needs to run cells: workspace, sources, calculation code, the cache."""
 
@@ -106,17 +113,24 @@ class CellRun:
 def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
     outcomes: list[CellOutcome] = []
     per_user: list[CellRun] = []
-    for cell in group.cells:
-        target = env.workspace.targets[cell.name]
-        run_or_outcome = _start(env, group, cell, target)
-        if isinstance(run_or_outcome, CellOutcome):
-            outcomes.append(run_or_outcome)
-        elif target.kind == "per_user":
-            per_user.append(run_or_outcome)
-        else:
-            outcomes.append(_run_per_date(env, group, run_or_outcome))
-    if per_user:
-        outcomes.extend(_run_per_user(env, group, per_user))
+    current: CellRun | None = None
+    try:
+        for cell in group.cells:
+            target = env.workspace.targets[cell.name]
+            run_or_outcome = _start(env, group, cell, target)
+            if isinstance(run_or_outcome, CellOutcome):
+                outcomes.append(run_or_outcome)
+            elif target.kind == "per_user":
+                per_user.append(run_or_outcome)
+            else:
+                current = run_or_outcome
+                outcomes.append(_run_per_date(env, group, run_or_outcome))
+                current = None
+        if per_user:
+            outcomes.extend(_run_per_user(env, group, per_user))
+    except BaseException:  # Ctrl-C or shutdown: give the cells back as they were, then stop
+        _release(env, [run for run in [*per_user, current] if run is not None and run.done is None])
+        raise
     order = {cell.name: index for index, cell in enumerate(group.cells)}
     return sorted(outcomes, key=lambda outcome: order[outcome.name])
 
@@ -127,6 +141,11 @@ def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -
     settings = env.workspace.execution
     iso = cell.day.isoformat()
     lease = env.backend.acquire(cell.name, iso, env.owner, settings.lease_seconds)
+    if lease is None:
+        holder = env.backend.get_cell(cell.name, iso)
+        if holder is not None and holder.lease_owner and _is_dead_local_builder(holder.lease_owner):
+            lease = env.backend.acquire(cell.name, iso, env.owner, settings.lease_seconds,
+                                        dead_owners=(holder.lease_owner,))
     if lease is None:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error="another builder holds its lease")
     previous = lease.previous
@@ -164,6 +183,17 @@ def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -
     run = CellRun(cell, target, lease, writer, process, ctx, validators, started)
     run.phases["setup"] = time.perf_counter() - started
     return run
+
+
+def _release(env: Environment, runs: list[CellRun]) -> None:
+    """Undo unfinished attempts: their shards are dropped and each cell is as it was before
+    (an interruption is not a failed attempt, so nothing is counted towards max_attempts)."""
+    for run in runs:
+        try:
+            env.backend._delete_generation(run.task.name, run.task.day.isoformat(), run.lease.generation)
+            env.backend.release(run.lease)
+        except Exception:  # noqa: BLE001 - best effort while stopping; the lease expires anyway
+            continue
 
 
 def _abort(env: Environment, group: GroupTask, cell: CellTask, lease: Lease, writer: ResultWriter,

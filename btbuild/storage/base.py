@@ -24,7 +24,7 @@ import re
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -117,11 +117,13 @@ class Backend(ABC):
 
     @abstractmethod
     def acquire(
-        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None
+        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None,
+        *, dead_owners: Collection[str] = (),
     ) -> Lease | None:
         """Atomically take the cell for one attempt: succeeds when nobody holds a live lease
-        (an expired one is a zombie and is taken over). Sets status ``running``, counts the
-        attempt and returns a lease with a fresh generation; None when the cell is taken."""
+        (an expired one is a zombie and is taken over, and so is one held by ``dead_owners``,
+        builders known to be gone). Sets status ``running``, counts the attempt and returns a
+        lease with a fresh generation; None when the cell is taken."""
 
     @abstractmethod
     def renew(self, lease: Lease, now: float | None = None) -> Lease:

@@ -26,7 +26,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -227,14 +227,15 @@ class FirestoreBackend(Backend):
     # ------------------------------------------------------------------ leases
 
     def acquire(
-        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None
+        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None,
+        *, dead_owners: Collection[str] = (),
     ) -> Lease | None:
         check_cell_key(target, date)
         when = _now(now)
         generation = new_generation()
 
         def body(transaction: Any) -> Lease | None:
-            taken = rec.leased(self._read(transaction, target, date), target, date, owner, generation, lease_seconds, when)
+            taken = rec.leased(self._read(transaction, target, date), target, date, owner, generation, lease_seconds, when, dead_owners)
             if taken is None:
                 return None
             self._save(transaction, taken[0])

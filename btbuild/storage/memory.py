@@ -7,7 +7,7 @@ It keeps records as plain dicts (what Firestore would store) so a round trip thr
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from btbuild.errors import LeaseLost
@@ -78,12 +78,13 @@ class MemoryBackend(Backend):
     # ------------------------------------------------------------------ leases
 
     def acquire(
-        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None
+        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None,
+        *, dead_owners: Collection[str] = (),
     ) -> Lease | None:
         check_cell_key(target, date)
         when = _now(now)
         with self._lock:
-            taken = rec.leased(self._load((target, date)), target, date, owner, new_generation(), lease_seconds, when)
+            taken = rec.leased(self._load((target, date)), target, date, owner, new_generation(), lease_seconds, when, dead_owners)
             if taken is None:
                 return None
             self._store_record(taken[0], (target, date))

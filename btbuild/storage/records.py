@@ -18,7 +18,7 @@ backend, which only has to apply them atomically (a transaction in SQLite or Fir
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -290,9 +290,11 @@ def leased(
     generation: str,
     lease_seconds: float,
     now: float,
+    dead_owners: Collection[str] = (),
 ) -> tuple[CellRecord, Lease] | None:
-    """The cell once ``owner`` takes it, or None while another live lease holds it."""
-    if previous is not None and previous.is_leased(now):
+    """The cell once ``owner`` takes it, or None while another live lease holds it (a lease of
+    one of ``dead_owners``, builders known to be gone, is taken over before it expires)."""
+    if previous is not None and previous.is_leased(now) and previous.lease_owner not in dead_owners:
         return None
     base = previous or CellRecord(target=target, date=date, status=RUNNING)
     attempts = 1 if previous is None or previous.status == COMMITTED else previous.attempts + 1

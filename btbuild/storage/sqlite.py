@@ -13,7 +13,7 @@ import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -431,12 +431,13 @@ class SqliteBackend(Backend):
     # ------------------------------------------------------------------ leases
 
     def acquire(
-        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None
+        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None,
+        *, dead_owners: Collection[str] = (),
     ) -> Lease | None:
         check_cell_key(target, date)
         when = _now(now)
         with self._transaction(f"lease {target} on {date}") as conn:
-            taken = rec.leased(self._load(conn, target, date), target, date, owner, new_generation(), lease_seconds, when)
+            taken = rec.leased(self._load(conn, target, date), target, date, owner, new_generation(), lease_seconds, when, dead_owners)
             if taken is None:
                 return None
             self._save(conn, taken[0])

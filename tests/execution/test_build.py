@@ -305,3 +305,32 @@ def test_planner_record_statuses_match_the_storage_vocabulary():
 
     assert (planner.RECORD_FAILED, planner.RECORD_DEAD_LETTER, planner.RECORD_IMPOSSIBLE) == (
         records.FAILED, records.DEAD_LETTER, records.IMPOSSIBLE)
+
+
+def test_a_lease_of_a_dead_local_builder_is_taken_over_at_once(ws):
+    """kill -9 of a build leaves live leases; on the same machine its pid is known to be gone."""
+    import socket
+
+    import psutil
+
+    dead = next(pid for pid in range(999_999, 1, -1) if not psutil.pid_exists(pid))
+    backend = ws.backend()
+    assert backend.acquire("value", "2024-01-01", f"{socket.gethostname()}:{dead}", 900) is not None
+    assert backend.acquire("total", "2024-01-01", "elsewhere:1", 900) is not None  # alive somewhere else
+    backend.close()
+    cells = ws.cells(ws.build("//pricing:total", date="2024-01-01", expect=None))
+    assert cells[(V, "2024-01-01")] == ("ran", "new")
+    assert cells[(T, "2024-01-01")] == ("blocked", "leased")
+
+
+def test_an_interrupted_build_gives_its_cells_back(ws):
+    ws.edit("calculations/pricing/calcs.py", "    prices = ctx.root", "    if ctx.user.id == 'u010':\n        raise KeyboardInterrupt\n    prices = ctx.root")
+    code, _out, err = ws.cli("build", "//pricing:value", "--date", "2024-01-01")
+    assert code == 130 and err.strip() == "btbuild: interrupted"
+    backend = ws.backend()
+    assert backend.get_cell("value", "2024-01-01") is None  # as before the attempt: never built
+    import sqlite3
+
+    assert sqlite3.connect(ws.root / ".btbuild" / "cache.db").execute("SELECT count(*) FROM shards").fetchone() == (0,)
+    ws.edit("calculations/pricing/calcs.py", "    if ctx.user.id == 'u010':\n        raise KeyboardInterrupt\n", "")
+    assert ws.cells(ws.build("//pricing:value", date="2024-01-01"))[(V, "2024-01-01")] == ("ran", "new")

@@ -105,6 +105,17 @@ def test_cell_summaries_match_the_records(backend: Backend) -> None:
     assert summaries["b", "2024-01-02"][1] == "k2" and summaries["b", "2024-01-02"][4] == "risk"
 
 
+def test_a_live_lease_of_a_dead_owner_is_taken_over(backend: Backend) -> None:
+    first = backend.acquire("a", "2024-01-01", "host:1", 900, now=T0)
+    assert first is not None
+    assert backend.acquire("a", "2024-01-01", "host:2", 900, now=T0 + 1) is None
+    assert backend.acquire("a", "2024-01-01", "host:2", 900, now=T0 + 1, dead_owners=("host:9",)) is None
+    second = backend.acquire("a", "2024-01-01", "host:2", 900, now=T0 + 1, dead_owners=("host:1",))
+    assert second is not None and second.generation != first.generation
+    assert second.previous is not None and second.previous.lease_owner == "host:1"
+    assert backend.get_cell("a", "2024-01-01").lease_owner == "host:2"
+
+
 def test_bad_keys_are_refused(backend: Backend) -> None:
     with pytest.raises(StorageError, match="'2024/01/01'"):
         backend.acquire("risk", "2024/01/01", "w1", 60)
