@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -46,6 +47,7 @@ from btbuild.storage.records import DEAD_LETTER, RUNNING
 MESSAGE_VERSION = 1
 ACK_DEADLINE_SECONDS = 60  # extended every third of it while a worker runs the group
 POLL_SECONDS = 0.25
+WAIT_NOTICE_SECONDS = 60.0  # no task finished for this long: say so on stderr (no workers?)
 TERMINAL = frozenset({"ran", "skipped", "dead_letter", "impossible"})
 
 
@@ -367,6 +369,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._finished_seen = -1
+        self._last_progress = self._last_notice = time.monotonic()
         self.book.open_run(run_id)
         self._poller = threading.Thread(target=self._poll_forever, name="btbuild-dispatch-poll", daemon=True)
         self._poller.start()
@@ -407,7 +410,9 @@ class Dispatcher:
         run = self.book.run_ref(self.run_id).get()
         finished = int((run.to_dict() or {}).get("finished", 0)) if run.exists else 0
         if finished == self._finished_seen:
+            self._notice_if_stalled(len(open_tasks))
             return
+        self._last_progress = time.monotonic()
         refs = [self.book.task_ref(self.run_id, task_id) for task_id in open_tasks]
         resolved: list[tuple[str, dict[str, CellOutcome]]] = []
         for start in range(0, len(refs), 300):
@@ -421,6 +426,19 @@ class Dispatcher:
                 future, group = self.futures.pop(task_id)
                 order = [outcomes[cell.name] for cell in group.cells if cell.name in outcomes]
                 future.set_result(order)
+
+    def _notice_if_stalled(self, waiting: int) -> None:
+        """A build with no worker running would wait silently forever: say what it waits for."""
+        now = time.monotonic()
+        if now - max(self._last_progress, self._last_notice) < WAIT_NOTICE_SECONDS:
+            return
+        self._last_notice = now
+        print(
+            f"btbuild: waiting for workers: {waiting} task(s) of run {self.run_id} on {self.names.subscription}, "
+            f"none finished in the last {now - self._last_progress:.0f} s (is `btbuild worker` running for this workspace?)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _drain_dead_letters(self) -> None:
         """Finalize tasks Pub/Sub's dead-letter policy forwarded (their workers kept crashing)."""

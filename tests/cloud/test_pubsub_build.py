@@ -125,3 +125,25 @@ def test_a_task_that_kills_its_workers_is_dead_lettered_after_max_attempts(cloud
     with cloud_ws.backend() as backend:
         record = backend.get_cell("broken", "2024-01-03")
         assert record is not None and record.status == "dead_letter" and "delivered 3 times" in (record.last_error or "")
+
+
+def test_a_build_without_workers_says_what_it_waits_for(cloud_ws: CloudWorkspace, monkeypatch) -> None:
+    import threading
+    import time
+
+    from btbuild.execution import pubsub
+
+    monkeypatch.setattr(pubsub, "WAIT_NOTICE_SECONDS", 1.0)
+    result: dict = {}
+    build = threading.Thread(target=lambda: result.update(zip(
+        ("code", "out", "err"),
+        cloud_ws.cli("build", "//pricing:price_level", "--date", "2024-01-01", "--executor", "pubsub", "--format", "json"),
+    )))
+    build.start()
+    time.sleep(4)  # nobody is pulling the tasks yet
+    cloud_ws.start_workers(1)
+    build.join(timeout=120)
+    assert not build.is_alive(), cloud_ws.worker_logs()
+    assert result["code"] == 0, result["err"]
+    assert "btbuild: waiting for workers: 1 task(s) of run" in result["err"]
+    assert "is `btbuild worker` running for this workspace?" in result["err"]
