@@ -138,6 +138,7 @@ def test_a_build_without_workers_says_what_it_waits_for(cloud_ws: CloudWorkspace
     build = threading.Thread(target=lambda: result.update(zip(
         ("code", "out", "err"),
         cloud_ws.cli("build", "//pricing:price_level", "--date", "2024-01-01", "--executor", "pubsub", "--format", "json"),
+        strict=True,
     )))
     build.start()
     time.sleep(4)  # nobody is pulling the tasks yet
