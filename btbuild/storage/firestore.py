@@ -33,7 +33,14 @@ from urllib.parse import quote
 
 from btbuild.errors import ConfigError, LeaseLost, StorageError
 from btbuild.storage import records as rec
-from btbuild.storage.base import Backend, _now, check_cell_key, check_put_status, new_generation
+from btbuild.storage.base import (
+    Backend,
+    CellSummary,
+    _now,
+    check_cell_key,
+    check_put_status,
+    new_generation,
+)
 from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
 
 BATCH_WRITES = 500  # Firestore's limit of writes in one batch
@@ -69,6 +76,11 @@ def _cell_id(target: str, date: str) -> str:
     return f"{target}__{date}"
 
 
+def _split_cell_id(cell_id: str) -> tuple[str, str]:
+    target, _, date = cell_id.rpartition("__")  # dates hold no "__"; target names may
+    return target, date
+
+
 def _shard_id(target: str, date: str, generation: str, index: int) -> str:
     return f"{target}__{date}__{generation}__{index}"
 
@@ -81,8 +93,30 @@ def _record_fields(record: CellRecord) -> dict[str, Any]:
         "category": record.category,
         "generation": record.generation,
         "lease_generation": record.lease_generation,
+        "composite_hash": record.composite_hash,  # copies for get_cell_summaries; `data` is the record
+        "result_hash": record.result_hash,
         "data": json.dumps(rec.cell_to_row(record), separators=(",", ":"), ensure_ascii=False),
     }
+
+
+_SUMMARY_FIELDS = ["target", "date", "status", "composite_hash", "result_hash", "generation", "category"]
+
+
+def _summary_of(snapshot: Any) -> tuple[str, str, CellSummary] | None:
+    """(target, date, summary) from the summary fields, or None when they are missing or of
+    the wrong type (a document written before they existed: read it in full instead)."""
+    if snapshot is None or not snapshot.exists:
+        return None
+    fields = snapshot.to_dict() or {}
+    if any(name not in fields for name in _SUMMARY_FIELDS):
+        return None
+    target, date, status = fields["target"], fields["date"], fields["status"]
+    optional = [fields[name] for name in _SUMMARY_FIELDS[3:]]
+    if not all(isinstance(v, str) for v in (target, date, status)) or status not in rec.STATUSES:
+        return None
+    if not all(v is None or isinstance(v, str) for v in optional):
+        return None
+    return target, date, (status, *optional)
 
 
 def _record_of(snapshot: Any) -> CellRecord | None:
@@ -197,6 +231,30 @@ class FirestoreBackend(Backend):
                     record = _record_of(snapshot)
                     if record is not None and snapshot.id == _cell_id(record.target, record.date):
                         found[(record.target, record.date)] = record
+        return found
+
+    def get_cell_summaries(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellSummary]:
+        """The summary fields only (no `data` transferred or decoded); documents without them
+        fall back to a full read."""
+        date_list = list(dict.fromkeys(dates))
+        refs = [self.cells.document(_cell_id(t, d)) for t in dict.fromkeys(targets) for d in date_list if "/" not in t]
+        found: dict[tuple[str, str], CellSummary] = {}
+        legacy: list[tuple[str, str]] = []
+        with self._calling("read cell summaries"):
+            for start in range(0, len(refs), READ_CHUNK):
+                for snapshot in self.client.get_all(refs[start : start + READ_CHUNK], field_paths=_SUMMARY_FIELDS):
+                    if not snapshot.exists:
+                        continue
+                    summary = _summary_of(snapshot)
+                    if summary is not None and snapshot.id == _cell_id(summary[0], summary[1]):
+                        found[(summary[0], summary[1])] = summary[2]
+                    else:
+                        legacy.append(_split_cell_id(snapshot.id))
+        for target, date in legacy:
+            record = self.get_cell(target, date)
+            if record is not None:
+                found[(target, date)] = (record.status, record.composite_hash, record.result_hash,
+                                         record.generation, record.category)
         return found
 
     def put_cells(self, records: Iterable[CellRecord]) -> int:

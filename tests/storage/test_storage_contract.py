@@ -337,3 +337,4 @@ def test_sim_hash_registry_and_equivalence_ledger(backend: Backend) -> None:
     assert [e.new_code_hash for e in backend.equivalences()] == ["k1", "k6"]
     (entry,) = backend.equivalences("risk")
     assert (entry.old_code_hash, entry.sim_hash, entry.date, entry.recorded_at) == ("k0", "s1", D1, T0)
+
