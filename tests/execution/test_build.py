@@ -334,3 +334,35 @@ def test_an_interrupted_build_gives_its_cells_back(ws):
     assert sqlite3.connect(ws.root / ".btbuild" / "cache.db").execute("SELECT count(*) FROM shards").fetchone() == (0,)
     ws.edit("calculations/pricing/calcs.py", "    if ctx.user.id == 'u010':\n        raise KeyboardInterrupt\n", "")
     assert ws.cells(ws.build("//pricing:value", date="2024-01-01"))[(V, "2024-01-01")] == ("ran", "new")
+
+
+def test_a_daily_target_reads_the_latest_result_of_a_weekly_dep(ws):
+    """As-of semantics: on days the weekly dep is not due, its last due result is read."""
+    ws.edit("calculations/pricing/BUILD.toml", 'entry = "levels:level"', 'entry = "levels:level"\nschedule = { weekdays = [0] }')
+    ws.write("calculations/use/BUILD.toml", '[calculation.uses_level]\nentry = "u:f"\nkind = "per_date"\ndeps = ["//pricing:price_level"]\n')
+    ws.write("calculations/use/u.py", "def f(ctx):\n    return {'first': ctx.dep('price_level')[0], 'day': ctx.date.isoformat()}\n")
+    cells = ws.cells(ws.build("//use:uses_level", date="2024-01-03"))
+    assert cells[(L, "2024-01-01")] == ("ran", "new")  # Monday
+    assert cells[(L, "2024-01-02")] == ("skipped", "not_scheduled")
+    assert all(cells[("//use:uses_level", d)] == ("ran", "new") for d in ("2024-01-01", "2024-01-02", "2024-01-03"))
+    backend = ws.backend()
+    monday = backend.read_result("price_level", "2024-01-01")[0]
+    assert backend.read_result("uses_level", "2024-01-03") == {"first": monday, "day": "2024-01-03"}
+    # new data for Monday: the weekly cell re-runs and every day that read it follows
+    write_day(ws.root, date(2024, 1, 1), price_bump=5.0)
+    again = ws.cells(ws.build("//use:uses_level", date="2024-01-03"))
+    assert again[(L, "2024-01-01")] == ("ran", "roots_changed")
+    assert {again[("//use:uses_level", d)] for d in ("2024-01-02", "2024-01-03")} == {("ran", "deps_changed")}
+
+
+def test_from_reads_the_previous_day_of_a_historical_target_from_the_cache(ws):
+    ws.write("calculations/hist/BUILD.toml", '[calculation.count]\nentry = "h:count"\nkind = "per_date"\nroots = ["prices"]\nhistorical = true\n')
+    ws.write("calculations/hist/h.py", "def count(ctx):\n    return (ctx.previous or 0) + 1\n")
+    ws.build("//hist:count", date="2024-01-02")
+    cells = ws.cells(ws.build("//hist:count", "--from", "2024-01-03", date="2024-01-04"))
+    assert set(cells) == {("//hist:count", "2024-01-03"), ("//hist:count", "2024-01-04")}
+    assert ws.backend().read_result("count", "2024-01-04") == 4
+    # without the earlier days in the cache, --from cannot start the chain
+    (ws.root / ".btbuild" / "cache.db").unlink()
+    blocked = ws.cells(ws.build("//hist:count", "--from", "2024-01-03", date="2024-01-03", expect=0))
+    assert blocked[("//hist:count", "2024-01-03")] == ("blocked", "waiting_for_previous_day")
