@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from btbuild.workspace.model import ExecutionSettings, StorageSettings, Target, Workspace
 
@@ -33,3 +38,19 @@ def make_workspace_value(root: Path, targets: list[Target], epoch: int = 1) -> W
         execution=ExecutionSettings(),
         targets={t.name: t for t in sorted(targets, key=lambda t: t.label)},
     )
+
+
+def json_under_hash_seeds(code: str, seeds: tuple[str, ...]) -> list[Any]:
+    """Run ``code`` (which prints one JSON value) in a fresh interpreter per PYTHONHASHSEED."""
+    outputs = []
+    for seed in seeds:
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        outputs.append(json.loads(result.stdout))
+    return outputs

@@ -2,13 +2,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from hashing_helpers import CALC, make_target, make_workspace_value
+from hashing_helpers import CALC, json_under_hash_seeds, make_target, make_workspace_value
 
 from btbuild.errors import CycleError, LabelError, WorkspaceError
 from btbuild.hashing import compute_hashes, hash_report, render_text
@@ -175,16 +172,5 @@ def test_same_hashes_in_fresh_processes_with_any_hash_seed(tree, no_distribution
         ).items()
     }
     code = _CHILD.format(tests=str(Path(__file__).parent), root=str(root))
-    outputs = []
-    for seed in ("0", "12345", "random"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        result = subprocess.run(
-            [sys.executable, "-c", code],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        outputs.append(json.loads(result.stdout))
+    outputs = json_under_hash_seeds(code, ("0", "12345", "random"))
     assert outputs[0] == outputs[1] == outputs[2] == local

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hashing_helpers import make_target, make_workspace_value
+from hashing_helpers import json_under_hash_seeds, make_target, make_workspace_value
 
 import btbuild.hashing.layers as layers_module
 from btbuild.hashing import FileFacts, HashCache, analyze_source, compute_hashes
@@ -314,18 +311,7 @@ def test_entry_hashes_do_not_depend_on_the_hash_seed() -> None:
         + "REGISTRY = []\n@REGISTRY.append\ndef a():\n    return 1\ndef uses_registry():\n    return REGISTRY\n"
     )
     code = _CHILD.format(tests=str(Path(__file__).parent), source=source)
-    outputs = []
-    for seed in ("0", "4242"):
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        result = subprocess.run(
-            [sys.executable, "-c", code],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        outputs.append(json.loads(result.stdout))
+    outputs = json_under_hash_seeds(code, ("0", "4242"))
     facts = analyze_source(source)
     local = [facts.entry_code_hash(n) for n in ("total", "sign", "uses_registry")]
     assert outputs[0] == outputs[1] == local
