@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from multiprocessing import get_context
 from pathlib import Path
@@ -38,7 +38,7 @@ from btbuild.analysis.cells import (
 from btbuild.analysis.planner import Planner
 from btbuild.errors import UsageError
 from btbuild.execution.runner import Environment, run_group
-from btbuild.execution.tasks import CellOutcome, GroupTask
+from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.hashing.digest import hash_json
 from btbuild.plugins.rootindex import RootIndex
 from btbuild.storage.base import CellSummary
@@ -47,10 +47,6 @@ from btbuild.workspace.model import Target
 
 Submit = Callable[[GroupTask], "Future[list[CellOutcome]]"]
 SUMMARY_KEYS = ("ran", "skipped", "blocked", "impossible", "failed", "dead_letter")
-_UP_TO_DATE = Decision(SKIPPED, "up_to_date")
-_NEW = Decision(RUNNABLE, "new")
-_EARLY_CUTOFF = Decision(SKIPPED, "early_cutoff")
-_NOT_SCHEDULED = Decision(SKIPPED, "not_scheduled")
 
 
 @dataclass(frozen=True)
@@ -80,6 +76,15 @@ class CellReport:
         if self.detail:
             row["detail"] = self.detail
         return row
+
+
+@dataclass
+class _Flight:
+    """A decided group whose tasks are out: futures left, parts back, final outcomes."""
+
+    outstanding: int = 0
+    parts: list[list[CellOutcome]] = field(default_factory=list)
+    outcomes: list[CellOutcome] = field(default_factory=list)
 
 
 @dataclass
@@ -306,11 +311,18 @@ class Scheduler:
         """Decide each group once everything it may depend on is final and ``submit`` its
         runnable cells; ``submit`` returns a future of their outcomes (a local process pool,
         or Pub/Sub workers). A group depends on the same date's previous pass and, when its
-        pass looks back in time, on the previous date's same pass."""
+        pass looks back in time, on the previous date's same pass. With ``[execution]
+        user_shards`` > 1 a group's per_user cells run as that many parts, then a combine."""
         position = {day: index for index, day in enumerate(self.dates)}
         done: set[tuple[date, int]] = set()
         pending = list(groups)
-        running: dict[Future[list[CellOutcome]], tuple[date, int]] = {}
+        running: dict[Future[list[CellOutcome]], tuple[tuple[date, int], GroupTask]] = {}
+        flights: dict[tuple[date, int], _Flight] = {}
+
+        def launch(key: tuple[date, int], task: GroupTask) -> None:
+            running[submit(task)] = (key, task)
+            flights[key].outstanding += 1
+
         while pending or running:
             still = []
             for group in pending:
@@ -326,17 +338,59 @@ class Scheduler:
                 tasks = self._decide_group(group, report)
                 if tasks is None:
                     done.add(group)
-                else:
-                    running[submit(tasks)] = group
+                    continue
+                flights[group] = _Flight()
+                for part in self._split(tasks):
+                    launch(group, part)
             pending = still
             if not running:
                 continue  # everything decided was skipped: the next sweep makes progress
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
-                group = running.pop(future)
-                self._apply(future.result(), report)
-                done.add(group)
+                key, task = running.pop(future)
+                flight = flights[key]
+                flight.outstanding -= 1
+                if task.shards > 1 and not task.combine:
+                    flight.parts.append(future.result())
+                    if len(flight.parts) == task.shards:
+                        combine, failed = self._settle_parts(task, flight.parts)
+                        flight.outcomes.extend(failed)
+                        if combine is not None:
+                            launch(key, combine)
+                else:
+                    flight.outcomes.extend(future.result())
+                if flight.outstanding == 0:
+                    self._apply(flight.outcomes, report)
+                    del flights[key]
+                    done.add(key)
 
+    def _split(self, tasks: GroupTask) -> list[GroupTask]:
+        """The group as submitted: whole, or its per_user cells as ``user_shards`` parts."""
+        shards = self.workspace.execution.user_shards
+        per_user = tuple(cell for cell in tasks.cells if self.by_name[cell.name].kind == "per_user")
+        if shards == 1 or not per_user:
+            return [tasks]
+        rest = tuple(cell for cell in tasks.cells if cell not in per_user)
+        parts = [replace(tasks, cells=per_user, shard=shard, shards=shards) for shard in range(shards)]
+        return parts + ([replace(tasks, cells=rest)] if rest else [])
+
+    def _settle_parts(self, task: GroupTask, parts: list[list[CellOutcome]]) -> tuple[GroupTask | None, list[CellOutcome]]:
+        """Every part of a sharded group is back: cells whose parts all committed go to one
+        combine task; a cell with a failed part fails (its record says so, for the next
+        build's retry or dead letter) and one with a leased part is blocked."""
+        ok: list[CellTask] = []
+        failed: list[CellOutcome] = []
+        for cell in task.cells:
+            outcomes = [outcome for part in parts for outcome in part if outcome.name == cell.name]
+            bad = next((o for o in outcomes if o.status not in (RAN, SKIPPED)), None)
+            if bad is None:
+                ok.append(cell)
+                continue
+            failed.append(bad)
+            if bad.status in (FAILED, DEAD_LETTER):
+                self.backend.put_cell_status(cell.name, cell.day.isoformat(), bad.status, last_error=bad.error)
+        combine = replace(task, cells=tuple(ok), shard=0, combine=True) if ok else None
+        return combine, failed
 
 _WORKER: dict[str, Any] = {}
 

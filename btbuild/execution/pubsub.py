@@ -117,7 +117,7 @@ def cell_from_json(data: Any) -> CellTask:
 
 
 def task_id_of(group: GroupTask) -> str:
-    return f"{group.day.isoformat()}_p{group.build_pass}"
+    return group.label
 
 
 def encode_task(group: GroupTask) -> bytes:
@@ -129,6 +129,9 @@ def encode_task(group: GroupTask) -> bytes:
         "day": group.day.isoformat(),
         "build_pass": group.build_pass,
         "cells": [cell_to_json(cell) for cell in group.cells],
+        "shard": group.shard,
+        "shards": group.shards,
+        "combine": group.combine,
     }
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
@@ -147,7 +150,11 @@ def decode_task(data: bytes) -> tuple[str, GroupTask]:
     build_pass = body.get("build_pass")
     if not isinstance(build_pass, int):
         raise ValueError("build_pass must be an integer")
-    group = GroupTask(_day(body.get("day")), build_pass, tuple(cell_from_json(cell) for cell in cells), run_id)
+    shard, shards, combine = body.get("shard", 0), body.get("shards", 1), body.get("combine", False)
+    if not (isinstance(shard, int) and isinstance(shards, int) and 0 <= shard < shards) or not isinstance(combine, bool):
+        raise ValueError("shard, shards and combine must be 0 <= shard < shards and a boolean")
+    group = GroupTask(_day(body.get("day")), build_pass, tuple(cell_from_json(cell) for cell in cells), run_id,
+                      shard=shard, shards=shards, combine=combine)
     return task_id, group
 
 
@@ -272,25 +279,23 @@ class RunBook:
         self.run_ref(run_id).update({"open": False})
 
     def published(self, run_id: str, task_id: str) -> None:
-        """Count a task before its message is published (one transaction)."""
+        """Count a task before its message is published: one atomic batch whose counters are
+        server-side increments, so it never contends with workers finishing other tasks."""
+        from google.cloud.firestore import Increment
 
-        def body(transaction: Any) -> None:
-            run = self.run_ref(run_id).get(transaction=transaction)
-            data = run.to_dict() or {}
-            transaction.set(self.task_ref(run_id, task_id), {"final": False, "deliveries": 0, "outcomes": "{}"})
-            transaction.update(self.run_ref(run_id), {
-                "published": int(data.get("published", 0)) + 1,
-                "pending": int(data.get("pending", 0)) + 1,
-            })
-
-        self.backend._transact(f"count task {task_id} of run {run_id}", body)
+        batch = self.backend.client.batch()
+        batch.set(self.task_ref(run_id, task_id), {"final": False, "deliveries": 0, "outcomes": "{}"})
+        batch.update(self.run_ref(run_id), {"published": Increment(1), "pending": Increment(1)})
+        with self.backend._calling(f"count task {task_id} of run {run_id}"):
+            batch.commit()
 
     def begin(self, run_id: str, task_id: str) -> tuple[int, dict[str, CellOutcome]] | None:
         """A worker starts one delivery: (delivery count, outcomes settled so far), or None
         when there is nothing to do (the run is over or the task is already final)."""
 
+        run = self.run_ref(run_id).get()  # "open" only ever turns false: no need to lock it
+
         def body(transaction: Any) -> tuple[int, dict[str, CellOutcome]] | None:
-            run = self.run_ref(run_id).get(transaction=transaction)
             task = self.task_ref(run_id, task_id).get(transaction=transaction)
             if not run.exists or not (run.to_dict() or {}).get("open") or not task.exists:
                 return None
@@ -307,17 +312,14 @@ class RunBook:
         """Store a task's outcomes; ``final`` also decrements the run's pending count, once.
         False when another delivery finalized the task first."""
 
+        from google.cloud.firestore import Increment
+
         def body(transaction: Any) -> bool:
             task = self.task_ref(run_id, task_id).get(transaction=transaction)
-            run = self.run_ref(run_id).get(transaction=transaction)
             if not task.exists or (task.to_dict() or {}).get("final"):
                 return False
-            if final and run.exists:
-                data = run.to_dict() or {}
-                transaction.update(self.run_ref(run_id), {
-                    "pending": int(data.get("pending", 0)) - 1,
-                    "finished": int(data.get("finished", 0)) + 1,
-                })
+            if final:  # server-side increments: the run document is written, never read here
+                transaction.update(self.run_ref(run_id), {"pending": Increment(-1), "finished": Increment(1)})
             encoded = json.dumps({name: outcome_to_json(o) for name, o in outcomes.items()}, sort_keys=True)
             transaction.update(self.task_ref(run_id, task_id), {"final": final, "outcomes": encoded, "worker": worker})
             return True
@@ -375,7 +377,7 @@ class Dispatcher:
         self._poller.start()
 
     def submit(self, group: GroupTask) -> Future[list[CellOutcome]]:
-        group = GroupTask(group.day, group.build_pass, group.cells, self.run_id)
+        group = replace(group, run_id=self.run_id)
         task_id = task_id_of(group)
         future: Future[list[CellOutcome]] = Future()
         with self._lock:
@@ -549,7 +551,7 @@ def handle_task(env: Environment, book: RunBook, task_id: str, group: GroupTask,
         return True
     remaining = [cell for cell in group.cells if cell.name not in settled]
     while remaining:
-        outcomes = run_group(env, GroupTask(group.day, group.build_pass, tuple(remaining), group.run_id))
+        outcomes = run_group(env, replace(group, cells=tuple(remaining)))
         for outcome in outcomes:
             if outcome.status == "skipped" and deliveries > 1:
                 # an earlier delivery of this task committed the cell, then its worker died

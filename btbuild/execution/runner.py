@@ -22,11 +22,12 @@ from datetime import date, timedelta
 from typing import Any
 
 import psutil
+from xxhash import xxh3_64_intdigest
 
 from btbuild.errors import BtbuildError, CalculationError, LeaseLost
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
-from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
+from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource
 from btbuild.plugins.validators import ResultValidator
@@ -87,30 +88,38 @@ class Environment:
 
 
 @dataclass
-class CellRun:
-    """The state of one cell while its group runs."""
+class Attempt:
+    """One attempt at a cell: what its commit (or abort) needs."""
 
     task: CellTask
     target: Target
     lease: Lease
     writer: ResultWriter
-    process: Process
-    ctx: Context
     validators: list[ResultValidator]
     started: float
+    processed: int = 0
+    failures: int = 0
+    first_error: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class CellRun(Attempt):
+    """The state of one cell while its group runs its calculation."""
+
+    process: Process
+    ctx: Context
     universe: tuple[int, ...] = ()  # stream indices whose users this cell processes
     today: tuple[tuple[str, int], ...] = ()  # (source, stream index)
     history: tuple[tuple[str, int, int], ...] = ()  # (source, days_ago, stream index)
     user_deps: tuple[tuple[str, int], ...] = ()  # (dep name, stream index)
     previous_index: int | None = None
-    processed: int = 0
-    failures: int = 0
-    first_error: str | None = None
     done: CellOutcome | None = None
-    phases: dict[str, float] = field(default_factory=dict)
 
 
 def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
+    if group.combine:
+        return [_combine(env, group, cell) for cell in group.cells]
     outcomes: list[CellOutcome] = []
     per_user: list[CellRun] = []
     current: CellRun | None = None
@@ -135,30 +144,40 @@ def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
     return sorted(outcomes, key=lambda outcome: order[outcome.name])
 
 
-def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -> CellRun | CellOutcome:
-    """Take the cell's lease and prepare its context; an outcome if it cannot or need not run."""
-    started = time.perf_counter()
+def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
+    """Take the lease of the cell stored as ``store``; an outcome when it cannot or need not run."""
     settings = env.workspace.execution
     iso = cell.day.isoformat()
-    lease = env.backend.acquire(cell.name, iso, env.owner, settings.lease_seconds)
+    lease = env.backend.acquire(store, iso, env.owner, settings.lease_seconds)
     if lease is None:
-        holder = env.backend.get_cell(cell.name, iso)
+        holder = env.backend.get_cell(store, iso)
         if holder is not None and holder.lease_owner and _is_dead_local_builder(holder.lease_owner):
-            lease = env.backend.acquire(cell.name, iso, env.owner, settings.lease_seconds,
+            lease = env.backend.acquire(store, iso, env.owner, settings.lease_seconds,
                                         dead_owners=(holder.lease_owner,))
     if lease is None:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error="another builder holds its lease")
     previous = lease.previous
     if previous is not None and previous.status == RUNNING and previous.lease_generation not in (None, previous.generation):
         # a zombie: its builder died mid-attempt; what it wrote was never visible, drop it
-        env.backend._delete_generation(cell.name, iso, previous.lease_generation)
+        env.backend._delete_generation(store, iso, previous.lease_generation)
     if previous is not None and previous.status == COMMITTED and previous.composite_hash == cell.key and cell.reason != "forced":
         env.backend.release(lease)  # someone else committed exactly this meanwhile
         return CellOutcome(cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash)
+    return lease
+
+
+def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -> CellRun | CellOutcome:
+    """Take the cell's lease and prepare its context; an outcome if it cannot or need not run.
+    A part of a sharded cell is stored under its part name and checked only when combined."""
+    started = time.perf_counter()
+    store = cell.name if group.shards == 1 else part_name(cell.name, cell.day, group.shard, group.shards)
+    lease = _lease(env, cell, store)
+    if isinstance(lease, CellOutcome):
+        return lease
     writer = env.backend.open_writer(lease, target.kind)
     try:
         process = env.loader.factory(target)()
-        validators = env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
+        validators = [] if group.shards > 1 else env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
         by_name = {env.by_label[label].name: env.by_label[label] for label in target.deps}
         dep_names = {name: name for name in by_name} | {dep.label: name for name, dep in by_name.items()}
         whole = {}
@@ -180,9 +199,58 @@ def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -
         )
     except BtbuildError as exc:
         return _abort(env, group, cell, lease, writer, str(exc), started)
-    run = CellRun(cell, target, lease, writer, process, ctx, validators, started)
+    run = CellRun(cell, target, lease, writer, validators, started, process=process, ctx=ctx)
     run.phases["setup"] = time.perf_counter() - started
     return run
+
+
+def _combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
+    """Merge the committed parts of a sharded per_user cell into the cell itself: the parts'
+    canonical lines are merged in user order and written as they are (nothing is computed or
+    encoded again), the validators see every user, and the result hash — order-independent —
+    is the one an unsharded run gives. The parts are deleted once the cell is committed."""
+    started = time.perf_counter()
+    iso = cell.day.isoformat()
+    target = env.workspace.targets[cell.name]
+    parts = [part_name(cell.name, cell.day, shard, group.shards) for shard in range(group.shards)]
+    for part in parts:
+        record = env.backend.get_cell(part, iso)
+        if record is None or record.status != COMMITTED or record.composite_hash != cell.key:
+            return CellOutcome(cell.name, cell.day, FAILED, cell.reason, error=f"{target.label}: part {part} is missing: run the build again")
+    lease = _lease(env, cell, cell.name)
+    if isinstance(lease, CellOutcome):
+        if lease.status == "skipped":
+            _drop_parts(env, parts, iso)
+        return lease
+    writer = env.backend.open_writer(lease, "per_user")
+    try:
+        validators = env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
+        streams = [env.backend.iter_result_lines(part, iso) for part in parts]
+        merged = heapq.merge(*streams, key=lambda item: item[0])
+        users = 0
+
+        def lines() -> Iterator[tuple[str, bytes]]:
+            nonlocal users
+            for user_id, value, line in merged:
+                users += 1
+                for validator in validators:
+                    validator.observe(user_id, value)
+                yield user_id, line
+
+        writer.add_lines(lines())
+        attempt = Attempt(cell, target, lease, writer, validators, started, processed=users)
+        attempt.phases["combine"] = time.perf_counter() - started
+    except BtbuildError as exc:
+        return _abort(env, group, cell, lease, writer, f"{target.label}: combining {group.shards} parts failed: {exc}", started)
+    outcome = _commit(env, group, attempt)
+    if outcome.status == "ran":
+        _drop_parts(env, parts, iso)
+    return outcome
+
+
+def _drop_parts(env: Environment, parts: list[str], iso: str) -> None:
+    for part in parts:  # part names hold the date: each names exactly one cell
+        env.backend.delete_target(part)
 
 
 def _release(env: Environment, runs: list[CellRun]) -> None:
@@ -190,7 +258,7 @@ def _release(env: Environment, runs: list[CellRun]) -> None:
     (an interruption is not a failed attempt, so nothing is counted towards max_attempts)."""
     for run in runs:
         try:
-            env.backend._delete_generation(run.task.name, run.task.day.isoformat(), run.lease.generation)
+            env.backend._delete_generation(run.lease.target, run.task.day.isoformat(), run.lease.generation)
             env.backend.release(run.lease)
         except Exception:  # noqa: BLE001 - best effort while stopping; the lease expires anyway
             continue
@@ -210,7 +278,7 @@ def _abort(env: Environment, group: GroupTask, cell: CellTask, lease: Lease, wri
                        duration=duration, error=error, phases=phases or {})
 
 
-def _commit(env: Environment, group: GroupTask, run: CellRun) -> CellOutcome:
+def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     cell = run.task
     problems = [problem for validator in run.validators for problem in validator.finish()]
     if problems:
@@ -246,7 +314,7 @@ def _log_run(env: Environment, group: GroupTask, cell: CellTask, lease: Lease, s
     env.backend.append_run(
         RunRecord(
             run_id=f"{group.run_id}/{lease.generation}",
-            target=cell.name,
+            target=lease.target,
             date=cell.day.isoformat(),
             status=status,
             build_pass=cell.build_pass,
@@ -314,8 +382,11 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
     loop_start = time.perf_counter()
     users = 0
     last_renew = time.monotonic()
+    opened = [factory() for factory in factories]
+    if group.shards > 1:
+        opened = [_in_shard(stream, group.shard, group.shards) for stream in opened]
     try:
-        for user_id, values in _merge([factory() for factory in factories]):
+        for user_id, values in _merge(opened):
             users += 1
             for run in runs:
                 if run.done is not None or not any(index in values for index in run.universe):
@@ -410,6 +481,17 @@ def _result_stream(backend: Backend, name: str, day: date) -> Iterator[tuple[str
     if not backend.has_result(name, day.isoformat()):
         return iter(())
     return backend.iter_result(name, day.isoformat())
+
+
+def user_shard(user_id: str, shards: int) -> int:
+    """Which part of a sharded per_user cell computes ``user_id`` (stable in every process)."""
+    return xxh3_64_intdigest(user_id.encode()) % shards
+
+
+def _in_shard(stream: Iterator[tuple[str, Any]], shard: int, shards: int) -> Iterator[tuple[str, Any]]:
+    for user_id, value in stream:
+        if xxh3_64_intdigest(user_id.encode()) % shards == shard:
+            yield user_id, value
 
 
 def _tag(stream: Iterator[tuple[str, Any]], index: int) -> Iterator[tuple[str, int, Any]]:

@@ -19,6 +19,26 @@ class GroupTask:
     build_pass: int
     cells: tuple[CellTask, ...]
     run_id: str = ""
+    # ``[execution] user_shards`` > 1 splits per_user cells: part ``shard`` of ``shards``
+    # computes the users whose id hashes to it into a part cell; the ``combine`` task then
+    # merges the parts into the real cell (see btbuild/execution/runner.py)
+    shard: int = 0
+    shards: int = 1
+    combine: bool = False
+
+    @property
+    def label(self) -> str:
+        """Names the task in ids and logs: ``2024-01-05_p2``, ``..._s1of4``, ``..._combine4``."""
+        base = f"{self.day.isoformat()}_p{self.build_pass}"
+        if self.combine:
+            return f"{base}_combine{self.shards}"
+        return f"{base}_s{self.shard + 1}of{self.shards}" if self.shards > 1 else base
+
+
+def part_name(name: str, day: date, shard: int, shards: int) -> str:
+    """The storage name of one part of a sharded per_user cell; unique per (cell, shard), so
+    a part can be deleted alone once combined."""
+    return f"{name}~{day.isoformat()}~{shard + 1}of{shards}"
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,11 @@ class Backend(ABC):
         in memory at a time. Yields nothing when there is no readable result. A result that
         turns out corrupt, or is replaced and deleted mid-stream, raises :class:`StorageError`
         after the items already yielded (the hash is checked at the end)."""
+        for user_id, value, _line in self.iter_result_lines(target, date):
+            yield user_id, value
+
+    def iter_result_lines(self, target: str, date: str) -> Iterator[tuple[str, Any, bytes]]:
+        """:meth:`iter_result` with each user's canonical line: (user id, value, line)."""
         record = self.get_cell(target, date)
         if record is None or not record.has_result or record.kind != "per_user":
             return
@@ -271,7 +276,8 @@ class Backend(ABC):
         try:
             for line in codec.iter_user_lines(shards()):
                 hasher.add_line(line)
-                yield codec.parse_user_line(line)
+                user_id, value = codec.parse_user_line(line)
+                yield user_id, value, line
         except ValueError as exc:
             raise StorageError(f"result of {target} on {date} is corrupt: {exc}") from None
         if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
@@ -354,6 +360,14 @@ class ResultWriter:
 
     def add_many(self, pairs: Iterable[tuple[str, Any]]) -> None:
         """Append (user id, value) pairs of a per_user result, in ascending user id order."""
+        self._append(pairs, encoded=False)
+
+    def add_lines(self, lines: Iterable[tuple[str, bytes]]) -> None:
+        """Append (user id, canonical line) pairs exactly as :meth:`Backend.iter_result_lines`
+        gives them (combining parts of a result without encoding it again)."""
+        self._append(lines, encoded=True)
+
+    def _append(self, pairs: Iterable[tuple[str, Any]], *, encoded: bool) -> None:
         if self._closed or self.kind != "per_user":
             self._check_open()
             raise StorageError(f"add_many is for per_user results; {self.lease.target} is per_date (use add)")
@@ -367,7 +381,7 @@ class ResultWriter:
         buffered = self._buffered
         try:
             for user_id, value in pairs:
-                line = user_line(user_id, value)
+                line = value if encoded else user_line(user_id, value)
                 if last is not None and user_id <= last:
                     raise StorageError(
                         f"user {user_id!r} was added twice or out of order to {self.lease.target} on "

@@ -29,6 +29,19 @@ def test_three_workers_match_a_local_sqlite_build(cloud_ws: CloudWorkspace, tmp_
     assert again["summary"]["skipped"] == 12 and again["summary"]["ran"] == 0
 
 
+def test_user_shards_on_workers_match_a_local_unsharded_build(cloud_ws: CloudWorkspace, tmp_path: Path) -> None:
+    """Per_user cells as 2 parts on 3 workers, combined by a worker: same results and hashes."""
+    local = make_workspace(tmp_path / "local", "")
+    expected = local.build()
+    cloud_ws.edit("BUILD.toml", "max_attempts = 2\n", "max_attempts = 2\nuser_shards = 2\n")
+    cloud_ws.start_workers(3)
+    report = cloud_ws.build("--executor", "pubsub")
+    assert report == expected, cloud_ws.worker_logs()
+    with local.backend() as sqlite, cloud_ws.backend() as firestore:
+        assert results(firestore, report) == results(sqlite, expected)
+        assert firestore.get_cell("value~2024-01-01~1of2", "2024-01-01") is None  # parts deleted
+
+
 def test_a_worker_killed_mid_task_is_replaced_by_redelivery(cloud_ws: CloudWorkspace) -> None:
     import os
     import signal

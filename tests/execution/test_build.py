@@ -366,3 +366,49 @@ def test_from_reads_the_previous_day_of_a_historical_target_from_the_cache(ws):
     (ws.root / ".btbuild" / "cache.db").unlink()
     blocked = ws.cells(ws.build("//hist:count", "--from", "2024-01-03", date="2024-01-03", expect=0))
     assert blocked[("//hist:count", "2024-01-03")] == ("blocked", "waiting_for_previous_day")
+
+
+def test_user_shards_split_per_user_cells_and_combine_to_the_same_result(ws, tmp_path):
+    """[execution] user_shards = 3 with --jobs 2: each per_user cell runs as 3 parts in
+    parallel, then a combine; results and hashes equal an unsharded build's, no part is left."""
+    import shutil
+    import sqlite3
+
+    from tests.execution.conftest import Workspace
+
+    other = tmp_path / "sharded"
+    shutil.copytree(ws.root, other)
+    sharded = Workspace(other)
+    sharded.edit("BUILD.toml", "max_attempts = 2\n", "max_attempts = 2\nuser_shards = 3\n")
+    ws.build()
+    report = sharded.build("--jobs", "2")
+    assert report["summary"] == ws.build()["summary"] | {"ran": 12, "skipped": 0}
+    assert all(c["status"] == "ran" and c["reason"] == "new" for c in report["cells"])
+    a, b = ws.backend(), sharded.backend()
+    for name in ("value", "total", "sign", "price_level"):
+        for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+            assert a.get_cell(name, day).result_hash == b.get_cell(name, day).result_hash
+            assert a.read_result(name, day) == b.read_result(name, day)
+    conn = sqlite3.connect(other / ".btbuild" / "cache.db")
+    assert conn.execute("SELECT count(*) FROM cells WHERE target LIKE '%~%'").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM shards WHERE target LIKE '%~%'").fetchone() == (0,)
+    logged = {run.target for run in b.runs(limit=1000)}
+    assert {f"value~2024-01-0{d}~{k}of3" for d in (1, 2, 3) for k in (1, 2, 3)} <= logged  # the parts ran
+    assert sharded.build("--jobs", "2")["summary"]["ran"] == 0
+
+
+def test_a_failing_part_fails_the_sharded_cell_and_keeps_the_old_result(ws):
+    ws.edit("BUILD.toml", "max_attempts = 2\n", "max_attempts = 2\nuser_shards = 2\n")
+    ws.build("//pricing:value", "--jobs", "2", date="2024-01-01")
+    before = ws.backend().read_result("value", "2024-01-01")
+    ws.edit("calculations/pricing/calcs.py", "    prices = ctx.root", "    raise ValueError('broken')\n    prices = ctx.root")
+    report = ws.build("//pricing:value", "--jobs", "2", date="2024-01-01", expect=1)
+    cell = report["cells"][0]
+    assert (cell["status"], cell["reason"]) == ("failed", "code_changed")
+    assert "circuit breaker" in cell["detail"] and "ValueError: broken" in cell["detail"]
+    backend = ws.backend()
+    assert backend.read_result("value", "2024-01-01") == before
+    record = backend.get_cell("value", "2024-01-01")
+    assert record.status == "failed" and "broken" in record.last_error
+    again = ws.build("//pricing:value", "--jobs", "2", "--dry-run", date="2024-01-01")
+    assert (again["cells"][0]["status"], again["cells"][0]["reason"]) == ("runnable", "retry")
