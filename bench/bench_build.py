@@ -11,6 +11,8 @@ time, whose target is absolute (< 2 s for 1,000 targets x 365 dates).
 2. jobs: the same cold build with ``--jobs 2`` vs ``--jobs 1``. Target: >= 1.7x faster.
 3. memory: peak RSS of a cold build at 10x the users vs at 1x, each in a fresh process.
    Target: <= 1.2x (per-user results are flushed, nothing holds all users).
+5. user_shards: one date of 100,000 users with --jobs 2, unsharded vs user_shards = 2 (a
+   single date cannot be spread over processes otherwise).
 4. no-op: 1,000 per_date targets (random DAG) x 365 dates, all up to date: the analysis of a
    build that reads the cache, decides every cell and runs nothing. Target: < 2 s. The whole
    command (interpreter start, imports, workspace load, output) is printed too.
@@ -346,11 +348,34 @@ def noop(targets: int = 1000, dates: int = 365) -> float:
     return best
 
 
+def shards(users: int) -> float:
+    """One date of many users: --jobs 2 cannot spread dates, user_shards = 2 spreads users."""
+    days = trading_days(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        whole = make_workspace(Path(tmp) / "whole", users)
+        split = make_workspace(Path(tmp) / "split", users)
+        text = (split / "BUILD.toml").read_text()
+        (split / "BUILD.toml").write_text(text.replace("[execution]\n", "[execution]\nuser_shards = 2\n"))
+        bare_loop(whole, days)  # warm the price paths
+        start = time.perf_counter()
+        build(whole, days[-1], jobs=2)
+        one = time.perf_counter() - start
+        start = time.perf_counter()
+        summary = build(split, days[-1], jobs=2)
+        two = time.perf_counter() - start
+    speedup = one / two
+    print(f"[user_shards] {users} users x 1 trading day, 3 per_user calcs, --jobs 2")
+    print(f"  user_shards = 1    {one:8.2f} s")
+    print(f"  user_shards = 2    {two:8.2f} s   {summary}")
+    print(f"  speed-up           {speedup:8.2f}x  (no target in the issue)")
+    return speedup
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--dates", type=int, default=30)
-    parser.add_argument("--only", choices=["overhead", "memory", "noop"], default=None)
+    parser.add_argument("--only", choices=["overhead", "memory", "noop", "shards"], default=None)
     args = parser.parse_args()
     if args.only in (None, "overhead"):
         overhead_and_jobs(args.users, args.dates)
@@ -358,6 +383,8 @@ def main() -> int:
         memory(args.users, 2)
     if args.only in (None, "noop"):
         noop()
+    if args.only in (None, "shards"):
+        shards(args.users * 5)
     return 0
 
 

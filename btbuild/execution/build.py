@@ -353,9 +353,9 @@ class Scheduler:
                 if task.shards > 1 and not task.combine:
                     flight.parts.append(future.result())
                     if len(flight.parts) == task.shards:
-                        combine, failed = self._settle_parts(task, flight.parts)
+                        combines, failed = self._settle_parts(task, flight.parts)
                         flight.outcomes.extend(failed)
-                        if combine is not None:
+                        for combine in combines:
                             launch(key, combine)
                 else:
                     flight.outcomes.extend(future.result())
@@ -374,10 +374,11 @@ class Scheduler:
         parts = [replace(tasks, cells=per_user, shard=shard, shards=shards) for shard in range(shards)]
         return parts + ([replace(tasks, cells=rest)] if rest else [])
 
-    def _settle_parts(self, task: GroupTask, parts: list[list[CellOutcome]]) -> tuple[GroupTask | None, list[CellOutcome]]:
-        """Every part of a sharded group is back: cells whose parts all committed go to one
-        combine task; a cell with a failed part fails (its record says so, for the next
-        build's retry or dead letter) and one with a leased part is blocked."""
+    def _settle_parts(self, task: GroupTask, parts: list[list[CellOutcome]]) -> tuple[list[GroupTask], list[CellOutcome]]:
+        """Every part of a sharded group is back: each cell whose parts all committed gets a
+        combine task (cells combine in parallel); a cell with a failed part fails (its record
+        says so, for the next build's retry or dead letter) and one with a leased part is
+        blocked."""
         ok: list[CellTask] = []
         failed: list[CellOutcome] = []
         for cell in task.cells:
@@ -389,8 +390,7 @@ class Scheduler:
             failed.append(bad)
             if bad.status in (FAILED, DEAD_LETTER):
                 self.backend.put_cell_status(cell.name, cell.day.isoformat(), bad.status, last_error=bad.error)
-        combine = replace(task, cells=tuple(ok), shard=0, combine=True) if ok else None
-        return combine, failed
+        return [replace(task, cells=(cell,), shard=0, combine=True) for cell in ok], failed
 
 _WORKER: dict[str, Any] = {}
 

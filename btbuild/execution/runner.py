@@ -22,14 +22,13 @@ from datetime import date, timedelta
 from typing import Any
 
 import psutil
-from xxhash import xxh3_64_intdigest
 
 from btbuild.errors import BtbuildError, CalculationError, LeaseLost
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
-from btbuild.plugins.sources import RootSource
+from btbuild.plugins.sources import RootSource, user_shard
 from btbuild.plugins.validators import ResultValidator
 from btbuild.storage.base import Backend, ResultWriter
 from btbuild.storage.records import COMMITTED, DEAD_LETTER, FAILED, RUNNING, Lease, RunRecord
@@ -77,11 +76,11 @@ class Environment:
             self._roots.popitem(last=False)
         return value
 
-    def users(self, source: str, day: date) -> Iterator[tuple[str, Any]]:
+    def users(self, source: str, day: date, shard: int = 0, shards: int = 1) -> Iterator[tuple[str, Any]]:
         root = self.sources[source]
         if not root.available(day):
             return iter(())
-        return root.users(day)
+        return root.users(day) if shards == 1 else root.users_in_shard(day, shard, shards)
 
     def memory_high(self) -> bool:
         return bool(self._process.memory_info().rss > self._memory_limit)
@@ -356,8 +355,10 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
         key = (kind, name, day)
         if key not in streams:
             streams[key] = len(factories)
-            if kind == "root":
-                factories.append(lambda n=name, d=day: env.users(n, d))
+            if kind == "root":  # a source reads only the part's users where it can
+                factories.append(lambda n=name, d=day: env.users(n, d, group.shard, group.shards))
+            elif group.shards > 1:
+                factories.append(lambda n=name, d=day: _in_shard(_result_stream(env.backend, n, d), group.shard, group.shards))
             else:
                 factories.append(lambda n=name, d=day: _result_stream(env.backend, n, d))
         return streams[key]
@@ -382,11 +383,8 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
     loop_start = time.perf_counter()
     users = 0
     last_renew = time.monotonic()
-    opened = [factory() for factory in factories]
-    if group.shards > 1:
-        opened = [_in_shard(stream, group.shard, group.shards) for stream in opened]
     try:
-        for user_id, values in _merge(opened):
+        for user_id, values in _merge([factory() for factory in factories]):
             users += 1
             for run in runs:
                 if run.done is not None or not any(index in values for index in run.universe):
@@ -483,14 +481,9 @@ def _result_stream(backend: Backend, name: str, day: date) -> Iterator[tuple[str
     return backend.iter_result(name, day.isoformat())
 
 
-def user_shard(user_id: str, shards: int) -> int:
-    """Which part of a sharded per_user cell computes ``user_id`` (stable in every process)."""
-    return xxh3_64_intdigest(user_id.encode()) % shards
-
-
 def _in_shard(stream: Iterator[tuple[str, Any]], shard: int, shards: int) -> Iterator[tuple[str, Any]]:
     for user_id, value in stream:
-        if xxh3_64_intdigest(user_id.encode()) % shards == shard:
+        if user_shard(user_id, shards) == shard:
             yield user_id, value
 
 

@@ -28,10 +28,10 @@ class GroupTask:
 
     @property
     def label(self) -> str:
-        """Names the task in ids and logs: ``2024-01-05_p2``, ``..._s1of4``, ``..._combine4``."""
+        """Names the task in ids and logs: ``2024-01-05_p2``, ``..._s1of4``, ``..._combine4_risk``."""
         base = f"{self.day.isoformat()}_p{self.build_pass}"
-        if self.combine:
-            return f"{base}_combine{self.shards}"
+        if self.combine:  # one combine task per cell
+            return f"{base}_combine{self.shards}_" + "_".join(cell.name for cell in self.cells)
         return f"{base}_s{self.shard + 1}of{self.shards}" if self.shards > 1 else base
 
 

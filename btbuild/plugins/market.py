@@ -33,7 +33,7 @@ import xxhash
 
 from btbuild.plugins.config import PluginConfig
 from btbuild.plugins.hookspecs import hookimpl
-from btbuild.plugins.sources import RootSource
+from btbuild.plugins.sources import RootSource, user_shard
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -380,6 +380,18 @@ class MarketSource(RootSource):
         generate, user_id = getattr(self.market, self.name), self.market.user_id
         for n in range(1, self.market.settings.users + 1):
             yield user_id(n), generate(n, t)
+
+    def users_in_shard(self, day: date, shard: int, shards: int) -> Iterator[tuple[str, Any]]:
+        """Generates only the part's users: their ids are cheap, their records are not."""
+        if self.scope != "user":
+            yield from super().users_in_shard(day, shard, shards)
+            return
+        t = self._require(day)
+        generate, user_id = getattr(self.market, self.name), self.market.user_id
+        for n in range(1, self.market.settings.users + 1):
+            uid = user_id(n)
+            if user_shard(uid, shards) == shard:
+                yield uid, generate(n, t)
 
     def strategy(self) -> SearchStrategy[Any]:
         from btbuild.plugins import market_strategies

@@ -21,6 +21,12 @@ SCOPES: tuple[Scope, ...] = ("date", "user")
 SOURCE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 
+def user_shard(user_id: str, shards: int) -> int:
+    """Which part of a sharded per_user cell computes ``user_id`` (``[execution] user_shards``);
+    the same in every process and on every machine."""
+    return xxhash.xxh3_64_intdigest(user_id.encode()) % shards
+
+
 class RootSource(ABC):
     """One named stream of root data, available (or not) per date.
 
@@ -54,6 +60,14 @@ class RootSource(ABC):
         A generator: callers stream it and must never need the whole day in memory.
         """
         raise PluginError(f"root source {self.name!r} has scope {self.scope!r}: it has no users(); use load()")
+
+    def users_in_shard(self, day: date, shard: int, shards: int) -> Iterator[tuple[str, Any]]:
+        """:meth:`users` restricted to one part of a sharded per_user cell: the users with
+        ``user_shard(user_id, shards) == shard``, in the same order. A source that can skip
+        the other parts' records cheaply (without reading or generating them) overrides it."""
+        for user_id, record in self.users(day):
+            if user_shard(user_id, shards) == shard:
+                yield user_id, record
 
     @abstractmethod
     def strategy(self) -> SearchStrategy[Any]:

@@ -31,7 +31,7 @@ def test_group_round_trips_through_json() -> None:
     part = GroupTask(date(2024, 1, 31), 2, (CELL,), "run1", shard=1, shards=4)
     assert decode_task(encode_task(part)) == ("2024-01-31_p2_s2of4", part)
     combine = GroupTask(date(2024, 1, 31), 2, (CELL,), "run1", shards=4, combine=True)
-    assert decode_task(encode_task(combine)) == ("2024-01-31_p2_combine4", combine)
+    assert decode_task(encode_task(combine)) == ("2024-01-31_p2_combine4_risk", combine)
     outcome = CellOutcome("risk", date(2024, 1, 31), "ran", "new", "h", 3, 0, 0.5, None, {"compute": 0.25})
     assert outcome_from_json(outcome_to_json(outcome)) == outcome
 

@@ -177,3 +177,20 @@ def test_prices_follow_a_continuous_path():
     a, b = src["prices"].load(date(2024, 5, 6)), src["prices"].load(date(2024, 5, 7))
     moves = sorted(abs(b[s]["close"] / a[s]["close"] - 1) for s in a)
     assert moves[len(moves) // 2] < 0.05  # daily moves, not fresh random prices
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_users_in_shard_are_the_shard_filter_of_users(shards):
+    from btbuild.plugins import MemorySource
+    from btbuild.plugins.sources import user_shard
+
+    market = sources(users=60)
+    for name in ("portfolio", "trades"):
+        everyone = list(market[name].users(MONDAY))
+        parts = [list(market[name].users_in_shard(MONDAY, shard, shards)) for shard in range(shards)]
+        for shard, part in enumerate(parts):
+            assert part == [(uid, rec) for uid, rec in everyone if user_shard(uid, shards) == shard]
+        assert sorted(uid for part in parts for uid, _ in part) == [uid for uid, _ in everyone]
+    # the default implementation (any source) filters users()
+    memory = MemorySource("portfolio", "user", {MONDAY: {f"u{i}": {"i": i} for i in range(20)}})
+    assert sum(len(list(memory.users_in_shard(MONDAY, s, shards))) for s in range(shards)) == 20
