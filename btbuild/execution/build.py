@@ -37,7 +37,7 @@ from btbuild.analysis.cells import (
 )
 from btbuild.analysis.planner import Planner
 from btbuild.errors import UsageError
-from btbuild.execution.runner import Environment, run_group
+from btbuild.execution.runner import Environment, run_group, static_hashes
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.hashing.digest import hash_json
 from btbuild.plugins.rootindex import RootIndex
@@ -218,7 +218,7 @@ class Scheduler:
                 tasks = self._decide_group(group, report)
                 if tasks and not self.request.dry_run:
                     if env is None:
-                        env = Environment(self.workspace, self.session.plugins, self.backend)
+                        env = Environment(self.workspace, self.session.plugins, self.backend, static_hashes(self.session))
                     self._apply(run_group(env, tasks), report)
             if env is not None:  # cells that ran were reported after their group's others
                 report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
@@ -399,7 +399,7 @@ def _init_worker(root: str, product_lines: tuple[str, ...]) -> None:
     from btbuild.session import Session
 
     session = Session(Path(root), product_lines=product_lines)
-    _WORKER["env"] = Environment(session.workspace, session.plugins, session.backend)
+    _WORKER["env"] = Environment(session.workspace, session.plugins, session.backend, static_hashes(session))
 
 
 def _work(group: GroupTask) -> list[CellOutcome]:

@@ -39,7 +39,7 @@ from datetime import date
 from typing import Any
 
 from btbuild.errors import StorageError, UsageError
-from btbuild.execution.runner import Environment, run_group, worker_id
+from btbuild.execution.runner import Environment, run_group, static_hashes, worker_id
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.storage.firestore import FirestoreBackend
 from btbuild.storage.records import DEAD_LETTER, RUNNING
@@ -638,4 +638,4 @@ def worker_environment(session: Any) -> tuple[Environment, FirestoreBackend]:
     backend = session.backend
     if not isinstance(backend, FirestoreBackend):
         raise UsageError(f"{session.root / 'BUILD.toml'}: btbuild worker needs [storage] backend = \"firestore\"")
-    return Environment(session.workspace, session.plugins, backend), backend
+    return Environment(session.workspace, session.plugins, backend, static_hashes(session)), backend

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -41,6 +41,11 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def static_hashes(session: Any) -> dict[str, str]:
+    """Target name -> static hash of the code this process would run."""
+    return {name: hashes.static for name, hashes in session.hashes.items()}
+
+
 def _is_dead_local_builder(owner: str) -> bool:
     """True for a lease owner (``host:pid``) on this machine whose process is gone: its lease
     need not be waited out (a build interrupted with SIGKILL, a crashed worker)."""
@@ -51,8 +56,12 @@ def _is_dead_local_builder(owner: str) -> bool:
 class Environment:
     """What a process needs to run cells: workspace, sources, calculation code, the cache."""
 
-    def __init__(self, workspace: Workspace, plugins: Plugins, backend: Backend):
+    def __init__(self, workspace: Workspace, plugins: Plugins, backend: Backend,
+                 static_hashes: Mapping[str, str] | None = None):
         self.workspace = workspace
+        # this process's own static hash per target: a task planned from other code (a worker
+        # deployed from another revision) is refused instead of caching wrong results
+        self.static_hashes = static_hashes
         self.plugins = plugins
         self.sources: dict[str, RootSource] = plugins.root_sources()
         self.backend = backend
@@ -169,6 +178,11 @@ def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -
     """Take the cell's lease and prepare its context; an outcome if it cannot or need not run.
     A part of a sharded cell is stored under its part name and checked only when combined."""
     started = time.perf_counter()
+    mine = env.static_hashes.get(cell.name) if env.static_hashes is not None else cell.static
+    if mine != cell.static:
+        return CellOutcome(cell.name, cell.day, FAILED, cell.reason, error=(
+            f"{target.label}: this worker's code or workspace differs from the one the build was planned "
+            f"with (static hash {mine} here, {cell.static} planned): run workers from the same revision"))
     store = cell.name if group.shards == 1 else part_name(cell.name, cell.day, group.shard, group.shards)
     lease = _lease(env, cell, store)
     if isinstance(lease, CellOutcome):

@@ -412,3 +412,26 @@ def test_a_failing_part_fails_the_sharded_cell_and_keeps_the_old_result(ws):
     assert record.status == "failed" and "broken" in record.last_error
     again = ws.build("//pricing:value", "--jobs", "2", "--dry-run", date="2024-01-01")
     assert (again["cells"][0]["status"], again["cells"][0]["reason"]) == ("runnable", "retry")
+
+
+def test_a_worker_with_other_code_refuses_the_task(ws):
+    """A task planned from other code (a worker deployed from another revision) is refused
+    before anything is written, instead of caching results under the wrong inputs."""
+    from dataclasses import replace
+
+    from btbuild.execution.build import BuildRequest, Scheduler
+    from btbuild.execution.runner import Environment, run_group, static_hashes
+    from btbuild.execution.tasks import GroupTask
+    from btbuild.session import Session
+
+    session = Session(ws.root)
+    scheduler = Scheduler(session, BuildRequest(patterns=("//pricing:value",), end=date(2024, 1, 1)))
+    _decision, task, _inputs = scheduler.planner.explain(scheduler.targets[V], date(2024, 1, 1))
+    env = Environment(session.workspace, session.plugins, session.backend, static_hashes(session))
+    stale = replace(task, static="0" * 32)
+    (outcome,) = run_group(env, GroupTask(date(2024, 1, 1), 1, (stale,), "r"))
+    assert outcome.status == "failed" and "differs from the one the build was planned with" in outcome.error
+    assert session.backend.get_cell("value", "2024-01-01") is None
+    (ok,) = run_group(env, GroupTask(date(2024, 1, 1), 1, (task,), "r"))
+    assert ok.status == "ran"
+    session.close()
