@@ -6,18 +6,7 @@ import datetime
 import math
 
 import pytest
-from calc_harness import SPECS, DeclarationError, FakeContext, run
-
-
-def quote(close, sector="tech"):
-    return {
-        "close": close,
-        "open": close,
-        "high": close,
-        "low": close,
-        "volume": 1,
-        "sector": sector,
-    }
+from calc_harness import SPECS, DeclarationError, FakeContext, quote, run
 
 
 def holding(symbol, quantity, avg_cost=1.0):

@@ -5,20 +5,9 @@ from __future__ import annotations
 import datetime
 
 import pytest
-from calc_harness import run
+from calc_harness import quote, run, trade
 
 FRIDAY = datetime.date(2024, 1, 12)
-
-
-def quote(close, sector="tech"):
-    return {
-        "close": close,
-        "open": close,
-        "high": close,
-        "low": close,
-        "volume": 1,
-        "sector": sector,
-    }
 
 
 def holding(symbol, quantity):
@@ -119,17 +108,6 @@ def test_market_outlook_is_seeded_by_date():
         "p95": 0.0,
         "drop_probability": 0.0,
         "drop_simulated": 0.0,
-    }
-
-
-def trade(side, quantity, price, pnl=None, days=None):
-    return {
-        "symbol": "A",
-        "side": side,
-        "quantity": quantity,
-        "price": price,
-        "realized_pnl": pnl,
-        "holding_days": days,
     }
 
 

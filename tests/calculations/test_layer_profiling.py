@@ -4,6 +4,7 @@ from itertools import pairwise
 
 import calc_harness  # noqa: F401  (puts the workspace root on sys.path for `layers`)
 import pytest
+from calc_harness import trade
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,17 +57,6 @@ def test_hull_contains_every_point_and_frontier_is_efficient(points):
     assert frontier[-1][1] == best
     least_risk = min(x for x, _ in points)
     assert frontier[0][0] == least_risk
-
-
-def trade(side, quantity, price, pnl=None, days=None):
-    return {
-        "symbol": "A",
-        "side": side,
-        "quantity": quantity,
-        "price": price,
-        "realized_pnl": pnl,
-        "holding_days": days,
-    }
 
 
 def test_revenge_trading_counts_escalations_after_losses():
