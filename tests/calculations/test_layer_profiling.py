@@ -2,9 +2,8 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-import calc_harness  # noqa: F401  (puts the workspace root on sys.path for `layers`)
 import pytest
-from calc_harness import trade
+from calc_harness import trade  # also puts the workspace root on sys.path for `layers`
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
