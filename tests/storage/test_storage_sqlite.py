@@ -9,6 +9,7 @@ import pytest
 from btbuild.errors import ConfigError, StorageError
 from btbuild.storage import MemoryBackend, SqliteBackend, open_backend
 from btbuild.storage.sqlite import SCHEMA_VERSION
+from tests.storage.test_storage_contract import commit_per_user
 
 
 def test_open_backend_factory(tmp_path: Path) -> None:
@@ -26,11 +27,7 @@ def test_open_backend_factory(tmp_path: Path) -> None:
 def test_results_survive_reopening(tmp_path: Path) -> None:
     path = tmp_path / "cache.db"
     with SqliteBackend(path) as backend:
-        lease = backend.acquire("risk", "2024-01-01", "w1", 60)
-        assert lease is not None
-        writer = backend.open_writer(lease, "per_user")
-        writer.add({"u1": 1.5})
-        record = writer.commit(composite_hash="c")
+        record = commit_per_user(backend, "risk", "2024-01-01", {"u1": 1.5}, composite_hash="c")
     with SqliteBackend(path) as backend:
         assert backend.get_cell("risk", "2024-01-01") == record
         assert backend.read_result("risk", "2024-01-01") == {"u1": 1.5}
@@ -66,11 +63,7 @@ def test_schema_1_cache_is_migrated_and_keeps_its_results(tmp_path: Path) -> Non
 
     path = tmp_path / "cache.db"
     with SqliteBackend(path) as backend:  # write a result, then turn the file into schema 1
-        lease = backend.acquire("risk", "2024-01-01", "w1", 60)
-        assert lease is not None
-        writer = backend.open_writer(lease, "per_user")
-        writer.add({"u1": 1.5})
-        record = writer.commit(composite_hash="c", components={"code": "k"}, dep_results={"//p:x": "r"})
+        record = commit_per_user(backend, "risk", "2024-01-01", {"u1": 1.5}, composite_hash="c", components={"code": "k"}, dep_results={"//p:x": "r"})
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("DROP TABLE cells")
     conn.execute("CREATE TABLE cells (target TEXT, date TEXT, status TEXT NOT NULL, category TEXT, generation TEXT,"
@@ -97,11 +90,7 @@ def test_schema_2_cache_is_migrated_and_keeps_its_results(tmp_path: Path) -> Non
 
     path = tmp_path / "cache.db"
     with SqliteBackend(path) as backend:
-        lease = backend.acquire("risk", "2024-01-01", "w1", 60)
-        assert lease is not None
-        writer = backend.open_writer(lease, "per_user")
-        writer.add({"u1": 1.5})
-        record = writer.commit(composite_hash="c", components={"code": "k"}, dep_results={"//p:x": "r"})
+        record = commit_per_user(backend, "risk", "2024-01-01", {"u1": 1.5}, composite_hash="c", components={"code": "k"}, dep_results={"//p:x": "r"})
     conn = sqlite3.connect(path, isolation_level=None)
     columns = [getattr(record, name) for name in _COLUMN_FIELDS_V2]
     data = json.dumps([getattr(record, name) for name in _DATA_FIELDS_V2])
