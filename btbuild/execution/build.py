@@ -68,8 +68,6 @@ class CellReport:
     build_pass: int = 0
     detail: str | None = None
     items: int = 0
-    duration: float = 0.0
-    changes: tuple[Any, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         row: dict[str, Any] = {"label": self.label, "date": self.date.isoformat(), "status": self.status, "reason": self.reason}
@@ -266,9 +264,9 @@ class Scheduler:
             if decision.reason == "cosmetic" and not self.request.dry_run:
                 self._record_cosmetic(target, day, self.cache.full_record(target.name, day), decision)
             if task is None:
-                self._report(report, target, day, decision.status, decision.reason, decision.detail or None, changes=decision.changes)
+                self._report(report, target, day, decision.status, decision.reason, decision.detail or None)
             elif self.request.dry_run:
-                self._report(report, target, day, RUNNABLE, decision.reason, changes=decision.changes)
+                self._report(report, target, day, RUNNABLE, decision.reason)
             else:
                 tasks.append(task)
         if not tasks:
@@ -298,11 +296,11 @@ class Scheduler:
             target = self.by_name[outcome.name]
             self.planner.record_outcome(outcome.name, outcome.day, outcome.status, outcome.reason, outcome.result_hash)
             self._report(report, target, outcome.day, outcome.status, outcome.reason, outcome.error,
-                         items=outcome.items, duration=outcome.duration)
+                         items=outcome.items)
 
     def _report(self, report: BuildReport, target: Target, day: date, status: str, reason: str,
-                detail: str | None = None, *, items: int = 0, duration: float = 0.0, changes: tuple[Any, ...] = ()) -> None:
-        cell = CellReport(target.label, day, status, reason, self.graph.passes[target.label], detail, items, duration, changes)
+                detail: str | None = None, *, items: int = 0) -> None:
+        cell = CellReport(target.label, day, status, reason, self.graph.passes[target.label], detail, items)
         report.cells.append(cell)
         if self._progress is not None:
             self._progress(cell)
