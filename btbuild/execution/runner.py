@@ -28,7 +28,7 @@ from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
-from btbuild.plugins.sources import RootSource, user_shard
+from btbuild.plugins.sources import RootSource, in_shard
 from btbuild.plugins.validators import ResultValidator
 from btbuild.storage.base import Backend, ResultWriter
 from btbuild.storage.records import COMMITTED, DEAD_LETTER, FAILED, RUNNING, Lease, RunRecord
@@ -372,7 +372,7 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
             if kind == "root":  # a source reads only the part's users where it can
                 factories.append(lambda n=name, d=day: env.users(n, d, group.shard, group.shards))
             elif group.shards > 1:
-                factories.append(lambda n=name, d=day: _in_shard(_result_stream(env.backend, n, d), group.shard, group.shards))
+                factories.append(lambda n=name, d=day: in_shard(_result_stream(env.backend, n, d), group.shard, group.shards))
             else:
                 factories.append(lambda n=name, d=day: _result_stream(env.backend, n, d))
         return streams[key]
@@ -493,12 +493,6 @@ def _result_stream(backend: Backend, name: str, day: date) -> Iterator[tuple[str
     if not backend.has_result(name, day.isoformat()):
         return iter(())
     return backend.iter_result(name, day.isoformat())
-
-
-def _in_shard(stream: Iterator[tuple[str, Any]], shard: int, shards: int) -> Iterator[tuple[str, Any]]:
-    for user_id, value in stream:
-        if user_shard(user_id, shards) == shard:
-            yield user_id, value
 
 
 def _tag(stream: Iterator[tuple[str, Any]], index: int) -> Iterator[tuple[str, int, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -25,6 +25,11 @@ def user_shard(user_id: str, shards: int) -> int:
     """Which part of a sharded per_user cell computes ``user_id`` (``[execution] user_shards``);
     the same in every process and on every machine."""
     return xxhash.xxh3_64_intdigest(user_id.encode()) % shards
+
+
+def in_shard(stream: Iterable[tuple[str, Any]], shard: int, shards: int) -> Iterator[tuple[str, Any]]:
+    """The (user id, item) pairs of ``stream`` that belong to part ``shard`` of ``shards``."""
+    return ((user_id, item) for user_id, item in stream if user_shard(user_id, shards) == shard)
 
 
 class RootSource(ABC):
@@ -65,9 +70,7 @@ class RootSource(ABC):
         """:meth:`users` restricted to one part of a sharded per_user cell: the users with
         ``user_shard(user_id, shards) == shard``, in the same order. A source that can skip
         the other parts' records cheaply (without reading or generating them) overrides it."""
-        for user_id, record in self.users(day):
-            if user_shard(user_id, shards) == shard:
-                yield user_id, record
+        return in_shard(self.users(day), shard, shards)
 
     @abstractmethod
     def strategy(self) -> SearchStrategy[Any]:
