@@ -217,7 +217,7 @@ class Planner:
             summary = self.cache.summaries.get((target.name, iso))
             if summary is not None and summary[1] == key and summary[3] is not None and summary[0] != RECORD_DEAD_LETTER:
                 return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None, None
-        components, code_hash = self._target_inputs(target)
+        components, code_hash = self.target_inputs(target)
         inputs = CellInputs(
             static=hashes.static,
             components=components,
@@ -275,8 +275,8 @@ class Planner:
         self._roots_cache[(roots_id, day)] = roots
         return roots
 
-    def _target_inputs(self, target: Target) -> tuple[dict[str, str], str]:
-        """A target's hash components and code key, computed once per build."""
+    def target_inputs(self, target: Target) -> tuple[dict[str, str], str]:
+        """A target's hash components and code key (``record.code_hash``), computed once per build."""
         cached = self._per_target.get(target.name)
         if cached is None:
             hashes = self.hashes[target.name]

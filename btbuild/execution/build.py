@@ -33,13 +33,11 @@ from btbuild.analysis.cells import (
     CellInputs,
     Decision,
     date_range,
-    target_components,
 )
 from btbuild.analysis.planner import Planner
 from btbuild.errors import UsageError
 from btbuild.execution.runner import Environment, run_group, static_hashes
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
-from btbuild.hashing.digest import hash_json
 from btbuild.plugins.rootindex import RootIndex
 from btbuild.storage.base import CellSummary
 from btbuild.storage.records import COMMITTED, CellRecord
@@ -277,12 +275,10 @@ class Scheduler:
         """Adopt the new code hashes on a cosmetic skip, so the next build is plainly up to date."""
         if record is None:
             return
-        hashes = self.hashes[target.name]
-        components = dict(record.components)
-        components.update(target_components(hashes))
-        components["static"] = hashes.static
-        inputs = CellInputs(hashes.static, components, record.root_fingerprints, record.dep_results,
-                            hash_json([hashes.code, hashes.layers]))
+        static = self.hashes[target.name].static
+        current, code_hash = self.planner.target_inputs(target)
+        components = {**record.components, **current, "static": static}
+        inputs = CellInputs(static, components, record.root_fingerprints, record.dep_results, code_hash)
         self.backend.put_cell_status(
             target.name, day.isoformat(), COMMITTED,
             composite_hash=inputs.key, components=components, code_hash=inputs.code_hash,
