@@ -60,7 +60,7 @@ roots = ["portfolio", "prices"]
 checks = { flatline = false }
 """
 
-CALCS = '''\
+CALCS = """\
 def market_value(ctx):
     prices = ctx.root("prices")
     book = ctx.user["portfolio"]
@@ -83,7 +83,7 @@ def unrealized(ctx):
     for p in ctx.user["portfolio"]["positions"]:
         pnl += p["quantity"] * (prices[p["symbol"]]["close"] - p["avg_cost"])
     return round(pnl, 2)
-'''
+"""
 
 
 def trading_days(count: int, first: date = date(2024, 1, 1)) -> list[date]:
@@ -124,7 +124,9 @@ def bare_loop(root: Path, days: list[date]) -> int:
 
     ws = load_workspace(root)
     sources = load_plugins(ws.root, ws.plugins, ws.plugin_settings, ws.build_file).root_sources()
-    spec = importlib.util.spec_from_file_location("bench_calcs", root / "calculations/calc/calcs.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_calcs", root / "calculations/calc/calcs.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     functions = [module.market_value, module.concentration, module.unrealized]
@@ -190,12 +192,18 @@ def overhead_and_jobs(users: int, dates: int) -> tuple[float, float]:
     print(f"  bare loop          {bare:8.2f} s")
     print(f"  btbuild build      {one:8.2f} s   {summary}")
     ratio = one / bare
-    print(f"  ratio              {ratio:8.2f}x  (target <= 1.3x: {'MET' if ratio <= 1.3 else 'NOT MET'})")
-    print(f"  diagnostic: without encoding results {no_encoding / bare:.2f}x the bare loop; storing them costs "
-          f"{(one - no_encoding) / items * 1e6:.1f} us per result")
+    print(
+        f"  ratio              {ratio:8.2f}x  (target <= 1.3x: {'MET' if ratio <= 1.3 else 'NOT MET'})"
+    )
+    print(
+        f"  diagnostic: without encoding results {no_encoding / bare:.2f}x the bare loop; storing them costs "
+        f"{(one - no_encoding) / items * 1e6:.1f} us per result"
+    )
     speedup = one / two
     print(f"[jobs] --jobs 2      {two:8.2f} s   {summary2}")
-    print(f"  speed-up           {speedup:8.2f}x  (target >= 1.7x: {'MET' if speedup >= 1.7 else 'NOT MET'})")
+    print(
+        f"  speed-up           {speedup:8.2f}x  (target >= 1.7x: {'MET' if speedup >= 1.7 else 'NOT MET'})"
+    )
     return ratio, speedup
 
 
@@ -208,8 +216,13 @@ def peak_rss_child(users: int, dates: int) -> int:
         f"b.build(b.make_workspace(Path(t), {users}), days[-1]);"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     return int(out.stdout.strip().splitlines()[-1])
 
 
@@ -220,7 +233,9 @@ def memory(users: int, dates: int) -> float:
     print(f"[memory] peak RSS, cold build of {dates} trading days")
     print(f"  {users:>7} users     {small / 1024:8.1f} MB")
     print(f"  {users * 10:>7} users     {large / 1024:8.1f} MB")
-    print(f"  ratio              {ratio:8.2f}x  (target <= 1.2x: {'MET' if ratio <= 1.2 else 'NOT MET'})")
+    print(
+        f"  ratio              {ratio:8.2f}x  (target <= 1.2x: {'MET' if ratio <= 1.2 else 'NOT MET'})"
+    )
     return ratio
 
 
@@ -231,7 +246,7 @@ plugins = ["plugins.always"]
 start_date = "2023-01-01"
 """
 
-ALWAYS_PLUGIN = '''\
+ALWAYS_PLUGIN = """\
 from datetime import date
 
 from btbuild import MemorySource, hookimpl
@@ -248,7 +263,7 @@ class Always(MemorySource):
 @hookimpl
 def btbuild_root_sources():
     return [Always("prices", "date")]
-'''
+"""
 
 
 def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[date, float]:
@@ -274,7 +289,9 @@ def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[dat
         for index in range(package, targets, 20):
             deps = sorted({rng.randrange(index) for _ in range(rng.randint(0, 3))}) if index else []
             labels = ", ".join(f'"//p{d % 20:02d}:t{d:04d}"' for d in deps)
-            lines.append(f'[calculation.t{index:04d}]\nentry = "c:run"\nkind = "per_date"\nroots = ["prices"]\ndeps = [{labels}]\n')
+            lines.append(
+                f'[calculation.t{index:04d}]\nentry = "c:run"\nkind = "per_date"\nroots = ["prices"]\ndeps = [{labels}]\n'
+            )
         (folder / "BUILD.toml").write_text("\n".join(lines))
 
     # A real scheduler decides every cell, but instead of running calculation code the cells
@@ -288,14 +305,28 @@ def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[dat
         outcomes = []
         for cell in group.cells:  # type: ignore[attr-defined]
             result_hash = hash_json(["r", cell.name, cell.day.isoformat()])
-            records.append(CellRecord(
-                target=cell.name, date=cell.day.isoformat(), status="committed",
-                composite_hash=cell.key, components=dict(cell.components, static=cell.static),
-                code_hash=cell.code_hash, result_hash=result_hash, dep_results=dict(cell.dep_results),
-                root_fingerprints=dict(cell.root_fingerprints), category=package[cell.name],
-                kind="per_date", attempts=1, generation="bench", shard_count=0, item_count=1,
-            ))
-            outcomes.append(CellOutcome(cell.name, cell.day, "ran", cell.reason, result_hash=result_hash))
+            records.append(
+                CellRecord(
+                    target=cell.name,
+                    date=cell.day.isoformat(),
+                    status="committed",
+                    composite_hash=cell.key,
+                    components=dict(cell.components, static=cell.static),
+                    code_hash=cell.code_hash,
+                    result_hash=result_hash,
+                    dep_results=dict(cell.dep_results),
+                    root_fingerprints=dict(cell.root_fingerprints),
+                    category=package[cell.name],
+                    kind="per_date",
+                    attempts=1,
+                    generation="bench",
+                    shard_count=0,
+                    item_count=1,
+                )
+            )
+            outcomes.append(
+                CellOutcome(cell.name, cell.day, "ran", cell.reason, result_hash=result_hash)
+            )
         return outcomes
 
     saved = build_module.run_group, build_module.Environment
@@ -318,8 +349,22 @@ def noop(targets: int = 1000, dates: int = 365) -> float:
 
     def command(root: Path, end: date, *extra: str) -> tuple[float, str]:
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "btbuild", "--workspace", str(root), "build", "//...",
-                               "--date", end.isoformat(), *extra], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "btbuild",
+                "--workspace",
+                str(root),
+                "build",
+                "//...",
+                "--date",
+                end.isoformat(),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+        )
         elapsed = time.perf_counter() - start
         if proc.returncode != 0:
             raise SystemExit(f"[no-op] btbuild build failed: {proc.stderr.strip()}")
@@ -340,10 +385,16 @@ def noop(targets: int = 1000, dates: int = 365) -> float:
             analysis.append(time.perf_counter() - start)
             session.close()
     best = min(analysis)
-    print(f"[no-op] {targets} targets x {dates} dates = {targets * dates} cells, all up to date (cache prepared in {prepare:.1f} s)")
-    print(f"  analysis: read the cache + decide every cell   {best:6.2f} s (best of 3)  "
-          f"(target < 2 s: {'MET' if best < 2 else 'NOT MET'})")
-    print(f"  whole `btbuild build` command, fresh process   {text_time:6.2f} s   ({text.strip().splitlines()[-1]})")
+    print(
+        f"[no-op] {targets} targets x {dates} dates = {targets * dates} cells, all up to date (cache prepared in {prepare:.1f} s)"
+    )
+    print(
+        f"  analysis: read the cache + decide every cell   {best:6.2f} s (best of 3)  "
+        f"(target < 2 s: {'MET' if best < 2 else 'NOT MET'})"
+    )
+    print(
+        f"  whole `btbuild build` command, fresh process   {text_time:6.2f} s   ({text.strip().splitlines()[-1]})"
+    )
     print(f"  the same with --format json (365k cell lines)  {json_time:6.2f} s   {summary}")
     return best
 
@@ -355,7 +406,9 @@ def shards(users: int) -> float:
         whole = make_workspace(Path(tmp) / "whole", users)
         split = make_workspace(Path(tmp) / "split", users)
         text = (split / "BUILD.toml").read_text()
-        (split / "BUILD.toml").write_text(text.replace("[execution]\n", "[execution]\nuser_shards = 2\n"))
+        (split / "BUILD.toml").write_text(
+            text.replace("[execution]\n", "[execution]\nuser_shards = 2\n")
+        )
         bare_loop(whole, days)  # warm the price paths
         start = time.perf_counter()
         build(whole, days[-1], jobs=2)

@@ -33,34 +33,73 @@ from tests.cloud import emulators  # noqa: E402 - after the path is set
 def demo_copy(root: Path, users: int, prefix: str) -> None:
     shutil.copytree(REPO / "calculations", root / "calculations")
     shutil.copytree(REPO / "layers", root / "layers")
-    shutil.copytree(REPO / "plugins", root / "plugins", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "plugins", root / "plugins", ignore=shutil.ignore_patterns("__pycache__")
+    )
     text = (REPO / "BUILD.toml").read_text()
-    text = re.sub(r"\[storage\][^\[]*", f'[storage]\nbackend = "firestore"\nprefix = "{prefix}"\n\n', text)
+    text = re.sub(
+        r"\[storage\][^\[]*", f'[storage]\nbackend = "firestore"\nprefix = "{prefix}"\n\n', text
+    )
     text = re.sub(r"users = \d+", f"users = {users}", text)
     (root / "BUILD.toml").write_text(text)
 
 
-def timed_build(root: Path, workers: int, end: date, env: dict[str, str]) -> tuple[float, int, dict[str, int]]:
+def timed_build(
+    root: Path, workers: int, end: date, env: dict[str, str]
+) -> tuple[float, int, dict[str, int]]:
     procs = []
     logs = []
     for index in range(workers):
         log = root / f"worker{index}.log"
         logs.append(log)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "btbuild", "--workspace", str(root), "worker", "--idle-exit", "120", "--ack-deadline", "30"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"), start_new_session=True,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "btbuild",
+                    "--workspace",
+                    str(root),
+                    "worker",
+                    "--idle-exit",
+                    "120",
+                    "--ack-deadline",
+                    "30",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log.open("wb"),
+                start_new_session=True,
+            )
+        )
     try:
         deadline = time.monotonic() + 120
         while not all("pulling" in log.read_text() for log in logs):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise SystemExit("workers did not start:\n" + "\n".join(log.read_text() for log in logs))
+                raise SystemExit(
+                    "workers did not start:\n" + "\n".join(log.read_text() for log in logs)
+                )
             time.sleep(0.2)
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "btbuild", "--workspace", str(root), "build", "//...", "--date", end.isoformat(),
-             "--executor", "pubsub", "--format", "json"],
-            env=env, capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "btbuild",
+                "--workspace",
+                str(root),
+                "build",
+                "//...",
+                "--date",
+                end.isoformat(),
+                "--executor",
+                "pubsub",
+                "--format",
+                "json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
         )
         seconds = time.perf_counter() - start
     finally:
@@ -79,7 +118,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=5)
     args = parser.parse_args()
     fs, ps = emulators.start("firestore"), emulators.start("pubsub")
-    env = dict(os.environ, FIRESTORE_EMULATOR_HOST=fs.host, PUBSUB_EMULATOR_HOST=ps.host, PYTHONPATH=str(REPO))
+    env = dict(
+        os.environ,
+        FIRESTORE_EMULATOR_HOST=fs.host,
+        PUBSUB_EMULATOR_HOST=ps.host,
+        PYTHONPATH=str(REPO),
+    )
     end = date(2024, 1, 1) + timedelta(days=args.days - 1)
     figures = {}
     try:
@@ -89,15 +133,19 @@ def main() -> None:
                 demo_copy(root, args.users, f"bench/{uuid.uuid4().hex[:12]}")
                 seconds, ran, summary = timed_build(root, workers, end, env)
                 figures[workers] = (seconds, ran)
-                print(f"{workers} worker{'s' if workers > 1 else ''}: {ran} cells ran in {seconds:.1f} s = "
-                      f"{ran / seconds:.2f} cells/s  (summary {summary})")
+                print(
+                    f"{workers} worker{'s' if workers > 1 else ''}: {ran} cells ran in {seconds:.1f} s = "
+                    f"{ran / seconds:.2f} cells/s  (summary {summary})"
+                )
     finally:
         emulators.stop_all()
     speedup = (figures[2][1] / figures[2][0]) / (figures[1][1] / figures[1][0])
     # the issue asks for the figure, not a target: on a machine this small the two emulator
     # JVMs, the dispatcher and the workers all share the same cores
-    print(f"speed-up 2 vs 1 workers: {speedup:.2f}x ({os.cpu_count()} cores shared by the workers, "
-          "both emulators and the dispatcher)")
+    print(
+        f"speed-up 2 vs 1 workers: {speedup:.2f}x ({os.cpu_count()} cores shared by the workers, "
+        "both emulators and the dispatcher)"
+    )
 
 
 if __name__ == "__main__":

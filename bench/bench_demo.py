@@ -49,8 +49,12 @@ def copy_demo(target: Path, users: int) -> Path:
 
 
 def run(root: Path, end: date, jobs: int) -> dict:
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(root), end.isoformat(), str(jobs)],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(root), end.isoformat(), str(jobs)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"build failed: {proc.stderr.strip()[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -71,11 +75,21 @@ def main() -> int:
         start = time.perf_counter()
         noop = run(root, end, args.jobs)
         noop_wall = time.perf_counter() - start
-    print(f"demo workspace: {args.users} users, {args.days} days (2024-01-01 .. {end}), --jobs {args.jobs}")
-    print(f"  cold build   {cold['seconds']:8.1f} s  (process {cold_wall:.1f} s)  {cold['summary']}")
-    print(f"               {cold['users'] / cold['seconds']:8.0f} user-results/s, peak RSS {cold['peak_rss_mb']:.0f} MB")
-    print(f"  no-op build  {noop['seconds']:8.2f} s  (process {noop_wall:.1f} s)  {noop['summary']}")
-    print(f"               peak RSS {noop['peak_rss_mb']:.0f} MB; nothing ran: {'yes' if noop['summary']['ran'] == 0 else 'NO'}")
+    print(
+        f"demo workspace: {args.users} users, {args.days} days (2024-01-01 .. {end}), --jobs {args.jobs}"
+    )
+    print(
+        f"  cold build   {cold['seconds']:8.1f} s  (process {cold_wall:.1f} s)  {cold['summary']}"
+    )
+    print(
+        f"               {cold['users'] / cold['seconds']:8.0f} user-results/s, peak RSS {cold['peak_rss_mb']:.0f} MB"
+    )
+    print(
+        f"  no-op build  {noop['seconds']:8.2f} s  (process {noop_wall:.1f} s)  {noop['summary']}"
+    )
+    print(
+        f"               peak RSS {noop['peak_rss_mb']:.0f} MB; nothing ran: {'yes' if noop['summary']['ran'] == 0 else 'NO'}"
+    )
     return 0 if noop["summary"]["ran"] == 0 and cold["summary"]["failed"] == 0 else 1
 
 

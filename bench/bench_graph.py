@@ -96,7 +96,9 @@ def main() -> int:
         bare = best(bare_parse, root)
         full = best(btbuild_load, root, query)
     ratio = full / bare
-    print(f"workspace: {TARGETS} targets, {EDGES} edges, {PACKAGES} packages; query {query!r} -> {matched} targets")
+    print(
+        f"workspace: {TARGETS} targets, {EDGES} edges, {PACKAGES} packages; query {query!r} -> {matched} targets"
+    )
     print(f"bare tomllib parse:             {bare * 1000:8.1f} ms (best of {RUNS})")
     print(f"btbuild load + graph + query:   {full * 1000:8.1f} ms (best of {RUNS})")
     print(f"ratio: {ratio:.2f}x  (target <= 3x: {'MET' if ratio <= 3 else 'NOT MET'})")

@@ -46,7 +46,7 @@ def verify_times() -> dict[str, float]:
             edited = temp / f"edit-{name}"
             shutil.copytree(base, edited)
             entry = edited / target.entry_file.relative_to(base)
-            entry.write_text(entry.read_text() + "\nassert True, \"a behaviour-preserving edit\"\n")
+            entry.write_text(entry.read_text() + '\nassert True, "a behaviour-preserving edit"\n')
             session = Session(edited)
             assert session.hashes  # hashing is not part of verify's per-target cost
             started = time.perf_counter()
@@ -68,8 +68,11 @@ def kill_rate() -> tuple[float, int, int]:
 
     session = Session(test_mutation.CORPUS)
     base = SimRunner(session.workspace, session.plugins.root_sources())
-    every = [m for name, t in sorted(session.workspace.targets.items())
-             for m in test_mutation.mutants(name, t.entry_file.read_text())]
+    every = [
+        m
+        for name, t in sorted(session.workspace.targets.items())
+        for m in test_mutation.mutants(name, t.entry_file.read_text())
+    ]
     candidates = [m for m in every if (m.key, m.description) not in test_mutation.EQUIVALENT]
     temp = Path(tempfile.mkdtemp(prefix="bench-mut-"))
     try:
@@ -84,12 +87,16 @@ def main() -> int:
     for label, seconds in sorted(times.items(), key=lambda item: -item[1]):
         print(f"  {seconds * 1000:8.1f} ms  {label}")
     median, worst = statistics.median(times.values()), max(times.values())
-    print(f"verify per changed calculation: median {median:.3f} s, max {worst:.3f} s over {len(times)} "
-          f"calculations (target < 1 s typical): {'met' if median < 1.0 else 'NOT met'}")
+    print(
+        f"verify per changed calculation: median {median:.3f} s, max {worst:.3f} s over {len(times)} "
+        f"calculations (target < 1 s typical): {'met' if median < 1.0 else 'NOT met'}"
+    )
     started = time.perf_counter()
     rate, dead, total = kill_rate()
-    print(f"mutation kill rate: {rate:.1%} ({dead} of {total} non-equivalent mutants, "
-          f"{time.perf_counter() - started:.1f} s) (target >= 95%): {'met' if rate >= 0.95 else 'NOT met'}")
+    print(
+        f"mutation kill rate: {rate:.1%} ({dead} of {total} non-equivalent mutants, "
+        f"{time.perf_counter() - started:.1f} s) (target >= 95%): {'met' if rate >= 0.95 else 'NOT met'}"
+    )
     return 0
 
 

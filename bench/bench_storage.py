@@ -40,12 +40,18 @@ def _record(target: str, day: str, index: int) -> CellRecord:
     )
 
 
-def bench_cells(backend: SqliteBackend, targets: int, dates: int) -> tuple[float, float, float, float, int]:
+def bench_cells(
+    backend: SqliteBackend, targets: int, dates: int
+) -> tuple[float, float, float, float, int]:
     names = [f"target_{i:04d}" for i in range(targets)]
     start = date(2024, 1, 1)
     days = [(start + timedelta(days=i)).isoformat() for i in range(dates)]
     began = time.perf_counter()
-    backend.put_cells(_record(name, day, i * dates + j) for i, name in enumerate(names) for j, day in enumerate(days))
+    backend.put_cells(
+        _record(name, day, i * dates + j)
+        for i, name in enumerate(names)
+        for j, day in enumerate(days)
+    )
     write = time.perf_counter() - began
     began = time.perf_counter()
     backend._conn.execute("SELECT * FROM cells").fetchall()
@@ -67,7 +73,14 @@ def bench_result(backend: SqliteBackend, megabytes: int) -> tuple[float, float, 
     while size < megabytes * 1_000_000:
         value = {
             "risk": rng.random(),
-            "positions": [{"symbol": f"S{rng.randrange(5000)}", "qty": rng.randrange(1, 1000), "px": round(rng.uniform(1, 500), 2)} for _ in range(8)],
+            "positions": [
+                {
+                    "symbol": f"S{rng.randrange(5000)}",
+                    "qty": rng.randrange(1, 1000),
+                    "px": round(rng.uniform(1, 500), 2),
+                }
+                for _ in range(8)
+            ],
             "tag": rng.choice(["a", "b", "c"]),
         }
         users.append((f"u{len(users):07d}", value))
@@ -102,8 +115,16 @@ def bench_add(users: int = 100_000) -> tuple[float, float, float]:
     from btbuild.storage.codec import careful_user_line
 
     rng = random.Random(3)
-    values = [{"risk": rng.random(), "pnl": rng.uniform(-1, 1), "beta": rng.random(), "vol": rng.random(), "n": i}
-              for i in range(users)]
+    values = [
+        {
+            "risk": rng.random(),
+            "pnl": rng.uniform(-1, 1),
+            "beta": rng.random(),
+            "vol": rng.random(),
+            "n": i,
+        }
+        for i in range(users)
+    ]
     ids = [f"u{i:07d}" for i in range(users)]
     figures = []
     for style in ("add_user", "add"):
@@ -134,14 +155,23 @@ def main() -> int:
     parser.add_argument("--dates", type=int, default=365)
     parser.add_argument("--megabytes", type=int, default=50)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder, SqliteBackend(Path(folder) / "cache.db") as backend:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        SqliteBackend(Path(folder) / "cache.db") as backend,
+    ):
         write, summary_read, read, floor, count = bench_cells(backend, args.targets, args.dates)
         verdict = "met" if summary_read < 1.0 else "NOT met"
         print(f"cell records: wrote {count:,} in {write:.2f} s")
-        print(f"  planner read of all {count:,} (status, input and result hashes: what a build reads for every cell): "
-              f"{summary_read:.3f} s (target < 1 s: {verdict})")
-        print(f"  full records of all {count:,} (every field decoded; read only for changed cells and explain): {read:.3f} s")
-        print(f"  for scale: fetching the raw rows alone (no decoding) takes {floor:.3f} s on this machine")
+        print(
+            f"  planner read of all {count:,} (status, input and result hashes: what a build reads for every cell): "
+            f"{summary_read:.3f} s (target < 1 s: {verdict})"
+        )
+        print(
+            f"  full records of all {count:,} (every field decoded; read only for changed cells and explain): {read:.3f} s"
+        )
+        print(
+            f"  for scale: fetching the raw rows alone (no decoding) takes {floor:.3f} s on this machine"
+        )
         megabytes, write, read, shards = bench_result(backend, args.megabytes)
         print(
             f"per_user result: {megabytes:.1f} MB canonical JSON in {shards} shards; "

@@ -66,9 +66,16 @@ class Session:
             for source in target.all_roots:
                 if source not in sources:
                     close = difflib.get_close_matches(source, sources, n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else f"; known sources: {', '.join(sources) or 'none (add a source plugin to [workspace] plugins)'}"
-                    raise ConfigError(f"{target.label}: unknown root source {source!r}{hint}",
-                                      path=self._shown(target.build_file), line=target.line)
+                    hint = (
+                        f" (did you mean {close[0]!r}?)"
+                        if close
+                        else f"; known sources: {', '.join(sources) or 'none (add a source plugin to [workspace] plugins)'}"
+                    )
+                    raise ConfigError(
+                        f"{target.label}: unknown root source {source!r}{hint}",
+                        path=self._shown(target.build_file),
+                        line=target.line,
+                    )
 
     @cached_property
     def hashes(self) -> dict[str, TargetHashes]:

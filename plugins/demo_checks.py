@@ -20,7 +20,11 @@ class ScoreRange(ResultValidator):
 
     def observe(self, user_id: str | None, value: object) -> None:
         score = value.get("score") if isinstance(value, dict) else value
-        if isinstance(score, (int, float)) and not isinstance(score, bool) and not self.low <= score <= self.high:
+        if (
+            isinstance(score, (int, float))
+            and not isinstance(score, bool)
+            and not self.low <= score <= self.high
+        ):
             self.count += 1
             if len(self.examples) < 3:
                 self.examples.append(f"{user_id or 'value'}: score {score}")
@@ -28,7 +32,10 @@ class ScoreRange(ResultValidator):
     def finish(self) -> list[str]:
         if not self.count:
             return []
-        return [f"{self.count} score(s) outside [{self.low:g}, {self.high:g}], e.g. " + ", ".join(self.examples)]
+        return [
+            f"{self.count} score(s) outside [{self.low:g}, {self.high:g}], e.g. "
+            + ", ".join(self.examples)
+        ]
 
 
 @hookimpl
@@ -37,5 +44,7 @@ def btbuild_check_options() -> dict[str, str]:
 
 
 @hookimpl
-def btbuild_result_validators(target_name: str, kind: str, overrides: dict[str, object]) -> list[ResultValidator]:
+def btbuild_result_validators(
+    target_name: str, kind: str, overrides: dict[str, object]
+) -> list[ResultValidator]:
     return [ScoreRange()] if overrides.get("score_range") else []

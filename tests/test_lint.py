@@ -1,4 +1,4 @@
-"""The code stays clean: ruff over the whole repository, mypy over the package (both
+"""The code stays clean: ruff check over the whole repository, ruff format over the code, mypy over the package (both
 configured in pyproject.toml, every ignore explained there)."""
 
 from __future__ import annotations
@@ -22,6 +22,14 @@ def tool(name: str) -> str:
 
 def test_ruff_is_clean():
     proc = subprocess.run([tool("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ruff_format_is_clean():
+    paths = ["btbuild", "bench", "tests", "plugins", "calculations", "layers"]
+    proc = subprocess.run(
+        [tool("ruff"), "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -98,14 +98,26 @@ def roots_key_text(roots: Mapping[str, str]) -> str:
     return "\n".join([f"r:{name}={value}" for name, value in sorted(roots.items())])
 
 
-def input_key(static: str, roots: Mapping[str, str], deps: Mapping[str, str], *,
-              roots_text: str | None = None, deps_sorted: bool = False) -> str:
+def input_key(
+    static: str,
+    roots: Mapping[str, str],
+    deps: Mapping[str, str],
+    *,
+    roots_text: str | None = None,
+    deps_sorted: bool = False,
+) -> str:
     """xxh3-128 over the sorted inputs, one per line. Labels, source names and hashes never
     hold "=" or a newline, so the text is unambiguous. ``roots_text`` (from
     :func:`roots_key_text`) and ``deps_sorted`` let the planner skip work it shares."""
     items = deps.items() if deps_sorted else sorted(deps.items())
-    text = "\n".join([KEY_SCHEME, static, roots_key_text(roots) if roots_text is None else roots_text,
-                      *[f"d:{name}={value}" for name, value in items]])
+    text = "\n".join(
+        [
+            KEY_SCHEME,
+            static,
+            roots_key_text(roots) if roots_text is None else roots_text,
+            *[f"d:{name}={value}" for name, value in items],
+        ]
+    )
     return xxhash.xxh3_128_hexdigest(text.encode())
 
 
@@ -123,12 +135,16 @@ def target_components(hashes: TargetHashes) -> dict[str, str]:
     }
 
 
-def root_fingerprints(target: Target, day: date, fingerprint: Callable[[str, date], str | None]) -> dict[str, str]:
+def root_fingerprints(
+    target: Target, day: date, fingerprint: Callable[[str, date], str | None]
+) -> dict[str, str]:
     """One fingerprint per root source, covering every day the target can see (look-back)."""
     result = {}
     for source in sorted(target.all_roots):
         days = target.lookback_days(source)
-        window = [fingerprint(source, day - timedelta(days=back)) or MISSING for back in range(days + 1)]
+        window = [
+            fingerprint(source, day - timedelta(days=back)) or MISSING for back in range(days + 1)
+        ]
         result[source] = window[0] if days == 0 else hash_json(window)
     return result
 
@@ -137,8 +153,12 @@ def missing_roots(target: Target, day: date, available: Callable[[str, date], bo
     return [source for source in target.roots if not available(source, day)]
 
 
-def compare(record_components: Mapping[str, str], record_roots: Mapping[str, str],
-            record_deps: Mapping[str, str], inputs: CellInputs) -> list[Change]:
+def compare(
+    record_components: Mapping[str, str],
+    record_roots: Mapping[str, str],
+    record_deps: Mapping[str, str],
+    inputs: CellInputs,
+) -> list[Change]:
     """Every input that differs from the record, in the order explain prints them."""
     changes: list[Change] = []
     for name in ("epoch", "code", "layers", "infra", "declaration"):

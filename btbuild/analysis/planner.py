@@ -95,10 +95,20 @@ class CellState:
 class Planner:
     """Decides the cells of one build. ``targets`` are the plan's targets in graph order."""
 
-    def __init__(self, workspace: Workspace, graph: Graph, targets: Sequence[Target],
-                 hashes: Mapping[str, TargetHashes], index: RootIndexLike, dates: Sequence[date],
-                 cache: CacheView, *, force: bool = False, dry_run: bool = False,
-                 equivalent: Equivalent | None = None):
+    def __init__(
+        self,
+        workspace: Workspace,
+        graph: Graph,
+        targets: Sequence[Target],
+        hashes: Mapping[str, TargetHashes],
+        index: RootIndexLike,
+        dates: Sequence[date],
+        cache: CacheView,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        equivalent: Equivalent | None = None,
+    ):
         self.workspace = workspace
         self.graph = graph
         self.targets = {target.label: target for target in targets}
@@ -113,15 +123,21 @@ class Planner:
         self._per_target: dict[str, tuple[dict[str, str], str]] = {}
         self._roots_cache: dict[tuple[int, date], tuple[list[str], dict[str, str], str]] = {}
         self._roots_ids: dict[tuple[Any, ...], int] = {}
-        self._constants_cache: dict[str, tuple[bool, int, str, list[tuple[str, Target, bool, str]]]] = {}
+        self._constants_cache: dict[
+            str, tuple[bool, int, str, list[tuple[str, Target, bool, str]]]
+        ] = {}
         self._iso_cache: dict[date, str] = {}
         self.passes = sorted({graph.passes[target.label] for target in targets})
         self.by_pass: dict[int, list[Target]] = {p: [] for p in self.passes}
         for target in targets:
             self.by_pass[graph.passes[target.label]].append(target)
-        self.looks_back = {p: any(self._looks_back(t) for t in self.by_pass[p]) for p in self.passes}
+        self.looks_back = {
+            p: any(self._looks_back(t) for t in self.by_pass[p]) for p in self.passes
+        }
 
-    def record_outcome(self, name: str, day: date, status: str, reason: str, result_hash: str | None) -> None:
+    def record_outcome(
+        self, name: str, day: date, status: str, reason: str, result_hash: str | None
+    ) -> None:
         """How a cell that ran ended; a cell that ran now means unchanged results are cut off."""
         if status == RAN:
             self.state[(name, day)] = CellState(RAN, reason, result_hash, reran=True)
@@ -168,7 +184,9 @@ class Planner:
             probe -= timedelta(days=1)
         return None
 
-    def explain(self, target: Target, day: date, *, details: bool = True) -> tuple[Decision, CellTask | None, CellInputs | None]:
+    def explain(
+        self, target: Target, day: date, *, details: bool = True
+    ) -> tuple[Decision, CellTask | None, CellInputs | None]:
         """The decision for one cell, its task if it runs, and the inputs it compared
         (without ``details``, an up-to-date cell returns no inputs: the no-op fast path)."""
         daily, roots_signature, static, deps = self._constants(target)
@@ -179,7 +197,11 @@ class Planner:
             roots = self._roots_on(target, day, roots_signature)
         missing, fingerprints, roots_text = roots
         if missing:
-            return Decision(IMPOSSIBLE, "no_data", detail=f"no {', '.join(missing)} data"), None, None
+            return (
+                Decision(IMPOSSIBLE, "no_data", detail=f"no {', '.join(missing)} data"),
+                None,
+                None,
+            )
         dep_results: dict[str, str] = {}
         dep_dates: dict[str, date] = {}
         key_lines = [KEY_SCHEME, static, roots_text]
@@ -188,14 +210,38 @@ class Planner:
         for label, dep, dep_daily, prefix in deps:  # sorted by label, as the key wants
             dep_day = (day if day >= start_date else None) if dep_daily else self.as_of(dep, day)
             if dep_day is None:
-                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} has no scheduled date on or before {day.isoformat()}"), None, None
+                return (
+                    Decision(
+                        IMPOSSIBLE,
+                        "upstream",
+                        detail=f"{label} has no scheduled date on or before {day.isoformat()}",
+                    ),
+                    None,
+                    None,
+                )
             state = self.state.get((dep.name, dep_day)) or self._outside_state(dep, dep_day)
             if state.status == IMPOSSIBLE:
-                return Decision(IMPOSSIBLE, "upstream", detail=f"{label} is impossible on {dep_day.isoformat()}"), None, None
+                return (
+                    Decision(
+                        IMPOSSIBLE,
+                        "upstream",
+                        detail=f"{label} is impossible on {dep_day.isoformat()}",
+                    ),
+                    None,
+                    None,
+                )
             if state.status == RUNNABLE:
                 dep_results[label] = "?"  # dry run: the dep will run, its result is unknown
             elif state.result_hash is None:
-                return Decision(BLOCKED, "waiting_for_deps", detail=f"{label} on {dep_day.isoformat()} is {state.status}"), None, None
+                return (
+                    Decision(
+                        BLOCKED,
+                        "waiting_for_deps",
+                        detail=f"{label} on {dep_day.isoformat()} is {state.status}",
+                    ),
+                    None,
+                    None,
+                )
             else:
                 dep_results[label] = state.result_hash
                 deps_reran = deps_reran or state.reran
@@ -209,13 +255,22 @@ class Planner:
             if found is not None:
                 previous_date, previous_hash = found
                 dep_results[PREVIOUS] = previous_hash
-                key_lines.append(f"d:{PREVIOUS}={previous_hash}")  # "@" sorts after "//": still sorted
+                key_lines.append(
+                    f"d:{PREVIOUS}={previous_hash}"
+                )  # "@" sorts after "//": still sorted
         hashes = self.hashes[target.name]
-        key = xxh3_128_hexdigest("\n".join(key_lines).encode())  # == input_key(...), inlined: the hot path
+        key = xxh3_128_hexdigest(
+            "\n".join(key_lines).encode()
+        )  # == input_key(...), inlined: the hot path
         if not details and not self.force:
             iso = self._iso_cache.get(day) or self._iso(day)
             summary = self.cache.summaries.get((target.name, iso))
-            if summary is not None and summary[1] == key and summary[3] is not None and summary[0] != RECORD_DEAD_LETTER:
+            if (
+                summary is not None
+                and summary[1] == key
+                and summary[3] is not None
+                and summary[0] != RECORD_DEAD_LETTER
+            ):
                 return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None, None
         components, code_hash = self.target_inputs(target)
         inputs = CellInputs(
@@ -246,7 +301,9 @@ class Planner:
         )
         return decision, task, inputs
 
-    def _constants(self, target: Target) -> tuple[bool, int, str, list[tuple[str, Target, bool, str]]]:
+    def _constants(
+        self, target: Target
+    ) -> tuple[bool, int, str, list[tuple[str, Target, bool, str]]]:
         """What the planner needs of a target on every date, computed once: whether it is
         daily, an id of its roots declaration (targets sharing it share root fingerprints),
         its static hash and its deps as (label, dep, dep is daily, input-key line prefix),
@@ -255,8 +312,15 @@ class Planner:
         if constants is None:
             signature = (target.roots, target.optional_roots, target.lookback)
             roots_id = self._roots_ids.setdefault(signature, len(self._roots_ids))
-            deps = [(label, self.graph.targets[label], self.graph.targets[label].schedule is DAILY, f"d:{label}=")
-                    for label in sorted(target.deps)]
+            deps = [
+                (
+                    label,
+                    self.graph.targets[label],
+                    self.graph.targets[label].schedule is DAILY,
+                    f"d:{label}=",
+                )
+                for label in sorted(target.deps)
+            ]
             constants = (target.schedule is DAILY, roots_id, self.hashes[target.name].static, deps)
             self._constants_cache[target.name] = constants
         return constants
@@ -267,11 +331,17 @@ class Planner:
             iso = self._iso_cache[day] = day.isoformat()
         return iso
 
-    def _roots_on(self, target: Target, day: date, roots_id: int) -> tuple[list[str], dict[str, str], str]:
+    def _roots_on(
+        self, target: Target, day: date, roots_id: int
+    ) -> tuple[list[str], dict[str, str], str]:
         """Missing mandatory roots, the root fingerprints of a target's cell and their text
         for the input key, shared by every target with the same roots declaration."""
         fingerprints = root_fingerprints(target, day, self.index.fingerprint)
-        roots = (missing_roots(target, day, self.index.available), fingerprints, roots_key_text(fingerprints))
+        roots = (
+            missing_roots(target, day, self.index.available),
+            fingerprints,
+            roots_key_text(fingerprints),
+        )
         self._roots_cache[(roots_id, day)] = roots
         return roots
 
@@ -293,12 +363,20 @@ class Planner:
                 return probe, state.result_hash
             if state.status == RUNNABLE:
                 return probe, "?"
-            if state.status not in (IMPOSSIBLE,) and not (state.status == SKIPPED and state.reason == "not_scheduled"):
-                return Decision(BLOCKED, "waiting_for_previous_day", detail=f"{target.label} on {probe.isoformat()} is {state.status}")
+            if state.status not in (IMPOSSIBLE,) and not (
+                state.status == SKIPPED and state.reason == "not_scheduled"
+            ):
+                return Decision(
+                    BLOCKED,
+                    "waiting_for_previous_day",
+                    detail=f"{target.label} on {probe.isoformat()} is {state.status}",
+                )
             probe -= timedelta(days=1)
         return None
 
-    def _compare(self, target: Target, day: date, inputs: CellInputs, deps_reran: bool) -> tuple[Decision, str | None]:
+    def _compare(
+        self, target: Target, day: date, inputs: CellInputs, deps_reran: bool
+    ) -> tuple[Decision, str | None]:
         if self.force:
             return Decision(RUNNABLE, "forced"), None
         summary = self.cache.summaries.get((target.name, day.isoformat()))
@@ -337,6 +415,6 @@ class Planner:
             return decision, task
         summary = self.cache.summaries.get((target.name, self._iso(day)))
         has_result = summary is not None and decision.status == SKIPPED and summary[3] is not None
-        self.state[(target.name, day)] = CellState(decision.status, decision.reason, summary[2] if has_result else None)  # type: ignore[index]
+        result_hash = summary[2] if has_result else None  # type: ignore[index]
+        self.state[(target.name, day)] = CellState(decision.status, decision.reason, result_hash)
         return decision, None
-

@@ -63,7 +63,11 @@ _state = {"debug": False}
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--workspace", metavar="DIR", help="Workspace folder (default: walk up from the current folder).")
+@click.option(
+    "--workspace",
+    metavar="DIR",
+    help="Workspace folder (default: walk up from the current folder).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="btbuild")
 @click.pass_context

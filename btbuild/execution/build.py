@@ -68,7 +68,12 @@ class CellReport:
     items: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"label": self.label, "date": self.date.isoformat(), "status": self.status, "reason": self.reason}
+        row: dict[str, Any] = {
+            "label": self.label,
+            "date": self.date.isoformat(),
+            "status": self.status,
+            "reason": self.reason,
+        }
         if self.detail:
             row["detail"] = self.detail
         return row
@@ -118,19 +123,24 @@ class StorageCache:
     need. A target that moved to another package is a category migration: what its old package
     left is deleted (``migrate``; a dry run only ignores it) and it is built anew."""
 
-    def __init__(self, backend: Any, targets: Mapping[str, Target], dates: list[date], *, migrate: bool):
+    def __init__(
+        self, backend: Any, targets: Mapping[str, Target], dates: list[date], *, migrate: bool
+    ):
         self.backend = backend
         self.dates = dates
         summaries = backend.get_cell_summaries(sorted(targets), [day.isoformat() for day in dates])
         self.moved = {
-            name for (name, _day), summary in summaries.items()
+            name
+            for (name, _day), summary in summaries.items()
             if summary[4] is not None and summary[4] != targets[name].package
         }
         for name in sorted(self.moved):
             if migrate:
                 backend.migrate_category(name, targets[name].package)
         if self.moved:
-            summaries = {key: summary for key, summary in summaries.items() if key[0] not in self.moved}
+            summaries = {
+                key: summary for key, summary in summaries.items() if key[0] not in self.moved
+            }
         self.summaries: dict[tuple[str, str], CellSummary] = summaries
         self.records: dict[tuple[str, str], CellRecord | None] = {}
         self._loaded: set[str] = set()
@@ -156,10 +166,15 @@ class StorageCache:
 class Scheduler:
     """Decides and runs the cells of one build request in a :class:`~btbuild.session.Session`."""
 
-    def __init__(self, session: Any, request: BuildRequest, *,
-                 equivalent: Callable[[Target, CellRecord, CellInputs], str | None] | None = None,
-                 on_progress: Callable[[CellReport], None] | None = None,
-                 after_run: Callable[[list[Target]], None] | None = None):
+    def __init__(
+        self,
+        session: Any,
+        request: BuildRequest,
+        *,
+        equivalent: Callable[[Target, CellRecord, CellInputs], str | None] | None = None,
+        on_progress: Callable[[CellReport], None] | None = None,
+        after_run: Callable[[list[Target]], None] | None = None,
+    ):
         self.session = session
         self.request = request
         self.workspace = session.workspace
@@ -173,7 +188,9 @@ class Scheduler:
             raise UsageError(f"--jobs must be at least 1, got {request.jobs}")
         start = request.start or self.workspace.start_date
         if start > request.end:
-            raise UsageError(f"--from {start.isoformat()} is after --date {request.end.isoformat()}")
+            raise UsageError(
+                f"--from {start.isoformat()} is after --date {request.end.isoformat()}"
+            )
         self.dates = date_range(start, request.end)
         labels = self.graph.closure(session.match(request.patterns))
         self.order = [label for label in self.graph.order if label in labels]
@@ -183,11 +200,21 @@ class Scheduler:
         self.sources = session.plugins.root_sources()
         self.index = RootIndex.build({n: self.sources[n] for n in self._used_sources()}, self.dates)
         self.backend = session.backend
-        self.cache = StorageCache(self.backend, self.by_name, self.dates, migrate=not request.dry_run)
+        self.cache = StorageCache(
+            self.backend, self.by_name, self.dates, migrate=not request.dry_run
+        )
         self.run_id = uuid.uuid4().hex[:12]
         self.planner = Planner(
-            self.workspace, self.graph, list(self.targets.values()), self.hashes, self.index, self.dates,
-            self.cache, force=request.force, dry_run=request.dry_run, equivalent=self.equivalent,
+            self.workspace,
+            self.graph,
+            list(self.targets.values()),
+            self.hashes,
+            self.index,
+            self.dates,
+            self.cache,
+            force=request.force,
+            dry_run=request.dry_run,
+            equivalent=self.equivalent,
         )
         self.passes = self.planner.passes
 
@@ -196,7 +223,9 @@ class Scheduler:
 
     # -- running ------------------------------------------------------------------------
 
-    def run(self, executor: Callable[[], AbstractContextManager[Submit]] | None = None) -> BuildReport:
+    def run(
+        self, executor: Callable[[], AbstractContextManager[Submit]] | None = None
+    ) -> BuildReport:
         """Decide and run every cell. ``executor`` opens a ``submit(group) -> future`` for
         remote workers (Pub/Sub); without it groups run inline, or in a local process pool
         with ``--jobs N``."""
@@ -214,7 +243,12 @@ class Scheduler:
                 tasks = self._decide_group(group, report)
                 if tasks and not self.request.dry_run:
                     if env is None:
-                        env = Environment(self.workspace, self.session.plugins, self.backend, static_hashes(self.session))
+                        env = Environment(
+                            self.workspace,
+                            self.session.plugins,
+                            self.backend,
+                            static_hashes(self.session),
+                        )
                     self._apply(run_group(env, tasks), report)
             if env is not None:  # cells that ran were reported after their group's others
                 report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
@@ -260,9 +294,13 @@ class Scheduler:
         for target in planner.by_pass[build_pass]:
             decision, task = planner.settle(target, day)
             if decision.reason == "cosmetic" and not self.request.dry_run:
-                self._record_cosmetic(target, day, self.cache.full_record(target.name, day), decision)
+                self._record_cosmetic(
+                    target, day, self.cache.full_record(target.name, day), decision
+                )
             if task is None:
-                self._report(report, target, day, decision.status, decision.reason, decision.detail or None)
+                self._report(
+                    report, target, day, decision.status, decision.reason, decision.detail or None
+                )
             elif self.request.dry_run:
                 self._report(report, target, day, RUNNABLE, decision.reason)
             else:
@@ -271,32 +309,62 @@ class Scheduler:
             return None
         return GroupTask(day=day, build_pass=build_pass, cells=tuple(tasks), run_id=self.run_id)
 
-    def _record_cosmetic(self, target: Target, day: date, record: CellRecord | None, decision: Decision) -> None:
+    def _record_cosmetic(
+        self, target: Target, day: date, record: CellRecord | None, decision: Decision
+    ) -> None:
         """Adopt the new code hashes on a cosmetic skip, so the next build is plainly up to date."""
         if record is None:
             return
         static = self.hashes[target.name].static
         current, code_hash = self.planner.target_inputs(target)
         components = {**record.components, **current, "static": static}
-        inputs = CellInputs(static, components, record.root_fingerprints, record.dep_results, code_hash)
+        inputs = CellInputs(
+            static, components, record.root_fingerprints, record.dep_results, code_hash
+        )
         self.backend.put_cell_status(
-            target.name, day.isoformat(), COMMITTED,
-            composite_hash=inputs.key, components=components, code_hash=inputs.code_hash,
+            target.name,
+            day.isoformat(),
+            COMMITTED,
+            composite_hash=inputs.key,
+            components=components,
+            code_hash=inputs.code_hash,
             sim_hash=decision.sim_hash,
         )
         old = record.code_hash or ""
-        self.backend.record_equivalence(target.name, old, inputs.code_hash, decision.sim_hash or "", day.isoformat())
+        self.backend.record_equivalence(
+            target.name, old, inputs.code_hash, decision.sim_hash or "", day.isoformat()
+        )
 
     def _apply(self, outcomes: list[CellOutcome], report: BuildReport) -> None:
         for outcome in outcomes:
             target = self.by_name[outcome.name]
-            self.planner.record_outcome(outcome.name, outcome.day, outcome.status, outcome.reason, outcome.result_hash)
-            self._report(report, target, outcome.day, outcome.status, outcome.reason, outcome.error,
-                         items=outcome.items)
+            self.planner.record_outcome(
+                outcome.name, outcome.day, outcome.status, outcome.reason, outcome.result_hash
+            )
+            self._report(
+                report,
+                target,
+                outcome.day,
+                outcome.status,
+                outcome.reason,
+                outcome.error,
+                items=outcome.items,
+            )
 
-    def _report(self, report: BuildReport, target: Target, day: date, status: str, reason: str,
-                detail: str | None = None, *, items: int = 0) -> None:
-        cell = CellReport(target.label, day, status, reason, self.graph.passes[target.label], detail, items)
+    def _report(
+        self,
+        report: BuildReport,
+        target: Target,
+        day: date,
+        status: str,
+        reason: str,
+        detail: str | None = None,
+        *,
+        items: int = 0,
+    ) -> None:
+        cell = CellReport(
+            target.label, day, status, reason, self.graph.passes[target.label], detail, items
+        )
         report.cells.append(cell)
         if self._progress is not None:
             self._progress(cell)
@@ -365,10 +433,14 @@ class Scheduler:
         if shards == 1 or not per_user:
             return [tasks]
         rest = tuple(cell for cell in tasks.cells if cell not in per_user)
-        parts = [replace(tasks, cells=per_user, shard=shard, shards=shards) for shard in range(shards)]
+        parts = [
+            replace(tasks, cells=per_user, shard=shard, shards=shards) for shard in range(shards)
+        ]
         return parts + ([replace(tasks, cells=rest)] if rest else [])
 
-    def _settle_parts(self, task: GroupTask, parts: list[list[CellOutcome]]) -> tuple[list[GroupTask], list[CellOutcome]]:
+    def _settle_parts(
+        self, task: GroupTask, parts: list[list[CellOutcome]]
+    ) -> tuple[list[GroupTask], list[CellOutcome]]:
         """Every part of a sharded group is back: each cell whose parts all committed gets a
         combine task (cells combine in parallel); a cell with a failed part fails (its record
         says so, for the next build's retry or dead letter) and one with a leased part is
@@ -383,8 +455,11 @@ class Scheduler:
                 continue
             failed.append(bad)
             if bad.status in (FAILED, DEAD_LETTER):
-                self.backend.put_cell_status(cell.name, cell.day.isoformat(), bad.status, last_error=bad.error)
+                self.backend.put_cell_status(
+                    cell.name, cell.day.isoformat(), bad.status, last_error=bad.error
+                )
         return [replace(task, cells=(cell,), shard=0, combine=True) for cell in ok], failed
+
 
 _WORKER: dict[str, Any] = {}
 
@@ -393,7 +468,9 @@ def _init_worker(root: str, product_lines: tuple[str, ...]) -> None:
     from btbuild.session import Session
 
     session = Session(Path(root), product_lines=product_lines)
-    _WORKER["env"] = Environment(session.workspace, session.plugins, session.backend, static_hashes(session))
+    _WORKER["env"] = Environment(
+        session.workspace, session.plugins, session.backend, static_hashes(session)
+    )
 
 
 def _work(group: GroupTask) -> list[CellOutcome]:

@@ -25,7 +25,13 @@ class UserRecords:
 
     __slots__ = ("id", "_history", "_owner", "_today")
 
-    def __init__(self, owner: Context, user_id: str, today: Mapping[str, Any], history: Mapping[tuple[str, int], Any]):
+    def __init__(
+        self,
+        owner: Context,
+        user_id: str,
+        today: Mapping[str, Any],
+        history: Mapping[tuple[str, int], Any],
+    ):
         self._owner = owner
         self.id = user_id
         self._today = today
@@ -94,8 +100,12 @@ class Context:
     def _check_user_source(self, source: str, days_ago: int) -> None:
         if source not in self._user_sources:
             if source in self._declared:
-                raise self._fail(f"{source!r} is a date-level source: read it with ctx.root({source!r})")
-            raise self._fail(f"reads root source {source!r}, which is not in its roots or optional_roots")
+                raise self._fail(
+                    f"{source!r} is a date-level source: read it with ctx.root({source!r})"
+                )
+            raise self._fail(
+                f"reads root source {source!r}, which is not in its roots or optional_roots"
+            )
         self._check_days(source, days_ago)
 
     def root(self, source: str, days_ago: int = 0) -> Any:
@@ -104,9 +114,13 @@ class Context:
         if value is _NOT_LOADED:
             key = (source, days_ago)
             if source not in self._declared:
-                raise self._fail(f"reads root source {source!r}, which is not in its roots or optional_roots")
+                raise self._fail(
+                    f"reads root source {source!r}, which is not in its roots or optional_roots"
+                )
             if source in self._user_sources:
-                raise self._fail(f"{source!r} is a per-user source: read it with ctx.user[{source!r}]")
+                raise self._fail(
+                    f"{source!r} is a per-user source: read it with ctx.user[{source!r}]"
+                )
             self._check_days(source, days_ago)
             value = self._root_loader(source, self.date - timedelta(days=days_ago))
             self._roots[key] = value
@@ -116,7 +130,9 @@ class Context:
         """The upstream result: this user's value (per_user cell, per_user dep) or the whole one."""
         target = self._dep_names.get(name)
         if target is None:
-            raise self._fail(f"ctx.dep({name!r}): not one of its deps ({', '.join(sorted(set(self._dep_names.values()))) or 'none'})")
+            raise self._fail(
+                f"ctx.dep({name!r}): not one of its deps ({', '.join(sorted(set(self._dep_names.values()))) or 'none'})"
+            )
         if target in self._user_deps:
             return self._user_deps[target]
         return self._whole_deps.get(target)

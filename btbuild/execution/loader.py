@@ -65,7 +65,8 @@ class CalculationLoader:
             root = str(self.workspace.root)
             _IMPORTED.add(name)
             _IMPORTED.update(
-                added for added in set(sys.modules) - before
+                added
+                for added in set(sys.modules) - before
                 if (getattr(sys.modules[added], "__file__", None) or "").startswith(root)
                 and not added.startswith("btbuild")
             )
@@ -78,23 +79,29 @@ class CalculationLoader:
         entry = getattr(module, target.entry_attr, None)
         if entry is None:
             raise CalculationError(
-                f"{target.label}: {self._shown(target.entry_file)} has no {target.entry_attr!r} (entry = \"{target.entry_file.stem}:{target.entry_attr}\")"
+                f'{target.label}: {self._shown(target.entry_file)} has no {target.entry_attr!r} (entry = "{target.entry_file.stem}:{target.entry_attr}")'
             )
         if isinstance(entry, type):
             if not callable(getattr(entry, "process", None)):
-                raise CalculationError(f"{target.label}: class {target.entry_attr} has no process(self, ctx) method")
+                raise CalculationError(
+                    f"{target.label}: class {target.entry_attr} has no process(self, ctx) method"
+                )
 
             def make() -> Process:
                 try:
                     instance = entry()
                 except Exception as exc:
-                    raise CalculationError(f"{target.label}: {target.entry_attr}() failed: {type(exc).__name__}: {exc}") from None
+                    raise CalculationError(
+                        f"{target.label}: {target.entry_attr}() failed: {type(exc).__name__}: {exc}"
+                    ) from None
                 return instance.process
 
             return make
         if callable(entry):
             return lambda: entry
-        raise CalculationError(f"{target.label}: {target.entry_attr} is neither a class nor a function")
+        raise CalculationError(
+            f"{target.label}: {target.entry_attr} is neither a class nor a function"
+        )
 
     def _shown(self, path: Path) -> str:
         try:

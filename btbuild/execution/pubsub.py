@@ -61,7 +61,9 @@ def _day(value: Any) -> date:
 
 
 def _str_map(value: Any, name: str) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
         raise ValueError(f"{name} must map strings to strings")
     return dict(value)
 
@@ -151,10 +153,19 @@ def decode_task(data: bytes) -> tuple[str, GroupTask]:
     if not isinstance(build_pass, int):
         raise ValueError("build_pass must be an integer")
     shard, shards, combine = body.get("shard", 0), body.get("shards", 1), body.get("combine", False)
-    if not (isinstance(shard, int) and isinstance(shards, int) and 0 <= shard < shards) or not isinstance(combine, bool):
+    if not (
+        isinstance(shard, int) and isinstance(shards, int) and 0 <= shard < shards
+    ) or not isinstance(combine, bool):
         raise ValueError("shard, shards and combine must be 0 <= shard < shards and a boolean")
-    group = GroupTask(_day(body.get("day")), build_pass, tuple(cell_from_json(cell) for cell in cells), run_id,
-                      shard=shard, shards=shards, combine=combine)
+    group = GroupTask(
+        _day(body.get("day")),
+        build_pass,
+        tuple(cell_from_json(cell) for cell in cells),
+        run_id,
+        shard=shard,
+        shards=shards,
+        combine=combine,
+    )
     return task_id, group
 
 
@@ -221,7 +232,9 @@ class Names:
         return f"projects/{self.project}/subscriptions/{self.base}.dead.dispatch"
 
 
-def ensure_resources(names: Names, max_attempts: int, ack_deadline: int = ACK_DEADLINE_SECONDS) -> None:
+def ensure_resources(
+    names: Names, max_attempts: int, ack_deadline: int = ACK_DEADLINE_SECONDS
+) -> None:
     """Create the topics and subscriptions if missing (production: see docs/deploy.md).
 
     Pub/Sub accepts 5..100 for ``max_delivery_attempts``; the workers enforce ``max_attempts``
@@ -236,17 +249,27 @@ def ensure_resources(names: Names, max_attempts: int, ack_deadline: int = ACK_DE
         for topic in (names.topic, names.dead_topic):
             with contextlib.suppress(api.AlreadyExists):
                 publisher.create_topic(request={"name": topic})
-        policy = {"dead_letter_topic": names.dead_topic, "max_delivery_attempts": min(100, max(5, max_attempts))}
+        policy = {
+            "dead_letter_topic": names.dead_topic,
+            "max_delivery_attempts": min(100, max(5, max_attempts)),
+        }
         for subscription, topic, extra in (
             (names.subscription, names.topic, {"dead_letter_policy": policy}),
             (names.dead_subscription, names.dead_topic, {}),
         ):
             with contextlib.suppress(api.AlreadyExists):
                 subscriber.create_subscription(
-                    request={"name": subscription, "topic": topic, "ack_deadline_seconds": ack_deadline, **extra}
+                    request={
+                        "name": subscription,
+                        "topic": topic,
+                        "ack_deadline_seconds": ack_deadline,
+                        **extra,
+                    }
                 )
     except api.GoogleAPIError as exc:
-        raise StorageError(f"pubsub {names.project}: cannot create topics and subscriptions for {names.base}: {_first_line(exc)}") from None
+        raise StorageError(
+            f"pubsub {names.project}: cannot create topics and subscriptions for {names.base}: {_first_line(exc)}"
+        ) from None
     finally:
         subscriber.close()
 
@@ -273,7 +296,9 @@ class RunBook:
         return self.runs.document(run_id).collection("tasks").document(task_id)
 
     def open_run(self, run_id: str) -> None:
-        self.run_ref(run_id).set({"open": True, "published": 0, "pending": 0, "finished": 0, "created": time.time()})
+        self.run_ref(run_id).set(
+            {"open": True, "published": 0, "pending": 0, "finished": 0, "created": time.time()}
+        )
 
     def close_run(self, run_id: str) -> None:
         self.run_ref(run_id).update({"open": False})
@@ -284,7 +309,9 @@ class RunBook:
         from google.cloud.firestore import Increment
 
         batch = self.backend.client.batch()
-        batch.set(self.task_ref(run_id, task_id), {"final": False, "deliveries": 0, "outcomes": "{}"})
+        batch.set(
+            self.task_ref(run_id, task_id), {"final": False, "deliveries": 0, "outcomes": "{}"}
+        )
         batch.update(self.run_ref(run_id), {"published": Increment(1), "pending": Increment(1)})
         with self.backend._calling(f"count task {task_id} of run {run_id}"):
             batch.commit()
@@ -308,7 +335,15 @@ class RunBook:
 
         return self.backend._transact(f"start task {task_id} of run {run_id}", body)
 
-    def save(self, run_id: str, task_id: str, outcomes: Mapping[str, CellOutcome], *, final: bool, worker: str) -> bool:
+    def save(
+        self,
+        run_id: str,
+        task_id: str,
+        outcomes: Mapping[str, CellOutcome],
+        *,
+        final: bool,
+        worker: str,
+    ) -> bool:
         """Store a task's outcomes; ``final`` also decrements the run's pending count, once.
         False when another delivery finalized the task first."""
 
@@ -319,14 +354,28 @@ class RunBook:
             if not task.exists or (task.to_dict() or {}).get("final"):
                 return False
             if final:  # server-side increments: the run document is written, never read here
-                transaction.update(self.run_ref(run_id), {"pending": Increment(-1), "finished": Increment(1)})
-            encoded = json.dumps({name: outcome_to_json(o) for name, o in outcomes.items()}, sort_keys=True)
-            transaction.update(self.task_ref(run_id, task_id), {"final": final, "outcomes": encoded, "worker": worker})
+                transaction.update(
+                    self.run_ref(run_id), {"pending": Increment(-1), "finished": Increment(1)}
+                )
+            encoded = json.dumps(
+                {name: outcome_to_json(o) for name, o in outcomes.items()}, sort_keys=True
+            )
+            transaction.update(
+                self.task_ref(run_id, task_id),
+                {"final": final, "outcomes": encoded, "worker": worker},
+            )
             return True
 
         return self.backend._transact(f"finish task {task_id} of run {run_id}", body)
 
-    def dead_letter(self, group: GroupTask, task_id: str, settled: Mapping[str, CellOutcome], error: str, worker: str) -> bool:
+    def dead_letter(
+        self,
+        group: GroupTask,
+        task_id: str,
+        settled: Mapping[str, CellOutcome],
+        error: str,
+        worker: str,
+    ) -> bool:
         """Finalize a poison task: every unsettled cell becomes ``dead_letter``."""
         outcomes = dict(settled)
         for cell in group.cells:
@@ -335,11 +384,18 @@ class RunBook:
             iso = cell.day.isoformat()
             record = self.backend.get_cell(cell.name, iso)
             if record is None or record.status == RUNNING:  # a crashed worker's lease: end it
-                self.backend.put_cell_status(cell.name, iso, DEAD_LETTER, last_error=error,
-                                             now=max(time.time(), record.lease_expires + 1 if record else 0))
+                self.backend.put_cell_status(
+                    cell.name,
+                    iso,
+                    DEAD_LETTER,
+                    last_error=error,
+                    now=max(time.time(), record.lease_expires + 1 if record else 0),
+                )
             else:
                 self.backend.put_cell_status(cell.name, iso, DEAD_LETTER, last_error=error)
-            outcomes[cell.name] = CellOutcome(cell.name, cell.day, "dead_letter", cell.reason, error=error)
+            outcomes[cell.name] = CellOutcome(
+                cell.name, cell.day, "dead_letter", cell.reason, error=error
+            )
         return self.save(group.run_id, task_id, outcomes, final=True, worker=worker)
 
 
@@ -357,8 +413,15 @@ def _outcomes(encoded: Any) -> dict[str, CellOutcome]:
 class Dispatcher:
     """``submit(group) -> Future`` for :meth:`Scheduler.dispatch` over Pub/Sub."""
 
-    def __init__(self, backend: FirestoreBackend, run_id: str, *, max_attempts: int,
-                 project: str | None = None, ack_deadline: int = ACK_DEADLINE_SECONDS):
+    def __init__(
+        self,
+        backend: FirestoreBackend,
+        run_id: str,
+        *,
+        max_attempts: int,
+        project: str | None = None,
+        ack_deadline: int = ACK_DEADLINE_SECONDS,
+    ):
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
 
         self.book = RunBook(backend)
@@ -373,7 +436,9 @@ class Dispatcher:
         self._finished_seen = -1
         self._last_progress = self._last_notice = time.monotonic()
         self.book.open_run(run_id)
-        self._poller = threading.Thread(target=self._poll_forever, name="btbuild-dispatch-poll", daemon=True)
+        self._poller = threading.Thread(
+            target=self._poll_forever, name="btbuild-dispatch-poll", daemon=True
+        )
         self._poller.start()
 
     def submit(self, group: GroupTask) -> Future[list[CellOutcome]]:
@@ -385,9 +450,13 @@ class Dispatcher:
             self._finished_seen = -1  # re-read task documents on the next poll
         self.book.published(self.run_id, task_id)
         try:
-            self.publisher.publish(self.names.topic, encode_task(group), run_id=self.run_id, task_id=task_id).result(timeout=60)
+            self.publisher.publish(
+                self.names.topic, encode_task(group), run_id=self.run_id, task_id=task_id
+            ).result(timeout=60)
         except Exception as exc:
-            raise StorageError(f"pubsub {self.names.topic}: cannot publish task {task_id}: {_first_line(exc)}") from None
+            raise StorageError(
+                f"pubsub {self.names.topic}: cannot publish task {task_id}: {_first_line(exc)}"
+            ) from None
         return future
 
     def _poll_forever(self) -> None:
@@ -396,7 +465,11 @@ class Dispatcher:
                 self._drain_dead_letters()
                 self._poll()
             except Exception as exc:  # the cache or the queue failed: every waiting future fails
-                error = exc if isinstance(exc, StorageError) else StorageError(f"dispatch of run {self.run_id} failed: {_first_line(exc)}")
+                error = (
+                    exc
+                    if isinstance(exc, StorageError)
+                    else StorageError(f"dispatch of run {self.run_id} failed: {_first_line(exc)}")
+                )
                 with self._lock:
                     waiting = list(self.futures.values())
                     self.futures.clear()
@@ -447,7 +520,10 @@ class Dispatcher:
         from google.api_core import exceptions as api
 
         try:
-            response = self.subscriber.pull(request={"subscription": self.names.dead_subscription, "max_messages": 20}, timeout=2)
+            response = self.subscriber.pull(
+                request={"subscription": self.names.dead_subscription, "max_messages": 20},
+                timeout=2,
+            )
         except (api.DeadlineExceeded, api.RetryError):
             return
         acks = []
@@ -460,11 +536,17 @@ class Dispatcher:
             begun = self.book.begin(group.run_id, task_id)
             if begun is not None:
                 deliveries, settled = begun
-                self.book.dead_letter(group, task_id, settled,
-                                      f"task {task_id} was delivered {deliveries - 1} times and its workers never finished it: dead-lettered",
-                                      worker=f"dispatcher {worker_id()}")
+                self.book.dead_letter(
+                    group,
+                    task_id,
+                    settled,
+                    f"task {task_id} was delivered {deliveries - 1} times and its workers never finished it: dead-lettered",
+                    worker=f"dispatcher {worker_id()}",
+                )
         if acks:
-            self.subscriber.acknowledge(request={"subscription": self.names.dead_subscription, "ack_ids": acks})
+            self.subscriber.acknowledge(
+                request={"subscription": self.names.dead_subscription, "ack_ids": acks}
+            )
 
     def close(self) -> None:
         self._stop.set()
@@ -485,13 +567,17 @@ def run_distributed(scheduler: Any) -> Any:
     """Run a :class:`Scheduler`'s build through Pub/Sub workers; returns its BuildReport."""
     backend = scheduler.backend
     if not isinstance(backend, FirestoreBackend):
-        raise UsageError("--executor pubsub needs the shared cache: set [storage] backend = \"firestore\" in BUILD.toml")
+        raise UsageError(
+            '--executor pubsub needs the shared cache: set [storage] backend = "firestore" in BUILD.toml'
+        )
     if scheduler.request.dry_run:
         return scheduler.run()
 
     @contextlib.contextmanager
     def dispatcher() -> Iterator[Callable[[GroupTask], Future[list[CellOutcome]]]]:
-        with Dispatcher(backend, scheduler.run_id, max_attempts=scheduler.workspace.execution.max_attempts) as open_dispatcher:
+        with Dispatcher(
+            backend, scheduler.run_id, max_attempts=scheduler.workspace.execution.max_attempts
+        ) as open_dispatcher:
             yield open_dispatcher.submit
 
     return scheduler.run(dispatcher)
@@ -515,7 +601,11 @@ class _AckExtender:
             wait = max(1.0, deadline / 3)
             try:
                 subscriber.modify_ack_deadline(
-                    request={"subscription": subscription, "ack_ids": [ack_id], "ack_deadline_seconds": deadline}
+                    request={
+                        "subscription": subscription,
+                        "ack_ids": [ack_id],
+                        "ack_deadline_seconds": deadline,
+                    }
                 )
             except Exception:  # noqa: BLE001 - a missed extension only risks a duplicate delivery
                 continue
@@ -536,8 +626,16 @@ class WorkerStats:
     cells_ran: int = 0
 
 
-def handle_task(env: Environment, book: RunBook, task_id: str, group: GroupTask, *,
-                max_attempts: int, owner: str, sleep: Callable[[float], None] = time.sleep) -> bool | None:
+def handle_task(
+    env: Environment,
+    book: RunBook,
+    task_id: str,
+    group: GroupTask,
+    *,
+    max_attempts: int,
+    owner: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool | None:
     """Run one delivery of a task. True: finished (ack); False: retry later (nack);
     None: nothing to do (ack)."""
     begun = book.begin(group.run_id, task_id)
@@ -545,9 +643,14 @@ def handle_task(env: Environment, book: RunBook, task_id: str, group: GroupTask,
         return None
     deliveries, settled = begun
     if deliveries > max_attempts:
-        book.dead_letter(group, task_id, settled,
-                         f"task {task_id} was delivered {deliveries} times (max_attempts = {max_attempts}) "
-                         "and its workers never finished it: dead-lettered", worker=owner)
+        book.dead_letter(
+            group,
+            task_id,
+            settled,
+            f"task {task_id} was delivered {deliveries} times (max_attempts = {max_attempts}) "
+            "and its workers never finished it: dead-lettered",
+            worker=owner,
+        )
         return True
     remaining = [cell for cell in group.cells if cell.name not in settled]
     while remaining:
@@ -565,10 +668,15 @@ def handle_task(env: Environment, book: RunBook, task_id: str, group: GroupTask,
             break
         # a crashed worker's (or a duplicate delivery's) lease: wait for it to end or expire
         records = env.backend.get_cells([cell.name for cell in blocked], [group.day.isoformat()])
-        expiry = max((r.lease_expires for r in records.values() if r.status == RUNNING), default=time.time())
+        expiry = max(
+            (r.lease_expires for r in records.values() if r.status == RUNNING), default=time.time()
+        )
         sleep(min(max(0.2, expiry - time.time() + 0.1), 5.0))
         remaining = blocked
-    retry = any(outcome.status == "failed" for outcome in settled.values()) and deliveries < max_attempts
+    retry = (
+        any(outcome.status == "failed" for outcome in settled.values())
+        and deliveries < max_attempts
+    )
     if retry:
         settled = {name: outcome for name, outcome in settled.items() if outcome.status != "failed"}
         book.save(group.run_id, task_id, settled, final=False, worker=owner)
@@ -577,9 +685,16 @@ def handle_task(env: Environment, book: RunBook, task_id: str, group: GroupTask,
     return True
 
 
-def serve(env: Environment, backend: FirestoreBackend, *, project: str | None = None,
-          max_messages: int | None = None, idle_exit: float | None = None,
-          ack_deadline: int = ACK_DEADLINE_SECONDS, log: Callable[[str], None] = lambda line: None) -> WorkerStats:
+def serve(
+    env: Environment,
+    backend: FirestoreBackend,
+    *,
+    project: str | None = None,
+    max_messages: int | None = None,
+    idle_exit: float | None = None,
+    ack_deadline: int = ACK_DEADLINE_SECONDS,
+    log: Callable[[str], None] = lambda line: None,
+) -> WorkerStats:
     """Pull and run tasks until stopped (``max_messages`` / ``idle_exit`` seconds without work)."""
     from google.api_core import exceptions as api
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
@@ -596,7 +711,9 @@ def serve(env: Environment, backend: FirestoreBackend, *, project: str | None = 
     try:
         while max_messages is None or stats.messages < max_messages:
             try:
-                response = subscriber.pull(request={"subscription": names.subscription, "max_messages": 1}, timeout=10)
+                response = subscriber.pull(
+                    request={"subscription": names.subscription, "max_messages": 1}, timeout=10
+                )
             except (api.DeadlineExceeded, api.RetryError, api.ServiceUnavailable):
                 response = None
             received = list(response.received_messages) if response is not None else []
@@ -607,11 +724,21 @@ def serve(env: Environment, backend: FirestoreBackend, *, project: str | None = 
                 continue
             stats.messages += 1
             for message in received:
-                verdict = _handle_message(env, book, subscriber, names, message, max_attempts, owner, ack_deadline, log)
+                verdict = _handle_message(
+                    env, book, subscriber, names, message, max_attempts, owner, ack_deadline, log
+                )
                 if verdict is False:
-                    subscriber.modify_ack_deadline(request={"subscription": names.subscription, "ack_ids": [message.ack_id], "ack_deadline_seconds": 0})
+                    subscriber.modify_ack_deadline(
+                        request={
+                            "subscription": names.subscription,
+                            "ack_ids": [message.ack_id],
+                            "ack_deadline_seconds": 0,
+                        }
+                    )
                 else:
-                    subscriber.acknowledge(request={"subscription": names.subscription, "ack_ids": [message.ack_id]})
+                    subscriber.acknowledge(
+                        request={"subscription": names.subscription, "ack_ids": [message.ack_id]}
+                    )
                     if verdict:
                         stats.groups_finished += 1
             idle_since = time.monotonic()
@@ -620,22 +747,37 @@ def serve(env: Environment, backend: FirestoreBackend, *, project: str | None = 
     return stats
 
 
-def _handle_message(env: Environment, book: RunBook, subscriber: Any, names: Names, message: Any,
-                    max_attempts: int, owner: str, ack_deadline: int, log: Callable[[str], None]) -> bool | None:
+def _handle_message(
+    env: Environment,
+    book: RunBook,
+    subscriber: Any,
+    names: Names,
+    message: Any,
+    max_attempts: int,
+    owner: str,
+    ack_deadline: int,
+    log: Callable[[str], None],
+) -> bool | None:
     try:
         task_id, group = decode_task(message.message.data)
     except ValueError as exc:
         log(f"dropping message {message.message.message_id}: {exc}")
         return None
-    log(f"{time.strftime('%H:%M:%S')} task {task_id} of run {group.run_id} ({len(group.cells)} cells, delivery {message.delivery_attempt or '?'})")
+    log(
+        f"{time.strftime('%H:%M:%S')} task {task_id} of run {group.run_id} ({len(group.cells)} cells, delivery {message.delivery_attempt or '?'})"
+    )
     with _AckExtender(subscriber, names.subscription, message.ack_id, ack_deadline):
         verdict = handle_task(env, book, task_id, group, max_attempts=max_attempts, owner=owner)
-    log(f"{time.strftime('%H:%M:%S')} task {task_id}: {'done' if verdict else 'retry' if verdict is False else 'nothing to do'}")
+    log(
+        f"{time.strftime('%H:%M:%S')} task {task_id}: {'done' if verdict else 'retry' if verdict is False else 'nothing to do'}"
+    )
     return verdict
 
 
 def worker_environment(session: Any) -> tuple[Environment, FirestoreBackend]:
     backend = session.backend
     if not isinstance(backend, FirestoreBackend):
-        raise UsageError(f"{session.root / 'BUILD.toml'}: btbuild worker needs [storage] backend = \"firestore\"")
+        raise UsageError(
+            f'{session.root / "BUILD.toml"}: btbuild worker needs [storage] backend = "firestore"'
+        )
     return Environment(session.workspace, session.plugins, backend, static_hashes(session)), backend

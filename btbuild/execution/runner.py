@@ -56,8 +56,13 @@ def _is_dead_local_builder(owner: str) -> bool:
 class Environment:
     """What a process needs to run cells: workspace, sources, calculation code, the cache."""
 
-    def __init__(self, workspace: Workspace, plugins: Plugins, backend: Backend,
-                 static_hashes: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        workspace: Workspace,
+        plugins: Plugins,
+        backend: Backend,
+        static_hashes: Mapping[str, str] | None = None,
+    ):
         self.workspace = workspace
         # this process's own static hash per target: a task planned from other code (a worker
         # deployed from another revision) is refused instead of caching wrong results
@@ -85,7 +90,9 @@ class Environment:
             self._roots.popitem(last=False)
         return value
 
-    def users(self, source: str, day: date, shard: int = 0, shards: int = 1) -> Iterator[tuple[str, Any]]:
+    def users(
+        self, source: str, day: date, shard: int = 0, shards: int = 1
+    ) -> Iterator[tuple[str, Any]]:
         root = self.sources[source]
         if not root.available(day):
             return iter(())
@@ -160,39 +167,72 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
     if lease is None:
         holder = env.backend.get_cell(store, iso)
         if holder is not None and holder.lease_owner and _is_dead_local_builder(holder.lease_owner):
-            lease = env.backend.acquire(store, iso, env.owner, settings.lease_seconds,
-                                        dead_owners=(holder.lease_owner,))
+            lease = env.backend.acquire(
+                store, iso, env.owner, settings.lease_seconds, dead_owners=(holder.lease_owner,)
+            )
     if lease is None:
-        return CellOutcome(cell.name, cell.day, "blocked", "leased", error="another builder holds its lease")
+        return CellOutcome(
+            cell.name, cell.day, "blocked", "leased", error="another builder holds its lease"
+        )
     previous = lease.previous
-    if previous is not None and previous.status == RUNNING and previous.lease_generation not in (None, previous.generation):
+    if (
+        previous is not None
+        and previous.status == RUNNING
+        and previous.lease_generation not in (None, previous.generation)
+    ):
         # a zombie: its builder died mid-attempt; what it wrote was never visible, drop it
         env.backend._delete_generation(store, iso, previous.lease_generation)
-    if previous is not None and previous.status == COMMITTED and previous.composite_hash == cell.key and cell.reason != "forced":
+    if (
+        previous is not None
+        and previous.status == COMMITTED
+        and previous.composite_hash == cell.key
+        and cell.reason != "forced"
+    ):
         env.backend.release(lease)  # someone else committed exactly this meanwhile
-        return CellOutcome(cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash)
+        return CellOutcome(
+            cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash
+        )
     return lease
 
 
-def _start(env: Environment, group: GroupTask, cell: CellTask, target: Target) -> CellRun | CellOutcome:
+def _start(
+    env: Environment, group: GroupTask, cell: CellTask, target: Target
+) -> CellRun | CellOutcome:
     """Take the cell's lease and prepare its context; an outcome if it cannot or need not run.
     A part of a sharded cell is stored under its part name and checked only when combined."""
     started = time.perf_counter()
     mine = env.static_hashes.get(cell.name) if env.static_hashes is not None else cell.static
     if mine != cell.static:
-        return CellOutcome(cell.name, cell.day, FAILED, cell.reason, error=(
-            f"{target.label}: this worker's code or workspace differs from the one the build was planned "
-            f"with (static hash {mine} here, {cell.static} planned): run workers from the same revision"))
-    store = cell.name if group.shards == 1 else part_name(cell.name, cell.day, group.shard, group.shards)
+        return CellOutcome(
+            cell.name,
+            cell.day,
+            FAILED,
+            cell.reason,
+            error=(
+                f"{target.label}: this worker's code or workspace differs from the one the build was planned "
+                f"with (static hash {mine} here, {cell.static} planned): run workers from the same revision"
+            ),
+        )
+    store = (
+        cell.name
+        if group.shards == 1
+        else part_name(cell.name, cell.day, group.shard, group.shards)
+    )
     lease = _lease(env, cell, store)
     if isinstance(lease, CellOutcome):
         return lease
     writer = env.backend.open_writer(lease, target.kind)
     try:
         process = env.loader.factory(target)()
-        validators = [] if group.shards > 1 else env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
+        validators = (
+            []
+            if group.shards > 1
+            else env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
+        )
         by_name = {env.by_label[label].name: env.by_label[label] for label in target.deps}
-        dep_names = {name: name for name in by_name} | {dep.label: name for name, dep in by_name.items()}
+        dep_names = {name: name for name in by_name} | {
+            dep.label: name for name, dep in by_name.items()
+        }
         whole = {}
         for name, dep in by_name.items():
             if target.kind == "per_date" or dep.kind == "per_date":
@@ -229,7 +269,13 @@ def _combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
     for part in parts:
         record = env.backend.get_cell(part, iso)
         if record is None or record.status != COMMITTED or record.composite_hash != cell.key:
-            return CellOutcome(cell.name, cell.day, FAILED, cell.reason, error=f"{target.label}: part {part} is missing: run the build again")
+            return CellOutcome(
+                cell.name,
+                cell.day,
+                FAILED,
+                cell.reason,
+                error=f"{target.label}: part {part} is missing: run the build again",
+            )
     lease = _lease(env, cell, cell.name)
     if isinstance(lease, CellOutcome):
         if lease.status == "skipped":
@@ -237,7 +283,9 @@ def _combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
         return lease
     writer = env.backend.open_writer(lease, "per_user")
     try:
-        validators = env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
+        validators = env.plugins.validators(
+            target.name, target.kind, target.checks, target.build_file
+        )
         streams = [env.backend.iter_result_lines(part, iso) for part in parts]
         merged = heapq.merge(*streams, key=lambda item: item[0])
         users = 0
@@ -254,7 +302,15 @@ def _combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
         attempt = Attempt(cell, target, lease, writer, validators, started, processed=users)
         attempt.phases["combine"] = time.perf_counter() - started
     except BtbuildError as exc:
-        return _abort(env, group, cell, lease, writer, f"{target.label}: combining {group.shards} parts failed: {exc}", started)
+        return _abort(
+            env,
+            group,
+            cell,
+            lease,
+            writer,
+            f"{target.label}: combining {group.shards} parts failed: {exc}",
+            started,
+        )
     outcome = _commit(env, group, attempt)
     if outcome.status == "ran":
         _drop_parts(env, parts, iso)
@@ -271,15 +327,27 @@ def _release(env: Environment, runs: list[CellRun]) -> None:
     (an interruption is not a failed attempt, so nothing is counted towards max_attempts)."""
     for run in runs:
         try:
-            env.backend._delete_generation(run.lease.target, run.task.day.isoformat(), run.lease.generation)
+            env.backend._delete_generation(
+                run.lease.target, run.task.day.isoformat(), run.lease.generation
+            )
             env.backend.release(run.lease)
         except Exception:  # noqa: BLE001 - best effort while stopping; the lease expires anyway
             continue
 
 
-def _abort(env: Environment, group: GroupTask, cell: CellTask, lease: Lease, writer: ResultWriter,
-           error: str, started: float, *, items: int = 0, failures: int = 0,
-           phases: dict[str, float] | None = None) -> CellOutcome:
+def _abort(
+    env: Environment,
+    group: GroupTask,
+    cell: CellTask,
+    lease: Lease,
+    writer: ResultWriter,
+    error: str,
+    started: float,
+    *,
+    items: int = 0,
+    failures: int = 0,
+    phases: dict[str, float] | None = None,
+) -> CellOutcome:
     max_attempts = env.workspace.execution.max_attempts
     status = DEAD_LETTER if lease.attempts >= max_attempts else FAILED
     if status == DEAD_LETTER:
@@ -287,16 +355,35 @@ def _abort(env: Environment, group: GroupTask, cell: CellTask, lease: Lease, wri
     writer.abort(error, status=status)
     duration = time.perf_counter() - started
     _log_run(env, group, cell, lease, status, duration, phases or {}, error)
-    return CellOutcome(cell.name, cell.day, status, cell.reason, items=items, failures=failures,
-                       duration=duration, error=error, phases=phases or {})
+    return CellOutcome(
+        cell.name,
+        cell.day,
+        status,
+        cell.reason,
+        items=items,
+        failures=failures,
+        duration=duration,
+        error=error,
+        phases=phases or {},
+    )
 
 
 def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     cell = run.task
     problems = [problem for validator in run.validators for problem in validator.finish()]
     if problems:
-        return _abort(env, group, cell, run.lease, run.writer, f"{run.target.label}: check failed: {'; '.join(problems)}",
-                      run.started, items=run.processed, failures=run.failures, phases=run.phases)
+        return _abort(
+            env,
+            group,
+            cell,
+            run.lease,
+            run.writer,
+            f"{run.target.label}: check failed: {'; '.join(problems)}",
+            run.started,
+            items=run.processed,
+            failures=run.failures,
+            phases=run.phases,
+        )
     commit_start = time.perf_counter()
     try:
         record = run.writer.commit(
@@ -316,13 +403,30 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     if run.failures:
         error = f"{run.failures} of {run.processed} users failed (within max_failure_rate); first: {run.first_error}"
     _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error)
-    return CellOutcome(cell.name, cell.day, "ran", cell.reason, result_hash=record.result_hash,
-                       items=record.item_count, failures=run.failures, duration=duration, error=error,
-                       phases=run.phases)
+    return CellOutcome(
+        cell.name,
+        cell.day,
+        "ran",
+        cell.reason,
+        result_hash=record.result_hash,
+        items=record.item_count,
+        failures=run.failures,
+        duration=duration,
+        error=error,
+        phases=run.phases,
+    )
 
 
-def _log_run(env: Environment, group: GroupTask, cell: CellTask, lease: Lease, status: str,
-             duration: float, phases: dict[str, float], error: str | None) -> None:
+def _log_run(
+    env: Environment,
+    group: GroupTask,
+    cell: CellTask,
+    lease: Lease,
+    status: str,
+    duration: float,
+    phases: dict[str, float],
+    error: str | None,
+) -> None:
     """One run-log record per attempt: ``<build run id>/<attempt generation>``."""
     env.backend.append_run(
         RunRecord(
@@ -347,11 +451,27 @@ def _run_per_date(env: Environment, group: GroupTask, run: CellRun) -> CellOutco
     try:
         value = run.process(run.ctx)
     except Exception as exc:
-        return _abort(env, group, cell, run.lease, run.writer, f"{run.target.label}: {type(exc).__name__}: {exc}", run.started)
+        return _abort(
+            env,
+            group,
+            cell,
+            run.lease,
+            run.writer,
+            f"{run.target.label}: {type(exc).__name__}: {exc}",
+            run.started,
+        )
     try:
         run.writer.add(value)
     except CalculationError as exc:
-        return _abort(env, group, cell, run.lease, run.writer, f"{run.target.label}: returned a value that is not JSON: {exc}", run.started)
+        return _abort(
+            env,
+            group,
+            cell,
+            run.lease,
+            run.writer,
+            f"{run.target.label}: returned a value that is not JSON: {exc}",
+            run.started,
+        )
     for validator in run.validators:
         validator.observe(None, value)
     run.processed = 1
@@ -372,7 +492,11 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
             if kind == "root":  # a source reads only the part's users where it can
                 factories.append(lambda n=name, d=day: env.users(n, d, group.shard, group.shards))
             elif group.shards > 1:
-                factories.append(lambda n=name, d=day: in_shard(_result_stream(env.backend, n, d), group.shard, group.shards))
+                factories.append(
+                    lambda n=name, d=day: in_shard(
+                        _result_stream(env.backend, n, d), group.shard, group.shards
+                    )
+                )
             else:
                 factories.append(lambda n=name, d=day: _result_stream(env.backend, n, d))
         return streams[key]
@@ -386,11 +510,17 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
             for source in user_roots
             for back in range(1, target.lookback_days(source) + 1)
         )
-        user_deps = [by_name[label].name for label in target.deps if by_name[label].kind == "per_user"]
-        run.user_deps = tuple((name, stream("result", name, cell.dep_dates[name])) for name in user_deps)
+        user_deps = [
+            by_name[label].name for label in target.deps if by_name[label].kind == "per_user"
+        ]
+        run.user_deps = tuple(
+            (name, stream("result", name, cell.dep_dates[name])) for name in user_deps
+        )
         if target.historical and cell.previous_date is not None:
             run.previous_index = stream("result", target.name, cell.previous_date)
-        run.universe = tuple(index for _, index in run.today) + tuple(index for _, index in run.user_deps)
+        run.universe = tuple(index for _, index in run.today) + tuple(
+            index for _, index in run.user_deps
+        )
 
     settings = workspace.execution
     flush_every = settings.flush_every
@@ -422,13 +552,24 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
     except LeaseLost as exc:
         for run in runs:
             if run.done is None:
-                run.done = CellOutcome(run.task.name, run.task.day, "blocked", "leased", error=str(exc))
+                run.done = CellOutcome(
+                    run.task.name, run.task.day, "blocked", "leased", error=str(exc)
+                )
     except Exception as exc:  # a source or the cache failed: not the calculations' fault
         message = f"reading the user stream for {group.day.isoformat()} failed: {type(exc).__name__}: {exc}"
         for run in runs:
             if run.done is None:
-                run.done = _abort(env, group, run.task, run.lease, run.writer, message, run.started,
-                                  items=run.processed, failures=run.failures)
+                run.done = _abort(
+                    env,
+                    group,
+                    run.task,
+                    run.lease,
+                    run.writer,
+                    message,
+                    run.started,
+                    items=run.processed,
+                    failures=run.failures,
+                )
     compute = time.perf_counter() - loop_start
     outcomes = []
     for run in runs:
@@ -439,11 +580,17 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
     return outcomes
 
 
-def _process_user(env: Environment, group: GroupTask, run: CellRun, user_id: str, values: dict[int, Any]) -> None:
+def _process_user(
+    env: Environment, group: GroupTask, run: CellRun, user_id: str, values: dict[int, Any]
+) -> None:
     """Call the cell's calculation for one user and hand the value to its writer."""
     ctx = run.ctx
     today = {source: values.get(index) for source, index in run.today}
-    history = {(source, back): values.get(index) for source, back, index in run.history} if run.history else _EMPTY
+    history = (
+        {(source, back): values.get(index) for source, back, index in run.history}
+        if run.history
+        else _EMPTY
+    )
     ctx.user = UserRecords(ctx, user_id, today, history)
     if run.user_deps:
         ctx._user_deps = {name: values.get(index) for name, index in run.user_deps}
@@ -457,7 +604,9 @@ def _process_user(env: Environment, group: GroupTask, run: CellRun, user_id: str
     except Exception as exc:
         run.failures += 1
         if run.first_error is None:
-            detail = str(exc) if isinstance(exc, CalculationError) else f"{type(exc).__name__}: {exc}"
+            detail = (
+                str(exc) if isinstance(exc, CalculationError) else f"{type(exc).__name__}: {exc}"
+            )
             run.first_error = f"user {user_id}: {detail}"
         _check_breaker(env, group, run)
         return
@@ -468,7 +617,9 @@ def _process_user(env: Environment, group: GroupTask, run: CellRun, user_id: str
 _EMPTY: dict[Any, Any] = {}
 
 
-def _check_breaker(env: Environment, group: GroupTask, run: CellRun, *, final: bool = False) -> None:
+def _check_breaker(
+    env: Environment, group: GroupTask, run: CellRun, *, final: bool = False
+) -> None:
     settings = env.workspace.execution
     if not final and run.processed < settings.min_items:
         return
@@ -478,8 +629,18 @@ def _check_breaker(env: Environment, group: GroupTask, run: CellRun, *, final: b
             f"{run.target.label}: circuit breaker: {run.failures} of {run.processed} users failed "
             f"({rate:.1%} > max_failure_rate {settings.max_failure_rate:.1%}); first: {run.first_error}"
         )
-        run.done = _abort(env, group, run.task, run.lease, run.writer, message, run.started,
-                          items=run.processed, failures=run.failures, phases=run.phases)
+        run.done = _abort(
+            env,
+            group,
+            run.task,
+            run.lease,
+            run.writer,
+            message,
+            run.started,
+            items=run.processed,
+            failures=run.failures,
+            phases=run.phases,
+        )
 
 
 def _finish_per_user(env: Environment, group: GroupTask, run: CellRun) -> CellOutcome:
@@ -506,7 +667,9 @@ def _merge(streams: list[Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, dict
         previous: str | None = None
         for user_id, value in streams[0]:
             if previous is not None and user_id <= previous:
-                raise BtbuildError(f"user stream is not in ascending user order: {user_id!r} after {previous!r}")
+                raise BtbuildError(
+                    f"user stream is not in ascending user order: {user_id!r} after {previous!r}"
+                )
             previous = user_id
             yield user_id, {0: value}
         return
@@ -517,7 +680,9 @@ def _merge(streams: list[Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, dict
     for user_id, index, value in heapq.merge(*tagged, key=lambda item: (item[0], item[1])):
         previous = last_seen.get(index)
         if previous is not None and user_id <= previous:
-            raise BtbuildError(f"stream {index} is not in ascending user order: {user_id!r} after {previous!r}")
+            raise BtbuildError(
+                f"stream {index} is not in ascending user order: {user_id!r} after {previous!r}"
+            )
         last_seen[index] = user_id
         if user_id != current:
             if current is not None:

@@ -30,7 +30,9 @@ class Graph:
     def labels(self) -> tuple[str, ...]:
         return self.order
 
-    def closure(self, labels: Iterable[str], *, reverse: bool = False, depth: int | None = None) -> set[str]:
+    def closure(
+        self, labels: Iterable[str], *, reverse: bool = False, depth: int | None = None
+    ) -> set[str]:
         """``labels`` plus everything they (transitively) depend on, or that depends on them."""
         edges = self.rdeps if reverse else self.deps
         seen = set(labels)
@@ -73,13 +75,17 @@ class Graph:
             if not target.product_lines or wanted & set(target.product_lines)
         }
         keep = self.closure(keep)
-        return build_graph({label: self.deps[label] for label in self.order if label in keep}, self.targets)
+        return build_graph(
+            {label: self.deps[label] for label in self.order if label in keep}, self.targets
+        )
 
 
 def graph_of(workspace: Workspace) -> Graph:
     """The dependency graph of a loaded workspace (raises CycleError naming every cycle)."""
     by_label = workspace.by_label()
-    return build_graph({label: target.deps for label, target in by_label.items()}, by_label, root=workspace.root)
+    return build_graph(
+        {label: target.deps for label, target in by_label.items()}, by_label, root=workspace.root
+    )
 
 
 def build_graph(
@@ -199,7 +205,9 @@ def find_cycles(deps: Mapping[str, Sequence[str]], nodes: Sequence[str]) -> list
     return sorted(cycles)
 
 
-def describe_cycles(cycles: list[list[str]], targets: Mapping[str, Target], root: Path | None = None) -> str:
+def describe_cycles(
+    cycles: list[list[str]], targets: Mapping[str, Target], root: Path | None = None
+) -> str:
     def shown(path: Path) -> str:
         if root is not None and path.is_relative_to(root):
             return path.relative_to(root).as_posix()

@@ -31,7 +31,13 @@ _TOKEN = re.compile(
     r"|(?P<pattern>[^\s()+,^]+))"
 )
 # name -> (target expressions it takes, whether a whole-number depth may follow them)
-FUNCTIONS = {"deps": (1, True), "rdeps": (2, True), "allpaths": (2, False), "somepath": (2, False), "passes": (1, False)}
+FUNCTIONS = {
+    "deps": (1, True),
+    "rdeps": (2, True),
+    "allpaths": (2, False),
+    "somepath": (2, False),
+    "passes": (1, False),
+}
 WORD_OPERATORS = {"union": "+", "except": "-", "intersect": "^"}
 
 
@@ -118,7 +124,13 @@ class _Parser:
         left = self.term()
         while True:
             token = self.peek()
-            operator = token.text if token.kind == "op" else WORD_OPERATORS.get(token.text) if token.kind == "word" else None
+            operator = (
+                token.text
+                if token.kind == "op"
+                else WORD_OPERATORS.get(token.text)
+                if token.kind == "word"
+                else None
+            )
             if operator not in ("+", "-", "^"):
                 return left
             self.take()
@@ -141,7 +153,11 @@ class _Parser:
         if token.kind in ("pattern", "word", "int"):
             return self.pattern(token)
         found = repr(token.text) if token.kind != "end" else "the end of the expression"
-        raise QueryError(f"expected a target pattern or a function but found {found}", self.expression, token.column)
+        raise QueryError(
+            f"expected a target pattern or a function but found {found}",
+            self.expression,
+            token.column,
+        )
 
     def call(self, name: Token) -> list[str]:
         if name.text not in FUNCTIONS:
@@ -157,15 +173,25 @@ class _Parser:
             token = self.peek()
             if len(sets) == arity:
                 if not takes_depth:
-                    raise QueryError(f"{name.text}() takes {arity} argument(s)", self.expression, comma.column)
+                    raise QueryError(
+                        f"{name.text}() takes {arity} argument(s)", self.expression, comma.column
+                    )
                 if token.kind != "int":
-                    raise QueryError(f"{name.text}() expects a whole-number depth here", self.expression, token.column)
+                    raise QueryError(
+                        f"{name.text}() expects a whole-number depth here",
+                        self.expression,
+                        token.column,
+                    )
                 depth = int(self.take().text)
                 break
             sets.append(self.expr())
         closing = self.peek()
         if len(sets) < arity:
-            raise QueryError(f"{name.text}() takes {arity} target expression(s), got {len(sets)}", self.expression, closing.column)
+            raise QueryError(
+                f"{name.text}() takes {arity} target expression(s), got {len(sets)}",
+                self.expression,
+                closing.column,
+            )
         self.expect(")")
         graph = self.graph
         if name.text == "deps":

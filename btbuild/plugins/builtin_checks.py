@@ -55,7 +55,11 @@ class FlatlineCheck(ResultValidator):
     def finish(self) -> list[str]:
         if self.varied or self.count < self.min_items or self.count < 2:
             return []
-        shown = self.first if self.first is not None and len(self.first) <= 60 else f"{(self.first or '')[:57]}..."
+        shown = (
+            self.first
+            if self.first is not None and len(self.first) <= 60
+            else f"{(self.first or '')[:57]}..."
+        )
         return [
             f"target {self.target_name!r}: flatline: all {self.count} values are identical ({shown}); if that is expected set checks = {{ flatline = false }}"
         ]
@@ -64,7 +68,12 @@ class FlatlineCheck(ResultValidator):
 class NullDensityCheck(ResultValidator):
     """Fails when more than ``threshold`` of at least ``min_items`` values are ``None``."""
 
-    def __init__(self, target_name: str, threshold: float = NULL_DENSITY_THRESHOLD, min_items: int = NULL_DENSITY_MIN_ITEMS):
+    def __init__(
+        self,
+        target_name: str,
+        threshold: float = NULL_DENSITY_THRESHOLD,
+        min_items: int = NULL_DENSITY_MIN_ITEMS,
+    ):
         self.target_name = target_name
         self.threshold = threshold
         self.min_items = min_items
@@ -88,26 +97,34 @@ class NullDensityCheck(ResultValidator):
 
 
 def _bad(target_name: str, key: str, value: object, expected: str) -> ConfigError:
-    return ConfigError(f"target {target_name!r}: checks.{key} = {value!r} is invalid, expected {expected}")
+    return ConfigError(
+        f"target {target_name!r}: checks.{key} = {value!r} is invalid, expected {expected}"
+    )
 
 
 def validators_for(target_name: str, overrides: Mapping[str, object]) -> list[ResultValidator]:
     """The built-in validators for ``target_name`` with its ``checks`` overrides applied."""
     min_items = overrides.get("min_items")
-    if min_items is not None and (not isinstance(min_items, int) or isinstance(min_items, bool) or min_items < 1):
+    if min_items is not None and (
+        not isinstance(min_items, int) or isinstance(min_items, bool) or min_items < 1
+    ):
         raise _bad(target_name, "min_items", min_items, "a positive integer")
     flatline = overrides.get("flatline", True)
     if not isinstance(flatline, bool):
         raise _bad(target_name, "flatline", flatline, "true or false")
     density = overrides.get("null_density", NULL_DENSITY_THRESHOLD)
-    if density is True or not (density is False or (isinstance(density, int | float) and 0 <= density <= 1)):
+    if density is True or not (
+        density is False or (isinstance(density, int | float) and 0 <= density <= 1)
+    ):
         raise _bad(target_name, "null_density", density, "a number between 0 and 1, or false")
 
     validators: list[ResultValidator] = []
     if flatline:
         validators.append(FlatlineCheck(target_name, min_items or FLATLINE_MIN_ITEMS))
     if density is not False:
-        validators.append(NullDensityCheck(target_name, float(density), min_items or NULL_DENSITY_MIN_ITEMS))
+        validators.append(
+            NullDensityCheck(target_name, float(density), min_items or NULL_DENSITY_MIN_ITEMS)
+        )
     return validators
 
 
@@ -117,5 +134,7 @@ def btbuild_check_options() -> dict[str, str]:
 
 
 @hookimpl
-def btbuild_result_validators(target_name: str, overrides: Mapping[str, object]) -> list[ResultValidator]:
+def btbuild_result_validators(
+    target_name: str, overrides: Mapping[str, object]
+) -> list[ResultValidator]:
     return validators_for(target_name, overrides)

@@ -47,12 +47,15 @@ class PluginConfig:
         """A ConfigError that names the BUILD.toml and the ``[plugin.<plugin>]`` table."""
         return ConfigError(f"[plugin.{plugin}] {message}", path=self.build_file)
 
-    def check_keys(self, plugin: str, known: Mapping[str, object] | set[str]) -> Mapping[str, object]:
+    def check_keys(
+        self, plugin: str, known: Mapping[str, object] | set[str]
+    ) -> Mapping[str, object]:
         """Return the plugin's table after refusing keys outside ``known``."""
         table = self.settings_for(plugin)
         unknown = sorted(set(table) - set(known))
         if unknown:
             raise self.error(
-                plugin, f"unknown setting {unknown[0]!r}; expected one of {', '.join(sorted(known))}"
+                plugin,
+                f"unknown setting {unknown[0]!r}; expected one of {', '.join(sorted(known))}",
             )
         return table

@@ -42,7 +42,10 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
 PLUGIN = "jsonl"
-SETTINGS = {"dir": "folder holding <source>/<date>.jsonl[.gz]", "sources": "table source name -> scope"}
+SETTINGS = {
+    "dir": "folder holding <source>/<date>.jsonl[.gz]",
+    "sources": "table source name -> scope",
+}
 _CHUNK = 1 << 20
 
 
@@ -57,7 +60,10 @@ class JsonlSource(RootSource):
     def path(self, day: date) -> Path | None:
         """The file holding ``day``'s data, or None when there is none."""
         stem = self.folder / day.isoformat()
-        plain, packed = stem.with_name(stem.name + ".jsonl"), stem.with_name(stem.name + ".jsonl.gz")
+        plain, packed = (
+            stem.with_name(stem.name + ".jsonl"),
+            stem.with_name(stem.name + ".jsonl.gz"),
+        )
         has_plain, has_packed = plain.is_file(), packed.is_file()
         if has_plain and has_packed:
             raise WorkspaceError(
@@ -105,10 +111,14 @@ class JsonlSource(RootSource):
         for line_no, item in self._lines(path):
             user = item.get("user")
             if set(item) != {"user", "record"} or not isinstance(user, str):
-                raise self._error(path, line_no, 'expected {"user": "<user id string>", "record": <JSON>}')
+                raise self._error(
+                    path, line_no, 'expected {"user": "<user id string>", "record": <JSON>}'
+                )
             if previous is not None and user <= previous:
                 raise self._error(
-                    path, line_no, f"user {user!r} comes after {previous!r}; lines must be sorted by user id, each user once"
+                    path,
+                    line_no,
+                    f"user {user!r} comes after {previous!r}; lines must be sorted by user id, each user once",
                 )
             previous = user
             yield user, item["record"]
@@ -149,9 +159,15 @@ class JsonlSource(RootSource):
                     try:
                         item = json.loads(line, parse_constant=_refuse_constant)
                     except ValueError as exc:
-                        raise self._error(path, line_no, f"not valid JSON: {getattr(exc, 'msg', exc)}; one JSON object per line") from None
+                        raise self._error(
+                            path,
+                            line_no,
+                            f"not valid JSON: {getattr(exc, 'msg', exc)}; one JSON object per line",
+                        ) from None
                     if not isinstance(item, dict):
-                        raise self._error(path, line_no, f"expected a JSON object, got {type(item).__name__}")
+                        raise self._error(
+                            path, line_no, f"expected a JSON object, got {type(item).__name__}"
+                        )
                     yield line_no, item
         except (OSError, EOFError, UnicodeDecodeError) as exc:
             raise WorkspaceError(f"cannot read root data: {exc}", path=self._show(path)) from None
@@ -176,13 +192,17 @@ def jsonl_sources(config: PluginConfig) -> list[RootSource]:
     base = base if base.is_absolute() else config.root / base
     declared = table.get("sources", {})
     if not hasattr(declared, "items"):
-        raise config.error(PLUGIN, f"sources = {declared!r} must be a table like {{ prices = \"date\" }}")
+        raise config.error(
+            PLUGIN, f'sources = {declared!r} must be a table like {{ prices = "date" }}'
+        )
     sources: list[RootSource] = []
     for name, scope in sorted(declared.items()):
         if not SOURCE_NAME.match(name):
             raise config.error(PLUGIN, f"source name {name!r} must match [a-z][a-z0-9_]*")
         if scope not in SCOPES:
-            raise config.error(PLUGIN, f"sources.{name} = {scope!r} is invalid, expected \"date\" or \"user\"")
+            raise config.error(
+                PLUGIN, f'sources.{name} = {scope!r} is invalid, expected "date" or "user"'
+            )
         sources.append(JsonlSource(name, scope, base / name, config.root))
     return sources
 

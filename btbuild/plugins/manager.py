@@ -121,7 +121,9 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
 
 def _import_plugin_module(root: Path, name: str, build_file: Path) -> ModuleType:
     if not isinstance(name, str) or not _DOTTED.match(name):
-        raise PluginError(f"{build_file}: [workspace] plugins entry {name!r} is not a dotted module name like 'plugins.market'")
+        raise PluginError(
+            f"{build_file}: [workspace] plugins entry {name!r} is not a dotted module name like 'plugins.market'"
+        )
     base = root.joinpath(*name.split("."))
     for candidate in (base.with_name(base.name + ".py"), base / "__init__.py"):
         if candidate.is_file():
@@ -134,11 +136,15 @@ def _import_plugin_module(root: Path, name: str, build_file: Path) -> ModuleType
             raise PluginError(
                 f"{build_file}: plugin {name!r} not found: no {rel}.py in the workspace and no installed module {name!r}"
             ) from None
-        raise PluginError(f"{build_file}: plugin {name!r} failed to import: ModuleNotFoundError: {exc}") from None
+        raise PluginError(
+            f"{build_file}: plugin {name!r} failed to import: ModuleNotFoundError: {exc}"
+        ) from None
     except BtbuildError:
         raise
     except Exception as exc:
-        raise PluginError(f"{build_file}: plugin {name!r} failed to import: {type(exc).__name__}: {exc}") from None
+        raise PluginError(
+            f"{build_file}: plugin {name!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _exec_workspace_file(root: Path, name: str, path: Path, build_file: Path) -> ModuleType:
@@ -161,11 +167,15 @@ def _exec_workspace_file(root: Path, name: str, path: Path, build_file: Path) ->
         if not isinstance(exc, Exception):
             raise
         rel = path.relative_to(root).as_posix()
-        raise PluginError(f"{build_file}: plugin {name!r} ({rel}) failed to import: {type(exc).__name__}: {exc}") from None
+        raise PluginError(
+            f"{build_file}: plugin {name!r} ({rel}) failed to import: {type(exc).__name__}: {exc}"
+        ) from None
     return module
 
 
-def _register(pm: pluggy.PluginManager, plugin: object, name: str, build_file: Path, order: list[str]) -> None:
+def _register(
+    pm: pluggy.PluginManager, plugin: object, name: str, build_file: Path, order: list[str]
+) -> None:
     try:
         pm.register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
@@ -173,7 +183,9 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str, build_file: P
         raise PluginError(f"{build_file}: plugin {name!r}: {detail}") from None
     except ValueError:
         other = pm.get_name(plugin) if pm.is_registered(plugin) else name
-        raise PluginError(f"{build_file}: plugin {name!r} is registered twice (already loaded as {other!r}); list it once") from None
+        raise PluginError(
+            f"{build_file}: plugin {name!r} is registered twice (already loaded as {other!r}); list it once"
+        ) from None
     order.append(name)
 
 
@@ -183,7 +195,11 @@ def _check_hooks(pm: pluggy.PluginManager, build_file: Path) -> None:
         for impl in caller.get_hookimpls():
             if caller.spec is None and not impl.optionalhook:
                 close = difflib.get_close_matches(hook_name, known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else f"; known hooks: {', '.join(known)}"
+                hint = (
+                    f"; did you mean {close[0]!r}?"
+                    if close
+                    else f"; known hooks: {', '.join(known)}"
+                )
                 raise PluginError(
                     f"{build_file}: plugin {impl.plugin_name!r} implements unknown hook {hook_name!r}{hint}"
                 )
@@ -249,17 +265,26 @@ class Plugins:
     def infra_inputs(self) -> dict[str, str]:
         """The merged ``btbuild_infra_inputs`` mapping (sorted by key); computed once."""
         if self._infra is None:
-            self._infra = _merge_mappings(self.call_each("btbuild_infra_inputs"), "btbuild_infra_inputs", values_are_str=True)
+            self._infra = _merge_mappings(
+                self.call_each("btbuild_infra_inputs"), "btbuild_infra_inputs", values_are_str=True
+            )
         return self._infra
 
     def check_options(self) -> dict[str, str]:
         """Every key a target's ``checks`` table may use -> its description."""
         if self._options is None:
-            self._options = _merge_mappings(self.call_each("btbuild_check_options"), "btbuild_check_options", values_are_str=True)
+            self._options = _merge_mappings(
+                self.call_each("btbuild_check_options"),
+                "btbuild_check_options",
+                values_are_str=True,
+            )
         return self._options
 
     def check_overrides(
-        self, target_name: str, overrides: Mapping[str, object] | Iterable[tuple[str, object]], build_file: Path | None = None
+        self,
+        target_name: str,
+        overrides: Mapping[str, object] | Iterable[tuple[str, object]],
+        build_file: Path | None = None,
     ) -> dict[str, object]:
         """Refuse ``checks`` keys no plugin declares; return the overrides as a dict."""
         table = dict(overrides)
@@ -268,7 +293,8 @@ class Plugins:
             if key not in options:
                 known = ", ".join(sorted(options)) or "none"
                 raise ConfigError(
-                    f"target {target_name!r}: unknown checks key {key!r} (known: {known})", path=build_file
+                    f"target {target_name!r}: unknown checks key {key!r} (known: {known})",
+                    path=build_file,
                 )
         return table
 
@@ -298,21 +324,29 @@ def _as_list(result: object, plugin: str, hook_name: str) -> list[Any]:
     if result is None:
         return []
     if isinstance(result, str | bytes | Mapping) or not isinstance(result, Iterable):
-        raise PluginError(f"plugin {plugin!r}: {hook_name} must return a list, got {type(result).__name__}")
+        raise PluginError(
+            f"plugin {plugin!r}: {hook_name} must return a list, got {type(result).__name__}"
+        )
     return list(result)
 
 
-def _merge_mappings(results: list[tuple[str, Any]], hook_name: str, *, values_are_str: bool) -> dict[str, str]:
+def _merge_mappings(
+    results: list[tuple[str, Any]], hook_name: str, *, values_are_str: bool
+) -> dict[str, str]:
     merged: dict[str, str] = {}
     owner: dict[str, str] = {}
     for plugin, result in results:
         if result is None:
             continue
         if not isinstance(result, Mapping):
-            raise PluginError(f"plugin {plugin!r}: {hook_name} must return a dict, got {type(result).__name__}")
+            raise PluginError(
+                f"plugin {plugin!r}: {hook_name} must return a dict, got {type(result).__name__}"
+            )
         for key, value in result.items():
             if not isinstance(key, str) or (values_are_str and not isinstance(value, str)):
-                raise PluginError(f"plugin {plugin!r}: {hook_name} must map str to str, got {key!r}: {value!r}")
+                raise PluginError(
+                    f"plugin {plugin!r}: {hook_name} must map str to str, got {key!r}: {value!r}"
+                )
             if key in merged and merged[key] != value:
                 raise PluginError(
                     f"{hook_name}: key {key!r} is given different values by plugins {owner[key]!r} and {plugin!r}"

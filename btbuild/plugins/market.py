@@ -90,28 +90,40 @@ class MarketSettings:
         def integer(key: str, minimum: int) -> int:
             value = values[key]
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-                raise config.error(PLUGIN, f"{key} = {value!r} is invalid, expected an integer >= {minimum}")
+                raise config.error(
+                    PLUGIN, f"{key} = {value!r} is invalid, expected an integer >= {minimum}"
+                )
             return value
 
         start = values["start"]
         try:
             start = start if isinstance(start, date) else date.fromisoformat(str(start))
         except ValueError:
-            raise config.error(PLUGIN, f"start = {start!r} is not a date like \"2024-01-01\"") from None
+            raise config.error(
+                PLUGIN, f'start = {start!r} is not a date like "2024-01-01"'
+            ) from None
         revisions = []
         raw = values["revisions"]
         if not isinstance(raw, Mapping):
-            raise config.error(PLUGIN, f"revisions = {raw!r} must be a table like {{ \"2024-01-05\" = 2 }}")
+            raise config.error(
+                PLUGIN, f'revisions = {raw!r} must be a table like {{ "2024-01-05" = 2 }}'
+            )
         for key, rev in raw.items():
             try:
                 day = date.fromisoformat(str(key))
             except ValueError:
-                raise config.error(PLUGIN, f"revisions key {key!r} is not a date like \"2024-01-05\"") from None
+                raise config.error(
+                    PLUGIN, f'revisions key {key!r} is not a date like "2024-01-05"'
+                ) from None
             if not isinstance(rev, int) or isinstance(rev, bool) or rev < 0:
-                raise config.error(PLUGIN, f"revisions.{key} = {rev!r} is invalid, expected an integer >= 0")
+                raise config.error(
+                    PLUGIN, f"revisions.{key} = {rev!r} is invalid, expected an integer >= 0"
+                )
             revisions.append((day, rev))
         if not isinstance(values["insights"], bool):
-            raise config.error(PLUGIN, f"insights = {values['insights']!r} is invalid, expected true or false")
+            raise config.error(
+                PLUGIN, f"insights = {values['insights']!r} is invalid, expected true or false"
+            )
         if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
             raise config.error(PLUGIN, f"seed = {values['seed']!r} is invalid, expected an integer")
         return cls(
@@ -179,7 +191,10 @@ class Market:
         self.sector_drift = {s: rng.uniform(-0.08, 0.2) for s in SECTORS}
         self.vol = [rng.uniform(0.15, 0.6) for _ in self.symbols]
         # A few penny stocks keep tiny prices in the data, as real feeds have them.
-        first = [rng.uniform(0.01, 1.0) if rng.random() < 0.03 else math.exp(rng.uniform(2.0, 6.0)) for _ in self.symbols]
+        first = [
+            rng.uniform(0.01, 1.0) if rng.random() < 0.03 else math.exp(rng.uniform(2.0, 6.0))
+            for _ in self.symbols
+        ]
         self._closes: list[list[float]] = [first]
         self._path_lock = threading.Lock()
 
@@ -199,13 +214,22 @@ class Market:
                 market = rng.gauss(0.0, 1.0)
                 sector_z = {s: rng.gauss(0.0, 1.0) for s in SECTORS}
                 prev = closes[-1]
-                closes.append([
-                    prev[i] * math.exp(
-                        (drift[sectors[i]] - 0.5 * vol[i] ** 2) * _DT
-                        + vol[i] * sq * (0.4 * market + 0.4 * sector_z[sectors[i]] + 0.82 * rng.gauss(0.0, 1.0))
-                    )
-                    for i in range(len(prev))
-                ])
+                closes.append(
+                    [
+                        prev[i]
+                        * math.exp(
+                            (drift[sectors[i]] - 0.5 * vol[i] ** 2) * _DT
+                            + vol[i]
+                            * sq
+                            * (
+                                0.4 * market
+                                + 0.4 * sector_z[sectors[i]]
+                                + 0.82 * rng.gauss(0.0, 1.0)
+                            )
+                        )
+                        for i in range(len(prev))
+                    ]
+                )
         return closes[t]
 
     def prices(self, t: int) -> dict[str, dict[str, Any]]:
@@ -218,7 +242,14 @@ class Market:
             high = max(open_, close[i]) * (1.0 + abs(rng.gauss(0.0, 0.006)))
             low = min(open_, close[i]) * (1.0 - min(0.5, abs(rng.gauss(0.0, 0.006))))
             volume = int(rng.lognormvariate(11.0, 1.2))
-            out[symbol] = {"close": close[i], "open": open_, "high": high, "low": low, "volume": volume, "sector": self.sectors[i]}
+            out[symbol] = {
+                "close": close[i],
+                "open": open_,
+                "high": high,
+                "low": low,
+                "volume": volume,
+                "sector": self.sectors[i],
+            }
         return out
 
     def benchmarks(self, t: int) -> dict[str, dict[str, float]]:
@@ -280,15 +311,18 @@ class Market:
         else:
             base_cash = 1000.0 + (u >> 28) % 99000
             cash = round(base_cash * (0.8 + 0.4 * (_mix(u ^ t) % 10007) / 10007.0), 2)
-        return {"cash": cash, "positions": [
-            {
-                "symbol": self.symbols[symbol],
-                "quantity": quantity,
-                "avg_cost": self._cost(symbol, opened, noise),
-                "opened": self.calendar.iso(opened),
-            }
-            for symbol, quantity, opened, noise in self.holdings(n, t)
-        ]}
+        return {
+            "cash": cash,
+            "positions": [
+                {
+                    "symbol": self.symbols[symbol],
+                    "quantity": quantity,
+                    "avg_cost": self._cost(symbol, opened, noise),
+                    "opened": self.calendar.iso(opened),
+                }
+                for symbol, quantity, opened, noise in self.holdings(n, t)
+            ],
+        }
 
     def _cost(self, symbol: int, opened: int, noise: int) -> float:
         # Positions opened before the path starts are priced at its first day.
@@ -305,18 +339,29 @@ class Market:
             now = today.get(symbol)
             if quantity > 0 and (now is None or now[0] == 0.0 or now[1] != opened):
                 price = closes[symbol]
-                out.append({
-                    "symbol": self.symbols[symbol], "side": "sell", "quantity": quantity, "price": price,
-                    "realized_pnl": quantity * (price - self._cost(symbol, opened, noise)),
-                    "holding_days": (self.calendar.day(t) - self.calendar.day(opened)).days,
-                })
+                out.append(
+                    {
+                        "symbol": self.symbols[symbol],
+                        "side": "sell",
+                        "quantity": quantity,
+                        "price": price,
+                        "realized_pnl": quantity * (price - self._cost(symbol, opened, noise)),
+                        "holding_days": (self.calendar.day(t) - self.calendar.day(opened)).days,
+                    }
+                )
         for symbol, (quantity, opened, noise) in today.items():
             before = yesterday.get(symbol)
             if quantity > 0 and (before is None or before[1] != opened):
-                out.append({
-                    "symbol": self.symbols[symbol], "side": "buy", "quantity": quantity,
-                    "price": self._cost(symbol, opened, noise), "realized_pnl": None, "holding_days": None,
-                })
+                out.append(
+                    {
+                        "symbol": self.symbols[symbol],
+                        "side": "buy",
+                        "quantity": quantity,
+                        "price": self._cost(symbol, opened, noise),
+                        "realized_pnl": None,
+                        "holding_days": None,
+                    }
+                )
         return out
 
 
@@ -348,7 +393,10 @@ class MarketSource(RootSource):
 
     def _index(self, day: date) -> int | None:
         t = self.market.calendar.index(day)
-        if t is None or (self.name == "insights" and (not self.market.settings.insights or day.toordinal() % 5 == 0)):
+        if t is None or (
+            self.name == "insights"
+            and (not self.market.settings.insights or day.toordinal() % 5 == 0)
+        ):
             return None
         return t
 
@@ -364,7 +412,9 @@ class MarketSource(RootSource):
     def fingerprint(self, day: date) -> str:
         self._require(day)
         revision = self.market.settings.revision_of.get(day, 0)
-        text = f"{GENERATOR_VERSION}|{self.name}|{self._config_key}|{day.isoformat()}|rev={revision}"
+        text = (
+            f"{GENERATOR_VERSION}|{self.name}|{self._config_key}|{day.isoformat()}|rev={revision}"
+        )
         return xxhash.xxh3_128_hexdigest(text.encode())
 
     def load(self, day: date) -> Any:

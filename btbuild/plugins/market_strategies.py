@@ -26,12 +26,15 @@ def _price() -> st.SearchStrategy[float]:
 
 def _money() -> st.SearchStrategy[float]:
     return st.one_of(
-        st.just(0.0), st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+        st.just(0.0),
+        st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False),
     )
 
 
 def _quantity() -> st.SearchStrategy[float]:
-    return st.one_of(st.just(0.0), st.just(1.0), st.floats(min_value=0.0, max_value=1e5, allow_nan=False))
+    return st.one_of(
+        st.just(0.0), st.just(1.0), st.floats(min_value=0.0, max_value=1e5, allow_nan=False)
+    )
 
 
 def _day() -> st.SearchStrategy[str]:
@@ -43,13 +46,22 @@ def _bar(draw: st.DrawFn, sector: str) -> dict[str, Any]:
     close, open_ = draw(_price()), draw(_price())
     high = max(close, open_) * (1 + draw(st.floats(0, 0.1)))
     low = min(close, open_) * (1 - draw(st.floats(0, 0.5)))
-    return {"close": close, "open": open_, "high": high, "low": low, "volume": draw(st.integers(0, 10**9)), "sector": sector}
+    return {
+        "close": close,
+        "open": open_,
+        "high": high,
+        "low": low,
+        "volume": draw(st.integers(0, 10**9)),
+        "sector": sector,
+    }
 
 
 def prices(symbols: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
     # Every symbol is priced, as in the generated market, so fabricated portfolios and trades
     # (drawn from the same symbols) always find their prices.
-    return st.fixed_dictionaries({s: _bar(SECTORS[i % len(SECTORS)]) for i, s in enumerate(symbols)})
+    return st.fixed_dictionaries(
+        {s: _bar(SECTORS[i % len(SECTORS)]) for i, s in enumerate(symbols)}
+    )
 
 
 def benchmarks() -> st.SearchStrategy[dict[str, Any]]:
@@ -59,7 +71,10 @@ def benchmarks() -> st.SearchStrategy[dict[str, Any]]:
 
 def insights(symbols: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
     insight = st.fixed_dictionaries(
-        {"sentiment": st.floats(min_value=-1.0, max_value=1.0), "rating": st.sampled_from(["buy", "hold", "sell"])}
+        {
+            "sentiment": st.floats(min_value=-1.0, max_value=1.0),
+            "rating": st.sampled_from(["buy", "hold", "sell"]),
+        }
     )
     return st.fixed_dictionaries({s: insight for s in symbols})
 
@@ -72,9 +87,16 @@ def portfolio(symbols: Sequence[str]) -> st.SearchStrategy[dict[str, Any]]:
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
         # Sizes 0 and 1 first in the alternatives so shrinking and small examples reach them.
-        held = draw(st.one_of(st.just([]), st.lists(st.sampled_from(list(symbols)), min_size=1, max_size=1),
-                              st.lists(st.sampled_from(list(symbols)), max_size=len(symbols), unique=True)))
-        cash = draw(st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=1e7, allow_nan=False)))
+        held = draw(
+            st.one_of(
+                st.just([]),
+                st.lists(st.sampled_from(list(symbols)), min_size=1, max_size=1),
+                st.lists(st.sampled_from(list(symbols)), max_size=len(symbols), unique=True),
+            )
+        )
+        cash = draw(
+            st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=1e7, allow_nan=False))
+        )
         return {"cash": cash, "positions": [{"symbol": s, **draw(position)} for s in held]}
 
     return build()

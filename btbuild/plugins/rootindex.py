@@ -47,7 +47,9 @@ class RootIndex:
                 f"root source {source!r} failed on {day.isoformat()}: {type(exc).__name__}: {exc}"
             ) from None
         if value is not None and not isinstance(value, str):
-            raise PluginError(f"root source {source!r}: fingerprint({day.isoformat()}) returned {value!r}, expected a str")
+            raise PluginError(
+                f"root source {source!r}: fingerprint({day.isoformat()}) returned {value!r}, expected a str"
+            )
         self._fingerprints[key] = value
         return value
 
@@ -66,5 +68,8 @@ class RootIndex:
         try:
             return self.sources[name]
         except KeyError:
-            known = ", ".join(sorted(self.sources)) or "none: add a source plugin to [workspace] plugins"
+            known = (
+                ", ".join(sorted(self.sources))
+                or "none: add a source plugin to [workspace] plugins"
+            )
             raise ConfigError(f"unknown root source {name!r} (known: {known})") from None

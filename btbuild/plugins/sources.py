@@ -27,7 +27,9 @@ def user_shard(user_id: str, shards: int) -> int:
     return xxhash.xxh3_64_intdigest(user_id.encode()) % shards
 
 
-def in_shard(stream: Iterable[tuple[str, Any]], shard: int, shards: int) -> Iterator[tuple[str, Any]]:
+def in_shard(
+    stream: Iterable[tuple[str, Any]], shard: int, shards: int
+) -> Iterator[tuple[str, Any]]:
     """The (user id, item) pairs of ``stream`` that belong to part ``shard`` of ``shards``."""
     return ((user_id, item) for user_id, item in stream if user_shard(user_id, shards) == shard)
 
@@ -57,14 +59,18 @@ class RootSource(ABC):
 
     def load(self, day: date) -> Any:
         """The whole JSON value for ``day`` (date scope)."""
-        raise PluginError(f"root source {self.name!r} has scope {self.scope!r}: it has no load(); use users()")
+        raise PluginError(
+            f"root source {self.name!r} has scope {self.scope!r}: it has no load(); use users()"
+        )
 
     def users(self, day: date) -> Iterator[tuple[str, Any]]:
         """``(user_id, record)`` pairs for ``day`` in ascending user-id order (user scope).
 
         A generator: callers stream it and must never need the whole day in memory.
         """
-        raise PluginError(f"root source {self.name!r} has scope {self.scope!r}: it has no users(); use load()")
+        raise PluginError(
+            f"root source {self.name!r} has scope {self.scope!r}: it has no users(); use load()"
+        )
 
     def users_in_shard(self, day: date, shard: int, shards: int) -> Iterator[tuple[str, Any]]:
         """:meth:`users` restricted to one part of a sharded per_user cell: the users with
@@ -92,7 +98,9 @@ def check_source(source: object, plugin: str) -> RootSource:
         )
     name = getattr(source, "name", None)
     if not isinstance(name, str) or not SOURCE_NAME.match(name):
-        raise PluginError(f"plugin {plugin!r}: root source name {name!r} must match [a-z][a-z0-9_]*")
+        raise PluginError(
+            f"plugin {plugin!r}: root source name {name!r} must match [a-z][a-z0-9_]*"
+        )
     if getattr(source, "scope", None) not in SCOPES:
         raise PluginError(
             f"plugin {plugin!r}: root source {name!r} has scope {getattr(source, 'scope', None)!r}, expected 'date' or 'user'"

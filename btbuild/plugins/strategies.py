@@ -8,17 +8,23 @@ from hypothesis import strategies as st
 
 
 def json_scalars() -> st.SearchStrategy[Any]:
-    return st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(
-        allow_nan=False, allow_infinity=False
-    ) | st.text(max_size=12)
+    return (
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**53), 2**53)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=12)
+    )
 
 
 def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
     """Any JSON value (no NaN/Infinity), nested a few levels deep."""
     return st.recursive(
         json_scalars(),
-        lambda children: st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
         max_leaves=max_leaves,
     )
 

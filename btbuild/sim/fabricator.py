@@ -88,7 +88,9 @@ def _provider() -> type:
     class _FabricatorProvider(HypothesisProvider):
         """Hypothesis' provider without the local-constant pool (see the module docstring)."""
 
-        def _maybe_draw_constant(self, choice_type: Any, constraints: Any, *, p: float = 0.05) -> Any:
+        def _maybe_draw_constant(
+            self, choice_type: Any, constraints: Any, *, p: float = 0.05
+        ) -> Any:
             rng = self._random
             assert rng is not None  # always set: ConjectureData is given a Random
             if rng.random() > p:
@@ -97,7 +99,9 @@ def _provider() -> type:
             pool = pools.get(key)
             if pool is None:
                 pool = pools[key] = tuple(
-                    choice for choice in GLOBAL_CONSTANTS.set_for_type(choice_type) if choice_permitted(choice, constraints)
+                    choice
+                    for choice in GLOBAL_CONSTANTS.set_for_type(choice_type)
+                    if choice_permitted(choice, constraints)
                 )
             return rng.choice(pool) if pool else None
 
@@ -214,8 +218,14 @@ class Fabricator:
         index = world.index + YESTERDAY
         if index not in self._worlds:
             rng = random.Random(_seed(self.seed, "yesterday", world.index))
-            gaps = frozenset(back for back in range(1, 64) if rng.random() < 0.3) if rng.random() < 0.3 else frozenset()
-            self._worlds[index] = World(index, world.day - timedelta(days=1), world.users, None, gaps)
+            gaps = (
+                frozenset(back for back in range(1, 64) if rng.random() < 0.3)
+                if rng.random() < 0.3
+                else frozenset()
+            )
+            self._worlds[index] = World(
+                index, world.day - timedelta(days=1), world.users, None, gaps
+            )
         return self._worlds[index]
 
     def _strategy(self, source: str) -> Any:
@@ -232,7 +242,9 @@ class Fabricator:
             value = draw(self._strategy(source), _seed(self.seed, world.index, source, user, back))
         else:
             previous = self._base(world, source, user, back - 1)
-            value = _walk(previous, random.Random(_seed(self.seed, "walk", world.index, source, user, back)))
+            value = _walk(
+                previous, random.Random(_seed(self.seed, "walk", world.index, source, user, back))
+            )
         self._values[key] = value
         return value
 
@@ -249,7 +261,9 @@ class Fabricator:
         change = _DATE_EDGES.get(world.edge or "")
         return change(value) if change else value
 
-    def user_root(self, world: World, source: str, user: str, back: int = 0, *, optional: bool = False) -> Any:
+    def user_root(
+        self, world: World, source: str, user: str, back: int = 0, *, optional: bool = False
+    ) -> Any:
         """A user-scope source's record for ``user`` (None: this user has no record that day)."""
         if self._missing(world, source, back, optional):
             return None

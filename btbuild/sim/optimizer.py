@@ -64,12 +64,16 @@ class SimHashes:
         if code_hash is None and target.name in self._keys:
             return self._keys[target.name]
         by_label = self.session.workspace.by_label()
-        key = hash_json({
-            "code": code_hash or code_key(hashes),
-            "declaration": hashes.declaration,
-            "infra": hashes.infra,
-            "deps": sorted([by_label[label].name, self.sim_key(by_label[label])] for label in target.deps),
-        })
+        key = hash_json(
+            {
+                "code": code_hash or code_key(hashes),
+                "declaration": hashes.declaration,
+                "infra": hashes.infra,
+                "deps": sorted(
+                    [by_label[label].name, self.sim_key(by_label[label])] for label in target.deps
+                ),
+            }
+        )
         if code_hash is None:
             self._keys[target.name] = key
         return key

@@ -91,7 +91,11 @@ class SimResult:
 
 
 def is_failure(output: Any) -> bool:
-    return isinstance(output, dict) and len(output) == 1 and next(iter(output)) in ("$raised", "$blocked")
+    return (
+        isinstance(output, dict)
+        and len(output) == 1
+        and next(iter(output)) in ("$raised", "$blocked")
+    )
 
 
 @contextmanager
@@ -146,11 +150,18 @@ class _History:
     """The lazy ``(source, days_ago) -> record`` mapping behind ``ctx.user.get(..., days_ago=)``."""
 
     def __init__(self, fabricator: Fabricator, world: World, user: str, optional: frozenset[str]):
-        self._fabricator, self._world, self._user, self._optional = fabricator, world, user, optional
+        self._fabricator, self._world, self._user, self._optional = (
+            fabricator,
+            world,
+            user,
+            optional,
+        )
 
     def get(self, key: tuple[str, int], default: Any = None) -> Any:
         source, back = key
-        value = self._fabricator.user_root(self._world, source, self._user, back, optional=source in self._optional)
+        value = self._fabricator.user_root(
+            self._world, source, self._user, back, optional=source in self._optional
+        )
         return default if value is None else fresh(value)
 
 
@@ -161,9 +172,16 @@ class SimRunner:
     code of a target on the outputs the new code of its upstream computed).
     """
 
-    def __init__(self, workspace: Workspace, sources: dict[str, Any], *, fabricator: Fabricator | None = None,
-                 loader: CalculationLoader | None = None, time_limit: float | None = DEFAULT_TIME_LIMIT,
-                 deps_from: SimRunner | None = None):
+    def __init__(
+        self,
+        workspace: Workspace,
+        sources: dict[str, Any],
+        *,
+        fabricator: Fabricator | None = None,
+        loader: CalculationLoader | None = None,
+        time_limit: float | None = DEFAULT_TIME_LIMIT,
+        deps_from: SimRunner | None = None,
+    ):
         self.workspace = workspace
         self.sources = sources
         self.fabricator = fabricator or Fabricator(sources)
@@ -191,8 +209,14 @@ class SimRunner:
     def simulate(self, name: str, worlds: list[World] | None = None) -> SimResult:
         """The SimHash of target ``name``: a hash per context and the combined hash."""
         target = self.workspace.targets[name]
-        runs = self.contexts(target, worlds if worlds is not None else self.fabricator.worlds(WORLDS))
-        return SimResult(target.label, combined_hash(fabricator_version(), [run.hash for run in runs]), tuple(runs))
+        runs = self.contexts(
+            target, worlds if worlds is not None else self.fabricator.worlds(WORLDS)
+        )
+        return SimResult(
+            target.label,
+            combined_hash(fabricator_version(), [run.hash for run in runs]),
+            tuple(runs),
+        )
 
     def contexts(self, target: Target, worlds: list[World]) -> list[ContextRun]:
         runs = []
@@ -233,10 +257,18 @@ class SimRunner:
             if dep.kind == "per_date":
                 if isinstance(out, Failed):
                     blocked = Failed(f"blocked:{label}")
-                    return blocked if target.kind == "per_date" else dict.fromkeys(world.users, blocked)
+                    return (
+                        blocked
+                        if target.kind == "per_date"
+                        else dict.fromkeys(world.users, blocked)
+                    )
                 whole[dep.name] = out
             else:
-                kept = {user: value for user, value in out.items() if not isinstance(value, Failed) and value is not None and usable(value)}
+                kept = {
+                    user: value
+                    for user, value in out.items()
+                    if not isinstance(value, Failed) and value is not None and usable(value)
+                }
                 per_user_deps[dep.name] = kept
                 if target.kind == "per_date":
                     whole[dep.name] = kept
@@ -251,11 +283,19 @@ class SimRunner:
 
         def load_root(source: str, day: date) -> Any:
             back = (world.day - day).days
-            return fresh(self.fabricator.date_root(world, source, back, optional=source in optional))
+            return fresh(
+                self.fabricator.date_root(world, source, back, optional=source in optional)
+            )
 
-        ctx = Context(target, world.day, root_loader=load_root, user_sources=user_sources, dep_names=dep_names,
-                      whole_deps={name: fresh(value) for name, value in whole.items()},
-                      previous=fresh(previous) if target.kind == "per_date" else None)
+        ctx = Context(
+            target,
+            world.day,
+            root_loader=load_root,
+            user_sources=user_sources,
+            dep_names=dep_names,
+            whole_deps={name: fresh(value) for name, value in whole.items()},
+            previous=fresh(previous) if target.kind == "per_date" else None,
+        )
         try:
             process = self._factories[target.name]()
         except CalculationError as exc:
@@ -265,10 +305,17 @@ class SimRunner:
             return self._call(target, process, ctx)
         results: dict[str, Any] = {}
         for user in world.users:
-            today = {source: fresh(self.fabricator.user_root(world, source, user, 0, optional=source in optional))
-                     for source in user_sources}
-            ctx.user = UserRecords(ctx, user, today, _History(self.fabricator, world, user, optional))  # type: ignore[arg-type]
-            ctx._user_deps = {name: fresh(values.get(user)) for name, values in per_user_deps.items()}
+            today = {
+                source: fresh(
+                    self.fabricator.user_root(world, source, user, 0, optional=source in optional)
+                )
+                for source in user_sources
+            }
+            history = _History(self.fabricator, world, user, optional)
+            ctx.user = UserRecords(ctx, user, today, history)  # type: ignore[arg-type]
+            ctx._user_deps = {
+                name: fresh(values.get(user)) for name, values in per_user_deps.items()
+            }
             if target.historical:
                 ctx.previous = fresh(previous.get(user)) if isinstance(previous, dict) else None
             results[user] = self._call(target, process, ctx)
@@ -281,7 +328,11 @@ class SimRunner:
         out = self.outputs(target, yesterday, with_previous=False)
         if target.kind == "per_date":
             return None if isinstance(out, Failed) or not usable(out) else out
-        return {user: value for user, value in out.items() if not isinstance(value, Failed) and value is not None and usable(value)}
+        return {
+            user: value
+            for user, value in out.items()
+            if not isinstance(value, Failed) and value is not None and usable(value)
+        }
 
     def _call(self, target: Target, process: Process, ctx: Context) -> Any:
         if self._timeouts.get(target.name, 0) >= MAX_TIMEOUTS:
@@ -306,13 +357,25 @@ class SimRunner:
         roots: dict[str, Any] = {}
         for source in target.all_roots:
             if self.sources[source].scope == "user":
-                roots[source] = self.fabricator.user_root(world, source, user or "", 0, optional=source in optional) if user else None
+                roots[source] = (
+                    self.fabricator.user_root(
+                        world, source, user or "", 0, optional=source in optional
+                    )
+                    if user
+                    else None
+                )
             else:
-                roots[source] = self.fabricator.date_root(world, source, 0, optional=source in optional)
+                roots[source] = self.fabricator.date_root(
+                    world, source, 0, optional=source in optional
+                )
         inputs["roots"] = roots
         if target.lookback:
-            inputs["history"] = "no look-back data" if world.edge == "no_history" else (
-                f"look-back days drawn as a random walk from the day's data; missing days ago: {sorted(world.gaps)[:10]}"
+            inputs["history"] = (
+                "no look-back data"
+                if world.edge == "no_history"
+                else (
+                    f"look-back days drawn as a random walk from the day's data; missing days ago: {sorted(world.gaps)[:10]}"
+                )
             )
         deps = {}
         for label in target.deps:
@@ -326,7 +389,11 @@ class SimRunner:
             inputs["deps"] = deps
         if target.historical:
             previous = self._previous(target, world)
-            inputs["previous"] = previous.get(user) if isinstance(previous, dict) and target.kind == "per_user" else previous
+            inputs["previous"] = (
+                previous.get(user)
+                if isinstance(previous, dict) and target.kind == "per_user"
+                else previous
+            )
         return inputs
 
 
@@ -341,8 +408,6 @@ def _shown(value: Any) -> Any:
 def _context_run(world: World, user: str | None, out: Any) -> ContextRun:
     output = out.canonical() if isinstance(out, Failed) else canonical(out)
     return ContextRun(world, user, output, context_hash(output))
-
-
 
 
 __all__ = ["DEFAULT_TIME_LIMIT", "ContextRun", "Failed", "SimResult", "SimRunner", "fresh"]

@@ -54,8 +54,14 @@ class ChangedTarget:
     weak: bool = False  # cosmetic, but the contexts gave fewer than two distinct real outputs
 
     def to_json(self) -> dict[str, Any]:
-        return {"label": self.label, "verdict": self.verdict, "counterexample": self.counterexample,
-                "expected": self.expected, "contexts": self.contexts, "weak": self.weak}
+        return {
+            "label": self.label,
+            "verdict": self.verdict,
+            "counterexample": self.counterexample,
+            "expected": self.expected,
+            "contexts": self.contexts,
+            "weak": self.weak,
+        }
 
 
 @dataclass
@@ -81,7 +87,9 @@ class VerifyOptions:
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["git", "-C", str(cwd), *args], capture_output=True, text=True, check=False
+    )
 
 
 def _first_line(text: str) -> str:
@@ -93,7 +101,9 @@ def git_toplevel(root: Path) -> Path:
         raise UsageError("verify needs git, which is not on PATH")
     done = _git(root, "rev-parse", "--show-toplevel")
     if done.returncode != 0:
-        raise UsageError(f"{root} is not inside a git repository ({_first_line(done.stderr)}); verify compares with a git revision")
+        raise UsageError(
+            f"{root} is not inside a git repository ({_first_line(done.stderr)}); verify compares with a git revision"
+        )
     return Path(done.stdout.strip())
 
 
@@ -114,7 +124,9 @@ def verify(session: Any, options: VerifyOptions) -> VerifyReport:
     try:
         added = _git(top, "worktree", "add", "--detach", str(tree), commit)
         if added.returncode != 0:
-            raise UsageError(f"git worktree add for --base {options.base!r} failed: {_first_line(added.stderr)}")
+            raise UsageError(
+                f"git worktree add for --base {options.base!r} failed: {_first_line(added.stderr)}"
+            )
         old_root = tree / root.relative_to(top)
         old = load_workspace(old_root) if (old_root / "BUILD.toml").is_file() else None
         return compare_workspaces(session, old, options)
@@ -126,12 +138,16 @@ def verify(session: Any, options: VerifyOptions) -> VerifyReport:
 
 def _expected_labels(expect: Iterable[str], new: Workspace, old: Workspace | None) -> set[str]:
     known = set(new.by_label()) | (set(old.by_label()) if old else set())
-    names = {t.name: t.label for t in new.targets.values()} | ({t.name: t.label for t in old.targets.values()} if old else {})
+    names = {t.name: t.label for t in new.targets.values()} | (
+        {t.name: t.label for t in old.targets.values()} if old else {}
+    )
     labels = set()
     for given in expect:
         label = names.get(given.split(":")[-1], given) if not given.startswith("//") else given
         if label not in known:
-            raise UsageError(f"--expect-change {given!r} names no calculation of the workspace (now or at --base)")
+            raise UsageError(
+                f"--expect-change {given!r} names no calculation of the workspace (now or at --base)"
+            )
         labels.add(label)
     return labels
 
@@ -149,24 +165,38 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
     for name, target in new.targets.items():
         before = old_targets.get(name)
         if before is None:
-            report.changed.append(ChangedTarget(target.label, NEW, expected=target.label in expected))
+            report.changed.append(
+                ChangedTarget(target.label, NEW, expected=target.label in expected)
+            )
         elif code_key(old_hashes[name]) != code_key(new_hashes[name]):
             changed.append((before, target))
     for name, before in old_targets.items():
         if name not in new.targets:
-            report.changed.append(ChangedTarget(before.label, REMOVED, expected=before.label in expected))
+            report.changed.append(
+                ChangedTarget(before.label, REMOVED, expected=before.label in expected)
+            )
     if changed:
         fabricator = Fabricator(sources)
         new_runner = SimRunner(new, sources, fabricator=fabricator, time_limit=options.time_limit)
-        old_runner = SimRunner(old, sources, fabricator=fabricator, time_limit=options.time_limit,  # type: ignore[arg-type]
-                               deps_from=new_runner)
+        old_runner = SimRunner(
+            old,  # type: ignore[arg-type]
+            sources,
+            fabricator=fabricator,
+            time_limit=options.time_limit,
+            deps_from=new_runner,
+        )
         report.changed.extend(_judge(new_runner, old_runner, changed, expected, options))
     report.changed.sort(key=lambda c: c.label)
     return report
 
 
-def _judge(new_runner: SimRunner, old_runner: SimRunner, pairs: list[tuple[Target, Target]],
-           expected: set[str], options: VerifyOptions) -> list[ChangedTarget]:
+def _judge(
+    new_runner: SimRunner,
+    old_runner: SimRunner,
+    pairs: list[tuple[Target, Target]],
+    expected: set[str],
+    options: VerifyOptions,
+) -> list[ChangedTarget]:
     worlds = new_runner.fabricator.worlds(options.worlds)
     started = {t.name: time.perf_counter() for _, t in pairs}
     new_runs: dict[str, list[ContextRun] | str] = {}
@@ -178,12 +208,16 @@ def _judge(new_runner: SimRunner, old_runner: SimRunner, pairs: list[tuple[Targe
         old_runs = _runs(old_runner, before, worlds)
         news = new_runs[target.name]
         if isinstance(news, str) or isinstance(old_runs, str):
-            errors = {"old": old_runs if isinstance(old_runs, str) else None,
-                      "new": news if isinstance(news, str) else None}
+            errors = {
+                "old": old_runs if isinstance(old_runs, str) else None,
+                "new": news if isinstance(news, str) else None,
+            }
             if errors["old"] and errors["new"]:
                 results.append(ChangedTarget(target.label, COSMETIC, expected=is_expected))
             else:
-                results.append(ChangedTarget(target.label, BEHAVIOUR_CHANGED, {"error": errors}, is_expected))
+                results.append(
+                    ChangedTarget(target.label, BEHAVIOUR_CHANGED, {"error": errors}, is_expected)
+                )
             continue
         counter = _difference(new_runner, target, old_runs, news, "fabricated")
         compared = len(news)
@@ -192,8 +226,13 @@ def _judge(new_runner: SimRunner, old_runner: SimRunner, pairs: list[tuple[Targe
             compared += more
         verdict = COSMETIC if counter is None else BEHAVIOUR_CHANGED
         seconds = time.perf_counter() - started[target.name]
-        weak = verdict == COSMETIC and len({r.hash for r in news if not is_failure(r.output)}) < MIN_DISTINCT
-        results.append(ChangedTarget(target.label, verdict, counter, is_expected, compared, seconds, weak))
+        weak = (
+            verdict == COSMETIC
+            and len({r.hash for r in news if not is_failure(r.output)}) < MIN_DISTINCT
+        )
+        results.append(
+            ChangedTarget(target.label, verdict, counter, is_expected, compared, seconds, weak)
+        )
     return results
 
 
@@ -205,8 +244,9 @@ def _runs(runner: SimRunner, target: Target, worlds: list[Any]) -> list[ContextR
     return runner.contexts(target, worlds)
 
 
-def _difference(runner: SimRunner, target: Target, old: list[ContextRun], new: list[ContextRun],
-                found_by: str) -> dict[str, Any] | None:
+def _difference(
+    runner: SimRunner, target: Target, old: list[ContextRun], new: list[ContextRun], found_by: str
+) -> dict[str, Any] | None:
     for index, (before, after) in enumerate(zip(old, new, strict=False)):
         if before.hash != after.hash:
             return {
@@ -217,13 +257,19 @@ def _difference(runner: SimRunner, target: Target, old: list[ContextRun], new: l
                 "new": after.output,
             }
     if len(old) != len(new):
-        return {"found_by": found_by, "context": min(len(old), len(new)), "inputs": {},
-                "old": f"{len(old)} contexts", "new": f"{len(new)} contexts"}
+        return {
+            "found_by": found_by,
+            "context": min(len(old), len(new)),
+            "inputs": {},
+            "old": f"{len(old)} contexts",
+            "new": f"{len(new)} contexts",
+        }
     return None
 
 
-def _search(new_runner: SimRunner, old_runner: SimRunner, before: Target, target: Target,
-            seconds: float) -> tuple[dict[str, Any] | None, int]:
+def _search(
+    new_runner: SimRunner, old_runner: SimRunner, before: Target, target: Target, seconds: float
+) -> tuple[dict[str, Any] | None, int]:
     deadline = time.perf_counter() + seconds
     start, compared = SEARCH_START, 0
     while time.perf_counter() < deadline:

@@ -79,5 +79,7 @@ def open_backend(kind: str, **settings: Any) -> Backend:
     try:
         inspect.signature(factory).bind(**settings)
     except TypeError as exc:
-        raise ConfigError(f"[storage] settings {sorted(settings)} do not fit backend {kind!r}: {exc}") from None
+        raise ConfigError(
+            f"[storage] settings {sorted(settings)} do not fit backend {kind!r}: {exc}"
+        ) from None
     return factory(**settings)

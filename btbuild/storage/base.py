@@ -53,9 +53,13 @@ _FEED_BYTES = 64 * 1024
 def check_cell_key(target: str, date: str) -> None:
     """Refuse keys that cannot name a cell (every backend calls this on writes)."""
     if not isinstance(target, str) or not target or "/" in target:
-        raise StorageError(f"cell target {target!r} is not a target name (expected e.g. 'portfolio_risk')")
+        raise StorageError(
+            f"cell target {target!r} is not a target name (expected e.g. 'portfolio_risk')"
+        )
     if not isinstance(date, str) or not _DATE.match(date):
-        raise StorageError(f"cell date {date!r} for target {target!r} is not an ISO date (expected YYYY-MM-DD)")
+        raise StorageError(
+            f"cell date {date!r} for target {target!r} is not an ISO date (expected YYYY-MM-DD)"
+        )
 
 
 CellSummary = tuple[str, "str | None", "str | None", "str | None", "str | None"]
@@ -80,14 +84,18 @@ class Backend(ABC):
     # ------------------------------------------------------------------ cell records
 
     @abstractmethod
-    def get_cells(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellRecord]:
+    def get_cells(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> dict[tuple[str, str], CellRecord]:
         """Every readable record for the cross product of ``targets`` and ``dates``, keyed
         ``(target, date)``, in a few round trips however many there are."""
 
     def get_cell(self, target: str, date: str) -> CellRecord | None:
         return self.get_cells([target], [date]).get((target, date))
 
-    def get_cell_summaries(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellSummary]:
+    def get_cell_summaries(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> dict[tuple[str, str], CellSummary]:
         """What the planner needs of every cell to see that it is up to date, keyed like
         :meth:`get_cells`: ``(status, composite_hash, result_hash, generation, category)``.
         Backends override it with a narrow query; the full record is read only for cells
@@ -117,8 +125,14 @@ class Backend(ABC):
 
     @abstractmethod
     def acquire(
-        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None,
-        *, dead_owners: Collection[str] = (),
+        self,
+        target: str,
+        date: str,
+        owner: str,
+        lease_seconds: float,
+        now: float | None = None,
+        *,
+        dead_owners: Collection[str] = (),
     ) -> Lease | None:
         """Atomically take the cell for one attempt: succeeds when nobody holds a live lease
         (an expired one is a zombie and is taken over, and so is one held by ``dead_owners``,
@@ -135,7 +149,9 @@ class Backend(ABC):
         shards written under the lease. Does nothing to a cell someone else took over."""
 
     @abstractmethod
-    def _finish(self, lease: Lease, status: str, error: str | None, now: float) -> CellRecord | None:
+    def _finish(
+        self, lease: Lease, status: str, error: str | None, now: float
+    ) -> CellRecord | None:
         """End the attempt without a result and drop its shards; None if the lease was lost."""
 
     @abstractmethod
@@ -147,11 +163,15 @@ class Backend(ABC):
     # ------------------------------------------------------------------ shards
 
     @abstractmethod
-    def _write_shards(self, target: str, date: str, generation: str, shards: Mapping[int, bytes]) -> None:
+    def _write_shards(
+        self, target: str, date: str, generation: str, shards: Mapping[int, bytes]
+    ) -> None:
         """Store shards (index -> compressed bytes) under a generation nobody reads yet."""
 
     @abstractmethod
-    def _read_shards(self, target: str, date: str, generation: str, indices: range) -> list[bytes | None]:
+    def _read_shards(
+        self, target: str, date: str, generation: str, indices: range
+    ) -> list[bytes | None]:
         """The shards at ``indices`` of a generation; None for each one that is missing."""
 
     @abstractmethod
@@ -192,7 +212,12 @@ class Backend(ABC):
 
     @abstractmethod
     def record_equivalence(
-        self, target: str, old_code_hash: str, new_code_hash: str, sim_hash: str, date: str,
+        self,
+        target: str,
+        old_code_hash: str,
+        new_code_hash: str,
+        sim_hash: str,
+        date: str,
         now: float | None = None,
     ) -> Equivalence: ...
 
@@ -209,7 +234,10 @@ class Backend(ABC):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -226,7 +254,9 @@ class Backend(ABC):
             record = self.get_cell(target, date)
             if record is None or not record.has_result:
                 return None
-            shards = self._read_shards(target, date, record.generation or "", range(record.shard_count))
+            shards = self._read_shards(
+                target, date, record.generation or "", range(record.shard_count)
+            )
             if any(shard is None for shard in shards):
                 if self._moved_on(record):
                     continue
@@ -267,9 +297,15 @@ class Backend(ABC):
 
         def shards() -> Iterator[bytes]:
             for index in range(record.shard_count):
-                shard = first[0] if index == 0 else self._read_shards(target, date, generation, range(index, index + 1))[0]
+                shard = (
+                    first[0]
+                    if index == 0
+                    else self._read_shards(target, date, generation, range(index, index + 1))[0]
+                )
                 if shard is None:
-                    raise StorageError(f"result of {target} on {date} changed or vanished while it was being read; read it again")
+                    raise StorageError(
+                        f"result of {target} on {date} changed or vanished while it was being read; read it again"
+                    )
                 yield shard
 
         hasher = codec.PerUserHash()
@@ -281,7 +317,9 @@ class Backend(ABC):
         except ValueError as exc:
             raise StorageError(f"result of {target} on {date} is corrupt: {exc}") from None
         if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
-            raise StorageError(f"result of {target} on {date} is corrupt: its hash does not match the record")
+            raise StorageError(
+                f"result of {target} on {date} is corrupt: its hash does not match the record"
+            )
 
     def _moved_on(self, record: CellRecord) -> bool:
         current = self.get_cell(record.target, record.date)
@@ -317,7 +355,9 @@ class ResultWriter:
 
     def __init__(self, backend: Backend, lease: Lease, kind: str) -> None:
         if kind not in ("per_user", "per_date"):
-            raise StorageError(f"result kind {kind!r} for {lease.target} is unknown (expected 'per_user' or 'per_date')")
+            raise StorageError(
+                f"result kind {kind!r} for {lease.target} is unknown (expected 'per_user' or 'per_date')"
+            )
         self.backend = backend
         self.lease = lease
         self.kind = kind
@@ -332,7 +372,9 @@ class ResultWriter:
 
     @property
     def item_count(self) -> int:
-        return self._user_hash.count if self.kind == "per_user" else int(self._date_hash is not None)
+        return (
+            self._user_hash.count if self.kind == "per_user" else int(self._date_hash is not None)
+        )
 
     def add(self, items: Any) -> None:
         """Append users (per_user) or set the value (per_date). A value that is not JSON
@@ -346,7 +388,9 @@ class ResultWriter:
         self._check_open()
         if self.kind == "per_date":
             if self._date_hash is not None:
-                raise StorageError(f"per_date result of {self.lease.target} on {self.lease.date} was already added")
+                raise StorageError(
+                    f"per_date result of {self.lease.target} on {self.lease.date} was already added"
+                )
             data = codec.canonical_bytes(items)
             self._date_hash = codec.per_date_hash(data)
             self._shards.write(data)
@@ -370,7 +414,9 @@ class ResultWriter:
     def _append(self, pairs: Iterable[tuple[str, Any]], *, encoded: bool) -> None:
         if self._closed or self.kind != "per_user":
             self._check_open()
-            raise StorageError(f"add_many is for per_user results; {self.lease.target} is per_date (use add)")
+            raise StorageError(
+                f"add_many is for per_user results; {self.lease.target} is per_date (use add)"
+            )
         user_line = codec.user_line
         line_hash = codec._line_hash
         domain = codec._USER_DOMAIN
@@ -426,9 +472,13 @@ class ResultWriter:
         self._check_open()
         unknown = set(inputs) - set(INPUT_FIELDS)
         if unknown:
-            raise StorageError(f"commit of {self.lease.target} on {self.lease.date}: unknown fields {sorted(unknown)}")
+            raise StorageError(
+                f"commit of {self.lease.target} on {self.lease.date}: unknown fields {sorted(unknown)}"
+            )
         if self.kind == "per_date" and self._date_hash is None:
-            raise StorageError(f"per_date result of {self.lease.target} on {self.lease.date} has no value to commit")
+            raise StorageError(
+                f"per_date result of {self.lease.target} on {self.lease.date} has no value to commit"
+            )
         self.flush()
         result_hash = self._date_hash if self.kind == "per_date" else self._user_hash.hexdigest()
         result = dict(
@@ -443,16 +493,22 @@ class ResultWriter:
         try:
             return self.backend._commit(self.lease, result, _now(now))
         except LeaseLost:
-            self.backend._delete_generation(self.lease.target, self.lease.date, self.lease.generation)
+            self.backend._delete_generation(
+                self.lease.target, self.lease.date, self.lease.generation
+            )
             raise
 
-    def abort(self, error: str | None = None, *, status: str = FAILED, now: float | None = None) -> CellRecord | None:
+    def abort(
+        self, error: str | None = None, *, status: str = FAILED, now: float | None = None
+    ) -> CellRecord | None:
         """End the attempt without a result: the previous result stays visible, the new
         shards are deleted and the cell gets ``status`` (``failed``, ``dead_letter`` or
         ``impossible``; the caller decides, e.g. from ``lease.attempts``). Returns None if
         the lease was lost meanwhile."""
         if status not in (FAILED, DEAD_LETTER, IMPOSSIBLE):
-            raise StorageError(f"abort status {status!r} is not one of failed, dead_letter, impossible")
+            raise StorageError(
+                f"abort status {status!r} is not one of failed, dead_letter, impossible"
+            )
         self._closed = True
         return self.backend._finish(self.lease, status, error, _now(now))
 
@@ -460,18 +516,25 @@ class ResultWriter:
         if not shards:
             return
         numbered = {self._next_index + offset: shard for offset, shard in enumerate(shards)}
-        self.backend._write_shards(self.lease.target, self.lease.date, self.lease.generation, numbered)
+        self.backend._write_shards(
+            self.lease.target, self.lease.date, self.lease.generation, numbered
+        )
         self._next_index += len(shards)
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StorageError(f"result writer of {self.lease.target} on {self.lease.date} is already committed or aborted")
+            raise StorageError(
+                f"result writer of {self.lease.target} on {self.lease.date} is already committed or aborted"
+            )
 
     def __enter__(self) -> ResultWriter:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if exc is not None and not self._closed:
             self.abort(f"{type(exc).__name__}: {exc}")
@@ -481,15 +544,21 @@ def _now(now: float | None) -> float:
     return time.time() if now is None else now
 
 
-def check_put_status(target: str, date: str, status: str, changes: Mapping[str, Any], previous: CellRecord | None) -> dict[str, Any]:
+def check_put_status(
+    target: str, date: str, status: str, changes: Mapping[str, Any], previous: CellRecord | None
+) -> dict[str, Any]:
     """Validate a put_cell_status call; returns the changes to apply."""
     check_cell_key(target, date)
     if status not in STATUSES or status == RUNNING:
-        raise StorageError(f"status {status!r} for {target} on {date} cannot be put (expected committed, failed, dead_letter or impossible)")
+        raise StorageError(
+            f"status {status!r} for {target} on {date} cannot be put (expected committed, failed, dead_letter or impossible)"
+        )
     allowed = set(INPUT_FIELDS) | {"last_error", "attempts"}
     unknown = set(changes) - allowed
     if unknown:
-        raise StorageError(f"put_cell_status of {target} on {date}: unknown fields {sorted(unknown)}")
+        raise StorageError(
+            f"put_cell_status of {target} on {date}: unknown fields {sorted(unknown)}"
+        )
     if status == COMMITTED and (previous is None or not previous.has_result):
         raise StorageError(f"{target} on {date} has no result: only a ResultWriter can commit it")
     return dict(changes)

@@ -114,7 +114,9 @@ def _scan(value: Any) -> bool:
         return False
     if isinstance(value, tuple):
         raise _Invalid("tuple is not a JSON value; return a list")
-    raise _Invalid(f"{type(value).__name__} is not a JSON value (expected dict, list, str, int, float, bool or None)")
+    raise _Invalid(
+        f"{type(value).__name__} is not a JSON value (expected dict, list, str, int, float, bool or None)"
+    )
 
 
 def _without_negative_zero(value: Any) -> Any:
@@ -230,18 +232,24 @@ def careful_canonical_bytes(value: Any, *, path: Iterable[str | int] = ()) -> by
         where = format_path(prefix + exc.keys[::-1])
         raise CalculationError(f"{where}: {exc.reason}") from None
     except RecursionError:
-        raise CalculationError(f"{format_path(prefix)}: value is nested too deeply to store as JSON") from None
+        raise CalculationError(
+            f"{format_path(prefix)}: value is nested too deeply to store as JSON"
+        ) from None
     if negative_zero:
         value = _without_negative_zero(value)
     try:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
     except ValueError as exc:  # an int too long for str() (Python's 4300-digit limit)
         raise CalculationError(f"{format_path(prefix)}: {exc}") from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         where = format_path(prefix + (_find_unencodable(value) or []))
-        raise CalculationError(f"{where}: string holds a lone surrogate that UTF-8 cannot encode") from None
+        raise CalculationError(
+            f"{where}: string holds a lone surrogate that UTF-8 cannot encode"
+        ) from None
 
 
 def user_line(user_id: str, value: Any) -> bytes:
@@ -306,7 +314,9 @@ class PerUserHash:
 
     def hexdigest(self) -> str:
         return xxhash.xxh3_128_hexdigest(
-            _PER_USER_DOMAIN + (self.total % _MOD).to_bytes(16, "big") + self.count.to_bytes(8, "big")
+            _PER_USER_DOMAIN
+            + (self.total % _MOD).to_bytes(16, "big")
+            + self.count.to_bytes(8, "big")
         )
 
 

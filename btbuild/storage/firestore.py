@@ -57,14 +57,21 @@ def _firestore() -> Any:
     try:
         from google.cloud import firestore
     except ImportError:  # pragma: no cover - the dependency is declared in pyproject
-        raise StorageError("[storage] backend = 'firestore' needs google-cloud-firestore: pip install google-cloud-firestore") from None
+        raise StorageError(
+            "[storage] backend = 'firestore' needs google-cloud-firestore: pip install google-cloud-firestore"
+        ) from None
     return firestore
 
 
 def check_prefix(prefix: str) -> list[str]:
     """The prefix's path segments; :class:`ConfigError` if it cannot name Firestore paths."""
     parts = prefix.split("/") if isinstance(prefix, str) else []
-    if not parts or not all(_SEGMENT.match(part) and part not in (".", "..") and not (part.startswith("__") and part.endswith("__")) for part in parts):
+    if not parts or not all(
+        _SEGMENT.match(part)
+        and part not in (".", "..")
+        and not (part.startswith("__") and part.endswith("__"))
+        for part in parts
+    ):
         raise ConfigError(
             f"[storage] prefix = {prefix!r} is not a Firestore path; expected segments of letters, digits, '_', '-', '.' "
             "separated by '/', e.g. 'btbuild/demo'"
@@ -99,7 +106,15 @@ def _record_fields(record: CellRecord) -> dict[str, Any]:
     }
 
 
-_SUMMARY_FIELDS = ["target", "date", "status", "composite_hash", "result_hash", "generation", "category"]
+_SUMMARY_FIELDS = [
+    "target",
+    "date",
+    "status",
+    "composite_hash",
+    "result_hash",
+    "generation",
+    "category",
+]
 
 
 def _summary_of(snapshot: Any) -> tuple[str, str, CellSummary] | None:
@@ -137,7 +152,9 @@ class FirestoreBackend(Backend):
     ``prefix`` is the collection prefix every document lives under.
     """
 
-    def __init__(self, project: str | None = None, prefix: str = "btbuild/default", client: Any = None) -> None:
+    def __init__(
+        self, project: str | None = None, prefix: str = "btbuild/default", client: Any = None
+    ) -> None:
         self.prefix = prefix
         self._parts = check_prefix(prefix)
         firestore = _firestore()
@@ -182,7 +199,9 @@ class FirestoreBackend(Backend):
             raise
         except (api.GoogleAPIError, OSError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise StorageError(f"firestore {self.project}/{self.prefix}: cannot {what}: {message}") from None
+            raise StorageError(
+                f"firestore {self.project}/{self.prefix}: cannot {what}: {message}"
+            ) from None
 
     def _transact(self, what: str, body: Callable[[Any], T]) -> T:
         """Run ``body(transaction)`` in one Firestore transaction (retried on contention)."""
@@ -195,7 +214,9 @@ class FirestoreBackend(Backend):
         return _record_of(ref.get(transaction=transaction))
 
     def _save(self, transaction: Any, record: CellRecord) -> None:
-        transaction.set(self.cells.document(_cell_id(record.target, record.date)), _record_fields(record))
+        transaction.set(
+            self.cells.document(_cell_id(record.target, record.date)), _record_fields(record)
+        )
 
     def _write_batches(self, what: str, writes: Iterable[tuple[str, Any, Any]]) -> int:
         """Apply ("set"|"delete", ref, data) writes in batches of <= 500 and < 9 MB."""
@@ -203,7 +224,11 @@ class FirestoreBackend(Backend):
         with self._calling(what):
             batch, ops, size = self.client.batch(), 0, 0
             for op, ref, data in writes:
-                weight = len(data["data"]) if isinstance(data, dict) and isinstance(data.get("data"), bytes) else 1024
+                weight = (
+                    len(data["data"])
+                    if isinstance(data, dict) and isinstance(data.get("data"), bytes)
+                    else 1024
+                )
                 if ops and (ops >= BATCH_WRITES or size + weight > BATCH_BYTES):
                     batch.commit()
                     batch, ops, size = self.client.batch(), 0, 0
@@ -221,28 +246,46 @@ class FirestoreBackend(Backend):
 
     # ------------------------------------------------------------------ records
 
-    def get_cells(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellRecord]:
+    def get_cells(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> dict[tuple[str, str], CellRecord]:
         date_list = list(dict.fromkeys(dates))
-        refs = [self.cells.document(_cell_id(t, d)) for t in dict.fromkeys(targets) for d in date_list if "/" not in t]
+        refs = [
+            self.cells.document(_cell_id(t, d))
+            for t in dict.fromkeys(targets)
+            for d in date_list
+            if "/" not in t
+        ]
         found: dict[tuple[str, str], CellRecord] = {}
         with self._calling("read cell records"):
             for start in range(0, len(refs), READ_CHUNK):
-                for snapshot in self.client.get_all(refs[start : start + READ_CHUNK], field_paths=["data"]):
+                for snapshot in self.client.get_all(
+                    refs[start : start + READ_CHUNK], field_paths=["data"]
+                ):
                     record = _record_of(snapshot)
                     if record is not None and snapshot.id == _cell_id(record.target, record.date):
                         found[(record.target, record.date)] = record
         return found
 
-    def get_cell_summaries(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellSummary]:
+    def get_cell_summaries(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> dict[tuple[str, str], CellSummary]:
         """The summary fields only (no `data` transferred or decoded); documents without them
         fall back to a full read."""
         date_list = list(dict.fromkeys(dates))
-        refs = [self.cells.document(_cell_id(t, d)) for t in dict.fromkeys(targets) for d in date_list if "/" not in t]
+        refs = [
+            self.cells.document(_cell_id(t, d))
+            for t in dict.fromkeys(targets)
+            for d in date_list
+            if "/" not in t
+        ]
         found: dict[tuple[str, str], CellSummary] = {}
         legacy: list[tuple[str, str]] = []
         with self._calling("read cell summaries"):
             for start in range(0, len(refs), READ_CHUNK):
-                for snapshot in self.client.get_all(refs[start : start + READ_CHUNK], field_paths=_SUMMARY_FIELDS):
+                for snapshot in self.client.get_all(
+                    refs[start : start + READ_CHUNK], field_paths=_SUMMARY_FIELDS
+                ):
                     if not snapshot.exists:
                         continue
                     summary = _summary_of(snapshot)
@@ -253,15 +296,24 @@ class FirestoreBackend(Backend):
         for target, date in legacy:
             record = self.get_cell(target, date)
             if record is not None:
-                found[(target, date)] = (record.status, record.composite_hash, record.result_hash,
-                                         record.generation, record.category)
+                found[(target, date)] = (
+                    record.status,
+                    record.composite_hash,
+                    record.result_hash,
+                    record.generation,
+                    record.category,
+                )
         return found
 
     def put_cells(self, records: Iterable[CellRecord]) -> int:
         def writes() -> Iterator[tuple[str, Any, Any]]:
             for record in records:
                 check_cell_key(record.target, record.date)
-                yield "set", self.cells.document(_cell_id(record.target, record.date)), _record_fields(record)
+                yield (
+                    "set",
+                    self.cells.document(_cell_id(record.target, record.date)),
+                    _record_fields(record),
+                )
 
         return self._write_batches("write cell records", writes())
 
@@ -285,15 +337,30 @@ class FirestoreBackend(Backend):
     # ------------------------------------------------------------------ leases
 
     def acquire(
-        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None,
-        *, dead_owners: Collection[str] = (),
+        self,
+        target: str,
+        date: str,
+        owner: str,
+        lease_seconds: float,
+        now: float | None = None,
+        *,
+        dead_owners: Collection[str] = (),
     ) -> Lease | None:
         check_cell_key(target, date)
         when = _now(now)
         generation = new_generation()
 
         def body(transaction: Any) -> Lease | None:
-            taken = rec.leased(self._read(transaction, target, date), target, date, owner, generation, lease_seconds, when, dead_owners)
+            taken = rec.leased(
+                self._read(transaction, target, date),
+                target,
+                date,
+                owner,
+                generation,
+                lease_seconds,
+                when,
+                dead_owners,
+            )
             if taken is None:
                 return None
             self._save(transaction, taken[0])
@@ -305,7 +372,9 @@ class FirestoreBackend(Backend):
         def body(transaction: Any) -> Lease:
             current = self._read(transaction, lease.target, lease.date)
             if current is None or not rec.holds(current, lease):
-                raise LeaseLost(f"lease on {lease.target} for {lease.date} was taken over by another builder")
+                raise LeaseLost(
+                    f"lease on {lease.target} for {lease.date} was taken over by another builder"
+                )
             record, renewed = rec.renewed(current, lease, _now(now))
             self._save(transaction, record)
             return renewed
@@ -326,7 +395,9 @@ class FirestoreBackend(Backend):
         self._transact(f"release {lease.target} on {lease.date}", body)
         self._delete_generation(lease.target, lease.date, lease.generation)
 
-    def _finish(self, lease: Lease, status: str, error: str | None, now: float) -> CellRecord | None:
+    def _finish(
+        self, lease: Lease, status: str, error: str | None, now: float
+    ) -> CellRecord | None:
         self._delete_generation(lease.target, lease.date, lease.generation)
 
         def body(transaction: Any) -> CellRecord | None:
@@ -351,7 +422,11 @@ class FirestoreBackend(Backend):
             return record
 
         record = self._transact(f"commit {lease.target} on {lease.date}", body)
-        stale = [ref for ref, generation in self._shards_of(lease.target, lease.date) if generation != lease.generation]
+        stale = [
+            ref
+            for ref, generation in self._shards_of(lease.target, lease.date)
+            if generation != lease.generation
+        ]
         self._delete_refs(f"delete old result shards of {lease.target} on {lease.date}", stale)
         return record
 
@@ -367,20 +442,35 @@ class FirestoreBackend(Backend):
         with self._calling(f"list result shards of {target} on {date}"):
             return [(snap.reference, snap.get("generation")) for snap in query.stream()]
 
-    def _write_shards(self, target: str, date: str, generation: str, shards: Mapping[int, bytes]) -> None:
+    def _write_shards(
+        self, target: str, date: str, generation: str, shards: Mapping[int, bytes]
+    ) -> None:
         self._write_batches(
             f"write result shards of {target} on {date}",
             (
-                ("set", self.shards.document(_shard_id(target, date, generation, index)),
-                 {"target": target, "date": date, "generation": generation, "idx": index, "data": data})
+                (
+                    "set",
+                    self.shards.document(_shard_id(target, date, generation, index)),
+                    {
+                        "target": target,
+                        "date": date,
+                        "generation": generation,
+                        "idx": index,
+                        "data": data,
+                    },
+                )
                 for index, data in shards.items()
             ),
         )
 
-    def _read_shards(self, target: str, date: str, generation: str, indices: range) -> list[bytes | None]:
+    def _read_shards(
+        self, target: str, date: str, generation: str, indices: range
+    ) -> list[bytes | None]:
         if not indices:
             return []
-        refs = [self.shards.document(_shard_id(target, date, generation, index)) for index in indices]
+        refs = [
+            self.shards.document(_shard_id(target, date, generation, index)) for index in indices
+        ]
         stored: dict[str, bytes] = {}
         with self._calling(f"read result shards of {target} on {date}"):
             for start in range(0, len(refs), 8):  # <= 8 shards (7 MB) per response
@@ -422,26 +512,39 @@ class FirestoreBackend(Backend):
     # ------------------------------------------------------------------ targets
 
     def _cells_where_target(self, target: str) -> list[tuple[Any, CellRecord | None, Any]]:
-        query = self.cells.where(filter=self._fs.FieldFilter("target", "==", target)).select(["date", "category", "data"])
+        query = self.cells.where(filter=self._fs.FieldFilter("target", "==", target)).select(
+            ["date", "category", "data"]
+        )
         with self._calling(f"list cells of {target}"):
             return [(snap.reference, _record_of(snap), snap.get("date")) for snap in query.stream()]
 
     def delete_target(self, target: str) -> int:
         cells = self._cells_where_target(target)
         with self._calling(f"list result shards of {target}"):
-            shard_refs = [snap.reference for snap in self.shards.where(filter=self._fs.FieldFilter("target", "==", target)).select([]).stream()]
+            shard_refs = [
+                snap.reference
+                for snap in self.shards.where(filter=self._fs.FieldFilter("target", "==", target))
+                .select([])
+                .stream()
+            ]
         self._delete_refs(f"delete target {target}", [ref for ref, _, _ in cells])
         self._delete_refs(f"delete result shards of {target}", shard_refs)
         return len(cells)
 
     def migrate_category(self, target: str, new_package: str) -> int:
         stale = [
-            (ref, date) for ref, record, date in self._cells_where_target(target)
+            (ref, date)
+            for ref, record, date in self._cells_where_target(target)
             if record is not None and record.category not in (None, new_package)
         ]
-        self._delete_refs(f"migrate target {target} to package {new_package}", [ref for ref, _ in stale])
+        self._delete_refs(
+            f"migrate target {target} to package {new_package}", [ref for ref, _ in stale]
+        )
         for _, date in stale:
-            self._delete_refs(f"delete result shards of {target} on {date}", [ref for ref, _ in self._shards_of(target, date)])
+            self._delete_refs(
+                f"delete result shards of {target} on {date}",
+                [ref for ref, _ in self._shards_of(target, date)],
+            )
         return len(stale)
 
     # ------------------------------------------------------------------ run log, SimHash
@@ -451,7 +554,11 @@ class FirestoreBackend(Backend):
         doc_id = quote(f"{run.run_id}__{run.target}__{run.date}", safe="")
         with self._calling(f"log run {run.run_id}"):
             self.runs_col.document(doc_id).set(
-                {"target": run.target, "started": run.started, "data": json.dumps(run.to_dict(), sort_keys=True)}
+                {
+                    "target": run.target,
+                    "started": run.started,
+                    "data": json.dumps(run.to_dict(), sort_keys=True),
+                }
             )
 
     def runs(self, target: str | None = None, limit: int = 100) -> list[RunRecord]:
@@ -480,11 +587,20 @@ class FirestoreBackend(Backend):
     def put_sim_hash(self, code_hash: str, fabricator_version: str, sim_hash: str) -> None:
         with self._calling("write the SimHash registry"):
             self._sim_ref(code_hash, fabricator_version).set(
-                {"code_hash": code_hash, "fabricator_version": fabricator_version, "sim_hash": sim_hash}
+                {
+                    "code_hash": code_hash,
+                    "fabricator_version": fabricator_version,
+                    "sim_hash": sim_hash,
+                }
             )
 
     def record_equivalence(
-        self, target: str, old_code_hash: str, new_code_hash: str, sim_hash: str, date: str,
+        self,
+        target: str,
+        old_code_hash: str,
+        new_code_hash: str,
+        sim_hash: str,
+        date: str,
         now: float | None = None,
     ) -> Equivalence:
         entry = Equivalence(target, old_code_hash, new_code_hash, sim_hash, date, _now(now))
@@ -502,8 +618,12 @@ class FirestoreBackend(Backend):
                 data = snap.to_dict()
                 try:
                     entry = Equivalence(
-                        str(data["target"]), str(data["old_code_hash"]), str(data["new_code_hash"]),
-                        str(data["sim_hash"]), str(data["date"]), float(data["recorded_at"]),
+                        str(data["target"]),
+                        str(data["old_code_hash"]),
+                        str(data["new_code_hash"]),
+                        str(data["sim_hash"]),
+                        str(data["date"]),
+                        float(data["recorded_at"]),
                     )
                 except (KeyError, TypeError, ValueError):
                     continue

@@ -42,7 +42,9 @@ class MemoryBackend(Backend):
         else:
             self._cells[key] = record.to_dict()
 
-    def get_cells(self, targets: Iterable[str], dates: Iterable[str]) -> dict[tuple[str, str], CellRecord]:
+    def get_cells(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> dict[tuple[str, str], CellRecord]:
         wanted_dates = list(dict.fromkeys(dates))
         found: dict[tuple[str, str], CellRecord] = {}
         with self._lock:
@@ -78,13 +80,28 @@ class MemoryBackend(Backend):
     # ------------------------------------------------------------------ leases
 
     def acquire(
-        self, target: str, date: str, owner: str, lease_seconds: float, now: float | None = None,
-        *, dead_owners: Collection[str] = (),
+        self,
+        target: str,
+        date: str,
+        owner: str,
+        lease_seconds: float,
+        now: float | None = None,
+        *,
+        dead_owners: Collection[str] = (),
     ) -> Lease | None:
         check_cell_key(target, date)
         when = _now(now)
         with self._lock:
-            taken = rec.leased(self._load((target, date)), target, date, owner, new_generation(), lease_seconds, when, dead_owners)
+            taken = rec.leased(
+                self._load((target, date)),
+                target,
+                date,
+                owner,
+                new_generation(),
+                lease_seconds,
+                when,
+                dead_owners,
+            )
             if taken is None:
                 return None
             self._store_record(taken[0], (target, date))
@@ -94,7 +111,9 @@ class MemoryBackend(Backend):
         with self._lock:
             current = self._load((lease.target, lease.date))
             if current is None or not rec.holds(current, lease):
-                raise LeaseLost(f"lease on {lease.target} for {lease.date} was taken over by another builder")
+                raise LeaseLost(
+                    f"lease on {lease.target} for {lease.date} was taken over by another builder"
+                )
             record, renewed = rec.renewed(current, lease, _now(now))
             self._store_record(record, (lease.target, lease.date))
             return renewed
@@ -103,10 +122,14 @@ class MemoryBackend(Backend):
         with self._lock:
             current = self._load((lease.target, lease.date))
             if current is not None and rec.holds(current, lease):
-                self._store_record(rec.released(current, lease, _now(now)), (lease.target, lease.date))
+                self._store_record(
+                    rec.released(current, lease, _now(now)), (lease.target, lease.date)
+                )
             self._delete_generation(lease.target, lease.date, lease.generation)
 
-    def _finish(self, lease: Lease, status: str, error: str | None, now: float) -> CellRecord | None:
+    def _finish(
+        self, lease: Lease, status: str, error: str | None, now: float
+    ) -> CellRecord | None:
         with self._lock:
             self._delete_generation(lease.target, lease.date, lease.generation)
             current = self._load((lease.target, lease.date))
@@ -121,7 +144,9 @@ class MemoryBackend(Backend):
         with self._lock:
             current = self._load(key)
             if current is None or not rec.holds(current, lease):
-                raise LeaseLost(f"lease on {lease.target} for {lease.date} was taken over by another builder; its result was not committed")
+                raise LeaseLost(
+                    f"lease on {lease.target} for {lease.date} was taken over by another builder; its result was not committed"
+                )
             record = rec.committed(current, lease, result, now)
             self._store_record(record, key)
             for shard_key in [k for k in self._shards if k[:2] == key and k[2] != lease.generation]:
@@ -130,11 +155,15 @@ class MemoryBackend(Backend):
 
     # ------------------------------------------------------------------ shards
 
-    def _write_shards(self, target: str, date: str, generation: str, shards: Mapping[int, bytes]) -> None:
+    def _write_shards(
+        self, target: str, date: str, generation: str, shards: Mapping[int, bytes]
+    ) -> None:
         with self._lock:
             self._shards.setdefault((target, date, generation), {}).update(shards)
 
-    def _read_shards(self, target: str, date: str, generation: str, indices: range) -> list[bytes | None]:
+    def _read_shards(
+        self, target: str, date: str, generation: str, indices: range
+    ) -> list[bytes | None]:
         with self._lock:
             stored = self._shards.get((target, date, generation), {})
             return [stored.get(index) for index in indices]
@@ -207,7 +236,12 @@ class MemoryBackend(Backend):
             self._sim[(code_hash, fabricator_version)] = sim_hash
 
     def record_equivalence(
-        self, target: str, old_code_hash: str, new_code_hash: str, sim_hash: str, date: str,
+        self,
+        target: str,
+        old_code_hash: str,
+        new_code_hash: str,
+        sim_hash: str,
+        date: str,
         now: float | None = None,
     ) -> Equivalence:
         entry = Equivalence(target, old_code_hash, new_code_hash, sim_hash, date, _now(now))

@@ -169,9 +169,30 @@ def cell_from_row(values: Any) -> CellRecord:
     ``ValueError`` when the row is malformed."""
     if type(values) is not list or len(values) != len(CELL_FIELD_ORDER):
         raise ValueError("a cell row must be a list of every field")
-    (target, date, status, composite, components, _code, _sim, result, deps, roots,
-     _category, _kind, attempts, _owner, _lease_gen, expires, started, _error, generation,
-     shards, items, updated) = values
+    (
+        target,
+        date,
+        status,
+        composite,
+        components,
+        _code,
+        _sim,
+        result,
+        deps,
+        roots,
+        _category,
+        _kind,
+        attempts,
+        _owner,
+        _lease_gen,
+        expires,
+        started,
+        _error,
+        generation,
+        shards,
+        items,
+        updated,
+    ) = values
     if (
         type(target) is not str
         or type(date) is not str
@@ -191,7 +212,9 @@ def cell_from_row(values: Any) -> CellRecord:
     ):
         raise ValueError("a cell row has a field of the wrong type")
     record = _new(CellRecord)
-    record.__dict__.update(zip(CELL_FIELD_ORDER, values, strict=True))  # frozen: bypass __setattr__ once
+    record.__dict__.update(
+        zip(CELL_FIELD_ORDER, values, strict=True)
+    )  # frozen: bypass __setattr__ once
     return record
 
 
@@ -333,12 +356,12 @@ def holds(current: CellRecord | None, lease: Lease) -> bool:
 
 
 def _unleased(record: CellRecord, **changes: Any) -> CellRecord:
-    return replace(
-        record, lease_owner=None, lease_generation=None, lease_expires=0.0, **changes
-    )
+    return replace(record, lease_owner=None, lease_generation=None, lease_expires=0.0, **changes)
 
 
-def committed(current: CellRecord, lease: Lease, result: Mapping[str, Any], now: float) -> CellRecord:
+def committed(
+    current: CellRecord, lease: Lease, result: Mapping[str, Any], now: float
+) -> CellRecord:
     """The cell once ``lease`` commits ``result`` (RESULT_FIELDS and INPUT_FIELDS values)."""
     return _unleased(current, status=COMMITTED, last_error=None, updated_at=now, **result)
 
@@ -358,11 +381,18 @@ def released(current: CellRecord, lease: Lease, now: float) -> CellRecord | None
 
 def renewed(current: CellRecord, lease: Lease, now: float) -> tuple[CellRecord, Lease]:
     expires = now + lease.lease_seconds
-    return replace(current, lease_expires=expires, updated_at=now), replace(lease, expires_at=expires)
+    return replace(current, lease_expires=expires, updated_at=now), replace(
+        lease, expires_at=expires
+    )
 
 
 def status_put(
-    previous: CellRecord | None, target: str, date: str, status: str, changes: Mapping[str, Any], now: float
+    previous: CellRecord | None,
+    target: str,
+    date: str,
+    status: str,
+    changes: Mapping[str, Any],
+    now: float,
 ) -> CellRecord:
     """The cell after :meth:`Backend.put_cell_status`; validation happens in the caller."""
     base = previous or CellRecord(target=target, date=date, status=status)

@@ -118,7 +118,9 @@ def suggest(word: str, options: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def reject_unknown(doc: TomlText, table: str, values: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+def reject_unknown(
+    doc: TomlText, table: str, values: Mapping[str, Any], allowed: tuple[str, ...]
+) -> None:
     for key in values:
         if key not in allowed:
             raise doc.error(
@@ -166,7 +168,11 @@ def load_workspace(root: Path | str) -> Workspace:
     reject_unknown(doc, "workspace", ws, WORKSPACE_KEYS)
     name = _typed(doc, "workspace", ws, "name", str, required=True)
     if not re.match(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z", name):
-        raise doc.error(f"workspace name {name!r} may only use letters, digits, '_', '.' and '-'", "workspace", "name")
+        raise doc.error(
+            f"workspace name {name!r} may only use letters, digits, '_', '.' and '-'",
+            "workspace",
+            "name",
+        )
     packages = _typed(doc, "workspace", ws, "packages", str, default="calculations")
     packages_dir = _inside(doc, root, packages, "workspace", "packages")
     if not packages_dir.is_dir():
@@ -177,19 +183,27 @@ def load_workspace(root: Path | str) -> Workspace:
     plugins = tuple(_str_list(doc, "workspace", ws, "plugins"))
     for plugin in plugins:
         if not re.match(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z", plugin):
-            raise doc.error(f"plugin {plugin!r} is not a module name like 'plugins.market'", "workspace", "plugins")
+            raise doc.error(
+                f"plugin {plugin!r} is not a module name like 'plugins.market'",
+                "workspace",
+                "plugins",
+            )
     start_date = _date(doc, "workspace", ws, "start_date", DEFAULT_START_DATE)
 
     storage = _storage(doc, root, data.get("storage", {}))
     execution = _execution(doc, data.get("execution", {}))
     plugin_settings = data.get("plugin", {})
-    if not isinstance(plugin_settings, dict) or any(not isinstance(v, dict) for v in plugin_settings.values()):
+    if not isinstance(plugin_settings, dict) or any(
+        not isinstance(v, dict) for v in plugin_settings.values()
+    ):
         raise doc.error("[plugin] must hold one table per plugin, like [plugin.market]", "plugin")
 
     targets: dict[str, Target] = {}
     origins: dict[str, str] = {}
     for package, build_file in discover_packages(root, packages_dir):
-        package_doc = doc if build_file == build else TomlText(build_file, _display(root, build_file))
+        package_doc = (
+            doc if build_file == build else TomlText(build_file, _display(root, build_file))
+        )
         for target in load_package(package_doc, root, package, build_file.parent):
             if target.name in targets:
                 raise ConfigError(
@@ -277,11 +291,11 @@ def load_package(doc: TomlText, root: Path, package: str, folder: Path) -> list[
         )
     calculations = data.get("calculation", {})
     if not isinstance(calculations, dict):
-        raise doc.error("[calculation] must hold one table per target, like [calculation.my_target]", "calculation")
-    return [
-        _target(doc, root, package, folder, name, body)
-        for name, body in calculations.items()
-    ]
+        raise doc.error(
+            "[calculation] must hold one table per target, like [calculation.my_target]",
+            "calculation",
+        )
+    return [_target(doc, root, package, folder, name, body) for name, body in calculations.items()]
 
 
 def _target(doc: TomlText, root: Path, package: str, folder: Path, name: str, body: Any) -> Target:
@@ -300,14 +314,28 @@ def _target(doc: TomlText, root: Path, package: str, folder: Path, name: str, bo
             )
     entry = _typed(doc, table, body, "entry", str, required=True, label=label)
     module, sep, attr = entry.partition(":")
-    if not sep or not module or not attr or not attr.isidentifier() or not re.match(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*\Z", module):
-        raise doc.error(f"{label}: entry {entry!r} must look like 'module:ClassOrFunction'", table, "entry")
+    if (
+        not sep
+        or not module
+        or not attr
+        or not attr.isidentifier()
+        or not re.match(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*\Z", module)
+    ):
+        raise doc.error(
+            f"{label}: entry {entry!r} must look like 'module:ClassOrFunction'", table, "entry"
+        )
     entry_file = folder / f"{module}.py"
     if not entry_file.is_file():
-        raise doc.error(f"{label}: entry file {_display(root, entry_file)} does not exist", table, "entry")
+        raise doc.error(
+            f"{label}: entry file {_display(root, entry_file)} does not exist", table, "entry"
+        )
     kind = _typed(doc, table, body, "kind", str, default="per_user", label=label)
     if kind not in ("per_user", "per_date"):
-        raise doc.error(f"{label}: kind must be 'per_user' or 'per_date', got {kind!r}{suggest(kind, ('per_user', 'per_date'))}", table, "kind")
+        raise doc.error(
+            f"{label}: kind must be 'per_user' or 'per_date', got {kind!r}{suggest(kind, ('per_user', 'per_date'))}",
+            table,
+            "kind",
+        )
     deps = []
     for text in _str_list(doc, table, body, "deps", label=label):
         try:
@@ -322,10 +350,16 @@ def _target(doc: TomlText, root: Path, package: str, folder: Path, name: str, bo
     optional_roots = tuple(_str_list(doc, table, body, "optional_roots", label=label))
     for source in roots + optional_roots:
         if not re.match(r"[a-z][a-z0-9_]*\Z", source):
-            raise doc.error(f"{label}: root source name {source!r} must match [a-z][a-z0-9_]*", table, "roots")
+            raise doc.error(
+                f"{label}: root source name {source!r} must match [a-z][a-z0-9_]*", table, "roots"
+            )
     both = set(roots) & set(optional_roots)
     if both:
-        raise doc.error(f"{label}: {sorted(both)[0]!r} is in both roots and optional_roots", table, "optional_roots")
+        raise doc.error(
+            f"{label}: {sorted(both)[0]!r} is in both roots and optional_roots",
+            table,
+            "optional_roots",
+        )
     if len(set(roots)) != len(roots) or len(set(optional_roots)) != len(optional_roots):
         raise doc.error(f"{label}: a root source is listed twice", table, "roots")
     historical = _typed(doc, table, body, "historical", bool, default=False, label=label)
@@ -333,8 +367,14 @@ def _target(doc: TomlText, root: Path, package: str, folder: Path, name: str, bo
     lookback = _lookback(doc, table, label, body.get("lookback", {}), roots + optional_roots)
     product_lines = tuple(_str_list(doc, table, body, "product_lines", label=label))
     checks = body.get("checks", {})
-    if not isinstance(checks, dict) or any(not isinstance(v, (bool, int, float, str)) for v in checks.values()):
-        raise doc.error(f"{label}: checks must be a table of simple values, like {{ null_density = 0.9 }}", table, "checks")
+    if not isinstance(checks, dict) or any(
+        not isinstance(v, (bool, int, float, str)) for v in checks.values()
+    ):
+        raise doc.error(
+            f"{label}: checks must be a table of simple values, like {{ null_density = 0.9 }}",
+            table,
+            "checks",
+        )
     return Target(
         name=name,
         package=package,
@@ -358,23 +398,33 @@ def _schedule(doc: TomlText, table: str, label: str, value: Any) -> Schedule:
     if value == "daily":
         return DAILY
     if isinstance(value, dict) and len(value) == 1:
-        (key, days), = value.items()
+        ((key, days),) = value.items()
         bounds = {"weekdays": (0, 6), "monthdays": (1, 31)}.get(key)
-        if bounds and isinstance(days, list) and days and all(
-            isinstance(d, int) and not isinstance(d, bool) and bounds[0] <= d <= bounds[1] for d in days
+        if (
+            bounds
+            and isinstance(days, list)
+            and days
+            and all(
+                isinstance(d, int) and not isinstance(d, bool) and bounds[0] <= d <= bounds[1]
+                for d in days
+            )
         ):
             ordered = tuple(sorted(set(days)))
             return Schedule(weekdays=ordered) if key == "weekdays" else Schedule(monthdays=ordered)
     raise doc.error(
-        f"{label}: schedule must be \"daily\", {{ weekdays = [0..6] }} (Monday = 0) or {{ monthdays = [1..31] }}, got {value!r}",
+        f'{label}: schedule must be "daily", {{ weekdays = [0..6] }} (Monday = 0) or {{ monthdays = [1..31] }}, got {value!r}',
         table,
         "schedule",
     )
 
 
-def _lookback(doc: TomlText, table: str, label: str, value: Any, sources: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+def _lookback(
+    doc: TomlText, table: str, label: str, value: Any, sources: tuple[str, ...]
+) -> tuple[tuple[str, int], ...]:
     if not isinstance(value, dict):
-        raise doc.error(f"{label}: lookback must be a table like {{ prices = 30 }}", table, "lookback")
+        raise doc.error(
+            f"{label}: lookback must be a table like {{ prices = 30 }}", table, "lookback"
+        )
     for source, days in value.items():
         if source not in sources:
             raise doc.error(
@@ -383,7 +433,11 @@ def _lookback(doc: TomlText, table: str, label: str, value: Any, sources: tuple[
                 "lookback",
             )
         if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 3660:
-            raise doc.error(f"{label}: lookback for {source!r} must be a whole number of days from 0 to 3660, got {days!r}", table, "lookback")
+            raise doc.error(
+                f"{label}: lookback for {source!r} must be a whole number of days from 0 to 3660, got {days!r}",
+                table,
+                "lookback",
+            )
     return tuple(sorted(value.items()))
 
 
@@ -393,7 +447,11 @@ def _storage(doc: TomlText, root: Path, values: Any) -> StorageSettings:
     reject_unknown(doc, "storage", values, STORAGE_KEYS)
     backend = _typed(doc, "storage", values, "backend", str, default="sqlite")
     if backend not in ("sqlite", "firestore", "memory"):
-        raise doc.error(f"storage backend must be 'sqlite' or 'firestore', got {backend!r}{suggest(backend, ('sqlite', 'firestore'))}", "storage", "backend")
+        raise doc.error(
+            f"storage backend must be 'sqlite' or 'firestore', got {backend!r}{suggest(backend, ('sqlite', 'firestore'))}",
+            "storage",
+            "backend",
+        )
     path = _typed(doc, "storage", values, "path", str, default=".btbuild/cache.db")
     if backend == "sqlite":
         _inside(doc, root, path, "storage", "path")
@@ -423,13 +481,26 @@ def _execution(doc: TomlText, values: Any) -> ExecutionSettings:
         ok_type = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
         if isinstance(value, bool) or not ok_type or not low <= value <= high:
             expected = "a number" if kind is float else "a whole number"
-            raise doc.error(f"[execution] {key} must be {expected} from {low:g} to {high:g}, got {value!r}", "execution", key)
+            raise doc.error(
+                f"[execution] {key} must be {expected} from {low:g} to {high:g}, got {value!r}",
+                "execution",
+                key,
+            )
         settings[key] = kind(value)
     return ExecutionSettings(**settings)
 
 
-def _typed(doc: TomlText, table: str, values: Mapping[str, Any], key: str, kind: type, *,
-           required: bool = False, default: Any = None, label: str | None = None) -> Any:
+def _typed(
+    doc: TomlText,
+    table: str,
+    values: Mapping[str, Any],
+    key: str,
+    kind: type,
+    *,
+    required: bool = False,
+    default: Any = None,
+    label: str | None = None,
+) -> Any:
     prefix = f"{label}: " if label else ""
     if key not in values:
         if required:
@@ -438,11 +509,15 @@ def _typed(doc: TomlText, table: str, values: Mapping[str, Any], key: str, kind:
     value = values[key]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         names = {str: "a string", int: "a whole number", bool: "true or false"}
-        raise doc.error(f"{prefix}{key} must be {names.get(kind, kind.__name__)}, got {value!r}", table, key)
+        raise doc.error(
+            f"{prefix}{key} must be {names.get(kind, kind.__name__)}, got {value!r}", table, key
+        )
     return value
 
 
-def _str_list(doc: TomlText, table: str, values: Mapping[str, Any], key: str, *, label: str | None = None) -> list[str]:
+def _str_list(
+    doc: TomlText, table: str, values: Mapping[str, Any], key: str, *, label: str | None = None
+) -> list[str]:
     value = values.get(key, [])
     if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
         prefix = f"{label}: " if label else ""
@@ -459,7 +534,7 @@ def _date(doc: TomlText, table: str, values: Mapping[str, Any], key: str, defaul
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise doc.error(f"{key} must be a date like \"2024-01-01\", got {value!r}", table, key)
+    raise doc.error(f'{key} must be a date like "2024-01-01", got {value!r}', table, key)
 
 
 def _check_deps_exist(root: Path, targets: Mapping[str, Target]) -> None:

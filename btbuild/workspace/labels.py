@@ -58,7 +58,9 @@ def check_package_path(package: str, text: str) -> None:
         return
     for segment in package.split("/"):
         if segment in ("", ".", ".."):
-            raise LabelError(f"invalid label {text!r}: package path {package!r} has an empty, '.' or '..' segment")
+            raise LabelError(
+                f"invalid label {text!r}: package path {package!r} has an empty, '.' or '..' segment"
+            )
         if not SEGMENT_RE.match(segment):
             raise LabelError(
                 f"invalid label {text!r}: package segment {segment!r} may only use letters, digits, '_' and '-'"
@@ -67,9 +69,7 @@ def check_package_path(package: str, text: str) -> None:
 
 def check_name(name: str, text: str) -> None:
     if not NAME_RE.match(name):
-        raise LabelError(
-            f"invalid label {text!r}: target name {name!r} must match [a-z][a-z0-9_]*"
-        )
+        raise LabelError(f"invalid label {text!r}: target name {name!r} must match [a-z][a-z0-9_]*")
 
 
 def parse_label(text: str, current_package: str | None = None) -> Label:
@@ -90,7 +90,9 @@ def parse_label(text: str, current_package: str | None = None) -> Label:
         raise LabelError(f"invalid label {text!r}: expected //package:name or :name{hint}")
     body = text[2:]
     if ":" not in body:
-        raise LabelError(f"invalid label {text!r}: missing ':name' (write //{body}:{body.rsplit('/', 1)[-1] or 'name'})")
+        raise LabelError(
+            f"invalid label {text!r}: missing ':name' (write //{body}:{body.rsplit('/', 1)[-1] or 'name'})"
+        )
     package, _, name = body.partition(":")
     check_package_path(package, text)
     check_name(name, text)
@@ -100,7 +102,9 @@ def parse_label(text: str, current_package: str | None = None) -> Label:
 def parse_pattern(text: str) -> Pattern:
     """Parse a target pattern; plain labels are patterns of one target."""
     if not isinstance(text, str) or not text:
-        raise LabelError(f"invalid pattern {text!r}: expected //package:name, //package:*, //package/... or //...")
+        raise LabelError(
+            f"invalid pattern {text!r}: expected //package:name, //package:*, //package/... or //..."
+        )
     if text == "//...":
         return Pattern("recursive", "")
     if text.startswith("//") and text.endswith("/..."):

@@ -86,7 +86,9 @@ class ExecutionSettings:
     min_items: int = 100
     max_attempts: int = 3
     lease_seconds: int = 900
-    user_shards: int = 1  # >1: per_user cells computed in this many parts in parallel (pool, Pub/Sub)
+    user_shards: int = (
+        1  # >1: per_user cells computed in this many parts in parallel (pool, Pub/Sub)
+    )
 
 
 @dataclass(frozen=True)

@@ -323,10 +323,25 @@ def build_demo(market: Any, days: list[datetime.date]) -> dict[datetime.date, di
 
 def quote(close: float, sector: str = "tech") -> dict[str, object]:
     """One symbol's `prices` record with every field at ``close``."""
-    return {"close": close, "open": close, "high": close, "low": close, "volume": 1, "sector": sector}
+    return {
+        "close": close,
+        "open": close,
+        "high": close,
+        "low": close,
+        "volume": 1,
+        "sector": sector,
+    }
 
 
-def trade(side: str, quantity: float, price: float, pnl: float | None = None, days: int | None = None) -> dict[str, object]:
+def trade(
+    side: str, quantity: float, price: float, pnl: float | None = None, days: int | None = None
+) -> dict[str, object]:
     """One `trades` record of symbol A."""
-    return {"symbol": "A", "side": side, "quantity": quantity, "price": price,
-            "realized_pnl": pnl, "holding_days": days}
+    return {
+        "symbol": "A",
+        "side": side,
+        "quantity": quantity,
+        "price": price,
+        "realized_pnl": pnl,
+        "holding_days": days,
+    }

@@ -9,7 +9,9 @@ import pytest
 
 from btbuild.cli.main import COMMANDS, LazyGroup, cli, main
 
-DOCS = "\n".join(path.read_text() for path in (Path(__file__).resolve().parents[2] / "docs").glob("*.md"))
+DOCS = "\n".join(
+    path.read_text() for path in (Path(__file__).resolve().parents[2] / "docs").glob("*.md")
+)
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))

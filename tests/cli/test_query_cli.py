@@ -29,12 +29,21 @@ def run(capsys, *argv):
 
 
 def test_label_output_and_passes(ws, capsys):
-    assert run(capsys, "--workspace", str(ws), "query", "deps(//b:z)") == (0, "//a:x\n//a:y\n//b:z\n", "")
-    assert run(capsys, "--workspace", str(ws), "query", "passes(//...)")[1] == "1 //a:x\n2 //a:y\n3 //b:z\n"
+    assert run(capsys, "--workspace", str(ws), "query", "deps(//b:z)") == (
+        0,
+        "//a:x\n//a:y\n//b:z\n",
+        "",
+    )
+    assert (
+        run(capsys, "--workspace", str(ws), "query", "passes(//...)")[1]
+        == "1 //a:x\n2 //a:y\n3 //b:z\n"
+    )
 
 
 def test_json_and_dot_output(ws, capsys):
-    code, out, _ = run(capsys, "--workspace", str(ws), "query", "rdeps(//..., //a:x)", "--output", "json")
+    code, out, _ = run(
+        capsys, "--workspace", str(ws), "query", "rdeps(//..., //a:x)", "--output", "json"
+    )
     rows = json.loads(out)["targets"]
     assert code == 0 and [r["label"] for r in rows] == ["//a:x", "//a:y", "//b:z"]
     assert rows[2] == {"label": "//b:z", "pass": 3, "kind": "per_user", "deps": ["//a:y", "//a:x"]}
@@ -55,7 +64,10 @@ def test_walks_up_from_cwd(ws, capsys, monkeypatch):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["query", "deps(//b:z"], "btbuild: error: expected ')' but found the end of the expression at column 11"),
+        (
+            ["query", "deps(//b:z"],
+            "btbuild: error: expected ')' but found the end of the expression at column 11",
+        ),
         (["query", "//b:nope"], "btbuild: error: no target //b:nope"),
         (["query", "x", "--output", "yaml"], "Invalid value for '--output'"),
     ],
@@ -67,10 +79,13 @@ def test_errors_are_one_line_exit_2(ws, capsys, argv, message):
 
 
 def test_bad_workspace_is_exit_2_without_traceback(make_workspace):
-    root = make_workspace({**FILES, "calculations/a/BUILD.toml": '[calculation.x]\nentry = "m:f"\nknd = 1\n'})
+    root = make_workspace(
+        {**FILES, "calculations/a/BUILD.toml": '[calculation.x]\nentry = "m:f"\nknd = 1\n'}
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "btbuild", "--workspace", str(root), "query", "//..."],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
@@ -79,6 +94,7 @@ def test_bad_workspace_is_exit_2_without_traceback(make_workspace):
     )
     debug = subprocess.run(
         [sys.executable, "-m", "btbuild", "--debug", "--workspace", str(root), "query", "//..."],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert debug.returncode == 2 and "Traceback" in debug.stderr

@@ -40,13 +40,27 @@ class CloudWorkspace(Workspace):
 
         return FirestoreBackend(prefix=self.prefix)
 
-    def start_workers(self, count: int, *, idle_exit: float = 60.0) -> list[subprocess.Popen[bytes]]:
+    def start_workers(
+        self, count: int, *, idle_exit: float = 60.0
+    ) -> list[subprocess.Popen[bytes]]:
         env = dict(os.environ, **self.env, PYTHONPATH=str(REPO))
         started = [
             subprocess.Popen(
-                [sys.executable, "-m", "btbuild", "--workspace", str(self.root), "worker",
-                 "--idle-exit", str(idle_exit), "--ack-deadline", "10"],
-                env=env, stdout=subprocess.DEVNULL, stderr=(self.root / f"worker{len(self.workers) + i}.log").open("wb"),
+                [
+                    sys.executable,
+                    "-m",
+                    "btbuild",
+                    "--workspace",
+                    str(self.root),
+                    "worker",
+                    "--idle-exit",
+                    str(idle_exit),
+                    "--ack-deadline",
+                    "10",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=(self.root / f"worker{len(self.workers) + i}.log").open("wb"),
                 start_new_session=True,
             )
             for i in range(count)
@@ -61,13 +75,19 @@ class CloudWorkspace(Workspace):
             process.wait(timeout=10)
 
     def worker_logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-2000:] for p in sorted(self.root.glob("worker*.log")))
+        return "\n".join(
+            p.read_text(errors="replace")[-2000:] for p in sorted(self.root.glob("worker*.log"))
+        )
 
 
 @pytest.fixture
 def cloud_ws(tmp_path: Path, cloud: dict[str, str]) -> Iterator[CloudWorkspace]:
     prefix = f"test/{uuid.uuid4().hex[:12]}"
-    make_workspace(tmp_path / "ws", f'\n[storage]\nbackend = "firestore"\nprefix = "{prefix}"\n', "lease_seconds = 4\n")
+    make_workspace(
+        tmp_path / "ws",
+        f'\n[storage]\nbackend = "firestore"\nprefix = "{prefix}"\n',
+        "lease_seconds = 4\n",
+    )
     ws = CloudWorkspace(tmp_path / "ws", prefix, cloud)
     yield ws
     ws.stop_workers()

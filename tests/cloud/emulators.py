@@ -38,7 +38,9 @@ class Emulator:
     def stop(self) -> None:
         if self.process.poll() is None:
             try:
-                os.killpg(self.process.pid, signal.SIGTERM)  # gcloud, its wrapper script and the JVM
+                os.killpg(
+                    self.process.pid, signal.SIGTERM
+                )  # gcloud, its wrapper script and the JVM
                 self.process.wait(timeout=10)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 with contextlib.suppress(ProcessLookupError):
@@ -84,14 +86,19 @@ def start(name: str) -> Emulator:
         unavailable(_failed[name])
     for tool in ("gcloud", "java"):
         if shutil.which(tool) is None:
-            _failed[name] = f"the {name} emulator needs {tool!r} on PATH (install the Google Cloud SDK and a JRE)"
+            _failed[name] = (
+                f"the {name} emulator needs {tool!r} on PATH (install the Google Cloud SDK and a JRE)"
+            )
             unavailable(_failed[name])
     host = f"127.0.0.1:{free_port()}"
     log = Path(tempfile.mkstemp(prefix=f"btbuild-{name}-emulator-", suffix=".log")[1])
     with log.open("wb") as out:
         process = subprocess.Popen(
             [*_COMMANDS[name], f"--host-port={host}"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     emulator = Emulator(name, host, process, log)
     deadline = time.monotonic() + START_TIMEOUT

@@ -12,7 +12,10 @@ def results(backend, report) -> dict:
     for cell in report["cells"]:
         name = cell["label"].split(":")[1]
         record = backend.get_cell(name, cell["date"])
-        found[(name, cell["date"])] = (record.result_hash if record else None, backend.read_result(name, cell["date"]))
+        found[(name, cell["date"])] = (
+            record.result_hash if record else None,
+            backend.read_result(name, cell["date"]),
+        )
     return found
 
 
@@ -29,7 +32,9 @@ def test_three_workers_match_a_local_sqlite_build(cloud_ws: CloudWorkspace, tmp_
     assert again["summary"]["skipped"] == 12 and again["summary"]["ran"] == 0
 
 
-def test_user_shards_on_workers_match_a_local_unsharded_build(cloud_ws: CloudWorkspace, tmp_path: Path) -> None:
+def test_user_shards_on_workers_match_a_local_unsharded_build(
+    cloud_ws: CloudWorkspace, tmp_path: Path
+) -> None:
     """Per_user cells as 2 parts on 3 workers, combined by a worker: same results and hashes."""
     local = make_workspace(tmp_path / "local", "")
     expected = local.build()
@@ -48,16 +53,27 @@ def test_a_worker_killed_mid_task_is_replaced_by_redelivery(cloud_ws: CloudWorks
     import threading
     import time
 
-    cloud_ws.edit("calculations/pricing/calcs.py", "def value(ctx):\n", "def value(ctx):\n    import time\n    time.sleep(0.05)\n")
+    cloud_ws.edit(
+        "calculations/pricing/calcs.py",
+        "def value(ctx):\n",
+        "def value(ctx):\n    import time\n    time.sleep(0.05)\n",
+    )
     (victim,) = cloud_ws.start_workers(1)
     outcome: dict = {}
-    build = threading.Thread(target=lambda: outcome.update(report=cloud_ws.build("--executor", "pubsub", expect=None)))
+    build = threading.Thread(
+        target=lambda: outcome.update(report=cloud_ws.build("--executor", "pubsub", expect=None))
+    )
     build.start()
     backend = cloud_ws.backend()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        running = [r for r in backend.get_cells(["value"], ["2024-01-01", "2024-01-02", "2024-01-03"]).values()
-                   if r.status == "running" and (r.lease_owner or "").endswith(f":{victim.pid}")]
+        running = [
+            r
+            for r in backend.get_cells(
+                ["value"], ["2024-01-01", "2024-01-02", "2024-01-03"]
+            ).values()
+            if r.status == "running" and (r.lease_owner or "").endswith(f":{victim.pid}")
+        ]
         if running:
             break
         time.sleep(0.1)
@@ -68,9 +84,14 @@ def test_a_worker_killed_mid_task_is_replaced_by_redelivery(cloud_ws: CloudWorks
     build.join(timeout=120)
     assert not build.is_alive(), cloud_ws.worker_logs()
     report = outcome["report"]
-    assert report["summary"]["ran"] == 12 and report["summary"]["failed"] == 0, (report, cloud_ws.worker_logs())
+    assert report["summary"]["ran"] == 12 and report["summary"]["failed"] == 0, (
+        report,
+        cloud_ws.worker_logs(),
+    )
     record = backend.get_cell(running[0].target, running[0].date)
-    assert record is not None and record.status == "committed" and record.attempts == 2  # taken over once
+    assert (
+        record is not None and record.status == "committed" and record.attempts == 2
+    )  # taken over once
 
 
 BROKEN_BUILD = """
@@ -95,15 +116,22 @@ def after(ctx):
 """
 
 
-def test_a_target_that_always_raises_is_dead_lettered_and_the_rest_completes(cloud_ws: CloudWorkspace) -> None:
-    cloud_ws.write("calculations/pricing/BUILD.toml", (cloud_ws.root / "calculations/pricing/BUILD.toml").read_text() + BROKEN_BUILD)
+def test_a_target_that_always_raises_is_dead_lettered_and_the_rest_completes(
+    cloud_ws: CloudWorkspace,
+) -> None:
+    cloud_ws.write(
+        "calculations/pricing/BUILD.toml",
+        (cloud_ws.root / "calculations/pricing/BUILD.toml").read_text() + BROKEN_BUILD,
+    )
     cloud_ws.write("calculations/pricing/broken.py", BROKEN)
     cloud_ws.start_workers(2)
     report = cloud_ws.build("--executor", "pubsub", expect=1)
     cells = cloud_ws.cells(report)
     broken = {key: value for key, value in cells.items() if key[0] == "//pricing:broken"}
     assert set(broken.values()) == {("dead_letter", "new")}, (report, cloud_ws.worker_logs())
-    assert {value for key, value in cells.items() if key[0] == "//pricing:after_broken"} == {("blocked", "waiting_for_deps")}
+    assert {value for key, value in cells.items() if key[0] == "//pricing:after_broken"} == {
+        ("blocked", "waiting_for_deps")
+    }
     assert report["summary"]["ran"] == 12 and report["summary"]["dead_letter"] == 3
     with cloud_ws.backend() as backend:
         record = backend.get_cell("broken", "2024-01-02")
@@ -124,23 +152,49 @@ def after(ctx):
 """
 
 
-def test_a_task_that_kills_its_workers_is_dead_lettered_after_max_attempts(cloud_ws: CloudWorkspace) -> None:
-    cloud_ws.write("calculations/pricing/BUILD.toml", (cloud_ws.root / "calculations/pricing/BUILD.toml").read_text() + BROKEN_BUILD)
+def test_a_task_that_kills_its_workers_is_dead_lettered_after_max_attempts(
+    cloud_ws: CloudWorkspace,
+) -> None:
+    cloud_ws.write(
+        "calculations/pricing/BUILD.toml",
+        (cloud_ws.root / "calculations/pricing/BUILD.toml").read_text() + BROKEN_BUILD,
+    )
     cloud_ws.write("calculations/pricing/broken.py", POISON)
     # a group is the unit a poison message takes down: keep price_level in an earlier pass
-    cloud_ws.edit("calculations/pricing/BUILD.toml", 'entry = "broken:broken"\n', 'entry = "broken:broken"\ndeps = [":price_level"]\n')
+    cloud_ws.edit(
+        "calculations/pricing/BUILD.toml",
+        'entry = "broken:broken"\n',
+        'entry = "broken:broken"\ndeps = [":price_level"]\n',
+    )
     workers = cloud_ws.start_workers(3)
-    report = cloud_ws.build("//pricing:broken", "//pricing:price_level", "--from", "2024-01-03", "--executor", "pubsub", expect=1)
+    report = cloud_ws.build(
+        "//pricing:broken",
+        "//pricing:price_level",
+        "--from",
+        "2024-01-03",
+        "--executor",
+        "pubsub",
+        expect=1,
+    )
     cells = cloud_ws.cells(report)
-    assert cells[("//pricing:broken", "2024-01-03")] == ("dead_letter", "new"), (report, cloud_ws.worker_logs())
+    assert cells[("//pricing:broken", "2024-01-03")] == ("dead_letter", "new"), (
+        report,
+        cloud_ws.worker_logs(),
+    )
     assert cells[("//pricing:price_level", "2024-01-03")] == ("ran", "new")
     assert sum(process.poll() == 3 for process in workers) == 2  # max_attempts = 2 deliveries died
     with cloud_ws.backend() as backend:
         record = backend.get_cell("broken", "2024-01-03")
-        assert record is not None and record.status == "dead_letter" and "delivered 3 times" in (record.last_error or "")
+        assert (
+            record is not None
+            and record.status == "dead_letter"
+            and "delivered 3 times" in (record.last_error or "")
+        )
 
 
-def test_a_build_without_workers_says_what_it_waits_for(cloud_ws: CloudWorkspace, monkeypatch) -> None:
+def test_a_build_without_workers_says_what_it_waits_for(
+    cloud_ws: CloudWorkspace, monkeypatch
+) -> None:
     import threading
     import time
 
@@ -148,11 +202,24 @@ def test_a_build_without_workers_says_what_it_waits_for(cloud_ws: CloudWorkspace
 
     monkeypatch.setattr(pubsub, "WAIT_NOTICE_SECONDS", 1.0)
     result: dict = {}
-    build = threading.Thread(target=lambda: result.update(zip(
-        ("code", "out", "err"),
-        cloud_ws.cli("build", "//pricing:price_level", "--date", "2024-01-01", "--executor", "pubsub", "--format", "json"),
-        strict=True,
-    )))
+    build = threading.Thread(
+        target=lambda: result.update(
+            zip(
+                ("code", "out", "err"),
+                cloud_ws.cli(
+                    "build",
+                    "//pricing:price_level",
+                    "--date",
+                    "2024-01-01",
+                    "--executor",
+                    "pubsub",
+                    "--format",
+                    "json",
+                ),
+                strict=True,
+            )
+        )
+    )
     build.start()
     time.sleep(4)  # nobody is pulling the tasks yet
     cloud_ws.start_workers(1)

@@ -16,10 +16,19 @@ from btbuild.execution.pubsub import (
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 
 CELL = CellTask(
-    name="risk", day=date(2024, 1, 31), reason="deps_changed", build_pass=2, key="k", static="s",
-    code_hash="c", components={"code": "1"}, root_fingerprints={"prices": "f"},
-    dep_results={"//p:returns": "r", "@previous": "q"}, dep_dates={"returns": date(2024, 1, 30)},
-    previous_date=date(2024, 1, 30), sim_hash=None,
+    name="risk",
+    day=date(2024, 1, 31),
+    reason="deps_changed",
+    build_pass=2,
+    key="k",
+    static="s",
+    code_hash="c",
+    components={"code": "1"},
+    root_fingerprints={"prices": "f"},
+    dep_results={"//p:returns": "r", "@previous": "q"},
+    dep_dates={"returns": date(2024, 1, 30)},
+    previous_date=date(2024, 1, 30),
+    sim_hash=None,
 )
 
 
@@ -32,11 +41,15 @@ def test_group_round_trips_through_json() -> None:
     assert decode_task(encode_task(part)) == ("2024-01-31_p2_s2of4", part)
     combine = GroupTask(date(2024, 1, 31), 2, (CELL,), "run1", shards=4, combine=True)
     assert decode_task(encode_task(combine)) == ("2024-01-31_p2_combine4_risk", combine)
-    outcome = CellOutcome("risk", date(2024, 1, 31), "ran", "new", "h", 3, 0, 0.5, None, {"compute": 0.25})
+    outcome = CellOutcome(
+        "risk", date(2024, 1, 31), "ran", "new", "h", 3, 0, 0.5, None, {"compute": 0.25}
+    )
     assert outcome_from_json(outcome_to_json(outcome)) == outcome
 
 
-@pytest.mark.parametrize("data", [b"\x80\x04K\x01.", b"[]", b'{"version": 1}', b'{"version": 2, "run_id": "r"}'])
+@pytest.mark.parametrize(
+    "data", [b"\x80\x04K\x01.", b"[]", b'{"version": 1}', b'{"version": 2, "run_id": "r"}']
+)
 def test_malformed_messages_are_refused(data: bytes) -> None:
     with pytest.raises(ValueError):
         decode_task(data)

@@ -9,7 +9,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("demo_checks_under_test", ROOT / "plugins" / "demo_checks.py")
+    spec = importlib.util.spec_from_file_location(
+        "demo_checks_under_test", ROOT / "plugins" / "demo_checks.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -18,7 +20,13 @@ def load():
 def test_scores_in_range_pass_and_out_of_range_fail():
     module = load()
     check = module.ScoreRange()
-    for user, score in [("u1", 0), ("u2", 100.0), ("u3", {"score": 55.5}), ("u4", None), ("u5", {"other": 500})]:
+    for user, score in [
+        ("u1", 0),
+        ("u2", 100.0),
+        ("u3", {"score": 55.5}),
+        ("u4", None),
+        ("u5", {"other": 500}),
+    ]:
         check.observe(user, score)
     assert check.finish() == []
     check.observe("u6", {"score": 100.5})
@@ -38,5 +46,7 @@ def test_the_demo_workspace_opts_in_for_portfolio_risk():
 
     session = Session(ROOT)
     target = session.workspace.targets["portfolio_risk"]
-    validators = session.plugins.validators(target.name, target.kind, target.checks, target.build_file)
+    validators = session.plugins.validators(
+        target.name, target.kind, target.checks, target.build_file
+    )
     assert any(type(v).__name__ == "ScoreRange" for v in validators)

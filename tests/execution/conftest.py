@@ -29,7 +29,13 @@ def write_day(root: Path, day: date, *, price_bump: float = 0.0, users: list[str
     portfolio.parent.mkdir(parents=True, exist_ok=True)
     portfolio.write_text(
         "".join(
-            json.dumps({"user": u, "record": {"positions": [{"symbol": SYMBOLS[n % 3], "quantity": n + 1}]}}) + "\n"
+            json.dumps(
+                {
+                    "user": u,
+                    "record": {"positions": [{"symbol": SYMBOLS[n % 3], "quantity": n + 1}]},
+                }
+            )
+            + "\n"
             for n, u in enumerate(users)
         )
     )

@@ -17,7 +17,14 @@ def statuses(ws, report, *labels):
 def test_first_build_runs_everything_then_nothing(ws):
     first = ws.build()
     assert set(first) == {"cells", "summary"}
-    assert first["summary"] == {"ran": 12, "skipped": 0, "blocked": 0, "impossible": 0, "failed": 0, "dead_letter": 0}
+    assert first["summary"] == {
+        "ran": 12,
+        "skipped": 0,
+        "blocked": 0,
+        "impossible": 0,
+        "failed": 0,
+        "dead_letter": 0,
+    }
     assert first["cells"][0] == {"label": L, "date": "2024-01-01", "status": "ran", "reason": "new"}
     assert all(c["reason"] == "new" for c in first["cells"])
     second = ws.build()
@@ -27,7 +34,14 @@ def test_first_build_runs_everything_then_nothing(ws):
 
 def test_comment_and_formatting_edits_run_nothing(ws):
     ws.build()
-    ws.write("calculations/pricing/calcs.py", '# a comment\n' + ws.root.joinpath("calculations/pricing/calcs.py").read_text().replace("def value(ctx):", 'def value(ctx):\n    """Docstring."""\n') + "\n\n")
+    ws.write(
+        "calculations/pricing/calcs.py",
+        "# a comment\n"
+        + ws.root.joinpath("calculations/pricing/calcs.py")
+        .read_text()
+        .replace("def value(ctx):", 'def value(ctx):\n    """Docstring."""\n')
+        + "\n\n",
+    )
     report = ws.build()
     assert report["summary"]["ran"] == 0
 
@@ -36,7 +50,11 @@ def test_code_change_with_same_output_is_cut_off_early(ws):
     ws.build()
     # a real behaviour change (rounding to cents) that happens to give the same totals on
     # this data (whole numbers): total re-runs, its result hash is unchanged, sign is cut off
-    ws.edit("calculations/pricing/totals.py", 'round(sum(values.values()), 6)', 'round(sum(values.values()), 2)')
+    ws.edit(
+        "calculations/pricing/totals.py",
+        "round(sum(values.values()), 6)",
+        "round(sum(values.values()), 2)",
+    )
     cells = ws.cells(ws.build())
     assert cells[(T, "2024-01-02")] == ("ran", "code_changed")
     assert cells[(S, "2024-01-02")] == ("skipped", "early_cutoff")
@@ -75,7 +93,11 @@ def test_epoch_force_and_dry_run(ws):
 
 
 def test_schedule_no_data_and_upstream(ws):
-    ws.edit("calculations/pricing/BUILD.toml", 'entry = "levels:level"', 'entry = "levels:level"\nschedule = { weekdays = [0, 2] }')
+    ws.edit(
+        "calculations/pricing/BUILD.toml",
+        'entry = "levels:level"',
+        'entry = "levels:level"\nschedule = { weekdays = [0, 2] }',
+    )
     (ws.root / "data/portfolio/2024-01-02.jsonl").unlink()
     cells = ws.cells(ws.build(expect=0))
     # 2024-01-01 is a Monday
@@ -90,7 +112,11 @@ def test_schedule_no_data_and_upstream(ws):
 def test_circuit_breaker_keeps_previous_result(ws):
     ws.build()
     before = ws.backend().read_result("value", "2024-01-02")
-    ws.edit("calculations/pricing/calcs.py", "    prices = ctx.root", "    if int(ctx.user.id[1:]) % 5 == 0:\n        raise ValueError('bad user')\n    prices = ctx.root")
+    ws.edit(
+        "calculations/pricing/calcs.py",
+        "    prices = ctx.root",
+        "    if int(ctx.user.id[1:]) % 5 == 0:\n        raise ValueError('bad user')\n    prices = ctx.root",
+    )
     code, out, err = ws.cli("build", "//pricing:value", "--date", "2024-01-02", "--format", "json")
     assert code == 1
     import json
@@ -110,7 +136,11 @@ def test_circuit_breaker_keeps_previous_result(ws):
 
 
 def test_failed_dep_blocks_dependents_but_not_other_branches(ws):
-    ws.edit("calculations/pricing/totals.py", "    values = ctx.dep", "    raise RuntimeError('boom')\n    values = ctx.dep")
+    ws.edit(
+        "calculations/pricing/totals.py",
+        "    values = ctx.dep",
+        "    raise RuntimeError('boom')\n    values = ctx.dep",
+    )
     code, out, err = ws.cli("build", "//...", "--date", "2024-01-01", "--format", "json")
     import json
 
@@ -127,7 +157,11 @@ def test_failed_dep_blocks_dependents_but_not_other_branches(ws):
 
 
 def test_bad_return_values_are_clear_per_user_errors(ws):
-    ws.edit("calculations/pricing/calcs.py", "    return sum(", "    return float('nan') if ctx.user.id == 'u002' else {1, 2} if ctx.user.id == 'u003' else sum(")
+    ws.edit(
+        "calculations/pricing/calcs.py",
+        "    return sum(",
+        "    return float('nan') if ctx.user.id == 'u002' else {1, 2} if ctx.user.id == 'u003' else sum(",
+    )
     ws.edit("BUILD.toml", "max_failure_rate = 0.1", "max_failure_rate = 0.5")
     report = ws.build("//pricing:value", date="2024-01-01")
     assert report["cells"][0]["status"] == "ran"
@@ -138,15 +172,28 @@ def test_bad_return_values_are_clear_per_user_errors(ws):
 
 
 def test_historical_targets_chain_and_block_on_a_missing_previous_day(ws):
-    ws.write("calculations/hist/BUILD.toml", '[calculation.running]\nentry = "h:running"\nkind = "per_date"\ndeps = ["//pricing:total"]\nhistorical = true\n')
-    ws.write("calculations/hist/h.py", "def running(ctx):\n    prev = ctx.previous or 0\n    return round(prev + ctx.dep('total')['total'], 6)\n")
+    ws.write(
+        "calculations/hist/BUILD.toml",
+        '[calculation.running]\nentry = "h:running"\nkind = "per_date"\ndeps = ["//pricing:total"]\nhistorical = true\n',
+    )
+    ws.write(
+        "calculations/hist/h.py",
+        "def running(ctx):\n    prev = ctx.previous or 0\n    return round(prev + ctx.dep('total')['total'], 6)\n",
+    )
     ws.build("//hist:running", date="2024-01-03")
     backend = ws.backend()
-    day1, day2 = backend.read_result("running", "2024-01-01"), backend.read_result("running", "2024-01-02")
+    day1, day2 = (
+        backend.read_result("running", "2024-01-01"),
+        backend.read_result("running", "2024-01-02"),
+    )
     total2 = backend.read_result("total", "2024-01-02")["total"]
     assert day2 == round(day1 + total2, 6)
     # make day 4 fail: day 5 is blocked waiting for it
-    ws.edit("calculations/hist/h.py", "    prev =", "    if ctx.date.day == 4:\n        raise ValueError('x')\n    prev =")
+    ws.edit(
+        "calculations/hist/h.py",
+        "    prev =",
+        "    if ctx.date.day == 4:\n        raise ValueError('x')\n    prev =",
+    )
     cells = ws.cells(ws.build("//hist:running", date="2024-01-05", expect=1))
     assert cells[("//hist:running", "2024-01-04")][0] == "failed"
     assert cells[("//hist:running", "2024-01-05")] == ("blocked", "waiting_for_previous_day")
@@ -155,16 +202,27 @@ def test_historical_targets_chain_and_block_on_a_missing_previous_day(ws):
 def test_category_migration_rebuilds_under_the_new_package_and_deletes_the_old(ws):
     ws.build(date="2024-01-01")
     ws.build(date="2024-01-02")
-    ws.edit("calculations/pricing/BUILD.toml", '[calculation.price_level]\nentry = "levels:level"\nkind = "per_date"\nroots = ["prices"]\n', "")
-    ws.write("calculations/market/BUILD.toml", '[calculation.price_level]\nentry = "levels:level"\nkind = "per_date"\nroots = ["prices"]\n')
-    ws.write("calculations/market/levels.py", (ws.root / "calculations/pricing/levels.py").read_text())
+    ws.edit(
+        "calculations/pricing/BUILD.toml",
+        '[calculation.price_level]\nentry = "levels:level"\nkind = "per_date"\nroots = ["prices"]\n',
+        "",
+    )
+    ws.write(
+        "calculations/market/BUILD.toml",
+        '[calculation.price_level]\nentry = "levels:level"\nkind = "per_date"\nroots = ["prices"]\n',
+    )
+    ws.write(
+        "calculations/market/levels.py", (ws.root / "calculations/pricing/levels.py").read_text()
+    )
     dry = ws.cells(ws.build("--dry-run", date="2024-01-02"))
     assert dry[("//market:price_level", "2024-01-01")] == ("runnable", "new")
     assert ws.backend().get_cell("price_level", "2024-01-02").category == "pricing"
     cells = ws.cells(ws.build(date="2024-01-01"))
     assert cells[("//market:price_level", "2024-01-01")] == ("ran", "new")
     assert ws.backend().get_cell("price_level", "2024-01-01").category == "market"
-    assert ws.backend().get_cell("price_level", "2024-01-02") is None  # the old package's cell is gone
+    assert (
+        ws.backend().get_cell("price_level", "2024-01-02") is None
+    )  # the old package's cell is gone
 
 
 def test_jobs_2_is_byte_identical(ws, tmp_path):
@@ -188,14 +246,20 @@ def test_jobs_2_is_byte_identical(ws, tmp_path):
 def test_undeclared_root_and_dep_are_errors_naming_the_target(ws):
     ws.edit("calculations/pricing/levels.py", 'ctx.root("prices")', 'ctx.root("portfolio")')
     report = ws.build("//pricing:price_level", date="2024-01-01", expect=1)
-    assert "//pricing:price_level: reads root source 'portfolio', which is not in its roots" in report["cells"][0]["detail"]
+    assert (
+        "//pricing:price_level: reads root source 'portfolio', which is not in its roots"
+        in report["cells"][0]["detail"]
+    )
 
 
 def test_unknown_root_source_is_a_workspace_error(ws):
     ws.edit("calculations/pricing/BUILD.toml", 'roots = ["prices"]', 'roots = ["price"]')
     code, out, err = ws.cli("build", "//...", "--date", "2024-01-01")
     assert code == 2
-    assert err.strip() == "btbuild: error: calculations/pricing/BUILD.toml:15: //pricing:price_level: unknown root source 'price' (did you mean 'prices'?)"
+    assert (
+        err.strip()
+        == "btbuild: error: calculations/pricing/BUILD.toml:15: //pricing:price_level: unknown root source 'price' (did you mean 'prices'?)"
+    )
 
 
 def test_explain_and_status(ws):
@@ -232,22 +296,39 @@ def test_per_user_cells_merge_several_user_streams(ws):
     total = backend.read_result("total", "2024-01-03")["total"]
     assert sorted(day3) == USERS
     for user in USERS:
-        assert day3[user] == {"share": round(values[user] / total, 9), "user": user, "had_yesterday": True, "days": 3}
+        assert day3[user] == {
+            "share": round(values[user] / total, 9),
+            "user": user,
+            "had_yesterday": True,
+            "days": 3,
+        }
     assert backend.read_result("share", "2024-01-01")["u001"]["had_yesterday"] is False
 
 
 def test_misspelled_checks_key_is_a_workspace_error(ws):
-    ws.edit("calculations/pricing/BUILD.toml", 'roots = ["prices"]\n', 'roots = ["prices"]\nchecks = { null_densty = 0.9 }\n')
+    ws.edit(
+        "calculations/pricing/BUILD.toml",
+        'roots = ["prices"]\n',
+        'roots = ["prices"]\nchecks = { null_densty = 0.9 }\n',
+    )
     code, _out, err = ws.cli("build", "//...", "--date", "2024-01-01")
     assert code == 2
-    assert "calculations/pricing/BUILD.toml" in err and "//pricing:price_level" in err and "null_densty" in err
+    assert (
+        "calculations/pricing/BUILD.toml" in err
+        and "//pricing:price_level" in err
+        and "null_densty" in err
+    )
 
 
 def test_run_log_has_one_record_per_attempt(ws):
     ws.build(date="2024-01-02")
     runs = ws.backend().runs(limit=1000)
     assert len(runs) == 8
-    assert {(r.target, r.date) for r in runs} == {(n, d) for n in ("value", "total", "sign", "price_level") for d in ("2024-01-01", "2024-01-02")}
+    assert {(r.target, r.date) for r in runs} == {
+        (n, d)
+        for n in ("value", "total", "sign", "price_level")
+        for d in ("2024-01-01", "2024-01-02")
+    }
     build_ids = {r.run_id.split("/")[0] for r in runs}
     assert len(build_ids) == 1 and all(r.status == "committed" and r.trigger == "new" for r in runs)
     assert all("compute" in r.phases for r in runs)
@@ -259,11 +340,16 @@ def test_fast_input_key_equals_the_reference_function(ws):
     from btbuild.execution.build import BuildRequest, Scheduler
     from btbuild.session import Session
 
-    ws.write("calculations/hist/BUILD.toml", '[calculation.running]\nentry = "h:running"\nkind = "per_date"\ndeps = ["//pricing:total", "//pricing:price_level"]\nhistorical = true\n')
+    ws.write(
+        "calculations/hist/BUILD.toml",
+        '[calculation.running]\nentry = "h:running"\nkind = "per_date"\ndeps = ["//pricing:total", "//pricing:price_level"]\nhistorical = true\n',
+    )
     ws.write("calculations/hist/h.py", "def running(ctx):\n    return (ctx.previous or 0) + 1\n")
     ws.build(date="2024-01-03")
     session = Session(ws.root)
-    scheduler = Scheduler(session, BuildRequest(patterns=("//...",), end=__import__("datetime").date(2024, 1, 3)))
+    scheduler = Scheduler(
+        session, BuildRequest(patterns=("//...",), end=__import__("datetime").date(2024, 1, 3))
+    )
     checked = 0
     for label in scheduler.order:
         target = scheduler.targets[label]
@@ -271,7 +357,9 @@ def test_fast_input_key_equals_the_reference_function(ws):
             decision, task, inputs = scheduler.planner.explain(target, day)
             scheduler.planner.settle(target, day)
             assert inputs is not None and decision.reason == "up_to_date"
-            assert inputs.key == input_key(inputs.static, inputs.root_fingerprints, inputs.dep_results)
+            assert inputs.key == input_key(
+                inputs.static, inputs.root_fingerprints, inputs.dep_results
+            )
             assert inputs.key == scheduler.cache.full_record(target.name, day).composite_hash
             checked += 1
     session.close()
@@ -285,7 +373,9 @@ def test_a_crashed_attempt_is_taken_over_and_its_shards_removed(ws):
     import time
 
     backend = ws.backend()
-    lease = backend.acquire("value", "2024-01-01", "dead-builder", lease_seconds=1, now=time.time() - 10)
+    lease = backend.acquire(
+        "value", "2024-01-01", "dead-builder", lease_seconds=1, now=time.time() - 10
+    )
     writer = backend.open_writer(lease, "per_user")
     writer.add_user("u001", 1.0)
     writer.flush()  # shards of the dead attempt, never committed
@@ -293,7 +383,9 @@ def test_a_crashed_attempt_is_taken_over_and_its_shards_removed(ws):
     cells = ws.cells(ws.build("//pricing:value", date="2024-01-01"))
     assert cells[(V, "2024-01-01")] == ("ran", "new")
     conn = sqlite3.connect(ws.root / ".btbuild" / "cache.db")
-    generations = {row[0] for row in conn.execute("SELECT generation FROM shards WHERE target = 'value'")}
+    generations = {
+        row[0] for row in conn.execute("SELECT generation FROM shards WHERE target = 'value'")
+    }
     assert lease.generation not in generations and len(generations) == 1
     assert ws.backend().read_result("value", "2024-01-01")["u001"] == 10.0
 
@@ -304,7 +396,10 @@ def test_planner_record_statuses_match_the_storage_vocabulary():
     from btbuild.storage import records
 
     assert (planner.RECORD_FAILED, planner.RECORD_DEAD_LETTER, planner.RECORD_IMPOSSIBLE) == (
-        records.FAILED, records.DEAD_LETTER, records.IMPOSSIBLE)
+        records.FAILED,
+        records.DEAD_LETTER,
+        records.IMPOSSIBLE,
+    )
 
 
 def test_a_lease_of_a_dead_local_builder_is_taken_over_at_once(ws):
@@ -316,7 +411,9 @@ def test_a_lease_of_a_dead_local_builder_is_taken_over_at_once(ws):
     dead = next(pid for pid in range(999_999, 1, -1) if not psutil.pid_exists(pid))
     backend = ws.backend()
     assert backend.acquire("value", "2024-01-01", f"{socket.gethostname()}:{dead}", 900) is not None
-    assert backend.acquire("total", "2024-01-01", "elsewhere:1", 900) is not None  # alive somewhere else
+    assert (
+        backend.acquire("total", "2024-01-01", "elsewhere:1", 900) is not None
+    )  # alive somewhere else
     backend.close()
     cells = ws.cells(ws.build("//pricing:total", date="2024-01-01", expect=None))
     assert cells[(V, "2024-01-01")] == ("ran", "new")
@@ -324,27 +421,53 @@ def test_a_lease_of_a_dead_local_builder_is_taken_over_at_once(ws):
 
 
 def test_an_interrupted_build_gives_its_cells_back(ws):
-    ws.edit("calculations/pricing/calcs.py", "    prices = ctx.root", "    if ctx.user.id == 'u010':\n        raise KeyboardInterrupt\n    prices = ctx.root")
+    ws.edit(
+        "calculations/pricing/calcs.py",
+        "    prices = ctx.root",
+        "    if ctx.user.id == 'u010':\n        raise KeyboardInterrupt\n    prices = ctx.root",
+    )
     code, _out, err = ws.cli("build", "//pricing:value", "--date", "2024-01-01")
     assert code == 130 and err.strip() == "btbuild: interrupted"
     backend = ws.backend()
     assert backend.get_cell("value", "2024-01-01") is None  # as before the attempt: never built
     import sqlite3
 
-    assert sqlite3.connect(ws.root / ".btbuild" / "cache.db").execute("SELECT count(*) FROM shards").fetchone() == (0,)
-    ws.edit("calculations/pricing/calcs.py", "    if ctx.user.id == 'u010':\n        raise KeyboardInterrupt\n", "")
-    assert ws.cells(ws.build("//pricing:value", date="2024-01-01"))[(V, "2024-01-01")] == ("ran", "new")
+    assert sqlite3.connect(ws.root / ".btbuild" / "cache.db").execute(
+        "SELECT count(*) FROM shards"
+    ).fetchone() == (0,)
+    ws.edit(
+        "calculations/pricing/calcs.py",
+        "    if ctx.user.id == 'u010':\n        raise KeyboardInterrupt\n",
+        "",
+    )
+    assert ws.cells(ws.build("//pricing:value", date="2024-01-01"))[(V, "2024-01-01")] == (
+        "ran",
+        "new",
+    )
 
 
 def test_a_daily_target_reads_the_latest_result_of_a_weekly_dep(ws):
     """As-of semantics: on days the weekly dep is not due, its last due result is read."""
-    ws.edit("calculations/pricing/BUILD.toml", 'entry = "levels:level"', 'entry = "levels:level"\nschedule = { weekdays = [0] }')
-    ws.write("calculations/use/BUILD.toml", '[calculation.uses_level]\nentry = "u:f"\nkind = "per_date"\ndeps = ["//pricing:price_level"]\n')
-    ws.write("calculations/use/u.py", "def f(ctx):\n    return {'first': ctx.dep('price_level')[0], 'day': ctx.date.isoformat()}\n")
+    ws.edit(
+        "calculations/pricing/BUILD.toml",
+        'entry = "levels:level"',
+        'entry = "levels:level"\nschedule = { weekdays = [0] }',
+    )
+    ws.write(
+        "calculations/use/BUILD.toml",
+        '[calculation.uses_level]\nentry = "u:f"\nkind = "per_date"\ndeps = ["//pricing:price_level"]\n',
+    )
+    ws.write(
+        "calculations/use/u.py",
+        "def f(ctx):\n    return {'first': ctx.dep('price_level')[0], 'day': ctx.date.isoformat()}\n",
+    )
     cells = ws.cells(ws.build("//use:uses_level", date="2024-01-03"))
     assert cells[(L, "2024-01-01")] == ("ran", "new")  # Monday
     assert cells[(L, "2024-01-02")] == ("skipped", "not_scheduled")
-    assert all(cells[("//use:uses_level", d)] == ("ran", "new") for d in ("2024-01-01", "2024-01-02", "2024-01-03"))
+    assert all(
+        cells[("//use:uses_level", d)] == ("ran", "new")
+        for d in ("2024-01-01", "2024-01-02", "2024-01-03")
+    )
     backend = ws.backend()
     monday = backend.read_result("price_level", "2024-01-01")[0]
     assert backend.read_result("uses_level", "2024-01-03") == {"first": monday, "day": "2024-01-03"}
@@ -352,11 +475,16 @@ def test_a_daily_target_reads_the_latest_result_of_a_weekly_dep(ws):
     write_day(ws.root, date(2024, 1, 1), price_bump=5.0)
     again = ws.cells(ws.build("//use:uses_level", date="2024-01-03"))
     assert again[(L, "2024-01-01")] == ("ran", "roots_changed")
-    assert {again[("//use:uses_level", d)] for d in ("2024-01-02", "2024-01-03")} == {("ran", "deps_changed")}
+    assert {again[("//use:uses_level", d)] for d in ("2024-01-02", "2024-01-03")} == {
+        ("ran", "deps_changed")
+    }
 
 
 def test_from_reads_the_previous_day_of_a_historical_target_from_the_cache(ws):
-    ws.write("calculations/hist/BUILD.toml", '[calculation.count]\nentry = "h:count"\nkind = "per_date"\nroots = ["prices"]\nhistorical = true\n')
+    ws.write(
+        "calculations/hist/BUILD.toml",
+        '[calculation.count]\nentry = "h:count"\nkind = "per_date"\nroots = ["prices"]\nhistorical = true\n',
+    )
     ws.write("calculations/hist/h.py", "def count(ctx):\n    return (ctx.previous or 0) + 1\n")
     ws.build("//hist:count", date="2024-01-02")
     cells = ws.cells(ws.build("//hist:count", "--from", "2024-01-03", date="2024-01-04"))
@@ -364,7 +492,9 @@ def test_from_reads_the_previous_day_of_a_historical_target_from_the_cache(ws):
     assert ws.backend().read_result("count", "2024-01-04") == 4
     # without the earlier days in the cache, --from cannot start the chain
     (ws.root / ".btbuild" / "cache.db").unlink()
-    blocked = ws.cells(ws.build("//hist:count", "--from", "2024-01-03", date="2024-01-03", expect=0))
+    blocked = ws.cells(
+        ws.build("//hist:count", "--from", "2024-01-03", date="2024-01-03", expect=0)
+    )
     assert blocked[("//hist:count", "2024-01-03")] == ("blocked", "waiting_for_previous_day")
 
 
@@ -393,7 +523,9 @@ def test_user_shards_split_per_user_cells_and_combine_to_the_same_result(ws, tmp
     assert conn.execute("SELECT count(*) FROM cells WHERE target LIKE '%~%'").fetchone() == (0,)
     assert conn.execute("SELECT count(*) FROM shards WHERE target LIKE '%~%'").fetchone() == (0,)
     logged = {run.target for run in b.runs(limit=1000)}
-    assert {f"value~2024-01-0{d}~{k}of3" for d in (1, 2, 3) for k in (1, 2, 3)} <= logged  # the parts ran
+    assert {
+        f"value~2024-01-0{d}~{k}of3" for d in (1, 2, 3) for k in (1, 2, 3)
+    } <= logged  # the parts ran
     assert sharded.build("--jobs", "2")["summary"]["ran"] == 0
 
 
@@ -401,7 +533,11 @@ def test_a_failing_part_fails_the_sharded_cell_and_keeps_the_old_result(ws):
     ws.edit("BUILD.toml", "max_attempts = 2\n", "max_attempts = 2\nuser_shards = 2\n")
     ws.build("//pricing:value", "--jobs", "2", date="2024-01-01")
     before = ws.backend().read_result("value", "2024-01-01")
-    ws.edit("calculations/pricing/calcs.py", "    prices = ctx.root", "    raise ValueError('broken')\n    prices = ctx.root")
+    ws.edit(
+        "calculations/pricing/calcs.py",
+        "    prices = ctx.root",
+        "    raise ValueError('broken')\n    prices = ctx.root",
+    )
     report = ws.build("//pricing:value", "--jobs", "2", date="2024-01-01", expect=1)
     cell = report["cells"][0]
     assert (cell["status"], cell["reason"]) == ("failed", "code_changed")
@@ -425,12 +561,17 @@ def test_a_worker_with_other_code_refuses_the_task(ws):
     from btbuild.session import Session
 
     session = Session(ws.root)
-    scheduler = Scheduler(session, BuildRequest(patterns=("//pricing:value",), end=date(2024, 1, 1)))
+    scheduler = Scheduler(
+        session, BuildRequest(patterns=("//pricing:value",), end=date(2024, 1, 1))
+    )
     _decision, task, _inputs = scheduler.planner.explain(scheduler.targets[V], date(2024, 1, 1))
     env = Environment(session.workspace, session.plugins, session.backend, static_hashes(session))
     stale = replace(task, static="0" * 32)
     (outcome,) = run_group(env, GroupTask(date(2024, 1, 1), 1, (stale,), "r"))
-    assert outcome.status == "failed" and "differs from the one the build was planned with" in outcome.error
+    assert (
+        outcome.status == "failed"
+        and "differs from the one the build was planned with" in outcome.error
+    )
     assert session.backend.get_cell("value", "2024-01-01") is None
     (ok,) = run_group(env, GroupTask(date(2024, 1, 1), 1, (task,), "r"))
     assert ok.status == "ran"

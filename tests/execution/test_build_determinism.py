@@ -19,9 +19,24 @@ DAYS = ("2024-01-01", "2024-01-02", "2024-01-03")
 def build_in_subprocess(root: Path, seed: str, jobs: str) -> dict[str, object]:
     env = dict(os.environ, PYTHONHASHSEED=seed)
     proc = subprocess.run(
-        [sys.executable, "-m", "btbuild", "--workspace", str(root), "build", "//...", "--date", "2024-01-03",
-         "--jobs", jobs, "--format", "json"],
-        capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "btbuild",
+            "--workspace",
+            str(root),
+            "build",
+            "//...",
+            "--date",
+            "2024-01-03",
+            "--jobs",
+            jobs,
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -50,8 +65,26 @@ def test_results_are_identical_across_processes_hash_seeds_and_jobs(ws, tmp_path
         roots.append(root)
     first = fingerprint(roots[0])
     assert all(fingerprint(root) == first for root in roots[1:])
-    hashes = [json.loads(subprocess.run(
-        [sys.executable, "-m", "btbuild", "--workspace", str(root), "hash", "//...", "--format", "json"],
-        capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED=str(i)), check=True).stdout)
-        for i, root in enumerate(roots)]
+    hashes = [
+        json.loads(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "btbuild",
+                    "--workspace",
+                    str(root),
+                    "hash",
+                    "//...",
+                    "--format",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                env=dict(os.environ, PYTHONHASHSEED=str(i)),
+                check=True,
+            ).stdout
+        )
+        for i, root in enumerate(roots)
+    ]
     assert hashes[0] == hashes[1] == hashes[2]

@@ -82,7 +82,14 @@ def test_product_line_slicing_keeps_deps():
     from btbuild.workspace.model import Target
 
     def target(name, deps=(), lines=()):
-        return Target(name=name, package="p", entry_file=Path("x.py"), entry_attr="X", deps=deps, product_lines=lines)
+        return Target(
+            name=name,
+            package="p",
+            entry_file=Path("x.py"),
+            entry_attr="X",
+            deps=deps,
+            product_lines=lines,
+        )
 
     targets = {
         "//p:base": target("base"),

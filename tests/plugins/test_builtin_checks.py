@@ -24,7 +24,9 @@ def run(plugins, values, overrides=(), kind="per_user"):
 def test_flatline_needs_fifty_identical_values(plugins):
     assert run(plugins, [{"a": 1}] * 49) == []
     problems = run(plugins, [{"a": 1, "b": [2]}] * 50)
-    assert len(problems) == 1 and "'net_profit': flatline: all 50 values are identical" in problems[0]
+    assert (
+        len(problems) == 1 and "'net_profit': flatline: all 50 values are identical" in problems[0]
+    )
     assert run(plugins, [{"a": 1}] * 60 + [{"a": 2}]) == []
     assert run(plugins, [{"b": 1, "a": 2}] * 30 + [{"a": 2, "b": 1}] * 30) != []  # canonical JSON
 
@@ -50,8 +52,16 @@ def test_per_date_results_are_observed_once(plugins):
 
 
 def test_unknown_override_names_the_target(plugins):
-    with pytest.raises(ConfigError, match=r"calculations/a/BUILD.toml: target 'net_profit': unknown checks key 'flatlne' \(known: flatline, min_items, null_density\)"):
-        plugins.validators("net_profit", "per_user", {"flatlne": False}, build_file=Path("calculations/a/BUILD.toml"))
+    with pytest.raises(
+        ConfigError,
+        match=r"calculations/a/BUILD.toml: target 'net_profit': unknown checks key 'flatlne' \(known: flatline, min_items, null_density\)",
+    ):
+        plugins.validators(
+            "net_profit",
+            "per_user",
+            {"flatlne": False},
+            build_file=Path("calculations/a/BUILD.toml"),
+        )
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,9 @@ def workspace(tmp_path: Path, sources=None, folder=None):
     settings = {"sources": sources or {"prices": "date", "portfolio": "user"}}
     if folder is not None:
         settings["dir"] = folder
-    plugins = load_plugins(tmp_path, ["btbuild.plugins.jsonl"], {"jsonl": settings}, entry_points=False)
+    plugins = load_plugins(
+        tmp_path, ["btbuild.plugins.jsonl"], {"jsonl": settings}, entry_points=False
+    )
     return plugins.root_sources()
 
 
@@ -39,8 +41,18 @@ def put(tmp_path: Path, relative: str, text: str, packed: bool = False) -> Path:
 @pytest.mark.parametrize("packed", [False, True])
 def test_date_and_user_scope_plain_and_gzip(tmp_path, packed):
     suffix = ".jsonl.gz" if packed else ".jsonl"
-    put(tmp_path, f"data/prices/2024-01-02{suffix}", lines({"key": "AAPX", "value": {"close": 1.5}}, {"key": "BBB", "value": 2}), packed)
-    put(tmp_path, f"data/portfolio/2024-01-02{suffix}", lines({"user": "u1", "record": {"cash": 1}}, {"user": "u2", "record": None}) + "\n", packed)
+    put(
+        tmp_path,
+        f"data/prices/2024-01-02{suffix}",
+        lines({"key": "AAPX", "value": {"close": 1.5}}, {"key": "BBB", "value": 2}),
+        packed,
+    )
+    put(
+        tmp_path,
+        f"data/portfolio/2024-01-02{suffix}",
+        lines({"user": "u1", "record": {"cash": 1}}, {"user": "u2", "record": None}) + "\n",
+        packed,
+    )
     src = workspace(tmp_path)
     assert src["prices"].scope == "date" and src["portfolio"].scope == "user"
     assert src["prices"].available(DAY) and not src["prices"].available(date(2024, 1, 3))
@@ -55,15 +67,30 @@ def test_configurable_dir_and_absolute_dir(tmp_path):
 
 
 def test_users_out_of_order_names_file_and_line(tmp_path):
-    put(tmp_path, "data/portfolio/2024-01-02.jsonl", lines({"user": "u1", "record": 1}, {"user": "u3", "record": 1}, {"user": "u2", "record": 1}))
+    put(
+        tmp_path,
+        "data/portfolio/2024-01-02.jsonl",
+        lines(
+            {"user": "u1", "record": 1}, {"user": "u3", "record": 1}, {"user": "u2", "record": 1}
+        ),
+    )
     stream = workspace(tmp_path)["portfolio"].users(DAY)
-    assert next(stream) == ("u1", 1) and next(stream) == ("u3", 1)  # streamed: the error comes later
-    with pytest.raises(WorkspaceError, match=r"^data/portfolio/2024-01-02.jsonl:3: user 'u2' comes after 'u3'"):
+    assert next(stream) == ("u1", 1) and next(stream) == (
+        "u3",
+        1,
+    )  # streamed: the error comes later
+    with pytest.raises(
+        WorkspaceError, match=r"^data/portfolio/2024-01-02.jsonl:3: user 'u2' comes after 'u3'"
+    ):
         next(stream)
 
 
 def test_duplicate_user_is_an_order_error(tmp_path):
-    put(tmp_path, "data/portfolio/2024-01-02.jsonl", lines({"user": "u1", "record": 1}, {"user": "u1", "record": 2}))
+    put(
+        tmp_path,
+        "data/portfolio/2024-01-02.jsonl",
+        lines({"user": "u1", "record": 1}, {"user": "u1", "record": 2}),
+    )
     with pytest.raises(WorkspaceError, match=":2: user 'u1' comes after 'u1'"):
         list(workspace(tmp_path)["portfolio"].users(DAY))
 
@@ -71,10 +98,18 @@ def test_duplicate_user_is_an_order_error(tmp_path):
 @pytest.mark.parametrize(
     ("source", "text", "message"),
     [
-        ("portfolio", '{"user": "u1", "record": 1}\n{"user": "u2", "record": \n', r"2024-01-02.jsonl:2: not valid JSON"),
+        (
+            "portfolio",
+            '{"user": "u1", "record": 1}\n{"user": "u2", "record": \n',
+            r"2024-01-02.jsonl:2: not valid JSON",
+        ),
         ("portfolio", '{"user": 5, "record": 1}\n', r":1: expected \{\"user\""),
-        ("portfolio", '[1, 2]\n', r":1: expected a JSON object, got list"),
-        ("prices", '{"key": "a", "value": 1}\n{"key": "a", "value": 2}\n', r":2: key 'a' given twice"),
+        ("portfolio", "[1, 2]\n", r":1: expected a JSON object, got list"),
+        (
+            "prices",
+            '{"key": "a", "value": 1}\n{"key": "a", "value": 2}\n',
+            r":2: key 'a' given twice",
+        ),
         ("prices", '{"key": "a"}\n', r":1: expected \{\"key\""),
         ("prices", '{"key": "a", "value": 1}\n{oops\n', r":2: not valid JSON"),
         ("prices", '{"key": "a", "value": NaN}\n', r":1: not valid JSON: NaN is not a JSON value"),
@@ -92,7 +127,9 @@ def test_corrupt_gzip_and_both_files(tmp_path):
     (tmp_path / "data/prices").mkdir(parents=True)
     (tmp_path / "data/prices/2024-01-02.jsonl.gz").write_bytes(b"not gzip at all")
     src = workspace(tmp_path)["prices"]
-    with pytest.raises(WorkspaceError, match=r"data/prices/2024-01-02.jsonl.gz: cannot read root data"):
+    with pytest.raises(
+        WorkspaceError, match=r"data/prices/2024-01-02.jsonl.gz: cannot read root data"
+    ):
         src.load(DAY)
     put(tmp_path, "data/prices/2024-01-02.jsonl", "")
     with pytest.raises(WorkspaceError, match="both 2024-01-02.jsonl and 2024-01-02.jsonl.gz"):
@@ -123,6 +160,8 @@ def test_bad_settings(tmp_path):
     with pytest.raises(ConfigError, match=r"\[plugin.jsonl\] sources.prices = 'daily' is invalid"):
         workspace(tmp_path, {"prices": "daily"})
     with pytest.raises(ConfigError, match=r"\[plugin.jsonl\] unknown setting 'folder'"):
-        load_plugins(tmp_path, ["btbuild.plugins.jsonl"], {"jsonl": {"folder": "x"}}, entry_points=False)
+        load_plugins(
+            tmp_path, ["btbuild.plugins.jsonl"], {"jsonl": {"folder": "x"}}, entry_points=False
+        )
     with pytest.raises(ConfigError, match="source name 'Prices'"):
         workspace(tmp_path, {"Prices": "date"})

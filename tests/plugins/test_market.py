@@ -18,7 +18,9 @@ MONDAY = date(2024, 3, 4)
 
 
 def sources(**settings):
-    config = PluginConfig(root=Path("."), build_file=Path("BUILD.toml"), settings={"market": settings})
+    config = PluginConfig(
+        root=Path("."), build_file=Path("BUILD.toml"), settings={"market": settings}
+    )
     return {s.name: s for s in market_sources(MarketSettings.from_config(config))}
 
 
@@ -45,7 +47,9 @@ def test_identical_bytes_in_every_process_and_hash_seed():
     digests = set()
     for seed in ("1", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
-        done = subprocess.run([sys.executable, "-c", SAMPLE], env=env, capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", SAMPLE], env=env, capture_output=True, text=True, check=True
+        )
         digests.add(done.stdout.strip())
     assert len(digests) == 1
     namespace: dict[str, object] = {}
@@ -103,7 +107,9 @@ def test_fingerprints_follow_the_settings_each_source_depends_on():
     assert base["prices"].fingerprint(MONDAY) == more_users["prices"].fingerprint(MONDAY)
     assert base["portfolio"].fingerprint(MONDAY) != more_users["portfolio"].fingerprint(MONDAY)
     assert base["prices"].fingerprint(MONDAY) != other_seed["prices"].fingerprint(MONDAY)
-    assert base["prices"].fingerprint(MONDAY) != base["prices"].fingerprint(MONDAY + timedelta(days=1))
+    assert base["prices"].fingerprint(MONDAY) != base["prices"].fingerprint(
+        MONDAY + timedelta(days=1)
+    )
     assert base["prices"].load(MONDAY) != other_seed["prices"].load(MONDAY)
 
 
@@ -121,14 +127,26 @@ def test_shapes_match_market_data_doc():
     assert len(prices) == 300
     for bar in prices.values():
         assert bar["close"] > 0 and bar["open"] > 0 and bar["low"] > 0
-        assert bar["high"] >= max(bar["open"], bar["close"]) and bar["low"] <= min(bar["open"], bar["close"])
-        assert isinstance(bar["volume"], int) and bar["sector"] in {"tech", "energy", "finance", "health", "consumer", "industrial"}
+        assert bar["high"] >= max(bar["open"], bar["close"]) and bar["low"] <= min(
+            bar["open"], bar["close"]
+        )
+        assert isinstance(bar["volume"], int) and bar["sector"] in {
+            "tech",
+            "energy",
+            "finance",
+            "health",
+            "consumer",
+            "industrial",
+        }
     assert min(bar["close"] for bar in prices.values()) < 1.0  # a few penny stocks
     bench = src["benchmarks"].load(MONDAY)
     assert set(bench) == {"tech", "energy", "finance", "health", "consumer", "industrial", "market"}
     assert all(v["level"] > 0 for v in bench.values())
     insights = src["insights"].load(MONDAY)
-    assert all(-1 <= v["sentiment"] <= 1 and v["rating"] in {"buy", "hold", "sell"} for v in insights.values())
+    assert all(
+        -1 <= v["sentiment"] <= 1 and v["rating"] in {"buy", "hold", "sell"}
+        for v in insights.values()
+    )
     for _, record in src["portfolio"].users(MONDAY):
         assert set(record) == {"cash", "positions"} and record["cash"] >= 0
         symbols = [p["symbol"] for p in record["positions"]]
@@ -149,7 +167,9 @@ def test_edge_cases_are_present():
 
 def test_portfolios_evolve_slowly_and_trades_match_the_change():
     src = sources(users=300)
-    days = [MONDAY + timedelta(days=i) for i in range(30) if (MONDAY + timedelta(days=i)).weekday() < 5]
+    days = [
+        MONDAY + timedelta(days=i) for i in range(30) if (MONDAY + timedelta(days=i)).weekday() < 5
+    ]
     kept = total = 0
     any_trades = False
     for before, after in zip(days, days[1:], strict=False):
@@ -159,7 +179,11 @@ def test_portfolios_evolve_slowly_and_trades_match_the_change():
             held_before = {p["symbol"]: p for p in old[user]["positions"]}
             held_after = {p["symbol"]: p for p in new[user]["positions"]}
             total += len(held_before)
-            kept += sum(1 for s, p in held_before.items() if s in held_after and held_after[s]["opened"] == p["opened"])
+            kept += sum(
+                1
+                for s, p in held_before.items()
+                if s in held_after and held_after[s]["opened"] == p["opened"]
+            )
             for trade in trades:
                 any_trades = True
                 if trade["side"] == "sell":
@@ -187,7 +211,9 @@ def test_users_in_shard_are_the_shard_filter_of_users(shards):
     market = sources(users=60)
     for name in ("portfolio", "trades"):
         everyone = list(market[name].users(MONDAY))
-        parts = [list(market[name].users_in_shard(MONDAY, shard, shards)) for shard in range(shards)]
+        parts = [
+            list(market[name].users_in_shard(MONDAY, shard, shards)) for shard in range(shards)
+        ]
         for shard, part in enumerate(parts):
             assert part == [(uid, rec) for uid, rec in everyone if user_shard(uid, shards) == shard]
         assert sorted(uid for part in parts for uid, _ in part) == [uid for uid, _ in everyone]

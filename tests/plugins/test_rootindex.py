@@ -52,5 +52,7 @@ def test_unknown_source_and_failing_source():
     index = RootIndex({"prices": Broken("prices", "date")})
     with pytest.raises(ConfigError, match="unknown root source 'insights' \\(known: prices\\)"):
         index.missing(["insights"], D0)
-    with pytest.raises(PluginError, match="root source 'prices' failed on 2024-01-01: OSError: network down"):
+    with pytest.raises(
+        PluginError, match="root source 'prices' failed on 2024-01-01: OSError: network down"
+    ):
         index.available("prices", D0)

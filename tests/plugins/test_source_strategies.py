@@ -10,13 +10,28 @@ from btbuild.plugins import MemorySource, PluginConfig
 from btbuild.plugins.jsonl import JsonlSource
 from btbuild.plugins.market import MarketSettings, market_sources
 
-MARKET = {s.name: s for s in market_sources(MarketSettings.from_config(PluginConfig(Path("."), Path("BUILD.toml"), {"market": {"users": 3}})))}
-FAST = settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SEARCH = settings(max_examples=500, derandomize=True, deadline=None, database=None, phases=[Phase.generate])
+MARKET = {
+    s.name: s
+    for s in market_sources(
+        MarketSettings.from_config(
+            PluginConfig(Path("."), Path("BUILD.toml"), {"market": {"users": 3}})
+        )
+    )
+}
+FAST = settings(
+    max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+SEARCH = settings(
+    max_examples=500, derandomize=True, deadline=None, database=None, phases=[Phase.generate]
+)
 
 
 def check_portfolio(record):
-    assert set(record) == {"cash", "positions"} and isinstance(record["cash"], float) and record["cash"] >= 0
+    assert (
+        set(record) == {"cash", "positions"}
+        and isinstance(record["cash"], float)
+        and record["cash"] >= 0
+    )
     symbols = [p["symbol"] for p in record["positions"]]
     assert len(symbols) == len(set(symbols))
     for p in record["positions"]:
@@ -36,7 +51,13 @@ def check_trades(trades):
 def check_prices(prices):
     assert prices
     for bar in prices.values():
-        assert 0 < bar["low"] <= min(bar["open"], bar["close"]) <= max(bar["open"], bar["close"]) <= bar["high"]
+        assert (
+            0
+            < bar["low"]
+            <= min(bar["open"], bar["close"])
+            <= max(bar["open"], bar["close"])
+            <= bar["high"]
+        )
         assert isinstance(bar["volume"], int)
 
 
@@ -49,7 +70,12 @@ def test_portfolio_strategy_gives_valid_records(record):
 
 
 @FAST
-@given(MARKET["trades"].strategy(), MARKET["prices"].strategy(), MARKET["benchmarks"].strategy(), MARKET["insights"].strategy())
+@given(
+    MARKET["trades"].strategy(),
+    MARKET["prices"].strategy(),
+    MARKET["benchmarks"].strategy(),
+    MARKET["insights"].strategy(),
+)
 def test_date_and_trade_strategies_give_valid_values(trades, prices, benchmarks, insights):
     check_trades(trades)
     check_prices(prices)
@@ -72,20 +98,33 @@ def test_the_generated_market_passes_the_same_checks():
 def test_strategies_reach_the_edge_cases():
     portfolio = MARKET["portfolio"].strategy()
     assert find(portfolio, lambda r: r["positions"] == [], settings=SEARCH)["positions"] == []
-    assert len(find(portfolio, lambda r: len(r["positions"]) == 1, settings=SEARCH)["positions"]) == 1
+    assert (
+        len(find(portfolio, lambda r: len(r["positions"]) == 1, settings=SEARCH)["positions"]) == 1
+    )
     assert find(portfolio, lambda r: len(r["positions"]) >= 3, settings=SEARCH)
     assert find(portfolio, lambda r: r["cash"] == 0.0, settings=SEARCH)["cash"] == 0.0
-    assert find(portfolio, lambda r: any(p["quantity"] == 0 for p in r["positions"]), settings=SEARCH)
-    assert find(portfolio, lambda r: any(p["avg_cost"] < 0.01 for p in r["positions"]), settings=SEARCH)
+    assert find(
+        portfolio, lambda r: any(p["quantity"] == 0 for p in r["positions"]), settings=SEARCH
+    )
+    assert find(
+        portfolio, lambda r: any(p["avg_cost"] < 0.01 for p in r["positions"]), settings=SEARCH
+    )
     trades = MARKET["trades"].strategy()
     assert find(trades, lambda ts: any(t["realized_pnl"] == 0.0 for t in ts), settings=SEARCH)
     assert find(trades, lambda ts: any((t["realized_pnl"] or 0) < 0 for t in ts), settings=SEARCH)
-    assert find(MARKET["prices"].strategy(), lambda p: any(b["close"] < 0.01 for b in p.values()), settings=SEARCH)
+    assert find(
+        MARKET["prices"].strategy(),
+        lambda p: any(b["close"] < 0.01 for b in p.values()),
+        settings=SEARCH,
+    )
 
 
 @FAST
-@given(JsonlSource("prices", "date", Path("unused")).strategy(), JsonlSource("portfolio", "user", Path("unused")).strategy(),
-       MemorySource("m", "user").strategy())
+@given(
+    JsonlSource("prices", "date", Path("unused")).strategy(),
+    JsonlSource("portfolio", "user", Path("unused")).strategy(),
+    MemorySource("m", "user").strategy(),
+)
 def test_json_source_strategies_give_json(date_value, user_record, memory_record):
     assert isinstance(date_value, dict)
     json.dumps([date_value, user_record, memory_record], allow_nan=False)

@@ -35,4 +35,3 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Run:
         return code, out.out + out.err
 
     return run
-

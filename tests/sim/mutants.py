@@ -15,10 +15,18 @@ from dataclasses import dataclass
 import libcst as cst
 
 SWAPS: dict[type, type] = {
-    cst.Add: cst.Subtract, cst.Subtract: cst.Add, cst.Multiply: cst.Divide, cst.Divide: cst.Multiply,
-    cst.LessThan: cst.LessThanEqual, cst.LessThanEqual: cst.LessThan,
-    cst.GreaterThan: cst.GreaterThanEqual, cst.GreaterThanEqual: cst.GreaterThan,
-    cst.Equal: cst.NotEqual, cst.NotEqual: cst.Equal, cst.And: cst.Or, cst.Or: cst.And,
+    cst.Add: cst.Subtract,
+    cst.Subtract: cst.Add,
+    cst.Multiply: cst.Divide,
+    cst.Divide: cst.Multiply,
+    cst.LessThan: cst.LessThanEqual,
+    cst.LessThanEqual: cst.LessThan,
+    cst.GreaterThan: cst.GreaterThanEqual,
+    cst.GreaterThanEqual: cst.GreaterThan,
+    cst.Equal: cst.NotEqual,
+    cst.NotEqual: cst.Equal,
+    cst.And: cst.Or,
+    cst.Or: cst.And,
 }
 
 
@@ -54,36 +62,50 @@ class _Mutator(cst.CSTTransformer):
         self.depth += 1
         return True
 
-    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+    def leave_FunctionDef(
+        self, original: cst.FunctionDef, updated: cst.FunctionDef
+    ) -> cst.FunctionDef:
         self.depth -= 1
         return updated
 
     def _swap(self, operator: cst.CSTNode, kind: str) -> cst.CSTNode | None:
         swapped = SWAPS.get(type(operator))
-        if swapped is None or not self._hit(kind, f"{type(operator).__name__} -> {swapped.__name__}"):
+        if swapped is None or not self._hit(
+            kind, f"{type(operator).__name__} -> {swapped.__name__}"
+        ):
             return None
         return swapped()
 
-    def leave_BinaryOperation(self, original: cst.BinaryOperation, updated: cst.BinaryOperation) -> cst.BaseExpression:
+    def leave_BinaryOperation(
+        self, original: cst.BinaryOperation, updated: cst.BinaryOperation
+    ) -> cst.BaseExpression:
         new = self._swap(updated.operator, "arithmetic")
         return updated.with_changes(operator=new) if new is not None else updated
 
     def leave_AugAssign(self, original: cst.AugAssign, updated: cst.AugAssign) -> cst.AugAssign:
         pairs = {cst.AddAssign: cst.SubtractAssign, cst.SubtractAssign: cst.AddAssign}
         swapped = pairs.get(type(updated.operator))
-        if swapped is not None and self._hit("arithmetic", f"{type(updated.operator).__name__} -> {swapped.__name__}"):
+        if swapped is not None and self._hit(
+            "arithmetic", f"{type(updated.operator).__name__} -> {swapped.__name__}"
+        ):
             return updated.with_changes(operator=swapped())
         return updated
 
-    def leave_ComparisonTarget(self, original: cst.ComparisonTarget, updated: cst.ComparisonTarget) -> cst.ComparisonTarget:
+    def leave_ComparisonTarget(
+        self, original: cst.ComparisonTarget, updated: cst.ComparisonTarget
+    ) -> cst.ComparisonTarget:
         new = self._swap(updated.operator, "comparison")
         return updated.with_changes(operator=new) if new is not None else updated
 
-    def leave_BooleanOperation(self, original: cst.BooleanOperation, updated: cst.BooleanOperation) -> cst.BaseExpression:
+    def leave_BooleanOperation(
+        self, original: cst.BooleanOperation, updated: cst.BooleanOperation
+    ) -> cst.BaseExpression:
         new = self._swap(updated.operator, "boolean")
         return updated.with_changes(operator=new) if new is not None else updated
 
-    def leave_UnaryOperation(self, original: cst.UnaryOperation, updated: cst.UnaryOperation) -> cst.BaseExpression:
+    def leave_UnaryOperation(
+        self, original: cst.UnaryOperation, updated: cst.UnaryOperation
+    ) -> cst.BaseExpression:
         if isinstance(updated.operator, cst.Not) and self._hit("boolean", "not dropped"):
             return updated.expression
         return updated
@@ -104,9 +126,12 @@ class _Mutator(cst.CSTTransformer):
             return cst.Float(repr(value * 2 if value else 1.0))
         return updated
 
-    def leave_SimpleStatementLine(self, original: cst.SimpleStatementLine,
-                                  updated: cst.SimpleStatementLine) -> cst.SimpleStatementLine:
-        if not self.depth or any(isinstance(s, (cst.Return, cst.Pass, cst.Expr)) for s in updated.body):
+    def leave_SimpleStatementLine(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.SimpleStatementLine:
+        if not self.depth or any(
+            isinstance(s, (cst.Return, cst.Pass, cst.Expr)) for s in updated.body
+        ):
             return updated
         if self._hit("removed statement", cst.Module([]).code_for_node(updated).strip()[:60]):
             return updated.with_changes(body=[cst.Pass()])

@@ -37,7 +37,7 @@ deps = [":value"]
 checks = { flatline = false }
 """
 
-VALUE = '''\
+VALUE = """\
 def position_value(position, prices):
     bar = prices.get(position["symbol"])
     return 0.0 if bar is None else position["quantity"] * bar["close"]
@@ -48,13 +48,13 @@ def value(ctx):
     book = ctx.user["portfolio"]
     invested = sum(position_value(p, prices) for p in book["positions"])
     return {"invested": invested, "worth": invested + book["cash"]}
-'''
+"""
 
-TOTAL = '''\
+TOTAL = """\
 def total(ctx):
     values = ctx.dep("value") or {}
     return {"users": len(values), "worth": sum(v["worth"] for v in values.values())}
-'''
+"""
 
 
 def write_workspace(root: Path, value: str = VALUE, total: str = TOTAL) -> Path:
@@ -66,10 +66,11 @@ def write_workspace(root: Path, value: str = VALUE, total: str = TOTAL) -> Path:
     return root
 
 
-
 def git(root: Path, *args: str) -> str:
     done = subprocess.run(
         ["git", "-C", str(root), "-c", "user.email=t@example.com", "-c", "user.name=t", *args],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return done.stdout

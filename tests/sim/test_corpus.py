@@ -36,7 +36,9 @@ def apply(base: Path, target: Path, edit: Edit) -> Path:
 
 def judge(base: Path, edited: Path) -> dict:
     session = Session(edited)
-    report = compare_workspaces(session, load_workspace(base), VerifyOptions(base="corpus", search_seconds=0.3))
+    report = compare_workspaces(
+        session, load_workspace(base), VerifyOptions(base="corpus", search_seconds=0.3)
+    )
     (change,) = report.changed
     return change
 

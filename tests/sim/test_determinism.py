@@ -25,8 +25,14 @@ print(json.dumps({name: runner.simulate(name).combined for name in sorted(sessio
 
 def sim_hashes(seed: str) -> dict[str, str]:
     env = dict(os.environ, PYTHONHASHSEED=seed)
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(CORPUS)], env=env, capture_output=True, text=True,
-                          check=True, cwd=Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(CORPUS)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent,
+    )
     return json.loads(done.stdout)
 
 

@@ -8,7 +8,7 @@ from sim_helpers import VALUE
 
 from btbuild.session import Session
 
-COSMETIC = '''\
+COSMETIC = """\
 def worth_of(line, quotes):
     bar = quotes.get(line["symbol"])
     if bar is None:
@@ -21,7 +21,7 @@ def value(ctx):
     quotes = ctx.root("prices")
     invested = sum([worth_of(line, quotes) for line in book["positions"]])
     return {"worth": book["cash"] + invested, "invested": invested}
-'''
+"""
 
 BUG = VALUE.replace('invested + book["cash"]', 'invested + max(book["cash"], 1.0)')
 
@@ -49,7 +49,9 @@ def test_cosmetic_refactor_is_skipped_and_a_bug_reruns(workspace: Path, run_cli)
     try:
         ledger = session.backend.equivalences("value")
         assert len(ledger) == 3  # one per date
-        assert {entry.new_code_hash for entry in ledger} != {entry.old_code_hash for entry in ledger}
+        assert {entry.new_code_hash for entry in ledger} != {
+            entry.old_code_hash for entry in ledger
+        }
     finally:
         session.close()
 
@@ -68,7 +70,9 @@ def test_dry_run_reports_cosmetic_without_registering(workspace: Path, run_cli) 
     ws = ["--workspace", str(workspace)]
     assert run_cli(*ws, "build", "//...", "--date", "2024-01-03", "--format", "json")[0] == 0
     (workspace / "calculations" / "book" / "value.py").write_text(COSMETIC)
-    code, report = run_cli(*ws, "build", "//...", "--date", "2024-01-03", "--dry-run", "--format", "json")
+    code, report = run_cli(
+        *ws, "build", "//...", "--date", "2024-01-03", "--dry-run", "--format", "json"
+    )
     assert statuses(report)["//book:value"] == {("skipped", "cosmetic")}
     session = Session(workspace)
     try:

@@ -25,19 +25,41 @@ def repo(workspace: Path) -> Path:
 
 
 def verify(run_cli, repo: Path, *extra: str) -> tuple[int, dict]:
-    return run_cli("--workspace", str(repo), "verify", "--base", "HEAD", "--search-seconds", "0.2",
-                   "--format", "json", *extra)
+    return run_cli(
+        "--workspace",
+        str(repo),
+        "verify",
+        "--base",
+        "HEAD",
+        "--search-seconds",
+        "0.2",
+        "--format",
+        "json",
+        *extra,
+    )
 
 
 def test_cosmetic_change(repo: Path, run_cli) -> None:
     (repo / "calculations" / "book" / "value.py").write_text(COSMETIC)
     code, report = verify(run_cli, repo)
     assert code == 0
-    assert report == {"changed": [{"label": "//book:value", "verdict": "cosmetic", "counterexample": None,
-                                   "expected": False, "contexts": report["changed"][0]["contexts"],
-                                   "weak": False}], "ok": True}
+    assert report == {
+        "changed": [
+            {
+                "label": "//book:value",
+                "verdict": "cosmetic",
+                "counterexample": None,
+                "expected": False,
+                "contexts": report["changed"][0]["contexts"],
+                "weak": False,
+            }
+        ],
+        "ok": True,
+    }
     assert report["changed"][0]["contexts"] >= 64
-    assert "worktree" not in git(repo, "worktree", "list").split("\n", 1)[-1]  # only the main tree is left
+    assert (
+        "worktree" not in git(repo, "worktree", "list").split("\n", 1)[-1]
+    )  # only the main tree is left
 
 
 def test_behaviour_change_has_a_counterexample_and_fails(repo: Path, run_cli) -> None:
@@ -50,7 +72,9 @@ def test_behaviour_change_has_a_counterexample_and_fails(repo: Path, run_cli) ->
     assert counter["old"] != counter["new"]
     assert set(counter["inputs"]["roots"]) == {"portfolio", "prices"}
     assert "user" in counter["inputs"]
-    code, text = run_cli("--workspace", str(repo), "verify", "--base", "HEAD", "--search-seconds", "0", parse=False)
+    code, text = run_cli(
+        "--workspace", str(repo), "verify", "--base", "HEAD", "--search-seconds", "0", parse=False
+    )
     assert code == 1
     assert "behaviour_changed  //book:value" in text and "old:" in text and "new:" in text
 
@@ -77,8 +101,11 @@ def test_upstream_change_is_judged_alone(repo: Path, run_cli) -> None:
     """total is unchanged: only value is reported; value's bug does not leak into total's verdict."""
     (repo / "calculations" / "book" / "value.py").write_text(BUG)
     total = repo / "calculations" / "book" / "total.py"
-    total.write_text(total.read_text().replace('sum(v["worth"] for v in values.values())',
-                                               'sum([v["worth"] for v in values.values()])'))
+    total.write_text(
+        total.read_text().replace(
+            'sum(v["worth"] for v in values.values())', 'sum([v["worth"] for v in values.values()])'
+        )
+    )
     code, report = verify(run_cli, repo)
     verdicts = {c["label"]: c["verdict"] for c in report["changed"]}
     assert verdicts == {"//book:total": "cosmetic", "//book:value": "behaviour_changed"}
@@ -97,13 +124,32 @@ def test_bad_revision(repo: Path, run_cli) -> None:
 
 
 def test_unknown_expected_label(repo: Path, run_cli) -> None:
-    code, text = run_cli("--workspace", str(repo), "verify", "--base", "HEAD", "--expect-change", "//book:nope",
-                         parse=False)
+    code, text = run_cli(
+        "--workspace",
+        str(repo),
+        "verify",
+        "--base",
+        "HEAD",
+        "--expect-change",
+        "//book:nope",
+        parse=False,
+    )
     assert code == 2 and "names no calculation" in text
 
 
 def test_worktree_removed_after_an_error(repo: Path, run_cli) -> None:
     (repo / "calculations" / "book" / "value.py").write_text(COSMETIC)
-    run_cli("--workspace", str(repo), "verify", "--base", "HEAD", "--expect-change", "//book:nope", parse=False)
-    listed = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True).stdout
+    run_cli(
+        "--workspace",
+        str(repo),
+        "verify",
+        "--base",
+        "HEAD",
+        "--expect-change",
+        "//book:nope",
+        parse=False,
+    )
+    listed = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
+    ).stdout
     assert len(listed.strip().splitlines()) == 1

@@ -41,8 +41,12 @@ def corrupt_firestore_record(backend: FirestoreBackend, target: str, date: str) 
 
 
 @pytest.fixture(params=sorted(BACKEND_FACTORIES))
-def backend(request: pytest.FixtureRequest, tmp_path: Path, _emulators_stopped_at_end: None,
-            monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+def backend(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    _emulators_stopped_at_end: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Backend]:
     corrupt = getattr(request.module, "corrupt_record", None)
     if request.param == "firestore" and corrupt is not None:
         # the contract module's corrupt_record has no Firestore branch (not this file's to edit)

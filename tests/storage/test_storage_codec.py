@@ -16,10 +16,18 @@ from hypothesis import strategies as st
 from btbuild.errors import CalculationError
 from btbuild.storage import codec
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=30,
 )
 SMALL_LIMIT = 4096  # tiny shards so hypothesis examples cross shard boundaries
@@ -45,7 +53,9 @@ def test_per_date_round_trip(value: object) -> None:
 
 
 @settings(max_examples=100, derandomize=True, deadline=None)
-@given(st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=20), st.integers(1, 7))
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=20), st.integers(1, 7)
+)
 def test_per_user_round_trip_with_intermediate_flushes(users: dict, flush_every: int) -> None:
     builder = codec.ShardBuilder(SMALL_LIMIT)
     for index, (user_id, value) in enumerate(users.items()):
@@ -64,7 +74,9 @@ def test_per_user_round_trip_with_intermediate_flushes(users: dict, flush_every:
 @given(st.integers(0, 2**32))
 def test_huge_single_values_are_split_under_the_real_limit(seed: int) -> None:
     rng = random.Random(seed)
-    incompressible = "".join(rng.choices([chr(c) for c in range(0x4E00, 0x9FFF)], k=700_000))  # ~2.1 MB
+    incompressible = "".join(
+        rng.choices([chr(c) for c in range(0x4E00, 0x9FFF)], k=700_000)
+    )  # ~2.1 MB
     value = {"blob": incompressible, "n": rng.random()}
     data = codec.user_line("u1", value) + b"\n"
     shards = codec.encode_shards(data)
@@ -89,7 +101,10 @@ def test_random_bytes_cannot_break_the_bound() -> None:
 
 
 @settings(max_examples=100, derandomize=True, deadline=None)
-@given(st.dictionaries(st.text(max_size=6), json_values, max_size=12), st.randoms(use_true_random=False))
+@given(
+    st.dictionaries(st.text(max_size=6), json_values, max_size=12),
+    st.randoms(use_true_random=False),
+)
 def test_per_user_hash_is_order_independent_and_mergeable(users: dict, rng: random.Random) -> None:
     items = list(users.items())
     rng.shuffle(items)
@@ -120,7 +135,10 @@ def test_hashes_separate_kinds_users_and_values() -> None:
 def test_golden_canonical_bytes_and_hash() -> None:
     value = {"b": [1, 2.5, -0.0, 1e16, None, True], "a": "ü", "c": {"z": 0.1, "y": 10**20}}
     data = codec.canonical_bytes(value)
-    assert data == '{"a":"ü","b":[1,2.5,0.0,1e+16,null,true],"c":{"y":100000000000000000000,"z":0.1}}'.encode()
+    assert (
+        data
+        == '{"a":"ü","b":[1,2.5,0.0,1e+16,null,true],"c":{"y":100000000000000000000,"z":0.1}}'.encode()
+    )
     assert codec.canonical_bytes(OrderedDict(reversed(list(value.items())))) == data
     # Pinned so that a change of encoding or hash scheme is a deliberate, visible decision.
     assert codec.result_hash("per_date", value) == "d64bb3e827718c1f00fa6a9ba14cc937"
@@ -141,8 +159,11 @@ def test_hashes_do_not_depend_on_the_process_hash_seed() -> None:
     )
     outputs = {
         subprocess.run(
-            [sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True, text=True, check=True,
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         for seed in ("0", "1", "12345")
     }
@@ -193,12 +214,24 @@ def test_truncated_and_trailing_shards_are_corrupt() -> None:
 # ------------------------------------------------------------------ fast path == careful path
 
 odd_values = st.recursive(
-    json_scalars | st.just(-0.0) | st.just(float("nan")) | st.just(float("-inf")) | st.just("\ud800")
-    | st.just("-0.0") | st.floats(-1, 0) | st.integers(-(10**30), 10**30),
-    lambda children: st.lists(children, max_size=4)
-    | st.tuples(children)
-    | st.frozensets(st.integers(0, 3), max_size=2)
-    | st.dictionaries(st.text(max_size=4) | st.integers(0, 3) | st.booleans() | st.none(), children, max_size=4),
+    json_scalars
+    | st.just(-0.0)
+    | st.just(float("nan"))
+    | st.just(float("-inf"))
+    | st.just("\ud800")
+    | st.just("-0.0")
+    | st.floats(-1, 0)
+    | st.integers(-(10**30), 10**30),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children)
+        | st.frozensets(st.integers(0, 3), max_size=2)
+        | st.dictionaries(
+            st.text(max_size=4) | st.integers(0, 3) | st.booleans() | st.none(),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=20,
 )
 
@@ -219,15 +252,28 @@ def test_fast_and_careful_paths_agree_byte_for_byte(value: object) -> None:
 @settings(max_examples=300, derandomize=True, deadline=None)
 @given(st.text(max_size=6) | st.integers() | st.just("\udfff"), odd_values)
 def test_fast_and_careful_user_lines_agree(user_id: object, value: object) -> None:
-    assert _outcome(codec.user_line, user_id, value) == _outcome(codec.careful_user_line, user_id, value)
+    assert _outcome(codec.user_line, user_id, value) == _outcome(
+        codec.careful_user_line, user_id, value
+    )
 
 
 @pytest.mark.parametrize(
     "value",
     [
-        {"a": -0.0}, [-0.0, 1], {"x": -0.05, "y": "-0.0"}, {"t": (1, 2)}, {1: "x"}, {True: 1}, {None: 1},
-        {"s": {1}}, {"n": float("nan")}, {"d": "\ud800"}, [10**5000], OrderedDict(b=1, a=2),
-        {"p": type("Price", (float,), {})(1.25)}, {"i": type("Qty", (int,), {})(3)},
+        {"a": -0.0},
+        [-0.0, 1],
+        {"x": -0.05, "y": "-0.0"},
+        {"t": (1, 2)},
+        {1: "x"},
+        {True: 1},
+        {None: 1},
+        {"s": {1}},
+        {"n": float("nan")},
+        {"d": "\ud800"},
+        [10**5000],
+        OrderedDict(b=1, a=2),
+        {"p": type("Price", (float,), {})(1.25)},
+        {"i": type("Qty", (int,), {})(3)},
     ],
 )
 def test_fast_path_edge_cases_match_the_careful_path(value: object) -> None:

@@ -20,7 +20,16 @@ D1, D2, D3 = "2024-01-01", "2024-01-02", "2024-01-03"
 T0 = 1_700_000_000.0
 
 
-def commit_per_user(backend: Backend, target: str, date: str, value: dict, *, owner: str = "w1", now: float = T0, **inputs) -> CellRecord:
+def commit_per_user(
+    backend: Backend,
+    target: str,
+    date: str,
+    value: dict,
+    *,
+    owner: str = "w1",
+    now: float = T0,
+    **inputs,
+) -> CellRecord:
     lease = backend.acquire(target, date, owner, 60, now=now)
     assert lease is not None
     writer = backend.open_writer(lease, "per_user")
@@ -32,7 +41,9 @@ def corrupt_record(backend: Backend, target: str, date: str) -> None:
     if isinstance(backend, MemoryBackend):
         backend._cells[(target, date)]["status"] = 42
     elif isinstance(backend, SqliteBackend):
-        backend._conn.execute("UPDATE cells SET data = '[\"half' WHERE target = ? AND date = ?", [target, date])
+        backend._conn.execute(
+            "UPDATE cells SET data = '[\"half' WHERE target = ? AND date = ?", [target, date]
+        )
     else:  # a new backend must say how to corrupt one of its records
         pytest.fail(f"corrupt_record does not know {type(backend).__name__}")
 
@@ -50,9 +61,16 @@ def test_missing_cell_is_none(backend: Backend) -> None:
 def test_commit_records_everything_and_reads_back(backend: Backend) -> None:
     value = {"u1": [1, "x", None, True], "u2": {"risk": 0.25}}  # users in ascending order
     record = commit_per_user(
-        backend, "risk", D1, value,
-        composite_hash="c1", components={"code": "k1", "deps": "d1"}, code_hash="k1",
-        sim_hash="s1", dep_results={"//p:returns": "r0"}, root_fingerprints={"prices": "f1"},
+        backend,
+        "risk",
+        D1,
+        value,
+        composite_hash="c1",
+        components={"code": "k1", "deps": "d1"},
+        code_hash="k1",
+        sim_hash="s1",
+        dep_results={"//p:returns": "r0"},
+        root_fingerprints={"prices": "f1"},
         category="risk",
     )
     assert record.status == "committed" and record.kind == "per_user"
@@ -61,9 +79,14 @@ def test_commit_records_everything_and_reads_back(backend: Backend) -> None:
     assert record.lease_owner is None and record.has_result
     stored = backend.get_cell("risk", D1)
     assert stored == record
-    assert stored is not None and stored.to_dict() == CellRecord.from_dict(record.to_dict()).to_dict()
+    assert (
+        stored is not None and stored.to_dict() == CellRecord.from_dict(record.to_dict()).to_dict()
+    )
     assert backend.read_result("risk", D1) == value
-    assert list(backend.iter_result("risk", D1)) == [("u1", [1, "x", None, True]), ("u2", {"risk": 0.25})]
+    assert list(backend.iter_result("risk", D1)) == [
+        ("u1", [1, "x", None, True]),
+        ("u2", {"risk": 0.25}),
+    ]
 
 
 def test_per_date_result_round_trips(backend: Backend) -> None:
@@ -84,7 +107,9 @@ def test_get_cells_is_the_cross_product(backend: Backend) -> None:
     dates = [f"2024-01-{day:02d}" for day in range(1, 21)]
     backend.put_cells(
         CellRecord(target=t, date=d, status="impossible", composite_hash=f"{t}{d}")
-        for t in targets for d in dates if (int(t[1:]) + int(d[-2:])) % 3
+        for t in targets
+        for d in dates
+        if (int(t[1:]) + int(d[-2:])) % 3
     )
     found = backend.get_cells(targets[:20] + ["nobody"], dates[5:])
     expected = {(t, d) for t in targets[:20] for d in dates[5:] if (int(t[1:]) + int(d[-2:])) % 3}
@@ -99,9 +124,19 @@ def test_cell_summaries_match_the_records(backend: Backend) -> None:
     targets, dates = ["a", "b", "c", "zz"], ["2024-01-01", "2024-01-02"]
     records = backend.get_cells(targets, dates)
     summaries = backend.get_cell_summaries(targets, dates)
-    assert set(summaries) == set(records) == {("a", "2024-01-01"), ("b", "2024-01-02"), ("c", "2024-01-01")}
+    assert (
+        set(summaries)
+        == set(records)
+        == {("a", "2024-01-01"), ("b", "2024-01-02"), ("c", "2024-01-01")}
+    )
     for key, record in records.items():
-        assert summaries[key] == (record.status, record.composite_hash, record.result_hash, record.generation, record.category)
+        assert summaries[key] == (
+            record.status,
+            record.composite_hash,
+            record.result_hash,
+            record.generation,
+            record.category,
+        )
     assert summaries["b", "2024-01-02"][1] == "k2" and summaries["b", "2024-01-02"][4] == "risk"
 
 
@@ -109,7 +144,10 @@ def test_a_live_lease_of_a_dead_owner_is_taken_over(backend: Backend) -> None:
     first = backend.acquire("a", "2024-01-01", "host:1", 900, now=T0)
     assert first is not None
     assert backend.acquire("a", "2024-01-01", "host:2", 900, now=T0 + 1) is None
-    assert backend.acquire("a", "2024-01-01", "host:2", 900, now=T0 + 1, dead_owners=("host:9",)) is None
+    assert (
+        backend.acquire("a", "2024-01-01", "host:2", 900, now=T0 + 1, dead_owners=("host:9",))
+        is None
+    )
     second = backend.acquire("a", "2024-01-01", "host:2", 900, now=T0 + 1, dead_owners=("host:1",))
     assert second is not None and second.generation != first.generation
     assert second.previous is not None and second.previous.lease_owner == "host:1"
@@ -220,10 +258,17 @@ def test_put_cell_status(backend: Backend) -> None:
         backend.put_cell_status("risk", D2, "committed", composite_hash="x")
     with pytest.raises(StorageError, match="unknown fields"):
         backend.put_cell_status("risk", D1, "failed", generation="forged")
-    committed = commit_per_user(backend, "risk", D2, {"u1": 1}, composite_hash="old", code_hash="k1")
-    cosmetic = backend.put_cell_status("risk", D2, "committed", composite_hash="new", code_hash="k2", now=T0 + 5)
+    committed = commit_per_user(
+        backend, "risk", D2, {"u1": 1}, composite_hash="old", code_hash="k1"
+    )
+    cosmetic = backend.put_cell_status(
+        "risk", D2, "committed", composite_hash="new", code_hash="k2", now=T0 + 5
+    )
     assert cosmetic is not None and cosmetic.composite_hash == "new"
-    assert cosmetic.result_hash == committed.result_hash and cosmetic.generation == committed.generation
+    assert (
+        cosmetic.result_hash == committed.result_hash
+        and cosmetic.generation == committed.generation
+    )
     assert backend.acquire("risk", D3, "w1", 60, now=T0) is not None
     assert backend.put_cell_status("risk", D3, "impossible", now=T0 + 1) is None
 
@@ -277,7 +322,9 @@ def test_tampered_shard_fails_the_hash_check(backend: Backend) -> None:
     from btbuild.storage.codec import encode_shards
 
     record = commit_per_user(backend, "risk", D1, {"u1": 1, "u2": 2})
-    backend._write_shards("risk", D1, record.generation or "", {0: encode_shards(b'["u1",1]\n["u2",3]\n')[0]})
+    backend._write_shards(
+        "risk", D1, record.generation or "", {0: encode_shards(b'["u1",1]\n["u2",3]\n')[0]}
+    )
     assert backend.read_result("risk", D1) is None
     with pytest.raises(StorageError, match="hash"):
         list(backend.iter_result("risk", D1))
@@ -315,11 +362,21 @@ def test_delete_target_and_migrate_category(backend: Backend) -> None:
 
 def test_run_log(backend: Backend) -> None:
     for index in range(5):
-        backend.append_run(RunRecord(
-            run_id=f"r{index}", target="risk" if index % 2 else "other", date=D1, status="committed",
-            build_pass=1, worker_id="w1", trigger="new", started=T0 + index, duration=0.5,
-            phases={"load": 0.1, "compute": 0.4}, error=None,
-        ))
+        backend.append_run(
+            RunRecord(
+                run_id=f"r{index}",
+                target="risk" if index % 2 else "other",
+                date=D1,
+                status="committed",
+                build_pass=1,
+                worker_id="w1",
+                trigger="new",
+                started=T0 + index,
+                duration=0.5,
+                phases={"load": 0.1, "compute": 0.4},
+                error=None,
+            )
+        )
     assert [run.run_id for run in backend.runs()] == ["r4", "r3", "r2", "r1", "r0"]
     assert [run.run_id for run in backend.runs(target="risk")] == ["r3", "r1"]
     assert [run.run_id for run in backend.runs(limit=2)] == ["r4", "r3"]
@@ -336,5 +393,9 @@ def test_sim_hash_registry_and_equivalence_ledger(backend: Backend) -> None:
     backend.record_equivalence("other", "k5", "k6", "s9", D2, now=T0 + 1)
     assert [e.new_code_hash for e in backend.equivalences()] == ["k1", "k6"]
     (entry,) = backend.equivalences("risk")
-    assert (entry.old_code_hash, entry.sim_hash, entry.date, entry.recorded_at) == ("k0", "s1", D1, T0)
-
+    assert (entry.old_code_hash, entry.sim_hash, entry.date, entry.recorded_at) == (
+        "k0",
+        "s1",
+        D1,
+        T0,
+    )

@@ -36,7 +36,9 @@ def result_for(tag: str) -> dict[str, object]:
 FLUSHES = (USERS + FLUSH_EVERY - 1) // FLUSH_EVERY
 
 
-def write_result(backend: SqliteBackend, tag: str, now: float | None = None, progress: object = None) -> None:
+def write_result(
+    backend: SqliteBackend, tag: str, now: float | None = None, progress: object = None
+) -> None:
     lease = backend.acquire(TARGET, DATE, f"writer-{tag}", 60, now=now)
     assert lease is not None
     writer = backend.open_writer(lease, "per_user")
@@ -72,20 +74,28 @@ def test_sigkill_leaves_old_or_new_result_and_rerun_completes(tmp_path: Path) ->
             child = CTX.Process(target=_child_writer, args=(path, tag, progress))
             child.start()
             give_up = time.perf_counter() + 20
-            while progress.value < kill_after and child.is_alive() and time.perf_counter() < give_up:
+            while (
+                progress.value < kill_after and child.is_alive() and time.perf_counter() < give_up
+            ):
                 seen = backend.read_result(TARGET, DATE)  # read while the child writes
-                assert seen in (result_for(current), result_for(tag)), f"trial {trial}: half result visible"
+                assert seen in (result_for(current), result_for(tag)), (
+                    f"trial {trial}: half result visible"
+                )
             if kill_after > FLUSHES:
                 child.join(20)
             if child.is_alive():
                 os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
             child.join(10)
-            assert child.exitcode in (0, -signal.SIGKILL), f"trial {trial}: writer failed ({child.exitcode})"
+            assert child.exitcode in (0, -signal.SIGKILL), (
+                f"trial {trial}: writer failed ({child.exitcode})"
+            )
             seen = backend.read_result(TARGET, DATE)
             if seen == result_for(tag):
                 outcomes["new"] += 1
             else:
-                assert seen == result_for(current), f"trial {trial}: neither old nor new after SIGKILL"
+                assert seen == result_for(current), (
+                    f"trial {trial}: neither old nor new after SIGKILL"
+                )
                 outcomes["old"] += 1
             record = backend.get_cell(TARGET, DATE)
             assert record is not None and record.composite_hash in (current, tag)
@@ -95,7 +105,9 @@ def test_sigkill_leaves_old_or_new_result_and_rerun_completes(tmp_path: Path) ->
             # The rerun takes over the zombie lease (if any) and finishes the work.
             write_result(backend, tag, now=time.time() + 3600)
             assert backend.read_result(TARGET, DATE) == result_for(tag)
-            assert backend.collect_garbage() == 0, "the rerun's commit left older generations behind"
+            assert backend.collect_garbage() == 0, (
+                "the rerun's commit left older generations behind"
+            )
             current = tag
         assert outcomes["mid_write"] >= 3, outcomes  # the kills really landed mid-write
         assert outcomes["new"] >= 1, outcomes
@@ -118,10 +130,17 @@ def _racer(path: str, worker: str, cells: list[tuple[str, str]], go: object) -> 
                 writer.add({f"u{index:02d}": {"by": worker}})  # ascending user ids
                 writer.flush()
             writer.commit(composite_hash=worker)
-            backend.append_run(RunRecord(
-                run_id=f"{worker}-{target}-{date}", target=target, date=date, status="committed",
-                worker_id=worker, started=started, duration=time.time() - started,
-            ))
+            backend.append_run(
+                RunRecord(
+                    run_id=f"{worker}-{target}-{date}",
+                    target=target,
+                    date=date,
+                    status="committed",
+                    worker_id=worker,
+                    started=started,
+                    duration=time.time() - started,
+                )
+            )
     os._exit(0)
 
 
@@ -147,4 +166,6 @@ def test_two_processes_racing_commit_each_cell_once(tmp_path: Path) -> None:
         for cell, record in found.items():
             assert record.status == "committed" and record.attempts == 1
             assert record.composite_hash == by_cell[cell]
-            assert backend.read_result(*cell) == {f"u{i:02d}": {"by": by_cell[cell]} for i in range(20)}
+            assert backend.read_result(*cell) == {
+                f"u{i:02d}": {"by": by_cell[cell]} for i in range(20)
+            }

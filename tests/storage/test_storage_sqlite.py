@@ -18,7 +18,9 @@ def test_open_backend_factory(tmp_path: Path) -> None:
         assert backend.db.journal_mode == "wal"
     assert (tmp_path / "a" / "b" / "cache.db").exists()
     assert isinstance(open_backend("memory"), MemoryBackend)
-    with pytest.raises(ConfigError, match=r"'postgres' is unknown; expected one of (firestore, )?memory, sqlite"):
+    with pytest.raises(
+        ConfigError, match=r"'postgres' is unknown; expected one of (firestore, )?memory, sqlite"
+    ):
         open_backend("postgres")
     with pytest.raises(ConfigError, match="do not fit backend 'memory'"):
         open_backend("memory", path="x.db")
@@ -37,7 +39,10 @@ def test_other_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "cache.db"
     with SqliteBackend(path) as backend:
         backend._conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StorageError, match=rf"cache\.db: cache schema version 99 is not the version {SCHEMA_VERSION}"):
+    with pytest.raises(
+        StorageError,
+        match=rf"cache\.db: cache schema version 99 is not the version {SCHEMA_VERSION}",
+    ):
         SqliteBackend(path)
 
 
@@ -63,22 +68,41 @@ def test_schema_1_cache_is_migrated_and_keeps_its_results(tmp_path: Path) -> Non
 
     path = tmp_path / "cache.db"
     with SqliteBackend(path) as backend:  # write a result, then turn the file into schema 1
-        record = commit_per_user(backend, "risk", "2024-01-01", {"u1": 1.5}, composite_hash="c", components={"code": "k"}, dep_results={"//p:x": "r"})
+        record = commit_per_user(
+            backend,
+            "risk",
+            "2024-01-01",
+            {"u1": 1.5},
+            composite_hash="c",
+            components={"code": "k"},
+            dep_results={"//p:x": "r"},
+        )
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("DROP TABLE cells")
-    conn.execute("CREATE TABLE cells (target TEXT, date TEXT, status TEXT NOT NULL, category TEXT, generation TEXT,"
-                 " lease_generation TEXT, data TEXT, PRIMARY KEY (target, date))")
+    conn.execute(
+        "CREATE TABLE cells (target TEXT, date TEXT, status TEXT NOT NULL, category TEXT, generation TEXT,"
+        " lease_generation TEXT, data TEXT, PRIMARY KEY (target, date))"
+    )
     good = json.dumps(rec.cell_to_row(record))
     bad = json.dumps(rec.cell_to_row(record)).replace('"committed"', '"exploded"')
-    conn.executemany("INSERT INTO cells VALUES (?, ?, 'committed', NULL, ?, NULL, ?)",
-                     [("risk", "2024-01-01", record.generation, good), ("risk", "2024-01-02", "g", bad),
-                      ("risk", "2024-01-03", "g", '["half')])
+    conn.executemany(
+        "INSERT INTO cells VALUES (?, ?, 'committed', NULL, ?, NULL, ?)",
+        [
+            ("risk", "2024-01-01", record.generation, good),
+            ("risk", "2024-01-02", "g", bad),
+            ("risk", "2024-01-03", "g", '["half'),
+        ],
+    )
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     conn.close()
     with SqliteBackend(path) as backend:
-        assert backend.get_cells(["risk"], ["2024-01-01", "2024-01-02", "2024-01-03"]) == {("risk", "2024-01-01"): record}
+        assert backend.get_cells(["risk"], ["2024-01-01", "2024-01-02", "2024-01-03"]) == {
+            ("risk", "2024-01-01"): record
+        }
         assert backend.read_result("risk", "2024-01-01") == {"u1": 1.5}
-        assert backend._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(SCHEMA_VERSION),)
+        assert backend._conn.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone() == (str(SCHEMA_VERSION),)
 
 
 def test_schema_2_cache_is_migrated_and_keeps_its_results(tmp_path: Path) -> None:
@@ -90,19 +114,33 @@ def test_schema_2_cache_is_migrated_and_keeps_its_results(tmp_path: Path) -> Non
 
     path = tmp_path / "cache.db"
     with SqliteBackend(path) as backend:
-        record = commit_per_user(backend, "risk", "2024-01-01", {"u1": 1.5}, composite_hash="c", components={"code": "k"}, dep_results={"//p:x": "r"})
+        record = commit_per_user(
+            backend,
+            "risk",
+            "2024-01-01",
+            {"u1": 1.5},
+            composite_hash="c",
+            components={"code": "k"},
+            dep_results={"//p:x": "r"},
+        )
     conn = sqlite3.connect(path, isolation_level=None)
     columns = [getattr(record, name) for name in _COLUMN_FIELDS_V2]
     data = json.dumps([getattr(record, name) for name in _DATA_FIELDS_V2])
     conn.execute("DROP TABLE cells")
-    conn.execute(f"CREATE TABLE cells ({', '.join(_COLUMN_FIELDS_V2)}, data TEXT, PRIMARY KEY (target, date))")
+    conn.execute(
+        f"CREATE TABLE cells ({', '.join(_COLUMN_FIELDS_V2)}, data TEXT, PRIMARY KEY (target, date))"
+    )
     marks = ", ".join("?" * (len(columns) + 1))
     conn.execute(f"INSERT INTO cells VALUES ({marks})", [*columns, data])
-    conn.execute(f"INSERT INTO cells VALUES ({marks})", [*columns[:1], "2024-01-02", *columns[2:], '["half'])
+    conn.execute(
+        f"INSERT INTO cells VALUES ({marks})", [*columns[:1], "2024-01-02", *columns[2:], '["half']
+    )
     conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     conn.close()
     with SqliteBackend(path) as backend:
-        assert backend.get_cells(["risk"], ["2024-01-01", "2024-01-02"]) == {("risk", "2024-01-01"): record}
+        assert backend.get_cells(["risk"], ["2024-01-01", "2024-01-02"]) == {
+            ("risk", "2024-01-01"): record
+        }
         assert backend.get_cell_summaries(["risk"], ["2024-01-01", "2024-01-02"]) == {
             ("risk", "2024-01-01"): ("committed", "c", record.result_hash, record.generation, None)
         }
@@ -114,14 +152,24 @@ def test_rows_with_wrong_types_are_misses(tmp_path: Path) -> None:
         for day in ("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"):
             backend.put_cell_status("risk", day, "impossible", components={"a": "b"})
         conn = backend._conn
-        conn.execute("UPDATE cells SET data = '[1,null,null,null,null,null,null,{},{},{}]' WHERE date = '2024-01-01'")
-        conn.execute("UPDATE cells SET data = '[null,null,null,null,null,null,null,{\"a\":1},{},{}]' WHERE date = '2024-01-02'")
-        conn.execute("UPDATE cells SET data = '[null,null,null,null,\"weird\",null,null,{},{},{}]' WHERE date = '2024-01-03'")
-        found = backend.get_cells(["risk"], ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"])
+        conn.execute(
+            "UPDATE cells SET data = '[1,null,null,null,null,null,null,{},{},{}]' WHERE date = '2024-01-01'"
+        )
+        conn.execute(
+            "UPDATE cells SET data = '[null,null,null,null,null,null,null,{\"a\":1},{},{}]' WHERE date = '2024-01-02'"
+        )
+        conn.execute(
+            "UPDATE cells SET data = '[null,null,null,null,\"weird\",null,null,{},{},{}]' WHERE date = '2024-01-03'"
+        )
+        found = backend.get_cells(
+            ["risk"], ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+        )
         assert list(found) == [("risk", "2024-01-04")]
         assert found[("risk", "2024-01-04")].components == {"a": "b"}
         with pytest.raises(sqlite3_error()):
-            conn.execute("UPDATE cells SET attempts = 'x' WHERE date = '2024-01-04'")  # STRICT refuses it
+            conn.execute(
+                "UPDATE cells SET attempts = 'x' WHERE date = '2024-01-04'"
+            )  # STRICT refuses it
 
 
 def sqlite3_error() -> type[Exception]:

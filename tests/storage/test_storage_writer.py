@@ -19,7 +19,9 @@ def _writer(kind: str = "per_user") -> tuple[MemoryBackend, ResultWriter]:
 def test_users_must_come_in_strictly_ascending_order() -> None:
     _, writer = _writer()
     writer.add_user("u02", 1)
-    with pytest.raises(StorageError, match=r"'u01' was added twice or out of order .*\(the last one was 'u02'\)"):
+    with pytest.raises(
+        StorageError, match=r"'u01' was added twice or out of order .*\(the last one was 'u02'\)"
+    ):
         writer.add_user("u01", 1)
     with pytest.raises(StorageError, match="twice"):
         writer.add_many([("u03", 1), ("u03", 2)])
@@ -28,7 +30,10 @@ def test_users_must_come_in_strictly_ascending_order() -> None:
 
 
 def test_add_user_add_many_and_add_write_the_same_result() -> None:
-    users = {f"u{i:05d}": {"risk": i / 7, "n": i, "tag": "x" * (i % 13), "neg": -0.0} for i in range(3000)}
+    users = {
+        f"u{i:05d}": {"risk": i / 7, "n": i, "tag": "x" * (i % 13), "neg": -0.0}
+        for i in range(3000)
+    }
     results = []
     for style in ("add", "add_many", "add_user"):
         backend, writer = _writer()

@@ -15,7 +15,11 @@ CALC = "class X:\n    def process(self, ctx):\n        return 1\n"
 
 
 def tree(make_workspace, build: str, root: str = ROOT, extra: dict[str, str] | None = None) -> Path:
-    files = {"BUILD.toml": root, "calculations/risk/BUILD.toml": build, "calculations/risk/x.py": CALC}
+    files = {
+        "BUILD.toml": root,
+        "calculations/risk/BUILD.toml": build,
+        "calculations/risk/x.py": CALC,
+    }
     files.update(extra or {})
     return make_workspace(files)
 
@@ -66,7 +70,7 @@ def test_workspace_settings(make_workspace):
         make_workspace,
         "",
         root='[workspace]\nname = "t"\nepoch = 3\nstart_date = 2023-06-01\n'
-        '[execution]\nflush_every = 10\nmemory_fraction = 0.5\n[plugin.market]\nusers = 5\n',
+        "[execution]\nflush_every = 10\nmemory_fraction = 0.5\n[plugin.market]\nusers = 5\n",
     )
     ws = load_workspace(root)
     assert ws.epoch == 3 and ws.start_date == date(2023, 6, 1)
@@ -79,29 +83,47 @@ def test_workspace_settings(make_workspace):
 @pytest.mark.parametrize(
     ("build", "expected"),
     [
-        ('[calculation.a]\nentry = "x:X"\nknd = "per_user"\n',
-         "calculations/risk/BUILD.toml:3: //risk:a: unknown key 'knd' (did you mean 'kind'?)"),
-        ('[calculation.a]\nentry = "x:X"\nkind = "per_usr"\n',
-         "calculations/risk/BUILD.toml:3: //risk:a: kind must be 'per_user' or 'per_date', got 'per_usr' (did you mean 'per_user'?)"),
-        ('[calculation.a]\nentry = "nope:X"\n',
-         "calculations/risk/BUILD.toml:2: //risk:a: entry file calculations/risk/nope.py does not exist"),
+        (
+            '[calculation.a]\nentry = "x:X"\nknd = "per_user"\n',
+            "calculations/risk/BUILD.toml:3: //risk:a: unknown key 'knd' (did you mean 'kind'?)",
+        ),
+        (
+            '[calculation.a]\nentry = "x:X"\nkind = "per_usr"\n',
+            "calculations/risk/BUILD.toml:3: //risk:a: kind must be 'per_user' or 'per_date', got 'per_usr' (did you mean 'per_user'?)",
+        ),
+        (
+            '[calculation.a]\nentry = "nope:X"\n',
+            "calculations/risk/BUILD.toml:2: //risk:a: entry file calculations/risk/nope.py does not exist",
+        ),
         ('[calculation.a]\nentry = "x"\n', "must look like 'module:ClassOrFunction'"),
-        ('[calculation.a]\n', "missing required key 'entry'"),
+        ("[calculation.a]\n", "missing required key 'entry'"),
         ('[calculation.Bad]\nentry = "x:X"\n', "target name 'Bad' must match"),
-        ('[calculation.a]\nentry = "x:X"\ndeps = ["//risk:zz"]\n',
-         "calculations/risk/BUILD.toml:3: //risk:a: unknown dependency //risk:zz"),
+        (
+            '[calculation.a]\nentry = "x:X"\ndeps = ["//risk:zz"]\n',
+            "calculations/risk/BUILD.toml:3: //risk:a: unknown dependency //risk:zz",
+        ),
         ('[calculation.a]\nentry = "x:X"\ndeps = ["b"]\n', "did you mean ':b'?"),
         ('[calculation.a]\nentry = "x:X"\ndeps = ["//../x:b"]\n', "'..' segment"),
         ('[calculation.a]\nentry = "x:X"\ndeps = ["/etc/x:b"]\n', "absolute paths are not labels"),
         ('[calculation.a]\nentry = "x:X"\ndeps = "//risk:b"\n', "deps must be a list of strings"),
-        ('[calculation.a]\nentry = "x:X"\nhistorical = "yes"\n', "historical must be true or false"),
+        (
+            '[calculation.a]\nentry = "x:X"\nhistorical = "yes"\n',
+            "historical must be true or false",
+        ),
         ('[calculation.a]\nentry = "x:X"\nschedule = "weekly"\n', "schedule must be"),
         ('[calculation.a]\nentry = "x:X"\nschedule = { weekdays = [7] }\n', "schedule must be"),
-        ('[calculation.a]\nentry = "x:X"\nroots = ["prices"]\nlookback = { price = 3 }\n',
-         "lookback names 'price', which is not in roots or optional_roots (did you mean 'prices'?)"),
-        ('[calculation.a]\nentry = "x:X"\nroots = ["prices"]\noptional_roots = ["prices"]\n',
-         "in both roots and optional_roots"),
-        ('[calculation.a]\nentry = "x:X"\n[calcualtion.b]\nentry = "x:X"\n', "unknown table [calcualtion] (did you mean 'calculation'?)"),
+        (
+            '[calculation.a]\nentry = "x:X"\nroots = ["prices"]\nlookback = { price = 3 }\n',
+            "lookback names 'price', which is not in roots or optional_roots (did you mean 'prices'?)",
+        ),
+        (
+            '[calculation.a]\nentry = "x:X"\nroots = ["prices"]\noptional_roots = ["prices"]\n',
+            "in both roots and optional_roots",
+        ),
+        (
+            '[calculation.a]\nentry = "x:X"\n[calcualtion.b]\nentry = "x:X"\n',
+            "unknown table [calcualtion] (did you mean 'calculation'?)",
+        ),
         ('[calculation.a\nentry = "x:X"\n', "calculations/risk/BUILD.toml:1: invalid TOML"),
     ],
 )
@@ -112,13 +134,22 @@ def test_package_errors_name_file_line_and_target(make_workspace, build, expecte
 @pytest.mark.parametrize(
     ("root", "expected"),
     [
-        ('[workspace]\n', "BUILD.toml:1: missing required key 'name' in [workspace]"),
-        ('[workspace]\nname = "t"\nplugin = []\n', "unknown key 'plugin' in [workspace] (did you mean 'plugins'?)"),
+        ("[workspace]\n", "BUILD.toml:1: missing required key 'name' in [workspace]"),
+        (
+            '[workspace]\nname = "t"\nplugin = []\n',
+            "unknown key 'plugin' in [workspace] (did you mean 'plugins'?)",
+        ),
         ('[workspace]\nname = "t"\n[storage]\nbackend = "sqlit"\n', "(did you mean 'sqlite'?)"),
-        ('[workspace]\nname = "t"\n[execution]\nmax_failure_rate = 2\n', "BUILD.toml:4: [execution] max_failure_rate must be a number from 0 to 1"),
+        (
+            '[workspace]\nname = "t"\n[execution]\nmax_failure_rate = 2\n',
+            "BUILD.toml:4: [execution] max_failure_rate must be a number from 0 to 1",
+        ),
         ('[workspace]\nname = "t"\npackages = "../elsewhere"\n', "points outside the workspace"),
         ('[workspace]\nname = "t"\nstart_date = "soon"\n', "start_date must be a date"),
-        ('[workspace]\nname = "t"\n[executor]\n', "unknown table [executor] (did you mean 'execution'?)"),
+        (
+            '[workspace]\nname = "t"\n[executor]\n',
+            "unknown table [executor] (did you mean 'execution'?)",
+        ),
         ('[workspace]\nname = "t"\nplugins = ["a/b"]\n', "is not a module name"),
     ],
 )
@@ -130,7 +161,10 @@ def test_duplicate_names_across_packages(make_workspace):
     root = tree(
         make_workspace,
         '[calculation.a]\nentry = "x:X"\n',
-        extra={"calculations/other/BUILD.toml": '\n[calculation.a]\nentry = "x:X"\n', "calculations/other/x.py": CALC},
+        extra={
+            "calculations/other/BUILD.toml": '\n[calculation.a]\nentry = "x:X"\n',
+            "calculations/other/x.py": CALC,
+        },
     )
     message = error_of(root)
     assert "duplicate target name 'a'" in message
@@ -142,7 +176,10 @@ def test_unknown_dependency_suggests_the_real_label(make_workspace):
     root = tree(
         make_workspace,
         '[calculation.a]\nentry = "x:X"\ndeps = ["//other:b"]\n',
-        extra={"calculations/pricing/BUILD.toml": '[calculation.b]\nentry = "x:X"\n', "calculations/pricing/x.py": CALC},
+        extra={
+            "calculations/pricing/BUILD.toml": '[calculation.b]\nentry = "x:X"\n',
+            "calculations/pricing/x.py": CALC,
+        },
     )
     assert "unknown dependency //other:b (the target is //pricing:b)" in error_of(root)
 
@@ -178,6 +215,9 @@ def test_sub_packages_get_nested_labels(make_workspace):
     root = tree(
         make_workspace,
         "",
-        extra={"calculations/risk/credit/BUILD.toml": '[calculation.c]\nentry = "x:X"\n', "calculations/risk/credit/x.py": CALC},
+        extra={
+            "calculations/risk/credit/BUILD.toml": '[calculation.c]\nentry = "x:X"\n',
+            "calculations/risk/credit/x.py": CALC,
+        },
     )
     assert load_workspace(root).targets["c"].label == "//risk/credit:c"

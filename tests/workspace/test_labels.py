@@ -36,7 +36,9 @@ def test_patterns_match():
     credit = Label("risk/credit", "b")
     riskier = Label("riskier", "c")
     assert parse_pattern("//risk:*").matches(risk) and not parse_pattern("//risk:*").matches(credit)
-    assert parse_pattern("//risk/...").matches(credit) and not parse_pattern("//risk/...").matches(riskier)
+    assert parse_pattern("//risk/...").matches(credit) and not parse_pattern("//risk/...").matches(
+        riskier
+    )
     assert all(parse_pattern("//...").matches(x) for x in (risk, credit, riskier))
     assert parse_pattern("//...") == Pattern("recursive", "")
 

@@ -24,13 +24,30 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--dry-run", is_flag=True, help="Decide every cell, run nothing.")
 @click.option("--jobs", "-j", default=1, show_default=True, type=int, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Re-run every matched cell.")
-@click.option("--executor", type=click.Choice(["local", "pubsub"]), default="local", show_default=True,
-              help="local: this machine (--jobs); pubsub: `btbuild worker` processes (needs [storage] backend = \"firestore\").")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "pubsub"]),
+    default="local",
+    show_default=True,
+    help='local: this machine (--jobs); pubsub: `btbuild worker` processes (needs [storage] backend = "firestore").',
+)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.option("--product-line", "product_lines", multiple=True, metavar="NAME")
 @click.pass_obj
-def command(options: object, patterns: tuple[str, ...], end: str, start: str | None, dry_run: bool,
-            jobs: int, force: bool, executor: str, output: str, product_lines: tuple[str, ...]) -> int:
+def command(
+    options: object,
+    patterns: tuple[str, ...],
+    end: str,
+    start: str | None,
+    dry_run: bool,
+    jobs: int,
+    force: bool,
+    executor: str,
+    output: str,
+    product_lines: tuple[str, ...],
+) -> int:
     """Catch up every target matched by PATTERNS (and its deps) for every date through --date."""
     request = BuildRequest(
         patterns=patterns,
@@ -52,13 +69,20 @@ def command(options: object, patterns: tuple[str, ...], end: str, start: str | N
     return 0 if report.ok else 1
 
 
-def run_build(session: object, request: BuildRequest, output: str, executor: str = "local") -> BuildReport:
+def run_build(
+    session: object, request: BuildRequest, output: str, executor: str = "local"
+) -> BuildReport:
     from btbuild.cli.progress import Progress
     from btbuild.sim.optimizer import after_run_callback, equivalence_checker
 
     progress = Progress(enabled=output == "text")
-    scheduler = Scheduler(session, request, equivalent=equivalence_checker(session, register=not request.dry_run),
-                          on_progress=progress.update, after_run=after_run_callback(session))
+    scheduler = Scheduler(
+        session,
+        request,
+        equivalent=equivalence_checker(session, register=not request.dry_run),
+        on_progress=progress.update,
+        after_run=after_run_callback(session),
+    )
     with progress.running(len(scheduler.order) * len(scheduler.dates)):
         if executor == "pubsub":
             from btbuild.execution.pubsub import run_distributed
@@ -86,4 +110,3 @@ def _interesting(cell: CellReport) -> bool:
     if cell.status == "skipped":
         return cell.reason in ("cosmetic", "early_cutoff")
     return cell.status != "impossible"
-

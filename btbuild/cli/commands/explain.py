@@ -15,7 +15,9 @@ from btbuild.execution.build import BuildRequest, Scheduler
 @click.command("explain")
 @click.argument("label")
 @click.option("--date", "day", required=True, metavar="D")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_obj
 def command(options: object, label: str, day: str, output: str) -> int:
     """Explain the decision for the cell (LABEL, D): every input compared with the cache."""
@@ -36,8 +38,11 @@ def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
     if len(matched) != 1:
         raise LabelError(f"explain takes one target, {label} matches {len(matched)}")
     (label,) = matched
-    scheduler = Scheduler(session, BuildRequest(patterns=(label,), end=day, start=day, dry_run=True),
-                          equivalent=equivalence_checker(session))
+    scheduler = Scheduler(
+        session,
+        BuildRequest(patterns=(label,), end=day, start=day, dry_run=True),
+        equivalent=equivalence_checker(session),
+    )
     target = scheduler.targets[label]
     for other in scheduler.order:  # decide the deps first, as a build would
         if other != label:
@@ -47,19 +52,32 @@ def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
     rows = []
     if inputs is not None:
         old = dict(record.components) if record else {}
-        pairs = [(name, old.get(name), inputs.components.get(name)) for name in ("epoch", "code", "layers", "infra", "declaration")]
+        pairs = [
+            (name, old.get(name), inputs.components.get(name))
+            for name in ("epoch", "code", "layers", "infra", "declaration")
+        ]
         old_roots = record.root_fingerprints if record else {}
-        pairs += [(f"roots:{s}", old_roots.get(s), inputs.root_fingerprints.get(s)) for s in sorted(set(old_roots) | set(inputs.root_fingerprints))]
+        pairs += [
+            (f"roots:{s}", old_roots.get(s), inputs.root_fingerprints.get(s))
+            for s in sorted(set(old_roots) | set(inputs.root_fingerprints))
+        ]
         old_deps = record.dep_results if record else {}
-        pairs += [(f"deps:{d}", old_deps.get(d), inputs.dep_results.get(d)) for d in sorted(set(old_deps) | set(inputs.dep_results))]
-        rows = [{"component": name, "recorded": a, "current": b, "same": a == b} for name, a, b in pairs]
+        pairs += [
+            (f"deps:{d}", old_deps.get(d), inputs.dep_results.get(d))
+            for d in sorted(set(old_deps) | set(inputs.dep_results))
+        ]
+        rows = [
+            {"component": name, "recorded": a, "current": b, "same": a == b} for name, a, b in pairs
+        ]
     return {
         "label": label,
         "date": day.isoformat(),
         "status": decision.status,
         "reason": decision.reason,
         "detail": decision.detail or None,
-        "record": None if record is None else {
+        "record": None
+        if record is None
+        else {
             "status": record.status,
             "result_hash": record.result_hash,
             "attempts": record.attempts,
@@ -78,7 +96,9 @@ def render(report: dict[str, Any]) -> str:
     if record is None:
         lines.append("  no cache record: this cell never ran")
     else:
-        lines.append(f"  cache: {record['status']}, result {record['result_hash'] or 'none'}, attempts {record['attempts']}")
+        lines.append(
+            f"  cache: {record['status']}, result {record['result_hash'] or 'none'}, attempts {record['attempts']}"
+        )
         if record["last_error"]:
             lines.append(f"  last error: {record['last_error']}")
     for row in report["components"]:
@@ -86,5 +106,7 @@ def render(report: dict[str, Any]) -> str:
         if row["same"]:
             lines.append(f"  {mark} {row['component']:<28} {row['current']}")
         else:
-            lines.append(f"  {mark} {row['component']:<28} {row['recorded'] or '(none)'} -> {row['current'] or '(none)'}")
+            lines.append(
+                f"  {mark} {row['component']:<28} {row['recorded'] or '(none)'} -> {row['current'] or '(none)'}"
+            )
     return "\n".join(lines)

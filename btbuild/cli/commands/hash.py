@@ -11,12 +11,17 @@ from btbuild.hashing.report import hash_report, render_text
 
 @click.command("hash")
 @click.argument("patterns", nargs=-1, required=True)
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_obj
 def command(options: object, patterns: tuple[str, ...], output: str) -> int:
     """Print code, layer, infrastructure, declaration, dependency and composite hashes."""
     session = options.session()  # type: ignore[attr-defined]
     labels = session.match(patterns)
     report = hash_report(session.hashes, labels)
-    click.echo(json.dumps(report, indent=2) if output == "json" else render_text(report), nl=output == "json")
+    click.echo(
+        json.dumps(report, indent=2) if output == "json" else render_text(report),
+        nl=output == "json",
+    )
     return 0

@@ -12,8 +12,20 @@ from btbuild.graph.query import QueryResult, run_query
 
 @click.command("query")
 @click.argument("expression")
-@click.option("--output", "output", type=click.Choice(["label", "json", "dot"]), default="label", show_default=True)
-@click.option("--product-line", "product_lines", multiple=True, metavar="NAME", help="Only targets of this product line (and their deps).")
+@click.option(
+    "--output",
+    "output",
+    type=click.Choice(["label", "json", "dot"]),
+    default="label",
+    show_default=True,
+)
+@click.option(
+    "--product-line",
+    "product_lines",
+    multiple=True,
+    metavar="NAME",
+    help="Only targets of this product line (and their deps).",
+)
 @click.pass_obj
 def command(options: object, expression: str, output: str, product_lines: tuple[str, ...]) -> int:
     """Evaluate EXPR: deps(X[, depth]), rdeps(U, X[, depth]), allpaths(A, B), somepath(A, B),
@@ -35,7 +47,12 @@ def render(graph: Graph, result: QueryResult, output: str) -> str:
             }
             for label in result.labels
         ]
-        return json.dumps({"expression_kind": "path" if result.path else "set", "targets": rows}, indent=2) + "\n"
+        return (
+            json.dumps(
+                {"expression_kind": "path" if result.path else "set", "targets": rows}, indent=2
+            )
+            + "\n"
+        )
     if output == "dot":
         members = set(result.labels)
         lines = ["digraph btbuild {"]

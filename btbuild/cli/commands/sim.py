@@ -12,7 +12,9 @@ from btbuild.sim.runner import SimRunner
 
 @click.command("sim")
 @click.argument("patterns", nargs=-1, required=True)
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_obj
 def command(options: object, patterns: tuple[str, ...], output: str) -> int:
     """Print each matched target's combined SimHash and its number of contexts."""

@@ -39,15 +39,23 @@ def mark(cell: CellReport) -> str:
 @click.argument("patterns", nargs=-1, required=True)
 @click.option("--date", "end", required=True, metavar="D")
 @click.option("--from", "start", metavar="D0")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_obj
-def command(options: object, patterns: tuple[str, ...], end: str, start: str | None, output: str) -> int:
+def command(
+    options: object, patterns: tuple[str, ...], end: str, start: str | None, output: str
+) -> int:
     """Show what a build would do with each cell of the matched targets (and their deps)."""
     from btbuild.sim.optimizer import equivalence_checker
 
     session = options.session()  # type: ignore[attr-defined]
-    request = BuildRequest(patterns=patterns, end=parse_date(end, "--date"),
-                           start=parse_date(start, "--from") if start else None, dry_run=True)
+    request = BuildRequest(
+        patterns=patterns,
+        end=parse_date(end, "--date"),
+        start=parse_date(start, "--from") if start else None,
+        dry_run=True,
+    )
     try:
         report = Scheduler(session, request, equivalent=equivalence_checker(session)).run()
     finally:
@@ -63,7 +71,9 @@ def render_grid(report: BuildReport) -> str:
         labels.setdefault(cell.label, {})[cell.date] = mark(cell)
     width = max((len(label) for label in labels), default=0)
     lines = [
-        f"{'':<{width}}  {dates[0].isoformat()} .. {dates[-1].isoformat()}" if dates else "no cells",
+        f"{'':<{width}}  {dates[0].isoformat()} .. {dates[-1].isoformat()}"
+        if dates
+        else "no cells",
         f"{'':<{width}}  " + "".join(str(d.day // 10) for d in dates),
         f"{'':<{width}}  " + "".join(str(d.day % 10) for d in dates),
     ]

@@ -13,18 +13,36 @@ SHOWN_CHARS = 1500  # of each counterexample part in text output
 
 
 @click.command("verify")
-@click.option("--base", required=True, metavar="REV", help="Git revision to compare with (e.g. origin/main).")
-@click.option("--expect-change", "expect", multiple=True, metavar="LABEL",
-              help="A calculation whose behaviour change is intended (repeatable).")
-@click.option("--search-seconds", default=2.0, show_default=True, type=float,
-              help="Time per equal-looking target for the harder search (0: none).")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--base", required=True, metavar="REV", help="Git revision to compare with (e.g. origin/main)."
+)
+@click.option(
+    "--expect-change",
+    "expect",
+    multiple=True,
+    metavar="LABEL",
+    help="A calculation whose behaviour change is intended (repeatable).",
+)
+@click.option(
+    "--search-seconds",
+    default=2.0,
+    show_default=True,
+    type=float,
+    help="Time per equal-looking target for the harder search (0: none).",
+)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @click.pass_obj
-def command(options: object, base: str, expect: tuple[str, ...], search_seconds: float, output: str) -> int:
+def command(
+    options: object, base: str, expect: tuple[str, ...], search_seconds: float, output: str
+) -> int:
     """Compare every calculation whose code changed since REV on fabricated contexts."""
     session = options.session()  # type: ignore[attr-defined]
     try:
-        report = verify(session, VerifyOptions(base=base, expect_change=expect, search_seconds=search_seconds))
+        report = verify(
+            session, VerifyOptions(base=base, expect_change=expect, search_seconds=search_seconds)
+        )
     finally:
         session.close()
     if output == "json":
@@ -51,8 +69,11 @@ def print_text(report: VerifyReport) -> None:
     elif report.ok:
         click.echo("verify: ok")
     else:
-        click.echo(f"verify: {unexpected} unexpected behaviour change(s); "
-                   "fix them or pass --expect-change LABEL for intended ones", err=True)
+        click.echo(
+            f"verify: {unexpected} unexpected behaviour change(s); "
+            "fix them or pass --expect-change LABEL for intended ones",
+            err=True,
+        )
 
 
 def _short(value: Any) -> str:

@@ -11,31 +11,63 @@ import click
 
 
 @click.command("worker")
-@click.option("--max-messages", type=int, default=None, metavar="N", help="Exit after N messages (default: run until stopped).")
-@click.option("--idle-exit", type=float, default=None, metavar="SECONDS", help="Exit after this long without a message.")
-@click.option("--ack-deadline", type=int, default=60, show_default=True, metavar="SECONDS",
-              help="Pub/Sub ack deadline, extended every third of it while a group runs.")
+@click.option(
+    "--max-messages",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Exit after N messages (default: run until stopped).",
+)
+@click.option(
+    "--idle-exit",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Exit after this long without a message.",
+)
+@click.option(
+    "--ack-deadline",
+    type=int,
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="Pub/Sub ack deadline, extended every third of it while a group runs.",
+)
 @click.option("--quiet", is_flag=True, help="Do not log each task on stderr.")
 @click.pass_obj
-def command(options: object, max_messages: int | None, idle_exit: float | None, ack_deadline: int, quiet: bool) -> int:
+def command(
+    options: object,
+    max_messages: int | None,
+    idle_exit: float | None,
+    ack_deadline: int,
+    quiet: bool,
+) -> int:
     """Run tasks published by `btbuild build --executor pubsub` until stopped."""
     from btbuild.errors import UsageError
     from btbuild.execution.pubsub import serve, worker_environment
 
     if ack_deadline < 10 or ack_deadline > 600:
-        raise UsageError(f"--ack-deadline must be between 10 and 600 seconds (Pub/Sub's range), got {ack_deadline}")
+        raise UsageError(
+            f"--ack-deadline must be between 10 and 600 seconds (Pub/Sub's range), got {ack_deadline}"
+        )
     session = options.session()  # type: ignore[attr-defined]
     try:
         env, backend = worker_environment(session)
         stats = serve(
-            env, backend,
+            env,
+            backend,
             project=session.workspace.storage.project,
             max_messages=max_messages,
             idle_exit=idle_exit,
             ack_deadline=ack_deadline,
-            log=(lambda line: None) if quiet else (lambda line: click.echo(f"btbuild worker: {line}", err=True)),
+            log=(lambda line: None)
+            if quiet
+            else (lambda line: click.echo(f"btbuild worker: {line}", err=True)),
         )
     finally:
         session.close()
-    click.echo(f"btbuild worker: {stats.messages} messages, {stats.groups_finished} groups finished", err=True)
+    click.echo(
+        f"btbuild worker: {stats.messages} messages, {stats.groups_finished} groups finished",
+        err=True,
+    )
     return 0

@@ -10,5 +10,8 @@ def market_value(ctx):
         if bar is None:
             continue
         invested += position["quantity"] * bar["close"]
-    return {"invested": round(invested, 2), "worth": round(invested + book["cash"], 2),
-            "positions": len(book["positions"])}
+    return {
+        "invested": round(invested, 2),
+        "worth": round(invested + book["cash"], 2),
+        "positions": len(book["positions"]),
+    }

@@ -9,4 +9,9 @@ def realized(ctx):
     wins = sum(1 for t in closed if t["realized_pnl"] > 0)
     losses = sum(1 for t in closed if t["realized_pnl"] < 0)
     total = sum(t["realized_pnl"] for t in closed)
-    return {"total": round(total, 2), "wins": wins, "losses": losses, "win_rate": round(wins / len(closed), 4)}
+    return {
+        "total": round(total, 2),
+        "wins": wins,
+        "losses": losses,
+        "win_rate": round(wins / len(closed), 4),
+    }
