@@ -1,0 +1,150 @@
+"""The realistic corpus (issue 11 "Done when"), through the real ``verify`` and ``build``.
+
+Quick (normal suite): the corpus covers the issue (calculations, classes of bugs, refactors,
+mutant operators) and every edit applies and changes the code hash of what it edits.
+Slow: every hand-written edit and a sample of the mutants on a built git workspace
+(harness.py): a behaviour change must never be skipped as cosmetic nor pass ``verify``; a
+refactor must keep the real results and should be proven cosmetic. Cases the commands
+currently get wrong are ``xfail(strict=True)`` with the class of failure: they flip (and
+fail) when fixed, so the lists below stay exact. ``bench/bench_corpus.py`` prints the figures
+over every mutant.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from corpus_mutants import corpus_mutants, sample
+from edits import BUGS, REFACTORS
+from figures import REFACTORS_PROVEN
+from harness import LABELS, TEMPLATE, Edit, Outcome, cli, make_base, run_case
+
+from btbuild.workspace.config import load_workspace
+
+ISSUE_CLASSES = {
+    "threshold",
+    "small count",
+    "previous",
+    "top-k",
+    "percentile",
+    "shorts",
+    "jsonl",
+    "look-back",
+    "rounding",
+}
+MUTANTS_EVERY = 20  # the slow test's sample; the bench runs them all
+
+# Behaviour changes the commands currently miss: edit id -> class of failure and the missing
+# evidence. Details in /work/notes/corpus-findings.md.
+KNOWN_MISSES: dict[str, str] = {}
+
+# Refactors not proven cosmetic (they re-run, which is safe): id -> why.
+UNPROVEN_REFACTORS: dict[str, str] = {}
+
+# Sampled mutants the commands currently miss: id -> class of failure.
+KNOWN_MUTANT_MISSES: dict[str, str] = {}
+
+SAMPLED_MUTANTS = sample(corpus_mutants(), MUTANTS_EVERY)
+
+
+def _params(edits: list[Edit], known: dict[str, str]) -> list[Any]:
+    return [
+        pytest.param(
+            edit,
+            id=edit.id,
+            marks=[pytest.mark.xfail(strict=True, reason=known[edit.id])]
+            if edit.id in known
+            else [],
+        )
+        for edit in edits
+    ]
+
+
+def test_corpus_covers_the_issue() -> None:
+    targets = list(load_workspace(TEMPLATE).targets.values())
+    assert len(targets) >= 10
+    assert {t.kind for t in targets} == {"per_user", "per_date"}
+    assert any(t.historical and t.kind == "per_user" for t in targets)
+    assert any(t.historical and t.kind == "per_date" for t in targets)
+    assert any(t.lookback for t in targets)
+    assert len(BUGS) >= 30 and len(REFACTORS) >= 25
+    assert {edit.klass for edit in BUGS} >= ISSUE_CLASSES
+    every = [*BUGS, *REFACTORS, *corpus_mutants()]
+    assert len({edit.id for edit in every}) == len(every)
+    assert {edit.klass for edit in every if edit.kind == "mutant"} == {
+        "arithmetic",
+        "comparison",
+        "constant",
+        "boolean",
+        "removed statement",
+    }
+    assert set(KNOWN_MISSES) <= {edit.id for edit in BUGS}
+    assert set(UNPROVEN_REFACTORS) <= {edit.id for edit in REFACTORS}
+    assert set(KNOWN_MUTANT_MISSES) <= {edit.id for edit in SAMPLED_MUTANTS}
+
+
+def test_refactors_proven_target() -> None:
+    """The refactors listed as unproven are exact (strict xfails): at most 10% may be."""
+    assert len(UNPROVEN_REFACTORS) <= (1 - REFACTORS_PROVEN) * len(REFACTORS)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="behaviour changes are still skipped as cosmetic or passed by verify (KNOWN_MISSES)",
+)
+def test_no_behaviour_change_is_missed() -> None:
+    assert not KNOWN_MISSES and not KNOWN_MUTANT_MISSES
+
+
+def _code_hashes(root: Path, targets: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    code, text = cli(root, "hash", *[LABELS[t] for t in targets], "--format", "json")
+    assert code == 0, text
+    return {t["name"]: (t["code"], t["layers"]) for t in json.loads(text)["targets"]}
+
+
+@pytest.mark.parametrize("edit", [*BUGS, *REFACTORS], ids=lambda edit: edit.id)
+def test_edit_changes_the_code(edit: Edit, tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(TEMPLATE, root)
+    before = _code_hashes(root, edit.targets)
+    edit.apply(root)
+    after = _code_hashes(root, edit.targets)
+    assert all(after[t] != before[t] for t in edit.targets), "normalized away: proves nothing"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_base(tmp_path_factory.mktemp("realistic") / "base")
+
+
+def _judge_change(outcome: Outcome) -> None:
+    assert not outcome.build_missed, f"skipped as cosmetic: {outcome.summary()}"
+    assert not outcome.verify_missed, f"verify exit 0: {outcome.summary()}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", _params(BUGS, KNOWN_MISSES))
+def test_behaviour_change_is_never_skipped(base: Path, tmp_path: Path, edit: Edit) -> None:
+    outcome = run_case(base, edit, tmp_path / "case")
+    assert outcome.changed, f"the oracle sees no difference on real data:\n{outcome.log}"
+    _judge_change(outcome)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", _params(REFACTORS, UNPROVEN_REFACTORS))
+def test_refactor_keeps_results_and_is_proven(base: Path, tmp_path: Path, edit: Edit) -> None:
+    outcome = run_case(base, edit, tmp_path / "case")
+    assert not outcome.changed, f"not a refactor: {outcome.difference}"
+    assert outcome.proven, outcome.summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edit", _params(SAMPLED_MUTANTS, KNOWN_MUTANT_MISSES))
+def test_mutant_is_detected_or_equivalent(base: Path, tmp_path: Path, edit: Edit) -> None:
+    outcome = run_case(base, edit, tmp_path / "case")
+    if outcome.changed:
+        _judge_change(outcome)
