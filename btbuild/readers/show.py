@@ -185,14 +185,13 @@ def show(
 def _per_date_value(backend: Backend, record: CellRecord, origin: CellOrigin) -> Any:
     if not backend.has_result(record.target, record.date):
         raise ResultMissing(
-            f"{origin.label} on {origin.date}: its stored result is unreadable "
-            "(damaged or deleted shards; the next build re-runs it, btbuild fsck reports it)"
+            f"{origin.label} on {origin.date}: its stored result is damaged (shards missing)"
         )
     value = backend.read_result(record.target, record.date)
     if value is None and record.result_hash != _null_hash():
         raise ResultMissing(
-            f"{origin.label} on {origin.date}: its stored result does not match its hash "
-            "(damaged; the next build re-runs it, btbuild fsck reports it)"
+            f"{origin.label} on {origin.date}: its stored result is damaged "
+            "(its shards do not match its hash)"
         )
     return value
 
