@@ -66,7 +66,7 @@ class Edit:
 
     @property
     def id(self) -> str:
-        return f"{self.targets[0]}:{self.description}"
+        return f"{Path(self.path).stem}:{self.description}"
 
     def new_text(self, old: str) -> str:
         if self.source is not None:

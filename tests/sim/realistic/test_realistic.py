@@ -36,7 +36,7 @@ ISSUE_CLASSES = {
     "look-back",
     "rounding",
 }
-MUTANTS_EVERY = 20  # the slow test's sample; the bench runs them all
+MUTANTS_EVERY = 40  # the slow test's sample (7 mutants); the bench runs them all
 
 # Behaviour changes the commands currently miss: edit id -> class of failure and the missing
 # evidence. Details in /work/notes/corpus-findings.md.
@@ -84,7 +84,9 @@ UNPROVEN_REFACTORS: dict[str, str] = {
 }
 
 # Sampled mutants the commands currently miss: id -> class of failure.
-KNOWN_MUTANT_MISSES: dict[str, str] = {}
+KNOWN_MUTANT_MISSES: dict[str, str] = {
+    "exposure:#8 Multiply -> Divide": WEAK,
+}
 
 SAMPLED_MUTANTS = sample(corpus_mutants(), MUTANTS_EVERY)
 
