@@ -9,7 +9,8 @@ tests/sim/realistic/harness.py). Prints the counts, the percentages and MET / NO
 * >= 99% of the non-equivalent mutants detected (neither skipped nor passed by verify);
 * >= 90% of the refactors proven cosmetic.
 
-    python bench/bench_corpus.py [--mutants-every N] [--jobs J] [--verbose]
+    python bench/bench_corpus.py [--mutants-every N] [--kinds bug,refactor,mutant] [--jobs J]
+                                 [--verbose]
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def main() -> None:
     parser.add_argument("--mutants-every", type=int, default=1, help="every N-th mutant (0: none)")
     parser.add_argument("--jobs", type=int, default=1, help="cases run in parallel processes")
     parser.add_argument("--verbose", action="store_true", help="one line per case")
+    parser.add_argument(
+        "--kinds", default="bug,refactor,mutant", help="comma-separated: bug, refactor, mutant"
+    )
     args = parser.parse_args()
     mutants = sample(corpus_mutants(), args.mutants_every) if args.mutants_every else []
-    edits = [*BUGS, *REFACTORS, *mutants]
+    kinds = set(args.kinds.split(","))
+    edits = [edit for edit in [*BUGS, *REFACTORS, *mutants] if edit.kind in kinds]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="btbuild-corpus-") as tmp:
         base = make_base(Path(tmp) / "base")

@@ -198,3 +198,16 @@ def test_mutant_is_detected_or_equivalent(base: Path, tmp_path: Path, edit: Edit
     outcome = run_case(base, edit, tmp_path / "case")
     if outcome.changed:
         _judge_change(outcome)
+
+
+def test_harness_end_to_end(tmp_path: Path) -> None:
+    """The quick share of the measurement: one refactor and one bug of //book:risk_band."""
+    small = make_base(tmp_path / "base", ("//book:risk_band",))
+    by_id = {edit.id: edit for edit in [*BUGS, *REFACTORS]}
+    proven = run_case(small, by_id["risk_band:int(thin)"], tmp_path / "refactor")
+    assert not proven.changed and proven.proven, proven.summary()
+    assert proven.verify_code == 0 and proven.verdicts == ("cosmetic",), proven.summary()
+    caught = run_case(small, by_id["risk_band:five positions are thin"], tmp_path / "bug")
+    assert caught.changed and "u0000" in caught.difference, caught.summary()
+    assert caught.verify_code == 1 and caught.verdicts == ("behaviour_changed",)
+    assert not caught.cosmetic_cells("risk_band"), caught.summary()
