@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -36,6 +37,7 @@ from btbuild.analysis.cells import (
 )
 from btbuild.analysis.planner import Planner
 from btbuild.errors import UsageError
+from btbuild.execution.liveness import exit_with_parent
 from btbuild.execution.runner import Environment, run_group, static_hashes
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.plugins.rootindex import RootIndex
@@ -266,7 +268,7 @@ class Scheduler:
             max_workers=self.request.jobs,
             mp_context=get_context("spawn"),
             initializer=_init_worker,
-            initargs=(str(self.workspace.root), self.session.product_lines),
+            initargs=(str(self.workspace.root), self.session.product_lines, os.getpid()),
         ) as pool:
             yield lambda group: pool.submit(_work, group)
 
@@ -464,8 +466,10 @@ class Scheduler:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(root: str, product_lines: tuple[str, ...]) -> None:
+def _init_worker(root: str, product_lines: tuple[str, ...], builder_pid: int) -> None:
     from btbuild.session import Session
+
+    exit_with_parent(builder_pid)  # a killed builder takes its workers with it
 
     session = Session(Path(root), product_lines=product_lines)
     _WORKER["env"] = Environment(

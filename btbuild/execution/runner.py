@@ -12,8 +12,6 @@ flat however many users there are. A cell is committed only when its whole strea
 from __future__ import annotations
 
 import heapq
-import os
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -25,6 +23,7 @@ import psutil
 
 from btbuild.errors import BtbuildError, CalculationError, LeaseLost
 from btbuild.execution.context import Context, UserRecords
+from btbuild.execution.liveness import is_dead_local_owner, owner_id
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
@@ -38,19 +37,13 @@ MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a lease owner: ``<start time>@<host>:<pid>`` (see liveness.py)."""
+    return owner_id()
 
 
 def static_hashes(session: Any) -> dict[str, str]:
     """Target name -> static hash of the code this process would run."""
     return {name: hashes.static for name, hashes in session.hashes.items()}
-
-
-def _is_dead_local_builder(owner: str) -> bool:
-    """True for a lease owner (``host:pid``) on this machine whose process is gone: its lease
-    need not be waited out (a build interrupted with SIGKILL, a crashed worker)."""
-    host, _, pid = owner.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
 
 
 class Environment:
@@ -166,7 +159,7 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
     lease = env.backend.acquire(store, iso, env.owner, settings.lease_seconds)
     if lease is None:
         holder = env.backend.get_cell(store, iso)
-        if holder is not None and holder.lease_owner and _is_dead_local_builder(holder.lease_owner):
+        if holder is not None and holder.lease_owner and is_dead_local_owner(holder.lease_owner):
             lease = env.backend.acquire(
                 store, iso, env.owner, settings.lease_seconds, dead_owners=(holder.lease_owner,)
             )
