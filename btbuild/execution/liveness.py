@@ -11,11 +11,13 @@ Owners written by older versions (``<host>:<pid>``) are judged by pid and zombie
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 
@@ -92,3 +94,12 @@ def exit_with_parent(parent_pid: int, interval: float = 0.2) -> threading.Thread
     thread = threading.Thread(target=watch, name="btbuild-parent-watch", daemon=True)
     thread.start()
     return thread
+
+
+def start_worker(builder_pid: int, initializer: str, *args: Any) -> None:
+    """A pool worker's initializer: watch the builder first (before the heavy imports, so a
+    builder killed while its workers start still takes them along), then run
+    ``initializer`` ("module:function") with ``args``."""
+    exit_with_parent(builder_pid)
+    module, _, function = initializer.partition(":")
+    getattr(importlib.import_module(module), function)(*args)

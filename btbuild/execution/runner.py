@@ -21,7 +21,8 @@ from typing import Any
 
 import psutil
 
-from btbuild.errors import BtbuildError, CalculationError, LeaseLost
+from btbuild.analysis.cells import PREVIOUS
+from btbuild.errors import BtbuildError, CalculationError, DepsMoved, LeaseLost
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.liveness import is_dead_local_owner, owner_id
 from btbuild.execution.loader import CalculationLoader, Process
@@ -387,9 +388,12 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
             dep_results=dict(cell.dep_results),
             root_fingerprints=dict(cell.root_fingerprints),
             category=run.target.package,
+            expect_deps=_dep_cells(env, cell),
         )
     except LeaseLost as exc:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error=str(exc))
+    except DepsMoved as exc:  # the scheduler plans the cell again from the cache as it is now
+        return CellOutcome(cell.name, cell.day, "blocked", "deps_moved", error=str(exc))
     run.phases["commit"] = time.perf_counter() - commit_start
     duration = time.perf_counter() - run.started
     error = None
@@ -408,6 +412,20 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
         error=error,
         phases=run.phases,
     )
+
+
+def _dep_cells(env: Environment, cell: CellTask) -> dict[tuple[str, str], str]:
+    """(dep target, ISO date) -> the result hash the cell was computed from, for every dep
+    cell it read (its own previous day too): what the commit compares and sets."""
+    expected = {}
+    for label, result_hash in cell.dep_results.items():
+        if label == PREVIOUS:
+            if cell.previous_date is not None:
+                expected[(cell.name, cell.previous_date.isoformat())] = result_hash
+            continue
+        name = env.by_label[label].name
+        expected[(name, cell.dep_dates[name].isoformat())] = result_hash
+    return expected
 
 
 def _log_run(
