@@ -295,15 +295,16 @@ class Scheduler:
             env = None
             for group in groups:
                 tasks = self._decide_group(group, report)
-                while tasks and not self.request.dry_run:
-                    if env is None:
-                        env = Environment(
-                            self.workspace,
-                            self.session.plugins,
-                            self.backend,
-                            static_hashes(self.session),
-                        )
-                    self._finish(group, run_group(env, tasks), report)
+                while not self.request.dry_run and (tasks or self.waiter.holds(group)):
+                    if tasks:
+                        if env is None:
+                            env = Environment(
+                                self.workspace,
+                                self.session.plugins,
+                                self.backend,
+                                static_hashes(self.session),
+                            )
+                        self._finish(group, run_group(env, tasks), report)
                     tasks = None
                     if self.waiter.holds(group):  # another builder has some: wait, decide again
                         tasks = self._decide_again(group, self.waiter.next_free(group), report)
