@@ -171,7 +171,7 @@ class Scheduler:
         session: Any,
         request: BuildRequest,
         *,
-        equivalent: Callable[[Target, CellRecord, CellInputs], str | None] | None = None,
+        equivalent: Callable[[Target, CellRecord, CellInputs], Any] | None = None,
         on_progress: Callable[[CellReport], None] | None = None,
         after_run: Callable[[list[Target]], None] | None = None,
     ):
@@ -217,6 +217,12 @@ class Scheduler:
             equivalent=self.equivalent,
         )
         self.passes = self.planner.passes
+        self._why: dict[tuple[str, date], str] = {}  # runnable cells: why a change was not proven
+        judge: Any = self.equivalent
+        if hasattr(judge, "bind"):  # the sim judge: replay range, earlier adoptions to re-examine
+            judge.bind(self)
+            self.planner.recheck = judge.recheck
+            self.planner.recheck_verdict = judge.recheck_verdict
 
     def _used_sources(self) -> list[str]:
         return sorted({source for target in self.targets.values() for source in target.all_roots})
@@ -302,8 +308,12 @@ class Scheduler:
                     report, target, day, decision.status, decision.reason, decision.detail or None
                 )
             elif self.request.dry_run:
-                self._report(report, target, day, RUNNABLE, decision.reason)
+                self._report(
+                    report, target, day, RUNNABLE, decision.reason, decision.detail or None
+                )
             else:
+                if decision.detail:
+                    self._why[(target.name, day)] = decision.detail
                 tasks.append(task)
         if not tasks:
             return None
@@ -347,7 +357,7 @@ class Scheduler:
                 outcome.day,
                 outcome.status,
                 outcome.reason,
-                outcome.error,
+                outcome.error or self._why.get((outcome.name, outcome.day)),
                 items=outcome.items,
             )
 
