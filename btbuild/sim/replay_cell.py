@@ -258,5 +258,7 @@ def _counter(
         "stored": canonical(stored),
         "new": _shown(new),
         "command": f"btbuild explain {target.label} --date {day.isoformat()} --format json",
+        "stored_command": f"btbuild show {target.label} --date {day.isoformat()}"
+        + (f" --user {user}" if user is not None else ""),
     }
     return found

@@ -82,6 +82,7 @@ def test_explain_shows_the_real_counterexample_untruncated(workspace: Path, run_
     assert counter["user"] == "u000007"
     assert counter["new"]["worth"] == pytest.approx(counter["stored"]["worth"] + 1.0)
     assert counter["command"] == "btbuild explain //book:value --date 2024-01-03 --format json"
+    assert counter["stored_command"] == "btbuild show //book:value --date 2024-01-03 --user u000007"
     assert counter["inputs"]["user_records"]["portfolio"]["positions"]  # the real record
     assert counter["inputs"]["date_roots"]["prices"]["days_with_data"] == [0]
     code, text = run_cli(
