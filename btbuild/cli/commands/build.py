@@ -36,6 +36,11 @@ def parse_date(value: str, option: str) -> date:
     help="Also print what calculations logged (ctx.log) while their changes were being proven.",
 )
 @click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Do not wait for cells another builder holds: report them blocked (exit 1).",
+)
+@click.option(
     "--executor",
     type=click.Choice(["local", "pubsub"]),
     default="local",
@@ -57,6 +62,7 @@ def command(
     force: bool,
     recheck_cosmetic: bool,
     verbose: bool,
+    no_wait: bool,
     executor: str,
     output: str,
     product_lines: tuple[str, ...],
@@ -69,6 +75,7 @@ def command(
         dry_run=dry_run,
         jobs=jobs,
         force=force,
+        wait=not no_wait,
     )
     session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
     logs: list[str] = []
@@ -110,6 +117,7 @@ def run_build(
         equivalent=judge,
         on_progress=progress.update,
         after_run=after_run_callback(session),
+        on_wait=progress.notice,
     )
     try:
         with progress.running(len(scheduler.order) * len(scheduler.dates)):
@@ -132,8 +140,12 @@ def print_text(report: BuildReport) -> None:
         click.echo(line)
     summary = report.summary()
     click.echo("summary: " + ", ".join(f"{count} {name}" for name, count in summary.items()))
-    if not report.ok:
+    if summary.get("failed") or summary.get("dead_letter"):
         click.echo("build failed: see the failed cells above", err=True)
+    elif not report.ok:
+        click.echo(
+            f"build incomplete: {summary['blocked']} cells are blocked (see above)", err=True
+        )
 
 
 def _interesting(cell: CellReport) -> bool:
