@@ -29,8 +29,8 @@ from typing import Any
 from btbuild.analysis.cells import CellInputs
 from btbuild.errors import BtbuildError
 from btbuild.hashing.digest import hash_json
-from btbuild.sim.fabricator import fabricator_version
 from btbuild.sim.runner import SimResult, SimRunner
+from btbuild.sim.snapshots import remember
 from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target
 
@@ -50,7 +50,15 @@ class SimHashes:
         self._runner: SimRunner | None = None
         self._results: dict[str, SimResult | None] = {}
         self._keys: dict[str, str] = {}
-        self.version = fabricator_version()
+        self._version: str | None = None
+
+    @property
+    def version(self) -> str:
+        """The registry's second key: the fabricator's version, which covers the sources'
+        strategies and schemas and the real data the worlds derive from."""
+        if self._version is None:
+            self._version = self.runner.fabricator.version
+        return self._version
 
     @property
     def runner(self) -> SimRunner:
@@ -97,6 +105,9 @@ class SimHashes:
         if result is None:
             return None
         backend.put_sim_hash(key, self.version, result.combined)
+        remember(
+            backend, code_key(self.session.hashes[target.name]), target, self.session.workspace
+        )
         return result.combined
 
 
@@ -130,6 +141,9 @@ def _decide(sims: SimHashes, target: Target, old_code: str, register: bool) -> s
         return None
     if register:
         backend.put_sim_hash(sims.sim_key(target), sims.version, result.combined)
+        remember(
+            backend, code_key(sims.session.hashes[target.name]), target, sims.session.workspace
+        )
     return result.combined
 
 

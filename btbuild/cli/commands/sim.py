@@ -6,7 +6,6 @@ import json
 
 import click
 
-from btbuild.sim.fabricator import fabricator_version
 from btbuild.sim.runner import SimRunner
 
 
@@ -27,7 +26,7 @@ def command(options: object, patterns: tuple[str, ...], output: str) -> int:
         result = runner.simulate(by_label[label].name)
         rows.append({"label": label, "sim_hash": result.combined, "contexts": len(result.contexts)})
     if output == "json":
-        click.echo(json.dumps({"fabricator": fabricator_version(), "targets": rows}, indent=2))
+        click.echo(json.dumps({"fabricator": runner.fabricator.version, "targets": rows}, indent=2))
     else:
         for row in rows:
             click.echo(f"{row['sim_hash']}  {row['contexts']:>4} contexts  {row['label']}")

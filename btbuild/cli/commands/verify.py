@@ -59,6 +59,8 @@ def print_text(report: VerifyReport) -> None:
             note += " (weak: the fabricated contexts gave fewer than 2 distinct outputs)"
         extra = f" ({change.contexts} contexts)" if change.contexts else ""
         click.echo(f"{change.verdict:<18} {change.label}{extra}{note}")
+        if change.reason:
+            click.echo(f"    {change.reason}")
         if change.verdict == BEHAVIOUR_CHANGED and change.counterexample:
             for key in ("inputs", "old", "new", "error"):
                 if key in change.counterexample:
