@@ -140,23 +140,6 @@ class ChangeCoverage:
         return sum(len(self.gaps(version)) for version in VERSIONS)
 
 
-@contextmanager
-def untraced() -> Iterator[None]:
-    """Suspend whatever tracer is active for the block (fabricating data inside a traced
-    ``process`` call would otherwise run under coverage.py, several times slower)."""
-    import sys
-
-    saved = sys.gettrace()
-    if saved is None:
-        yield
-        return
-    sys.settrace(None)
-    try:
-        yield
-    finally:
-        sys.settrace(saved)
-
-
 def change_coverage(session: Any, target: Target, old_code: str, replay: Any = None) -> str | None:
     """The build's coverage check of ``target``'s change from code ``old_code`` (the cell
     record's ``code_hash``): None, or ``"unproven: ..."`` (the cell re-runs). See
@@ -166,4 +149,4 @@ def change_coverage(session: Any, target: Target, old_code: str, replay: Any = N
     return build_coverage(session, target, old_code)
 
 
-__all__ = ["ChangeCoverage", "Tracer", "change_coverage", "untraced"]
+__all__ = ["ChangeCoverage", "Tracer", "change_coverage"]

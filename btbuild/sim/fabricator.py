@@ -50,12 +50,13 @@ from btbuild.hashing.digest import hash_json
 from btbuild.sim import worlds as transforms
 from btbuild.sim.literals import Literals
 from btbuild.sim.realdata import HISTORY, RealSample
+from btbuild.sim.suspend import fabricating
 
 FABRICATOR_VERSION = "2"  # bump whenever the worlds change: it is part of every SimHash key
 WORLDS = 64  # worlds per simulation (per_user targets get one context per world user)
 DEFAULT_SEED = 20240101
 FIRST_DAY = date(2023, 1, 2)  # fabricated dates lie in the two years from here
-INDEPENDENT_HISTORY = 2  # look-back days drawn independently; deeper ones are random walks
+INDEPENDENT_HISTORY = 1  # look-back days drawn independently; deeper ones are random walks
 GAP_DAYS = 400  # missing days are drawn among the 400 days before a world's day
 CHAIN_DAYS = 5  # earlier days a historical target runs before each (non-edge) world
 CROWDS = (20, 40, 80, 150)  # users of the crowd worlds
@@ -307,6 +308,12 @@ class Fabricator:
         key = (index, source, user, back)
         if key in self._values:
             return self._values[key]
+        with fabricating():
+            return self._draw_miss(key, index, source, user, back)
+
+    def _draw_miss(
+        self, key: tuple[Any, ...], index: int, source: str, user: str | None, back: int
+    ) -> Any:
         if back <= INDEPENDENT_HISTORY:
             value = draw(self._strategy(source), _seed(self.seed, index, source, user, back))
         else:
@@ -321,6 +328,12 @@ class Fabricator:
         key = ("real", world.index, source, user, back)
         if key in self._values:
             return self._values[key]
+        with fabricating():
+            return self._real_miss(key, world, source, user, back)
+
+    def _real_miss(
+        self, key: tuple[Any, ...], world: World, source: str, user: str | None, back: int
+    ) -> Any:
         if back > HISTORY:
             earlier = self._real(world, source, user, back - 1)
             rng = random.Random(_seed(self.seed, "walk", world.index, source, user, back))

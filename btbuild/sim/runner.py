@@ -40,7 +40,6 @@ from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
 from btbuild.sim.changes import VersionFiles
-from btbuild.sim.coverage import untraced
 from btbuild.sim.fabricator import WORLDS, Fabricator, World
 from btbuild.sim.literals import Literals, harvest
 from btbuild.workspace.model import Target, Workspace
@@ -128,21 +127,6 @@ def _deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-@contextmanager
-def fabricating() -> Iterator[None]:
-    """Fabricating data inside a ``process`` call: neither traced (coverage) nor counted in
-    the call's time limit (a cold fabricator under load must not time a calculation out)."""
-    remaining = 0.0
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        remaining = signal.setitimer(signal.ITIMER_REAL, 0)[0]
-    try:
-        with untraced():
-            yield
-    finally:
-        if remaining > 0:
-            signal.setitimer(signal.ITIMER_REAL, remaining)
-
-
 def fresh(value: Any) -> Any:
     """A private copy of a JSON-like value (faster than ``copy.deepcopy``)."""
     if isinstance(value, dict):
@@ -181,10 +165,9 @@ class _History:
 
     def get(self, key: tuple[str, int], default: Any = None) -> Any:
         source, back = key
-        with fabricating():
-            value = self._fabricator.user_root(
-                self._world, source, self._user, back, optional=source in self._optional
-            )
+        value = self._fabricator.user_root(
+            self._world, source, self._user, back, optional=source in self._optional
+        )
         return default if value is None else fresh(value)
 
 
@@ -327,8 +310,7 @@ class SimRunner:
 
         def load_root(source: str, day: date) -> Any:
             back = (world.day - day).days
-            with fabricating():
-                value = self.fabricator.date_root(world, source, back, optional=source in optional)
+            value = self.fabricator.date_root(world, source, back, optional=source in optional)
             return fresh(value)
 
         ctx = Context(
