@@ -52,6 +52,7 @@ def test_cosmetic_change(repo: Path, run_cli) -> None:
                 "expected": False,
                 "contexts": report["changed"][0]["contexts"],
                 "weak": False,
+                "reason": "",
             }
         ],
         "ok": True,
