@@ -184,6 +184,7 @@ def test_bug_is_a_behaviour_change(base: Path, tmp_path: Path, name: str) -> Non
     assert change.verdict == BEHAVIOUR_CHANGED, (change.verdict, change.reason)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REFACTORS))
 def test_refactor_is_cosmetic(base: Path, tmp_path: Path, name: str) -> None:
     _description, old, new = REFACTORS[name]
