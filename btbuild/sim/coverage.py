@@ -146,7 +146,7 @@ def change_coverage(session: Any, target: Target, old_code: str, replay: Any = N
     :func:`btbuild.sim.evidence.build_coverage`."""
     from btbuild.sim.evidence import build_coverage
 
-    return build_coverage(session, target, old_code)
+    return build_coverage(session, target, old_code, replay)
 
 
 __all__ = ["ChangeCoverage", "Tracer", "change_coverage"]

@@ -105,8 +105,12 @@ def first_difference(
     return None
 
 
-def build_coverage(session: Any, target: Target, old_code: str) -> str | None:
-    """The coverage check of a build's change from code ``old_code`` to ``target``'s code."""
+def build_coverage(
+    session: Any, target: Target, old_code: str, replay: Callable[[], Any] | None = None
+) -> str | None:
+    """The coverage check of a build's change from code ``old_code`` to ``target``'s code.
+    ``replay`` (the judge's replay of stored cells with the new code) is traced too: real
+    data counts as coverage of the new code."""
     from btbuild.sim import snapshots
     from btbuild.sim.fabricator import Fabricator
 
@@ -121,6 +125,9 @@ def build_coverage(session: Any, target: Target, old_code: str) -> str | None:
         tracing = ChangeTracing([(before, target)], old_ws, workspace)
         if target.name not in tracing.errors and tracing.checks[target.name].empty:
             return None
+        if replay is not None and target.name in tracing.checks:
+            with tracing.checks[target.name].tracing("new"):
+                replay()
         sources = session.plugins.root_sources()
         fabricator = Fabricator(sources, start=workspace.start_date)
         new_runner = SimRunner(workspace, sources, fabricator=fabricator, trace=tracing.hook("new"))

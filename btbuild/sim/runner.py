@@ -42,6 +42,7 @@ from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
 from btbuild.sim.changes import VersionFiles
 from btbuild.sim.fabricator import WORLDS, Fabricator, World
 from btbuild.sim.literals import Literals, harvest
+from btbuild.sim.logs import LogCapture
 from btbuild.workspace.model import Target, Workspace
 
 DEFAULT_TIME_LIMIT = 1.0  # seconds per process(ctx) call
@@ -188,8 +189,10 @@ class SimRunner:
         time_limit: float | None = DEFAULT_TIME_LIMIT,
         deps_from: SimRunner | None = None,
         trace: Callable[[Target], AbstractContextManager[Any]] | None = None,
+        logs: LogCapture | None = None,
     ):
         self.workspace = workspace
+        self.logs = logs or LogCapture()  # ctx.log of simulated calls: kept, not printed
         self.sources = sources
         self.fabricator = fabricator or Fabricator(sources, start=workspace.start_date)
         self.trace = trace
@@ -321,6 +324,7 @@ class SimRunner:
             dep_names=dep_names,
             whole_deps={name: fresh(value) for name, value in whole.items()},
             previous=fresh(previous) if target.kind == "per_date" else None,
+            log=self.logs.logger(target.name),
         )
         try:
             process = self._factories[target.name]()
