@@ -80,6 +80,11 @@ class LeaseLost(StorageError):
     """Another builder took over a cell this process was working on."""
 
 
+class CloudSetupError(BtbuildError):
+    """Google Cloud is not set up for this command: credentials, a project, an emulator
+    variable, or a resource `btbuild deploy` creates is missing (exit 2: fix the setup)."""
+
+
 class PluginError(BtbuildError):
     """A plugin cannot be loaded, or implements a hook btbuild does not define."""
 

@@ -25,13 +25,22 @@ import psutil
 
 from btbuild.errors import BtbuildError, CalculationError, LeaseLost
 from btbuild.execution.context import Context, UserRecords
+from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource, in_shard
 from btbuild.plugins.validators import ResultValidator
 from btbuild.storage.base import Backend, ResultWriter
-from btbuild.storage.records import COMMITTED, DEAD_LETTER, FAILED, RUNNING, Lease, RunRecord
+from btbuild.storage.records import (
+    COMMITTED,
+    DEAD_LETTER,
+    FAILED,
+    RUNNING,
+    CellRecord,
+    Lease,
+    RunRecord,
+)
 from btbuild.workspace.model import Target, Workspace
 
 MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
@@ -73,6 +82,9 @@ class Environment:
         self.loader = CalculationLoader(workspace)
         self.by_label = workspace.by_label()
         self.owner = worker_id()
+        # renews the leases of running cells, so a short lease_seconds is safe however long
+        # a calculation runs (a dead process's cells are taken over within about one lease)
+        self.heartbeat = Heartbeat(backend.renew, workspace.execution.lease_seconds / 3)
         self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
         self._process = psutil.Process()
         self._memory_limit = psutil.virtual_memory().total * workspace.execution.memory_fraction
@@ -182,6 +194,8 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
     ):
         # a zombie: its builder died mid-attempt; what it wrote was never visible, drop it
         env.backend._delete_generation(store, iso, previous.lease_generation)
+    if previous is not None and previous.status == RUNNING and previous.lease_owner:
+        _log_takeover(env, cell, store, previous)
     if (
         previous is not None
         and previous.status == COMMITTED
@@ -192,7 +206,30 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
         return CellOutcome(
             cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash
         )
+    env.heartbeat.hold(lease)
     return lease
+
+
+def _log_takeover(env: Environment, cell: CellTask, store: str, previous: CellRecord) -> None:
+    """The run log records that this process took over a dead (or stalled) attempt."""
+    now = time.time()
+    env.backend.append_run(
+        RunRecord(
+            run_id=f"takeover/{previous.lease_generation}",
+            target=store,
+            date=cell.day.isoformat(),
+            status="taken_over",
+            build_pass=cell.build_pass,
+            worker_id=previous.lease_owner or "",
+            trigger=cell.reason,
+            started=previous.started_at,
+            duration=max(0.0, now - previous.started_at),
+            error=(
+                f"lease of {previous.lease_owner} (expired at {time.strftime('%H:%M:%S', time.gmtime(previous.lease_expires))} UTC) "
+                f"taken over by {env.owner} at {time.strftime('%H:%M:%S', time.gmtime(now))} UTC"
+            ),
+        )
+    )
 
 
 def _start(
@@ -326,6 +363,7 @@ def _release(env: Environment, runs: list[CellRun]) -> None:
     """Undo unfinished attempts: their shards are dropped and each cell is as it was before
     (an interruption is not a failed attempt, so nothing is counted towards max_attempts)."""
     for run in runs:
+        env.heartbeat.drop(run.lease)
         try:
             env.backend._delete_generation(
                 run.lease.target, run.task.day.isoformat(), run.lease.generation
@@ -348,6 +386,7 @@ def _abort(
     failures: int = 0,
     phases: dict[str, float] | None = None,
 ) -> CellOutcome:
+    env.heartbeat.drop(lease)
     max_attempts = env.workspace.execution.max_attempts
     status = DEAD_LETTER if lease.attempts >= max_attempts else FAILED
     if status == DEAD_LETTER:
@@ -397,6 +436,8 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
         )
     except LeaseLost as exc:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error=str(exc))
+    finally:
+        env.heartbeat.drop(run.lease)
     run.phases["commit"] = time.perf_counter() - commit_start
     duration = time.perf_counter() - run.started
     error = None

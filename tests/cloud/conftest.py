@@ -40,8 +40,13 @@ class CloudWorkspace(Workspace):
 
         return FirestoreBackend(prefix=self.prefix)
 
+    def deploy(self) -> None:
+        """What an operator runs once: topics, subscriptions (and indexes, not on the emulator)."""
+        code, out, err = self.cli("deploy", "--ack-deadline", "10")
+        assert code == 0, err
+
     def start_workers(
-        self, count: int, *, idle_exit: float = 60.0
+        self, count: int, *, idle_exit: float = 60.0, extra: tuple[str, ...] = ()
     ) -> list[subprocess.Popen[bytes]]:
         env = dict(os.environ, **self.env, PYTHONPATH=str(REPO))
         started = [
@@ -57,6 +62,7 @@ class CloudWorkspace(Workspace):
                     str(idle_exit),
                     "--ack-deadline",
                     "10",
+                    *extra,
                 ],
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -86,8 +92,9 @@ def cloud_ws(tmp_path: Path, cloud: dict[str, str]) -> Iterator[CloudWorkspace]:
     make_workspace(
         tmp_path / "ws",
         f'\n[storage]\nbackend = "firestore"\nprefix = "{prefix}"\n',
-        "lease_seconds = 4\n",
+        "lease_seconds = 4\nretry_backoff = 1\n",
     )
     ws = CloudWorkspace(tmp_path / "ws", prefix, cloud)
+    ws.deploy()
     yield ws
     ws.stop_workers()
