@@ -75,6 +75,10 @@ def run_build(
     from btbuild.cli.progress import Progress
     from btbuild.sim.optimizer import after_run_callback, equivalence_checker
 
+    if executor == "pubsub" and not request.dry_run:  # fail before planning, not after
+        from btbuild.execution.pubsub.dispatcher import preflight
+
+        preflight(session.backend, session.workspace.storage.project)  # type: ignore[attr-defined]
     progress = Progress(enabled=output == "text")
     scheduler = Scheduler(
         session,

@@ -181,6 +181,28 @@ class Dispatcher:
         self.close()
 
 
+def preflight(backend: Any, project: str | None) -> None:
+    """Before planning a distributed build: the cache is Firestore, Pub/Sub has credentials
+    and the resources exist (one-line errors naming the fix, exit 2)."""
+    if not isinstance(backend, FirestoreBackend):
+        raise UsageError(
+            '--executor pubsub needs the shared cache: set [storage] backend = "firestore" in BUILD.toml'
+        )
+    names = Names(project or backend.project, backend.prefix)
+    publisher, subscriber = publisher_client(), subscriber_client()
+    try:
+        check_resources(
+            names,
+            topics=[names.topic],
+            subscriptions=[names.dead_subscription],
+            publisher=publisher,
+            subscriber=subscriber,
+            who="the dispatcher (btbuild build --executor pubsub)",
+        )
+    finally:
+        subscriber.close()
+
+
 def run_distributed(scheduler: Any) -> Any:
     """Run a :class:`Scheduler`'s build through Pub/Sub workers; returns its BuildReport."""
     backend = scheduler.backend
