@@ -85,6 +85,11 @@ class CloudSetupError(BtbuildError):
     variable, or a resource `btbuild deploy` creates is missing (exit 2: fix the setup)."""
 
 
+class DepsMoved(StorageError):
+    """A commit was refused: a cell it was computed from holds another result by now (another
+    builder committed it since the plan). The cell is given back as it was; plan it again."""
+
+
 class PluginError(BtbuildError):
     """A plugin cannot be loaded, or implements a hook btbuild does not define."""
 
@@ -97,5 +102,12 @@ class BuildFailed(BtbuildError):
 
 class CalculationError(BtbuildError):
     """User calculation code failed, or returned a value that is not JSON, for one item."""
+
+    exit_code = 1
+
+
+class ResultMissing(BtbuildError):
+    """A reader asked for a stored result that is not there (never built, impossible, failed,
+    or unreadable); the message says which and why."""
 
     exit_code = 1

@@ -27,6 +27,10 @@ COMMANDS = {
     "verify": "verify",
     "worker": "worker",
     "deploy": "deploy",
+    "show": "show",
+    "log": "log",
+    "diff-cache": "diff_cache",
+    "report": "report",
 }
 
 

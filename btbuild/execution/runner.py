@@ -12,8 +12,6 @@ flat however many users there are. A cell is committed only when its whole strea
 from __future__ import annotations
 
 import heapq
-import os
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -23,9 +21,11 @@ from typing import Any
 
 import psutil
 
-from btbuild.errors import BtbuildError, CalculationError, LeaseLost
+from btbuild.analysis.cells import PREVIOUS
+from btbuild.errors import BtbuildError, CalculationError, DepsMoved, LeaseLost
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.heartbeat import Heartbeat
+from btbuild.execution.liveness import is_dead_local_owner, owner_id
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
@@ -47,19 +47,13 @@ MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a lease owner: ``<start time>@<host>:<pid>`` (see liveness.py)."""
+    return owner_id()
 
 
 def static_hashes(session: Any) -> dict[str, str]:
     """Target name -> static hash of the code this process would run."""
     return {name: hashes.static for name, hashes in session.hashes.items()}
-
-
-def _is_dead_local_builder(owner: str) -> bool:
-    """True for a lease owner (``host:pid``) on this machine whose process is gone: its lease
-    need not be waited out (a build interrupted with SIGKILL, a crashed worker)."""
-    host, _, pid = owner.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
 
 
 class Environment:
@@ -178,7 +172,7 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
     lease = env.backend.acquire(store, iso, env.owner, settings.lease_seconds)
     if lease is None:
         holder = env.backend.get_cell(store, iso)
-        if holder is not None and holder.lease_owner and _is_dead_local_builder(holder.lease_owner):
+        if holder is not None and holder.lease_owner and is_dead_local_owner(holder.lease_owner):
             lease = env.backend.acquire(
                 store, iso, env.owner, settings.lease_seconds, dead_owners=(holder.lease_owner,)
             )
@@ -433,9 +427,12 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
             dep_results=dict(cell.dep_results),
             root_fingerprints=dict(cell.root_fingerprints),
             category=run.target.package,
+            expect_deps=_dep_cells(env, cell),
         )
     except LeaseLost as exc:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error=str(exc))
+    except DepsMoved as exc:  # the scheduler plans the cell again from the cache as it is now
+        return CellOutcome(cell.name, cell.day, "blocked", "deps_moved", error=str(exc))
     finally:
         env.heartbeat.drop(run.lease)
     run.phases["commit"] = time.perf_counter() - commit_start
@@ -443,7 +440,7 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     error = None
     if run.failures:
         error = f"{run.failures} of {run.processed} users failed (within max_failure_rate); first: {run.first_error}"
-    _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error)
+    _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error, record)
     return CellOutcome(
         cell.name,
         cell.day,
@@ -458,6 +455,20 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     )
 
 
+def _dep_cells(env: Environment, cell: CellTask) -> dict[tuple[str, str], str]:
+    """(dep target, ISO date) -> the result hash the cell was computed from, for every dep
+    cell it read (its own previous day too): what the commit compares and sets."""
+    expected = {}
+    for label, result_hash in cell.dep_results.items():
+        if label == PREVIOUS:
+            if cell.previous_date is not None:
+                expected[(cell.name, cell.previous_date.isoformat())] = result_hash
+            continue
+        name = env.by_label[label].name
+        expected[(name, cell.dep_dates[name].isoformat())] = result_hash
+    return expected
+
+
 def _log_run(
     env: Environment,
     group: GroupTask,
@@ -467,8 +478,10 @@ def _log_run(
     duration: float,
     phases: dict[str, float],
     error: str | None,
+    record: CellRecord | None = None,
 ) -> None:
-    """One run-log record per attempt: ``<build run id>/<attempt generation>``."""
+    """One run-log record per attempt: ``<build run id>/<attempt generation>``; ``record``
+    is the committed cell (its users and shards are logged)."""
     env.backend.append_run(
         RunRecord(
             run_id=f"{group.run_id}/{lease.generation}",
@@ -482,6 +495,9 @@ def _log_run(
             duration=duration,
             phases={k: round(v, 6) for k, v in phases.items()},
             error=error,
+            items=record.item_count if record is not None else 0,
+            shards=record.shard_count if record is not None else 0,
+            changed=cell.changed,
         )
     )
 

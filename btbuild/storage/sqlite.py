@@ -27,6 +27,7 @@ from btbuild.storage.base import (
     CellSummary,
     _now,
     check_cell_key,
+    check_deps,
     check_put_status,
     new_generation,
 )
@@ -549,13 +550,22 @@ class SqliteBackend(Backend):
             self._save(conn, record)
             return record
 
-    def _commit(self, lease: Lease, result: Mapping[str, Any], now: float) -> CellRecord:
+    def _commit(
+        self,
+        lease: Lease,
+        result: Mapping[str, Any],
+        now: float,
+        expect_deps: Mapping[tuple[str, str], str] | None = None,
+    ) -> CellRecord:
         with self._transaction(f"commit {lease.target} on {lease.date}") as conn:
             current = self._load(conn, lease.target, lease.date)
             if current is None or not rec.holds(current, lease):
                 raise LeaseLost(
                     f"lease on {lease.target} for {lease.date} was taken over by another builder; its result was not committed"
                 )
+            if expect_deps:
+                found = {dep: self._load(conn, *dep) for dep in expect_deps}
+                check_deps(lease, rec.moved_deps(expect_deps, found))
             record = rec.committed(current, lease, result, now)
             self._save(conn, record)
             conn.execute(
@@ -653,7 +663,28 @@ class SqliteBackend(Backend):
             )
 
     def runs(self, target: str | None = None, limit: int = 100) -> list[RunRecord]:
-        where, params = ("WHERE target = ?", [target]) if target is not None else ("", [])
+        return self.find_runs(target=target, limit=limit)
+
+    def find_runs(
+        self,
+        *,
+        target: str | None = None,
+        date: str | None = None,
+        since: str | None = None,
+        run_id: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("target = ?", target), ("date = ?", date), ("date >= ?", since)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if run_id is not None:  # a record's id is "<build run id>/<attempt generation>"
+            escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("(run_id = ? OR run_id LIKE ? ESCAPE '\\')")
+            params += [run_id, escaped + "/%"]
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self._query(
             "read the run log",
             f"SELECT data FROM runs {where} ORDER BY started DESC, rowid DESC LIMIT ?",
