@@ -194,7 +194,7 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
         previous is not None
         and previous.status == COMMITTED
         and previous.composite_hash == cell.key
-        and cell.reason != "forced"
+        and cell.reason not in ("forced", "cosmetic_recheck")  # these re-run an equal key
     ):
         env.backend.release(lease)  # someone else committed exactly this meanwhile
         return CellOutcome(
