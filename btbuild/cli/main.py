@@ -26,6 +26,10 @@ COMMANDS = {
     "sim": "sim",
     "verify": "verify",
     "worker": "worker",
+    "show": "show",
+    "log": "log",
+    "diff-cache": "diff_cache",
+    "report": "report",
 }
 
 
