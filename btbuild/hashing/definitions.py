@@ -83,8 +83,7 @@ def layer_slices(
         return _whole_layers(all_files, root, reader, "the entry module is imported again")
     search_dirs = tuple(dict.fromkeys((entry_file.parent, root)))
     demands = _Demands()
-    entry_facts = reader(entry_file)
-    start = entry_facts.slice((entry_attr.split(".")[0],))
+    start = reader.slice(entry_file, frozenset((entry_attr.split(".")[0],)))
     _follow(entry_file, start, demands, reader, search_dirs)
     while demands.queue:
         path = demands.queue.popleft()
@@ -94,7 +93,7 @@ def layer_slices(
         if path in demands.whole:
             included: frozenset[int] | None = None
         else:
-            included = facts.slice(demands.names[path])
+            included = reader.slice(path, frozenset(demands.names[path]))
             if included is None:
                 demands.whole[path] = (
                     "reaches its globals dynamically"

@@ -20,6 +20,7 @@ random draws, some with missing look-back days.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -56,6 +57,7 @@ EDGES = (
 )
 
 
+@functools.cache
 def fabricator_version() -> str:
     """The registry version key: the fabricator's own version plus the Hypothesis version
     (read from the installed distribution: importing hypothesis costs 0.2 s, and a build
