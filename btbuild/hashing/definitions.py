@@ -168,7 +168,10 @@ def _ask_import(
                 if parent is not None:
                     _ask_module(module, parent, {name} if needed else set(), "", demands)
             return
-    if not module:
+    if not module:  # from . import name: a name of the package's __init__.py
+        init = dirs[0] / "__init__.py"
+        if level and name and init.is_file():
+            demands.ask(init, {name} if needed and name != "*" else (None if needed else set()))
         return
     found = resolve_module(module, dirs)
     if found is None:

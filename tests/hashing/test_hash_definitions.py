@@ -133,3 +133,15 @@ def test_the_entry_module_imported_again_keeps_whole_layers(tree, no_distributio
     tree, hashes = build(tree, no_distributions, files, names=("f0",))
     whole = dict(hashes()["f0"].layer_whole)
     assert whole["formulas.py"] == "the entry module is imported again"
+
+
+def test_relative_imports_of_package_names_and_submodules(tree, no_distributions):
+    init = "def scale(x):\n    return x * 2\n\n\ndef other(x):\n    return x\n"
+    calc = "from . import scale\n\n\nclass Calc:\n    def process(self, ctx):\n        return scale(1)\n"
+    files = {"calculations/p/__init__.py": init, "user": calc}
+    tree, hashes = build(tree, no_distributions, files, names=("user",))
+    assert edit(tree, hashes, {"calculations/p/__init__.py": init.replace("* 2", "* 3")}) == {
+        "user"
+    }
+    edited = init.replace("* 2", "* 3").replace("return x\n", "return -x\n")
+    assert edit(tree, hashes, {"calculations/p/__init__.py": edited}) == set()
