@@ -25,6 +25,11 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--jobs", "-j", default=1, show_default=True, type=int, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Re-run every matched cell.")
 @click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Do not wait for cells another builder holds: report them blocked (exit 1).",
+)
+@click.option(
     "--executor",
     type=click.Choice(["local", "pubsub"]),
     default="local",
@@ -44,6 +49,7 @@ def command(
     dry_run: bool,
     jobs: int,
     force: bool,
+    no_wait: bool,
     executor: str,
     output: str,
     product_lines: tuple[str, ...],
@@ -56,6 +62,7 @@ def command(
         dry_run=dry_run,
         jobs=jobs,
         force=force,
+        wait=not no_wait,
     )
     session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
     try:
@@ -82,6 +89,7 @@ def run_build(
         equivalent=equivalence_checker(session, register=not request.dry_run),
         on_progress=progress.update,
         after_run=after_run_callback(session),
+        on_wait=progress.notice,
     )
     with progress.running(len(scheduler.order) * len(scheduler.dates)):
         if executor == "pubsub":
@@ -100,8 +108,12 @@ def print_text(report: BuildReport) -> None:
         click.echo(line)
     summary = report.summary()
     click.echo("summary: " + ", ".join(f"{count} {name}" for name, count in summary.items()))
-    if not report.ok:
+    if summary.get("failed") or summary.get("dead_letter"):
         click.echo("build failed: see the failed cells above", err=True)
+    elif not report.ok:
+        click.echo(
+            f"build incomplete: {summary['blocked']} cells are blocked (see above)", err=True
+        )
 
 
 def _interesting(cell: CellReport) -> bool:
