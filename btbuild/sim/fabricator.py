@@ -59,9 +59,17 @@ EDGES = (
 
 @functools.cache
 def fabricator_version() -> str:
-    """The registry version key: the fabricator's own version plus the Hypothesis version
-    (read from the installed distribution: importing hypothesis costs 0.2 s, and a build
-    that simulates nothing must not pay it)."""
+    """The registry version key: the fabricator's own version plus the Hypothesis version.
+
+    Read from the installed distribution when hypothesis is not imported yet (importing it
+    costs 0.2 s, and a build that simulates nothing must not pay it). Once it is imported,
+    its ``__version__`` is used: reading package metadata mid-simulation imports new modules
+    whose constants Hypothesis may harvest, which would change later draws."""
+    import sys
+
+    loaded = sys.modules.get("hypothesis")
+    if loaded is not None:
+        return f"{FABRICATOR_VERSION}+hypothesis-{loaded.__version__}"
     from importlib.metadata import version
 
     return f"{FABRICATOR_VERSION}+hypothesis-{version('hypothesis')}"
