@@ -48,7 +48,7 @@ from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
 BATCH_WRITES = 500  # Firestore's limit of writes in one batch
 BATCH_BYTES = 9_000_000  # stay under the 10 MiB request limit
 READ_CHUNK = 500  # document references per get_all call
-QUERY_THREADS = 16  # summary queries in flight at once (one per target)
+QUERY_THREADS = 8  # summary queries in flight at once (one per target)
 TRANSACTION_ATTEMPTS = 25  # contention retries of one transaction (many workers, one cell)
 DEFAULT_PROJECT = "btbuild-local"
 _SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+\Z")
