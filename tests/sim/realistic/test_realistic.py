@@ -70,8 +70,9 @@ CORE = {
 
 # Behaviour changes the commands currently miss: edit id -> class of failure and the missing
 # evidence. Details in /work/notes/corpus-findings.md.
-# Measured on main 3e3b77d + this branch (replay, coverage, worlds, typed JSONL), 10:15 UTC:
-# none. On b1e2a01 (before) 21 of the 37 were missed: see docs/dev/sim-corpus.md.
+# Measured on main 3e3b77d (replay, coverage, worlds, typed JSONL), 10:15 UTC: none; sim-replay
+# measured 37 of 37 re-run at 09:55 UTC too. On b1e2a01 (before) 21 of the 37 were missed:
+# thresholds, carried previous state, crowds, untyped JSONL (docs/dev/sim-corpus.md).
 KNOWN_MISSES: dict[str, str] = {}
 
 # Refactors not proven cosmetic (they re-run, which is safe): id -> why.
