@@ -20,16 +20,25 @@ from btbuild.workspace.model import Workspace
 
 
 class Session:
-    def __init__(self, root: Path, *, product_lines: Iterable[str] = (), backend: Any = None):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        product_lines: Iterable[str] = (),
+        backend: Any = None,
+        cwd: Path | None = None,
+    ):
         self.root = root
         self.product_lines = tuple(product_lines)
         self._backend = backend
+        self.cwd = cwd  # where the command runs: relative patterns are read from its package
 
     @classmethod
     def discover(cls, workspace: str | Path | None = None, **options: Any) -> Session:
         start = Path(workspace) if workspace is not None else Path.cwd()
         if workspace is not None and not start.is_dir():
             raise ConfigError(f"--workspace {workspace}: no such folder")
+        options.setdefault("cwd", Path.cwd())
         return cls(find_workspace_root(start), **options)
 
     @cached_property
@@ -41,9 +50,22 @@ class Session:
         graph = graph_of(self.workspace)
         return graph.sliced(self.product_lines) if self.product_lines else graph
 
+    @cached_property
+    def current_package(self) -> str | None:
+        """The package of the folder the command runs in (relative patterns such as ``:all``
+        and ``:name`` name its targets); None outside the packages folder."""
+        if self.cwd is None:
+            return None
+        here = self.cwd.resolve()
+        packages = self.workspace.packages_dir
+        if here != packages and packages not in here.parents:
+            return None
+        relative = here.relative_to(packages).as_posix()
+        return "" if relative == "." else relative
+
     def match(self, patterns: Iterable[str]) -> set[str]:
         """Labels matched by ``patterns`` (errors name the pattern that matched nothing)."""
-        return resolve_patterns(self.graph, patterns)
+        return resolve_patterns(self.graph, patterns, self.current_package)
 
     @cached_property
     def plugins(self) -> Any:

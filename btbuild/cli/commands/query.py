@@ -31,7 +31,7 @@ def command(options: object, expression: str, output: str, product_lines: tuple[
     """Evaluate EXPR: deps(X[, depth]), rdeps(U, X[, depth]), allpaths(A, B), somepath(A, B),
     passes(X), patterns, and the set operators + - ^ (union, except, intersect)."""
     session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
-    result = run_query(session.graph, expression)
+    result = run_query(session.graph, expression, session.current_package)
     click.echo(render(session.graph, result, output), nl=False)
     return 0
 
