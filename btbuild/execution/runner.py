@@ -26,6 +26,8 @@ import psutil
 from btbuild.errors import BtbuildError, CalculationError, LeaseLost
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
+from btbuild.execution.schemas import schema_validators
+from btbuild.execution.segments import membership
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource, in_shard
@@ -129,6 +131,7 @@ class CellRun(Attempt):
     history: tuple[tuple[str, int, int], ...] = ()  # (source, days_ago, stream index)
     user_deps: tuple[tuple[str, int], ...] = ()  # (dep name, stream index)
     previous_index: int | None = None
+    segment: tuple[int, Any] | None = None  # (stream index of the segment source, accepts)
     done: CellOutcome | None = None
 
 
@@ -228,6 +231,7 @@ def _start(
             []
             if group.shards > 1
             else env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
+            + schema_validators(target)
         )
         by_name = {env.by_label[label].name: env.by_label[label] for label in target.deps}
         dep_names = {name: name for name in by_name} | {
@@ -285,7 +289,7 @@ def _combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
     try:
         validators = env.plugins.validators(
             target.name, target.kind, target.checks, target.build_file
-        )
+        ) + schema_validators(target)
         streams = [env.backend.iter_result_lines(part, iso) for part in parts]
         merged = heapq.merge(*streams, key=lambda item: item[0])
         users = 0
@@ -521,6 +525,10 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
         run.universe = tuple(index for _, index in run.today) + tuple(
             index for _, index in run.user_deps
         )
+        if target.users is not None:
+            segment = workspace.segments[target.users]
+            accepts = membership(segment, env.plugins.segment_predicates)
+            run.segment = (stream("root", segment.source, cell.day), accepts)
 
     settings = workspace.execution
     flush_every = settings.flush_every
@@ -584,6 +592,8 @@ def _process_user(
     env: Environment, group: GroupTask, run: CellRun, user_id: str, values: dict[int, Any]
 ) -> None:
     """Call the cell's calculation for one user and hand the value to its writer."""
+    if run.segment is not None and not in_segment(run, user_id, values):
+        return
     ctx = run.ctx
     today = {source: values.get(index) for source, index in run.today}
     history = (
@@ -615,6 +625,19 @@ def _process_user(
 
 
 _EMPTY: dict[Any, Any] = {}
+
+
+def in_segment(run: CellRun, user_id: str, values: dict[int, Any]) -> bool:
+    """Whether the user belongs to the cell's segment; a failing predicate counts as a
+    failed user of the cell (its circuit breaker decides)."""
+    index, accepts = run.segment  # type: ignore[misc]
+    try:
+        return bool(accepts(values.get(index)))
+    except BtbuildError as exc:
+        run.processed += 1
+        run.failures += 1
+        run.first_error = run.first_error or f"user {user_id}: {exc}"
+        return False
 
 
 def _check_breaker(

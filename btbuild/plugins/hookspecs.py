@@ -15,8 +15,8 @@ result. Every hook may ask for ``config`` (a :class:`~btbuild.plugins.config.Plu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -63,6 +63,23 @@ def btbuild_root_sources(config: PluginConfig) -> Sequence[RootSource] | None:
 
     :param config: the plugin configuration (see :func:`btbuild_configure`).
     :return: a list of :class:`~btbuild.plugins.sources.RootSource` instances (or ``None``).
+    """
+
+
+@hookspec
+def btbuild_segment_predicates(config: PluginConfig) -> Mapping[str, Callable[[Any], bool]] | None:
+    """Return user-segment predicates by name, for ``[segment.NAME]`` tables that say
+    ``predicate = "NAME"`` instead of ``field`` + ``values``.
+
+    Called once per process that runs or simulates a segment target. All results are merged;
+    the same name from two plugins is an error naming both. A predicate receives the user's
+    record of the segment's ``source`` for the cell's date (``None`` when the user has none)
+    and returns True for users of the segment. It must be deterministic: the segment's
+    ``version`` (not the predicate's code) is part of its targets' declaration hash, so bump
+    it when the predicate changes behaviour.
+
+    :param config: the plugin configuration (see :func:`btbuild_configure`).
+    :return: ``{predicate name: callable(record) -> bool}`` (or ``None``).
     """
 
 
