@@ -74,6 +74,7 @@ class Session:
         ws = self.workspace
         plugins = load_plugins(ws.root, ws.plugins, ws.plugin_settings, ws.build_file)
         self._check_roots(plugins.root_sources())
+        check_segments(ws, plugins)
         for target in ws.targets.values():  # a misspelled checks key fails now, not per cell
             plugins.check_overrides(target.label, target.checks, self._shown(target.build_file))
         return plugins
@@ -117,6 +118,31 @@ class Session:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+
+
+def check_segments(workspace: Workspace, plugins: Any) -> None:
+    """Every segment is on a user-scope source and its predicate exists (at load, not per cell)."""
+    segments = workspace.segments.values()
+    if not segments:
+        return
+    sources = plugins.root_sources()
+    predicates = plugins.segment_predicates() if any(s.predicate for s in segments) else {}
+    for segment in segments:
+        where = {"path": "BUILD.toml"}
+        source = sources.get(segment.source)
+        if source is None or source.scope != "user":
+            what = "is not a root source" if source is None else "is a date-scope source"
+            raise ConfigError(
+                f"segment {segment.name!r}: source {segment.source!r} {what}; a segment needs a user-scope source",
+                **where,
+            )
+        if segment.predicate is not None and segment.predicate not in predicates:
+            known = ", ".join(sorted(predicates)) or "none"
+            raise ConfigError(
+                f"segment {segment.name!r}: no plugin provides predicate {segment.predicate!r} "
+                f"(btbuild_segment_predicates; known: {known})",
+                **where,
+            )
 
 
 def open_storage(workspace: Workspace) -> Any:

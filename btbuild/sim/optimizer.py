@@ -55,7 +55,11 @@ class SimHashes:
     @property
     def runner(self) -> SimRunner:
         if self._runner is None:
-            self._runner = SimRunner(self.session.workspace, self.session.plugins.root_sources())
+            self._runner = SimRunner(
+                self.session.workspace,
+                self.session.plugins.root_sources(),
+                predicates=self.session.plugins.segment_predicates,
+            )
         return self._runner
 
     def sim_key(self, target: Target, code_hash: str | None = None) -> str:

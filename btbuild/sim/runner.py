@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +36,7 @@ from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
 from btbuild.sim.fabricator import WORLDS, Fabricator, World, fabricator_version
+from btbuild.sim.segments import segment_record
 from btbuild.workspace.model import Target, Workspace
 
 DEFAULT_TIME_LIMIT = 1.0  # seconds per process(ctx) call
@@ -181,6 +182,7 @@ class SimRunner:
         loader: CalculationLoader | None = None,
         time_limit: float | None = DEFAULT_TIME_LIMIT,
         deps_from: SimRunner | None = None,
+        predicates: Callable[[], dict[str, Any]] | None = None,
     ):
         self.workspace = workspace
         self.sources = sources
@@ -188,6 +190,7 @@ class SimRunner:
         self._loader = loader
         self.time_limit = time_limit
         self.deps_from = deps_from
+        self._predicates = predicates or dict  # segment predicates of the plugins, on demand
         self.by_label = workspace.by_label()
         self._outputs: dict[tuple[str, int, bool], Any] = {}
         self._factories: dict[str, Any] = {}
@@ -311,6 +314,8 @@ class SimRunner:
                 )
                 for source in user_sources
             }
+            if target.users is not None and not self._in_segment(target, world, user, today):
+                continue
             history = _History(self.fabricator, world, user, optional)
             ctx.user = UserRecords(ctx, user, today, history)  # type: ignore[arg-type]
             ctx._user_deps = {
@@ -320,6 +325,23 @@ class SimRunner:
                 ctx.previous = fresh(previous.get(user)) if isinstance(previous, dict) else None
             results[user] = self._call(target, process, ctx)
         return results
+
+    def _in_segment(self, target: Target, world: World, user: str, today: dict[str, Any]) -> bool:
+        """Make the user's record one of the target's segment (see btbuild.sim.segments);
+        False when the user cannot be shown as one."""
+        segment = self.workspace.segments[target.users or ""]
+        optional = segment.source in target.optional_roots
+
+        def draw(attempt: int) -> Any:
+            key = user if attempt == 0 else f"{user}~{attempt}"
+            return fresh(
+                self.fabricator.user_root(world, segment.source, key, 0, optional=optional)
+            )
+
+        predicate = self._predicates().get(segment.predicate or "")
+        inside, record = segment_record(segment, draw, predicate, world.index, user)
+        today[segment.source] = record
+        return inside
 
     def _previous(self, target: Target, world: World) -> Any:
         if world.edge == "no_history":

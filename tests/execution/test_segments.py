@@ -148,3 +148,30 @@ def test_segment_errors_name_the_target_and_file(ws):
     )
     code, _, err = ws.cli("build", "//...", "--date", "2024-01-03")
     assert code == 2 and "segment 'gold' is defined on source 'portfolio': add it to roots" in err
+
+
+def test_plugin_predicate_segment(ws):
+    _setup(ws)
+    ws.edit(
+        "BUILD.toml",
+        'plugins = ["btbuild.plugins.jsonl"]',
+        'plugins = ["btbuild.plugins.jsonl", "plugins.seg"]',
+    )
+    ws.write(
+        "plugins/seg.py",
+        "def btbuild_segment_predicates():\n"
+        "    return {'big_holder': lambda record: record is not None"
+        " and record['positions'][0]['quantity'] > 20}\n",
+    )
+    ws.write(
+        "BUILD.toml",
+        (ws.root / "BUILD.toml").read_text()
+        + '\n[segment.big]\nsource = "portfolio"\npredicate = "big_holder"\n',
+    )
+    ws.edit("calculations/seg/BUILD.toml", 'users = "signed_in"', 'users = "big"')
+    ws.build("//seg:signed_in_count")
+    result = ws.backend().read_result("signed_in_count", "2024-01-03")
+    assert set(result) == set(USERS[20:])  # quantity = position in the file + 1
+    ws.edit("BUILD.toml", 'predicate = "big_holder"', 'predicate = "nobody"')
+    code, _, err = ws.cli("build", "//seg:signed_in_count", "--date", "2024-01-03")
+    assert code == 2 and "no plugin provides predicate 'nobody'" in err

@@ -20,7 +20,11 @@ def command(options: object, patterns: tuple[str, ...], output: str) -> int:
     """Print each matched target's combined SimHash and its number of contexts."""
     session = options.session()  # type: ignore[attr-defined]
     labels = session.match(patterns)
-    runner = SimRunner(session.workspace, session.plugins.root_sources())
+    runner = SimRunner(
+        session.workspace,
+        session.plugins.root_sources(),
+        predicates=session.plugins.segment_predicates,
+    )
     by_label = session.workspace.by_label()
     rows = []
     for label in sorted(labels):
