@@ -26,6 +26,7 @@ from btbuild.analysis.cells import (
     FAILED,
     IMPOSSIBLE,
     KEY_SCHEME,
+    MISSING,
     PREVIOUS,
     RAN,
     RUNNABLE,
@@ -147,7 +148,7 @@ class Planner:
             self.state[(name, day)] = CellState(status, reason)
 
     def _looks_back(self, target: Target) -> bool:
-        if target.historical:
+        if target.historical or target.dep_lookback:
             return True
         return any(self.graph.targets[label].schedule != target.schedule for label in target.deps)
 
@@ -159,12 +160,23 @@ class Planner:
             return CellState(IMPOSSIBLE, "no_data")
         record = self.cache.record(target.name, day)
         if record is None:
+            if self._upstream_impossible(target, day):  # e.g. a weekend never built
+                return CellState(IMPOSSIBLE, "upstream")
             return CellState(BLOCKED, "not_built")
         if record.status == RECORD_IMPOSSIBLE:
             return CellState(IMPOSSIBLE, "upstream")
         if record.has_result:
             return CellState(SKIPPED, "up_to_date", record.result_hash)
         return CellState(FAILED, record.status)
+
+    def _upstream_impossible(self, target: Target, day: date) -> bool:
+        """Whether a dep's cell read on ``day`` is impossible (the cell would be too)."""
+        for label in target.deps:
+            dep = self.graph.targets[label]
+            dep_day = self.as_of(dep, day)
+            if dep_day is None or self.cell_state(dep, dep_day).status == IMPOSSIBLE:
+                return True
+        return False
 
     def cell_state(self, target: Target, day: date) -> CellState:
         state = self.state.get((target.name, day))
@@ -247,6 +259,13 @@ class Planner:
                 deps_reran = deps_reran or state.reran
             key_lines.append(prefix + dep_results[label])
             dep_dates[dep.name] = dep_day
+        if target.dep_lookback:
+            blocked = self._dep_history(target, day, dep_results, dep_dates)
+            if blocked is not None:
+                return blocked, None, None
+            # the input key wants its dep lines sorted by name ("//a:x@-1" does not sort
+            # next to "//a:x" among other labels): rebuild them
+            key_lines[3:] = [f"d:{name}={value}" for name, value in sorted(dep_results.items())]
         previous_date = None
         if target.historical:
             found = self.previous(target, day)
@@ -300,6 +319,38 @@ class Planner:
             sim_hash=sim_hash,
         )
         return decision, task, inputs
+
+    def _dep_history(
+        self, target: Target, day: date, dep_results: dict[str, str], dep_dates: dict[str, date]
+    ) -> Decision | None:
+        """Add the earlier results a ``dep_lookback`` target may read (``ctx.dep(name,
+        days_ago=j)``) to its inputs, as ``"<label>@-<j>"``: the result hash, or
+        :data:`MISSING` when the dep has no result that day (impossible, not scheduled,
+        before the start date: ``ctx.dep`` gives None). Any other state blocks the cell, as
+        for today's deps. ``dep_dates`` gets ``"<name>@-<j>"`` -> the date to read."""
+        for label, days in target.dep_lookback:
+            dep = self.graph.targets[label]
+            for back in range(1, days + 1):
+                key = f"{label}@-{back}"
+                dep_day = self.as_of(dep, day - timedelta(days=back))
+                if dep_day is None:
+                    dep_results[key] = MISSING
+                    continue
+                state = self.state.get((dep.name, dep_day)) or self._outside_state(dep, dep_day)
+                if state.status == RUNNABLE:
+                    dep_results[key] = "?"
+                elif state.status == IMPOSSIBLE or state.reason == "not_scheduled":
+                    dep_results[key] = MISSING
+                elif state.result_hash is None:
+                    return Decision(
+                        BLOCKED,
+                        "waiting_for_deps",
+                        detail=f"{label} on {dep_day.isoformat()} (days_ago={back}) is {state.status}",
+                    )
+                else:
+                    dep_results[key] = state.result_hash
+                    dep_dates[f"{dep.name}@-{back}"] = dep_day
+        return None
 
     def _constants(
         self, target: Target

@@ -130,6 +130,7 @@ class CellRun(Attempt):
     today: tuple[tuple[str, int], ...] = ()  # (source, stream index)
     history: tuple[tuple[str, int, int], ...] = ()  # (source, days_ago, stream index)
     user_deps: tuple[tuple[str, int], ...] = ()  # (dep name, stream index)
+    user_history: tuple[tuple[str, int, int], ...] = ()  # (dep name, days ago, stream index)
     previous_index: int | None = None
     segment: tuple[int, Any] | None = None  # (stream index of the segment source, accepts)
     done: CellOutcome | None = None
@@ -241,6 +242,11 @@ def _start(
         for name, dep in by_name.items():
             if target.kind == "per_date" or dep.kind == "per_date":
                 whole[name] = env.backend.read_result(name, cell.dep_dates[name].isoformat())
+        history = {}
+        for key, dep_day in cell.dep_dates.items():  # "name@-j": dep_lookback reads
+            name, at, back = key.partition("@-")
+            if at and (target.kind == "per_date" or by_name_kind(env, name) == "per_date"):
+                history[(name, int(back))] = env.backend.read_result(name, dep_day.isoformat())
         previous_value = None
         if target.historical and target.kind == "per_date" and cell.previous_date is not None:
             previous_value = env.backend.read_result(target.name, cell.previous_date.isoformat())
@@ -252,6 +258,7 @@ def _start(
             user_sources=user_sources,
             dep_names=dep_names,
             whole_deps=whole,
+            dep_history=history,
             previous=previous_value,
         )
     except BtbuildError as exc:
@@ -520,6 +527,13 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
         run.user_deps = tuple(
             (name, stream("result", name, cell.dep_dates[name])) for name in user_deps
         )
+        run.user_history = tuple(
+            (name, int(back), stream("result", name, dep_day))
+            for name, at, back, dep_day in (
+                (*key.partition("@-"), dep_day) for key, dep_day in cell.dep_dates.items()
+            )
+            if at and by_name_kind(env, name) == "per_user"
+        )
         if target.historical and cell.previous_date is not None:
             run.previous_index = stream("result", target.name, cell.previous_date)
         run.universe = tuple(index for _, index in run.today) + tuple(
@@ -604,6 +618,10 @@ def _process_user(
     ctx.user = UserRecords(ctx, user_id, today, history)
     if run.user_deps:
         ctx._user_deps = {name: values.get(index) for name, index in run.user_deps}
+    if run.user_history:
+        ctx._user_dep_history = {
+            (name, back): values.get(index) for name, back, index in run.user_history
+        }
     if run.previous_index is not None:
         ctx.previous = values.get(run.previous_index)
     run.processed += 1
@@ -625,6 +643,10 @@ def _process_user(
 
 
 _EMPTY: dict[Any, Any] = {}
+
+
+def by_name_kind(env: Environment, name: str) -> str:
+    return env.workspace.targets[name].kind
 
 
 def in_segment(run: CellRun, user_id: str, values: dict[int, Any]) -> bool:
