@@ -56,16 +56,14 @@ def violation(schema_json: str, value: Any) -> str | None:
     try:
         compiled(schema_json)(value)
     except fastjsonschema.JsonSchemaValueException as exc:
-        return f"{json_path(exc.path)}: {_message(exc)}"
+        return f"{json_path(exc.name)}: {_message(exc)}"
     return None
 
 
-def json_path(parts: Any) -> str:
-    """``$.positions[2].weight`` from fastjsonschema's path (``["data", "positions", 2, ...]``)."""
-    text = "$"
-    for part in list(parts or ())[1:]:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text
+def json_path(name: Any) -> str:
+    """``$.positions[2].weight`` from fastjsonschema's ``data.positions[2].weight``."""
+    text = str(name or "data")
+    return "$" + text[4:] if text.startswith("data") else text
 
 
 def _message(exc: Any) -> str:

@@ -15,7 +15,7 @@ from btbuild.graph.query import QueryResult, run_query
 @click.option(
     "--output",
     "output",
-    type=click.Choice(["label", "json", "dot"]),
+    type=click.Choice(["label", "json", "dot", "schema"]),
     default="label",
     show_default=True,
 )
@@ -37,6 +37,11 @@ def command(options: object, expression: str, output: str, product_lines: tuple[
 
 
 def render(graph: Graph, result: QueryResult, output: str) -> str:
+    if output == "schema":  # each target's output schema (null: none declared)
+        schemas = {
+            label: json.loads(graph.targets[label].schema_json or "null") for label in result.labels
+        }
+        return json.dumps(schemas, indent=2) + "\n"
     if output == "json":
         rows = [
             {
