@@ -128,20 +128,19 @@ def check_segments(workspace: Workspace, plugins: Any) -> None:
     sources = plugins.root_sources()
     predicates = plugins.segment_predicates() if any(s.predicate for s in segments) else {}
     for segment in segments:
-        where = {"path": "BUILD.toml"}
         source = sources.get(segment.source)
         if source is None or source.scope != "user":
             what = "is not a root source" if source is None else "is a date-scope source"
             raise ConfigError(
                 f"segment {segment.name!r}: source {segment.source!r} {what}; a segment needs a user-scope source",
-                **where,
+                path="BUILD.toml",
             )
         if segment.predicate is not None and segment.predicate not in predicates:
             known = ", ".join(sorted(predicates)) or "none"
             raise ConfigError(
                 f"segment {segment.name!r}: no plugin provides predicate {segment.predicate!r} "
                 f"(btbuild_segment_predicates; known: {known})",
-                **where,
+                path="BUILD.toml",
             )
 
 

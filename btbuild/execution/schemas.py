@@ -46,7 +46,8 @@ def compiled(schema_json: str) -> Validate:
     """The compiled validation function of a canonical schema text (once per process)."""
     import fastjsonschema
 
-    return fastjsonschema.compile(json.loads(schema_json))  # type: ignore[no-any-return]
+    validate: Validate = fastjsonschema.compile(json.loads(schema_json))
+    return validate
 
 
 def violation(schema_json: str, value: Any) -> str | None:
