@@ -35,7 +35,8 @@ from btbuild.errors import CalculationError
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
-from btbuild.sim.fabricator import WORLDS, Fabricator, World, fabricator_version
+from btbuild.sim.fabricator import WORLDS, Fabricator, World, _seed, draw, fabricator_version
+from btbuild.sim.schema_values import fabricated_output
 from btbuild.sim.segments import segment_record
 from btbuild.workspace.model import Target, Workspace
 
@@ -183,6 +184,7 @@ class SimRunner:
         time_limit: float | None = DEFAULT_TIME_LIMIT,
         deps_from: SimRunner | None = None,
         predicates: Callable[[], dict[str, Any]] | None = None,
+        alone: bool = False,
     ):
         self.workspace = workspace
         self.sources = sources
@@ -191,6 +193,8 @@ class SimRunner:
         self.time_limit = time_limit
         self.deps_from = deps_from
         self._predicates = predicates or dict  # segment predicates of the plugins, on demand
+        # simulate targets alone: a dep with an output schema is drawn from it, not run
+        self.alone = alone
         self.by_label = workspace.by_label()
         self._outputs: dict[tuple[str, int, bool], Any] = {}
         self._factories: dict[str, Any] = {}
@@ -242,6 +246,18 @@ class SimRunner:
     # -- evaluation --------------------------------------------------------------------------
 
     def _dep_output(self, label: str, world: World) -> tuple[Target, Any]:
+        if self.alone and self.by_label[label].schema_json is not None:
+            dep = self.by_label[label]
+            key = (f"schema:{dep.name}", world.index, True)
+            if key not in self._outputs:
+                self._outputs[key] = fabricated_output(
+                    dep.schema_json or "",
+                    dep.kind,
+                    world.users,
+                    draw,
+                    lambda *parts: _seed(self.fabricator.seed, world.index, dep.name, *parts),
+                )
+            return dep, self._outputs[key]
         provider = self
         if self.deps_from is not None:
             name = self.by_label[label].name

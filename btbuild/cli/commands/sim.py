@@ -15,8 +15,13 @@ from btbuild.sim.runner import SimRunner
 @click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--alone",
+    is_flag=True,
+    help="Simulate each target alone: deps with an output schema are drawn from it, not run.",
+)
 @click.pass_obj
-def command(options: object, patterns: tuple[str, ...], output: str) -> int:
+def command(options: object, patterns: tuple[str, ...], output: str, alone: bool) -> int:
     """Print each matched target's combined SimHash and its number of contexts."""
     session = options.session()  # type: ignore[attr-defined]
     labels = session.match(patterns)
@@ -24,6 +29,7 @@ def command(options: object, patterns: tuple[str, ...], output: str) -> int:
         session.workspace,
         session.plugins.root_sources(),
         predicates=session.plugins.segment_predicates,
+        alone=alone,
     )
     by_label = session.workspace.by_label()
     rows = []
