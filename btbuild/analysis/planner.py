@@ -52,11 +52,13 @@ from btbuild.workspace.model import DAILY, Target, Workspace
 RECORD_FAILED = "failed"
 RECORD_DEAD_LETTER = "dead_letter"
 RECORD_IMPOSSIBLE = "impossible"
+RECORD_EXPIRED = "expired"
 
 _UP_TO_DATE = Decision(SKIPPED, "up_to_date")
 _NEW = Decision(RUNNABLE, "new")
 _EARLY_CUTOFF = Decision(SKIPPED, "early_cutoff")
 _NOT_SCHEDULED = Decision(SKIPPED, "not_scheduled")
+_EXPIRED = Decision(SKIPPED, "expired")
 
 Summary = tuple[str, "str | None", "str | None", "str | None", "str | None"]
 """(status, composite_hash, result_hash, generation, category) of one cache record."""
@@ -121,6 +123,8 @@ class Planner:
         self.dry_run = dry_run
         self.equivalent = equivalent or (lambda target, record, inputs: None)
         self.state: dict[tuple[str, date], CellState] = {}
+        # expired cells (btbuild gc) that a running cell reads: decided runnable ("expired")
+        self.revive: set[tuple[str, date]] = set()
         self._per_target: dict[str, tuple[dict[str, str], str]] = {}
         self._roots_cache: dict[tuple[int, date], tuple[list[str], dict[str, str], str]] = {}
         self._roots_ids: dict[tuple[Any, ...], int] = {}
@@ -165,6 +169,8 @@ class Planner:
             return CellState(BLOCKED, "not_built")
         if record.status == RECORD_IMPOSSIBLE:
             return CellState(IMPOSSIBLE, "upstream")
+        if record.status == RECORD_EXPIRED and record.result_hash is not None:
+            return CellState(SKIPPED, "expired", record.result_hash)
         if record.has_result:
             return CellState(SKIPPED, "up_to_date", record.result_hash)
         return CellState(FAILED, record.status)
@@ -177,6 +183,34 @@ class Planner:
             if dep_day is None or self.cell_state(dep, dep_day).status == IMPOSSIBLE:
                 return True
         return False
+
+    def expired_reads(self, task: CellTask) -> list[tuple[Target, date]]:
+        """The expired cells (``btbuild gc``) a runnable cell reads: its deps' cells of
+        today and of its dep look-back, and its previous result. Each must be recomputed
+        first (the build does it and reports it as ``ran / expired``)."""
+        target = self.workspace.targets[task.name]
+        reads = [
+            (self.workspace.targets[key.partition("@")[0]], day)
+            for key, day in task.dep_dates.items()
+        ]
+        if task.previous_date is not None:
+            reads.append((target, task.previous_date))
+        return [
+            (read, day)
+            for read, day in reads
+            if self.cell_state(read, day).reason == "expired"
+            and self.cell_state(read, day).status == SKIPPED
+        ]
+
+    def revival(self, target: Target, day: date) -> CellTask | None:
+        """The task recomputing an expired cell (None if it turns out not to need it)."""
+        self.revive.add((target.name, day))
+        self.state.pop((target.name, day), None)
+        try:
+            _decision, task, _inputs = self.explain(target, day, details=True)
+        finally:
+            self.revive.discard((target.name, day))
+        return task
 
     def cell_state(self, target: Target, day: date) -> CellState:
         state = self.state.get((target.name, day))
@@ -430,6 +464,8 @@ class Planner:
     ) -> tuple[Decision, str | None]:
         if self.force:
             return Decision(RUNNABLE, "forced"), None
+        if self.revive and (target.name, day) in self.revive:
+            return Decision(RUNNABLE, "expired", detail="a cell that runs reads it"), None
         summary = self.cache.summaries.get((target.name, day.isoformat()))
         if summary is None:
             return _NEW, None
@@ -439,6 +475,12 @@ class Planner:
         record = self.cache.full_record(target.name, day)
         if record is None:  # unreadable in full: a miss
             return _NEW, None
+        if (
+            record.status == RECORD_EXPIRED
+            and composite_hash == inputs.key
+            and record.result_hash is not None
+        ):  # up to date, its result collected: recomputed only when a cell must read it
+            return _EXPIRED, None
         if record.status == RECORD_DEAD_LETTER:
             return Decision(DEAD_LETTER, "max_attempts", detail=record.last_error or ""), None
         if not record.has_result:
@@ -465,7 +507,11 @@ class Planner:
                 self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)
             return decision, task
         summary = self.cache.summaries.get((target.name, self._iso(day)))
-        has_result = summary is not None and decision.status == SKIPPED and summary[3] is not None
+        has_result = (
+            summary is not None
+            and decision.status == SKIPPED
+            and (summary[3] is not None or decision.reason == "expired")
+        )
         result_hash = summary[2] if has_result else None  # type: ignore[index]
         self.state[(target.name, day)] = CellState(decision.status, decision.reason, result_hash)
         return decision, None

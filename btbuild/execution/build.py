@@ -238,19 +238,13 @@ class Scheduler:
         report = BuildReport(dry_run=self.request.dry_run)
         groups = [(day, build_pass) for day in self.dates for build_pass in self.passes]
         if self.request.dry_run or (executor is None and self.request.jobs == 1):
-            env = None
             for group in groups:
                 tasks = self._decide_group(group, report)
                 if tasks and not self.request.dry_run:
-                    if env is None:
-                        env = Environment(
-                            self.workspace,
-                            self.session.plugins,
-                            self.backend,
-                            static_hashes(self.session),
-                        )
-                    self._apply(run_group(env, tasks), report)
-            if env is not None:  # cells that ran were reported after their group's others
+                    tasks = self._revive_expired(tasks, report)
+                if tasks and not self.request.dry_run:
+                    self._apply(run_group(self._inline_env(), tasks), report)
+            if "_env" in self.__dict__:  # cells that ran were reported after their group's others
                 report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
         else:
             with (executor or self._local_pool)() as submit:
@@ -308,6 +302,22 @@ class Scheduler:
         if not tasks:
             return None
         return GroupTask(day=day, build_pass=build_pass, cells=tuple(tasks), run_id=self.run_id)
+
+    def _inline_env(self) -> Environment:
+        """An environment running cells in this process (inline builds, revivals)."""
+        env = self.__dict__.get("_env")
+        if env is None:
+            env = self.__dict__["_env"] = Environment(
+                self.workspace, self.session.plugins, self.backend, static_hashes(self.session)
+            )
+        return env
+
+    def _revive_expired(self, tasks: GroupTask, report: BuildReport) -> GroupTask | None:
+        """Recompute, in this process and first, the expired results (``btbuild gc``) the
+        group's cells read, then decide those cells again (see btbuild/execution/retention.py)."""
+        from btbuild.execution.retention import revive_expired
+
+        return revive_expired(self, tasks, report)
 
     def _record_cosmetic(
         self, target: Target, day: date, record: CellRecord | None, decision: Decision
@@ -398,6 +408,8 @@ class Scheduler:
                     still.append(group)
                     continue
                 tasks = self._decide_group(group, report)
+                if tasks is not None:
+                    tasks = self._revive_expired(tasks, report)
                 if tasks is None:
                     done.add(group)
                     continue

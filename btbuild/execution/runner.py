@@ -33,7 +33,15 @@ from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource, in_shard
 from btbuild.plugins.validators import ResultValidator
 from btbuild.storage.base import Backend, ResultWriter
-from btbuild.storage.records import COMMITTED, DEAD_LETTER, FAILED, RUNNING, Lease, RunRecord
+from btbuild.storage.records import (
+    COMMITTED,
+    DEAD_LETTER,
+    EXPIRED,
+    FAILED,
+    RUNNING,
+    Lease,
+    RunRecord,
+)
 from btbuild.workspace.model import Target, Workspace
 
 MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
@@ -227,6 +235,7 @@ def _start(
         return lease
     writer = env.backend.open_writer(lease, target.kind)
     try:
+        check_reads(env, target, cell)
         process = env.loader.factory(target)()
         validators = (
             []
@@ -266,6 +275,21 @@ def _start(
     run = CellRun(cell, target, lease, writer, validators, started, process=process, ctx=ctx)
     run.phases["setup"] = time.perf_counter() - started
     return run
+
+
+def check_reads(env: Environment, target: Target, cell: CellTask) -> None:
+    """Refuse to run on a dep or previous result that ``btbuild gc`` collected (the build
+    recomputes those first; reading one anyway would compute from nothing)."""
+    reads = [(key.partition("@")[0], day) for key, day in cell.dep_dates.items()]
+    if cell.previous_date is not None:
+        reads.append((target.name, cell.previous_date))
+    for name, day in reads:
+        record = env.backend.get_cell(name, day.isoformat())
+        if record is not None and record.status == EXPIRED:
+            raise BtbuildError(
+                f"{target.label}: the result of {name} on {day.isoformat()} it reads was collected "
+                "(btbuild gc) and not recomputed: build again"
+            )
 
 
 def _combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:

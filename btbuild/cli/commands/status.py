@@ -16,6 +16,7 @@ MARKS = {
     ("skipped", "up_to_date"): ".",
     ("skipped", "early_cutoff"): ".",
     ("skipped", "cosmetic"): "c",
+    ("skipped", "expired"): "e",
     ("skipped", "not_scheduled"): " ",
     ("impossible", "no_data"): "_",
     ("impossible", "upstream"): "^",
@@ -24,7 +25,7 @@ MARKS = {
     ("dead_letter", "max_attempts"): "D",
 }
 LEGEND = (
-    "legend: . up to date   c cosmetic   N new   R would re-run (changed)   r retry   F forced   "
+    "legend: . up to date   c cosmetic   e expired (btbuild gc)   N new   R would re-run (changed)   r retry   F forced   "
     "_ no data   ^ upstream impossible   b/p blocked (deps / previous day)   D dead letter   (blank) not scheduled"
 )
 
