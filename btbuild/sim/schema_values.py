@@ -17,7 +17,6 @@ from typing import Any
 
 from btbuild.execution.schemas import compiled
 
-_FINITE = {"allow_nan": False, "allow_infinity": False}
 _BOUND = 1e12  # numbers without bounds stay within what results hold in practice
 
 
@@ -69,7 +68,8 @@ def _number(schema: dict[str, Any], integer: bool) -> Any:
         max_value=float(high),
         exclude_min="exclusiveMinimum" in schema and "minimum" not in schema,
         exclude_max="exclusiveMaximum" in schema and "maximum" not in schema,
-        **_FINITE,
+        allow_nan=False,
+        allow_infinity=False,
     )
 
 
@@ -77,7 +77,7 @@ def _string(schema: dict[str, Any]) -> Any:
     from hypothesis import strategies as st
 
     return st.text(
-        alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
+        alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
         min_size=int(schema.get("minLength", 0)),
         max_size=int(schema.get("maxLength", max(8, int(schema.get("minLength", 0))))),
     )
