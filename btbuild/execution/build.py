@@ -102,7 +102,11 @@ class BuildReport:
 
     @property
     def ok(self) -> bool:
-        return not any(cell.status in (FAILED, DEAD_LETTER) for cell in self.cells)
+        """No cell failed, and every commit hook / alert of a committed cell succeeded."""
+        return not any(
+            cell.status in (FAILED, DEAD_LETTER) or cell.reason == "commit_hook_failed"
+            for cell in self.cells
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"cells": [cell.to_json() for cell in self.cells], "summary": self.summary()}

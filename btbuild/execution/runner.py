@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 
 from btbuild.errors import BtbuildError, CalculationError, LeaseLost
+from btbuild.execution.commits import HOOK_FAILED, after_commit, previous_hash
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.schemas import schema_validators
@@ -433,16 +434,20 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     except LeaseLost as exc:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error=str(exc))
     run.phases["commit"] = time.perf_counter() - commit_start
+    hooks = None
+    if group.shards == 1 or group.combine:  # a part of a sharded cell is not a cell
+        hooks = after_commit(env, run.target, cell.day, record, previous_hash(run.lease.previous))
     duration = time.perf_counter() - run.started
-    error = None
+    error = hooks
     if run.failures:
         error = f"{run.failures} of {run.processed} users failed (within max_failure_rate); first: {run.first_error}"
+        error = f"{error}; {hooks}" if hooks else error
     _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error)
     return CellOutcome(
         cell.name,
         cell.day,
         "ran",
-        cell.reason,
+        cell.reason if hooks is None else HOOK_FAILED,
         result_hash=record.result_hash,
         items=record.item_count,
         failures=run.failures,
