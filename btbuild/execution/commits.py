@@ -70,15 +70,18 @@ def after_commit(
     return f"{target.label}: committed, but after the commit: {'; '.join(problems)}"
 
 
-def publisher(env: Any) -> AlertPublisher:
+def publisher(env: Any) -> AlertPublisher:  # or its AlertFile subclass
     """The process's alert publisher (one Pub/Sub client per process)."""
     found = env.__dict__.get("_alerts")
     if found is None:
         workspace = env.workspace
         if workspace.alerts is None:  # the loader refuses alert = true without [alerts]
             raise BtbuildError("alert = true needs an [alerts] table")
-        found = env.__dict__["_alerts"] = AlertPublisher(
-            workspace.alerts, workspace.name, workspace.storage.project
+        settings = workspace.alerts
+        found = env.__dict__["_alerts"] = (
+            AlertFile(settings, workspace.name, workspace.root)
+            if settings.file is not None
+            else AlertPublisher(settings, workspace.name, workspace.storage.project)
         )
     return found
 
@@ -149,4 +152,33 @@ class AlertPublisher:
             line = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise BtbuildError(
                 f"alert for {target.label} on {day.isoformat()} not published to {self.topic}: {line}"
+            ) from None
+
+
+class AlertFile(AlertPublisher):
+    """``[alerts] file``: the same messages as JSON Lines in a workspace file, one line per
+    message (``{"data": {...}, "attributes": {...}}``), appended with one write each so
+    concurrent processes (``--jobs N``) never interleave lines. For development and demos."""
+
+    def __init__(self, settings: AlertSettings, workspace: str, root: Any):
+        self.path = root / (settings.file or "alerts.jsonl")
+        self.workspace = workspace
+
+    def publish(
+        self, target: Target, day: date, record: CellRecord, before: str | None, value: Any
+    ) -> None:
+        data = json.loads(self.message(target, day, record, before, value))
+        attributes = {"target": target.label, "date": day.isoformat()}
+        line = json.dumps({"data": data, "attributes": attributes}, sort_keys=True) + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(handle, line.encode())
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+        except OSError as exc:
+            raise BtbuildError(
+                f"alert for {target.label} on {day.isoformat()} not written to {self.path}: {exc.strerror}"
             ) from None

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from btbuild.workspace.config import TomlText
 
 SEGMENT_KEYS = ("source", "field", "values", "predicate", "version")
-ALERT_KEYS = ("project", "topic")
+ALERT_KEYS = ("topic", "project", "file")
 TARGET_KEYS = ("users", "dep_lookback", "schema", "ttl_days", "alert")
 MAX_TTL_DAYS = 36600
 MAX_DEP_LOOKBACK = 366
@@ -108,15 +108,28 @@ def load_alerts(doc: TomlText, value: Any) -> AlertSettings | None:
             raise doc.error(
                 f"unknown key {key!r} in [alerts]; allowed: {', '.join(ALERT_KEYS)}", "alerts", key
             )
-    topic = value.get("topic")
-    if not isinstance(topic, str) or not re.match(r"[A-Za-z][\w.~+%\-]{2,254}\Z", topic):
+    topic, file = value.get("topic"), value.get("file")
+    if (topic is None) == (file is None):
+        raise doc.error(
+            "[alerts] needs either topic (a Pub/Sub topic id) or file (a JSON Lines file in the workspace)",
+            "alerts",
+        )
+    if topic is not None and (
+        not isinstance(topic, str) or not re.match(r"[A-Za-z][\w.~+%\-]{2,254}\Z", topic)
+    ):
         raise doc.error(
             f"[alerts] topic must be a Pub/Sub topic id, got {topic!r}", "alerts", "topic"
+        )
+    if file is not None and (
+        not isinstance(file, str) or file.startswith(("/", "~")) or ".." in file.split("/")
+    ):
+        raise doc.error(
+            f"[alerts] file must be a path inside the workspace, got {file!r}", "alerts", "file"
         )
     project = value.get("project")
     if project is not None and not isinstance(project, str):
         raise doc.error("[alerts] project must be a string", "alerts", "project")
-    return AlertSettings(topic=topic, project=project)
+    return AlertSettings(topic=topic, project=project, file=file)
 
 
 def ttl_value(doc: TomlText, table: str, key: str, value: Any, prefix: str = "") -> int | None:

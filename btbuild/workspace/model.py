@@ -73,10 +73,12 @@ class Segment:
 
 @dataclass(frozen=True)
 class AlertSettings:
-    """``[alerts]``: the Pub/Sub topic ``alert = true`` targets publish changed results to."""
+    """``[alerts]``: where ``alert = true`` targets publish changed results: a Pub/Sub
+    ``topic`` (production), or a JSON Lines ``file`` inside the workspace (development)."""
 
-    topic: str
+    topic: str | None = None
     project: str | None = None
+    file: str | None = None  # workspace-relative
 
 
 @dataclass(frozen=True)

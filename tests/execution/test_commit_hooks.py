@@ -93,3 +93,47 @@ def test_a_failing_hook_keeps_the_commit_and_fails_the_build(hooked):
         in cell["detail"]
     )
     assert hooked.backend().read_result("price_level", cell["date"]) is not None
+
+
+def test_alert_file_sink_gets_one_line_per_changed_result(ws, day_writer):
+    from datetime import date
+
+    ws.write(
+        "BUILD.toml",
+        (ws.root / "BUILD.toml").read_text() + '\n[alerts]\nfile = "out/alerts.jsonl"\n',
+    )
+    ws.edit(
+        "calculations/pricing/BUILD.toml",
+        'entry = "totals:total"\n',
+        'entry = "totals:total"\nalert = true\n',
+    )
+    sink = ws.root / "out" / "alerts.jsonl"
+
+    def lines() -> list[tuple[str, str]]:
+        found = (
+            [json.loads(line) for line in sink.read_text().splitlines()] if sink.exists() else []
+        )
+        sink.unlink(missing_ok=True)
+        return sorted((m["data"]["target"], m["data"]["date"]) for m in found)
+
+    ws.build("--jobs", "2")
+    assert lines() == [("//pricing:total", f"2024-01-0{d}") for d in (1, 2, 3)]
+    ws.build("--jobs", "2")
+    assert lines() == []
+    day_writer(ws.root, date(2024, 1, 3), price_bump=2.0)
+    ws.build()
+    assert lines() == [("//pricing:total", "2024-01-03")]
+
+
+def test_alerts_table_needs_a_topic_or_a_file(ws):
+    ws.write("BUILD.toml", (ws.root / "BUILD.toml").read_text() + "\n[alerts]\n")
+    code, _, err = ws.cli("query", "//...")
+    assert code == 2 and "[alerts] needs either topic" in err
+    ws.edit("BUILD.toml", "[alerts]\n", "")
+    ws.edit(
+        "calculations/pricing/BUILD.toml",
+        'entry = "totals:total"\n',
+        'entry = "totals:total"\nalert = true\n',
+    )
+    code, _, err = ws.cli("query", "//...")
+    assert code == 2 and "//pricing:total: alert = true needs an [alerts] table" in err
