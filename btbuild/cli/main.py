@@ -27,6 +27,10 @@ COMMANDS = {
     "verify": "verify",
     "worker": "worker",
     "gc": "gc",
+    "show": "show",
+    "log": "log",
+    "diff-cache": "diff_cache",
+    "report": "report",
 }
 
 

@@ -40,6 +40,7 @@ from btbuild.storage.records import (
     EXPIRED,
     FAILED,
     RUNNING,
+    CellRecord,
     Lease,
     RunRecord,
 )
@@ -442,7 +443,7 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     if run.failures:
         error = f"{run.failures} of {run.processed} users failed (within max_failure_rate); first: {run.first_error}"
         error = f"{error}; {hooks}" if hooks else error
-    _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error)
+    _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error, record)
     return CellOutcome(
         cell.name,
         cell.day,
@@ -466,8 +467,10 @@ def _log_run(
     duration: float,
     phases: dict[str, float],
     error: str | None,
+    record: CellRecord | None = None,
 ) -> None:
-    """One run-log record per attempt: ``<build run id>/<attempt generation>``."""
+    """One run-log record per attempt: ``<build run id>/<attempt generation>``; ``record``
+    is the committed cell (its users and shards are logged)."""
     env.backend.append_run(
         RunRecord(
             run_id=f"{group.run_id}/{lease.generation}",
@@ -481,6 +484,9 @@ def _log_run(
             duration=duration,
             phases={k: round(v, 6) for k, v in phases.items()},
             error=error,
+            items=record.item_count if record is not None else 0,
+            shards=record.shard_count if record is not None else 0,
+            changed=cell.changed,
         )
     )
 
