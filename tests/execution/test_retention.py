@@ -132,3 +132,10 @@ def test_workspace_default_ttl(ws):
     assert {r["date"] for r in rows} == {"2024-01-01"}
     assert len(rows) == 4  # every target of the workspace
     assert (date(2024, 1, 5) - timedelta(days=3)).isoformat() == "2024-01-02"
+
+
+def test_show_says_a_result_expired(kept):
+    kept.build(date="2024-01-05")
+    kept.cli("gc", "--as-of", "2024-01-06")
+    code, _, err = kept.cli("show", "//pricing:total", "--date", "2024-01-02")
+    assert code == 1 and "it expired and was collected (btbuild gc)" in err
