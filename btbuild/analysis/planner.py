@@ -20,13 +20,13 @@ from typing import Any, Protocol
 
 from xxhash import xxh3_128_hexdigest
 
+from btbuild.analysis import reads
 from btbuild.analysis.cells import (
     BLOCKED,
     DEAD_LETTER,
     FAILED,
     IMPOSSIBLE,
     KEY_SCHEME,
-    MISSING,
     PREVIOUS,
     RAN,
     RUNNABLE,
@@ -185,32 +185,12 @@ class Planner:
         return False
 
     def expired_reads(self, task: CellTask) -> list[tuple[Target, date]]:
-        """The expired cells (``btbuild gc``) a runnable cell reads: its deps' cells of
-        today and of its dep look-back, and its previous result. Each must be recomputed
-        first (the build does it and reports it as ``ran / expired``)."""
-        target = self.workspace.targets[task.name]
-        reads = [
-            (self.workspace.targets[key.partition("@")[0]], day)
-            for key, day in task.dep_dates.items()
-        ]
-        if task.previous_date is not None:
-            reads.append((target, task.previous_date))
-        return [
-            (read, day)
-            for read, day in reads
-            if self.cell_state(read, day).reason == "expired"
-            and self.cell_state(read, day).status == SKIPPED
-        ]
+        """The expired cells (``btbuild gc``) a runnable cell reads (see analysis/reads.py)."""
+        return reads.expired_reads(self, task)
 
     def revival(self, target: Target, day: date) -> CellTask | None:
-        """The task recomputing an expired cell (None if it turns out not to need it)."""
-        self.revive.add((target.name, day))
-        self.state.pop((target.name, day), None)
-        try:
-            _decision, task, _inputs = self.explain(target, day, details=True)
-        finally:
-            self.revive.discard((target.name, day))
-        return task
+        """The task recomputing an expired cell a running cell reads (see analysis/reads.py)."""
+        return reads.revival(self, target, day)
 
     def cell_state(self, target: Target, day: date) -> CellState:
         state = self.state.get((target.name, day))
@@ -294,7 +274,7 @@ class Planner:
             key_lines.append(prefix + dep_results[label])
             dep_dates[dep.name] = dep_day
         if target.dep_lookback:
-            blocked = self._dep_history(target, day, dep_results, dep_dates)
+            blocked = reads.dep_history(self, target, day, dep_results, dep_dates)
             if blocked is not None:
                 return blocked, None, None
             # the input key wants its dep lines sorted by name ("//a:x@-1" does not sort
@@ -354,38 +334,6 @@ class Planner:
             changed=tuple(change.component for change in decision.changes),
         )
         return decision, task, inputs
-
-    def _dep_history(
-        self, target: Target, day: date, dep_results: dict[str, str], dep_dates: dict[str, date]
-    ) -> Decision | None:
-        """Add the earlier results a ``dep_lookback`` target may read (``ctx.dep(name,
-        days_ago=j)``) to its inputs, as ``"<label>@-<j>"``: the result hash, or
-        :data:`MISSING` when the dep has no result that day (impossible, not scheduled,
-        before the start date: ``ctx.dep`` gives None). Any other state blocks the cell, as
-        for today's deps. ``dep_dates`` gets ``"<name>@-<j>"`` -> the date to read."""
-        for label, days in target.dep_lookback:
-            dep = self.graph.targets[label]
-            for back in range(1, days + 1):
-                key = f"{label}@-{back}"
-                dep_day = self.as_of(dep, day - timedelta(days=back))
-                if dep_day is None:
-                    dep_results[key] = MISSING
-                    continue
-                state = self.state.get((dep.name, dep_day)) or self._outside_state(dep, dep_day)
-                if state.status == RUNNABLE:
-                    dep_results[key] = "?"
-                elif state.status == IMPOSSIBLE or state.reason == "not_scheduled":
-                    dep_results[key] = MISSING
-                elif state.result_hash is None:
-                    return Decision(
-                        BLOCKED,
-                        "waiting_for_deps",
-                        detail=f"{label} on {dep_day.isoformat()} (days_ago={back}) is {state.status}",
-                    )
-                else:
-                    dep_results[key] = state.result_hash
-                    dep_dates[f"{dep.name}@-{back}"] = dep_day
-        return None
 
     def _constants(
         self, target: Target
