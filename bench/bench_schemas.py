@@ -9,7 +9,8 @@ measured in this one run (the machine is shared and noisy).
    Both must agree on every value (a tenth of them are made invalid).
 2. cell: one per_user cell of ``--cell-users`` users on one date, built by ``btbuild build``
    without a schema, with validation through btbuild's SchemaCheck on exactly the values
-   that cell produced timed separately. Target: validation <= 10% of the cell's time. Two
+   that cell produced timed separately (each the minimum of 3 runs: the machine is shared).
+   Target: validation <= 10% of the cell's time. Two
    result shapes: "nested" (the schema above: a risk object and a list of ~4 positions per
    user) and "flat" (three numbers, like most demo results).
 """
@@ -161,6 +162,9 @@ def library(count: int) -> tuple[float, float]:
     return slow_time / count, fast_time / count
 
 
+REPEATS = 3  # builds and validations are each timed this often; the minimum counts
+
+
 def cell(users: int, shape: str) -> None:
     import json
 
@@ -168,37 +172,47 @@ def cell(users: int, shape: str) -> None:
     from btbuild.execution.schemas import SchemaCheck
     from btbuild.session import Session
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "calculations" / "calc").mkdir(parents=True)
-        (root / "BUILD.toml").write_text(ROOT_BUILD.format(users=users))
-        entry = "book" if shape == "nested" else "flat"
-        schema = SCHEMA if shape == "nested" else FLAT_SCHEMA
-        (root / "calculations" / "calc" / "BUILD.toml").write_text(CALC_BUILD.format(entry=entry))
-        (root / "calculations" / "calc" / "calcs.py").write_text(CALCS)
-        day = date(2024, 1, 2)
-        session = Session(root)
-        try:
-            start = time.perf_counter()
-            report = Scheduler(session, BuildRequest(("//...",), end=day, start=day)).run()
-            cell_time = time.perf_counter() - start
-            result = session.backend.read_result("book", day.isoformat())
-        finally:
-            session.close()
-        assert report.summary()["ran"] == 1, report.summary()
+    cell_times = []
+    for attempt in range(REPEATS):  # the least disturbed of a few cold builds
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "calculations" / "calc").mkdir(parents=True)
+            (root / "BUILD.toml").write_text(ROOT_BUILD.format(users=users))
+            entry = "book" if shape == "nested" else "flat"
+            schema = SCHEMA if shape == "nested" else FLAT_SCHEMA
+            (root / "calculations" / "calc" / "BUILD.toml").write_text(
+                CALC_BUILD.format(entry=entry)
+            )
+            (root / "calculations" / "calc" / "calcs.py").write_text(CALCS)
+            day = date(2024, 1, 2)
+            session = Session(root)
+            try:
+                start = time.perf_counter()
+                report = Scheduler(session, BuildRequest(("//...",), end=day, start=day)).run()
+                cell_times.append(time.perf_counter() - start)
+                result = session.backend.read_result("book", day.isoformat())
+            finally:
+                session.close()
+            assert report.summary()["ran"] == 1, report.summary()
+    cell_time = min(cell_times)
+    validations = []
+    for _ in range(REPEATS):
         check = SchemaCheck("//calc:book", json.dumps(schema, sort_keys=True), "per_user")
         start = time.perf_counter()
         for user_id, value in result.items():
             check.observe(user_id, value)
         problems = check.finish()
-        validation = time.perf_counter() - start
+        validations.append(time.perf_counter() - start)
+    validation = min(validations)
     assert not problems, problems
     ratio = validation / cell_time
     print(
         f"[cell {shape}] one per_user cell of {len(result)} users (build of one date, cold cache)"
     )
-    print(f"  cell            {cell_time:7.2f} s")
-    print(f"  validation      {validation:7.3f} s  (btbuild SchemaCheck, fastjsonschema)")
+    print(f"  cell            {cell_time:7.2f} s  (min of {REPEATS} cold builds)")
+    print(
+        f"  validation      {validation:7.3f} s  (min of {REPEATS}; btbuild SchemaCheck, fastjsonschema)"
+    )
     print(
         f"  share           {ratio:7.1%}  (target <= 10%: {'MET' if ratio <= 0.10 else 'NOT MET'})"
     )
