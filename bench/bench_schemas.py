@@ -173,7 +173,7 @@ def cell(users: int, shape: str) -> None:
     from btbuild.session import Session
 
     cell_times = []
-    for attempt in range(REPEATS):  # the least disturbed of a few cold builds
+    for _attempt in range(REPEATS):  # the least disturbed of a few cold builds
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             (root / "calculations" / "calc").mkdir(parents=True)
