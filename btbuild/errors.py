@@ -80,6 +80,16 @@ class LeaseLost(StorageError):
     """Another builder took over a cell this process was working on."""
 
 
+class CloudSetupError(BtbuildError):
+    """Google Cloud is not set up for this command: credentials, a project, an emulator
+    variable, or a resource `btbuild deploy` creates is missing (exit 2: fix the setup)."""
+
+
+class DepsMoved(StorageError):
+    """A commit was refused: a cell it was computed from holds another result by now (another
+    builder committed it since the plan). The cell is given back as it was; plan it again."""
+
+
 class PluginError(BtbuildError):
     """A plugin cannot be loaded, or implements a hook btbuild does not define."""
 

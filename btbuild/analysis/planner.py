@@ -58,7 +58,6 @@ _UP_TO_DATE = Decision(SKIPPED, "up_to_date")
 _NEW = Decision(RUNNABLE, "new")
 _EARLY_CUTOFF = Decision(SKIPPED, "early_cutoff")
 _NOT_SCHEDULED = Decision(SKIPPED, "not_scheduled")
-_EXPIRED = Decision(SKIPPED, "expired")
 
 Summary = tuple[str, "str | None", "str | None", "str | None", "str | None"]
 """(status, composite_hash, result_hash, generation, category) of one cache record."""
@@ -84,7 +83,9 @@ class RootIndexLike(Protocol):
     def fingerprint(self, source: str, day: date) -> str | None: ...
 
 
-Equivalent = Callable[[Target, Any, CellInputs], "str | None"]
+Equivalent = Callable[[Target, Any, CellInputs], Any]
+"""``equivalent(target, record, inputs)``: a verdict on a code-only change (an object with
+``sim_hash``, set when the change is proven cosmetic, and ``reason``), or None."""
 
 
 @dataclass(slots=True)
@@ -125,6 +126,10 @@ class Planner:
         self.state: dict[tuple[str, date], CellState] = {}
         # expired cells (btbuild gc) that a running cell reads: decided runnable ("expired")
         self.revive: set[tuple[str, date]] = set()
+        # cells that adopted their code through a cosmetic verdict, to examine again
+        # (btbuild.sim.recheck), and the callback giving the verdict on one of them
+        self.recheck: Mapping[tuple[str, date], Any] = {}
+        self.recheck_verdict: Callable[[Target, date, Any], Any] | None = None
         self._per_target: dict[str, tuple[dict[str, str], str]] = {}
         self._roots_cache: dict[tuple[int, date], tuple[list[str], dict[str, str], str]] = {}
         self._roots_ids: dict[tuple[Any, ...], int] = {}
@@ -303,6 +308,7 @@ class Planner:
                 and summary[1] == key
                 and summary[3] is not None
                 and summary[0] != RECORD_DEAD_LETTER
+                and (not self.recheck or (target.name, day) not in self.recheck)
             ):
                 return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None, None
         components, code_hash = self.target_inputs(target)
@@ -415,6 +421,10 @@ class Planner:
             return Decision(RUNNABLE, "forced"), None
         if self.revive and (target.name, day) in self.revive:
             return Decision(RUNNABLE, "expired", detail="a cell that runs reads it"), None
+        if self.recheck and (target.name, day) in self.recheck:
+            again = self._recheck(target, day)
+            if again is not None:
+                return again, None
         summary = self.cache.summaries.get((target.name, day.isoformat()))
         if summary is None:
             return _NEW, None
@@ -429,7 +439,7 @@ class Planner:
             and composite_hash == inputs.key
             and record.result_hash is not None
         ):  # up to date, its result collected: recomputed only when a cell must read it
-            return _EXPIRED, None
+            return Decision(SKIPPED, "expired", result_hash=record.result_hash), None
         if record.status == RECORD_DEAD_LETTER:
             return Decision(DEAD_LETTER, "max_attempts", detail=record.last_error or ""), None
         if not record.has_result:
@@ -438,14 +448,35 @@ class Planner:
             return _NEW, None
         changes = compare(record.components, record.root_fingerprints, record.dep_results, inputs)
         if not changes:
-            return Decision(SKIPPED, "early_cutoff" if deps_reran else "up_to_date"), None
+            reason = "early_cutoff" if deps_reran else "up_to_date"
+            return Decision(SKIPPED, reason, result_hash=record.result_hash), None
+        why = ""
         if "?" not in inputs.dep_results.values() and only_code_changed(changes):
-            sim_hash = self.equivalent(target, record, inputs)
+            verdict = self.equivalent(target, record, inputs)
+            sim_hash = getattr(verdict, "sim_hash", None)
             if sim_hash is not None:
-                return Decision(SKIPPED, "cosmetic", tuple(changes), sim_hash=sim_hash), sim_hash
+                decision = Decision(
+                    SKIPPED,
+                    "cosmetic",
+                    tuple(changes),
+                    sim_hash=sim_hash,
+                    result_hash=record.result_hash,
+                )
+                return decision, sim_hash
+            why = str(getattr(verdict, "reason", "") or "")  # why it could not be proven
         if record.status == RECORD_FAILED:
             return Decision(RUNNABLE, "retry", tuple(changes), detail=record.last_error or ""), None
-        return Decision(RUNNABLE, reason_for(changes), tuple(changes)), None
+        return Decision(RUNNABLE, reason_for(changes), tuple(changes), detail=why), None
+
+    def _recheck(self, target: Target, day: date) -> Decision | None:
+        """An earlier cosmetic adoption that today's evidence rule cannot prove re-runs."""
+        record = self.cache.full_record(target.name, day)
+        if record is None or record.sim_hash is None or self.recheck_verdict is None:
+            return None  # not (or no longer: it re-ran) an adopted result
+        verdict = self.recheck_verdict(target, day, record)
+        if getattr(verdict, "sim_hash", None) is not None:
+            return None
+        return Decision(RUNNABLE, "cosmetic_recheck", detail=str(getattr(verdict, "reason", "")))
 
     def settle(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
         """Decide one cell and remember its state for its dependents. A runnable cell is
@@ -455,12 +486,13 @@ class Planner:
             if self.dry_run:
                 self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)
             return decision, task
-        summary = self.cache.summaries.get((target.name, self._iso(day)))
-        has_result = (
-            summary is not None
-            and decision.status == SKIPPED
-            and (summary[3] is not None or decision.reason == "expired")
-        )
-        result_hash = summary[2] if has_result else None  # type: ignore[index]
+        # The result hash dependents read comes from the same read that decided the skip: a
+        # full record read later than the plan's summaries may show another builder's newer
+        # result, and pairing its "up to date" with the summary's old hash settled stale cells.
+        result_hash = decision.result_hash
+        if result_hash is None and decision.status == SKIPPED:
+            summary = self.cache.summaries.get((target.name, self._iso(day)))
+            if summary is not None and summary[3] is not None:
+                result_hash = summary[2]
         self.state[(target.name, day)] = CellState(decision.status, decision.reason, result_hash)
         return decision, None

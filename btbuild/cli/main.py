@@ -27,6 +27,7 @@ COMMANDS = {
     "verify": "verify",
     "worker": "worker",
     "gc": "gc",
+    "deploy": "deploy",
     "show": "show",
     "log": "log",
     "diff-cache": "diff_cache",

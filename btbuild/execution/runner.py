@@ -12,8 +12,6 @@ flat however many users there are. A cell is committed only when its whole strea
 from __future__ import annotations
 
 import heapq
-import os
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -23,9 +21,12 @@ from typing import Any
 
 import psutil
 
-from btbuild.errors import BtbuildError, CalculationError, LeaseLost
+from btbuild.analysis.cells import PREVIOUS
+from btbuild.errors import BtbuildError, CalculationError, DepsMoved, LeaseLost
 from btbuild.execution.commits import HOOK_FAILED, after_commit, previous_hash
 from btbuild.execution.context import Context, UserRecords
+from btbuild.execution.heartbeat import Heartbeat
+from btbuild.execution.liveness import is_dead_local_owner, owner_id
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.schemas import schema_validators
 from btbuild.execution.segments import membership
@@ -50,19 +51,13 @@ MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a lease owner: ``<start time>@<host>:<pid>`` (see liveness.py)."""
+    return owner_id()
 
 
 def static_hashes(session: Any) -> dict[str, str]:
     """Target name -> static hash of the code this process would run."""
     return {name: hashes.static for name, hashes in session.hashes.items()}
-
-
-def _is_dead_local_builder(owner: str) -> bool:
-    """True for a lease owner (``host:pid``) on this machine whose process is gone: its lease
-    need not be waited out (a build interrupted with SIGKILL, a crashed worker)."""
-    host, _, pid = owner.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
 
 
 class Environment:
@@ -85,6 +80,9 @@ class Environment:
         self.loader = CalculationLoader(workspace)
         self.by_label = workspace.by_label()
         self.owner = worker_id()
+        # renews the leases of running cells, so a short lease_seconds is safe however long
+        # a calculation runs (a dead process's cells are taken over within about one lease)
+        self.heartbeat = Heartbeat(backend.renew, workspace.execution.lease_seconds / 3)
         self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
         self._process = psutil.Process()
         self._memory_limit = psutil.virtual_memory().total * workspace.execution.memory_fraction
@@ -180,7 +178,7 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
     lease = env.backend.acquire(store, iso, env.owner, settings.lease_seconds)
     if lease is None:
         holder = env.backend.get_cell(store, iso)
-        if holder is not None and holder.lease_owner and _is_dead_local_builder(holder.lease_owner):
+        if holder is not None and holder.lease_owner and is_dead_local_owner(holder.lease_owner):
             lease = env.backend.acquire(
                 store, iso, env.owner, settings.lease_seconds, dead_owners=(holder.lease_owner,)
             )
@@ -196,17 +194,42 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
     ):
         # a zombie: its builder died mid-attempt; what it wrote was never visible, drop it
         env.backend._delete_generation(store, iso, previous.lease_generation)
+    if previous is not None and previous.status == RUNNING and previous.lease_owner:
+        _log_takeover(env, cell, store, previous)
     if (
         previous is not None
         and previous.status == COMMITTED
         and previous.composite_hash == cell.key
-        and cell.reason != "forced"
+        and cell.reason not in ("forced", "cosmetic_recheck")  # these re-run an equal key
     ):
         env.backend.release(lease)  # someone else committed exactly this meanwhile
         return CellOutcome(
             cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash
         )
+    env.heartbeat.hold(lease)
     return lease
+
+
+def _log_takeover(env: Environment, cell: CellTask, store: str, previous: CellRecord) -> None:
+    """The run log records that this process took over a dead (or stalled) attempt."""
+    now = time.time()
+    env.backend.append_run(
+        RunRecord(
+            run_id=f"takeover/{previous.lease_generation}",
+            target=store,
+            date=cell.day.isoformat(),
+            status="taken_over",
+            build_pass=cell.build_pass,
+            worker_id=previous.lease_owner or "",
+            trigger=cell.reason,
+            started=previous.started_at,
+            duration=max(0.0, now - previous.started_at),
+            error=(
+                f"lease of {previous.lease_owner} (expired at {time.strftime('%H:%M:%S', time.gmtime(previous.lease_expires))} UTC) "
+                f"taken over by {env.owner} at {time.strftime('%H:%M:%S', time.gmtime(now))} UTC"
+            ),
+        )
+    )
 
 
 def _start(
@@ -363,6 +386,7 @@ def _release(env: Environment, runs: list[CellRun]) -> None:
     """Undo unfinished attempts: their shards are dropped and each cell is as it was before
     (an interruption is not a failed attempt, so nothing is counted towards max_attempts)."""
     for run in runs:
+        env.heartbeat.drop(run.lease)
         try:
             env.backend._delete_generation(
                 run.lease.target, run.task.day.isoformat(), run.lease.generation
@@ -385,6 +409,7 @@ def _abort(
     failures: int = 0,
     phases: dict[str, float] | None = None,
 ) -> CellOutcome:
+    env.heartbeat.drop(lease)
     max_attempts = env.workspace.execution.max_attempts
     status = DEAD_LETTER if lease.attempts >= max_attempts else FAILED
     if status == DEAD_LETTER:
@@ -431,9 +456,14 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
             dep_results=dict(cell.dep_results),
             root_fingerprints=dict(cell.root_fingerprints),
             category=run.target.package,
+            expect_deps=_dep_cells(env, cell),
         )
     except LeaseLost as exc:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error=str(exc))
+    except DepsMoved as exc:  # the scheduler plans the cell again from the cache as it is now
+        return CellOutcome(cell.name, cell.day, "blocked", "deps_moved", error=str(exc))
+    finally:
+        env.heartbeat.drop(run.lease)
     run.phases["commit"] = time.perf_counter() - commit_start
     hooks = None
     if group.shards == 1 or group.combine:  # a part of a sharded cell is not a cell
@@ -456,6 +486,20 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
         error=error,
         phases=run.phases,
     )
+
+
+def _dep_cells(env: Environment, cell: CellTask) -> dict[tuple[str, str], str]:
+    """(dep target, ISO date) -> the result hash the cell was computed from, for every dep
+    cell it read (its own previous day too): what the commit compares and sets."""
+    expected = {}
+    for label, result_hash in cell.dep_results.items():
+        if label == PREVIOUS:
+            if cell.previous_date is not None:
+                expected[(cell.name, cell.previous_date.isoformat())] = result_hash
+            continue
+        name = env.by_label[label].name
+        expected[(name, cell.dep_dates[name].isoformat())] = result_hash
+    return expected
 
 
 def _log_run(

@@ -36,6 +36,7 @@ from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
 from btbuild.sim.fabricator import WORLDS, Fabricator, World, _seed, draw, fabricator_version
+from btbuild.sim.logs import LogCapture
 from btbuild.sim.schema_values import fabricated_output
 from btbuild.sim.segments import segment_record
 from btbuild.workspace.model import Target, Workspace
@@ -185,8 +186,10 @@ class SimRunner:
         deps_from: SimRunner | None = None,
         predicates: Callable[[], dict[str, Any]] | None = None,
         alone: bool = False,
+        logs: LogCapture | None = None,
     ):
         self.workspace = workspace
+        self.logs = logs or LogCapture()  # ctx.log of simulated calls: kept, not printed
         self.sources = sources
         self.fabricator = fabricator or Fabricator(sources)
         self._loader = loader
@@ -314,6 +317,7 @@ class SimRunner:
             dep_names=dep_names,
             whole_deps={name: fresh(value) for name, value in whole.items()},
             previous=fresh(previous) if target.kind == "per_date" else None,
+            log=self.logs.logger(target.name),
         )
         try:
             process = self._factories[target.name]()

@@ -24,6 +24,7 @@ from btbuild.workspace.model import (
     DAILY,
     ExecutionSettings,
     Schedule,
+    SimSettings,
     StorageSettings,
     Target,
     Workspace,
@@ -35,7 +36,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 BUILD_FILE = "BUILD.toml"
-ROOT_TABLES = ("workspace", "storage", "execution", "plugin", "segment", "alerts")
+ROOT_TABLES = ("workspace", "storage", "execution", "plugin", "sim", "segment", "alerts")
 WORKSPACE_KEYS = ("name", "packages", "epoch", "plugins", "start_date", "ttl_days")
 STORAGE_KEYS = ("backend", "path", "project", "prefix")
 CALCULATION_KEYS = (
@@ -194,6 +195,7 @@ def load_workspace(root: Path | str) -> Workspace:
 
     storage = _storage(doc, root, data.get("storage", {}))
     execution = _execution(doc, data.get("execution", {}))
+    sim = _sim(doc, data.get("sim", {}))
     plugin_settings = data.get("plugin", {})
     if not isinstance(plugin_settings, dict) or any(
         not isinstance(v, dict) for v in plugin_settings.values()
@@ -238,6 +240,7 @@ def load_workspace(root: Path | str) -> Workspace:
         execution=execution,
         targets=ordered,
         plugin_settings={k: dict(v) for k, v in plugin_settings.items()},
+        sim=sim,
         segments=segments,
         ttl_days=features.ttl_value(doc, "workspace", "ttl_days", ws.get("ttl_days")),
         alerts=alerts,
@@ -476,6 +479,7 @@ _EXECUTION_RULES: dict[str, tuple[type, float, float]] = {
     "min_items": (int, 0, 10**9),
     "max_attempts": (int, 1, 1000),
     "lease_seconds": (int, 1, 7 * 86400),
+    "retry_backoff": (int, 0, 600),
     "user_shards": (int, 1, 256),
 }
 
@@ -497,6 +501,31 @@ def _execution(doc: TomlText, values: Any) -> ExecutionSettings:
             )
         settings[key] = kind(value)
     return ExecutionSettings(**settings)
+
+
+_SIM_RULES: dict[str, tuple[int, int]] = {
+    "replay_dates": (1, 1000),
+    "replay_users": (1, 10**6),
+    "seed": (0, 2**31 - 1),
+}
+
+
+def _sim(doc: TomlText, values: Any) -> SimSettings:
+    """``[sim]``: how many stored cells the cosmetic-change check replays (docs/sim.md)."""
+    if not isinstance(values, dict):
+        raise doc.error("[sim] must be a table", "sim")
+    reject_unknown(doc, "sim", values, tuple(_SIM_RULES))
+    settings: dict[str, int] = {}
+    for key, value in values.items():
+        low, high = _SIM_RULES[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise doc.error(
+                f"[sim] {key} must be a whole number from {low} to {high}, got {value!r}",
+                "sim",
+                key,
+            )
+        settings[key] = value
+    return SimSettings(**settings)
 
 
 def _typed(

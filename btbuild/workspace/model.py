@@ -137,10 +137,20 @@ class ExecutionSettings:
     max_failure_rate: float = 0.10
     min_items: int = 100
     max_attempts: int = 3
-    lease_seconds: int = 900
+    lease_seconds: int = 120  # renewed every third of it while a cell runs (heartbeat)
+    retry_backoff: int = 10  # seconds before the first retry of a failed cell; doubles, <= 600
     user_shards: int = (
         1  # >1: per_user cells computed in this many parts in parallel (pool, Pub/Sub)
     )
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """``[sim]``: the replay sample of the cosmetic-change check (docs/sim.md)."""
+
+    replay_dates: int = 6  # stored cells (dates) replayed per changed target
+    replay_users: int = 200  # users replayed per per_user cell (all of them when fewer)
+    seed: int = 0  # of the random part of the sample
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,7 @@ class Workspace:
     execution: ExecutionSettings
     targets: dict[str, Target]  # name -> target, sorted by label
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # [plugin.NAME] tables
+    sim: SimSettings = field(default_factory=SimSettings)
     segments: dict[str, Segment] = field(default_factory=dict)  # [segment.NAME] tables
     ttl_days: int | None = None  # [workspace] ttl_days: default retention of every target
     alerts: AlertSettings | None = None  # [alerts]

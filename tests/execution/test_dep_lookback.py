@@ -89,7 +89,7 @@ def test_an_earlier_dep_result_is_an_input_of_the_cell(hist, day_writer):
 
 
 def test_an_unbuilt_earlier_result_blocks_the_cell(hist):
-    report = hist.build("--from", "2024-01-08", date="2024-01-08")
+    report = hist.build("--from", "2024-01-08", date="2024-01-08", expect=1)  # incomplete
     status, reason = hist.cells(report)[("//history:week_totals", "2024-01-08")]
     assert (status, reason) == ("blocked", "waiting_for_deps")
     detail = next(c["detail"] for c in report["cells"] if c["label"] == "//history:week_totals")

@@ -25,6 +25,22 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--jobs", "-j", default=1, show_default=True, type=int, help="Worker processes.")
 @click.option("--force", is_flag=True, help="Re-run every matched cell.")
 @click.option(
+    "--recheck-cosmetic",
+    is_flag=True,
+    help="Examine again every cell that adopted new code through a cosmetic verdict; re-run those it cannot prove.",
+)
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Also print what calculations logged (ctx.log) while their changes were being proven.",
+)
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Do not wait for cells another builder holds: report them blocked (exit 1).",
+)
+@click.option(
     "--executor",
     type=click.Choice(["local", "pubsub"]),
     default="local",
@@ -44,6 +60,9 @@ def command(
     dry_run: bool,
     jobs: int,
     force: bool,
+    recheck_cosmetic: bool,
+    verbose: bool,
+    no_wait: bool,
     executor: str,
     output: str,
     product_lines: tuple[str, ...],
@@ -56,39 +75,64 @@ def command(
         dry_run=dry_run,
         jobs=jobs,
         force=force,
+        wait=not no_wait,
     )
     session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
+    logs: list[str] = []
     try:
-        report = run_build(session, request, output, executor)
+        report = run_build(
+            session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
+        )
     finally:
         session.close()
     if output == "json":
         click.echo(report.json_text())
     else:
         print_text(report)
+    if verbose and logs:
+        click.echo(f"ctx.log of the simulation and replay runs ({len(logs)} lines):", err=True)
+        for line in logs:
+            click.echo(f"  {line}", err=True)
     return 0 if report.ok else 1
 
 
 def run_build(
-    session: object, request: BuildRequest, output: str, executor: str = "local"
+    session: object,
+    request: BuildRequest,
+    output: str,
+    executor: str = "local",
+    *,
+    recheck_cosmetic: bool = False,
+    logs: list[str] | None = None,
 ) -> BuildReport:
     from btbuild.cli.progress import Progress
-    from btbuild.sim.optimizer import after_run_callback, equivalence_checker
+    from btbuild.sim.judge import Judge
+    from btbuild.sim.optimizer import after_run_callback
 
+    if executor == "pubsub" and not request.dry_run:  # fail before planning, not after
+        from btbuild.execution.pubsub.dispatcher import preflight
+
+        preflight(session.backend, session.workspace.storage.project)  # type: ignore[attr-defined]
     progress = Progress(enabled=output == "text")
+    judge = Judge(session, register=not request.dry_run, recheck_all=recheck_cosmetic)
     scheduler = Scheduler(
         session,
         request,
-        equivalent=equivalence_checker(session, register=not request.dry_run),
+        equivalent=judge,
         on_progress=progress.update,
         after_run=after_run_callback(session),
+        on_wait=progress.notice,
     )
-    with progress.running(len(scheduler.order) * len(scheduler.dates)):
-        if executor == "pubsub":
-            from btbuild.execution.pubsub import run_distributed
+    try:
+        with progress.running(len(scheduler.order) * len(scheduler.dates)):
+            if executor == "pubsub":
+                from btbuild.execution.pubsub import run_distributed
 
-            return run_distributed(scheduler)
-        return scheduler.run()
+                return run_distributed(scheduler)
+            return scheduler.run()
+    finally:
+        if logs is not None:
+            logs.extend(judge.logs.render())
 
 
 def print_text(report: BuildReport) -> None:
@@ -100,8 +144,12 @@ def print_text(report: BuildReport) -> None:
         click.echo(line)
     summary = report.summary()
     click.echo("summary: " + ", ".join(f"{count} {name}" for name, count in summary.items()))
-    if not report.ok:
+    if summary.get("failed") or summary.get("dead_letter"):
         click.echo("build failed: see the failed cells above", err=True)
+    elif not report.ok:
+        click.echo(
+            f"build incomplete: {summary['blocked']} cells are blocked (see above)", err=True
+        )
 
 
 def _interesting(cell: CellReport) -> bool:

@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytest.importorskip("cosmic_ray", reason="cosmic-ray is a test extra: pip install -e '.[test]'")
+
 from corpus_mutants import corpus_mutants, sample
 from edits import BUGS, REFACTORS
 from figures import REFACTORS_PROVEN
