@@ -497,8 +497,11 @@ def _dep_cells(env: Environment, cell: CellTask) -> dict[tuple[str, str], str]:
             if cell.previous_date is not None:
                 expected[(cell.name, cell.previous_date.isoformat())] = result_hash
             continue
-        name = env.by_label[label].name
-        expected[(name, cell.dep_dates[name].isoformat())] = result_hash
+        dep_label, at, back = label.partition("@-")  # dep_lookback: an earlier result
+        name = env.by_label[dep_label].name
+        day = cell.dep_dates.get(f"{name}@-{back}" if at else name)
+        if day is not None:  # None: a look-back day without a result (nothing to compare)
+            expected[(name, day.isoformat())] = result_hash
     return expected
 
 

@@ -94,7 +94,7 @@ def test_an_unbuilt_earlier_result_blocks_the_cell(hist):
     assert (status, reason) == ("blocked", "waiting_for_deps")
     detail = next(c["detail"] for c in report["cells"] if c["label"] == "//history:week_totals")
     assert "//pricing:total on 2024-01-05 (days_ago=3)" in detail
-    hist.build("--from", "2024-01-05", date="2024-01-05")
+    hist.build(date="2024-01-05")  # every earlier day
     report = hist.build("--from", "2024-01-08", date="2024-01-08")
     assert hist.cells(report)[("//history:week_totals", "2024-01-08")][0] == "ran"
 
