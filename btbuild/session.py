@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import ConfigError
 from btbuild.graph.graph import Graph, graph_of
 from btbuild.graph.query import resolve_patterns
-from btbuild.hashing import HashCache, TargetHashes, compute_hashes
 from btbuild.workspace.config import find_workspace_root, load_workspace
 from btbuild.workspace.model import Workspace
+
+if TYPE_CHECKING:  # hashing is imported when hashes are first needed (query needs none)
+    from btbuild.hashing import TargetHashes
 
 
 class Session:
@@ -102,6 +104,8 @@ class Session:
 
     @cached_property
     def hashes(self) -> dict[str, TargetHashes]:
+        from btbuild.hashing import HashCache, compute_hashes
+
         return compute_hashes(
             self.workspace,
             extra_infra=self.plugins.infra_inputs(),

@@ -19,7 +19,6 @@ retry when a commit deleted the generation they were reading.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
@@ -343,11 +342,13 @@ class Backend(ABC):
                 yield shard
 
         hasher = codec.PerUserHash()
+        add_line = hasher.add_line
         try:
-            for line in codec.iter_user_lines(shards()):
-                hasher.add_line(line)
-                user_id, value = codec.parse_user_line(line)
-                yield user_id, value, line
+            for lines in codec.iter_user_line_batches(shards()):
+                pairs = codec.parse_user_lines(lines)
+                for line, (user_id, value) in zip(lines, pairs, strict=True):
+                    add_line(line)
+                    yield user_id, value, line
         except ValueError as exc:
             raise StorageError(f"result of {target} on {date} is corrupt: {exc}") from None
         if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
@@ -366,13 +367,13 @@ def _hydrate_verified(record: CellRecord, shards: list[bytes]) -> Any:
         data = b"".join(codec.inflate_shard(shard) for shard in shards)
         if codec.per_date_hash(data) != record.result_hash:
             raise ValueError("hash mismatch")
-        return json.loads(data)
+        return codec.loads(data)
     hasher = codec.PerUserHash()
     result: dict[str, Any] = {}
-    for line in codec.iter_user_lines(shards):
-        hasher.add_line(line)
-        user_id, value = codec.parse_user_line(line)
-        result[user_id] = value
+    for lines in codec.iter_user_line_batches(shards):
+        for line in lines:
+            hasher.add_line(line)
+        result.update(codec.parse_user_lines(lines))
     if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
         raise ValueError("hash mismatch")
     return result

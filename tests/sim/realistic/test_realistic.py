@@ -50,30 +50,9 @@ WEAK = (
     "untyped JSONL source: every fabricated context raises (weak), verify exits 0 (build re-runs)"
 )
 KNOWN_MISSES: dict[str, str] = {
-    "risk_band:balanced up to 0.28": THRESHOLD,
-    "pnl_bucket:loss from -2.5%": THRESHOLD,
-    "realized_day:big loser below -5000": THRESHOLD,
-    "equity_curve:peak from yesterday's worth": PREVIOUS,
-    "equity_curve:days below the peak never reset": PREVIOUS,
-    "equity_curve:days below carried from the day count": PREVIOUS,
-    "loss_streak:alert after 4 days": PREVIOUS + " (a streak >= 4 needs a 4-day chain)",
-    "loss_streak:longest from yesterday's streak": PREVIOUS,
-    "volume_surge:three days are too few": (
-        "small count: len(history) < 3 vs <= 3; the build's 64 worlds miss it "
-        "(skipped as cosmetic), verify's search finds it"
-    ),
-    "leaderboard:top 5": CROWD + " top-10 from top-5",
-    "leaderboard:rich from 300k": CROWD + " (and worths 250k-300k are rare)",
-    "realized_total:total from yesterday's day": PREVIOUS,
-    "realized_total:best from yesterday's day": PREVIOUS,
-    "exposure:short side subtracted": WEAK,
-    "exposure:gross is net": WEAK,
-    "exposure:cash left out of equity": WEAK,
-    "margin_call:maintenance 30%": WEAK + " (upstream exposure crashes)",
-    "margin_call:surcharge on gross": WEAK + " (upstream exposure crashes)",
-    "margin_call:warning band 20%": WEAK + " (upstream exposure crashes)",
-    "short_book:top 3": WEAK + " (upstream exposure crashes)",
-    "short_book:only net-short accounts": WEAK + " (upstream exposure crashes)",
+    # all 21 earlier misses (thresholds, carried previous state, crowds, untyped JSONL) are
+    # caught since the replay of stored cells on real inputs and verify failing on weak
+    # verdicts (sim-replay, measured 09:55 UTC: 37 of 37 behaviour changes re-run)
 }
 
 # Refactors not proven cosmetic (they re-run, which is safe): id -> why.
