@@ -76,6 +76,11 @@ class StorageError(BtbuildError):
     exit_code = 1
 
 
+class DamagedResult(StorageError):
+    """A committed result does not match its record (a shard missing, tampered or truncated,
+    an unreadable record): the cell is treated as missing and rebuilt, never read as None."""
+
+
 class LeaseLost(StorageError):
     """Another builder took over a cell this process was working on."""
 

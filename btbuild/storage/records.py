@@ -31,7 +31,7 @@ STATUSES = (COMMITTED, RUNNING, FAILED, DEAD_LETTER, IMPOSSIBLE)
 KINDS = ("per_user", "per_date")
 
 # Fields describing the committed result; only a ResultWriter commit changes them.
-RESULT_FIELDS = ("generation", "result_hash", "shard_count", "item_count", "kind")
+RESULT_FIELDS = ("generation", "result_hash", "shard_count", "item_count", "kind", "checksums")
 # Fields describing the inputs of the result; a commit or put_cell_status may set them.
 INPUT_FIELDS = (
     "composite_hash",
@@ -96,6 +96,9 @@ class CellRecord:
     shard_count: int = 0
     item_count: int = 0
     updated_at: float = 0.0
+    # per-shard digests and a seal over the result fields (btbuild.storage.integrity); None
+    # on records written before they existed (checked by a full hash check instead)
+    checksums: str | None = None
 
     @property
     def has_result(self) -> bool:
@@ -149,6 +152,7 @@ class CellRecord:
             shard_count=_count(data.get("shard_count", 0), "shard_count"),
             item_count=_count(data.get("item_count", 0), "item_count"),
             updated_at=_number(data.get("updated_at", 0.0), "updated_at"),
+            checksums=_opt_str(data.get("checksums"), "checksums"),
         )
 
 
@@ -167,6 +171,8 @@ def cell_from_row(values: Any) -> CellRecord:
     """Inverse of :func:`cell_to_row` for hot batched reads: checks shape and the fields the
     planner relies on, without the per-field cost of :meth:`CellRecord.from_dict`.
     ``ValueError`` when the row is malformed."""
+    if type(values) is list and len(values) == len(CELL_FIELD_ORDER) - 1:
+        values = [*values, None]  # a row written before ``checksums`` existed
     if type(values) is not list or len(values) != len(CELL_FIELD_ORDER):
         raise ValueError("a cell row must be a list of every field")
     (
@@ -192,6 +198,7 @@ def cell_from_row(values: Any) -> CellRecord:
         shards,
         items,
         updated,
+        checksums,
     ) = values
     if (
         type(target) is not str
@@ -209,6 +216,7 @@ def cell_from_row(values: Any) -> CellRecord:
         or (composite is not None and type(composite) is not str)
         or (result is not None and type(result) is not str)
         or (generation is not None and type(generation) is not str)
+        or (checksums is not None and type(checksums) is not str)
     ):
         raise ValueError("a cell row has a field of the wrong type")
     record = _new(CellRecord)

@@ -32,7 +32,7 @@ from btbuild.storage.base import (
 )
 from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_SECONDS = 60.0
 _DECODE_BATCH = 2000  # rows decoded by one json.loads
 _CHUNK = 500  # values per IN list: well under SQLite's variable limit, even old builds (999)
@@ -59,6 +59,7 @@ _COLUMN_FIELDS = (
     "updated_at",
     "composite_hash",
     "result_hash",
+    "checksums",
 )
 _DATA_FIELDS = (
     "code_hash",
@@ -70,7 +71,7 @@ _DATA_FIELDS = (
     "dep_results",
     "root_fingerprints",
 )
-_COLUMN_FIELDS_V2 = _COLUMN_FIELDS[:-2]
+_COLUMN_FIELDS_V2 = _COLUMN_FIELDS[:-3]
 _DATA_FIELDS_V2 = (
     "composite_hash",
     "code_hash",
@@ -100,6 +101,7 @@ CREATE TABLE IF NOT EXISTS cells (
     composite_hash TEXT,
     result_hash TEXT,
     data TEXT NOT NULL,
+    checksums TEXT,
     PRIMARY KEY (target, date)
 ) STRICT
 """
@@ -290,6 +292,8 @@ class SqliteBackend(Backend):
                 self._migrate_from_v1(db)
             elif version == "2":
                 self._migrate_from_v2(db)
+            elif version == "3":  # schema 4 added the checksums column (NULL: a legacy record)
+                db.execute("ALTER TABLE cells ADD COLUMN checksums TEXT")
             db.execute(_CREATE_CELLS)
             db.create_table(
                 "shards",
@@ -325,7 +329,7 @@ class SqliteBackend(Backend):
             )
             db.execute("CREATE INDEX IF NOT EXISTS runs_by_target ON runs (target, started)")
             db.execute("CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started)")
-            if version in (None, "1", "2"):
+            if version in (None, "1", "2", "3"):
                 db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     [str(SCHEMA_VERSION)],
@@ -613,6 +617,37 @@ class SqliteBackend(Backend):
                 """
             )
             return cursor.rowcount
+
+    def check_results(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> dict[tuple[str, str], str]:
+        """Two range scans (btbuild/storage/sqlite_check.py); each damaged cell is looked at
+        again on its own, so a cell a commit moved meanwhile is not reported."""
+        from btbuild.storage import sqlite_check
+
+        confirmed: dict[tuple[str, str], str] = {}
+        for key, problem in sqlite_check.check_results(self, targets, dates).items():
+            again = super().check_results([key[0]], [key[1]]).get(key)
+            if again is None and problem == "its record is unreadable":
+                again = problem if self.get_cell(*key) is None else None
+            if again is not None:
+                confirmed[key] = again
+        return confirmed
+
+    def forget_result(
+        self, target: str, date: str, *, generation: str | None = None, now: float | None = None
+    ) -> bool:
+        when = _now(now)
+        with self._transaction(f"forget the damaged result of {target} on {date}") as conn:
+            current = self._load(conn, target, date)
+            if current is not None and (
+                current.is_leased(when)
+                or (generation is not None and current.generation != generation)
+            ):
+                return False
+            conn.execute("DELETE FROM cells WHERE target = ? AND date = ?", [target, date])
+            conn.execute("DELETE FROM shards WHERE target = ? AND date = ?", [target, date])
+            return True
 
     # ------------------------------------------------------------------ targets
 
