@@ -78,7 +78,13 @@ class StorageError(BtbuildError):
 
 class DamagedResult(StorageError):
     """A committed result does not match its record (a shard missing, tampered or truncated,
-    an unreadable record): the cell is treated as missing and rebuilt, never read as None."""
+    an unreadable record): the cell is treated as missing and rebuilt, never read as None.
+    ``target`` and ``date`` name the damaged cell."""
+
+    def __init__(self, message: str, *, target: str | None = None, date: str | None = None):
+        self.target = target
+        self.date = date
+        super().__init__(message)
 
 
 class LeaseLost(StorageError):

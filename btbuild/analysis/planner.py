@@ -74,6 +74,11 @@ class CacheView(Protocol):
     def record(self, name: str, day: date) -> Any | None:
         """The whole record of any cell, before the plan's dates too (``--from``)."""
 
+    @property
+    def damaged(self) -> Mapping[tuple[str, str], str]:
+        """(name, ISO date) -> why: cells whose stored result does not match its hashes
+        (left out of ``summaries``: they are missing and must run)."""
+
 
 class RootIndexLike(Protocol):
     def available(self, source: str, day: date) -> bool: ...
@@ -381,6 +386,9 @@ class Planner:
             return Decision(RUNNABLE, "forced"), None
         summary = self.cache.summaries.get((target.name, day.isoformat()))
         if summary is None:
+            why = self.cache.damaged.get((target.name, day.isoformat()))
+            if why is not None:
+                return Decision(RUNNABLE, "damaged", detail=why), None
             return _NEW, None
         status, composite_hash, _result_hash, generation, _category = summary
         if status != RECORD_DEAD_LETTER and generation is not None and composite_hash == inputs.key:

@@ -121,14 +121,20 @@ class StorageCache:
     """The planner's view of the action cache (:class:`~btbuild.analysis.planner.CacheView`):
     narrow summaries of every cell of the plan read up front, full records per target on first
     need. A target that moved to another package is a category migration: what its old package
-    left is deleted (``migrate``; a dry run only ignores it) and it is built anew."""
+    left is deleted (``migrate``; a dry run only ignores it) and it is built anew.
+
+    Every cell of the plan is checked for damage up front (``Backend.check_results``: the
+    record's seal and every shard's checksum). A damaged cell is treated as missing: it is
+    left out of the summaries and listed in ``damaged`` (the planner runs it, reason
+    ``damaged``); a real build (``migrate``) also forgets its record and shards first."""
 
     def __init__(
         self, backend: Any, targets: Mapping[str, Target], dates: list[date], *, migrate: bool
     ):
         self.backend = backend
         self.dates = dates
-        summaries = backend.get_cell_summaries(sorted(targets), [day.isoformat() for day in dates])
+        isos = [day.isoformat() for day in dates]
+        summaries = backend.get_cell_summaries(sorted(targets), isos)
         self.moved = {
             name
             for (name, _day), summary in summaries.items()
@@ -137,9 +143,16 @@ class StorageCache:
         for name in sorted(self.moved):
             if migrate:
                 backend.migrate_category(name, targets[name].package)
-        if self.moved:
+        checked = sorted(set(targets) - self.moved)
+        self.damaged: dict[tuple[str, str], str] = backend.check_results(checked, isos)
+        for key in self.damaged:
+            if migrate:
+                backend.forget_result(*key)
+        if self.moved or self.damaged:
             summaries = {
-                key: summary for key, summary in summaries.items() if key[0] not in self.moved
+                key: summary
+                for key, summary in summaries.items()
+                if key[0] not in self.moved and key not in self.damaged
             }
         self.summaries: dict[tuple[str, str], CellSummary] = summaries
         self.records: dict[tuple[str, str], CellRecord | None] = {}
@@ -155,11 +168,18 @@ class StorageCache:
         return self.records.get(key)
 
     def record(self, name: str, day: date) -> CellRecord | None:
+        """Any cell's record; one before the plan's dates (``--from``) is checked for damage
+        when first read, and a damaged one reads as no record."""
         if day >= self.dates[0]:
             return self.full_record(name, day)
         key = (name, day.isoformat())
         if key not in self.records:
-            self.records[key] = self.backend.get_cell(name, day.isoformat())
+            damaged = self.backend.check_results([name], [key[1]])
+            if damaged:
+                self.damaged.update(damaged)
+                self.records[key] = None
+            else:
+                self.records[key] = self.backend.get_cell(name, day.isoformat())
         return self.records.get(key)
 
 

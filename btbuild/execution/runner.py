@@ -11,6 +11,7 @@ flat however many users there are. A cell is committed only when its whole strea
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import socket
@@ -23,7 +24,8 @@ from typing import Any
 
 import psutil
 
-from btbuild.errors import BtbuildError, CalculationError, LeaseLost
+from btbuild.analysis.cells import PREVIOUS
+from btbuild.errors import BtbuildError, CalculationError, DamagedResult, LeaseLost
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
@@ -186,7 +188,7 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
         previous is not None
         and previous.status == COMMITTED
         and previous.composite_hash == cell.key
-        and cell.reason != "forced"
+        and cell.reason not in ("forced", "damaged")
     ):
         env.backend.release(lease)  # someone else committed exactly this meanwhile
         return CellOutcome(
@@ -236,10 +238,14 @@ def _start(
         whole = {}
         for name, dep in by_name.items():
             if target.kind == "per_date" or dep.kind == "per_date":
-                whole[name] = env.backend.read_result(name, cell.dep_dates[name].isoformat())
+                whole[name] = env.backend.read_expected(
+                    name, cell.dep_dates[name].isoformat(), cell.dep_results.get(dep.label)
+                )
         previous_value = None
         if target.historical and target.kind == "per_date" and cell.previous_date is not None:
-            previous_value = env.backend.read_result(target.name, cell.previous_date.isoformat())
+            previous_value = env.backend.read_expected(
+                target.name, cell.previous_date.isoformat(), cell.dep_results.get(PREVIOUS)
+            )
         user_sources = frozenset(s for s in target.all_roots if env.sources[s].scope == "user")
         ctx = Context(
             target,
@@ -250,6 +256,8 @@ def _start(
             whole_deps=whole,
             previous=previous_value,
         )
+    except DamagedResult as exc:
+        return _give_back_damaged(env, [(cell, target, lease)], exc)[0]
     except BtbuildError as exc:
         return _abort(env, group, cell, lease, writer, str(exc), started)
     run = CellRun(cell, target, lease, writer, validators, started, process=process, ctx=ctx)
@@ -485,7 +493,9 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
     streams: dict[tuple[str, str, date], int] = {}  # (kind, name, day) -> index
     factories: list[Any] = []
 
-    def stream(kind: str, name: str, day: date) -> int:
+    def stream(kind: str, name: str, day: date, expected: str | None = None) -> int:
+        """``expected``: the result hash the cell was planned with (a result stream that
+        does not match it is damaged, never empty)."""
         key = (kind, name, day)
         if key not in streams:
             streams[key] = len(factories)
@@ -493,12 +503,14 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
                 factories.append(lambda n=name, d=day: env.users(n, d, group.shard, group.shards))
             elif group.shards > 1:
                 factories.append(
-                    lambda n=name, d=day: in_shard(
-                        _result_stream(env.backend, n, d), group.shard, group.shards
+                    lambda n=name, d=day, h=expected: in_shard(
+                        _result_stream(env.backend, n, d, h), group.shard, group.shards
                     )
                 )
             else:
-                factories.append(lambda n=name, d=day: _result_stream(env.backend, n, d))
+                factories.append(
+                    lambda n=name, d=day, h=expected: _result_stream(env.backend, n, d, h)
+                )
         return streams[key]
 
     for run in runs:
@@ -511,13 +523,18 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
             for back in range(1, target.lookback_days(source) + 1)
         )
         user_deps = [
-            by_name[label].name for label in target.deps if by_name[label].kind == "per_user"
+            (by_name[label].name, cell.dep_results.get(label))
+            for label in target.deps
+            if by_name[label].kind == "per_user"
         ]
         run.user_deps = tuple(
-            (name, stream("result", name, cell.dep_dates[name])) for name in user_deps
+            (name, stream("result", name, cell.dep_dates[name], expected))
+            for name, expected in user_deps
         )
         if target.historical and cell.previous_date is not None:
-            run.previous_index = stream("result", target.name, cell.previous_date)
+            run.previous_index = stream(
+                "result", target.name, cell.previous_date, cell.dep_results.get(PREVIOUS)
+            )
         run.universe = tuple(index for _, index in run.today) + tuple(
             index for _, index in run.user_deps
         )
@@ -555,6 +572,11 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
                 run.done = CellOutcome(
                     run.task.name, run.task.day, "blocked", "leased", error=str(exc)
                 )
+    except DamagedResult as exc:  # an input was damaged after the plan checked it
+        left = [run for run in runs if run.done is None]
+        given = _give_back_damaged(env, [(run.task, run.target, run.lease) for run in left], exc)
+        for run, outcome in zip(left, given, strict=True):
+            run.done = outcome
     except Exception as exc:  # a source or the cache failed: not the calculations' fault
         message = f"reading the user stream for {group.day.isoformat()} failed: {type(exc).__name__}: {exc}"
         for run in runs:
@@ -650,10 +672,36 @@ def _finish_per_user(env: Environment, group: GroupTask, run: CellRun) -> CellOu
     return _commit(env, group, run)
 
 
-def _result_stream(backend: Backend, name: str, day: date) -> Iterator[tuple[str, Any]]:
-    if not backend.has_result(name, day.isoformat()):
+def _result_stream(
+    backend: Backend, name: str, day: date, expected: str | None = None
+) -> Iterator[tuple[str, Any]]:
+    if expected is None and not backend.has_result(name, day.isoformat()):
         return iter(())
-    return backend.iter_result(name, day.isoformat())
+    return backend.iter_result(name, day.isoformat(), expected)
+
+
+def _give_back_damaged(
+    env: Environment, cells: list[tuple[CellTask, Target, Lease]], exc: DamagedResult
+) -> list[CellOutcome]:
+    """An input result the plan found intact is damaged now: the cells reading it are given
+    back (no attempt counted), the damaged cell is forgotten so the next build rebuilds it,
+    and each cell fails this build with the reason (exit 1, never a result built from it)."""
+    if exc.target is not None and exc.date is not None:
+        env.backend.forget_result(exc.target, exc.date)
+    outcomes = []
+    for task, target, lease in cells:
+        with contextlib.suppress(Exception):  # best effort: the lease expires anyway
+            env.backend.release(lease)
+        outcomes.append(
+            CellOutcome(
+                task.name,
+                task.day,
+                FAILED,
+                task.reason,
+                error=f"{target.label}: an input is damaged: {exc}; the next build rebuilds it",
+            )
+        )
+    return outcomes
 
 
 def _tag(stream: Iterator[tuple[str, Any]], index: int) -> Iterator[tuple[str, int, Any]]:

@@ -282,7 +282,9 @@ class Backend(ABC):
                     problem = f"its shards do not hold its result ({exc})"
             if not self._moved_on(record):
                 break
-        raise DamagedResult(f"{target} on {date} cannot be read: {problem}")
+        raise DamagedResult(
+            f"{target} on {date} cannot be read: {problem}", target=target, date=date
+        )
 
     def has_result(self, target: str, date: str) -> bool:
         """True if the cell has a committed result whose shards are all present."""
@@ -313,17 +315,23 @@ class Backend(ABC):
         if record is None or not record.has_result or record.kind != "per_user":
             if result_hash is not None:
                 raise DamagedResult(
-                    f"{target} on {date} cannot be read: it has no readable per_user result"
+                    f"{target} on {date} cannot be read: it has no readable per_user result",
+                    target=target,
+                    date=date,
                 )
             return
         if result_hash is not None and record.result_hash != result_hash:
             raise DamagedResult(
                 f"{target} on {date} cannot be read: its result is {record.result_hash}, "
-                f"not the {result_hash} planned"
+                f"not the {result_hash} planned",
+                target=target,
+                date=date,
             )
         problem = integrity.record_problem(record)
         if problem is not None:
-            raise DamagedResult(f"{target} on {date} cannot be read: {problem}")
+            raise DamagedResult(
+                f"{target} on {date} cannot be read: {problem}", target=target, date=date
+            )
         generation = record.generation or ""
         digests = integrity.digests_of(record)
 
@@ -336,11 +344,15 @@ class Backend(ABC):
                             f"result of {target} on {date} changed or vanished while it was being read; read it again"
                         )
                     raise DamagedResult(
-                        f"{target} on {date} cannot be read: shard {index} of {record.shard_count} is missing"
+                        f"{target} on {date} cannot be read: shard {index} of {record.shard_count} is missing",
+                        target=target,
+                        date=date,
                     )
                 if digests is not None and integrity.shard_digest(shard) != digests[index]:
                     raise DamagedResult(
-                        f"{target} on {date} cannot be read: shard {index} of {record.shard_count} does not match its checksum"
+                        f"{target} on {date} cannot be read: shard {index} of {record.shard_count} does not match its checksum",
+                        target=target,
+                        date=date,
                     )
                 yield shard
 
@@ -351,10 +363,14 @@ class Backend(ABC):
                 user_id, value = codec.parse_user_line(line)
                 yield user_id, value, line
         except ValueError as exc:
-            raise DamagedResult(f"result of {target} on {date} is corrupt: {exc}") from None
+            raise DamagedResult(
+                f"result of {target} on {date} is corrupt: {exc}", target=target, date=date
+            ) from None
         if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
             raise DamagedResult(
-                f"result of {target} on {date} is corrupt: its hash does not match the record"
+                f"result of {target} on {date} is corrupt: its hash does not match the record",
+                target=target,
+                date=date,
             )
 
     def _moved_on(self, record: CellRecord) -> bool:

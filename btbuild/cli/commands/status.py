@@ -24,14 +24,14 @@ MARKS = {
     ("dead_letter", "max_attempts"): "D",
 }
 LEGEND = (
-    "legend: . up to date   c cosmetic   N new   R would re-run (changed)   r retry   F forced   "
+    "legend: . up to date   c cosmetic   N new   R would re-run (changed)   r retry   F forced   X damaged   "
     "_ no data   ^ upstream impossible   b/p blocked (deps / previous day)   D dead letter   (blank) not scheduled"
 )
 
 
 def mark(cell: CellReport) -> str:
     if cell.status == "runnable":
-        return {"new": "N", "retry": "r", "forced": "F"}.get(cell.reason, "R")
+        return {"new": "N", "retry": "r", "forced": "F", "damaged": "X"}.get(cell.reason, "R")
     return MARKS.get((cell.status, cell.reason), "?")
 
 
