@@ -22,6 +22,7 @@ COMMANDS = {
     "query": "query",
     "explain": "explain",
     "status": "status",
+    "fsck": "fsck",
     "hash": "hash",
     "sim": "sim",
     "verify": "verify",
