@@ -91,6 +91,13 @@ class LeaseLost(StorageError):
     """Another builder took over a cell this process was working on."""
 
 
+class SourceError(BtbuildError):
+    """A root source failed to load or stream its data (not the calculation's fault); the
+    message names the source and the date."""
+
+    exit_code = 1
+
+
 class PluginError(BtbuildError):
     """A plugin cannot be loaded, or implements a hook btbuild does not define."""
 

@@ -110,8 +110,9 @@ class Planner:
         dates: Sequence[date],
         cache: CacheView,
         *,
-        force: bool = False,
+        force: bool | frozenset[str] = False,
         dry_run: bool = False,
+        retry_dead: bool = False,
         equivalent: Equivalent | None = None,
     ):
         self.workspace = workspace
@@ -121,7 +122,11 @@ class Planner:
         self.index = index
         self.dates = list(dates)
         self.cache = cache
-        self.force = force
+        # names of the targets whose cells are forced (True: every target of the plan)
+        self.forced: frozenset[str] = (
+            frozenset(t.name for t in targets) if force is True else frozenset(force or ())
+        )
+        self.retry_dead = retry_dead
         self.dry_run = dry_run
         self.equivalent = equivalent or (lambda target, record, inputs: None)
         self.state: dict[tuple[str, date], CellState] = {}
@@ -267,7 +272,7 @@ class Planner:
         key = xxh3_128_hexdigest(
             "\n".join(key_lines).encode()
         )  # == input_key(...), inlined: the hot path
-        if not details and not self.force:
+        if not details and target.name not in self.forced:
             iso = self._iso_cache.get(day) or self._iso(day)
             summary = self.cache.summaries.get((target.name, iso))
             if (
@@ -382,7 +387,7 @@ class Planner:
     def _compare(
         self, target: Target, day: date, inputs: CellInputs, deps_reran: bool
     ) -> tuple[Decision, str | None]:
-        if self.force:
+        if target.name in self.forced:
             return Decision(RUNNABLE, "forced"), None
         summary = self.cache.summaries.get((target.name, day.isoformat()))
         if summary is None:
@@ -396,9 +401,16 @@ class Planner:
         record = self.cache.full_record(target.name, day)
         if record is None:  # unreadable in full: a miss
             return _NEW, None
-        if record.status == RECORD_DEAD_LETTER:
+        if record.status == RECORD_DEAD_LETTER and record.attempt_key in (None, inputs.key):
+            # dead letters belong to their inputs: the same inputs stay dead (unless
+            # --retry-dead); a changed key is decided as any other cell below
+            if self.retry_dead:
+                return Decision(RUNNABLE, "retry_dead", detail=record.last_error or ""), None
             return Decision(DEAD_LETTER, "max_attempts", detail=record.last_error or ""), None
         if not record.has_result:
+            if record.status == RECORD_DEAD_LETTER:
+                detail = f"its inputs changed since it was dead-lettered: {record.last_error or ''}"
+                return Decision(RUNNABLE, "retry", detail=detail), None
             if record.status == RECORD_FAILED:
                 return Decision(RUNNABLE, "retry", detail=record.last_error or ""), None
             return _NEW, None
@@ -409,7 +421,7 @@ class Planner:
             sim_hash = self.equivalent(target, record, inputs)
             if sim_hash is not None:
                 return Decision(SKIPPED, "cosmetic", tuple(changes), sim_hash=sim_hash), sim_hash
-        if record.status == RECORD_FAILED:
+        if record.status == RECORD_FAILED and record.attempt_key in (None, inputs.key):
             return Decision(RUNNABLE, "retry", tuple(changes), detail=record.last_error or ""), None
         return Decision(RUNNABLE, reason_for(changes), tuple(changes)), None
 

@@ -16,7 +16,13 @@ import gc
 import json
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -54,7 +60,9 @@ class BuildRequest:
     start: date | None = None  # --from; default: [workspace] start_date
     dry_run: bool = False
     jobs: int = 1
-    force: bool = False
+    force: bool = False  # re-run the matched targets' cells
+    force_deps: bool = False  # ... and their deps' cells too
+    retry_dead: bool = False  # re-run dead letters whose inputs did not change
 
 
 @dataclass(slots=True)
@@ -207,12 +215,17 @@ class Scheduler:
         if request.jobs < 1:
             raise UsageError(f"--jobs must be at least 1, got {request.jobs}")
         start = request.start or self.workspace.start_date
+        if start > request.end and request.start is None:
+            raise UsageError(
+                f"--date {request.end.isoformat()} is before [workspace] start_date {start.isoformat()}"
+            )
         if start > request.end:
             raise UsageError(
                 f"--from {start.isoformat()} is after --date {request.end.isoformat()}"
             )
         self.dates = date_range(start, request.end)
-        labels = self.graph.closure(session.match(request.patterns))
+        matched = session.match(request.patterns)
+        labels = self.graph.closure(matched)
         self.order = [label for label in self.graph.order if label in labels]
         self.targets = {label: self.graph.targets[label] for label in self.order}
         self.by_name = {target.name: target for target in self.targets.values()}
@@ -224,6 +237,7 @@ class Scheduler:
             self.backend, self.by_name, self.dates, migrate=not request.dry_run
         )
         self.run_id = uuid.uuid4().hex[:12]
+        self._retried: list[GroupTask] = []  # tasks re-run after their worker process died
         self.planner = Planner(
             self.workspace,
             self.graph,
@@ -232,7 +246,12 @@ class Scheduler:
             self.index,
             self.dates,
             self.cache,
-            force=request.force,
+            force=frozenset(
+                target.name
+                for label, target in self.targets.items()
+                if request.force_deps or (request.force and label in matched)
+            ),
+            retry_dead=request.retry_dead,
             dry_run=request.dry_run,
             equivalent=self.equivalent,
         )
@@ -281,14 +300,37 @@ class Scheduler:
 
     @contextmanager
     def _local_pool(self) -> Iterator[Submit]:
-        """``--jobs N``: N local worker processes."""
-        with ProcessPoolExecutor(
-            max_workers=self.request.jobs,
-            mp_context=get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(str(self.workspace.root), self.session.product_lines),
-        ) as pool:
-            yield lambda group: pool.submit(_work, group)
+        """``--jobs N``: N local worker processes. A worker that dies (``os._exit`` in
+        calculation code, a crash, the OOM killer) breaks the pool: a new one takes the next
+        tasks (see :meth:`dispatch` for the tasks that were out)."""
+        pools: list[ProcessPoolExecutor] = []
+
+        def fresh(workers: int) -> ProcessPoolExecutor:
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(str(self.workspace.root), self.session.product_lines),
+            )
+            pools.append(pool)
+            return pool
+
+        main = [fresh(self.request.jobs)]
+
+        def submit(group: GroupTask) -> Future[list[CellOutcome]]:
+            if any(seen is group for seen in self._retried):  # alone, in its own process
+                return fresh(1).submit(_work, group)
+            try:
+                return main[0].submit(_work, group)
+            except BrokenExecutor:
+                main[0] = fresh(self.request.jobs)
+                return main[0].submit(_work, group)
+
+        try:
+            yield submit
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _after_run(self, report: BuildReport) -> None:
         if self.request.dry_run:
@@ -400,6 +442,7 @@ class Scheduler:
         pending = list(groups)
         running: dict[Future[list[CellOutcome]], tuple[tuple[date, int], GroupTask]] = {}
         flights: dict[tuple[date, int], _Flight] = {}
+        retried = self._retried  # retries of tasks whose worker process died
 
         def launch(key: tuple[date, int], task: GroupTask) -> None:
             running[submit(task)] = (key, task)
@@ -432,19 +475,63 @@ class Scheduler:
                 key, task = running.pop(future)
                 flight = flights[key]
                 flight.outstanding -= 1
+                outcomes = self._outcomes_of(future, task, retried)
+                if outcomes is None:  # its worker died: once more, alone (cell by cell)
+                    for again in self._retries(task, retried):
+                        launch(key, again)
+                    continue
                 if task.shards > 1 and not task.combine:
-                    flight.parts.append(future.result())
+                    flight.parts.append(outcomes)
                     if len(flight.parts) == task.shards:
                         combines, failed = self._settle_parts(task, flight.parts)
                         flight.outcomes.extend(failed)
                         for combine in combines:
                             launch(key, combine)
                 else:
-                    flight.outcomes.extend(future.result())
+                    flight.outcomes.extend(outcomes)
                 if flight.outstanding == 0:
                     self._apply(flight.outcomes, report)
                     del flights[key]
                     done.add(key)
+
+    @staticmethod
+    def _outcomes_of(
+        future: Future[list[CellOutcome]], task: GroupTask, retried: list[GroupTask]
+    ) -> list[CellOutcome] | None:
+        """The outcomes of a finished task; None when its worker process died and it gets
+        another try (a task that was only queued next to the one that killed its worker must
+        not fail for it). A retried task whose process dies again fails, cell by cell."""
+        try:
+            return future.result()
+        except BrokenExecutor:
+            if not any(seen is task for seen in retried):
+                return None
+        return [
+            CellOutcome(
+                cell.name,
+                cell.day,
+                FAILED,
+                cell.reason,
+                error=(
+                    f"{cell.name} on {cell.day.isoformat()}: the worker process running it died "
+                    "(os._exit, a crash or the OOM killer)"
+                ),
+            )
+            for cell in task.cells
+        ]
+
+    @staticmethod
+    def _retries(task: GroupTask, retried: list[GroupTask]) -> list[GroupTask]:
+        """A task whose worker died, as retries: one per cell (each in a process of its own,
+        so only the cell that kills its process fails), or whole for a part of a sharded
+        cell (its parts are counted)."""
+        alone = (
+            [replace(task, cells=(cell,)) for cell in task.cells]
+            if task.shards == 1 and not task.combine and len(task.cells) > 1
+            else [task]
+        )
+        retried.extend(alone)
+        return alone
 
     def _split(self, tasks: GroupTask) -> list[GroupTask]:
         """The group as submitted: whole, or its per_user cells as ``user_shards`` parts."""
@@ -476,7 +563,11 @@ class Scheduler:
             failed.append(bad)
             if bad.status in (FAILED, DEAD_LETTER):
                 self.backend.put_cell_status(
-                    cell.name, cell.day.isoformat(), bad.status, last_error=bad.error
+                    cell.name,
+                    cell.day.isoformat(),
+                    bad.status,
+                    last_error=bad.error,
+                    attempt_key=cell.key,
                 )
         return [replace(task, cells=(cell,), shard=0, combine=True) for cell in ok], failed
 
@@ -485,8 +576,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(root: str, product_lines: tuple[str, ...]) -> None:
+    from btbuild.execution.guard import install_interrupt_flag, stdout_to_stderr_fd
     from btbuild.session import Session
 
+    install_interrupt_flag()
+    stdout_to_stderr_fd()
     session = Session(Path(root), product_lines=product_lines)
     _WORKER["env"] = Environment(
         session.workspace, session.plugins, session.backend, static_hashes(session)

@@ -25,8 +25,15 @@ from typing import Any
 import psutil
 
 from btbuild.analysis.cells import PREVIOUS
-from btbuild.errors import BtbuildError, CalculationError, DamagedResult, LeaseLost
+from btbuild.errors import (
+    BtbuildError,
+    CalculationError,
+    DamagedResult,
+    LeaseLost,
+    SourceError,
+)
 from btbuild.execution.context import Context, UserRecords
+from btbuild.execution.guard import calc_output, describe, raised_by_calc
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
@@ -53,6 +60,21 @@ def _is_dead_local_builder(owner: str) -> bool:
     need not be waited out (a build interrupted with SIGKILL, a crashed worker)."""
     host, _, pid = owner.rpartition(":")
     return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
+
+
+def _source_failed(
+    source: str, day: date, exc: Exception, what: str = "read its users"
+) -> SourceError:
+    detail = str(exc) if isinstance(exc, BtbuildError) else f"{type(exc).__name__}: {exc}"
+    return SourceError(f"root source {source!r} failed to {what} on {day.isoformat()}: {detail}")
+
+
+def _named(users: Iterator[tuple[str, Any]], source: str, day: date) -> Iterator[tuple[str, Any]]:
+    """A user stream whose failures name the source."""
+    try:
+        yield from users
+    except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+        raise _source_failed(source, day, exc) from None
 
 
 class Environment:
@@ -86,7 +108,10 @@ class Environment:
             self._roots.move_to_end(key)
             return self._roots[key]
         root = self.sources[source]
-        value = root.load(day) if root.available(day) else None
+        try:
+            value = root.load(day) if root.available(day) else None
+        except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+            raise _source_failed(source, day, exc, "load its data") from None
         self._roots[key] = value
         if len(self._roots) > 256:
             self._roots.popitem(last=False)
@@ -96,9 +121,13 @@ class Environment:
         self, source: str, day: date, shard: int = 0, shards: int = 1
     ) -> Iterator[tuple[str, Any]]:
         root = self.sources[source]
-        if not root.available(day):
-            return iter(())
-        return root.users(day) if shards == 1 else root.users_in_shard(day, shard, shards)
+        try:
+            if not root.available(day):
+                return iter(())
+            users = root.users(day) if shards == 1 else root.users_in_shard(day, shard, shards)
+        except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+            raise _source_failed(source, day, exc) from None
+        return _named(users, source, day)
 
     def memory_high(self) -> bool:
         return bool(self._process.memory_info().rss > self._memory_limit)
@@ -137,6 +166,11 @@ class CellRun(Attempt):
 def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
     if group.combine:
         return [_combine(env, group, cell) for cell in group.cells]
+    with calc_output():  # what calculations print is their log (stderr), never the report
+        return _run_group(env, group)
+
+
+def _run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
     outcomes: list[CellOutcome] = []
     per_user: list[CellRun] = []
     current: CellRun | None = None
@@ -357,10 +391,14 @@ def _abort(
     phases: dict[str, float] | None = None,
 ) -> CellOutcome:
     max_attempts = env.workspace.execution.max_attempts
-    status = DEAD_LETTER if lease.attempts >= max_attempts else FAILED
+    attempts = attempts_of(lease, cell.key)
+    status = DEAD_LETTER if attempts >= max_attempts else FAILED
     if status == DEAD_LETTER:
-        error = f"{error} (attempt {lease.attempts} of {max_attempts}: dead-lettered)"
-    writer.abort(error, status=status)
+        error = f"{error} (attempt {attempts} of {max_attempts}: dead-lettered)"
+    if writer.abort(error, status=status) is not None:  # failures belong to these inputs
+        env.backend.put_cell_status(
+            lease.target, lease.date, status, attempts=attempts, attempt_key=cell.key
+        )
     duration = time.perf_counter() - started
     _log_run(env, group, cell, lease, status, duration, phases or {}, error)
     return CellOutcome(
@@ -374,6 +412,20 @@ def _abort(
         error=error,
         phases=phases or {},
     )
+
+
+def attempts_of(lease: Lease, key: str) -> int:
+    """The attempts made at the cell with the input key ``key``, this one included: failures
+    of other inputs (the code, a dep, a root changed since) do not count towards
+    ``max_attempts``."""
+    previous = lease.previous
+    if (
+        previous is not None
+        and previous.status in (FAILED, DEAD_LETTER)
+        and previous.attempt_key not in (None, key)
+    ):
+        return 1
+    return lease.attempts
 
 
 def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
@@ -458,14 +510,20 @@ def _run_per_date(env: Environment, group: GroupTask, run: CellRun) -> CellOutco
     compute_start = time.perf_counter()
     try:
         value = run.process(run.ctx)
-    except Exception as exc:
+    except SourceError as exc:
+        return _abort(
+            env, group, cell, run.lease, run.writer, f"{run.target.label}: {exc}", run.started
+        )
+    except BaseException as exc:
+        if not raised_by_calc(exc):
+            raise
         return _abort(
             env,
             group,
             cell,
             run.lease,
             run.writer,
-            f"{run.target.label}: {type(exc).__name__}: {exc}",
+            f"{run.target.label}: {describe(exc)}",
             run.started,
         )
     try:
@@ -492,6 +550,7 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
     by_name = {target.label: target for target in workspace.targets.values()}
     streams: dict[tuple[str, str, date], int] = {}  # (kind, name, day) -> index
     factories: list[Any] = []
+    names: list[str] = []  # what each stream is, for messages
 
     def stream(kind: str, name: str, day: date, expected: str | None = None) -> int:
         """``expected``: the result hash the cell was planned with (a result stream that
@@ -499,6 +558,11 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
         key = (kind, name, day)
         if key not in streams:
             streams[key] = len(factories)
+            names.append(
+                f"root source {name!r} on {day.isoformat()}"
+                if kind == "root"
+                else f"the result of {name} on {day.isoformat()}"
+            )
             if kind == "root":  # a source reads only the part's users where it can
                 factories.append(lambda n=name, d=day: env.users(n, d, group.shard, group.shards))
             elif group.shards > 1:
@@ -545,7 +609,7 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
     users = 0
     last_renew = time.monotonic()
     try:
-        for user_id, values in _merge([factory() for factory in factories]):
+        for user_id, values in _merge([factory() for factory in factories], names):
             users += 1
             for run in runs:
                 if run.done is not None or not any(index in values for index in run.universe):
@@ -578,7 +642,11 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
         for run, outcome in zip(left, given, strict=True):
             run.done = outcome
     except Exception as exc:  # a source or the cache failed: not the calculations' fault
-        message = f"reading the user stream for {group.day.isoformat()} failed: {type(exc).__name__}: {exc}"
+        message = (
+            str(exc)
+            if isinstance(exc, BtbuildError)
+            else f"reading the user stream for {group.day.isoformat()} failed: {type(exc).__name__}: {exc}"
+        )
         for run in runs:
             if run.done is None:
                 run.done = _abort(
@@ -623,12 +691,14 @@ def _process_user(
         value = run.process(ctx)
         if value is not None:
             run.writer.add_user(user_id, value)
-    except Exception as exc:
+    except SourceError:
+        raise  # a source failed: the whole cell stops, naming the source
+    except BaseException as exc:
+        if not raised_by_calc(exc):
+            raise
         run.failures += 1
         if run.first_error is None:
-            detail = (
-                str(exc) if isinstance(exc, CalculationError) else f"{type(exc).__name__}: {exc}"
-            )
+            detail = str(exc) if isinstance(exc, CalculationError) else describe(exc)
             run.first_error = f"user {user_id}: {detail}"
         _check_breaker(env, group, run)
         return
@@ -709,15 +779,24 @@ def _tag(stream: Iterator[tuple[str, Any]], index: int) -> Iterator[tuple[str, i
         yield user_id, index, value
 
 
-def _merge(streams: list[Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, dict[int, Any]]]:
-    """Merge ascending (user id, value) streams into (user id, {stream index: value})."""
+def _merge(
+    streams: list[Iterator[tuple[str, Any]]], names: list[str] | None = None
+) -> Iterator[tuple[str, dict[int, Any]]]:
+    """Merge ascending (user id, value) streams into (user id, {stream index: value});
+    ``names`` say what each stream is in the error for a stream out of order."""
+
+    def disorder(index: int, user_id: str, previous: str) -> BtbuildError:
+        what = names[index] if names else f"user stream {index}"
+        return SourceError(
+            f"{what} is not in ascending user order: {user_id!r} came after {previous!r} "
+            "(a source must yield its users sorted by id)"
+        )
+
     if len(streams) == 1:
         previous: str | None = None
         for user_id, value in streams[0]:
             if previous is not None and user_id <= previous:
-                raise BtbuildError(
-                    f"user stream is not in ascending user order: {user_id!r} after {previous!r}"
-                )
+                raise disorder(0, user_id, previous)
             previous = user_id
             yield user_id, {0: value}
         return
@@ -728,9 +807,7 @@ def _merge(streams: list[Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, dict
     for user_id, index, value in heapq.merge(*tagged, key=lambda item: (item[0], item[1])):
         previous = last_seen.get(index)
         if previous is not None and user_id <= previous:
-            raise BtbuildError(
-                f"stream {index} is not in ascending user order: {user_id!r} after {previous!r}"
-            )
+            raise disorder(index, user_id, previous)
         last_seen[index] = user_id
         if user_id != current:
             if current is not None:

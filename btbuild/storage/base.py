@@ -658,7 +658,7 @@ def check_put_status(
         raise StorageError(
             f"status {status!r} for {target} on {date} cannot be put (expected committed, failed, dead_letter or impossible)"
         )
-    allowed = set(INPUT_FIELDS) | {"last_error", "attempts"}
+    allowed = set(INPUT_FIELDS) | {"last_error", "attempts", "attempt_key"}
     unknown = set(changes) - allowed
     if unknown:
         raise StorageError(

@@ -99,6 +99,9 @@ class CellRecord:
     # per-shard digests and a seal over the result fields (btbuild.storage.integrity); None
     # on records written before they existed (checked by a full hash check instead)
     checksums: str | None = None
+    # input key (composite hash) of the latest attempt that did not commit: failures and dead
+    # letters belong to these inputs (a cell whose key changed may run again)
+    attempt_key: str | None = None
 
     @property
     def has_result(self) -> bool:
@@ -153,6 +156,7 @@ class CellRecord:
             item_count=_count(data.get("item_count", 0), "item_count"),
             updated_at=_number(data.get("updated_at", 0.0), "updated_at"),
             checksums=_opt_str(data.get("checksums"), "checksums"),
+            attempt_key=_opt_str(data.get("attempt_key"), "attempt_key"),
         )
 
 
@@ -171,8 +175,9 @@ def cell_from_row(values: Any) -> CellRecord:
     """Inverse of :func:`cell_to_row` for hot batched reads: checks shape and the fields the
     planner relies on, without the per-field cost of :meth:`CellRecord.from_dict`.
     ``ValueError`` when the row is malformed."""
-    if type(values) is list and len(values) == len(CELL_FIELD_ORDER) - 1:
-        values = [*values, None]  # a row written before ``checksums`` existed
+    if type(values) is list and len(CELL_FIELD_ORDER) - 2 <= len(values) < len(CELL_FIELD_ORDER):
+        # a row written before ``checksums`` / ``attempt_key`` existed
+        values = [*values, *[None] * (len(CELL_FIELD_ORDER) - len(values))]
     if type(values) is not list or len(values) != len(CELL_FIELD_ORDER):
         raise ValueError("a cell row must be a list of every field")
     (
@@ -199,6 +204,7 @@ def cell_from_row(values: Any) -> CellRecord:
         items,
         updated,
         checksums,
+        attempt_key,
     ) = values
     if (
         type(target) is not str
@@ -217,6 +223,7 @@ def cell_from_row(values: Any) -> CellRecord:
         or (result is not None and type(result) is not str)
         or (generation is not None and type(generation) is not str)
         or (checksums is not None and type(checksums) is not str)
+        or (attempt_key is not None and type(attempt_key) is not str)
     ):
         raise ValueError("a cell row has a field of the wrong type")
     record = _new(CellRecord)
@@ -371,7 +378,9 @@ def committed(
     current: CellRecord, lease: Lease, result: Mapping[str, Any], now: float
 ) -> CellRecord:
     """The cell once ``lease`` commits ``result`` (RESULT_FIELDS and INPUT_FIELDS values)."""
-    return _unleased(current, status=COMMITTED, last_error=None, updated_at=now, **result)
+    return _unleased(
+        current, status=COMMITTED, last_error=None, attempt_key=None, updated_at=now, **result
+    )
 
 
 def finished(current: CellRecord, status: str, error: str | None, now: float) -> CellRecord:

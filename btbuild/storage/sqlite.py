@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -60,6 +61,7 @@ _COLUMN_FIELDS = (
     "composite_hash",
     "result_hash",
     "checksums",
+    "attempt_key",
 )
 _DATA_FIELDS = (
     "code_hash",
@@ -71,7 +73,7 @@ _DATA_FIELDS = (
     "dep_results",
     "root_fingerprints",
 )
-_COLUMN_FIELDS_V2 = _COLUMN_FIELDS[:-3]
+_COLUMN_FIELDS_V2 = _COLUMN_FIELDS[:-4]
 _DATA_FIELDS_V2 = (
     "composite_hash",
     "code_hash",
@@ -102,6 +104,7 @@ CREATE TABLE IF NOT EXISTS cells (
     result_hash TEXT,
     data TEXT NOT NULL,
     checksums TEXT,
+    attempt_key TEXT,
     PRIMARY KEY (target, date)
 ) STRICT
 """
@@ -212,6 +215,27 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _ReadOnly(Exception):
+    """Internal: the cache exists but cannot be written; open it read-only."""
+
+
+def _writable(path: Path) -> bool:
+    """The file and its folder (WAL needs its -wal and -shm files) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _is_read_only_error(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> str:
+    return (
+        f"{path}: not a SQLite btbuild cache ({exc}); point [storage] path at another file "
+        "for a fresh cache (nothing in this one can be read)"
+    )
+
+
 def _chunks(values: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
@@ -223,20 +247,51 @@ class SqliteBackend(Backend):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        # a cache this process may not write (permissions, a read-only mount) is opened
+        # read-only: status, explain, query and --dry-run work; writes fail with one line
+        self.read_only = self.path.is_file() and not _writable(self.path)
+        if not self.read_only:
+            try:
+                self._open(read_only=False)
+                return
+            except _ReadOnly:
+                self.read_only = True
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_SECONDS,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except (OSError, sqlite3.Error) as exc:
+            self._open(read_only=True)
+        except _ReadOnly:  # WAL without its -shm file in a folder we cannot write
+            self._open(read_only=True, immutable=True)
+
+    def _open(self, *, read_only: bool, immutable: bool = False) -> None:
+        try:
+            if read_only:
+                conn = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?{'immutable=1' if immutable else 'mode=ro'}",
+                    uri=True,
+                    timeout=BUSY_TIMEOUT_SECONDS,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=BUSY_TIMEOUT_SECONDS,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+        except OSError as exc:
+            if self.path.is_file() and not read_only:
+                raise _ReadOnly from None
+            raise StorageError(f"{self.path}: cannot open the cache: {exc}") from None
+        except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open the cache: {exc}") from None
         self._conn = conn
         self.db = sqlite_utils.Database(conn)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            if read_only:
+                self._check_schema_version()
+                return
             self.db.enable_wal()
             conn.execute(
                 "PRAGMA synchronous = NORMAL"
@@ -244,12 +299,23 @@ class SqliteBackend(Backend):
             self._create_schema()
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StorageError(
-                f"{self.path}: not a usable btbuild cache ({exc}); move it away to start a fresh one"
-            ) from None
+            if not immutable and _is_read_only_error(exc):
+                raise _ReadOnly from None
+            raise StorageError(_unusable(self.path, exc)) from None
         except StorageError:
             conn.close()
+            if not read_only and self.path.is_file() and not _writable(self.path):
+                raise _ReadOnly from None
             raise
+
+    def _check_schema_version(self) -> None:
+        version = self._schema_version(self.db)
+        if version != str(SCHEMA_VERSION):
+            raise StorageError(
+                f"{self.path}: the cache is read-only and has schema version {version}; this "
+                f"btbuild reads version {SCHEMA_VERSION} and upgrades older files, which needs "
+                "write access"
+            )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -258,6 +324,11 @@ class SqliteBackend(Backend):
         """One IMMEDIATE transaction (the write lock is taken up front, so read-then-write
         cannot deadlock between processes)."""
         with self._lock:
+            if self.read_only:
+                raise StorageError(
+                    f"{self.path}: cannot {what}: the cache is read-only here (check its and its "
+                    "folder's permissions); status, explain, query and --dry-run work without writing"
+                )
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -292,8 +363,9 @@ class SqliteBackend(Backend):
                 self._migrate_from_v1(db)
             elif version == "2":
                 self._migrate_from_v2(db)
-            elif version == "3":  # schema 4 added the checksums column (NULL: a legacy record)
+            elif version == "3":  # schema 4 added two columns (NULL: a legacy record)
                 db.execute("ALTER TABLE cells ADD COLUMN checksums TEXT")
+                db.execute("ALTER TABLE cells ADD COLUMN attempt_key TEXT")
             db.execute(_CREATE_CELLS)
             db.create_table(
                 "shards",
@@ -336,8 +408,9 @@ class SqliteBackend(Backend):
                 )
             elif version != str(SCHEMA_VERSION):
                 raise StorageError(
-                    f"{self.path}: cache schema version {version} is not the version {SCHEMA_VERSION} "
-                    "this btbuild writes; move the file away (it is a cache) or use a matching btbuild"
+                    f"{self.path}: cache schema version {version} is not the version "
+                    f"{SCHEMA_VERSION} this btbuild writes (it upgrades versions 1 to 3): use the "
+                    "btbuild that wrote it, or point [storage] path at another file for a separate cache"
                 )
 
     def _schema_version(self, db: sqlite_utils.Database) -> str | None:

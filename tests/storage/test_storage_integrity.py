@@ -11,7 +11,6 @@ import pytest
 
 from btbuild.errors import DamagedResult
 from btbuild.storage import Backend, FirestoreBackend, MemoryBackend, SqliteBackend
-from btbuild.storage.codec import encode_shards
 from btbuild.storage.records import CellRecord
 from tests.storage.conftest import corrupt_firestore_record
 from tests.storage.test_storage_contract import D1, D2, T0, commit_per_user, corrupt_record

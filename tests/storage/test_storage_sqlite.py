@@ -161,6 +161,7 @@ def test_schema_3_cache_gets_a_checksums_column_and_its_results_stay_valid(
         tampered = commit_per_user(backend, "risk", "2024-01-02", {"u1": 2.5}, composite_hash="c")
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("ALTER TABLE cells DROP COLUMN checksums")
+    conn.execute("ALTER TABLE cells DROP COLUMN attempt_key")
     conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     conn.execute(
         "UPDATE shards SET data = ? WHERE date = '2024-01-02'",
