@@ -112,3 +112,10 @@ class CalculationError(BtbuildError):
     """User calculation code failed, or returned a value that is not JSON, for one item."""
 
     exit_code = 1
+
+
+class ResultMissing(BtbuildError):
+    """A reader asked for a stored result that is not there (never built, impossible, failed,
+    or unreadable); the message says which and why."""
+
+    exit_code = 1

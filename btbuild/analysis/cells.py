@@ -72,6 +72,7 @@ class CellTask:
     dep_dates: dict[str, date]  # dep target name -> the date of the dep cell it reads
     previous_date: date | None = None  # historical: the cell whose result is ctx.previous
     sim_hash: str | None = None
+    changed: tuple[str, ...] = ()  # the inputs that differ from the cache record (run log)
 
 
 @dataclass(frozen=True)

@@ -308,6 +308,7 @@ class Planner:
             dep_dates=dep_dates,
             previous_date=previous_date,
             sim_hash=sim_hash,
+            changed=tuple(change.component for change in decision.changes),
         )
         return decision, task, inputs
 

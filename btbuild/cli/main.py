@@ -27,6 +27,10 @@ COMMANDS = {
     "sim": "sim",
     "verify": "verify",
     "worker": "worker",
+    "show": "show",
+    "log": "log",
+    "diff-cache": "diff_cache",
+    "report": "report",
 }
 
 

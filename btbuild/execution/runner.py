@@ -40,7 +40,15 @@ from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource, in_shard
 from btbuild.plugins.validators import ResultValidator
 from btbuild.storage.base import Backend, ResultWriter
-from btbuild.storage.records import COMMITTED, DEAD_LETTER, FAILED, RUNNING, Lease, RunRecord
+from btbuild.storage.records import (
+    COMMITTED,
+    DEAD_LETTER,
+    FAILED,
+    RUNNING,
+    CellRecord,
+    Lease,
+    RunRecord,
+)
 from btbuild.workspace.model import Target, Workspace
 
 MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
@@ -462,7 +470,7 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     error = None
     if run.failures:
         error = f"{run.failures} of {run.processed} users failed (within max_failure_rate); first: {run.first_error}"
-    _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error)
+    _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error, record)
     return CellOutcome(
         cell.name,
         cell.day,
@@ -486,8 +494,10 @@ def _log_run(
     duration: float,
     phases: dict[str, float],
     error: str | None,
+    record: CellRecord | None = None,
 ) -> None:
-    """One run-log record per attempt: ``<build run id>/<attempt generation>``."""
+    """One run-log record per attempt: ``<build run id>/<attempt generation>``; ``record``
+    is the committed cell (its users and shards are logged)."""
     env.backend.append_run(
         RunRecord(
             run_id=f"{group.run_id}/{lease.generation}",
@@ -501,6 +511,9 @@ def _log_run(
             duration=duration,
             phases={k: round(v, 6) for k, v in phases.items()},
             error=error,
+            items=record.item_count if record is not None else 0,
+            shards=record.shard_count if record is not None else 0,
+            changed=cell.changed,
         )
     )
 

@@ -203,6 +203,32 @@ class Backend(ABC):
     def runs(self, target: str | None = None, limit: int = 100) -> list[RunRecord]:
         """The newest runs first (by start time), of one target or all."""
 
+    def find_runs(
+        self,
+        *,
+        target: str | None = None,
+        date: str | None = None,
+        since: str | None = None,
+        run_id: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        """The newest runs first, filtered: of one target, of one cell date or of dates from
+        ``since`` on, of one build (``run_id`` is the part before the ``/`` of a record's id).
+        Backends may override it with a narrow query; this one filters :meth:`runs`."""
+        scan = limit if date is None and since is None and run_id is None else 100_000
+        found = []
+        for run in self.runs(target, scan):
+            if date is not None and run.date != date:
+                continue
+            if since is not None and run.date < since:
+                continue
+            if run_id is not None and run.run_id.split("/", 1)[0] != run_id:
+                continue
+            found.append(run)
+            if len(found) >= limit:
+                break
+        return found
+
     @abstractmethod
     def get_sim_hash(self, code_hash: str, fabricator_version: str) -> str | None: ...
 

@@ -268,10 +268,14 @@ class RunRecord:
     duration: float = 0.0  # seconds
     phases: dict[str, float] = field(default_factory=dict)  # phase name -> seconds
     error: str | None = None
+    items: int = 0  # users (per_user) or 1 (per_date) in the committed result
+    shards: int = 0  # shards the committed result was stored in
+    changed: tuple[str, ...] = ()  # the inputs that moved since the record: "code", "deps:..."
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["phases"] = dict(self.phases)
+        data["changed"] = list(self.changed)
         return data
 
     @classmethod
@@ -284,6 +288,9 @@ class RunRecord:
         phases = data.get("phases", {})
         if not isinstance(phases, Mapping):
             raise ValueError("phases must be an object")
+        changed = data.get("changed", [])
+        if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
+            raise ValueError("changed must be a list of strings")
         return cls(
             run_id=data["run_id"],
             target=data["target"],
@@ -296,6 +303,9 @@ class RunRecord:
             duration=_number(data.get("duration", 0.0), "duration"),
             phases={str(k): _number(v, f"phases.{k}") for k, v in phases.items()},
             error=_opt_str(data.get("error"), "error"),
+            items=_count(data.get("items", 0), "items"),
+            shards=_count(data.get("shards", 0), "shards"),
+            changed=tuple(changed),
         )
 
 

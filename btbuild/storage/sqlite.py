@@ -761,7 +761,28 @@ class SqliteBackend(Backend):
             )
 
     def runs(self, target: str | None = None, limit: int = 100) -> list[RunRecord]:
-        where, params = ("WHERE target = ?", [target]) if target is not None else ("", [])
+        return self.find_runs(target=target, limit=limit)
+
+    def find_runs(
+        self,
+        *,
+        target: str | None = None,
+        date: str | None = None,
+        since: str | None = None,
+        run_id: str | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("target = ?", target), ("date = ?", date), ("date >= ?", since)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if run_id is not None:  # a record's id is "<build run id>/<attempt generation>"
+            escaped = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append("(run_id = ? OR run_id LIKE ? ESCAPE '\\')")
+            params += [run_id, escaped + "/%"]
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self._query(
             "read the run log",
             f"SELECT data FROM runs {where} ORDER BY started DESC, rowid DESC LIMIT ?",

@@ -198,9 +198,9 @@ def test_a_build_without_workers_says_what_it_waits_for(
     import threading
     import time
 
-    from btbuild.execution import pubsub
+    from btbuild.execution.pubsub import dispatcher
 
-    monkeypatch.setattr(pubsub, "WAIT_NOTICE_SECONDS", 1.0)
+    monkeypatch.setattr(dispatcher, "WAIT_NOTICE_SECONDS", 1.0)
     result: dict = {}
     build = threading.Thread(
         target=lambda: result.update(

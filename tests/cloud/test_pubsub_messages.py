@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from btbuild.execution.pubsub import (
-    Names,
+from btbuild.execution.pubsub.resources import Names
+from btbuild.execution.pubsub.wire import (
     decode_task,
     encode_task,
     outcome_from_json,

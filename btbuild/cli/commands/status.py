@@ -10,29 +10,10 @@ from __future__ import annotations
 import click
 
 from btbuild.cli.commands.build import parse_date
-from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
+from btbuild.execution.build import BuildReport, BuildRequest, Scheduler
+from btbuild.readers.marks import LEGEND, MARKS, mark
 
-MARKS = {
-    ("skipped", "up_to_date"): ".",
-    ("skipped", "early_cutoff"): ".",
-    ("skipped", "cosmetic"): "c",
-    ("skipped", "not_scheduled"): " ",
-    ("impossible", "no_data"): "_",
-    ("impossible", "upstream"): "^",
-    ("blocked", "waiting_for_deps"): "b",
-    ("blocked", "waiting_for_previous_day"): "p",
-    ("dead_letter", "max_attempts"): "D",
-}
-LEGEND = (
-    "legend: . up to date   c cosmetic   N new   R would re-run (changed)   r retry   F forced   X damaged   "
-    "_ no data   ^ upstream impossible   b/p blocked (deps / previous day)   D dead letter   (blank) not scheduled"
-)
-
-
-def mark(cell: CellReport) -> str:
-    if cell.status == "runnable":
-        return {"new": "N", "retry": "r", "forced": "F", "damaged": "X"}.get(cell.reason, "R")
-    return MARKS.get((cell.status, cell.reason), "?")
+__all__ = ["LEGEND", "MARKS", "command", "mark", "render_grid"]
 
 
 @click.command("status")
