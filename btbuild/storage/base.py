@@ -406,13 +406,15 @@ class Backend(ABC):
     # ------------------------------------------------------------------ integrity (shared)
 
     def check_results(
-        self, targets: Iterable[str], dates: Iterable[str]
+        self, targets: Iterable[str], dates: Iterable[str], *, thorough: bool = False
     ) -> dict[tuple[str, str], str]:
         """The damaged cells of the cross product, keyed like :meth:`get_cells`, each with a
         one-line reason: a record claiming a committed result (its summary names a
         generation) that is unreadable in full, disagrees with its summary or its seal, or
         whose shards are missing or do not match their checksums. Backends may override it
-        with a bulk query; this one reads each claimed cell's shards."""
+        with a bulk query; this one reads each claimed cell's shards and every record in
+        full (always ``thorough``: a backend's bulk query may skip costly record checks
+        unless ``thorough`` is set, as ``btbuild fsck`` does)."""
         summaries = {
             key: summary
             for key, summary in self.get_cell_summaries(targets, dates).items()

@@ -186,7 +186,7 @@ class MemoryBackend(Backend):
             return deleted
 
     def check_results(
-        self, targets: Iterable[str], dates: Iterable[str]
+        self, targets: Iterable[str], dates: Iterable[str], *, thorough: bool = False
     ) -> dict[tuple[str, str], str]:
         """The shared check, plus records too broken to have a summary at all."""
         wanted_targets, wanted_dates = list(dict.fromkeys(targets)), list(dict.fromkeys(dates))
@@ -197,7 +197,10 @@ class MemoryBackend(Backend):
                 for k in keys
                 if k in self._cells and self._load(k) is None
             }
-            return {**super().check_results(wanted_targets, wanted_dates), **broken}
+            return {
+                **super().check_results(wanted_targets, wanted_dates, thorough=thorough),
+                **broken,
+            }
 
     def forget_result(
         self, target: str, date: str, *, generation: str | None = None, now: float | None = None

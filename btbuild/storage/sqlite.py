@@ -692,14 +692,19 @@ class SqliteBackend(Backend):
             return cursor.rowcount
 
     def check_results(
-        self, targets: Iterable[str], dates: Iterable[str]
+        self, targets: Iterable[str], dates: Iterable[str], *, thorough: bool = False
     ) -> dict[tuple[str, str], str]:
-        """Two range scans (btbuild/storage/sqlite_check.py); each damaged cell is looked at
-        again on its own, so a cell a commit moved meanwhile is not reported."""
+        """One joined scan (btbuild/storage/sqlite_check.py) and, when ``thorough``, the
+        shared check too (every record read in full). Each damaged cell is looked at again on
+        its own, so a cell a commit moved meanwhile is not reported."""
         from btbuild.storage import sqlite_check
 
+        target_list, date_list = list(targets), list(dates)
         confirmed: dict[tuple[str, str], str] = {}
-        for key, problem in sqlite_check.check_results(self, targets, dates).items():
+        found = sqlite_check.check_results(self, target_list, date_list)
+        if thorough:
+            found = {**super().check_results(target_list, date_list), **found}
+        for key, problem in found.items():
             again = super().check_results([key[0]], [key[1]]).get(key)
             if again is None and problem == "its record is unreadable":
                 again = problem if self.get_cell(*key) is None else None

@@ -51,7 +51,7 @@ def test_other_schema_version_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "cache.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StorageError, match=r"cache\.db: not a usable btbuild cache"):
+    with pytest.raises(StorageError, match=r"cache\.db: not a SQLite btbuild cache"):
         SqliteBackend(path)
 
 
@@ -206,3 +206,21 @@ def sqlite3_error() -> type[Exception]:
     import sqlite3
 
     return sqlite3.Error
+
+
+def test_a_record_of_the_wrong_shape_is_found_by_a_thorough_check(tmp_path: Path) -> None:
+    """Builds check records lean (valid JSON, seal, shards); ``fsck`` (thorough) also checks
+    the shape of ``data``, as a full read does. Either way it never reads as no result."""
+    from btbuild.errors import DamagedResult
+
+    with SqliteBackend(tmp_path / "cache.db") as backend:
+        record = commit_per_user(backend, "risk", "2024-01-01", {"u1": 1})
+        backend._conn.execute(  # a number where a components value must be a string
+            """UPDATE cells SET data = '[null,null,"per_user",null,null,{"code":1},{},{}]'"""
+        )
+        assert backend.check_results(["risk"], ["2024-01-01"]) == {}
+        assert backend.check_results(["risk"], ["2024-01-01"], thorough=True) == {
+            ("risk", "2024-01-01"): "its record is unreadable"
+        }
+        with pytest.raises(DamagedResult):
+            backend.read_expected("risk", "2024-01-01", record.result_hash)

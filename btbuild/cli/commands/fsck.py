@@ -63,7 +63,7 @@ def check(
     }
     dates = [day.isoformat() for day in date_range(first, last)]
     backend = session.backend
-    found = backend.check_results(sorted(targets), dates)
+    found = backend.check_results(sorted(targets), dates, thorough=True)
     damaged = []
     for (name, day), problem in sorted(found.items()):
         repaired = bool(repair and backend.forget_result(name, day))
