@@ -93,9 +93,14 @@ class LeaseLost(StorageError):
 
 class SourceError(BtbuildError):
     """A root source failed to load or stream its data (not the calculation's fault); the
-    message names the source and the date."""
+    message names the source and the date. ``stream`` names the user stream that failed
+    (``root source 'accounts' on 2024-01-01``), when one did."""
 
     exit_code = 1
+
+    def __init__(self, message: str, *, stream: str | None = None):
+        self.stream = stream
+        super().__init__(message)
 
 
 class PluginError(BtbuildError):

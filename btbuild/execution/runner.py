@@ -82,7 +82,16 @@ def _named(users: Iterator[tuple[str, Any]], source: str, day: date) -> Iterator
     try:
         yield from users
     except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
-        raise _source_failed(source, day, exc) from None
+        failure = _source_failed(source, day, exc)
+        failure.stream = stream_name("root", source, day)
+        raise failure from None
+
+
+def stream_name(kind: str, name: str, day: date) -> str:
+    """What a user stream of a group is, in messages (and to find the cells reading it)."""
+    if kind == "root":
+        return f"root source {name!r} on {day.isoformat()}"
+    return f"the result of {name} on {day.isoformat()}"
 
 
 class Environment:
@@ -134,7 +143,9 @@ class Environment:
                 return iter(())
             users = root.users(day) if shards == 1 else root.users_in_shard(day, shard, shards)
         except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
-            raise _source_failed(source, day, exc) from None
+            failure = _source_failed(source, day, exc)
+            failure.stream = stream_name("root", source, day)
+            raise failure from None
         return _named(users, source, day)
 
     def memory_high(self) -> bool:
@@ -571,11 +582,7 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
         key = (kind, name, day)
         if key not in streams:
             streams[key] = len(factories)
-            names.append(
-                f"root source {name!r} on {day.isoformat()}"
-                if kind == "root"
-                else f"the result of {name} on {day.isoformat()}"
-            )
+            names.append(stream_name(kind, name, day))
             if kind == "root":  # a source reads only the part's users where it can
                 factories.append(lambda n=name, d=day: env.users(n, d, group.shard, group.shards))
             elif group.shards > 1:
@@ -650,17 +657,20 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
                     run.task.name, run.task.day, "blocked", "leased", error=str(exc)
                 )
     except DamagedResult as exc:  # an input was damaged after the plan checked it
-        left = [run for run in runs if run.done is None]
-        given = _give_back_damaged(env, [(run.task, run.target, run.lease) for run in left], exc)
-        for run, outcome in zip(left, given, strict=True):
+        hit, spared = _readers_of(runs, names, exc)
+        given = _give_back_damaged(env, [(run.task, run.target, run.lease) for run in hit], exc)
+        for run, outcome in zip(hit, given, strict=True):
             run.done = outcome
+        _run_again(env, group, spared)
     except Exception as exc:  # a source or the cache failed: not the calculations' fault
         message = (
             str(exc)
             if isinstance(exc, BtbuildError)
             else f"reading the user stream for {group.day.isoformat()} failed: {type(exc).__name__}: {exc}"
         )
-        for run in runs:
+        hit, spared = _readers_of(runs, names, exc)
+        _run_again(env, group, spared)
+        for run in hit:
             if run.done is None:
                 run.done = _abort(
                     env,
@@ -681,6 +691,51 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
             run.done = _finish_per_user(env, group, run)
         outcomes.append(run.done)
     return outcomes
+
+
+def _readers_of(
+    runs: list[CellRun], names: list[str], exc: Exception
+) -> tuple[list[CellRun], list[CellRun]]:
+    """The unfinished runs that read the stream ``exc`` came from, and the others (every run
+    reads it when the stream is not known)."""
+    if isinstance(exc, SourceError):
+        failed = exc.stream
+    elif isinstance(exc, DamagedResult) and exc.target is not None and exc.date is not None:
+        failed = stream_name("result", exc.target, date.fromisoformat(exc.date))
+    else:
+        failed = None
+    bad = {index for index, name in enumerate(names) if name == failed}
+    left = [run for run in runs if run.done is None]
+    if not bad:
+        return left, []
+    hit = [run for run in left if _streams_of(run) & bad]
+    return hit, [run for run in left if not any(run is other for other in hit)]
+
+
+def _streams_of(run: CellRun) -> set[int]:
+    streams = {index for _, index in run.today} | {index for _, index in run.user_deps}
+    streams |= {index for _, _, index in run.history}
+    if run.previous_index is not None:
+        streams.add(run.previous_index)
+    return streams
+
+
+def _run_again(env: Environment, group: GroupTask, runs: list[CellRun]) -> None:
+    """Cells whose shared user stream failed in a stream they do not read: their attempts
+    are given back (nothing counted) and they run again, without that stream."""
+    if not runs:
+        return
+    _release(env, runs)
+    again: list[tuple[CellRun, CellRun]] = []
+    for run in runs:
+        started = _start(env, group, run.task, run.target)
+        if isinstance(started, CellOutcome):
+            run.done = started
+        else:
+            again.append((run, started))
+    outcomes = _run_per_user(env, group, [fresh for _, fresh in again])
+    for (run, _fresh), outcome in zip(again, outcomes, strict=True):
+        run.done = outcome
 
 
 def _process_user(
@@ -704,8 +759,19 @@ def _process_user(
         value = run.process(ctx)
         if value is not None:
             run.writer.add_user(user_id, value)
-    except SourceError:
-        raise  # a source failed: the whole cell stops, naming the source
+    except SourceError as exc:  # a date-scope source failed: this cell stops, naming it
+        run.done = _abort(
+            env,
+            group,
+            run.task,
+            run.lease,
+            run.writer,
+            f"{run.target.label}: {exc}",
+            run.started,
+            items=run.processed,
+            failures=run.failures,
+        )
+        return
     except BaseException as exc:
         if not raised_by_calc(exc):
             raise
@@ -802,7 +868,8 @@ def _merge(
         what = names[index] if names else f"user stream {index}"
         return SourceError(
             f"{what} is not in ascending user order: {user_id!r} came after {previous!r} "
-            "(a source must yield its users sorted by id)"
+            "(a source must yield its users sorted by id)",
+            stream=what,
         )
 
     if len(streams) == 1:
