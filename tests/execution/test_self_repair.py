@@ -199,3 +199,41 @@ def test_a_result_damaged_after_the_plan_fails_its_readers_without_an_attempt(
     again = ws.cells(ws.build(date="2024-01-01"))
     assert again[("//pricing:value", "2024-01-01")] == ("ran", "new")
     assert again[("//pricing:total", "2024-01-01")][0] == "ran"
+
+
+def test_fsck_repair_forgets_damaged_cells_and_the_next_build_rebuilds_them(
+    clean: tuple[Path, dict[Any, Any]], tmp_path: Path
+) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(clean[0], root)
+    conn = sqlite3.connect(root / ".btbuild" / "cache.db", isolation_level=None)
+    _sqlite_damage(conn, "tampered shard", "total", "2024-01-03")
+    _sqlite_damage(conn, "garbage record", "price_level", "2024-01-01")
+    conn.close()
+    found = btbuild(root, "fsck", "//pricing:total", "--date", END)
+    assert found.returncode == 1
+    assert found.stdout.splitlines()[0] == (
+        "damaged: //pricing:total 2024-01-03: shard 0 of 1 does not match its checksum"
+    )
+    assert "price_level" not in found.stdout  # only the matched targets are checked
+    repaired = btbuild(root, "fsck", "--repair", "--date", END, "--format", "json")
+    assert repaired.returncode == 0, repaired.stderr
+    report = json.loads(repaired.stdout)
+    assert [(c["label"], c["date"], c["repaired"]) for c in report["damaged"]] == [
+        ("//pricing:price_level", "2024-01-01", True),
+        ("//pricing:total", "2024-01-03", True),
+    ]
+    assert btbuild(root, "fsck", "--date", END).returncode == 0
+    done = btbuild(root, "build", "//...", "--date", END, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    ran = sorted(
+        (c["label"], c["date"], c["reason"])
+        for c in json.loads(done.stdout)["cells"]
+        if c["status"] == "ran"
+    )
+    assert ran == [
+        ("//pricing:price_level", "2024-01-01", "new"),
+        ("//pricing:total", "2024-01-03", "new"),
+    ]
+    with Workspace(root).backend() as backend:
+        assert snapshot(backend) == clean[1]
