@@ -103,6 +103,11 @@ class SourceError(BtbuildError):
         super().__init__(message)
 
 
+class DepsMoved(StorageError):
+    """A commit was refused: a cell it was computed from holds another result by now (another
+    builder committed it since the plan). The cell is given back as it was; plan it again."""
+
+
 class PluginError(BtbuildError):
     """A plugin cannot be loaded, or implements a hook btbuild does not define."""
 

@@ -49,6 +49,9 @@ class Decision:
     changes: tuple[Change, ...] = ()
     detail: str = ""  # e.g. which root source is missing
     sim_hash: str | None = None  # the SimHash that proved a cosmetic change
+    # a skip decided on a full cache record: that record's result hash, which dependents read
+    # (a skip decided on the plan's summary takes the summary's; never mix two reads)
+    result_hash: str | None = None
 
     @property
     def runs(self) -> bool:

@@ -417,11 +417,19 @@ class Planner:
             return _NEW, None
         changes = compare(record.components, record.root_fingerprints, record.dep_results, inputs)
         if not changes:
-            return Decision(SKIPPED, "early_cutoff" if deps_reran else "up_to_date"), None
+            reason = "early_cutoff" if deps_reran else "up_to_date"
+            return Decision(SKIPPED, reason, result_hash=record.result_hash), None
         if "?" not in inputs.dep_results.values() and only_code_changed(changes):
             sim_hash = self.equivalent(target, record, inputs)
             if sim_hash is not None:
-                return Decision(SKIPPED, "cosmetic", tuple(changes), sim_hash=sim_hash), sim_hash
+                decision = Decision(
+                    SKIPPED,
+                    "cosmetic",
+                    tuple(changes),
+                    sim_hash=sim_hash,
+                    result_hash=record.result_hash,
+                )
+                return decision, sim_hash
         if record.status == RECORD_FAILED and record.attempt_key in (None, inputs.key):
             return Decision(RUNNABLE, "retry", tuple(changes), detail=record.last_error or ""), None
         return Decision(RUNNABLE, reason_for(changes), tuple(changes)), None
@@ -434,8 +442,13 @@ class Planner:
             if self.dry_run:
                 self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)
             return decision, task
-        summary = self.cache.summaries.get((target.name, self._iso(day)))
-        has_result = summary is not None and decision.status == SKIPPED and summary[3] is not None
-        result_hash = summary[2] if has_result else None  # type: ignore[index]
+        # The result hash dependents read comes from the same read that decided the skip: a
+        # full record read later than the plan's summaries may show another builder's newer
+        # result, and pairing its "up to date" with the summary's old hash settled stale cells.
+        result_hash = decision.result_hash
+        if result_hash is None and decision.status == SKIPPED:
+            summary = self.cache.summaries.get((target.name, self._iso(day)))
+            if summary is not None and summary[3] is not None:
+                result_hash = summary[2]
         self.state[(target.name, day)] = CellState(decision.status, decision.reason, result_hash)
         return decision, None

@@ -56,3 +56,10 @@ class Progress:
             day=cell.date.isoformat(),
             rate=f"{self._users / elapsed:,.0f} users/s" if self._users else "",
         )
+
+    def notice(self, line: str) -> None:
+        """One line on stderr (above the bars while they run), e.g. waiting for a builder."""
+        if self._progress is not None:
+            self._progress.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)

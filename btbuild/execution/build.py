@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import (
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from btbuild.analysis.cells import (
+    BLOCKED,
     DEAD_LETTER,
     FAILED,
     RAN,
@@ -42,14 +44,17 @@ from btbuild.analysis.cells import (
 )
 from btbuild.analysis.planner import Planner
 from btbuild.errors import UsageError
+from btbuild.execution.liveness import start_worker
 from btbuild.execution.runner import Environment, run_group, static_hashes
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
+from btbuild.execution.waiting import DEPS_MOVED, LeaseWaiter, is_leased_elsewhere, merge_rounds
 from btbuild.plugins.rootindex import RootIndex
 from btbuild.storage.base import CellSummary
 from btbuild.storage.records import COMMITTED, CellRecord
 from btbuild.workspace.model import Target
 
 Submit = Callable[[GroupTask], "Future[list[CellOutcome]]"]
+MAX_REPLANS = 3  # rounds after the first when deps moved under this build (then: blocked)
 SUMMARY_KEYS = ("ran", "skipped", "blocked", "impossible", "failed", "dead_letter")
 
 
@@ -63,6 +68,7 @@ class BuildRequest:
     force: bool = False  # re-run the matched targets' cells
     force_deps: bool = False  # ... and their deps' cells too
     retry_dead: bool = False  # re-run dead letters whose inputs did not change
+    wait: bool = True  # wait for cells another live builder holds (--no-wait: report them)
 
 
 @dataclass(slots=True)
@@ -110,7 +116,9 @@ class BuildReport:
 
     @property
     def ok(self) -> bool:
-        return not any(cell.status in (FAILED, DEAD_LETTER) for cell in self.cells)
+        """Every cell is done and current: nothing failed, was dead-lettered or is blocked
+        (waiting for a dep or previous day that is not done, or for another builder)."""
+        return not any(cell.status in (FAILED, DEAD_LETTER, BLOCKED) for cell in self.cells)
 
     def to_json(self) -> dict[str, Any]:
         return {"cells": [cell.to_json() for cell in self.cells], "summary": self.summary()}
@@ -175,6 +183,24 @@ class StorageCache:
             self.records.update(self.backend.get_cells([name], [d.isoformat() for d in self.dates]))
         return self.records.get(key)
 
+    def refresh(self, name: str, day: date) -> None:
+        """Read one cell again (another builder may have changed it since the plan): its
+        next decision sees the record as it is now."""
+        iso = day.isoformat()
+        record = self.backend.get_cell(name, iso)
+        if record is None:
+            self.summaries.pop((name, iso), None)
+        else:
+            self.summaries[(name, iso)] = (
+                record.status,
+                record.composite_hash,
+                record.result_hash,
+                record.generation,
+                record.category,
+            )
+        if record is not None or name in self._loaded:
+            self.records[(name, iso)] = record
+
     def record(self, name: str, day: date) -> CellRecord | None:
         """Any cell's record; one before the plan's dates (``--from``) is checked for damage
         when first read, and a damaged one reads as no record."""
@@ -202,6 +228,7 @@ class Scheduler:
         equivalent: Callable[[Target, CellRecord, CellInputs], str | None] | None = None,
         on_progress: Callable[[CellReport], None] | None = None,
         after_run: Callable[[list[Target]], None] | None = None,
+        on_wait: Callable[[str], None] | None = None,
     ):
         self.session = session
         self.request = request
@@ -224,7 +251,7 @@ class Scheduler:
                 f"--from {start.isoformat()} is after --date {request.end.isoformat()}"
             )
         self.dates = date_range(start, request.end)
-        matched = session.match(request.patterns)
+        self.matched = matched = session.match(request.patterns)
         labels = self.graph.closure(matched)
         self.order = [label for label in self.graph.order if label in labels]
         self.targets = {label: self.graph.targets[label] for label in self.order}
@@ -233,29 +260,38 @@ class Scheduler:
         self.sources = session.plugins.root_sources()
         self.index = RootIndex.build({n: self.sources[n] for n in self._used_sources()}, self.dates)
         self.backend = session.backend
-        self.cache = StorageCache(
-            self.backend, self.by_name, self.dates, migrate=not request.dry_run
-        )
         self.run_id = uuid.uuid4().hex[:12]
         self._retried: list[GroupTask] = []  # tasks re-run after their worker process died
-        self.planner = Planner(
+        self.cache, self.planner = self._plan()
+        self.passes = self.planner.passes
+        self.notice = on_wait or (lambda line: None)
+        self.waiter = LeaseWaiter(
+            self.backend, {t.name: t.label for t in self.targets.values()}, self.notice
+        )
+
+    def _plan(self) -> tuple[StorageCache, Planner]:
+        """A fresh view of the cache and a planner over it (again when a round re-plans)."""
+        cache = StorageCache(
+            self.backend, self.by_name, self.dates, migrate=not self.request.dry_run
+        )
+        planner = Planner(
             self.workspace,
             self.graph,
             list(self.targets.values()),
             self.hashes,
             self.index,
             self.dates,
-            self.cache,
+            cache,
             force=frozenset(
                 target.name
                 for label, target in self.targets.items()
-                if request.force_deps or (request.force and label in matched)
+                if self.request.force_deps or (self.request.force and label in self.matched)
             ),
-            retry_dead=request.retry_dead,
-            dry_run=request.dry_run,
+            retry_dead=self.request.retry_dead,
+            dry_run=self.request.dry_run,
             equivalent=self.equivalent,
         )
-        self.passes = self.planner.passes
+        return cache, planner
 
     def _used_sources(self) -> list[str]:
         return sorted({source for target in self.targets.values() for source in target.all_roots})
@@ -274,29 +310,68 @@ class Scheduler:
             gc.unfreeze()
 
     def _run(self, executor: Callable[[], AbstractContextManager[Submit]] | None) -> BuildReport:
+        """Rounds: a cell whose commit found a dep moved (another builder committed it since
+        the plan) is planned again, with every cell, from the cache as it is then."""
+        report = self._round(executor)
+        for _ in range(MAX_REPLANS):
+            moved = [cell for cell in report.cells if cell.reason == DEPS_MOVED]
+            if self.request.dry_run or not moved:
+                break
+            self.notice(
+                f"btbuild: {len(moved)} cells were computed from results another builder "
+                "has changed since: planning them again"
+            )
+            self._progress = None  # the bar counted every cell once already
+            self.cache, self.planner = self._plan()
+            report = merge_rounds(report, self._round(executor))
+        self._after_run(report)
+        return report
+
+    def _round(self, executor: Callable[[], AbstractContextManager[Submit]] | None) -> BuildReport:
         report = BuildReport(dry_run=self.request.dry_run)
         groups = [(day, build_pass) for day in self.dates for build_pass in self.passes]
         if self.request.dry_run or (executor is None and self.request.jobs == 1):
             env = None
             for group in groups:
                 tasks = self._decide_group(group, report)
-                if tasks and not self.request.dry_run:
-                    if env is None:
-                        env = Environment(
-                            self.workspace,
-                            self.session.plugins,
-                            self.backend,
-                            static_hashes(self.session),
-                        )
-                    self._apply(run_group(env, tasks), report)
+                while not self.request.dry_run and (tasks or self.waiter.holds(group)):
+                    if tasks:
+                        if env is None:
+                            env = Environment(
+                                self.workspace,
+                                self.session.plugins,
+                                self.backend,
+                                static_hashes(self.session),
+                            )
+                        self._finish(group, run_group(env, tasks), report)
+                    tasks = None
+                    if self.waiter.holds(group):  # another builder has some: wait, decide again
+                        tasks = self._decide_again(group, self.waiter.next_free(group), report)
             if env is not None:  # cells that ran were reported after their group's others
                 report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
         else:
             with (executor or self._local_pool)() as submit:
                 self.dispatch(groups, report, submit)
             report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
-        self._after_run(report)
         return report
+
+    def _finish(
+        self, group: tuple[date, int], outcomes: list[CellOutcome], report: BuildReport
+    ) -> None:
+        """Apply a group's outcomes; cells another builder holds are parked to be waited for
+        (unless ``--no-wait``: then they are reported blocked)."""
+        leased = [o for o in outcomes if self.request.wait and is_leased_elsewhere(o)]
+        self._apply([o for o in outcomes if o not in leased], report)
+        if leased:
+            self.waiter.park(group, leased)
+
+    def _decide_again(
+        self, group: tuple[date, int], names: list[str], report: BuildReport
+    ) -> GroupTask | None:
+        """Decide cells of ``group`` again from their records as they are now."""
+        for name in names:
+            self.cache.refresh(name, group[0])
+        return self._decide_group(group, report, only=set(names))
 
     @contextmanager
     def _local_pool(self) -> Iterator[Submit]:
@@ -309,8 +384,13 @@ class Scheduler:
             pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(str(self.workspace.root), self.session.product_lines),
+                initializer=start_worker,  # watches this process, then runs _init_worker
+                initargs=(
+                    os.getpid(),
+                    f"{__name__}:_init_worker",
+                    str(self.workspace.root),
+                    self.session.product_lines,
+                ),
             )
             pools.append(pool)
             return pool
@@ -339,21 +419,27 @@ class Scheduler:
         if ran:
             self.after_run([self.targets[label] for label in self.order if label in ran])
 
-    def _decide_group(self, group: tuple[date, int], report: BuildReport) -> GroupTask | None:
+    def _decide_group(
+        self, group: tuple[date, int], report: BuildReport, only: set[str] | None = None
+    ) -> GroupTask | None:
         # Deciding allocates hundreds of thousands of small, long-lived, acyclic objects
         # (states, report rows) that the cyclic GC would rescan again and again (measured: a
         # third of a no-op build). They are moved out of its sight once made; run() gives
         # them back when the build ends.
         try:
-            return self._decide_group_now(group, report)
+            return self._decide_group_now(group, report, only)
         finally:
             gc.freeze()
 
-    def _decide_group_now(self, group: tuple[date, int], report: BuildReport) -> GroupTask | None:
+    def _decide_group_now(
+        self, group: tuple[date, int], report: BuildReport, only: set[str] | None = None
+    ) -> GroupTask | None:
         day, build_pass = group
         tasks = []
         planner = self.planner
         for target in planner.by_pass[build_pass]:
+            if only is not None and target.name not in only:
+                continue
             decision, task = planner.settle(target, day)
             if decision.reason == "cosmetic" and not self.request.dry_run:
                 self._record_cosmetic(
@@ -436,63 +522,80 @@ class Scheduler:
         runnable cells; ``submit`` returns a future of their outcomes (a local process pool,
         or Pub/Sub workers). A group depends on the same date's previous pass and, when its
         pass looks back in time, on the previous date's same pass. With ``[execution]
-        user_shards`` > 1 a group's per_user cells run as that many parts, then a combine."""
+        user_shards`` > 1 a group's per_user cells run as that many parts, then a combine.
+        A group with cells parked for another builder is done once they are decided again."""
         position = {day: index for index, day in enumerate(self.dates)}
         done: set[tuple[date, int]] = set()
         pending = list(groups)
         running: dict[Future[list[CellOutcome]], tuple[tuple[date, int], GroupTask]] = {}
         flights: dict[tuple[date, int], _Flight] = {}
-        retried = self._retried  # retries of tasks whose worker process died
 
         def launch(key: tuple[date, int], task: GroupTask) -> None:
             running[submit(task)] = (key, task)
             flights[key].outstanding += 1
 
-        while pending or running:
+        def start(key: tuple[date, int], tasks: GroupTask | None) -> None:
+            if tasks is not None:
+                flights.setdefault(key, _Flight())
+                for part in self._split(tasks):
+                    launch(key, part)
+            elif key not in flights and not self.waiter.holds(key):
+                done.add(key)
+
+        def land(key: tuple[date, int], task: GroupTask, outcomes: list[CellOutcome]) -> None:
+            flight = flights[key]
+            flight.outstanding -= 1
+            if task.shards > 1 and not task.combine:
+                flight.parts.append(outcomes)
+                if len(flight.parts) == task.shards:
+                    combines, failed = self._settle_parts(task, flight.parts)
+                    flight.outcomes.extend(failed)
+                    for combine in combines:
+                        launch(key, combine)
+            else:
+                flight.outcomes.extend(outcomes)
+            if flight.outstanding == 0:
+                del flights[key]
+                self._finish(key, flight.outcomes, report)
+                start(key, None)
+
+        while pending or running or self.waiter:
             still = []
             for group in pending:
-                day, build_pass = group
-                needs = []
-                if build_pass != self.passes[0]:
-                    needs.append((day, self.passes[self.passes.index(build_pass) - 1]))
-                if self.planner.looks_back[build_pass] and position[day] > 0:
-                    needs.append((self.dates[position[day] - 1], build_pass))
-                if not all(need in done for need in needs):
+                if all(need in done for need in self._needs(group, position)):
+                    start(group, self._decide_group(group, report))
+                else:
                     still.append(group)
-                    continue
-                tasks = self._decide_group(group, report)
-                if tasks is None:
-                    done.add(group)
-                    continue
-                flights[group] = _Flight()
-                for part in self._split(tasks):
-                    launch(group, part)
             pending = still
+            for key, names in self.waiter.free():
+                start(key, self._decide_again(key, names, report))
             if not running:
+                if self.waiter:
+                    self.waiter.sleep()
                 continue  # everything decided was skipped: the next sweep makes progress
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            timeout = self.waiter.poll if self.waiter else None
+            finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in finished:
                 key, task = running.pop(future)
-                flight = flights[key]
-                flight.outstanding -= 1
-                outcomes = self._outcomes_of(future, task, retried)
+                outcomes = self._outcomes_of(future, task, self._retried)
                 if outcomes is None:  # its worker died: once more, alone (cell by cell)
-                    for again in self._retries(task, retried):
+                    flights[key].outstanding -= 1
+                    for again in self._retries(task, self._retried):
                         launch(key, again)
                     continue
-                if task.shards > 1 and not task.combine:
-                    flight.parts.append(outcomes)
-                    if len(flight.parts) == task.shards:
-                        combines, failed = self._settle_parts(task, flight.parts)
-                        flight.outcomes.extend(failed)
-                        for combine in combines:
-                            launch(key, combine)
-                else:
-                    flight.outcomes.extend(outcomes)
-                if flight.outstanding == 0:
-                    self._apply(flight.outcomes, report)
-                    del flights[key]
-                    done.add(key)
+                land(key, task, outcomes)
+
+    def _needs(
+        self, group: tuple[date, int], position: Mapping[date, int]
+    ) -> list[tuple[date, int]]:
+        """The groups that must be done before ``group`` is decided."""
+        day, build_pass = group
+        needs = []
+        if build_pass != self.passes[0]:
+            needs.append((day, self.passes[self.passes.index(build_pass) - 1]))
+        if self.planner.looks_back[build_pass] and position[day] > 0:
+            needs.append((self.dates[position[day] - 1], build_pass))
+        return needs
 
     @staticmethod
     def _outcomes_of(

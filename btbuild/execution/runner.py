@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import os
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -29,11 +27,13 @@ from btbuild.errors import (
     BtbuildError,
     CalculationError,
     DamagedResult,
+    DepsMoved,
     LeaseLost,
     SourceError,
 )
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.guard import calc_output, describe, raised_by_calc
+from btbuild.execution.liveness import is_dead_local_owner, owner_id
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
@@ -55,19 +55,13 @@ MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a lease owner: ``<start time>@<host>:<pid>`` (see liveness.py)."""
+    return owner_id()
 
 
 def static_hashes(session: Any) -> dict[str, str]:
     """Target name -> static hash of the code this process would run."""
     return {name: hashes.static for name, hashes in session.hashes.items()}
-
-
-def _is_dead_local_builder(owner: str) -> bool:
-    """True for a lease owner (``host:pid``) on this machine whose process is gone: its lease
-    need not be waited out (a build interrupted with SIGKILL, a crashed worker)."""
-    host, _, pid = owner.rpartition(":")
-    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
 
 
 def _source_failed(
@@ -221,7 +215,7 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
     lease = env.backend.acquire(store, iso, env.owner, settings.lease_seconds)
     if lease is None:
         holder = env.backend.get_cell(store, iso)
-        if holder is not None and holder.lease_owner and _is_dead_local_builder(holder.lease_owner):
+        if holder is not None and holder.lease_owner and is_dead_local_owner(holder.lease_owner):
             lease = env.backend.acquire(
                 store, iso, env.owner, settings.lease_seconds, dead_owners=(holder.lease_owner,)
             )
@@ -473,9 +467,12 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
             dep_results=dict(cell.dep_results),
             root_fingerprints=dict(cell.root_fingerprints),
             category=run.target.package,
+            expect_deps=_dep_cells(env, cell),
         )
     except LeaseLost as exc:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error=str(exc))
+    except DepsMoved as exc:  # the scheduler plans the cell again from the cache as it is now
+        return CellOutcome(cell.name, cell.day, "blocked", "deps_moved", error=str(exc))
     run.phases["commit"] = time.perf_counter() - commit_start
     duration = time.perf_counter() - run.started
     error = None
@@ -494,6 +491,20 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
         error=error,
         phases=run.phases,
     )
+
+
+def _dep_cells(env: Environment, cell: CellTask) -> dict[tuple[str, str], str]:
+    """(dep target, ISO date) -> the result hash the cell was computed from, for every dep
+    cell it read (its own previous day too): what the commit compares and sets."""
+    expected = {}
+    for label, result_hash in cell.dep_results.items():
+        if label == PREVIOUS:
+            if cell.previous_date is not None:
+                expected[(cell.name, cell.previous_date.isoformat())] = result_hash
+            continue
+        name = env.by_label[label].name
+        expected[(name, cell.dep_dates[name].isoformat())] = result_hash
+    return expected
 
 
 def _log_run(

@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from btbuild.errors import DamagedResult, LeaseLost, StorageError
+from btbuild.errors import DamagedResult, DepsMoved, LeaseLost, StorageError
 from btbuild.storage import codec, integrity
 from btbuild.storage.records import (
     COMMITTED,
@@ -154,10 +154,18 @@ class Backend(ABC):
         """End the attempt without a result and drop its shards; None if the lease was lost."""
 
     @abstractmethod
-    def _commit(self, lease: Lease, result: Mapping[str, Any], now: float) -> CellRecord:
+    def _commit(
+        self,
+        lease: Lease,
+        result: Mapping[str, Any],
+        now: float,
+        expect_deps: Mapping[tuple[str, str], str] | None = None,
+    ) -> CellRecord:
         """Atomically check the lease and write the record pointing at ``lease.generation``
         (the visible commit), then delete every other generation of the cell.
-        :class:`LeaseLost` (writing nothing) if the lease was taken over."""
+        :class:`LeaseLost` (writing nothing) if the lease was taken over. ``expect_deps``:
+        (target, date) -> result hash each dep cell must still hold, read in the same
+        transaction; :class:`DepsMoved` (writing nothing) if one moved."""
 
     # ------------------------------------------------------------------ shards
 
@@ -589,10 +597,19 @@ class ResultWriter:
         self._shards.close_shard()
         self._store(self._shards.take())
 
-    def commit(self, *, now: float | None = None, **inputs: Any) -> CellRecord:
+    def commit(
+        self,
+        *,
+        now: float | None = None,
+        expect_deps: Mapping[tuple[str, str], str] | None = None,
+        **inputs: Any,
+    ) -> CellRecord:
         """Make the result visible. ``inputs`` are the INPUT_FIELDS the result was computed
         from (composite_hash, components, code_hash, sim_hash, dep_results,
-        root_fingerprints, category). :class:`LeaseLost` if another builder took the cell."""
+        root_fingerprints, category). :class:`LeaseLost` if another builder took the cell.
+        ``expect_deps`` maps each dep cell (target, date) to the result hash the value was
+        computed from: compared in the commit's transaction, and if one moved the commit is
+        refused with :class:`DepsMoved` and the cell is released as it was before."""
         self._check_open()
         unknown = set(inputs) - set(INPUT_FIELDS)
         if unknown:
@@ -623,11 +640,16 @@ class ResultWriter:
         )
         self._closed = True
         try:
+            if expect_deps:
+                return self.backend._commit(self.lease, result, _now(now), expect_deps)
             return self.backend._commit(self.lease, result, _now(now))
         except LeaseLost:
             self.backend._delete_generation(
                 self.lease.target, self.lease.date, self.lease.generation
             )
+            raise
+        except DepsMoved:
+            self.backend.release(self.lease)  # drops the shards; the attempt is not counted
             raise
 
     def abort(
@@ -695,3 +717,12 @@ def check_put_status(
     if status == COMMITTED and (previous is None or not previous.has_result):
         raise StorageError(f"{target} on {date} has no result: only a ResultWriter can commit it")
     return dict(changes)
+
+
+def check_deps(lease: Lease, moved: list[str]) -> None:
+    """Refuse a commit whose deps moved (see :func:`records.moved_deps`)."""
+    if moved:
+        raise DepsMoved(
+            f"{lease.target} on {lease.date} was not committed: {', '.join(moved)} changed "
+            "since it was planned (another builder committed it)"
+        )

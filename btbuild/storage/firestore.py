@@ -38,6 +38,7 @@ from btbuild.storage.base import (
     CellSummary,
     _now,
     check_cell_key,
+    check_deps,
     check_put_status,
     new_generation,
 )
@@ -410,13 +411,22 @@ class FirestoreBackend(Backend):
 
         return self._transact(f"record {status} for {lease.target} on {lease.date}", body)
 
-    def _commit(self, lease: Lease, result: Mapping[str, Any], now: float) -> CellRecord:
+    def _commit(
+        self,
+        lease: Lease,
+        result: Mapping[str, Any],
+        now: float,
+        expect_deps: Mapping[tuple[str, str], str] | None = None,
+    ) -> CellRecord:
         def body(transaction: Any) -> CellRecord:
             current = self._read(transaction, lease.target, lease.date)
             if current is None or not rec.holds(current, lease):
                 raise LeaseLost(
                     f"lease on {lease.target} for {lease.date} was taken over by another builder; its result was not committed"
                 )
+            if expect_deps:  # read in the transaction: a dep written meanwhile retries it
+                found = {dep: self._read(transaction, *dep) for dep in expect_deps}
+                check_deps(lease, rec.moved_deps(expect_deps, found))
             record = rec.committed(current, lease, result, now)
             self._save(transaction, record)
             return record

@@ -12,7 +12,14 @@ from typing import Any
 
 from btbuild.errors import LeaseLost
 from btbuild.storage import records as rec
-from btbuild.storage.base import Backend, _now, check_cell_key, check_put_status, new_generation
+from btbuild.storage.base import (
+    Backend,
+    _now,
+    check_cell_key,
+    check_deps,
+    check_put_status,
+    new_generation,
+)
 from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
 
 
@@ -139,7 +146,13 @@ class MemoryBackend(Backend):
             self._store_record(record, (lease.target, lease.date))
             return record
 
-    def _commit(self, lease: Lease, result: Mapping[str, Any], now: float) -> CellRecord:
+    def _commit(
+        self,
+        lease: Lease,
+        result: Mapping[str, Any],
+        now: float,
+        expect_deps: Mapping[tuple[str, str], str] | None = None,
+    ) -> CellRecord:
         key = (lease.target, lease.date)
         with self._lock:
             current = self._load(key)
@@ -147,6 +160,9 @@ class MemoryBackend(Backend):
                 raise LeaseLost(
                     f"lease on {lease.target} for {lease.date} was taken over by another builder; its result was not committed"
                 )
+            if expect_deps:
+                found = {dep: self._load(dep) for dep in expect_deps}
+                check_deps(lease, rec.moved_deps(expect_deps, found))
             record = rec.committed(current, lease, result, now)
             self._store_record(record, key)
             for shard_key in [k for k in self._shards if k[:2] == key and k[2] != lease.generation]:

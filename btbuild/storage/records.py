@@ -424,3 +424,16 @@ def status_put(
     """The cell after :meth:`Backend.put_cell_status`; validation happens in the caller."""
     base = previous or CellRecord(target=target, date=date, status=status)
     return _unleased(base, status=status, updated_at=now, **changes)
+
+
+def moved_deps(
+    expected: Mapping[tuple[str, str], str], current: Mapping[tuple[str, str], CellRecord | None]
+) -> list[str]:
+    """The dep cells (``target on date``) whose committed result is no longer the one a commit
+    was computed from: the compare-and-set of :meth:`ResultWriter.commit`'s ``expect_deps``."""
+    moved = []
+    for (target, date), result_hash in sorted(expected.items()):
+        record = current.get((target, date))
+        if record is None or not record.has_result or record.result_hash != result_hash:
+            moved.append(f"{target} on {date}")
+    return moved

@@ -28,6 +28,7 @@ from btbuild.storage.base import (
     CellSummary,
     _now,
     check_cell_key,
+    check_deps,
     check_put_status,
     new_generation,
 )
@@ -626,13 +627,22 @@ class SqliteBackend(Backend):
             self._save(conn, record)
             return record
 
-    def _commit(self, lease: Lease, result: Mapping[str, Any], now: float) -> CellRecord:
+    def _commit(
+        self,
+        lease: Lease,
+        result: Mapping[str, Any],
+        now: float,
+        expect_deps: Mapping[tuple[str, str], str] | None = None,
+    ) -> CellRecord:
         with self._transaction(f"commit {lease.target} on {lease.date}") as conn:
             current = self._load(conn, lease.target, lease.date)
             if current is None or not rec.holds(current, lease):
                 raise LeaseLost(
                     f"lease on {lease.target} for {lease.date} was taken over by another builder; its result was not committed"
                 )
+            if expect_deps:
+                found = {dep: self._load(conn, *dep) for dep in expect_deps}
+                check_deps(lease, rec.moved_deps(expect_deps, found))
             record = rec.committed(current, lease, result, now)
             self._save(conn, record)
             conn.execute(

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from btbuild.errors import CalculationError, DamagedResult, LeaseLost, StorageError
+from btbuild.errors import CalculationError, DamagedResult, DepsMoved, LeaseLost, StorageError
 from btbuild.storage import (
     Backend,
     CellRecord,
@@ -208,6 +208,40 @@ def test_release_restores_the_previous_state(backend: Backend) -> None:
     assert fresh is not None
     backend.release(fresh)
     assert backend.get_cell("other", D1) is None
+
+
+def test_commit_compares_and_sets_the_dep_results(backend: Backend) -> None:
+    """A commit names the dep results it was computed from; if a dep holds another result by
+    now (another builder committed it), nothing is written and the cell is given back."""
+    dep = commit_per_user(backend, "returns", D1, {"u1": 1}, composite_hash="r1")
+    first = commit_per_user(
+        backend,
+        "risk",
+        D1,
+        {"u1": 10},
+        composite_hash="c1",
+        expect_deps={("returns", D1): dep.result_hash},
+    )
+    assert first.status == "committed"
+    commit_per_user(backend, "returns", D1, {"u1": 2}, composite_hash="r2", now=T0 + 1)
+    lease = backend.acquire("risk", D1, "w1", 60, now=T0 + 2)
+    assert lease is not None
+    writer = backend.open_writer(lease, "per_user")
+    writer.add({"u1": 20})
+    with pytest.raises(DepsMoved, match="returns on 2024-01-01 changed"):
+        writer.commit(
+            now=T0 + 3, composite_hash="c2", expect_deps={("returns", D1): dep.result_hash}
+        )
+    after = backend.get_cell("risk", D1)
+    assert after is not None and after.status == "committed" and after.lease_owner is None
+    assert after.generation == first.generation and after.attempts == first.attempts
+    assert backend.read_result("risk", D1) == {"u1": 10}
+    assert backend.collect_garbage() == 0  # the refused attempt's shards are gone
+    with pytest.raises(DepsMoved, match="nothing on 2024-01-02"):  # a dep without a result
+        commit_per_user(
+            backend, "risk", D2, {"u1": 1}, composite_hash="c", expect_deps={("nothing", D2): "h"}
+        )
+    assert backend.get_cell("risk", D2) is None
 
 
 def test_abort_keeps_the_old_result_and_counts_attempts(backend: Backend) -> None:

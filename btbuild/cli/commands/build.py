@@ -27,6 +27,11 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--force-deps", is_flag=True, help="With their deps: re-run every cell of the build.")
 @click.option("--retry-dead", is_flag=True, help="Re-run dead letters whose inputs did not change.")
 @click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Do not wait for cells another builder holds: report them blocked (exit 1).",
+)
+@click.option(
     "--executor",
     type=click.Choice(["local", "pubsub"]),
     default="local",
@@ -48,6 +53,7 @@ def command(
     force: bool,
     force_deps: bool,
     retry_dead: bool,
+    no_wait: bool,
     executor: str,
     output: str,
     product_lines: tuple[str, ...],
@@ -62,6 +68,7 @@ def command(
         force=force,
         force_deps=force_deps,
         retry_dead=retry_dead,
+        wait=not no_wait,
     )
     from btbuild.execution.guard import calc_output
 
@@ -91,6 +98,7 @@ def run_build(
         equivalent=equivalence_checker(session, register=not request.dry_run),
         on_progress=progress.update,
         after_run=after_run_callback(session),
+        on_wait=progress.notice,
     )
     with progress.running(len(scheduler.order) * len(scheduler.dates)):
         if executor == "pubsub":
@@ -109,8 +117,12 @@ def print_text(report: BuildReport) -> None:
         click.echo(line)
     summary = report.summary()
     click.echo("summary: " + ", ".join(f"{count} {name}" for name, count in summary.items()))
-    if not report.ok:
+    if summary.get("failed") or summary.get("dead_letter"):
         click.echo("build failed: see the failed cells above", err=True)
+    elif not report.ok:
+        click.echo(
+            f"build incomplete: {summary['blocked']} cells are blocked (see above)", err=True
+        )
 
 
 def _interesting(cell: CellReport) -> bool:

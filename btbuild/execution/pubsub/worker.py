@@ -93,8 +93,8 @@ def handle_task(
                 # before recording the outcome: for the build, the cell ran
                 cell = next(cell for cell in remaining if cell.name == outcome.name)
                 outcome = replace(outcome, status="ran", reason=cell.reason)
-            if outcome.status != "blocked":
-                settled[outcome.name] = outcome
+            if outcome.status != "blocked" or outcome.reason == "deps_moved":
+                settled[outcome.name] = outcome  # deps_moved: the dispatcher plans it again
         blocked = [cell for cell in remaining if cell.name not in settled]
         if not blocked:
             break

@@ -1,0 +1,190 @@
+"""Two builders on one cache, deterministically interleaved in one process (issue 12).
+
+The real-process stress tests are in test_stress.py (slow); here each race is staged step by
+step: one builder reads its plan, another commits meanwhile, then the first one runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+import pytest
+
+from btbuild.execution.build import BuildRequest, Scheduler
+from btbuild.session import Session
+
+V, T, S = "//pricing:value", "//pricing:total", "//pricing:sign"
+DAY = "2024-01-02"
+
+
+def scheduler(ws, *patterns: str, end: str = DAY, **options) -> Scheduler:
+    request = BuildRequest(patterns=patterns or ("//...",), end=date.fromisoformat(end), **options)
+    return Scheduler(Session(ws.root), request, **options.pop("hooks", {}))
+
+
+def rerun_needed(ws, end: str = DAY) -> list[tuple[str, str, str]]:
+    """Cells a fresh dry run would run: what ``btbuild status`` shows as not up to date."""
+    report = ws.build("--dry-run", date=end)
+    return [
+        (c["label"], c["date"], c["reason"]) for c in report["cells"] if c["status"] == "runnable"
+    ]
+
+
+def change_root_target(ws) -> None:
+    ws.edit("calculations/pricing/calcs.py", "return sum(", "return 2 * sum(")
+
+
+def test_a_root_target_committed_by_another_builder_after_the_plan_is_read(ws):
+    """The race of issue 12: builder A reads its plan (cell summaries) for //..., builder B
+    then builds the changed root target alone, then A runs. A must decide the root cell from
+    the record it reads (B's new result), so its dependents re-run on the new upstream."""
+    ws.build(date=DAY)
+    change_root_target(ws)
+    first = scheduler(ws, "//...")  # the summaries are read here: the old result of value
+    assert ws.cells(ws.build("//pricing:value", date=DAY))[(V, DAY)] == ("ran", "code_changed")
+    report = first.run()
+    first.session.close()
+    cells = {(c.label, c.date.isoformat()): (c.status, c.reason) for c in report.cells}
+    assert cells[(V, DAY)][0] == "skipped"
+    assert cells[(T, DAY)] == ("ran", "deps_changed")
+    assert rerun_needed(ws) == []
+    backend = ws.backend()
+    value = backend.get_cell("value", DAY)
+    assert backend.get_cell("total", DAY).dep_results[V] == value.result_hash
+
+
+def test_a_dep_that_moves_before_the_commit_re_plans_the_dependent(ws, monkeypatch):
+    """Compare-and-set at commit: while this build computes total, another builder (with
+    other code) commits another value. total's commit is refused, and the build plans again
+    from the cache as it is: value is current for this code again, then total and sign."""
+    from btbuild.execution import runner
+
+    ws.build(date=DAY)
+    change_root_target(ws)
+    dep_cells = runner._dep_cells
+    interfered = []
+
+    def interfere(env, cell):
+        if cell.name == "total" and cell.day.isoformat() == DAY and not interfered:
+            lease = env.backend.acquire("value", DAY, "other-builder", 60)
+            writer = env.backend.open_writer(lease, "per_user")
+            writer.add({"u001": -1.0})
+            other = dict(lease.previous.components, code="other-code")
+            interfered.append(
+                writer.commit(composite_hash="other-key", components=other, category="pricing")
+            )
+        return dep_cells(env, cell)
+
+    monkeypatch.setattr(runner, "_dep_cells", interfere)
+    notices: list[str] = []
+    build = Scheduler(
+        Session(ws.root),
+        BuildRequest(patterns=("//...",), end=date.fromisoformat(DAY)),
+        on_wait=notices.append,
+    )
+    report = build.run()
+    build.session.close()
+    cells = {(c.label, c.date.isoformat()): (c.status, c.reason) for c in report.cells}
+    assert interfered and report.ok, cells
+    assert cells[(V, DAY)] == ("ran", "code_changed")  # round 2 rebuilt what the other changed
+    assert cells[(T, DAY)][0] == "ran" and cells[(S, DAY)][0] in ("ran", "skipped")
+    assert any("planning them again" in line for line in notices)
+    assert rerun_needed(ws) == []
+    backend = ws.backend()
+    assert (
+        backend.get_cell("total", DAY).dep_results[V] == backend.get_cell("value", DAY).result_hash
+    )
+    assert backend.read_result("value", DAY)["u001"] != -1.0
+
+
+def _lease_for_a_live_process(ws, name: str = "value"):
+    import subprocess
+    import sys
+
+    from btbuild.execution.liveness import owner_id
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    backend = ws.backend()
+    lease = backend.acquire(name, DAY, owner_id(holder.pid), 900)
+    assert lease is not None
+    backend.close()
+    return holder
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_cell_leased_by_a_live_builder_is_waited_for(ws, jobs):
+    """Another live builder holds value: this build says it waits, and once that builder is
+    gone (killed: its lease is dead at once) it builds the cell and everything after it."""
+    ws.build(date="2024-01-01")
+    change_root_target(ws)
+    holder = _lease_for_a_live_process(ws)
+    notices: list[str] = []
+
+    def on_wait(line: str) -> None:
+        notices.append(line)
+        holder.kill()  # the other builder dies while this one waits
+
+    try:
+        build = Scheduler(
+            Session(ws.root),
+            BuildRequest(patterns=("//...",), end=date.fromisoformat(DAY), jobs=jobs),
+            on_wait=on_wait,
+        )
+        report = build.run()
+        build.session.close()
+    finally:
+        holder.kill()
+        holder.wait()
+    cells = {(c.label, c.date.isoformat()): (c.status, c.reason) for c in report.cells}
+    assert report.ok, cells
+    assert cells[(V, DAY)] == ("ran", "new") and cells[(T, DAY)] == ("ran", "new")
+    assert len(notices) == 1 and "waiting for another builder: //pricing:value on" in notices[0]
+    assert rerun_needed(ws) == []
+
+
+def test_no_wait_reports_cells_another_builder_holds_and_exits_1(ws):
+    holder = _lease_for_a_live_process(ws)
+    try:
+        report = ws.build("--no-wait", date=DAY, expect=1)
+    finally:
+        holder.kill()
+        holder.wait()
+    cells = ws.cells(report)
+    assert cells[(V, DAY)] == ("blocked", "leased")
+    assert cells[(T, DAY)] == ("blocked", "waiting_for_deps")
+    assert cells[(V, "2024-01-01")] == ("ran", "new")
+
+
+def test_a_waiting_builder_reports_what_the_other_builder_committed(ws):
+    """The other builder finishes the cell: this one reports it skipped (up to date) and its
+    dependents read the result the other builder committed."""
+    ws.build(date=DAY)
+    change_root_target(ws)
+    holder = _lease_for_a_live_process(ws)
+    other: dict = {}
+
+    def other_builder_finishes(line: str) -> None:
+        backend = ws.backend()  # hand the lease back, then build the cell for real
+        record = backend.get_cell("value", DAY)
+        backend.put_cells([replace(record, status="committed", lease_owner=None)])
+        backend.close()
+        holder.kill()
+        other["code"] = ws.cli("build", "//pricing:value", "--date", DAY)[0]
+
+    try:
+        build = Scheduler(
+            Session(ws.root),
+            BuildRequest(patterns=("//...",), end=date.fromisoformat(DAY)),
+            on_wait=other_builder_finishes,
+        )
+        report = build.run()
+        build.session.close()
+    finally:
+        holder.kill()
+        holder.wait()
+    cells = {(c.label, c.date.isoformat()): (c.status, c.reason) for c in report.cells}
+    assert other["code"] == 0 and report.ok
+    assert cells[(V, DAY)] == ("skipped", "up_to_date")
+    assert cells[(T, DAY)] == ("ran", "deps_changed")
+    assert rerun_needed(ws) == []

@@ -1,0 +1,1 @@
+"""Helpers shared by the corpus calculations (a workspace layer module)."""
