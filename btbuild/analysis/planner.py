@@ -86,7 +86,9 @@ class RootIndexLike(Protocol):
     def fingerprint(self, source: str, day: date) -> str | None: ...
 
 
-Equivalent = Callable[[Target, Any, CellInputs], "str | None"]
+Equivalent = Callable[[Target, Any, CellInputs], Any]
+"""``equivalent(target, record, inputs)``: a verdict on a code-only change (an object with
+``sim_hash``, set when the change is proven cosmetic, and ``reason``), or None."""
 
 
 @dataclass(slots=True)
@@ -130,6 +132,10 @@ class Planner:
         self.dry_run = dry_run
         self.equivalent = equivalent or (lambda target, record, inputs: None)
         self.state: dict[tuple[str, date], CellState] = {}
+        # cells that adopted their code through a cosmetic verdict, to examine again
+        # (btbuild.sim.recheck), and the callback giving the verdict on one of them
+        self.recheck: Mapping[tuple[str, date], Any] = {}
+        self.recheck_verdict: Callable[[Target, date, Any], Any] | None = None
         self._per_target: dict[str, tuple[dict[str, str], str]] = {}
         self._roots_cache: dict[tuple[int, date], tuple[list[str], dict[str, str], str]] = {}
         self._roots_ids: dict[tuple[Any, ...], int] = {}
@@ -280,6 +286,7 @@ class Planner:
                 and summary[1] == key
                 and summary[3] is not None
                 and summary[0] != RECORD_DEAD_LETTER
+                and (not self.recheck or (target.name, day) not in self.recheck)
             ):
                 return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None, None
         components, code_hash = self.target_inputs(target)
@@ -390,6 +397,10 @@ class Planner:
     ) -> tuple[Decision, str | None]:
         if target.name in self.forced:
             return Decision(RUNNABLE, "forced"), None
+        if self.recheck and (target.name, day) in self.recheck:
+            again = self._recheck(target, day)
+            if again is not None:
+                return again, None
         summary = self.cache.summaries.get((target.name, day.isoformat()))
         if summary is None:
             why = self.cache.damaged.get((target.name, day.isoformat()))
@@ -419,8 +430,10 @@ class Planner:
         if not changes:
             reason = "early_cutoff" if deps_reran else "up_to_date"
             return Decision(SKIPPED, reason, result_hash=record.result_hash), None
+        why = ""
         if "?" not in inputs.dep_results.values() and only_code_changed(changes):
-            sim_hash = self.equivalent(target, record, inputs)
+            verdict = self.equivalent(target, record, inputs)
+            sim_hash = getattr(verdict, "sim_hash", None)
             if sim_hash is not None:
                 decision = Decision(
                     SKIPPED,
@@ -430,9 +443,20 @@ class Planner:
                     result_hash=record.result_hash,
                 )
                 return decision, sim_hash
+            why = str(getattr(verdict, "reason", "") or "")  # why it could not be proven
         if record.status == RECORD_FAILED and record.attempt_key in (None, inputs.key):
             return Decision(RUNNABLE, "retry", tuple(changes), detail=record.last_error or ""), None
-        return Decision(RUNNABLE, reason_for(changes), tuple(changes)), None
+        return Decision(RUNNABLE, reason_for(changes), tuple(changes), detail=why), None
+
+    def _recheck(self, target: Target, day: date) -> Decision | None:
+        """An earlier cosmetic adoption that today's evidence rule cannot prove re-runs."""
+        record = self.cache.full_record(target.name, day)
+        if record is None or record.sim_hash is None or self.recheck_verdict is None:
+            return None  # not (or no longer: it re-ran) an adopted result
+        verdict = self.recheck_verdict(target, day, record)
+        if getattr(verdict, "sim_hash", None) is not None:
+            return None
+        return Decision(RUNNABLE, "cosmetic_recheck", detail=str(getattr(verdict, "reason", "")))
 
     def settle(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
         """Decide one cell and remember its state for its dependents. A runnable cell is

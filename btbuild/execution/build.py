@@ -225,7 +225,7 @@ class Scheduler:
         session: Any,
         request: BuildRequest,
         *,
-        equivalent: Callable[[Target, CellRecord, CellInputs], str | None] | None = None,
+        equivalent: Callable[[Target, CellRecord, CellInputs], Any] | None = None,
         on_progress: Callable[[CellReport], None] | None = None,
         after_run: Callable[[list[Target]], None] | None = None,
         on_wait: Callable[[str], None] | None = None,
@@ -262,6 +262,9 @@ class Scheduler:
         self.backend = session.backend
         self.run_id = uuid.uuid4().hex[:12]
         self._retried: list[GroupTask] = []  # tasks re-run after their worker process died
+        self._why: dict[tuple[str, date], str] = {}  # runnable cells: why a change was not proven
+        if hasattr(self.equivalent, "bind"):  # the sim judge: replay range, adoptions to recheck
+            self.equivalent.bind(self)
         self.cache, self.planner = self._plan()
         self.passes = self.planner.passes
         self.notice = on_wait or (lambda line: None)
@@ -291,6 +294,10 @@ class Scheduler:
             dry_run=self.request.dry_run,
             equivalent=self.equivalent,
         )
+        judge: Any = self.equivalent
+        if hasattr(judge, "bind"):  # the sim judge: earlier adoptions to re-examine
+            planner.recheck = judge.recheck
+            planner.recheck_verdict = judge.recheck_verdict
         return cache, planner
 
     def _used_sources(self) -> list[str]:
@@ -450,8 +457,12 @@ class Scheduler:
                     report, target, day, decision.status, decision.reason, decision.detail or None
                 )
             elif self.request.dry_run:
-                self._report(report, target, day, RUNNABLE, decision.reason)
+                self._report(
+                    report, target, day, RUNNABLE, decision.reason, decision.detail or None
+                )
             else:
+                if decision.detail:
+                    self._why[(target.name, day)] = decision.detail
                 tasks.append(task)
         if not tasks:
             return None
@@ -495,7 +506,7 @@ class Scheduler:
                 outcome.day,
                 outcome.status,
                 outcome.reason,
-                outcome.error,
+                outcome.error or self._why.get((outcome.name, outcome.day)),
                 items=outcome.items,
             )
 

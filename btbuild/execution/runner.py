@@ -235,7 +235,7 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
         previous is not None
         and previous.status == COMMITTED
         and previous.composite_hash == cell.key
-        and cell.reason not in ("forced", "damaged")
+        and cell.reason not in ("forced", "damaged", "cosmetic_recheck")  # re-run an equal key
     ):
         env.backend.release(lease)  # someone else committed exactly this meanwhile
         return CellOutcome(

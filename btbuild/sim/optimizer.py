@@ -16,6 +16,13 @@ is unknown and the cell re-runs: a miss costs a run, never a wrong skip.
 A simulation that cannot tell code versions apart (fewer than two distinct real outputs, e.g.
 every fabricated context failed upstream) never proves anything: the cell re-runs.
 
+The SimHash is one of three pieces of evidence (:mod:`btbuild.sim.verdict`): the stored cells
+are also replayed with the new code (:mod:`btbuild.sim.replay`) and the change's coverage is
+checked. Beside each SimHash, the keys of the deps it was simulated with are registered
+(under :meth:`SimHashes.deps_key`): when an upstream changed in the same build, the old
+SimHash still holds if that upstream's new code simulates exactly as its old code did;
+otherwise the verdict is ``unproven: upstream ... also changed in this build``.
+
 Registered: after a real build, the SimHash of every target that ran (``after_run``); and
 the new code's SimHash when a change was proven cosmetic (so a second cosmetic edit can be
 proven too, since the record then carries the new code hash).
@@ -23,18 +30,17 @@ proven too, since the record then carries the new code hash).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-from btbuild.analysis.cells import CellInputs
 from btbuild.errors import BtbuildError
 from btbuild.hashing.digest import hash_json
 from btbuild.sim.fabricator import fabricator_version
+from btbuild.sim.logs import LogCapture
 from btbuild.sim.runner import SimResult, SimRunner
-from btbuild.storage.records import CellRecord
+from btbuild.sim.verdict import Verdict, unproven
 from btbuild.workspace.model import Target
-
-Checker = Callable[[Target, CellRecord, CellInputs], "str | None"]
 
 
 def code_key(hashes: Any) -> str:
@@ -45,8 +51,9 @@ def code_key(hashes: Any) -> str:
 class SimHashes:
     """SimHashes and sim keys of one session's targets, each computed at most once."""
 
-    def __init__(self, session: Any):
+    def __init__(self, session: Any, logs: LogCapture | None = None):
         self.session = session
+        self.logs = logs or LogCapture()
         self._runner: SimRunner | None = None
         self._results: dict[str, SimResult | None] = {}
         self._keys: dict[str, str] = {}
@@ -55,28 +62,49 @@ class SimHashes:
     @property
     def runner(self) -> SimRunner:
         if self._runner is None:
-            self._runner = SimRunner(self.session.workspace, self.session.plugins.root_sources())
+            self._runner = SimRunner(
+                self.session.workspace, self.session.plugins.root_sources(), logs=self.logs
+            )
         return self._runner
 
-    def sim_key(self, target: Target, code_hash: str | None = None) -> str:
-        """The registry key of ``target`` with code ``code_hash`` (default: its current code)."""
-        hashes = self.session.hashes[target.name]
-        if code_hash is None and target.name in self._keys:
-            return self._keys[target.name]
+    def dep_keys(self, target: Target) -> list[list[str]]:
+        """[dep name, dep's current sim key] of each dep, sorted."""
         by_label = self.session.workspace.by_label()
+        return sorted(
+            [by_label[label].name, self.sim_key(by_label[label])] for label in target.deps
+        )
+
+    def sim_key(
+        self, target: Target, code_hash: str | None = None, deps: list[list[str]] | None = None
+    ) -> str:
+        """The registry key of ``target`` with code ``code_hash`` (default: its current code)
+        and upstream keys ``deps`` (default: the current ones)."""
+        hashes = self.session.hashes[target.name]
+        current = code_hash is None and deps is None
+        if current and target.name in self._keys:
+            return self._keys[target.name]
         key = hash_json(
             {
                 "code": code_hash or code_key(hashes),
                 "declaration": hashes.declaration,
                 "infra": hashes.infra,
-                "deps": sorted(
-                    [by_label[label].name, self.sim_key(by_label[label])] for label in target.deps
-                ),
+                "deps": self.dep_keys(target) if deps is None else deps,
             }
         )
-        if code_hash is None:
+        if current:
             self._keys[target.name] = key
         return key
+
+    def deps_key(self, target: Target, code_hash: str | None = None) -> str:
+        """The registry key under which the dep keys a code's SimHash was registered with are kept."""
+        hashes = self.session.hashes[target.name]
+        return hash_json(
+            {
+                "deps_of": code_hash or code_key(hashes),
+                "declaration": hashes.declaration,
+                "infra": hashes.infra,
+            }
+        )
 
     def result(self, target: Target) -> SimResult | None:
         """The current code's simulation; None when the code cannot even be loaded."""
@@ -87,50 +115,57 @@ class SimHashes:
                 self._results[target.name] = None
         return self._results[target.name]
 
-    def register(self, target: Target) -> str | None:
-        backend = self.session.backend
-        key = self.sim_key(target)
-        known = backend.get_sim_hash(key, self.version)
+    def current(self, target: Target) -> str | None:
+        """The current code's SimHash: registered, or simulated now."""
+        known = self.session.backend.get_sim_hash(self.sim_key(target), self.version)
         if known is not None:
             return str(known)
         result = self.result(target)
-        if result is None:
-            return None
-        backend.put_sim_hash(key, self.version, result.combined)
-        return result.combined
+        return None if result is None else result.combined
 
+    def register(self, target: Target, combined: str | None = None) -> str | None:
+        backend = self.session.backend
+        key = self.sim_key(target)
+        known = backend.get_sim_hash(key, self.version) if combined is None else None
+        if known is None:
+            if combined is None:
+                result = self.result(target)
+                if result is None:
+                    return None
+                combined = result.combined
+            backend.put_sim_hash(key, self.version, combined)
+        backend.put_sim_hash(self.deps_key(target), self.version, json.dumps(self.dep_keys(target)))
+        return str(known) if known is not None else combined
 
-def equivalence_checker(session: Any, *, register: bool = False) -> Checker:
-    """``equivalent(target, record, inputs)``: the new SimHash if the change is cosmetic, else None.
+    def old(self, target: Target, old_code: str) -> str | Verdict:
+        """The SimHash registered for ``old_code``, or why there is none to compare with."""
+        backend = self.session.backend
+        known = backend.get_sim_hash(self.sim_key(target, old_code), self.version)
+        if known is not None:
+            return str(known)
+        recorded = backend.get_sim_hash(self.deps_key(target, old_code), self.version)
+        if recorded is None:
+            return unproven(
+                f"no simulation of the old code is registered (fabricator {self.version})"
+            )
+        then = {name: key for name, key in json.loads(recorded)}
+        now = dict(self.dep_keys(target))
+        moved = sorted(name for name in set(then) | set(now) if then.get(name) != now.get(name))
+        by_name = self.session.workspace.targets
+        if moved and all(self._simulates_as(by_name.get(name), then.get(name)) for name in moved):
+            old_deps = sorted([name, key] for name, key in then.items())
+            known = backend.get_sim_hash(self.sim_key(target, old_code, old_deps), self.version)
+            if known is not None:
+                return str(known)
+        labels = ", ".join(by_name[n].label if n in by_name else n for n in moved) or "?"
+        return unproven(f"upstream {labels} also changed in this build")
 
-    Called by the scheduler when only the code and/or layers hashes of a cell changed. With
-    ``register`` (a real build), a proven new code's SimHash is registered under its key.
-    """
-    sims = SimHashes(session)
-    verdicts: dict[tuple[str, str], str | None] = {}
-
-    def equivalent(target: Target, record: CellRecord, inputs: CellInputs) -> str | None:
-        if not record.code_hash:
-            return None
-        cache_key = (target.name, record.code_hash)
-        if cache_key not in verdicts:
-            verdicts[cache_key] = _decide(sims, target, record.code_hash, register)
-        return verdicts[cache_key]
-
-    return equivalent
-
-
-def _decide(sims: SimHashes, target: Target, old_code: str, register: bool) -> str | None:
-    backend = sims.session.backend
-    old = backend.get_sim_hash(sims.sim_key(target, old_code), sims.version)
-    if old is None:
-        return None
-    result = sims.result(target)
-    if result is None or not result.informative or result.combined != old:
-        return None
-    if register:
-        backend.put_sim_hash(sims.sim_key(target), sims.version, result.combined)
-    return result.combined
+    def _simulates_as(self, upstream: Target | None, old_key: str | None) -> bool:
+        """Whether ``upstream``'s current code simulates exactly as the code of ``old_key``."""
+        if upstream is None or old_key is None:
+            return False
+        before = self.session.backend.get_sim_hash(old_key, self.version)
+        return before is not None and before == self.current(upstream)
 
 
 def after_run_callback(session: Any) -> Callable[[list[Target]], None]:
@@ -142,3 +177,11 @@ def after_run_callback(session: Any) -> Callable[[list[Target]], None]:
             sims.register(target)
 
     return after_run
+
+
+def equivalence_checker(session: Any, *, register: bool = False) -> Any:
+    """The scheduler's ``equivalent(target, record, inputs)``: a :class:`Verdict` (see
+    :class:`btbuild.sim.judge.Judge`)."""
+    from btbuild.sim.judge import Judge
+
+    return Judge(session, register=register)

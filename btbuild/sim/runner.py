@@ -36,6 +36,7 @@ from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
 from btbuild.sim.fabricator import WORLDS, Fabricator, World, fabricator_version
+from btbuild.sim.logs import LogCapture
 from btbuild.workspace.model import Target, Workspace
 
 DEFAULT_TIME_LIMIT = 1.0  # seconds per process(ctx) call
@@ -181,8 +182,10 @@ class SimRunner:
         loader: CalculationLoader | None = None,
         time_limit: float | None = DEFAULT_TIME_LIMIT,
         deps_from: SimRunner | None = None,
+        logs: LogCapture | None = None,
     ):
         self.workspace = workspace
+        self.logs = logs or LogCapture()  # ctx.log of simulated calls: kept, not printed
         self.sources = sources
         self.fabricator = fabricator or Fabricator(sources)
         self._loader = loader
@@ -295,6 +298,7 @@ class SimRunner:
             dep_names=dep_names,
             whole_deps={name: fresh(value) for name, value in whole.items()},
             previous=fresh(previous) if target.kind == "per_date" else None,
+            log=self.logs.logger(target.name),
         )
         try:
             process = self._factories[target.name]()

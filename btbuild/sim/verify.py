@@ -32,11 +32,14 @@ from btbuild.hashing import compute_hashes
 from btbuild.sim.fabricator import WORLDS, Fabricator
 from btbuild.sim.optimizer import code_key
 from btbuild.sim.runner import DEFAULT_TIME_LIMIT, MIN_DISTINCT, ContextRun, SimRunner, is_failure
+from btbuild.sim.verify_replay import cache_note, replay_changes, with_replay
 from btbuild.workspace.config import load_workspace
 from btbuild.workspace.model import Target, Workspace
 
 COSMETIC = "cosmetic"
 BEHAVIOUR_CHANGED = "behaviour_changed"
+UNPROVEN = "unproven"
+WEAK = "weak"
 NEW = "new"
 REMOVED = "removed"
 SEARCH_START = 10_000  # first world index of the harder search
@@ -51,16 +54,20 @@ class ChangedTarget:
     expected: bool = False
     contexts: int = 0  # contexts compared (fabricated + searched)
     seconds: float = 0.0
-    weak: bool = False  # cosmetic, but the contexts gave fewer than two distinct real outputs
+    weak: bool = False  # the contexts gave fewer than two distinct real outputs
+    reason: str = ""  # why the verdict is not cosmetic (or what evidence it rests on)
+    replay: dict[str, Any] | None = None  # ReplayResult.to_json(); None: nothing stored
 
     def to_json(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "verdict": self.verdict,
+            "reason": self.reason,
             "counterexample": self.counterexample,
             "expected": self.expected,
             "contexts": self.contexts,
             "weak": self.weak,
+            "replay": self.replay,
         }
 
 
@@ -68,13 +75,24 @@ class ChangedTarget:
 class VerifyReport:
     base: str
     changed: list[ChangedTarget] = field(default_factory=list)
+    allow_unproven: bool = False
+    cache_note: str = ""  # what the replay could rest on
+
+    def failures(self) -> list[ChangedTarget]:
+        """Unexpected behaviour changes; unproven and weak verdicts too, unless allowed."""
+        bad = [BEHAVIOUR_CHANGED] + ([] if self.allow_unproven else [UNPROVEN, WEAK])
+        return [c for c in self.changed if c.verdict in bad and not c.expected]
 
     @property
     def ok(self) -> bool:
-        return not any(c.verdict == BEHAVIOUR_CHANGED and not c.expected for c in self.changed)
+        return not self.failures()
 
     def to_json(self) -> dict[str, Any]:
-        return {"changed": [c.to_json() for c in self.changed], "ok": self.ok}
+        return {
+            "changed": [c.to_json() for c in self.changed],
+            "ok": self.ok,
+            "cache": self.cache_note,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,7 @@ class VerifyOptions:
     search_seconds: float = 2.0
     time_limit: float | None = DEFAULT_TIME_LIMIT
     worlds: int = WORLDS
+    allow_unproven: bool = False
 
 
 def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -157,7 +176,7 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
     new = session.workspace
     sources = session.plugins.root_sources()
     expected = _expected_labels(options.expect_change, new, old)
-    report = VerifyReport(options.base)
+    report = VerifyReport(options.base, allow_unproven=options.allow_unproven)
     new_hashes = session.hashes
     old_hashes = compute_hashes(old, extra_infra=session.plugins.infra_inputs()) if old else {}
     old_targets = old.targets if old else {}
@@ -185,7 +204,10 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
             time_limit=options.time_limit,
             deps_from=new_runner,
         )
-        report.changed.extend(_judge(new_runner, old_runner, changed, expected, options))
+        replays = replay_changes(session, changed, old_hashes, new_runner)
+        report.cache_note = cache_note(replays)
+        judged = _judge(new_runner, old_runner, changed, expected, options)
+        report.changed.extend(with_replay(judged, replays))
     report.changed.sort(key=lambda c: c.label)
     return report
 
@@ -226,12 +248,16 @@ def _judge(
             compared += more
         verdict = COSMETIC if counter is None else BEHAVIOUR_CHANGED
         seconds = time.perf_counter() - started[target.name]
-        weak = (
-            verdict == COSMETIC
-            and len({r.hash for r in news if not is_failure(r.output)}) < MIN_DISTINCT
-        )
+        distinct = len({r.hash for r in news if not is_failure(r.output)})
+        weak = verdict == COSMETIC and distinct < MIN_DISTINCT
+        reason = ""
+        if weak:
+            verdict = WEAK
+            reason = f"weak: {distinct} distinct output{'' if distinct == 1 else 's'} in {len(news)} fabricated contexts"
         results.append(
-            ChangedTarget(target.label, verdict, counter, is_expected, compared, seconds, weak)
+            ChangedTarget(
+                target.label, verdict, counter, is_expected, compared, seconds, weak, reason
+            )
         )
     return results
 

@@ -23,6 +23,7 @@ from btbuild.workspace.model import (
     DAILY,
     ExecutionSettings,
     Schedule,
+    SimSettings,
     StorageSettings,
     Target,
     Workspace,
@@ -34,7 +35,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 BUILD_FILE = "BUILD.toml"
-ROOT_TABLES = ("workspace", "storage", "execution", "plugin")
+ROOT_TABLES = ("workspace", "storage", "execution", "plugin", "sim")
 WORKSPACE_KEYS = ("name", "packages", "epoch", "plugins", "start_date")
 STORAGE_KEYS = ("backend", "path", "project", "prefix")
 CALCULATION_KEYS = (
@@ -194,6 +195,7 @@ def load_workspace(root: Path | str) -> Workspace:
 
     storage = _storage(doc, root, data.get("storage", {}))
     execution = _execution(doc, data.get("execution", {}))
+    sim = _sim(doc, data.get("sim", {}))
     plugin_settings = data.get("plugin", {})
     if not isinstance(plugin_settings, dict) or any(
         not isinstance(v, dict) for v in plugin_settings.values()
@@ -235,6 +237,7 @@ def load_workspace(root: Path | str) -> Workspace:
         execution=execution,
         targets=ordered,
         plugin_settings={k: dict(v) for k, v in plugin_settings.items()},
+        sim=sim,
     )
 
 
@@ -490,6 +493,31 @@ def _execution(doc: TomlText, values: Any) -> ExecutionSettings:
             )
         settings[key] = kind(value)
     return ExecutionSettings(**settings)
+
+
+_SIM_RULES: dict[str, tuple[int, int]] = {
+    "replay_dates": (1, 1000),
+    "replay_users": (1, 10**6),
+    "seed": (0, 2**31 - 1),
+}
+
+
+def _sim(doc: TomlText, values: Any) -> SimSettings:
+    """``[sim]``: how many stored cells the cosmetic-change check replays (docs/sim.md)."""
+    if not isinstance(values, dict):
+        raise doc.error("[sim] must be a table", "sim")
+    reject_unknown(doc, "sim", values, tuple(_SIM_RULES))
+    settings: dict[str, int] = {}
+    for key, value in values.items():
+        low, high = _SIM_RULES[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise doc.error(
+                f"[sim] {key} must be a whole number from {low} to {high}, got {value!r}",
+                "sim",
+                key,
+            )
+        settings[key] = value
+    return SimSettings(**settings)
 
 
 def _typed(

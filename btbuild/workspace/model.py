@@ -92,6 +92,15 @@ class ExecutionSettings:
 
 
 @dataclass(frozen=True)
+class SimSettings:
+    """``[sim]``: the replay sample of the cosmetic-change check (docs/sim.md)."""
+
+    replay_dates: int = 6  # stored cells (dates) replayed per changed target
+    replay_users: int = 200  # users replayed per per_user cell (all of them when fewer)
+    seed: int = 0  # of the random part of the sample
+
+
+@dataclass(frozen=True)
 class Workspace:
     """A loaded workspace: settings plus every target, keyed by name (names are global)."""
 
@@ -105,6 +114,7 @@ class Workspace:
     execution: ExecutionSettings
     targets: dict[str, Target]  # name -> target, sorted by label
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # [plugin.NAME] tables
+    sim: SimSettings = field(default_factory=SimSettings)
 
     @property
     def build_file(self) -> Path:

@@ -43,6 +43,7 @@ def test_kill_9_at_random_moments_then_a_rebuild_equals_a_clean_build(tmp_path: 
     window = time.monotonic() - started  # kill moments: uniform in [0, window], adapted
     rng = random.Random(20241202)
     variant, kills, trials = 0, 0, 0
+    kinds: dict[tuple[int, bool], int] = {}
     while kills < KILLS:
         trials += 1
         assert trials <= 3 * KILLS, f"only {kills} builds were still running when killed"
@@ -54,6 +55,7 @@ def test_kill_9_at_random_moments_then_a_rebuild_equals_a_clean_build(tmp_path: 
         if build.poll() is None:
             family = kill(build, group=group)
             kills += 1
+            kinds[(jobs, group)] = kinds.get((jobs, group), 0) + 1
             window *= 1.05
             assert wait_dead(family) == [], f"trial {trials}: alive 5 s after the kill"
         else:
@@ -62,6 +64,7 @@ def test_kill_9_at_random_moments_then_a_rebuild_equals_a_clean_build(tmp_path: 
         assert code == 0, f"trial {trials} (jobs {jobs}, group {group}): {err}"
         build.communicate()  # reap the killed builder only now
         assert_current(root, expected[variant], f"trial {trials} (jobs {jobs}, group {group})")
+    assert len(kinds) == 4, kinds  # --jobs 1 and 2, the builder alone and its whole group
 
 
 SCENARIOS: list[tuple[str, list[list[str]], str]] = [

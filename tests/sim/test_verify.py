@@ -52,9 +52,13 @@ def test_cosmetic_change(repo: Path, run_cli) -> None:
                 "expected": False,
                 "contexts": report["changed"][0]["contexts"],
                 "weak": False,
+                "reason": "no stored result of the base's code to replay: fabricated evidence only",
+                "replay": None,
             }
         ],
         "ok": True,
+        "cache": "the workspace's cache holds no stored result of the base's code: "
+        "every verdict rests on fabricated evidence alone",
     }
     assert report["changed"][0]["contexts"] >= 64
     assert (

@@ -27,6 +27,17 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--force-deps", is_flag=True, help="With their deps: re-run every cell of the build.")
 @click.option("--retry-dead", is_flag=True, help="Re-run dead letters whose inputs did not change.")
 @click.option(
+    "--recheck-cosmetic",
+    is_flag=True,
+    help="Examine again every cell that adopted new code through a cosmetic verdict; re-run those it cannot prove.",
+)
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Also print what calculations logged (ctx.log) while their changes were being proven.",
+)
+@click.option(
     "--no-wait",
     is_flag=True,
     help="Do not wait for cells another builder holds: report them blocked (exit 1).",
@@ -53,6 +64,8 @@ def command(
     force: bool,
     force_deps: bool,
     retry_dead: bool,
+    recheck_cosmetic: bool,
+    verbose: bool,
     no_wait: bool,
     executor: str,
     output: str,
@@ -73,39 +86,58 @@ def command(
     from btbuild.execution.guard import calc_output
 
     session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
+    logs: list[str] = []
     try:
         with calc_output():  # calculation code (cells, SimHash worlds) prints to stderr
-            report = run_build(session, request, output, executor)
+            report = run_build(
+                session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
+            )
     finally:
         session.close()
     if output == "json":
         click.echo(report.json_text())
     else:
         print_text(report)
+    if verbose and logs:
+        click.echo(f"ctx.log of the simulation and replay runs ({len(logs)} lines):", err=True)
+        for line in logs:
+            click.echo(f"  {line}", err=True)
     return 0 if report.ok else 1
 
 
 def run_build(
-    session: object, request: BuildRequest, output: str, executor: str = "local"
+    session: object,
+    request: BuildRequest,
+    output: str,
+    executor: str = "local",
+    *,
+    recheck_cosmetic: bool = False,
+    logs: list[str] | None = None,
 ) -> BuildReport:
     from btbuild.cli.progress import Progress
-    from btbuild.sim.optimizer import after_run_callback, equivalence_checker
+    from btbuild.sim.judge import Judge
+    from btbuild.sim.optimizer import after_run_callback
 
     progress = Progress(enabled=output == "text")
+    judge = Judge(session, register=not request.dry_run, recheck_all=recheck_cosmetic)
     scheduler = Scheduler(
         session,
         request,
-        equivalent=equivalence_checker(session, register=not request.dry_run),
+        equivalent=judge,
         on_progress=progress.update,
         after_run=after_run_callback(session),
         on_wait=progress.notice,
     )
-    with progress.running(len(scheduler.order) * len(scheduler.dates)):
-        if executor == "pubsub":
-            from btbuild.execution.pubsub import run_distributed
+    try:
+        with progress.running(len(scheduler.order) * len(scheduler.dates)):
+            if executor == "pubsub":
+                from btbuild.execution.pubsub import run_distributed
 
-            return run_distributed(scheduler)
-        return scheduler.run()
+                return run_distributed(scheduler)
+            return scheduler.run()
+    finally:
+        if logs is not None:
+            logs.extend(judge.logs.render())
 
 
 def print_text(report: BuildReport) -> None:

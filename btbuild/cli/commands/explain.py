@@ -35,16 +35,17 @@ def command(options: object, label: str, day: str, output: str) -> int:
 
 
 def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
-    from btbuild.sim.optimizer import equivalence_checker
+    from btbuild.sim.judge import Judge
 
     matched = session.match([label])
     if len(matched) != 1:
         raise LabelError(f"explain takes one target, {label} matches {len(matched)}")
     (label,) = matched
+    judge = Judge(session)
     scheduler = Scheduler(
         session,
         BuildRequest(patterns=(label,), end=day, start=day, dry_run=True),
-        equivalent=equivalence_checker(session),
+        equivalent=judge,
     )
     target = scheduler.targets[label]
     for other in scheduler.order:  # decide the deps first, as a build would
@@ -88,7 +89,19 @@ def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
             "category": record.category,
         },
         "components": rows,
+        "verdict": _verdict(judge, target, record),
     }
+
+
+def _verdict(judge: Any, target: Any, record: Any) -> dict[str, Any] | None:
+    """The verdict on the cell's code change, when the planner asked for one."""
+    if record is None:
+        return None
+    for key in ((target.name, record.code_hash), (f"recheck:{target.name}", None)):
+        for (name, code), verdict in judge.verdicts.items():
+            if name == key[0] and (key[1] is None or code == key[1]):
+                return dict(verdict.to_json())
+    return None
 
 
 def render(report: dict[str, Any]) -> str:
@@ -112,4 +125,17 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"  {mark} {row['component']:<28} {row['recorded'] or '(none)'} -> {row['current'] or '(none)'}"
             )
+    verdict = report.get("verdict")
+    if verdict:
+        lines.append(f"  verdict: {verdict['reason']}")
+        counter = verdict.get("counterexample")
+        if counter:
+            for key in ("date", "user", "inputs", "old", "stored", "new", "command"):
+                if key in counter:
+                    lines.append(f"    {key}: {_short(counter[key])}")
     return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 1500) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[:limit] + " ... (--format json shows it all)"

@@ -28,7 +28,7 @@ def command(
     options: object, patterns: tuple[str, ...], end: str, start: str | None, output: str
 ) -> int:
     """Show what a build would do with each cell of the matched targets (and their deps)."""
-    from btbuild.sim.optimizer import equivalence_checker
+    from btbuild.sim.judge import Judge
 
     session = options.session()  # type: ignore[attr-defined]
     request = BuildRequest(
@@ -41,11 +41,26 @@ def command(
 
     try:
         with calc_output():  # calculation code run for SimHashes prints to stderr
-            report = Scheduler(session, request, equivalent=equivalence_checker(session)).run()
+            report = Scheduler(session, request, equivalent=Judge(session)).run()
     finally:
         session.close()
     click.echo(report.json_text() if output == "json" else render_grid(report))
     return 0
+
+
+def _reasons(report: BuildReport) -> list[str]:
+    """Why cells whose code changed re-run (an unproven, weak or disproven cosmetic change)."""
+    found: dict[tuple[str, str, str], list[str]] = {}
+    for cell in report.cells:
+        if cell.status == "runnable" and cell.detail:
+            found.setdefault((cell.label, cell.reason, cell.detail), []).append(
+                cell.date.isoformat()
+            )
+    lines = [""] if found else []
+    for (label, reason, detail), dates in found.items():
+        when = dates[0] if len(dates) == 1 else f"{dates[0]} .. {dates[-1]} ({len(dates)} cells)"
+        lines.append(f"{label} {when}: {reason}: {detail}")
+    return lines
 
 
 def render_grid(report: BuildReport) -> str:
@@ -63,6 +78,7 @@ def render_grid(report: BuildReport) -> str:
     ]
     for label, row in labels.items():
         lines.append(f"{label:<{width}}  " + "".join(row.get(d, " ") for d in dates))
+    lines += _reasons(report)
     summary = report.summary()
     lines.append("")
     lines.append("summary: " + ", ".join(f"{count} {name}" for name, count in summary.items()))

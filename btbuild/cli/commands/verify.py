@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from btbuild.sim.verify import BEHAVIOUR_CHANGED, VerifyOptions, VerifyReport, verify
+from btbuild.sim.verify import (
+    BEHAVIOUR_CHANGED,
+    UNPROVEN,
+    WEAK,
+    VerifyOptions,
+    VerifyReport,
+    verify,
+)
 
 SHOWN_CHARS = 1500  # of each counterexample part in text output
 
@@ -31,17 +38,34 @@ SHOWN_CHARS = 1500  # of each counterexample part in text output
     help="Time per equal-looking target for the harder search (0: none).",
 )
 @click.option(
+    "--allow-unproven",
+    is_flag=True,
+    help="Exit 0 on unproven and weak verdicts (they still say why).",
+)
+@click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.pass_obj
 def command(
-    options: object, base: str, expect: tuple[str, ...], search_seconds: float, output: str
+    options: object,
+    base: str,
+    expect: tuple[str, ...],
+    search_seconds: float,
+    allow_unproven: bool,
+    output: str,
 ) -> int:
-    """Compare every calculation whose code changed since REV on fabricated contexts."""
+    """Compare every calculation whose code changed since REV: on stored results replayed
+    from the cache and on fabricated contexts."""
     session = options.session()  # type: ignore[attr-defined]
     try:
         report = verify(
-            session, VerifyOptions(base=base, expect_change=expect, search_seconds=search_seconds)
+            session,
+            VerifyOptions(
+                base=base,
+                expect_change=expect,
+                search_seconds=search_seconds,
+                allow_unproven=allow_unproven,
+            ),
         )
     finally:
         session.close()
@@ -55,25 +79,36 @@ def command(
 def print_text(report: VerifyReport) -> None:
     for change in report.changed:
         note = " (expected)" if change.expected else ""
-        if change.weak:
-            note += " (weak: the fabricated contexts gave fewer than 2 distinct outputs)"
         extra = f" ({change.contexts} contexts)" if change.contexts else ""
         click.echo(f"{change.verdict:<18} {change.label}{extra}{note}")
+        if change.reason:
+            click.echo(f"    {change.reason}")
         if change.verdict == BEHAVIOUR_CHANGED and change.counterexample:
-            for key in ("inputs", "old", "new", "error"):
+            for key in ("date", "user", "inputs", "old", "stored", "new", "error", "command"):
                 if key in change.counterexample:
                     click.echo(f"    {key}: {_short(change.counterexample[key])}")
-    unexpected = sum(1 for c in report.changed if c.verdict == BEHAVIOUR_CHANGED and not c.expected)
+    if report.changed and report.cache_note:
+        click.echo(f"verify: {report.cache_note}")
+    failures = report.failures()
+    changed = sum(1 for c in failures if c.verdict == BEHAVIOUR_CHANGED)
+    unproven = sum(1 for c in failures if c.verdict in (UNPROVEN, WEAK))
     if not report.changed:
         click.echo(f"verify: no calculation changed since {report.base}")
     elif report.ok:
         click.echo("verify: ok")
     else:
-        click.echo(
-            f"verify: {unexpected} unexpected behaviour change(s); "
-            "fix them or pass --expect-change LABEL for intended ones",
-            err=True,
-        )
+        parts = []
+        if changed:
+            parts.append(
+                f"{changed} unexpected behaviour change(s); fix them or pass "
+                "--expect-change LABEL for intended ones"
+            )
+        if unproven:
+            parts.append(
+                f"{unproven} change(s) could not be proven (unproven or weak, see above); "
+                "pass --allow-unproven to accept them"
+            )
+        click.echo("verify: " + "; ".join(parts), err=True)
 
 
 def _short(value: Any) -> str:

@@ -1,0 +1,264 @@
+"""Replay of one stored cell: the current code on the cell's real inputs (see replay.py).
+
+The context is built as a real build builds it (:mod:`btbuild.execution.runner`): root data
+from the sources, whole deps read from the cache, per_user deps and ``previous`` streamed from
+the cache, merged in user order. A per_user cell's users are those of its user-scope roots and
+per_user deps (as in a build); only the users of the sampled part are read where a source can
+skip the others. A user whose call raises or returns None has no stored value in a build, so
+that is what it is compared with; a per_date call that raises differs from any stored result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from btbuild.execution.context import Context, UserRecords
+from btbuild.execution.loader import Process
+from btbuild.execution.runner import _merge
+from btbuild.plugins.sources import in_shard
+from btbuild.sim.canonical import canonical
+from btbuild.sim.runner import Failed, _deadline, _Timeout, fresh
+from btbuild.storage.records import CellRecord
+from btbuild.workspace.model import Target
+
+if TYPE_CHECKING:
+    from btbuild.sim.replay import CellInputsNow, Replayer
+
+CALL_SECONDS = 30.0  # per replayed call: a real build has no limit, a proof must end
+
+
+@dataclass(frozen=True)
+class CellReplay:
+    contexts: int
+    counterexample: dict[str, Any] | None = None
+
+
+def _call(process: Process, ctx: Context) -> Any:
+    try:
+        with _deadline(CALL_SECONDS):
+            return process(ctx)
+    except _Timeout:
+        return Failed("timeout", f"no answer within {CALL_SECONDS:g} s")
+    except Exception as exc:
+        return Failed(type(exc).__name__, str(exc))
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Failed):
+        return {"$raised": value.kind, "message": value.message}
+    return canonical(value)
+
+
+def replay_cell(
+    replayer: Replayer,
+    target: Target,
+    record: CellRecord,
+    inputs: CellInputsNow,
+    factory: Any,
+    why: str,
+) -> CellReplay:
+    day = date.fromisoformat(record.date)
+    ctx = _context(replayer, target, day, inputs)
+    try:
+        process = factory()
+    except Exception as exc:  # noqa: BLE001 - a calculation whose setup fails differs from any result
+        return CellReplay(
+            1,
+            _counter(
+                replayer,
+                target,
+                day,
+                None,
+                why,
+                inputs,
+                record,
+                Failed(type(exc).__name__, str(exc)),
+            ),
+        )
+    if target.kind == "per_date":
+        new = _call(process, ctx)
+        stored = replayer.backend.read_result(target.name, record.date)
+        if isinstance(new, Failed) or canonical(new) != canonical(stored):
+            counter = _counter(replayer, target, day, None, why, inputs, stored, new)
+            if target.historical:
+                counter["inputs"]["previous_value"] = canonical(ctx.previous)
+            return CellReplay(1, counter)
+        return CellReplay(1)
+    return _per_user(replayer, target, record, inputs, process, ctx, why)
+
+
+def _context(replayer: Replayer, target: Target, day: date, inputs: CellInputsNow) -> Context:
+    backend = replayer.backend
+    whole: dict[str, Any] = {}
+    dep_names: dict[str, str] = {}
+    for label, (dep, dep_day) in inputs.deps.items():
+        dep_names[dep.name] = dep.name
+        dep_names[label] = dep.name
+        if target.kind == "per_date" or dep.kind == "per_date":
+            whole[dep.name] = backend.read_result(dep.name, dep_day.isoformat())
+    previous = None
+    if target.historical and target.kind == "per_date" and inputs.previous is not None:
+        previous = backend.read_result(target.name, inputs.previous.date)
+
+    def load_root(source: str, when: date) -> Any:
+        root = replayer.sources[source]
+        return root.load(when) if root.available(when) else None
+
+    return Context(
+        target,
+        day,
+        root_loader=load_root,
+        user_sources=_user_sources(replayer, target),
+        dep_names=dep_names,
+        whole_deps=whole,
+        previous=previous,
+        log=replayer.logs.logger(target.name),
+    )
+
+
+def _user_sources(replayer: Replayer, target: Target) -> frozenset[str]:
+    return frozenset(s for s in target.all_roots if replayer.sources[s].scope == "user")
+
+
+def _per_user(
+    replayer: Replayer,
+    target: Target,
+    record: CellRecord,
+    inputs: CellInputsNow,
+    process: Process,
+    ctx: Context,
+    why: str,
+) -> CellReplay:
+    day = date.fromisoformat(record.date)
+    part, parts = replayer.user_part(target, record)
+    streams = _Streams(replayer, part, parts)
+    today = [(s, streams.root(s, day)) for s in sorted(_user_sources(replayer, target))]
+    history = [
+        (s, back, streams.root(s, day - timedelta(days=back)))
+        for s, _ in today
+        for back in range(1, target.lookback_days(s) + 1)
+    ]
+    user_deps = [
+        (dep.name, streams.result(dep.name, dep_day))
+        for dep, dep_day in inputs.deps.values()
+        if dep.kind == "per_user"
+    ]
+    previous_date = inputs.previous_date()
+    previous = streams.result(target.name, previous_date) if previous_date else None
+    stored = streams.result(target.name, day)
+    universe = {index for _, index in today} | {index for _, index in user_deps}
+    contexts = 0
+    for user_id, values in _merge(streams.iterators):
+        if not universe.intersection(values) and stored not in values:
+            continue
+        ctx.user = UserRecords(
+            ctx,
+            user_id,
+            {s: fresh(values.get(i)) for s, i in today},
+            {(s, back): fresh(values.get(i)) for s, back, i in history},
+        )
+        ctx._user_deps = {name: fresh(values.get(i)) for name, i in user_deps}
+        ctx.previous = fresh(values.get(previous)) if previous is not None else None
+        new = _call(process, ctx) if universe.intersection(values) else None
+        contexts += 1
+        value = None if isinstance(new, Failed) else new
+        if canonical(value) != canonical(values.get(stored)):
+            counter = _counter(replayer, target, day, user_id, why, inputs, values.get(stored), new)
+            counter["inputs"].update(_user_inputs(ctx, today, history, values, parts))
+            return CellReplay(contexts, counter)
+    return CellReplay(contexts)
+
+
+class _Streams:
+    """The sorted (user, value) streams of one replayed per_user cell, restricted to a part."""
+
+    def __init__(self, replayer: Replayer, part: int, parts: int):
+        self.replayer, self.part, self.parts = replayer, part, parts
+        self.iterators: list[Any] = []
+
+    def _add(self, iterator: Any) -> int:
+        self.iterators.append(iterator)
+        return len(self.iterators) - 1
+
+    def root(self, source: str, day: date) -> int:
+        root = self.replayer.sources[source]
+        if not root.available(day):
+            return self._add(iter(()))
+        if self.parts == 1:
+            return self._add(root.users(day))
+        return self._add(root.users_in_shard(day, self.part, self.parts))
+
+    def result(self, name: str, day: date) -> int:
+        stream = self.replayer.backend.iter_result(name, day.isoformat())
+        return self._add(stream if self.parts == 1 else in_shard(stream, self.part, self.parts))
+
+
+def _user_inputs(
+    ctx: Context,
+    today: list[tuple[str, int]],
+    history: list[tuple[str, int, int]],
+    values: dict[int, Any],
+    parts: int,
+) -> dict[str, Any]:
+    look_back: dict[str, dict[str, Any]] = {}
+    for source, back, index in history:
+        look_back.setdefault(source, {})[f"{back} days ago"] = values.get(index)
+    return {
+        "user_records": {source: values.get(index) for source, index in today},
+        "look_back": look_back,
+        "user_deps": dict(ctx._user_deps),
+        "previous_value": ctx.previous,
+        "users_replayed": "all" if parts == 1 else f"one part in {parts} (hash of the user id)",
+    }
+
+
+def _counter(
+    replayer: Replayer,
+    target: Target,
+    day: date,
+    user: str | None,
+    why: str,
+    inputs: CellInputsNow,
+    stored: Any,
+    new: Any,
+) -> dict[str, Any]:
+    """A replay counterexample: the real (date, user), what the code saw, stored vs new."""
+    date_roots = {
+        source: {
+            "days_with_data": [
+                back
+                for back in range(target.lookback_days(source) + 1)
+                if replayer.fingerprint(source, day - timedelta(days=back)) is not None
+            ],
+            "looks_back": target.lookback_days(source),
+        }
+        for source in target.all_roots
+        if replayer.sources[source].scope == "date"
+    }
+    previous = inputs.previous
+    found: dict[str, Any] = {
+        "found_by": "replay",
+        "sample": why,
+        "date": day.isoformat(),
+        "user": user,
+        "inputs": {
+            "date_roots": date_roots,
+            "deps": {
+                label: {"date": dep_day.isoformat(), "kind": dep.kind}
+                for label, (dep, dep_day) in sorted(inputs.deps.items())
+            },
+            "previous": (
+                {"date": previous.date, "result_hash": previous.result_hash}
+                if previous is not None
+                else ("none: first day of the chain" if target.historical else None)
+            ),
+        },
+        "stored": canonical(stored),
+        "new": _shown(new),
+        "command": f"btbuild explain {target.label} --date {day.isoformat()} --format json",
+        "stored_command": f"btbuild show {target.label} --date {day.isoformat()}"
+        + (f" --user {user}" if user is not None else ""),
+    }
+    return found
