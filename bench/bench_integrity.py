@@ -74,7 +74,9 @@ def main() -> int:
         path = Path(tmp) / "cache.db"
         start = time.perf_counter()
         names, days = fill(path, args.targets, args.dates, args.users)
-        print(f"cache: {len(names) * len(days)} cells filled in {time.perf_counter() - start:.1f} s")
+        print(
+            f"cache: {len(names) * len(days)} cells filled in {time.perf_counter() - start:.1f} s"
+        )
         times: dict[str, list[float]] = {"summaries": [], "check": [], "records": []}
         with SqliteBackend(path) as backend:
             for _ in range(3):

@@ -294,7 +294,7 @@ class Backend(ABC):
         checksum, the result hash) and, when ``result_hash`` is given, against that hash (the
         one a dependent was planned with). :class:`DamagedResult` when there is no such
         result or it does not match: never None in place of a result."""
-        problem = "it has no committed result"
+        problem: str | None = "it has no committed result"
         for _ in range(_READ_RETRIES):
             record = self.get_cell(target, date)
             if record is None or not record.has_result:
@@ -311,7 +311,7 @@ class Backend(ABC):
             problem = integrity.record_problem(record) or integrity.shards_problem(record, shards)
             if problem is None:
                 try:
-                    return integrity.hydrate_verified(record, shards)  # type: ignore[arg-type]
+                    return integrity.hydrate_verified(record, [s for s in shards if s is not None])
                 except ValueError as exc:
                     problem = f"its shards do not hold its result ({exc})"
             if not self._moved_on(record):

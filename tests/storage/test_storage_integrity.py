@@ -104,11 +104,16 @@ def test_damage_is_found_by_check_and_every_read(backend: Backend, damage: str) 
     found = backend.check_results(["risk", "other"], [D1, D2])
     assert list(found) == [("risk", D1)], found
     assert re.search(reason, found[("risk", D1)]), found
-    assert backend.read_result("risk", D1) is None  # a miss for tolerant readers...
-    with pytest.raises(DamagedResult):  # ...never None for a reader that expects a result
-        backend.read_expected("risk", D1, record.result_hash)
-    with pytest.raises(DamagedResult):
-        list(backend.iter_result("risk", D1, record.result_hash))
+    if damage == "garbage summary" and isinstance(backend, FirestoreBackend):
+        # only the summary copy is garbled: the record itself (and its result) is intact,
+        # so readers of the record read the right result; planners see the damage above
+        assert backend.read_expected("risk", D1, record.result_hash) == VALUE
+    else:
+        assert backend.read_result("risk", D1) is None  # a miss for tolerant readers...
+        with pytest.raises(DamagedResult):  # ...never None for a reader expecting a result
+            backend.read_expected("risk", D1, record.result_hash)
+        with pytest.raises(DamagedResult):
+            list(backend.iter_result("risk", D1, record.result_hash))
     assert backend.read_expected("risk", D2, healthy.result_hash) == VALUE
     assert dict(backend.iter_result("risk", D2, healthy.result_hash)) == VALUE
 
