@@ -103,6 +103,11 @@ class SourceError(BtbuildError):
         super().__init__(message)
 
 
+class CloudSetupError(BtbuildError):
+    """Google Cloud is not set up for this command: credentials, a project, an emulator
+    variable, or a resource `btbuild deploy` creates is missing (exit 2: fix the setup)."""
+
+
 class DepsMoved(StorageError):
     """A commit was refused: a cell it was computed from holds another result by now (another
     builder committed it since the plan). The cell is given back as it was; plan it again."""

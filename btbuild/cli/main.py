@@ -27,6 +27,7 @@ COMMANDS = {
     "sim": "sim",
     "verify": "verify",
     "worker": "worker",
+    "deploy": "deploy",
     "show": "show",
     "log": "log",
     "diff-cache": "diff_cache",

@@ -33,6 +33,7 @@ from btbuild.errors import (
 )
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.guard import calc_output, describe, raised_by_calc
+from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.liveness import is_dead_local_owner, owner_id
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
@@ -108,6 +109,9 @@ class Environment:
         self.loader = CalculationLoader(workspace)
         self.by_label = workspace.by_label()
         self.owner = worker_id()
+        # renews the leases of running cells, so a short lease_seconds is safe however long
+        # a calculation runs (a dead process's cells are taken over within about one lease)
+        self.heartbeat = Heartbeat(backend.renew, workspace.execution.lease_seconds / 3)
         self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
         self._process = psutil.Process()
         self._memory_limit = psutil.virtual_memory().total * workspace.execution.memory_fraction
@@ -231,6 +235,8 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
     ):
         # a zombie: its builder died mid-attempt; what it wrote was never visible, drop it
         env.backend._delete_generation(store, iso, previous.lease_generation)
+    if previous is not None and previous.status == RUNNING and previous.lease_owner:
+        _log_takeover(env, cell, store, previous)
     if (
         previous is not None
         and previous.status == COMMITTED
@@ -241,7 +247,30 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
         return CellOutcome(
             cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash
         )
+    env.heartbeat.hold(lease)
     return lease
+
+
+def _log_takeover(env: Environment, cell: CellTask, store: str, previous: CellRecord) -> None:
+    """The run log records that this process took over a dead (or stalled) attempt."""
+    now = time.time()
+    env.backend.append_run(
+        RunRecord(
+            run_id=f"takeover/{previous.lease_generation}",
+            target=store,
+            date=cell.day.isoformat(),
+            status="taken_over",
+            build_pass=cell.build_pass,
+            worker_id=previous.lease_owner or "",
+            trigger=cell.reason,
+            started=previous.started_at,
+            duration=max(0.0, now - previous.started_at),
+            error=(
+                f"lease of {previous.lease_owner} (expired at {time.strftime('%H:%M:%S', time.gmtime(previous.lease_expires))} UTC) "
+                f"taken over by {env.owner} at {time.strftime('%H:%M:%S', time.gmtime(now))} UTC"
+            ),
+        )
+    )
 
 
 def _start(
@@ -381,6 +410,7 @@ def _release(env: Environment, runs: list[CellRun]) -> None:
     """Undo unfinished attempts: their shards are dropped and each cell is as it was before
     (an interruption is not a failed attempt, so nothing is counted towards max_attempts)."""
     for run in runs:
+        env.heartbeat.drop(run.lease)
         try:
             env.backend._delete_generation(
                 run.lease.target, run.task.day.isoformat(), run.lease.generation
@@ -403,6 +433,7 @@ def _abort(
     failures: int = 0,
     phases: dict[str, float] | None = None,
 ) -> CellOutcome:
+    env.heartbeat.drop(lease)
     max_attempts = env.workspace.execution.max_attempts
     attempts = attempts_of(lease, cell.key)
     status = DEAD_LETTER if attempts >= max_attempts else FAILED
@@ -473,6 +504,8 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
         return CellOutcome(cell.name, cell.day, "blocked", "leased", error=str(exc))
     except DepsMoved as exc:  # the scheduler plans the cell again from the cache as it is now
         return CellOutcome(cell.name, cell.day, "blocked", "deps_moved", error=str(exc))
+    finally:
+        env.heartbeat.drop(run.lease)
     run.phases["commit"] = time.perf_counter() - commit_start
     duration = time.perf_counter() - run.started
     error = None
@@ -850,6 +883,7 @@ def _give_back_damaged(
         env.backend.forget_result(exc.target, exc.date)
     outcomes = []
     for task, target, lease in cells:
+        env.heartbeat.drop(lease)
         with contextlib.suppress(Exception):  # best effort: the lease expires anyway
             env.backend.release(lease)
         outcomes.append(

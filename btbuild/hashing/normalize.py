@@ -141,6 +141,25 @@ def analyze_module(source: str, *, path: str = "<string>") -> ModuleAnalysis:
     )
 
 
+def normalized_tree(source: str, *, path: str = "<string>") -> ast.Module:
+    """The normalized syntax tree of ``source`` (docstrings dropped, locals renamed as in
+    :func:`analyze_module`), nodes keeping their original line numbers: what
+    :mod:`btbuild.sim.changes` compares statement by statement."""
+    tree = parse_source(source, path=path)
+    _strip_docstrings(tree)
+    analyzer = _Analyzer()
+    try:
+        analyzer.run(tree)
+        renames = analyzer.resolve()
+        for statement in tree.body:
+            _rename(statement, renames)
+    except RecursionError:
+        raise WorkspaceError(
+            "cannot hash this file, its expressions are nested too deeply", path=path
+        ) from None
+    return tree
+
+
 def normalize_source(source: str, *, path: str = "<string>") -> str:
     """The canonical form of ``source``: equal for sources that differ only cosmetically."""
     return analyze_module(source, path=path).canonical

@@ -9,6 +9,9 @@ Settings (``[plugin.jsonl]`` of the root BUILD.toml)::
     prices = "date"
     portfolio = "user"
 
+    [plugin.jsonl.schemas]       # optional: a JSON Schema file per source (workspace-relative)
+    portfolio = "schemas/portfolio.json"
+
 Source ``S`` on date ``D`` is ``<dir>/S/D.jsonl`` or ``<dir>/S/D.jsonl.gz`` (having both is an
 error); the date is available when the file exists. Line shapes:
 
@@ -19,6 +22,12 @@ error); the date is available when the file exists. Line shapes:
 
 The fingerprint is the xxh3-128 digest of the file's bytes, cached by (path, mtime, size).
 Every data error is one line naming ``file:line``.
+
+Typed data (:mod:`btbuild.plugins.jsonschemas`): a source's schema describes the day's value
+(date scope) or one user's record (user scope). A declared schema validates the data as it is
+read (a record breaking it is an error naming ``file:line``) and is what simulations
+fabricate from; without one, the schema is inferred from the source's oldest files, and
+:attr:`JsonlSource.strategy_note` says so.
 """
 
 from __future__ import annotations
@@ -34,8 +43,10 @@ from typing import IO, TYPE_CHECKING, Any
 import xxhash
 
 from btbuild.errors import WorkspaceError
+from btbuild.plugins import jsonschemas
 from btbuild.plugins.config import PluginConfig
 from btbuild.plugins.hookspecs import hookimpl
+from btbuild.plugins.jsonschemas import first_error, schema_key
 from btbuild.plugins.sources import SCOPES, SOURCE_NAME, RootSource
 
 if TYPE_CHECKING:
@@ -45,17 +56,30 @@ PLUGIN = "jsonl"
 SETTINGS = {
     "dir": "folder holding <source>/<date>.jsonl[.gz]",
     "sources": "table source name -> scope",
+    "schemas": "table source name -> JSON Schema file (workspace-relative)",
 }
+STRATEGY_VERSION = "jsonl-2"
 _CHUNK = 1 << 20
 
 
 class JsonlSource(RootSource):
-    def __init__(self, name: str, scope: str, folder: Path, root: Path | None = None):
+    def __init__(
+        self,
+        name: str,
+        scope: str,
+        folder: Path,
+        root: Path | None = None,
+        schema_file: Path | None = None,
+    ):
         self.name = name
         self.scope = scope  # type: ignore[assignment]
         self.folder = folder
         self.root = root
+        self.schema_file = schema_file
         self._digests: dict[Path, tuple[int, int, str]] = {}
+        self._schema: tuple[dict[str, Any] | None, str] | None = None
+        self._checker: Any = None
+        self._valid: set[tuple[Path, int, int]] = set()  # files already validated
 
     def path(self, day: date) -> Path | None:
         """The file holding ``day``'s data, or None when there is none."""
@@ -93,6 +117,7 @@ class JsonlSource(RootSource):
             return super().load(day)
         path = self._require(day)
         values: dict[str, Any] = {}
+        checker = self._validator(path)
         for line_no, item in self._lines(path):
             key = item.get("key")
             if set(item) != {"key", "value"} or not isinstance(key, str):
@@ -100,6 +125,11 @@ class JsonlSource(RootSource):
             if key in values:
                 raise self._error(path, line_no, f"key {key!r} given twice")
             values[key] = item["value"]
+        if checker is not None:
+            problem = first_error(checker, values)
+            if problem is not None:
+                raise self._error(path, 1, f"the day's value does not match the schema {problem}")
+            self._valid.add(self._stamp(path))
         return values
 
     def users(self, day: date) -> Iterator[tuple[str, Any]]:
@@ -108,6 +138,7 @@ class JsonlSource(RootSource):
             return
         path = self._require(day)
         previous: str | None = None
+        checker = self._validator(path)
         for line_no, item in self._lines(path):
             user = item.get("user")
             if set(item) != {"user", "record"} or not isinstance(user, str):
@@ -121,12 +152,113 @@ class JsonlSource(RootSource):
                     f"user {user!r} comes after {previous!r}; lines must be sorted by user id, each user once",
                 )
             previous = user
+            if checker is not None:
+                problem = first_error(checker, item["record"])
+                if problem is not None:
+                    raise self._error(
+                        path, line_no, f"record of {user!r} does not match the schema {problem}"
+                    )
             yield user, item["record"]
+        if checker is not None:
+            self._valid.add(self._stamp(path))
+
+    # -- typed data ---------------------------------------------------------------------------
+
+    def schema(self) -> dict[str, Any] | None:
+        """The declared schema, else the one inferred from the oldest files (None: no data)."""
+        if self._schema is None:
+            self._schema = self._read_schema() if self.schema_file else self._infer_schema()
+        return self._schema[0]
+
+    @property
+    def strategy_note(self) -> str:
+        """How this source's fabricated data is typed, in one line."""
+        self.schema()
+        assert self._schema is not None
+        return self._schema[1]
+
+    def strategy_key(self) -> str:
+        schema = self.schema()
+        return (
+            f"{STRATEGY_VERSION}:{self.scope}:{'untyped' if schema is None else schema_key(schema)}"
+        )
 
     def strategy(self) -> SearchStrategy[Any]:
         from btbuild.plugins.strategies import json_objects, json_values
 
+        schema = self.schema()
+        if schema is not None:
+            return jsonschemas.strategy(schema)
         return json_objects() if self.scope == "date" else json_values()
+
+    def _read_schema(self) -> tuple[dict[str, Any] | None, str]:
+        assert self.schema_file is not None
+        shown = self._show(self.schema_file)
+        try:
+            schema = json.loads(self.schema_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise WorkspaceError(
+                f"cannot read the JSON Schema of source {self.name!r}: {exc}", path=shown
+            ) from None
+        if not isinstance(schema, dict):
+            raise WorkspaceError(
+                f"the JSON Schema of source {self.name!r} must be a JSON object", path=shown
+            )
+        try:
+            jsonschemas.validator(schema)
+        except Exception as exc:
+            message = getattr(exc, "message", str(exc)).splitlines()[0]
+            raise WorkspaceError(
+                f"invalid JSON Schema for source {self.name!r}: {message}", path=shown
+            ) from None
+        return schema, f"source {self.name!r}: typed by its declared schema {shown}"
+
+    def _infer_schema(self) -> tuple[dict[str, Any] | None, str]:
+        days = self._days()[: jsonschemas.INFER_FILES]
+        values: list[Any] = []
+        for day in days:
+            if self.scope == "date":
+                values.append(self.load(day))
+            else:
+                for index, (_user, record) in enumerate(self.users(day)):
+                    if index >= jsonschemas.INFER_LINES:
+                        break
+                    values.append(record)
+        if not values:
+            return None, (
+                f"source {self.name!r}: no schema declared and no data to infer one from: "
+                "fabricated values are untyped JSON (declare [plugin.jsonl.schemas])"
+            )
+        shown = ", ".join(day.isoformat() for day in days)
+        return jsonschemas.infer(values), (
+            f"source {self.name!r}: no schema declared; inferred from {len(days)} file(s) "
+            f"({shown}): types, ranges, key sets, list lengths"
+        )
+
+    def _days(self) -> list[date]:
+        found: set[date] = set()
+        if self.folder.is_dir():
+            for path in self.folder.iterdir():
+                stem = path.name.removesuffix(".gz").removesuffix(".jsonl")
+                try:
+                    found.add(date.fromisoformat(stem))
+                except ValueError:
+                    continue
+        return sorted(found)
+
+    def _validator(self, path: Path) -> Any:
+        if self.schema_file is None or self._stamp(path) in self._valid:
+            return None
+        if self._checker is None:
+            schema = self.schema()
+            assert schema is not None
+            self._checker = jsonschemas.validator(schema)
+        return self._checker
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple[Path, int, int]:
+        stat = path.stat()
+        return path, stat.st_mtime_ns, stat.st_size
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -190,11 +322,26 @@ def jsonl_sources(config: PluginConfig) -> list[RootSource]:
         raise config.error(PLUGIN, f"dir = {folder!r} is invalid, expected a folder path string")
     base = Path(os.path.expanduser(folder))
     base = base if base.is_absolute() else config.root / base
-    declared = table.get("sources", {})
+    declared: Any = table.get("sources", {})
     if not hasattr(declared, "items"):
         raise config.error(
             PLUGIN, f'sources = {declared!r} must be a table like {{ prices = "date" }}'
         )
+    schemas: Any = table.get("schemas", {})
+    if not hasattr(schemas, "items"):
+        raise config.error(
+            PLUGIN,
+            f'schemas = {schemas!r} must be a table like {{ prices = "schemas/prices.json" }}',
+        )
+    for name, file in schemas.items():
+        if name not in declared:
+            raise config.error(
+                PLUGIN, f"schemas.{name}: no source {name!r} in [plugin.jsonl.sources]"
+            )
+        if not isinstance(file, str) or not file:
+            raise config.error(
+                PLUGIN, f"schemas.{name} = {file!r} is invalid, expected a file path"
+            )
     sources: list[RootSource] = []
     for name, scope in sorted(declared.items()):
         if not SOURCE_NAME.match(name):
@@ -203,7 +350,13 @@ def jsonl_sources(config: PluginConfig) -> list[RootSource]:
             raise config.error(
                 PLUGIN, f'sources.{name} = {scope!r} is invalid, expected "date" or "user"'
             )
-        sources.append(JsonlSource(name, scope, base / name, config.root))
+        schema_file = None
+        if name in schemas:
+            schema_file = Path(os.path.expanduser(schemas[name]))
+            schema_file = schema_file if schema_file.is_absolute() else config.root / schema_file
+            if not schema_file.is_file():
+                raise config.error(PLUGIN, f"schemas.{name} = {schemas[name]!r}: no such file")
+        sources.append(JsonlSource(name, scope, base / name, config.root, schema_file))
     return sources
 
 

@@ -36,9 +36,9 @@ from typing import Any
 
 from btbuild.errors import BtbuildError
 from btbuild.hashing.digest import hash_json
-from btbuild.sim.fabricator import fabricator_version
 from btbuild.sim.logs import LogCapture
 from btbuild.sim.runner import SimResult, SimRunner
+from btbuild.sim.snapshots import remember
 from btbuild.sim.verdict import Verdict, unproven
 from btbuild.workspace.model import Target
 
@@ -57,7 +57,15 @@ class SimHashes:
         self._runner: SimRunner | None = None
         self._results: dict[str, SimResult | None] = {}
         self._keys: dict[str, str] = {}
-        self.version = fabricator_version()
+        self._version: str | None = None
+
+    @property
+    def version(self) -> str:
+        """The registry's second key: the fabricator's version, which covers the sources'
+        strategies and schemas and the real data the worlds derive from."""
+        if self._version is None:
+            self._version = self.runner.fabricator.version
+        return self._version
 
     @property
     def runner(self) -> SimRunner:
@@ -135,6 +143,10 @@ class SimHashes:
                 combined = result.combined
             backend.put_sim_hash(key, self.version, combined)
         backend.put_sim_hash(self.deps_key(target), self.version, json.dumps(self.dep_keys(target)))
+        # the code itself, for coverage of a later change from it (btbuild/sim/snapshots.py)
+        remember(
+            backend, code_key(self.session.hashes[target.name]), target, self.session.workspace
+        )
         return str(known) if known is not None else combined
 
     def old(self, target: Target, old_code: str) -> str | Verdict:

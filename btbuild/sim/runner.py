@@ -9,8 +9,12 @@ what its upstream computes from the roots it sees itself.
   the whole value.
 * per_date: one context per world; per_user deps are mappings over the world's users
   (users whose upstream value is None, failed or not JSON are absent, as in a build).
-* historical targets: ``ctx.previous`` is the target's own output on the world's "yesterday"
-  (same users, fresh draws, see :meth:`Fabricator.yesterday`); None in the no-history world.
+* historical targets: ``ctx.previous`` is the target's own output on the previous day of the
+  world's chain (:meth:`Fabricator.yesterday`), itself computed from the day before, for
+  ``CHAIN_DAYS`` days: multi-day state is carried forward as in a build. None at the start
+  of a chain and in the no-history world.
+* ``trace(target)``, when given, wraps every ``process(ctx)`` call of ``target`` (coverage of
+  the change, :mod:`btbuild.sim.coverage`); fabricating data inside a call is not traced.
 * An upstream per_date failure blocks a dependent (the output is ``{"$blocked": label}``).
 * An exception is an output (its type). A time-out too: each call gets ``time_limit``
   seconds through ``signal.setitimer`` (POSIX, main thread only; elsewhere calls are not
@@ -25,8 +29,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -35,7 +39,9 @@ from btbuild.errors import CalculationError
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
-from btbuild.sim.fabricator import WORLDS, Fabricator, World, fabricator_version
+from btbuild.sim.changes import VersionFiles
+from btbuild.sim.fabricator import WORLDS, Fabricator, World
+from btbuild.sim.literals import Literals, harvest
 from btbuild.sim.logs import LogCapture
 from btbuild.workspace.model import Target, Workspace
 
@@ -182,17 +188,20 @@ class SimRunner:
         loader: CalculationLoader | None = None,
         time_limit: float | None = DEFAULT_TIME_LIMIT,
         deps_from: SimRunner | None = None,
+        trace: Callable[[Target], AbstractContextManager[Any]] | None = None,
         logs: LogCapture | None = None,
     ):
         self.workspace = workspace
         self.logs = logs or LogCapture()  # ctx.log of simulated calls: kept, not printed
         self.sources = sources
-        self.fabricator = fabricator or Fabricator(sources)
+        self.fabricator = fabricator or Fabricator(sources, start=workspace.start_date)
+        self.trace = trace
         self._loader = loader
         self.time_limit = time_limit
         self.deps_from = deps_from
         self.by_label = workspace.by_label()
-        self._outputs: dict[tuple[str, int, bool], Any] = {}
+        self._outputs: dict[tuple[str, World], Any] = {}
+        self._literals: dict[str, Literals] = {}
         self._factories: dict[str, Any] = {}
         self._timeouts: dict[str, int] = {}
 
@@ -212,14 +221,37 @@ class SimRunner:
     def simulate(self, name: str, worlds: list[World] | None = None) -> SimResult:
         """The SimHash of target ``name``: a hash per context and the combined hash."""
         target = self.workspace.targets[name]
+        # the standard worlds only: a registered SimHash is compared with another version's,
+        # and literal worlds depend on the code (verify and the coverage check run both
+        # versions on the union of their literal worlds, see worlds_for)
         runs = self.contexts(
             target, worlds if worlds is not None else self.fabricator.worlds(WORLDS)
         )
         return SimResult(
             target.label,
-            combined_hash(fabricator_version(), [run.hash for run in runs]),
+            combined_hash(self.fabricator.version, [run.hash for run in runs]),
             tuple(runs),
         )
+
+    def literals(self, target: Target, workspace: Workspace | None = None) -> Literals:
+        """The literals of ``target``'s code and layers (``workspace``: where it lives)."""
+        workspace = workspace or self.workspace
+        key = f"{workspace.root}::{target.name}"
+        if key not in self._literals:
+            try:
+                files = VersionFiles.of(target, workspace).files
+            except Exception:  # unreadable code: the simulation reports it when loading
+                files = (target.entry_file,)
+            self._literals[key] = harvest(files)
+        return self._literals[key]
+
+    def worlds_for(self, target: Target, *also: tuple[Target, Workspace]) -> list[World]:
+        """The standard worlds plus the literal worlds of ``target``'s code (and of the other
+        versions in ``also``: verify runs old and new code on the same worlds)."""
+        literals = self.literals(target)
+        for other, workspace in also:
+            literals = literals.union(self.literals(other, workspace))
+        return self.fabricator.worlds(WORLDS) + self.fabricator.literal_worlds(literals)
 
     def contexts(self, target: Target, worlds: list[World]) -> list[ContextRun]:
         runs = []
@@ -231,12 +263,12 @@ class SimRunner:
                 runs.extend(_context_run(world, user, out.get(user)) for user in world.users)
         return runs
 
-    def outputs(self, target: Target, world: World, *, with_previous: bool = True) -> Any:
+    def outputs(self, target: Target, world: World) -> Any:
         """A target's raw output on ``world``: a value or :class:`Failed` (per_date), or
         ``{user: value or Failed}`` (per_user)."""
-        key = (target.name, world.index, with_previous)
+        key = (target.name, world)
         if key not in self._outputs:
-            self._outputs[key] = self._evaluate(target, world, with_previous)
+            self._outputs[key] = self._evaluate(target, world)
         return self._outputs[key]
 
     # -- evaluation --------------------------------------------------------------------------
@@ -251,7 +283,7 @@ class SimRunner:
         dep = provider.by_label[label]
         return dep, provider.outputs(dep, world)
 
-    def _evaluate(self, target: Target, world: World, with_previous: bool) -> Any:
+    def _evaluate(self, target: Target, world: World) -> Any:
         self.prepare(target)
         per_user_deps: dict[str, dict[str, Any]] = {}
         whole: dict[str, Any] = {}
@@ -275,7 +307,7 @@ class SimRunner:
                 per_user_deps[dep.name] = kept
                 if target.kind == "per_date":
                     whole[dep.name] = kept
-        previous = self._previous(target, world) if target.historical and with_previous else None
+        previous = self._previous(target, world) if target.historical else None
         dep_names = {}
         for label in target.deps:
             name = self.by_label[label].name
@@ -286,9 +318,8 @@ class SimRunner:
 
         def load_root(source: str, day: date) -> Any:
             back = (world.day - day).days
-            return fresh(
-                self.fabricator.date_root(world, source, back, optional=source in optional)
-            )
+            value = self.fabricator.date_root(world, source, back, optional=source in optional)
+            return fresh(value)
 
         ctx = Context(
             target,
@@ -326,10 +357,10 @@ class SimRunner:
         return results
 
     def _previous(self, target: Target, world: World) -> Any:
-        if world.edge == "no_history":
-            return None
         yesterday = self.fabricator.yesterday(world)
-        out = self.outputs(target, yesterday, with_previous=False)
+        if yesterday is None:
+            return None
+        out = self.outputs(target, yesterday)
         if target.kind == "per_date":
             return None if isinstance(out, Failed) or not usable(out) else out
         return {
@@ -341,8 +372,11 @@ class SimRunner:
     def _call(self, target: Target, process: Process, ctx: Context) -> Any:
         if self._timeouts.get(target.name, 0) >= MAX_TIMEOUTS:
             return Failed("timeout")
+        # traced per call (only this target's own code; starting coverage.py costs ~60 us,
+        # while tracing everything else - fabrication, other targets - would cost several x)
+        traced = self.trace(target) if self.trace is not None else nullcontext()
         try:
-            with _deadline(self.time_limit):
+            with _deadline(self.time_limit), traced:
                 return process(ctx)
         except _Timeout:
             self._timeouts[target.name] = self._timeouts.get(target.name, 0) + 1
@@ -374,12 +408,11 @@ class SimRunner:
                 )
         inputs["roots"] = roots
         if target.lookback:
+            missing = sorted(back - world.shift for back in world.gaps if back > world.shift)
             inputs["history"] = (
                 "no look-back data"
                 if world.edge == "no_history"
-                else (
-                    f"look-back days drawn as a random walk from the day's data; missing days ago: {sorted(world.gaps)[:10]}"
-                )
+                else f"look-back days (a random walk of the day's data); missing days ago: {missing[:10]}"
             )
         deps = {}
         for label in target.deps:

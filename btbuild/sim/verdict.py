@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-SIM_SCHEME = 2  # 1: SimHash only (before replay); bump whenever the evidence rule gets stronger
+SIM_SCHEME = 3  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds
+# (bump whenever the evidence rule gets stronger: earlier adoptions are then re-examined)
 
 COSMETIC = "cosmetic"
 BEHAVIOUR_CHANGED = "behaviour_changed"
@@ -94,7 +95,7 @@ def coverage_reason(session: Any, target: Any, old_code: str, replay: Any = None
     """The coverage check of the change (sim-worlds' :mod:`btbuild.sim.coverage`): None when
     it passes or is not installed, else its ``unproven: ...`` reason."""
     try:
-        from btbuild.sim import coverage  # type: ignore[attr-defined]
+        from btbuild.sim import coverage
     except ImportError:
         return None
     check = getattr(coverage, "change_coverage", None)

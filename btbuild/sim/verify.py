@@ -29,6 +29,7 @@ from typing import Any
 
 from btbuild.errors import BtbuildError, UsageError
 from btbuild.hashing import compute_hashes
+from btbuild.sim.evidence import ChangeTracing
 from btbuild.sim.fabricator import WORLDS, Fabricator
 from btbuild.sim.optimizer import code_key
 from btbuild.sim.runner import DEFAULT_TIME_LIMIT, MIN_DISTINCT, ContextRun, SimRunner, is_failure
@@ -195,18 +196,27 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
                 ChangedTarget(before.label, REMOVED, expected=before.label in expected)
             )
     if changed:
-        fabricator = Fabricator(sources)
-        new_runner = SimRunner(new, sources, fabricator=fabricator, time_limit=options.time_limit)
+        assert old is not None
+        fabricator = Fabricator(sources, start=new.start_date)
+        tracing = ChangeTracing(changed, old, new)
+        new_runner = SimRunner(
+            new,
+            sources,
+            fabricator=fabricator,
+            time_limit=options.time_limit,
+            trace=tracing.hook("new"),
+        )
         old_runner = SimRunner(
-            old,  # type: ignore[arg-type]
+            old,
             sources,
             fabricator=fabricator,
             time_limit=options.time_limit,
             deps_from=new_runner,
+            trace=tracing.hook("old"),
         )
         replays = replay_changes(session, changed, old_hashes, new_runner)
         report.cache_note = cache_note(replays)
-        judged = _judge(new_runner, old_runner, changed, expected, options)
+        judged = _judge(new_runner, old_runner, changed, expected, options, tracing)
         report.changed.extend(with_replay(judged, replays))
     report.changed.sort(key=lambda c: c.label)
     return report
@@ -218,16 +228,23 @@ def _judge(
     pairs: list[tuple[Target, Target]],
     expected: set[str],
     options: VerifyOptions,
+    tracing: ChangeTracing,
 ) -> list[ChangedTarget]:
-    worlds = new_runner.fabricator.worlds(options.worlds)
+    worlds = {
+        target.name: new_runner.fabricator.worlds(options.worlds)
+        + new_runner.fabricator.literal_worlds(
+            new_runner.literals(target).union(new_runner.literals(before, tracing.old))
+        )
+        for before, target in pairs
+    }
     started = {t.name: time.perf_counter() for _, t in pairs}
     new_runs: dict[str, list[ContextRun] | str] = {}
     for _, target in pairs:  # all new code first: loading the old code replaces sys.modules entries
-        new_runs[target.name] = _runs(new_runner, target, worlds)
+        new_runs[target.name] = _runs(new_runner, target, worlds[target.name])
     results = []
     for before, target in pairs:
         is_expected = target.label in expected
-        old_runs = _runs(old_runner, before, worlds)
+        old_runs = _runs(old_runner, before, worlds[target.name])
         news = new_runs[target.name]
         if isinstance(news, str) or isinstance(old_runs, str):
             errors = {
@@ -246,11 +263,17 @@ def _judge(
         if counter is None and options.search_seconds > 0:
             counter, more = _search(new_runner, old_runner, before, target, options.search_seconds)
             compared += more
-        verdict = COSMETIC if counter is None else BEHAVIOUR_CHANGED
+        reason = ""
+        if counter is None:  # equal outputs prove only what ran: coverage of the change
+            gap, counter, more = tracing.settle(
+                new_runner, old_runner, before, target, max(options.search_seconds, 1.0)
+            )
+            compared += more
+            reason = gap or ""
+        verdict = BEHAVIOUR_CHANGED if counter is not None else UNPROVEN if reason else COSMETIC
         seconds = time.perf_counter() - started[target.name]
         distinct = len({r.hash for r in news if not is_failure(r.output)})
         weak = verdict == COSMETIC and distinct < MIN_DISTINCT
-        reason = ""
         if weak:
             verdict = WEAK
             reason = f"weak: {distinct} distinct output{'' if distinct == 1 else 's'} in {len(news)} fabricated contexts"

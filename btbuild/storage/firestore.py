@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from btbuild.errors import ConfigError, LeaseLost, StorageError
+from btbuild.errors import CloudSetupError, ConfigError, LeaseLost, StorageError
 from btbuild.storage import records as rec
 from btbuild.storage.base import (
     Backend,
@@ -146,6 +146,25 @@ def _record_of(snapshot: Any) -> CellRecord | None:
         return None
 
 
+def check_credentials(service: str, emulator_variable: str) -> None:
+    """Raise :class:`CloudSetupError` (one line naming the fix) when neither the emulator
+    variable nor Application Default Credentials are set, instead of letting the client
+    library fail later with a ``DefaultCredentialsError`` traceback."""
+    if os.environ.get(emulator_variable):
+        return
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        google.auth.default()
+    except DefaultCredentialsError:
+        raise CloudSetupError(
+            f"{service}: no Google Cloud credentials: run `gcloud auth application-default login` "
+            "(or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file), "
+            f"or set {emulator_variable} to use the emulator"
+        ) from None
+
+
 class FirestoreBackend(Backend):
     """Cache in Firestore (``FIRESTORE_EMULATOR_HOST`` points it at the emulator).
 
@@ -164,13 +183,17 @@ class FirestoreBackend(Backend):
         if project is None and os.environ.get("FIRESTORE_EMULATOR_HOST"):
             project = DEFAULT_PROJECT
         if client is None:
+            check_credentials("firestore", "FIRESTORE_EMULATOR_HOST")
             try:
                 client = firestore.Client(project=project)
             except Exception as exc:  # google.auth / api_core raise many kinds: one line
+                if project is None:
+                    raise CloudSetupError(
+                        f"firestore: no Google Cloud project for prefix {prefix!r}: set [storage] project "
+                        "in BUILD.toml or GOOGLE_CLOUD_PROJECT (or FIRESTORE_EMULATOR_HOST for the emulator)"
+                    ) from None
                 raise StorageError(
-                    f"cannot open Firestore (project {project!r}, prefix {prefix!r}): {type(exc).__name__}: {exc}; "
-                    "set [storage] project and credentials (gcloud auth application-default login), "
-                    "or FIRESTORE_EMULATOR_HOST for the emulator"
+                    f"cannot open Firestore (project {project!r}, prefix {prefix!r}): {type(exc).__name__}: {exc}"
                 ) from None
         self.project = project or client.project
         self.client = client
@@ -200,6 +223,11 @@ class FirestoreBackend(Backend):
             raise
         except (api.GoogleAPIError, OSError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, api.FailedPrecondition) and "index" in message:
+                raise CloudSetupError(
+                    f"firestore {self.project}/{self.prefix}: cannot {what}: an index is missing: "
+                    "create the indexes once with `btbuild deploy` (see docs/deploy.md)"
+                ) from None
             raise StorageError(
                 f"firestore {self.project}/{self.prefix}: cannot {what}: {message}"
             ) from None
@@ -271,32 +299,36 @@ class FirestoreBackend(Backend):
     def get_cell_summaries(
         self, targets: Iterable[str], dates: Iterable[str]
     ) -> dict[tuple[str, str], CellSummary]:
-        """The summary fields only (no `data` transferred or decoded); documents without them
-        fall back to a full read."""
-        date_list = list(dict.fromkeys(dates))
-        refs = [
-            self.cells.document(_cell_id(t, d))
-            for t in dict.fromkeys(targets)
-            for d in date_list
-            if "/" not in t
-        ]
+        """The summary fields only (no `data` transferred or decoded): one query per target
+        over the date range (``target ==``, ``date`` between the first and last date; the
+        composite index ``btbuild deploy`` creates), instead of one document reference per
+        cell. Documents without the summary fields fall back to a full read."""
+        date_set = set(dates)
+        if not date_set:
+            return {}
+        low, high = min(date_set), max(date_set)
         found: dict[tuple[str, str], CellSummary] = {}
         legacy: list[tuple[str, str]] = []
-        with self._calling("read cell summaries"):
-            for start in range(0, len(refs), READ_CHUNK):
-                for snapshot in self.client.get_all(
-                    refs[start : start + READ_CHUNK], field_paths=_SUMMARY_FIELDS
-                ):
-                    if not snapshot.exists:
-                        continue
+        field = self._fs.FieldFilter
+        for target in dict.fromkeys(targets):
+            if "/" in target:
+                continue
+            query = (
+                self.cells.where(filter=field("target", "==", target))
+                .where(filter=field("date", ">=", low))
+                .where(filter=field("date", "<=", high))
+                .select(_SUMMARY_FIELDS)
+            )
+            with self._calling(f"read cell summaries of {target}"):
+                for snapshot in query.stream():
                     summary = _summary_of(snapshot)
-                    if summary is not None and snapshot.id == _cell_id(summary[0], summary[1]):
-                        found[(summary[0], summary[1])] = summary[2]
-                    else:
+                    if summary is None or snapshot.id != _cell_id(summary[0], summary[1]):
                         legacy.append(_split_cell_id(snapshot.id))
+                    elif summary[1] in date_set:
+                        found[(summary[0], summary[1])] = summary[2]
         for target, date in legacy:
             record = self.get_cell(target, date)
-            if record is not None:
+            if record is not None and date in date_set:
                 found[(target, date)] = (
                     record.status,
                     record.composite_hash,
@@ -305,6 +337,84 @@ class FirestoreBackend(Backend):
                     record.category,
                 )
         return found
+
+    # ------------------------------------------------------------------ indexes
+
+    def index_specs(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """(collection group, [(field, ASCENDING|DESCENDING)]) of every composite index the
+        queries need: the summaries of a target over a date range, a target's run log."""
+        return [
+            (self.cells.id, [("target", "ASCENDING"), ("date", "ASCENDING")]),
+            (self.runs_col.id, [("target", "ASCENDING"), ("started", "DESCENDING")]),
+        ]
+
+    def unindexed_fields(self) -> list[tuple[str, str]]:
+        """(collection group, field) of the big blobs that are never queried: exempt."""
+        return [(self.shards.id, "data"), (self.cells.id, "data")]
+
+    def index_commands(self) -> list[str]:
+        """The indexes as `gcloud` commands."""
+        p = f"--project={self.project}"
+        lines = []
+        for group, fields in self.index_specs():
+            configs = " ".join(
+                f"--field-config=field-path={name},order={order.lower()}" for name, order in fields
+            )
+            lines.append(
+                f"gcloud firestore indexes composite create {p} --collection-group={group} {configs}"
+            )
+        for group, name in self.unindexed_fields():
+            lines.append(
+                f"gcloud firestore indexes fields update {name} {p} --collection-group={group} --disable-indexes"
+            )
+        return lines
+
+    def create_indexes(self) -> list[str]:
+        """Create the composite indexes and exemptions (``btbuild deploy``; needs
+        roles/datastore.indexAdmin). One line per index; the emulator needs none."""
+        if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+            return ["skipped firestore indexes (the emulator needs none)"]
+        from google.api_core import exceptions as api
+        from google.cloud import firestore_admin_v1 as admin
+
+        client = admin.FirestoreAdminClient()
+        database = f"projects/{self.project}/databases/(default)"
+        lines = []
+        try:
+            for group, fields in self.index_specs():
+                index = admin.Index(
+                    query_scope=admin.Index.QueryScope.COLLECTION,
+                    fields=[
+                        admin.Index.IndexField(
+                            field_path=name, order=getattr(admin.Index.IndexField.Order, order)
+                        )
+                        for name, order in fields
+                    ],
+                )
+                what = f"index {group}({', '.join(name for name, _ in fields)})"
+                try:
+                    client.create_index(parent=f"{database}/collectionGroups/{group}", index=index)
+                    lines.append(f"created {what} (Firestore builds it in the background)")
+                except api.AlreadyExists:
+                    lines.append(f"exists  {what}")
+            for group, name in self.unindexed_fields():
+                client.update_field(
+                    field=admin.Field(
+                        name=f"{database}/collectionGroups/{group}/fields/{name}",
+                        index_config=admin.Field.IndexConfig(indexes=[]),
+                    )
+                )
+                lines.append(f"exempted {group}.{name} from indexing")
+        except api.PermissionDenied as exc:
+            raise CloudSetupError(
+                f"firestore {self.project}: btbuild deploy may not create indexes "
+                f"({str(exc).splitlines()[0]}): run it as an account with roles/datastore.indexAdmin"
+            ) from None
+        except api.GoogleAPIError as exc:
+            raise StorageError(
+                f"firestore {self.project}: cannot create indexes: {str(exc).splitlines()[0]}"
+            ) from None
+        return lines
 
     def put_cells(self, records: Iterable[CellRecord]) -> int:
         def writes() -> Iterator[tuple[str, Any, Any]]:

@@ -472,6 +472,7 @@ _EXECUTION_RULES: dict[str, tuple[type, float, float]] = {
     "min_items": (int, 0, 10**9),
     "max_attempts": (int, 1, 1000),
     "lease_seconds": (int, 1, 7 * 86400),
+    "retry_backoff": (int, 0, 600),
     "user_shards": (int, 1, 256),
 }
 

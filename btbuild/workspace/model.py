@@ -85,7 +85,8 @@ class ExecutionSettings:
     max_failure_rate: float = 0.10
     min_items: int = 100
     max_attempts: int = 3
-    lease_seconds: int = 900
+    lease_seconds: int = 120  # renewed every third of it while a cell runs (heartbeat)
+    retry_backoff: int = 10  # seconds before the first retry of a failed cell; doubles, <= 600
     user_shards: int = (
         1  # >1: per_user cells computed in this many parts in parallel (pool, Pub/Sub)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,10 +41,20 @@ class CloudWorkspace(Workspace):
 
         return FirestoreBackend(prefix=self.prefix)
 
+    def deploy(self) -> None:
+        """What an operator runs once: topics, subscriptions (and indexes, not on the emulator)."""
+        code, out, err = self.cli("deploy", "--ack-deadline", "10")
+        assert code == 0, err
+
     def start_workers(
-        self, count: int, *, idle_exit: float = 60.0
+        self,
+        count: int,
+        *,
+        idle_exit: float = 60.0,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> list[subprocess.Popen[bytes]]:
-        env = dict(os.environ, **self.env, PYTHONPATH=str(REPO))
+        env = dict(os.environ, **self.env, **(env or {}), PYTHONPATH=str(REPO))
         started = [
             subprocess.Popen(
                 [
@@ -57,6 +68,7 @@ class CloudWorkspace(Workspace):
                     str(idle_exit),
                     "--ack-deadline",
                     "10",
+                    *extra,
                 ],
                 env=env,
                 stdout=subprocess.DEVNULL,
@@ -67,6 +79,10 @@ class CloudWorkspace(Workspace):
         ]
         self.workers.extend(started)
         return started
+
+    def keep_workers(self, count: int, env: dict[str, str] | None = None) -> Supervisor:
+        """Keep ``count`` workers running (as a Deployment would), restarting dead ones."""
+        return Supervisor(self, count, env)
 
     def stop_workers(self) -> None:
         for process in self.workers:
@@ -80,14 +96,41 @@ class CloudWorkspace(Workspace):
         )
 
 
+class Supervisor:
+    """Restarts workers that die until stopped; counts the deaths (exit codes)."""
+
+    def __init__(self, ws: CloudWorkspace, count: int, env: dict[str, str] | None):
+        self.ws = ws
+        self.env = env
+        self.deaths: list[int] = []
+        self._stop = threading.Event()
+        self._alive = ws.start_workers(count, env=env)
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            for process in list(self._alive):
+                code = process.poll()
+                if code is not None:
+                    self.deaths.append(code)
+                    self._alive.remove(process)
+                    self._alive.extend(self.ws.start_workers(1, env=self.env))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 @pytest.fixture
 def cloud_ws(tmp_path: Path, cloud: dict[str, str]) -> Iterator[CloudWorkspace]:
     prefix = f"test/{uuid.uuid4().hex[:12]}"
     make_workspace(
         tmp_path / "ws",
         f'\n[storage]\nbackend = "firestore"\nprefix = "{prefix}"\n',
-        "lease_seconds = 4\n",
+        "lease_seconds = 4\nretry_backoff = 1\n",
     )
     ws = CloudWorkspace(tmp_path / "ws", prefix, cloud)
+    ws.deploy()
     yield ws
     ws.stop_workers()

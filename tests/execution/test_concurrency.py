@@ -188,3 +188,48 @@ def test_a_waiting_builder_reports_what_the_other_builder_committed(ws):
     assert cells[(V, DAY)] == ("skipped", "up_to_date")
     assert cells[(T, DAY)] == ("ran", "deps_changed")
     assert rerun_needed(ws) == []
+
+
+def test_a_group_keeps_waiting_for_cells_still_leased_after_others_were_settled(ws):
+    """Two cells of one group are held by two other builders. The first ends by committing
+    its cell (this build settles it as skipped); the second is still running then, and this
+    build must keep waiting for it, not move on and leave it unreported (--jobs 1)."""
+    import threading
+
+    ws.build(date=DAY)
+    change_root_target(ws)
+    ws.write(
+        "calculations/pricing/levels.py",
+        'def level(ctx):\n    return sorted((v["close"] for v in ctx.root("prices").values()), reverse=True)\n',
+    )
+    first = _lease_for_a_live_process(ws, "value")
+    second = _lease_for_a_live_process(ws, "price_level")
+    killer = threading.Timer(1.5, second.kill)
+
+    def others(line: str) -> None:
+        backend = ws.backend()  # the first other builder finishes value
+        record = backend.get_cell("value", DAY)
+        backend.put_cells([replace(record, status="committed", lease_owner=None)])
+        backend.close()
+        first.kill()
+        assert ws.cli("build", "//pricing:value", "--date", DAY)[0] == 0
+        killer.start()  # the second one dies a little later
+
+    try:
+        build = Scheduler(
+            Session(ws.root),
+            BuildRequest(patterns=("//...",), end=date.fromisoformat(DAY)),
+            on_wait=others,
+        )
+        report = build.run()
+        build.session.close()
+    finally:
+        killer.cancel()
+        for holder in (first, second):
+            holder.kill()
+            holder.wait()
+    cells = {(c.label, c.date.isoformat()): (c.status, c.reason) for c in report.cells}
+    assert report.ok, cells
+    assert cells[(V, DAY)] == ("skipped", "up_to_date")
+    assert cells[("//pricing:price_level", DAY)] == ("ran", "code_changed")
+    assert len(report.cells) == 8 and rerun_needed(ws) == []

@@ -7,6 +7,9 @@ over the synthetic market (12 users, ids ``u000001``...), in-process (``run_cli`
 
 from __future__ import annotations
 
+import hashlib
+import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,13 +20,22 @@ from btbuild.session import Session
 DATE = ["--date", "2024-01-04"]
 RETURN = 'return {"invested": invested, "worth": invested + book["cash"]}'
 
-# behaviour changes no fabricated world can reach: fabricated user ids are u<digits> without
-# leading zeros, the market's are u000001..u000012
-REAL_USER_ONLY = VALUE.replace(
-    RETURN,
-    'extra = 1.0 if ctx.user.id == "u000007" else 0.0\n'
-    '    return {"invested": invested, "worth": invested + book["cash"] + extra}',
-)
+
+def real_user_only(workspace: Path) -> str:
+    """A behaviour change no fabricated world can reach: it fires on the exact real record of
+    u000007 on 2024-01-04 (real-data worlds are perturbed, so their records never hash the
+    same; a literal-seeded world cannot rebuild a whole record from the digest)."""
+    source = Session(workspace).plugins.root_sources()["portfolio"]
+    record = dict(source.users(date(2024, 1, 4)))["u000007"]
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+    return "import hashlib\nimport json\n\n" + VALUE.replace(
+        RETURN,
+        "real = hashlib.sha256(json.dumps(book, sort_keys=True).encode()).hexdigest()[:16]\n"
+        f'    extra = 1.0 if real == "{digest}" else 0.0\n'
+        '    return {"invested": invested, "worth": invested + book["cash"] + extra}',
+    )
+
+
 COSMETIC = VALUE.replace(
     RETURN, 'worth = book["cash"] + invested\n    return {"invested": invested, "worth": worth}'
 )
@@ -47,7 +59,7 @@ def write_value(workspace: Path, text: str) -> None:
 
 def test_a_change_only_real_data_reaches_is_found_by_replay(workspace: Path, run_cli) -> None:
     build(run_cli, workspace)
-    write_value(workspace, REAL_USER_ONLY)
+    write_value(workspace, real_user_only(workspace))
     report = build(run_cli, workspace)
     rows = cells(report, "//book:value")
     assert {(c["status"], c["reason"]) for c in rows} == {("ran", "code_changed")}
@@ -61,7 +73,7 @@ def test_a_change_only_real_data_reaches_is_found_by_replay(workspace: Path, run
 
 def test_explain_shows_the_real_counterexample_untruncated(workspace: Path, run_cli) -> None:
     build(run_cli, workspace)
-    write_value(workspace, REAL_USER_ONLY)
+    write_value(workspace, real_user_only(workspace))
     code, report = run_cli(
         "--workspace",
         str(workspace),
@@ -214,7 +226,7 @@ def test_adoptions_of_an_older_scheme_are_examined_again(
     workspace: Path, run_cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build(run_cli, workspace)
-    write_value(workspace, REAL_USER_ONLY)
+    write_value(workspace, real_user_only(workspace))
     with monkeypatch.context() as patch:
         _adopt_wrongly(patch, scheme=1)
         stale = build(run_cli, workspace)
@@ -232,7 +244,7 @@ def test_recheck_cosmetic_on_demand(
     from btbuild.sim.verdict import SIM_SCHEME
 
     build(run_cli, workspace)
-    write_value(workspace, REAL_USER_ONLY)
+    write_value(workspace, real_user_only(workspace))
     with monkeypatch.context() as patch:
         _adopt_wrongly(patch, scheme=SIM_SCHEME)  # adopted under today's scheme
         build(run_cli, workspace)
@@ -334,7 +346,7 @@ def _verify(run_cli, repo: Path, *extra: str) -> tuple[int, dict]:
 def test_verify_replays_the_cache_and_names_the_real_cell(workspace: Path, run_cli) -> None:
     repo = _repo(workspace)
     build(run_cli, repo)  # the cache holds the base code's results
-    write_value(repo, REAL_USER_ONLY)
+    write_value(repo, real_user_only(repo))
     code, report = _verify(run_cli, repo)
     assert code == 1, report
     (change,) = report["changed"]

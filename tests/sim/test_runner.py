@@ -52,7 +52,7 @@ def test_sim_command(workspace: Path, run_cli) -> None:
     assert code == 0
     rows = {row["label"]: row for row in report["targets"]}
     assert set(rows) == {"//book:value", "//book:total"}
-    assert rows["//book:total"]["contexts"] == 64 and rows["//book:value"]["contexts"] > 64
+    assert rows["//book:total"]["contexts"] >= 64 and rows["//book:value"]["contexts"] > 64
     code, again = run_cli("--workspace", str(workspace), "sim", "//book:*", "--format", "json")
     assert again == report
     code, text = run_cli("--workspace", str(workspace), "sim", "//book:nope", parse=False)

@@ -118,6 +118,10 @@ def run_build(
     from btbuild.sim.judge import Judge
     from btbuild.sim.optimizer import after_run_callback
 
+    if executor == "pubsub" and not request.dry_run:  # fail before planning, not after
+        from btbuild.execution.pubsub.dispatcher import preflight
+
+        preflight(session.backend, session.workspace.storage.project)  # type: ignore[attr-defined]
     progress = Progress(enabled=output == "text")
     judge = Judge(session, register=not request.dry_run, recheck_all=recheck_cosmetic)
     scheduler = Scheduler(

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from btbuild.sim.fabricator import fabricator_version
+from btbuild.sim.degenerate import degenerate, source_notes
 from btbuild.sim.runner import SimRunner
 
 
@@ -17,18 +17,37 @@ from btbuild.sim.runner import SimRunner
 )
 @click.pass_obj
 def command(options: object, patterns: tuple[str, ...], output: str) -> int:
-    """Print each matched target's combined SimHash and its number of contexts."""
+    """Print each matched target's combined SimHash and its number of contexts; warn when a
+    target's fabricated outputs are degenerate (they cannot tell code versions apart)."""
     session = options.session()  # type: ignore[attr-defined]
     labels = session.match(patterns)
-    runner = SimRunner(session.workspace, session.plugins.root_sources())
+    sources = session.plugins.root_sources()
+    runner = SimRunner(session.workspace, sources)
     by_label = session.workspace.by_label()
     rows = []
     for label in sorted(labels):
-        result = runner.simulate(by_label[label].name)
-        rows.append({"label": label, "sim_hash": result.combined, "contexts": len(result.contexts)})
+        target = by_label[label]
+        result = runner.simulate(target.name)
+        row = {"label": label, "sim_hash": result.combined, "contexts": len(result.contexts)}
+        warning = degenerate(result)
+        if warning:
+            row["warning"] = warning
+        rows.append(row)
+    roots = {root for label in labels for root in by_label[label].all_roots}
+    notes = source_notes(sources, roots) + runner.fabricator.notes
     if output == "json":
-        click.echo(json.dumps({"fabricator": fabricator_version(), "targets": rows}, indent=2))
+        click.echo(
+            json.dumps(
+                {"fabricator": runner.fabricator.version, "targets": rows, "notes": notes},
+                indent=2,
+            )
+        )
     else:
         for row in rows:
             click.echo(f"{row['sim_hash']}  {row['contexts']:>4} contexts  {row['label']}")
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        for row in rows:
+            if "warning" in row:
+                click.echo(f"warning: {row['label']}: {row['warning']}", err=True)
     return 0

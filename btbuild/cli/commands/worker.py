@@ -33,6 +33,14 @@ import click
     metavar="SECONDS",
     help="Pub/Sub ack deadline, extended every third of it while a group runs.",
 )
+@click.option(
+    "--grace",
+    type=float,
+    default=20.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM/SIGINT, give the running task back within this long, then exit.",
+)
 @click.option("--quiet", is_flag=True, help="Do not log each task on stderr.")
 @click.pass_obj
 def command(
@@ -40,6 +48,7 @@ def command(
     max_messages: int | None,
     idle_exit: float | None,
     ack_deadline: int,
+    grace: float,
     quiet: bool,
 ) -> int:
     """Run tasks published by `btbuild build --executor pubsub` until stopped."""
@@ -60,14 +69,16 @@ def command(
             max_messages=max_messages,
             idle_exit=idle_exit,
             ack_deadline=ack_deadline,
+            grace=grace,
             log=(lambda line: None)
             if quiet
             else (lambda line: click.echo(f"btbuild worker: {line}", err=True)),
         )
     finally:
         session.close()
+    stopped = f" (stopped by {stats.stopped_by})" if stats.stopped_by else ""
     click.echo(
-        f"btbuild worker: {stats.messages} messages, {stats.groups_finished} groups finished",
+        f"btbuild worker: {stats.messages} messages, {stats.groups_finished} groups finished{stopped}",
         err=True,
     )
     return 0

@@ -13,10 +13,11 @@ from typing import Any
 
 from btbuild.errors import StorageError, UsageError
 from btbuild.execution.pubsub.resources import (
-    ACK_DEADLINE_SECONDS,
     Names,
-    ensure_resources,
+    check_resources,
     first_line,
+    publisher_client,
+    subscriber_client,
 )
 from btbuild.execution.pubsub.runbook import RunBook, outcomes_of
 from btbuild.execution.pubsub.wire import decode_task, encode_task, task_id_of
@@ -36,18 +37,21 @@ class Dispatcher:
         backend: FirestoreBackend,
         run_id: str,
         *,
-        max_attempts: int,
         project: str | None = None,
-        ack_deadline: int = ACK_DEADLINE_SECONDS,
     ):
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
-
         self.book = RunBook(backend)
         self.run_id = run_id
         self.names = Names(project or backend.project, backend.prefix)
-        ensure_resources(self.names, max_attempts, ack_deadline)
-        self.publisher = pubsub_v1.PublisherClient()
-        self.subscriber = pubsub_v1.SubscriberClient()
+        self.publisher = publisher_client()
+        self.subscriber = subscriber_client()
+        check_resources(  # never created here: `btbuild deploy` does that, once
+            self.names,
+            topics=[self.names.topic],
+            subscriptions=[self.names.dead_subscription],
+            publisher=self.publisher,
+            subscriber=self.subscriber,
+            who="the dispatcher (btbuild build --executor pubsub)",
+        )
         self.futures: dict[str, tuple[Future[list[CellOutcome]], GroupTask]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -58,6 +62,11 @@ class Dispatcher:
             target=self._poll_forever, name="btbuild-dispatch-poll", daemon=True
         )
         self._poller.start()
+        # dead letters arrive on a streaming pull in the client's own threads: the poll
+        # above never waits on them
+        self._dead = self.subscriber.subscribe(
+            self.names.dead_subscription, callback=self._on_dead_letter
+        )
 
     def submit(self, group: GroupTask) -> Future[list[CellOutcome]]:
         group = replace(group, run_id=self.run_id)
@@ -80,7 +89,6 @@ class Dispatcher:
     def _poll_forever(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
             try:
-                self._drain_dead_letters()
                 self._poll()
             except Exception as exc:  # the cache or the queue failed: every waiting future fails
                 error = (
@@ -133,41 +141,33 @@ class Dispatcher:
             flush=True,
         )
 
-    def _drain_dead_letters(self) -> None:
-        """Finalize tasks Pub/Sub's dead-letter policy forwarded (their workers kept crashing)."""
-        from google.api_core import exceptions as api
-
+    def _on_dead_letter(self, received: Any) -> None:
+        """Finalize a task Pub/Sub's dead-letter policy forwarded (its workers kept dying)."""
         try:
-            response = self.subscriber.pull(
-                request={"subscription": self.names.dead_subscription, "max_messages": 20},
-                timeout=2,
-            )
-        except (api.DeadlineExceeded, api.RetryError):
+            task_id, group = decode_task(received.data)
+        except ValueError:
+            received.ack()  # not a btbuild task: nothing to record
             return
-        acks = []
-        for received in response.received_messages:
-            acks.append(received.ack_id)
-            try:
-                task_id, group = decode_task(received.message.data)
-            except ValueError:
-                continue
-            begun = self.book.begin(group.run_id, task_id)
-            if begun is not None:
-                deliveries, settled = begun
+        try:
+            state = self.book.begin(group.run_id, task_id, f"dispatcher {worker_id()}")
+            if state is not None:
+                attempts = received.attributes.get("CloudPubSubDeadLetterSourceDeliveryCount")
                 self.book.dead_letter(
                     group,
                     task_id,
-                    settled,
-                    f"task {task_id} was delivered {deliveries - 1} times and its workers never finished it: dead-lettered",
+                    state.settled,
+                    f"task {task_id} was delivered {attempts or state.deliveries - 1} times "
+                    "and its workers never finished it: dead-lettered",
                     worker=f"dispatcher {worker_id()}",
                 )
-        if acks:
-            self.subscriber.acknowledge(
-                request={"subscription": self.names.dead_subscription, "ack_ids": acks}
-            )
+        except Exception:  # noqa: BLE001 - redelivered to this or the next dispatcher
+            received.nack()
+            return
+        received.ack()
 
     def close(self) -> None:
         self._stop.set()
+        self._dead.cancel()
         self._poller.join(timeout=10)
         try:
             self.book.close_run(self.run_id)
@@ -179,6 +179,28 @@ class Dispatcher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def preflight(backend: Any, project: str | None) -> None:
+    """Before planning a distributed build: the cache is Firestore, Pub/Sub has credentials
+    and the resources exist (one-line errors naming the fix, exit 2)."""
+    if not isinstance(backend, FirestoreBackend):
+        raise UsageError(
+            '--executor pubsub needs the shared cache: set [storage] backend = "firestore" in BUILD.toml'
+        )
+    names = Names(project or backend.project, backend.prefix)
+    publisher, subscriber = publisher_client(), subscriber_client()
+    try:
+        check_resources(
+            names,
+            topics=[names.topic],
+            subscriptions=[names.dead_subscription],
+            publisher=publisher,
+            subscriber=subscriber,
+            who="the dispatcher (btbuild build --executor pubsub)",
+        )
+    finally:
+        subscriber.close()
 
 
 def run_distributed(scheduler: Any) -> Any:
@@ -194,7 +216,7 @@ def run_distributed(scheduler: Any) -> Any:
     @contextlib.contextmanager
     def dispatcher() -> Iterator[Callable[[GroupTask], Future[list[CellOutcome]]]]:
         with Dispatcher(
-            backend, scheduler.run_id, max_attempts=scheduler.workspace.execution.max_attempts
+            backend, scheduler.run_id, project=scheduler.workspace.storage.project
         ) as open_dispatcher:
             yield open_dispatcher.submit
 

@@ -1,14 +1,30 @@
-"""Pub/Sub resource names, clients, and their setup."""
+"""Pub/Sub resource names, clients, and the existence check every runtime process makes.
+
+Runtime processes (the dispatcher, the workers, any other publisher such as alerts) never
+create anything: they open clients with :func:`publisher_client` / :func:`subscriber_client`
+(one-line :class:`CloudSetupError` when credentials or the emulator setting are missing) and
+call :func:`check_resources`, which names what is missing and the command that creates it.
+Creating is the job of ``btbuild deploy`` (:mod:`btbuild.execution.pubsub.deploy`), run once
+with admin rights.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from btbuild.errors import StorageError
+from btbuild.errors import CloudSetupError, StorageError
+from btbuild.storage.firestore import check_credentials
 
 ACK_DEADLINE_SECONDS = 60  # extended every third of it while a worker runs the group
+MIN_DELIVERY_ATTEMPTS = 5  # Pub/Sub's range for max_delivery_attempts is 5..100
+MAX_DELIVERY_ATTEMPTS = 100
+MAX_BACKOFF_SECONDS = 600  # Pub/Sub's ceiling for retry back-off and ack deadlines
+DEPLOY_HINT = (
+    "create them once with `btbuild deploy` (needs roles/pubsub.editor; see docs/deploy.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -24,65 +40,123 @@ class Names:
         base = re.sub(r"[^A-Za-z0-9_.\-]", ".", self.prefix.replace("/", "."))
         return base if base[:1].isalpha() and not base.startswith("goog") else f"btbuild.{base}"
 
+    def topic_path(self, suffix: str) -> str:
+        """``projects/{project}/topics/{base}.{suffix}``: any topic of this workspace (the
+        task queue, its dead letters, or another feature's, e.g. alerts)."""
+        return f"projects/{self.project}/topics/{self.base}.{suffix}"
+
+    def subscription_path(self, suffix: str) -> str:
+        return f"projects/{self.project}/subscriptions/{self.base}.{suffix}"
+
     @property
     def topic(self) -> str:
-        return f"projects/{self.project}/topics/{self.base}.tasks"
+        return self.topic_path("tasks")
 
     @property
     def subscription(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.base}.workers"
+        return self.subscription_path("workers")
 
     @property
     def dead_topic(self) -> str:
-        return f"projects/{self.project}/topics/{self.base}.dead"
+        return self.topic_path("dead")
 
     @property
     def dead_subscription(self) -> str:
-        return f"projects/{self.project}/subscriptions/{self.base}.dead.dispatch"
+        return self.subscription_path("dead.dispatch")
 
 
-def ensure_resources(
-    names: Names, max_attempts: int, ack_deadline: int = ACK_DEADLINE_SECONDS
-) -> None:
-    """Create the topics and subscriptions if missing (production: see docs/deploy.md).
-
-    Pub/Sub accepts 5..100 for ``max_delivery_attempts``; the workers enforce ``max_attempts``
-    themselves as well, so a smaller value (or an emulator that ignores the policy) still ends
-    a poison task after ``max_attempts`` deliveries."""
-    from google.api_core import exceptions as api
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
-
-    publisher = pubsub_v1.PublisherClient()
-    subscriber = pubsub_v1.SubscriberClient()
-    try:
-        for topic in (names.topic, names.dead_topic):
-            with contextlib.suppress(api.AlreadyExists):
-                publisher.create_topic(request={"name": topic})
-        policy = {
-            "dead_letter_topic": names.dead_topic,
-            "max_delivery_attempts": min(100, max(5, max_attempts)),
-        }
-        for subscription, topic, extra in (
-            (names.subscription, names.topic, {"dead_letter_policy": policy}),
-            (names.dead_subscription, names.dead_topic, {}),
-        ):
-            with contextlib.suppress(api.AlreadyExists):
-                subscriber.create_subscription(
-                    request={
-                        "name": subscription,
-                        "topic": topic,
-                        "ack_deadline_seconds": ack_deadline,
-                        **extra,
-                    }
-                )
-    except api.GoogleAPIError as exc:
-        raise StorageError(
-            f"pubsub {names.project}: cannot create topics and subscriptions for {names.base}: {first_line(exc)}"
-        ) from None
-    finally:
-        subscriber.close()
+def short(path: str) -> str:
+    """The last segment of a resource path (what `gcloud` commands take)."""
+    return path.rsplit("/", 1)[-1]
 
 
 def first_line(exc: BaseException) -> str:
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def publisher_client() -> Any:
+    check_credentials("pubsub", "PUBSUB_EMULATOR_HOST")
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
+
+    return pubsub_v1.PublisherClient()
+
+
+def subscriber_client() -> Any:
+    check_credentials("pubsub", "PUBSUB_EMULATOR_HOST")
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
+
+    return pubsub_v1.SubscriberClient()
+
+
+@dataclass(frozen=True)
+class SubscriptionSettings:
+    """What a worker needs to know of its subscription (read, never set, at start)."""
+
+    max_delivery_attempts: int  # 0: no dead-letter policy (btbuild counts deliveries itself)
+    ack_deadline: int
+
+
+def check_resources(
+    names: Names,
+    *,
+    topics: Iterable[str] = (),
+    subscriptions: Iterable[str] = (),
+    publisher: Any = None,
+    subscriber: Any = None,
+    who: str = "btbuild",
+) -> dict[str, Any]:
+    """Check that the topics and subscriptions exist (``get``, needs roles/pubsub.viewer);
+    returns the subscriptions found by path. :class:`CloudSetupError` names every missing
+    resource and the command that creates them."""
+    from google.api_core import exceptions as api
+
+    missing: list[str] = []
+    found: dict[str, Any] = {}
+    try:
+        for topic in topics:
+            try:
+                publisher.get_topic(request={"topic": topic})
+            except api.NotFound:
+                missing.append(f"topic {short(topic)}")
+        for subscription in subscriptions:
+            try:
+                found[subscription] = subscriber.get_subscription(
+                    request={"subscription": subscription}
+                )
+            except api.NotFound:
+                missing.append(f"subscription {short(subscription)}")
+    except api.PermissionDenied as exc:
+        raise CloudSetupError(
+            f"pubsub {names.project}: {who} may not read its topics and subscriptions "
+            f"({first_line(exc)}): grant it roles/pubsub.viewer (see docs/deploy.md)"
+        ) from None
+    except api.GoogleAPIError as exc:
+        raise StorageError(
+            f"pubsub {names.project}: cannot check topics and subscriptions: {first_line(exc)}"
+        ) from None
+    if missing:
+        raise CloudSetupError(
+            f"pubsub {names.project}: {who} needs {', '.join(missing)}, which do not exist: "
+            + DEPLOY_HINT
+        )
+    return found
+
+
+def subscription_settings(subscription: Any) -> SubscriptionSettings:
+    policy = subscription.dead_letter_policy
+    attempts = int(policy.max_delivery_attempts) if policy and policy.dead_letter_topic else 0
+    return SubscriptionSettings(attempts, int(subscription.ack_deadline_seconds or 10))
+
+
+def backoff_seconds(attempt: int, first: float) -> float:
+    """The pause before retry number ``attempt`` (1 = the first retry): ``first``, doubling
+    each time, capped at Pub/Sub's 600 s. The same rule as the subscription's retry policy
+    (minimum ``first``, maximum 600 s)."""
+    return float(min(MAX_BACKOFF_SECONDS, first * 2 ** max(0, attempt - 1)))
+
+
+def delivery_limit(max_attempts: int) -> int:
+    """The subscription's ``max_delivery_attempts`` for ``[execution] max_attempts``: at
+    least that many (every failed attempt of a cell is a delivery), within Pub/Sub's 5..100."""
+    return min(MAX_DELIVERY_ATTEMPTS, max(MIN_DELIVERY_ATTEMPTS, max_attempts))

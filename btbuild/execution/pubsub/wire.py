@@ -81,12 +81,13 @@ def task_id_of(group: GroupTask) -> str:
     return group.label
 
 
-def encode_task(group: GroupTask) -> bytes:
-    """The Pub/Sub message body of a group (canonical JSON)."""
+def encode_task(group: GroupTask, task_id: str | None = None) -> bytes:
+    """The Pub/Sub message body of a group (canonical JSON); ``task_id`` defaults to the
+    group's label (a child task of a split group has its own)."""
     body = {
         "version": MESSAGE_VERSION,
         "run_id": group.run_id,
-        "task_id": task_id_of(group),
+        "task_id": task_id or task_id_of(group),
         "day": group.day.isoformat(),
         "build_pass": group.build_pass,
         "cells": [cell_to_json(cell) for cell in group.cells],

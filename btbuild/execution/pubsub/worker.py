@@ -1,21 +1,126 @@
-"""``btbuild worker``: pull one task at a time and run it on the Firestore cache."""
+"""``btbuild worker``: pull one task at a time and run it on the Firestore cache.
+
+One delivery of a task (:func:`handle_task`):
+
+* **nothing to do** (run over, task final): ack;
+* **its previous delivery's worker died** (the task document still says ``in_flight``) and
+  more than one cell is unsettled: the task is **split** into one child task per cell
+  (published, then the parent is acked), so a cell that kills its worker takes down only
+  itself; every other cell completes;
+* otherwise the cells run (``run_group``); a cell whose lease a dead worker still holds is
+  waited for until the lease expires (the heartbeat stopped with it) and taken over;
+* **a cell failed** (and has attempts left): the outcomes of the others are stored and the
+  message is held back for the back-off (``[execution] retry_backoff`` doubling per attempt,
+  <= 600 s) before it is redelivered; the cell's ``last_error`` says when;
+* done: the outcomes are stored with the run's counters and the message is acked.
+
+SIGTERM and SIGINT (:class:`GracefulStop`) interrupt the running group: its unfinished cells
+are given back (shards dropped, leases released, no attempt counted), the delivery is not
+counted, the task is put back on the queue, and the worker exits 0 — all within ``--grace``
+seconds, after which it exits at once (143).
+"""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from btbuild.errors import UsageError
-from btbuild.execution.pubsub.resources import ACK_DEADLINE_SECONDS, Names, ensure_resources
-from btbuild.execution.pubsub.runbook import RunBook
-from btbuild.execution.pubsub.wire import decode_task
+from btbuild.execution.pubsub.resources import (
+    ACK_DEADLINE_SECONDS,
+    Names,
+    backoff_seconds,
+    check_resources,
+    delivery_limit,
+    first_line,
+    publisher_client,
+    subscriber_client,
+    subscription_settings,
+)
+from btbuild.execution.pubsub.runbook import RunBook, TaskState
+from btbuild.execution.pubsub.wire import decode_task, encode_task
 from btbuild.execution.runner import Environment, run_group, static_hashes
-from btbuild.execution.tasks import GroupTask
+from btbuild.execution.tasks import CellOutcome, GroupTask
 from btbuild.storage.firestore import FirestoreBackend
-from btbuild.storage.records import RUNNING
+from btbuild.storage.records import FAILED, RUNNING
+
+GRACE_SECONDS = 20.0  # default bound on giving work back after SIGTERM / SIGINT
+
+
+class Stopping(BaseException):  # noqa: N818 - like KeyboardInterrupt: not an error
+    """Raised in the main thread by SIGTERM / SIGINT: give the current work back, then exit."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a message once its delivery is handled."""
+
+    ack: bool
+    delay: float = 0.0  # not acked: redeliver after this many seconds
+    finished: bool = False  # this delivery finished the task
+
+
+ACK = Verdict(True)
+
+
+@dataclass
+class WorkerStats:
+    messages: int = 0
+    groups_finished: int = 0
+    cells_ran: int = 0
+    stopped_by: str | None = None  # "SIGTERM" / "SIGINT" when a signal stopped the worker
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_attempts: int  # [execution] max_attempts: failed attempts of one cell
+    max_deliveries: int  # the subscription's max_delivery_attempts (or the same formula)
+    policy: bool  # the subscription forwards to the dead-letter topic itself
+    retry_backoff: float
+
+
+class GracefulStop:
+    """SIGTERM / SIGINT handlers for the worker's main thread: the first signal raises
+    :class:`Stopping` and arms a watchdog that ends the process after ``grace`` seconds; a
+    second signal ends it at once."""
+
+    def __init__(self, grace: float, log: Callable[[str], None]):
+        self.grace = grace
+        self.log = log
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signal_name is not None:
+            self.log(f"{name} again: exiting now")
+            os._exit(128 + signum)
+        self.signal_name = name
+        self.log(f"{name}: giving the current task back (at most {self.grace:.0f} s)")
+        timer = threading.Timer(self.grace, self._overdue, args=(signum,))
+        timer.daemon = True
+        timer.start()
+        raise Stopping(name)
+
+    def _overdue(self, signum: int) -> None:
+        self.log(f"giving back took longer than {self.grace:.0f} s: exiting now")
+        os._exit(128 + signum)
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 class _AckExtender:
@@ -32,14 +137,8 @@ class _AckExtender:
         while not self._stop.wait(wait):
             wait = max(1.0, deadline / 3)
             try:
-                subscriber.modify_ack_deadline(
-                    request={
-                        "subscription": subscription,
-                        "ack_ids": [ack_id],
-                        "ack_deadline_seconds": deadline,
-                    }
-                )
-            except Exception:  # noqa: BLE001 - a missed extension only risks a duplicate delivery
+                _set_deadline(subscriber, subscription, ack_id, deadline)
+            except Exception:  # noqa: BLE001, S112 - a missed extension only risks a duplicate delivery
                 continue
 
     def __enter__(self) -> _AckExtender:
@@ -51,11 +150,14 @@ class _AckExtender:
         self._thread.join(timeout=5)
 
 
-@dataclass
-class WorkerStats:
-    messages: int = 0
-    groups_finished: int = 0
-    cells_ran: int = 0
+def _set_deadline(subscriber: Any, subscription: str, ack_id: str, seconds: float) -> None:
+    subscriber.modify_ack_deadline(
+        request={
+            "subscription": subscription,
+            "ack_ids": [ack_id],
+            "ack_deadline_seconds": int(min(600, max(0, round(seconds)))),
+        }
+    )
 
 
 def handle_task(
@@ -64,33 +166,75 @@ def handle_task(
     task_id: str,
     group: GroupTask,
     *,
-    max_attempts: int,
+    limits: Limits,
     owner: str,
+    publish: Callable[[str, GroupTask], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> bool | None:
-    """Run one delivery of a task. True: finished (ack); False: retry later (nack);
-    None: nothing to do (ack)."""
-    begun = book.begin(group.run_id, task_id)
-    if begun is None:
-        return None
-    deliveries, settled = begun
-    if deliveries > max_attempts:
+) -> Verdict:
+    """Run one delivery of a task; ``publish`` sends a child task (fault isolation)."""
+    state = book.begin(group.run_id, task_id, owner)
+    if state is None:
+        return ACK
+    remaining = [cell for cell in group.cells if cell.name not in state.settled]
+    if state.republish_children or (state.crashed and len(remaining) > 1 and publish):
+        return _split(book, task_id, group, remaining, state, publish)
+    if not limits.policy and state.deliveries > limits.max_deliveries:
         book.dead_letter(
             group,
             task_id,
-            settled,
-            f"task {task_id} was delivered {deliveries} times (max_attempts = {max_attempts}) "
-            "and its workers never finished it: dead-lettered",
+            state.settled,
+            f"task {task_id} was delivered {state.deliveries} times (max_delivery_attempts = "
+            f"{limits.max_deliveries}) and its workers never finished it: dead-lettered",
             worker=owner,
         )
-        return True
-    remaining = [cell for cell in group.cells if cell.name not in settled]
+        return Verdict(True, finished=True)
+    settled = _run_cells(env, group, remaining, dict(state.settled), state, sleep)
+    failed = [o for o in settled.values() if o.status == FAILED]
+    if failed and (limits.policy or state.deliveries < limits.max_deliveries):
+        delay = _schedule_retry(env, group, failed, limits)
+        kept = {name: o for name, o in settled.items() if o.status != FAILED}
+        book.save(group.run_id, task_id, kept, final=False, worker=owner)
+        return Verdict(False, delay=delay)
+    book.save(group.run_id, task_id, settled, final=True, worker=owner)
+    return Verdict(True, finished=True)
+
+
+def _split(
+    book: RunBook,
+    task_id: str,
+    group: GroupTask,
+    remaining: list[Any],
+    state: TaskState,
+    publish: Callable[[str, GroupTask], None] | None,
+) -> Verdict:
+    """Fault isolation: the task's worker died, so each unsettled cell becomes its own task."""
+    children = {f"{task_id}.{cell.name}": replace(group, cells=(cell,)) for cell in remaining}
+    if not state.republish_children and not book.split(
+        group.run_id, task_id, list(children), state.settled
+    ):
+        return ACK
+    if publish is None:
+        return Verdict(False)
+    for child_id, child in children.items():
+        publish(child_id, child)
+    book.children_published(group.run_id, task_id)
+    return ACK
+
+
+def _run_cells(
+    env: Environment,
+    group: GroupTask,
+    remaining: list[Any],
+    settled: dict[str, CellOutcome],
+    state: TaskState,
+    sleep: Callable[[float], None],
+) -> dict[str, CellOutcome]:
+    """Run the unsettled cells; wait out (then take over) leases a dead worker left."""
     while remaining:
-        outcomes = run_group(env, replace(group, cells=tuple(remaining)))
-        for outcome in outcomes:
-            if outcome.status == "skipped" and deliveries > 1:
+        for outcome in run_group(env, replace(group, cells=tuple(remaining))):
+            if outcome.status == "skipped" and state.starts > 1:
                 # an earlier delivery of this task committed the cell, then its worker died
-                # before recording the outcome: for the build, the cell ran
+                # (or gave the task back) before recording the outcome: for the build, it ran
                 cell = next(cell for cell in remaining if cell.name == outcome.name)
                 outcome = replace(outcome, status="ran", reason=cell.reason)
             if outcome.status != "blocked" or outcome.reason == "deps_moved":
@@ -98,23 +242,37 @@ def handle_task(
         blocked = [cell for cell in remaining if cell.name not in settled]
         if not blocked:
             break
-        # a crashed worker's (or a duplicate delivery's) lease: wait for it to end or expire
         records = env.backend.get_cells([cell.name for cell in blocked], [group.day.isoformat()])
         expiry = max(
             (r.lease_expires for r in records.values() if r.status == RUNNING), default=time.time()
         )
         sleep(min(max(0.2, expiry - time.time() + 0.1), 5.0))
         remaining = blocked
-    retry = (
-        any(outcome.status == "failed" for outcome in settled.values())
-        and deliveries < max_attempts
-    )
-    if retry:
-        settled = {name: outcome for name, outcome in settled.items() if outcome.status != "failed"}
-        book.save(group.run_id, task_id, settled, final=False, worker=owner)
-        return False
-    book.save(group.run_id, task_id, settled, final=True, worker=owner)
-    return True
+    return settled
+
+
+def _schedule_retry(
+    env: Environment, group: GroupTask, failed: list[CellOutcome], limits: Limits
+) -> float:
+    """The back-off before the failed cells' next attempt; each one's ``last_error`` says
+    which attempt failed and when the next one is due (``explain`` and ``status`` show it)."""
+    iso = group.day.isoformat()
+    records = env.backend.get_cells([o.name for o in failed], [iso])
+    attempts = max((r.attempts for r in records.values()), default=1)
+    delay = backoff_seconds(attempts, limits.retry_backoff)
+    due = time.strftime("%H:%M:%S", time.gmtime(time.time() + delay))
+    for outcome in failed:
+        record = records.get((outcome.name, iso))
+        if record is None or record.status != FAILED:
+            continue
+        env.backend.put_cell_status(
+            outcome.name,
+            iso,
+            FAILED,
+            last_error=f"{record.last_error or outcome.error} (attempt {record.attempts} of "
+            f"{limits.max_attempts}; next retry at {due} UTC, in {delay:.0f} s)",
+        )
+    return delay
 
 
 def serve(
@@ -125,84 +283,177 @@ def serve(
     max_messages: int | None = None,
     idle_exit: float | None = None,
     ack_deadline: int = ACK_DEADLINE_SECONDS,
+    grace: float = GRACE_SECONDS,
     log: Callable[[str], None] = lambda line: None,
 ) -> WorkerStats:
-    """Pull and run tasks until stopped (``max_messages`` / ``idle_exit`` seconds without work)."""
-    from google.api_core import exceptions as api
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # namespace package: no stubs
-
+    """Pull and run tasks until stopped (``max_messages`` / ``idle_exit`` seconds without
+    work / SIGTERM or SIGINT). Never creates topics or subscriptions: a missing one is a
+    :class:`~btbuild.errors.CloudSetupError` naming ``btbuild deploy``."""
     names = Names(project or backend.project, backend.prefix)
-    max_attempts = env.workspace.execution.max_attempts
-    ensure_resources(names, max_attempts, ack_deadline)
-    subscriber = pubsub_v1.SubscriberClient()
-    book = RunBook(backend)
-    owner = env.owner
+    subscriber, publisher = subscriber_client(), publisher_client()
+    found = check_resources(
+        names,
+        topics=[names.topic],
+        subscriptions=[names.subscription],
+        publisher=publisher,
+        subscriber=subscriber,
+        who="btbuild worker",
+    )
+    settings = subscription_settings(found[names.subscription])
+    execution = env.workspace.execution
+    limits = Limits(
+        execution.max_attempts,
+        settings.max_delivery_attempts or delivery_limit(execution.max_attempts),
+        settings.max_delivery_attempts > 0,
+        float(execution.retry_backoff),
+    )
     stats = WorkerStats()
-    idle_since = time.monotonic()
-    log(f"worker {owner} pulling {names.subscription}")
+    log(f"worker {env.owner} pulling {names.subscription}")
     try:
-        while max_messages is None or stats.messages < max_messages:
+        with GracefulStop(grace, log) as stop:
             try:
-                response = subscriber.pull(
-                    request={"subscription": names.subscription, "max_messages": 1}, timeout=10
+                _pull_loop(
+                    env,
+                    names,
+                    subscriber,
+                    publisher,
+                    limits,
+                    stats,
+                    ack_deadline,
+                    log,
+                    max_messages=max_messages,
+                    idle_exit=idle_exit,
                 )
-            except (api.DeadlineExceeded, api.RetryError, api.ServiceUnavailable):
-                response = None
-            received = list(response.received_messages) if response is not None else []
-            if not received:
-                if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
-                    break
-                time.sleep(0.1)
-                continue
-            stats.messages += 1
-            for message in received:
-                verdict = _handle_message(
-                    env, book, subscriber, names, message, max_attempts, owner, ack_deadline, log
-                )
-                if verdict is False:
-                    subscriber.modify_ack_deadline(
-                        request={
-                            "subscription": names.subscription,
-                            "ack_ids": [message.ack_id],
-                            "ack_deadline_seconds": 0,
-                        }
-                    )
-                else:
-                    subscriber.acknowledge(
-                        request={"subscription": names.subscription, "ack_ids": [message.ack_id]}
-                    )
-                    if verdict:
-                        stats.groups_finished += 1
-            idle_since = time.monotonic()
+            except Stopping:
+                stats.stopped_by = stop.signal_name
     finally:
         subscriber.close()
     return stats
+
+
+def _pull_loop(
+    env: Environment,
+    names: Names,
+    subscriber: Any,
+    publisher: Any,
+    limits: Limits,
+    stats: WorkerStats,
+    ack_deadline: int,
+    log: Callable[[str], None],
+    *,
+    max_messages: int | None,
+    idle_exit: float | None,
+) -> None:
+    from google.api_core import exceptions as api
+
+    book = RunBook(env.backend)  # type: ignore[arg-type]  # serve() checked it is Firestore
+    idle_since = time.monotonic()
+    while max_messages is None or stats.messages < max_messages:
+        try:
+            response = subscriber.pull(
+                request={"subscription": names.subscription, "max_messages": 1}, timeout=10
+            )
+        except (api.DeadlineExceeded, api.RetryError, api.ServiceUnavailable):
+            response = None
+        received = list(response.received_messages) if response is not None else []
+        if not received:
+            if idle_exit is not None and time.monotonic() - idle_since > idle_exit:
+                return
+            time.sleep(0.1)
+            continue
+        stats.messages += 1
+        for message in received:
+            with _giving_back(book, subscriber, publisher, names, message, log):
+                verdict = _handle_message(
+                    env, book, subscriber, publisher, names, message, limits, ack_deadline, log
+                )
+            if verdict.ack:
+                subscriber.acknowledge(
+                    request={"subscription": names.subscription, "ack_ids": [message.ack_id]}
+                )
+                stats.groups_finished += verdict.finished
+            else:
+                _set_deadline(subscriber, names.subscription, message.ack_id, verdict.delay)
+        idle_since = time.monotonic()
+
+
+@contextmanager
+def _giving_back(
+    book: RunBook,
+    subscriber: Any,
+    publisher: Any,
+    names: Names,
+    message: Any,
+    log: Callable[[str], None],
+) -> Iterator[None]:
+    """On :class:`Stopping` mid-task: the runner already gave the cells back; here the
+    delivery is uncounted and the task goes back on the queue as a fresh message (its
+    Pub/Sub delivery count starts again: a scale-down is not a failed attempt). If that
+    publish fails, the message is nacked instead."""
+    try:
+        yield
+    except Stopping:
+        try:
+            task_id, group = decode_task(message.message.data)
+            book.give_back(group.run_id, task_id, {})
+            publisher.publish(
+                names.topic, message.message.data, run_id=group.run_id, task_id=task_id
+            ).result(timeout=10)
+            subscriber.acknowledge(
+                request={"subscription": names.subscription, "ack_ids": [message.ack_id]}
+            )
+            log(f"task {task_id} given back")
+        except Exception as exc:  # noqa: BLE001 - best effort while stopping
+            log(f"giving back {message.message.message_id} failed ({first_line(exc)}): nacking it")
+            _set_deadline(subscriber, names.subscription, message.ack_id, 0)
+        raise
 
 
 def _handle_message(
     env: Environment,
     book: RunBook,
     subscriber: Any,
+    publisher: Any,
     names: Names,
     message: Any,
-    max_attempts: int,
-    owner: str,
+    limits: Limits,
     ack_deadline: int,
     log: Callable[[str], None],
-) -> bool | None:
+) -> Verdict:
     try:
         task_id, group = decode_task(message.message.data)
     except ValueError as exc:
         log(f"dropping message {message.message.message_id}: {exc}")
-        return None
+        return ACK
+    attempt = int(message.delivery_attempt or 0)
     log(
-        f"{time.strftime('%H:%M:%S')} task {task_id} of run {group.run_id} ({len(group.cells)} cells, delivery {message.delivery_attempt or '?'})"
+        f"{time.strftime('%H:%M:%S')} task {task_id} of run {group.run_id} ({len(group.cells)} cells, delivery {attempt or '?'})"
     )
+
+    def publish(child_id: str, child: GroupTask) -> None:
+        publisher.publish(
+            names.topic, encode_task(child, child_id), run_id=child.run_id, task_id=child_id
+        ).result(timeout=60)
+        log(f"{time.strftime('%H:%M:%S')} task {task_id}: its worker died; published {child_id}")
+
     with _AckExtender(subscriber, names.subscription, message.ack_id, ack_deadline):
-        verdict = handle_task(env, book, task_id, group, max_attempts=max_attempts, owner=owner)
-    log(
-        f"{time.strftime('%H:%M:%S')} task {task_id}: {'done' if verdict else 'retry' if verdict is False else 'nothing to do'}"
+        verdict = handle_task(
+            env,
+            book,
+            task_id,
+            group,
+            limits=limits,
+            owner=env.owner,
+            publish=publish,
+        )
+    what = (
+        "done"
+        if verdict.finished
+        else "acked"
+        if verdict.ack
+        else f"retry in {verdict.delay:.0f} s"
     )
+    log(f"{time.strftime('%H:%M:%S')} task {task_id}: {what}")
     return verdict
 
 

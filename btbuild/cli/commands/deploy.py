@@ -1,0 +1,45 @@
+"""``btbuild deploy``: create the workspace's Pub/Sub topics and subscriptions and its
+Firestore indexes, once, with admin rights (dispatcher and workers only check they exist).
+See docs/deploy.md."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("deploy")
+@click.option(
+    "--print",
+    "print_only",
+    is_flag=True,
+    help="Print the equivalent gcloud commands instead of creating anything.",
+)
+@click.option(
+    "--ack-deadline",
+    type=int,
+    default=60,
+    show_default=True,
+    metavar="SECONDS",
+    help="The workers' subscription's ack deadline (workers extend it while they run a task).",
+)
+@click.pass_obj
+def command(options: object, print_only: bool, ack_deadline: int) -> int:
+    """Create every topic, subscription and Firestore index this workspace needs."""
+    from btbuild.errors import UsageError
+    from btbuild.execution.pubsub.deploy import deploy, plan_for
+
+    if ack_deadline < 10 or ack_deadline > 600:
+        raise UsageError(
+            f"--ack-deadline must be between 10 and 600 seconds (Pub/Sub's range), got {ack_deadline}"
+        )
+    session = options.session()  # type: ignore[attr-defined]
+    try:
+        plan, backend = plan_for(session, ack_deadline)
+        if print_only:
+            for line in plan.gcloud(backend):
+                click.echo(line)
+            return 0
+        deploy(plan, backend, log=lambda line: click.echo(f"btbuild deploy: {line}"))
+    finally:
+        session.close()
+    return 0

@@ -1,0 +1,277 @@
+"""What changed between two versions of a target's code, statement by statement.
+
+Both versions are read the way the code hash reads them (:func:`normalized_tree`: docstrings
+dropped, function locals renamed), so a renamed local or a reformatted line is no change. Each
+file is cut into *units*: every function (methods and nested functions too, by qualified
+name), every class body and the module body. Each unit is a sequence of *items*, one per
+statement (a compound statement contributes its header - the ``if`` test, the ``for`` target
+and iterable - and then its bodies between structural markers). Units of the same file and
+qualified name are aligned with :class:`difflib.SequenceMatcher`; items outside the matching
+blocks are *changed*, in the old version (replaced or deleted) and in the new one (replaced or
+inserted). A unit found in one version only is changed as a whole.
+
+What a simulation must cover (see :mod:`btbuild.sim.coverage`) is the changed items of the
+function units the target can reach: its entry and, by name, every function of its entry file
+and layers it refers to, transitively. Module-level and class-body statements run at import
+time, so they are always covered; when one of them changes a name (a constant, a table of
+bands, an import), every function statement reading that name counts as changed in both
+versions, and when a ``def`` line changes (defaults, decorators) its whole body does.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from btbuild.hashing.facts import decode_source
+from btbuild.hashing.layers import LayerScanner, relative_posix
+from btbuild.hashing.normalize import normalized_tree
+from btbuild.workspace.model import Target, Workspace
+
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+@dataclass
+class _Item:
+    key: str
+    line: int  # 0 for structural markers
+    loads: frozenset[str] = frozenset()  # names and attribute names the statement reads
+    binds: frozenset[str] = frozenset()  # module/class-level names the statement binds
+
+
+@dataclass
+class _Unit:
+    kind: str  # "function", "class" or "module"
+    items: list[_Item] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VersionFiles:
+    """One version of a target's code: its entry and layer files, shown relative to ``root``."""
+
+    root: Path
+    entry: Path
+    entry_attr: str
+    files: tuple[Path, ...]  # entry first, then layers
+
+    @classmethod
+    def of(cls, target: Target, workspace: Workspace) -> VersionFiles:
+        layers = LayerScanner(workspace.root).scan(target.entry_file).files
+        return cls(
+            workspace.root, target.entry_file, target.entry_attr, (target.entry_file, *layers)
+        )
+
+    def shown(self, path: Path) -> str:
+        return relative_posix(path, self.root)
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    """The lines each version must run: ``lines[path]`` statements, ``branches[path]`` the
+    subset that must also go both ways when coverage.py sees a branch there."""
+
+    old: VersionFiles
+    new: VersionFiles
+    old_lines: dict[Path, frozenset[int]]
+    new_lines: dict[Path, frozenset[int]]
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.old_lines.values()) and not any(self.new_lines.values())
+
+    def files(self, version: str) -> tuple[Path, ...]:
+        lines = self.new_lines if version == "new" else self.old_lines
+        return tuple(path for path, found in lines.items() if found)
+
+
+def _header(node: ast.AST) -> str:
+    shallow = copy.copy(node)
+    for name in _BODIES:
+        if hasattr(shallow, name):
+            setattr(shallow, name, [])
+    return ast.dump(shallow, include_attributes=False)
+
+
+def _loads(node: ast.AST) -> frozenset[str]:
+    names: set[str] = set()
+    parts = [node] if not hasattr(node, "body") else _header_parts(node)
+    for part in parts:
+        for sub in ast.walk(part):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                names.add(sub.id)
+            elif isinstance(sub, ast.Attribute):
+                names.add(sub.attr)
+    return frozenset(names)
+
+
+def _header_parts(node: ast.AST) -> list[ast.AST]:
+    return [
+        value
+        for name, value in ast.iter_fields(node)
+        if name not in _BODIES and isinstance(value, ast.AST)
+    ] + [
+        item
+        for name, value in ast.iter_fields(node)
+        if name not in _BODIES and isinstance(value, list)
+        for item in value
+        if isinstance(item, ast.AST)
+    ]
+
+
+def _binds(node: ast.AST) -> frozenset[str]:
+    names: set[str] = set()
+    if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
+        names.add(node.name)
+    elif isinstance(node, (ast.Import, ast.ImportFrom)):
+        names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    else:
+        targets: list[ast.AST] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, ast.Name):
+                    names.add(sub.id)
+                elif isinstance(sub, ast.Subscript | ast.Attribute):
+                    base = sub.value
+                    while isinstance(base, ast.Subscript | ast.Attribute):
+                        base = base.value
+                    if isinstance(base, ast.Name):
+                        names.add(base.id)  # TABLE["x"] = ... changes TABLE
+    return frozenset(names)
+
+
+class _Cutter:
+    """Cuts one normalized module into units (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.units: dict[str, _Unit] = {}
+
+    def cut(self, tree: ast.Module) -> dict[str, _Unit]:
+        self.units["<module>"] = _Unit("module")
+        self._body(tree.body, "<module>", "")
+        return self.units
+
+    def _body(self, statements: Iterable[ast.AST], unit: str, prefix: str) -> None:
+        items = self.units[unit].items
+        for node in statements:
+            line = getattr(node, "lineno", 0)
+            items.append(_Item(_header(node), line, _loads(node), _binds(node)))
+            if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
+                name = f"{prefix}{node.name}"
+                kind = "class" if isinstance(node, ast.ClassDef) else "function"
+                self.units[name] = _Unit(kind, [_Item(_header(node), 0)])
+                self._body(node.body, name, f"{name}.")
+                continue
+            for field_name in _BODIES:
+                children = getattr(node, field_name, None)
+                if isinstance(children, list) and children:
+                    items.append(_Item(f"<{field_name}>", 0))
+                    self._body(children, unit, prefix)
+            if hasattr(node, "body"):
+                items.append(_Item("<end>", 0))
+
+
+def _cut(path: Path | None, shown: str) -> dict[str, _Unit]:
+    if path is None or not path.is_file():
+        return {}
+    tree = normalized_tree(decode_source(path.read_bytes(), path=shown), path=shown)
+    return _Cutter().cut(tree)
+
+
+def _diff(old: list[_Item], new: list[_Item]) -> tuple[set[int], set[int]]:
+    """Indices of the changed items of ``old`` and of ``new``."""
+    matcher = difflib.SequenceMatcher(
+        None, [i.key for i in old], [i.key for i in new], autojunk=False
+    )
+    gone: set[int] = set()
+    added: set[int] = set()
+    for tag, a0, a1, b0, b1 in matcher.get_opcodes():
+        if tag != "equal":
+            gone.update(range(a0, a1))
+            added.update(range(b0, b1))
+    return gone, added
+
+
+@dataclass
+class _Side:
+    version: VersionFiles
+    units: dict[tuple[str, str], _Unit]  # (shown path, qualname) -> unit
+    paths: dict[str, Path]
+    changed: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+
+
+def _side(version: VersionFiles) -> _Side:
+    units: dict[tuple[str, str], _Unit] = {}
+    paths: dict[str, Path] = {}
+    for path in version.files:
+        shown = version.shown(path)
+        paths[shown] = path
+        for name, unit in _cut(path, shown).items():
+            units[(shown, name)] = unit
+    return _Side(version, units, paths)
+
+
+def _reachable(side: _Side) -> set[tuple[str, str]]:
+    """Function units the entry can reach by name (a superset: names, not bindings)."""
+    entry_shown = side.version.shown(side.version.entry)
+    root = side.version.entry_attr.split(".")[0]
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for key in side.units:
+        by_name.setdefault(key[1].split(".")[-1], []).append(key)
+    pending = [key for key in side.units if key[0] == entry_shown and key[1].split(".")[0] == root]
+    seen: set[tuple[str, str]] = set()
+    while pending:
+        key = pending.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        unit = side.units[key]
+        if unit.kind == "class":  # every method of a reached class
+            pending.extend(
+                k for k in side.units if k[0] == key[0] and k[1].startswith(key[1] + ".")
+            )
+        for item in unit.items:
+            for name in item.loads:
+                pending.extend(by_name.get(name, ()))
+    return {key for key in seen if side.units[key].kind == "function"}
+
+
+def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
+    """The statements of ``old`` and ``new`` a simulation must run (see the module docstring)."""
+    sides = (_side(old), _side(new))
+    names: set[str] = set()  # module/class-level names whose binding changed
+    for key in set(sides[0].units) | set(sides[1].units):
+        units = [side.units.get(key) for side in sides]
+        items = [unit.items if unit else [] for unit in units]
+        gone, added = _diff(items[0], items[1])
+        for side, changed in zip(sides, (gone, added), strict=True):
+            if key in side.units:
+                side.changed[key] = changed
+                unit = side.units[key]
+                if unit.kind != "function":
+                    for index in changed:
+                        names.update(unit.items[index].binds)
+    return CodeChange(old, new, *(_required(side, names) for side in sides))
+
+
+def _required(side: _Side, names: set[str]) -> dict[Path, frozenset[int]]:
+    lines: dict[Path, set[int]] = {path: set() for path in side.paths.values()}
+    for key in _reachable(side):
+        unit = side.units[key]
+        changed = side.changed.get(key, set())
+        whole = 0 in changed  # the def line itself changed: defaults, decorators, name
+        for index, item in enumerate(unit.items):
+            if item.line and (whole or index in changed or not names.isdisjoint(item.loads)):
+                lines[side.paths[key[0]]].add(item.line)
+    return {path: frozenset(found) for path, found in lines.items()}
+
+
+__all__ = ["CodeChange", "VersionFiles", "code_change"]

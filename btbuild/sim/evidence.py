@@ -1,0 +1,150 @@
+"""Coverage of the change in ``verify`` and in a build, with the targeted search.
+
+:class:`ChangeTracing` holds one :class:`~btbuild.sim.coverage.ChangeCoverage` per changed
+target and gives the runners their ``trace`` hooks, so every ``process`` call of a changed
+target is traced under its own version, whichever simulation triggered it (a dependent's run
+computes its upstream's outputs too).
+
+:meth:`ChangeTracing.settle` is the bounded search run when the standard and literal worlds
+left part of the change uncovered: batches of further worlds (drawn, crowd, real-derived and
+literal-seeded ones with other seeds), old and new outputs compared on each, until every
+changed statement ran and every changed branch went both ways, or the time budget is spent.
+The score it drives down is the number of coverage gaps left (the role Hypothesis'
+``target()`` would play); a world that closes a gap is kept as evidence like any other.
+
+:func:`build_coverage` is the same check for a build, where the old code comes from the
+source snapshot recorded with its SimHash (:mod:`btbuild.sim.snapshots`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from btbuild.sim.coverage import ChangeCoverage
+from btbuild.sim.runner import ContextRun, SimRunner
+from btbuild.workspace.model import Target, Workspace
+
+COVER_START = 20_000  # first world index of the coverage search
+COVER_BATCH = 8
+COVER_LITERAL_BATCH = 4
+BUILD_SEARCH_SECONDS = 2.0
+
+
+class ChangeTracing:
+    def __init__(self, pairs: list[tuple[Target, Target]], old: Workspace, new: Workspace) -> None:
+        self.old, self.new = old, new
+        self.checks: dict[str, ChangeCoverage] = {}
+        self.errors: dict[str, str] = {}
+        for before, after in pairs:
+            try:
+                self.checks[after.name] = ChangeCoverage.between(before, old, after, new)
+            except Exception as exc:  # unreadable code: the simulation fails on it itself
+                self.errors[after.name] = f"{type(exc).__name__}: {exc}"
+
+    def hook(self, version: str) -> Callable[[Target], AbstractContextManager[Any]]:
+        def trace(target: Target) -> AbstractContextManager[Any]:
+            check = self.checks.get(target.name)
+            return check.tracing(version) if check is not None else nullcontext()
+
+        return trace
+
+    def reason(self, target: Target) -> str | None:
+        if target.name in self.errors:
+            return f"unproven: the change of {target.label} could not be analysed ({self.errors[target.name]})"
+        check = self.checks.get(target.name)
+        return None if check is None or check.empty else check.reason()
+
+    def settle(
+        self,
+        new_runner: SimRunner,
+        old_runner: SimRunner,
+        before: Target,
+        target: Target,
+        seconds: float,
+    ) -> tuple[str | None, dict[str, Any] | None, int]:
+        """``(reason, counterexample, contexts compared)`` after searching for coverage."""
+        reason = self.reason(target)
+        check = self.checks.get(target.name)
+        if reason is None or check is None:
+            return reason, None, 0
+        literals = new_runner.literals(target).union(old_runner.literals(before, self.old))
+        fabricator = new_runner.fabricator
+        deadline = time.perf_counter() + seconds
+        offset, compared, gaps = 0, 0, check.missing()
+        while gaps and time.perf_counter() < deadline:
+            worlds = fabricator.worlds(COVER_BATCH, start=COVER_START + offset)
+            worlds += fabricator.literal_worlds(
+                literals, COVER_LITERAL_BATCH, start=1 + offset // COVER_BATCH
+            )
+            news = new_runner.contexts(target, worlds)
+            olds = old_runner.contexts(before, worlds)
+            compared += len(news)
+            counter = first_difference(new_runner, target, olds, news)
+            if counter is not None:
+                return check.reason(), counter, compared
+            offset += COVER_BATCH
+            gaps = check.missing()
+        return check.reason(), None, compared
+
+
+def first_difference(
+    runner: SimRunner, target: Target, old: list[ContextRun], new: list[ContextRun]
+) -> dict[str, Any] | None:
+    for index, (before, after) in enumerate(zip(old, new, strict=False)):
+        if before.hash != after.hash:
+            return {
+                "found_by": "coverage search",
+                "context": index,
+                "inputs": runner.describe_inputs(target, after.world, after.user),
+                "old": before.output,
+                "new": after.output,
+            }
+    return None
+
+
+def build_coverage(
+    session: Any, target: Target, old_code: str, replay: Callable[[], Any] | None = None
+) -> str | None:
+    """The coverage check of a build's change from code ``old_code`` to ``target``'s code.
+    ``replay`` (the judge's replay of stored cells with the new code) is traced too: real
+    data counts as coverage of the new code."""
+    from btbuild.sim import snapshots
+    from btbuild.sim.fabricator import Fabricator
+
+    snapshot = snapshots.recall(session.backend, old_code)
+    if snapshot is None:
+        return (
+            f"unproven: the old code of {target.label} was not recorded with its SimHash, "
+            "so the change cannot be traced"
+        )
+    workspace = session.workspace
+    with snapshots.materialized(snapshot, workspace, target) as (old_ws, before):
+        tracing = ChangeTracing([(before, target)], old_ws, workspace)
+        if target.name not in tracing.errors and tracing.checks[target.name].empty:
+            return None
+        if replay is not None and target.name in tracing.checks:
+            with tracing.checks[target.name].tracing("new"):
+                replay()
+        sources = session.plugins.root_sources()
+        fabricator = Fabricator(sources, start=workspace.start_date)
+        new_runner = SimRunner(workspace, sources, fabricator=fabricator, trace=tracing.hook("new"))
+        old_runner = SimRunner(
+            old_ws, sources, fabricator=fabricator, deps_from=new_runner, trace=tracing.hook("old")
+        )
+        worlds = new_runner.worlds_for(target, (before, old_ws))
+        news = new_runner.contexts(target, worlds)
+        olds = old_runner.contexts(before, worlds)
+        if first_difference(new_runner, target, olds, news) is not None:
+            return f"unproven: the old and the new code of {target.label} differ on fabricated data"
+        reason, counter, _ = tracing.settle(
+            new_runner, old_runner, before, target, BUILD_SEARCH_SECONDS
+        )
+        if counter is not None:
+            return f"unproven: the old and the new code of {target.label} differ on fabricated data"
+        return reason
+
+
+__all__ = ["ChangeTracing", "build_coverage", "first_difference"]

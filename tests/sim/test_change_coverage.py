@@ -1,0 +1,150 @@
+"""Coverage of the change: what changed (per function, layers included), and the verdict."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from sim_helpers import VALUE, write_workspace
+
+from btbuild.session import Session
+from btbuild.sim.changes import VersionFiles, code_change
+from btbuild.sim.coverage import ChangeCoverage, Tracer
+from btbuild.sim.suspend import untraced
+from btbuild.sim.verify import COSMETIC, UNPROVEN, VerifyOptions, compare_workspaces
+from btbuild.workspace.config import load_workspace
+
+LAYER = """\
+def used(x):
+    return x * 2
+
+
+def unused(x):
+    return x + 1
+"""
+
+ENTRY = """\
+from layers.helpers import used
+
+LIMIT = 3
+
+
+def calc(ctx):
+    total = 0
+    for item in ctx.user["portfolio"]["positions"]:
+        total += used(item["quantity"])
+    if total > LIMIT:
+        return total
+    return None
+"""
+
+
+def version(root: Path, entry: str = ENTRY, layer: str = LAYER) -> VersionFiles:
+    (root / "layers").mkdir(parents=True, exist_ok=True)
+    (root / "calculations").mkdir(exist_ok=True)
+    (root / "layers" / "__init__.py").write_text("")
+    (root / "layers" / "helpers.py").write_text(layer)
+    (root / "calculations" / "calc.py").write_text(entry)
+    path = root / "calculations" / "calc.py"
+    files = (path, root / "layers" / "__init__.py", root / "layers" / "helpers.py")
+    return VersionFiles(root, path, "calc", files)
+
+
+def required(change: object, side: str) -> dict[str, list[int]]:
+    lines = change.new_lines if side == "new" else change.old_lines  # type: ignore[attr-defined]
+    files = change.new if side == "new" else change.old  # type: ignore[attr-defined]
+    return {files.shown(p): sorted(found) for p, found in lines.items() if found}
+
+
+def test_renamed_locals_and_reformatting_are_no_change(tmp_path: Path) -> None:
+    renamed = ENTRY.replace("total", "acc").replace("item", "position")
+    change = code_change(version(tmp_path / "a"), version(tmp_path / "b", renamed))
+    assert change.empty
+
+
+def test_a_changed_constant_makes_its_readers_changed(tmp_path: Path) -> None:
+    change = code_change(
+        version(tmp_path / "a"), version(tmp_path / "b", ENTRY.replace("LIMIT = 3", "LIMIT = 4"))
+    )
+    assert required(change, "new") == {"calculations/calc.py": [10]}
+    assert required(change, "old") == {"calculations/calc.py": [10]}
+
+
+def test_changed_statements_per_version(tmp_path: Path) -> None:
+    new = ENTRY.replace(
+        "        return total\n", "        total = round(total, 2)\n        return total\n"
+    )
+    change = code_change(version(tmp_path / "a"), version(tmp_path / "b", new))
+    assert required(change, "new") == {"calculations/calc.py": [11]}
+    assert required(change, "old") == {}
+
+
+def test_layer_functions_count_only_when_reachable(tmp_path: Path) -> None:
+    old = version(tmp_path / "a")
+    unreachable = code_change(old, version(tmp_path / "b", layer=LAYER.replace("x + 1", "x + 2")))
+    assert unreachable.empty
+    reachable = code_change(old, version(tmp_path / "c", layer=LAYER.replace("x * 2", "2 * x")))
+    assert required(reachable, "new") == {"layers/helpers.py": [2]}
+    assert required(reachable, "old") == {"layers/helpers.py": [2]}
+
+
+def test_suspending_the_tracer_keeps_the_running_frame_traced(tmp_path: Path) -> None:
+    module = tmp_path / "traced_mod.py"
+    module.write_text(
+        "def f(get):\n    total = 0\n    for b in range(3):\n        total += get(b)\n    return total\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import traced_mod  # type: ignore[import-not-found]
+
+        def get(b: int) -> int:
+            with untraced():
+                return b
+
+        tracer = Tracer((module,))
+        with tracer.tracing():
+            traced_mod.f(get)
+        assert tracer.gaps(module, frozenset({2, 3, 4, 5})) == []
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("traced_mod", None)
+
+
+def test_a_branch_never_taken_is_unproven_with_its_line(tmp_path: Path) -> None:
+    old = write_workspace(tmp_path / "old")
+    clamp = VALUE.replace(
+        '    return {"invested"',
+        '    if invested > 1e300:\n        invested = 1e300\n    return {"invested"',
+    )
+    new = write_workspace(tmp_path / "new", value=clamp)
+    report = compare_workspaces(
+        Session(new), load_workspace(old), VerifyOptions(base="t", search_seconds=0.2)
+    )
+    (change,) = [c for c in report.changed if c.label == "//book:value"]
+    assert change.verdict == UNPROVEN
+    assert change.reason == (
+        "unproven: branch at calculations/book/value.py:10 never jumps to line 11"
+    )
+    assert not report.ok
+
+
+def test_covered_change_is_cosmetic(tmp_path: Path) -> None:
+    old = write_workspace(tmp_path / "old")
+    rewrite = VALUE.replace(
+        'return 0.0 if bar is None else position["quantity"] * bar["close"]',
+        'if bar is None:\n        return 0.0\n    return bar["close"] * position["quantity"]',
+    )
+    new = write_workspace(tmp_path / "new", value=rewrite)
+    session = Session(new)
+    check = ChangeCoverage.between(
+        load_workspace(old).targets["value"],
+        load_workspace(old),
+        session.workspace.targets["value"],
+        session.workspace,
+    )
+    assert not check.empty
+    report = compare_workspaces(
+        session, load_workspace(old), VerifyOptions(base="t", search_seconds=0.2)
+    )
+    (change,) = [c for c in report.changed if c.label == "//book:value"]
+    assert change.verdict == COSMETIC, change.reason
