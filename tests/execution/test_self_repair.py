@@ -198,7 +198,11 @@ def test_a_result_damaged_after_the_plan_fails_its_readers_without_an_attempt(
         assert backend.get_cell("total", "2024-01-01").attempts <= 1
     again = ws.cells(ws.build(date="2024-01-01"))
     assert again[("//pricing:value", "2024-01-01")] == ("ran", "new")
-    assert again[("//pricing:total", "2024-01-01")][0] == "ran"
+    # the edit is behaviour-preserving: the sim judge may prove it cosmetic
+    assert again[("//pricing:total", "2024-01-01")] in (
+        ("ran", "code_changed"),
+        ("skipped", "cosmetic"),
+    )
 
 
 def test_fsck_repair_forgets_damaged_cells_and_the_next_build_rebuilds_them(
