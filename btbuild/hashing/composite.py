@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from btbuild.errors import CycleError, LabelError
 from btbuild.hashing.cache import HashCache
+from btbuild.hashing.definitions import layer_slices
 from btbuild.hashing.digest import hash_json
 from btbuild.hashing.infra import (
     HASH_SCHEME_VERSION,
@@ -22,8 +23,8 @@ from btbuild.hashing.infra import (
     check_extra_inputs,
     infra_hash,
 )
-from btbuild.hashing.layers import FactsReader, LayerScanner, layer_hash, relative_posix
-from btbuild.workspace.model import Target, Workspace
+from btbuild.hashing.layers import FactsReader, LayerScanner, relative_posix
+from btbuild.workspace.model import Segment, Target, Workspace
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class TargetHashes:
     name: str
     label: str
     code: str  # normalized entry class/function and the module statements it needs
-    layers: str  # workspace-local modules it imports, transitively
+    layers: str  # the definitions it reaches in workspace-local modules, transitively
     infra: str  # python minor, scheme version, third-party versions, plugin inputs
     epoch: int  # the workspace epoch (a value, not a hash, so explain can print it)
     declaration: str  # kind, roots, optional_roots, historical, lookback, entry attr
@@ -43,25 +44,33 @@ class TargetHashes:
     layer_files: tuple[str, ...]  # workspace-relative posix paths, sorted
     distributions: tuple[tuple[str, str], ...]  # (distribution, version), sorted
     upstream: tuple[tuple[str, str], ...]  # (dep target name, its composite hash), sorted
+    # layer files hashed as a whole, with the reason (star import, module object, dynamic...)
+    layer_whole: tuple[tuple[str, str], ...] = ()
 
 
-def declaration_hash(target: Target) -> str:
+def declaration_hash(target: Target, segment: Segment | None = None) -> str:
     """The parts of a target's declaration that change what a cell computes.
 
-    Not included: schedule (which dates run, not what they compute), product_lines and
-    checks (metadata and validation), deps (covered by the deps component), the entry
-    file's path (its content is the code component) and the package (cell identity).
+    Not included: schedule (which dates run, not what they compute), product_lines,
+    checks and schema (metadata and validation), ttl_days and alert (what happens to a
+    result after it is computed), deps (covered by the deps component), the entry file's
+    path (its content is the code component) and the package (cell identity). The user
+    segment's definition (``segment``, the one ``target.users`` names) and the dependency
+    look-back are included only when set, so targets without them keep their hashes.
     """
-    return hash_json(
-        {
-            "kind": target.kind,
-            "entry_attr": target.entry_attr,
-            "roots": sorted(target.roots),
-            "optional_roots": sorted(target.optional_roots),
-            "historical": target.historical,
-            "lookback": sorted([source, days] for source, days in target.lookback),
-        }
-    )
+    declaration: dict[str, object] = {
+        "kind": target.kind,
+        "entry_attr": target.entry_attr,
+        "roots": sorted(target.roots),
+        "optional_roots": sorted(target.optional_roots),
+        "historical": target.historical,
+        "lookback": sorted([source, days] for source, days in target.lookback),
+    }
+    if target.users is not None:
+        declaration["users"] = {"name": target.users, **(segment.definition() if segment else {})}
+    if target.dep_lookback:
+        declaration["dep_lookback"] = [[label, days] for label, days in target.dep_lookback]
+    return hash_json(declaration)
 
 
 def combine_static(*, code: str, layers: str, infra: str, epoch: int, declaration: str) -> str:
@@ -115,9 +124,17 @@ def compute_hashes(
             if scan.imports_entry
             else reader.entry_code(target.entry_file, target.entry_attr)
         )
-        layers = layer_hash(scan.files, workspace.root, reader)
+        slices = layer_slices(
+            target.entry_file,
+            target.entry_attr,
+            workspace.root,
+            reader,
+            all_files=scan.files,
+            imports_entry=scan.imports_entry,
+        )
+        layers = slices.digest
         infra = infra_hash(versions, extra)
-        declaration = declaration_hash(target)
+        declaration = declaration_hash(target, workspace.segments.get(target.users or ""))
         static = combine_static(
             code=code, layers=layers, infra=infra, epoch=workspace.epoch, declaration=declaration
         )
@@ -136,9 +153,10 @@ def compute_hashes(
             static=static,
             deps=deps,
             composite=composite_hash(static, deps),
-            layer_files=tuple(relative_posix(path, workspace.root) for path in scan.files),
+            layer_files=tuple(relative_posix(path, workspace.root) for path in slices.files),
             distributions=tuple(versions.items()),
             upstream=tuple(sorted(upstream.items())),
+            layer_whole=slices.whole,
         )
     if cache is not None:
         cache.save()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import importlib.util
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from btbuild.errors import WorkspaceError
@@ -33,6 +34,8 @@ class StatementFacts:
     effectful: bool = False  # a definition that runs code at import time
     modules: tuple[str, ...] = ()  # top-level modules an import statement names, sorted
     effect_refs: tuple[str, ...] = ()  # globals read at import time (effectful only), sorted
+    # (module, level, name) of every import it runs, "" naming the module object; in order
+    imports: tuple[tuple[str, int, str], ...] = ()
 
     def to_json(self) -> list[object]:
         return [
@@ -42,13 +45,26 @@ class StatementFacts:
             int(self.always) | int(self.effectful) << 1,
             list(self.modules),
             list(self.effect_refs),
+            [list(item) for item in self.imports],
         ]
 
     @classmethod
     def from_json(cls, value: object) -> StatementFacts | None:
-        if not (isinstance(value, list) and len(value) == 6):
+        if not (isinstance(value, list) and len(value) == 7):
             return None
-        digest, defines, refs, flags, modules, effect_refs = value
+        digest, defines, refs, flags, modules, effect_refs, imports = value
+        if not (
+            isinstance(imports, list)
+            and all(
+                isinstance(item, list)
+                and len(item) == 3
+                and isinstance(item[0], str)
+                and type(item[1]) is int
+                and isinstance(item[2], str)
+                for item in imports
+            )
+        ):
+            return None
         if not (isinstance(digest, str) and _HEX32.match(digest)):
             return None
         if type(flags) is not int or not 0 <= flags <= 3:
@@ -66,6 +82,7 @@ class StatementFacts:
             bool(flags & 2),
             tuple(modules),
             tuple(effect_refs),
+            tuple((item[0], item[1], item[2]) for item in imports),
         )
 
 
@@ -95,16 +112,28 @@ class FileFacts:
         :attr:`code_hash` when the module is dynamic or the entry is not bound by a
         top-level definition.
         """
+        return self.slice_hash(self.slice((entry_attr.split(".")[0],)))
+
+    def slice_hash(self, included: frozenset[int] | None) -> str:
+        """The code hash of the statements ``included`` (None or all of them: the module's)."""
+        if included is None or self.statements is None or len(included) == len(self.statements):
+            return self.code_hash
+        return module_hash([self.statements[index].digest for index in sorted(included)])
+
+    def slice(self, names: Iterable[str]) -> frozenset[int] | None:
+        """The indices of the statements that module-level ``names`` need (see
+        :meth:`entry_code_hash`); None when only the whole module is safe (dynamic module,
+        unknown statements, a name no top-level definition binds)."""
         statements = self.statements
         if statements is None or self.dynamic:
-            return self.code_hash
+            return None
         binders: dict[str, list[int]] = {}
         for index, statement in enumerate(statements):
             for name in statement.defines:
                 binders.setdefault(name, []).append(index)
-        root = entry_attr.split(".")[0]
-        if root not in binders:
-            return self.code_hash
+        roots = list(names)
+        if any(root not in binders for root in roots):
+            return None
 
         def close(start: list[int], included: set[int]) -> None:
             pending = list(start)
@@ -117,7 +146,7 @@ class FileFacts:
 
         included: set[int] = set()
         close([i for i, statement in enumerate(statements) if statement.always], included)
-        close(binders[root], included)
+        close([index for root in roots for index in binders[root]], included)
         effects: dict[int, set[str]] = {}
         for index, statement in enumerate(statements):
             if statement.effectful:  # what the code it runs at import time can touch
@@ -137,9 +166,7 @@ class FileFacts:
             if not added:
                 break
             close(added, included)
-        if len(included) == len(statements):
-            return self.code_hash
-        return module_hash([statements[index].digest for index in sorted(included)])
+        return frozenset(included)
 
     def _statement_tokens(self, index: int, binders: dict[str, list[int]]) -> set[str]:
         assert self.statements is not None
@@ -233,6 +260,7 @@ def analyze_source(source: str, *, path: str = "<string>") -> FileFacts:
             effectful=info.effectful,
             modules=tuple(sorted(info.modules)),
             effect_refs=tuple(sorted(info.effect_refs)) if info.effectful else (),
+            imports=tuple(dict.fromkeys(info.imports)),
         )
         for info in analysis.statements
     )

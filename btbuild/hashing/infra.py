@@ -16,10 +16,11 @@ from functools import cache
 from btbuild.errors import PluginError
 from btbuild.hashing.digest import hash_json
 
-HASH_SCHEME_VERSION = 2
+HASH_SCHEME_VERSION = 3
 """Bump whenever normalization or the way components are combined changes: every hash moves.
 
 2: per-entry code hash (statement slices), stdlib ``ast`` normalizer.
+3: definition-level layers (only the definitions a target reaches through imports).
 """
 
 NOT_INSTALLED = "not installed"

@@ -31,6 +31,7 @@ class FactsReader:
         self.cache = cache if cache is not None else HashCache()
         self._memo: dict[Path, FileFacts] = {}
         self._entries: dict[tuple[Path, str], str] = {}
+        self._slices: dict[tuple[Path, frozenset[str]], frozenset[int] | None] = {}
 
     def __call__(self, path: Path) -> FileFacts:
         facts = self._memo.get(path)
@@ -48,6 +49,13 @@ class FactsReader:
                 self.cache.put(key, facts)
             self._memo[path] = facts
         return facts
+
+    def slice(self, path: Path, names: frozenset[str]) -> frozenset[int] | None:
+        """:meth:`FileFacts.slice` of ``path``, computed once per set of names."""
+        key = (path, names)
+        if key not in self._slices:
+            self._slices[key] = self(path).slice(names)
+        return self._slices[key]
 
     def entry_code(self, path: Path, entry_attr: str) -> str:
         """The code hash of ``entry_attr`` in ``path`` (see :meth:`FileFacts.entry_code_hash`)."""

@@ -73,6 +73,9 @@ class StatementInfo:
     effectful: bool = False  # a definition that runs code at import time (calls, decorators, bases)
     effect_refs: set[str] = field(default_factory=set)  # globals read at import time
     modules: set[str] = field(default_factory=set)  # top-level modules an import statement binds
+    # every import the statement runs (at top level or inside its functions): (module, level,
+    # imported name, "" for the module object itself); what definition-level layers follow
+    imports: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -285,6 +288,7 @@ class _Analyzer(ast.NodeVisitor):
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
             self.imports.append(ImportRecord(alias.name))
+            self.statement.imports.append((alias.name, 0, ""))
             if self.scope is self.module:
                 self.statement.modules.add(alias.name.split(".")[0])
             self._bind(alias.asname or alias.name.split(".")[0], False)
@@ -293,6 +297,7 @@ class _Analyzer(ast.NodeVisitor):
         module = node.module or ""
         names = tuple(alias.name for alias in node.names)
         self.imports.append(ImportRecord(module, node.level, names))
+        self.statement.imports.extend((module, node.level, name) for name in names)
         if self.scope is self.module:
             self.statement.modules.add("." if node.level else module.split(".")[0])
         if module == "__future__" or "*" in names:

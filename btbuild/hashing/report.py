@@ -21,6 +21,7 @@ def target_report(hashes: TargetHashes) -> dict[str, object]:
         "deps": hashes.deps,
         "epoch": hashes.epoch,
         "layer_files": list(hashes.layer_files),
+        "layer_whole": dict(hashes.layer_whole),
         "distributions": dict(hashes.distributions),
         "upstream": dict(hashes.upstream),
     }
@@ -41,7 +42,11 @@ def render_text(report: Mapping[str, object]) -> str:
     """Human-readable form of :func:`hash_report`, one block per target."""
     blocks: list[str] = []
     for entry in report["targets"]:  # type: ignore[attr-defined]
-        files = entry["layer_files"]
+        whole = entry.get("layer_whole", {})
+        files = [
+            f"{path} [whole: {whole[path]}]" if path in whole else path
+            for path in entry["layer_files"]
+        ]
         dists = entry["distributions"]
         upstream = entry["upstream"]
         lines = [

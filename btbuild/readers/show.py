@@ -98,6 +98,11 @@ def why_missing(label: str, day: str, record: CellRecord | None) -> str:
         )
     if record.status == "running":
         return f"{label} on {day} has no result yet: it is being built by {record.lease_owner}"
+    if record.status == "expired":
+        return (
+            f"{label} on {day} has no result: it expired and was collected (btbuild gc); "
+            "a build that needs it recomputes it"
+        )
     return f"{label} on {day} has no result"
 
 
@@ -196,6 +201,15 @@ def _per_date_value(backend: Backend, record: CellRecord, origin: CellOrigin) ->
     return value
 
 
+def _single_value(
+    backend: Backend, record: CellRecord, origin: CellOrigin, user: str | None
+) -> Any:
+    """The value of a per_date cell, or of one user of a per_user cell."""
+    if origin.kind == "per_date":
+        return _per_date_value(backend, record, origin)
+    return next(iter(user_values(backend, record, origin, user)))[1]
+
+
 def _null_hash() -> str:
     from btbuild.storage import codec
 
@@ -214,10 +228,7 @@ def _show_text(
     if path:
         header.append(f"  path     {format_path(path)}")
     if origin.kind == "per_date" or user is not None:  # read it first: a miss prints no header
-        if origin.kind == "per_date":
-            value = _per_date_value(backend, record, origin)
-        else:
-            value = next(iter(user_values(backend, record, origin, user)))[1]
+        value = _single_value(backend, record, origin, user)
         write("\n".join(header) + "\n" + _pretty(select(value, path)) + "\n")
         return
     write("\n".join(header) + "\n")
@@ -240,11 +251,7 @@ def _show_json(
     head["user"] = user
     opening = json.dumps(head)[:-1]  # the object stays open for the streamed value
     if origin.kind == "per_date" or user is not None:
-        if origin.kind == "per_date":
-            value = _per_date_value(backend, record, origin)
-        else:
-            value = next(iter(user_values(backend, record, origin, user)))[1]
-        picked = select(value, path)
+        picked = select(_single_value(backend, record, origin, user), path)
         write(f'{opening}, "found": {json.dumps(picked is not MISSING)}, ')
         write(f'"value": {_compact(None if picked is MISSING else picked)}}}\n')
         return

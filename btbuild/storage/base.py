@@ -391,11 +391,13 @@ class Backend(ABC):
                 yield shard
 
         hasher = codec.PerUserHash()
+        add_line = hasher.add_line
         try:
-            for line in codec.iter_user_lines(shards()):
-                hasher.add_line(line)
-                user_id, value = codec.parse_user_line(line)
-                yield user_id, value, line
+            for lines in codec.iter_user_line_batches(shards()):
+                pairs = codec.parse_user_lines(lines)
+                for line, (user_id, value) in zip(lines, pairs, strict=True):
+                    add_line(line)
+                    yield user_id, value, line
         except ValueError as exc:
             raise DamagedResult(
                 f"result of {target} on {date} is corrupt: {exc}", target=target, date=date
@@ -473,6 +475,24 @@ class Backend(ABC):
         next decision rebuilds it. Does nothing (False) while a live lease holds the cell, or
         when ``generation`` is given and the readable record has moved on to another one (it
         was rebuilt meanwhile)."""
+
+
+def _hydrate_verified(record: CellRecord, shards: list[bytes]) -> Any:
+    """Hydrate shards and check them against the record; ValueError when they disagree."""
+    if record.kind == "per_date":
+        data = b"".join(codec.inflate_shard(shard) for shard in shards)
+        if codec.per_date_hash(data) != record.result_hash:
+            raise ValueError("hash mismatch")
+        return codec.loads(data)
+    hasher = codec.PerUserHash()
+    result: dict[str, Any] = {}
+    for lines in codec.iter_user_line_batches(shards):
+        for line in lines:
+            hasher.add_line(line)
+        result.update(codec.parse_user_lines(lines))
+    if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
+        raise ValueError("hash mismatch")
+    return result
 
 
 class ResultWriter:

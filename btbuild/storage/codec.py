@@ -21,7 +21,16 @@ bytes for the same value and every process computes the same hash:
   hashes of its user lines modulo 2**128, so the hash does not depend on the order users were
   written in, and partial sums from parallel writers combine with :meth:`PerUserHash.merge`.
 
-Nothing read back is ever unpickled or executed: hydration is ``json.loads``.
+Speed: values are encoded by msgspec when its bytes are provably the ones above (exact JSON
+types only, no ``null`` that could be a NaN, no negative zero, no float with an exponent or
+under 1e-4 in magnitude - the only floats msgspec spells differently from Python's ``repr``);
+anything else goes through the standard library's encoder, so the bytes (and the result
+hashes, scheme ``v1``) are the same whichever path wrote them. Reading parses a whole shard's
+lines with one ``msgspec.json.decode`` call, falling back to ``json.loads`` line by line for
+what only it reads (lone surrogate escapes) or rejects. ``bench/bench_codec.py`` measures the
+choices (stdlib vs orjson vs msgspec, zlib levels, zstd).
+
+Nothing read back is ever unpickled or executed: hydration is JSON decoding.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import msgspec
 import xxhash
 
 from btbuild.errors import CalculationError
@@ -40,7 +50,8 @@ from btbuild.errors import CalculationError
 SHARD_LIMIT = 900_000
 """Maximum compressed bytes in one shard (Firestore documents must stay under 1 MiB)."""
 
-COMPRESSION_LEVEL = 6
+COMPRESSION_LEVEL = 1
+"""zlib level of new shards (any level reads back; measured in bench/bench_codec.py)."""
 HASH_SCHEME = "v1"
 
 _PER_DATE_DOMAIN = b"btbuild/result/per_date/" + HASH_SCHEME.encode() + b"\x00"
@@ -192,11 +203,43 @@ def _plain(value: Any) -> bool:
     return True
 
 
-def _fast_text(value: Any) -> str | None:
-    """The canonical JSON text of ``value`` by the fast path, or None: use the careful one."""
+_MSGSPEC = msgspec.json.Encoder(order="sorted").encode
+# msgspec output that may differ from the standard encoder's: a negative zero, a float with an
+# exponent (msgspec writes 1e16 and 1e-9 where Python writes 1e+16 and 1e-09) and a float under
+# 1e-4 (msgspec: 0.00001, Python: 1e-05). Strings may match too: then the stdlib decides.
+_MSGSPEC_DIFFERS = re.compile(rb"[0-9]e|0\.0000[0-9]|-0\.0(?![0-9])")
+# Python refuses str() of an int over 4300 digits (msgspec raises too; checked again, cheaply)
+_HUGE_INT = re.compile(rb"[0-9]{4300}")
+
+
+def _fast_bytes(value: Any) -> bytes | None:
+    """The canonical UTF-8 JSON of ``value`` by a fast path, or None: use the careful one."""
     try:
         if not _plain(value):
             return None
+        data = _MSGSPEC(value)
+    except (RecursionError, UnicodeEncodeError, TypeError, ValueError):  # deep, surrogate, huge int
+        return None
+    if (
+        b"null" not in data
+        and not (
+            (b"e" in data or b"0.0000" in data or b"-0.0" in data) and _MSGSPEC_DIFFERS.search(data)
+        )
+        and (len(data) < 4300 or not _HUGE_INT.search(data))
+    ):
+        return data
+    text = _fast_text(value)  # the standard encoder: refuses NaN, writes Python's repr
+    if text is None:
+        return None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None  # a lone surrogate: the careful path names where it is
+
+
+def _fast_text(value: Any) -> str | None:
+    """The canonical JSON text of a :func:`_plain` value by the standard C encoder, or None."""
+    try:
         text = _ENCODE(value)
     except (TypeError, ValueError, RecursionError):  # NaN/Infinity, an int over 4300 digits
         return None
@@ -211,12 +254,9 @@ def canonical_bytes(value: Any, *, path: Iterable[str | int] = ()) -> bytes:
     Raises :class:`CalculationError` naming where inside the value the problem is, e.g.
     ``$.u001.risk: nan is not allowed``; ``path`` prefixes that location (a user id).
     """
-    text = _fast_text(value)
-    if text is not None:
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            pass  # a lone surrogate: the careful path names where it is
+    data = _fast_bytes(value)
+    if data is not None:
+        return data
     return careful_canonical_bytes(value, path=path)
 
 
@@ -255,12 +295,9 @@ def careful_canonical_bytes(value: Any, *, path: Iterable[str | int] = ()) -> by
 def user_line(user_id: str, value: Any) -> bytes:
     """One per_user stream line without its newline: ``["<user id>",<value>]``."""
     if type(user_id) is str:
-        text = _fast_text([user_id, value])  # the line is the canonical JSON of this pair
-        if text is not None:
-            try:
-                return text.encode("utf-8")
-            except UnicodeEncodeError:
-                pass
+        data = _fast_bytes([user_id, value])  # the line is the canonical JSON of this pair
+        if data is not None:
+            return data
     return careful_user_line(user_id, value)
 
 
@@ -280,6 +317,30 @@ def parse_user_line(line: bytes) -> tuple[str, Any]:
     if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
         raise ValueError("not a [user id, value] line")
     return pair[0], pair[1]
+
+
+_DECODE = msgspec.json.Decoder().decode
+
+
+def parse_user_lines(lines: list[bytes]) -> list[tuple[str, Any]]:
+    """:func:`parse_user_line` of many lines with one parser call where it gives the same
+    values (it does unless a string holds a lone surrogate escape);
+    ``ValueError`` for anything malformed. (Lines that are not valid alone but parse as two
+    pairs once joined are caught by the result hash every reader checks.)"""
+    if not lines:
+        return []
+    try:
+        pairs = _DECODE(b"[" + b",".join(lines) + b"]")
+    except msgspec.DecodeError:
+        pairs = None  # malformed, or what only json.loads reads: decide line by line
+    if pairs is None or len(pairs) != len(lines):
+        return [parse_user_line(line) for line in lines]
+    result = []
+    for pair in pairs:
+        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
+            raise ValueError("not a [user id, value] line")
+        result.append((pair[0], pair[1]))
+    return result
 
 
 # --------------------------------------------------------------------------- result hashes
@@ -440,9 +501,32 @@ def iter_user_lines(shards: Iterable[bytes]) -> Iterator[bytes]:
         raise ValueError("corrupt result: the last line has no newline")
 
 
+def iter_user_line_batches(shards: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """:func:`iter_user_lines` a shard's worth at a time (lines split across shards joined)."""
+    carry = b""
+    for shard in shards:
+        lines = (carry + inflate_shard(shard)).split(b"\n")
+        carry = lines.pop()
+        if lines:
+            yield lines
+    if carry:
+        raise ValueError("corrupt result: the last line has no newline")
+
+
 def hydrate_per_user(shards: Iterable[bytes]) -> dict[str, Any]:
-    return dict(parse_user_line(line) for line in iter_user_lines(shards))
+    result: dict[str, Any] = {}
+    for lines in iter_user_line_batches(shards):
+        result.update(parse_user_lines(lines))
+    return result
+
+
+def loads(data: bytes) -> Any:
+    """``json.loads`` of canonical bytes, by msgspec where it reads them."""
+    try:
+        return _DECODE(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
 
 
 def hydrate_per_date(shards: Iterable[bytes]) -> Any:
-    return json.loads(b"".join(inflate_shard(shard) for shard in shards))
+    return loads(b"".join(inflate_shard(shard) for shard in shards))

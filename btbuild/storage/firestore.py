@@ -27,6 +27,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -47,6 +48,7 @@ from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
 BATCH_WRITES = 500  # Firestore's limit of writes in one batch
 BATCH_BYTES = 9_000_000  # stay under the 10 MiB request limit
 READ_CHUNK = 500  # document references per get_all call
+QUERY_THREADS = 8  # summary queries in flight at once (one per target)
 TRANSACTION_ATTEMPTS = 25  # contention retries of one transaction (many workers, one cell)
 DEFAULT_PROJECT = "btbuild-local"
 _SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+\Z")
@@ -104,6 +106,17 @@ def _record_fields(record: CellRecord) -> dict[str, Any]:
         "composite_hash": record.composite_hash,  # copies for get_cell_summaries; `data` is the record
         "result_hash": record.result_hash,
         "data": json.dumps(rec.cell_to_row(record), separators=(",", ":"), ensure_ascii=False),
+        # the same summary packed in one string: a no-op analysis decodes one field per cell
+        "summary": json.dumps(
+            [
+                record.status,
+                record.composite_hash,
+                record.result_hash,
+                record.generation,
+                record.category,
+            ],
+            separators=(",", ":"),
+        ),
     }
 
 
@@ -116,6 +129,23 @@ _SUMMARY_FIELDS = [
     "generation",
     "category",
 ]
+
+
+def _packed_summary(snapshot: Any) -> CellSummary | None:
+    """The packed ``summary`` field of a cell document; None when missing or malformed."""
+    try:
+        packed = snapshot.get("summary")
+        values = json.loads(packed) if isinstance(packed, str) else None
+    except (KeyError, ValueError):
+        return None
+    if (
+        type(values) is not list
+        or len(values) != 5
+        or values[0] not in rec.STATUSES
+        or not all(v is None or type(v) is str for v in values[1:])
+    ):
+        return None
+    return (values[0], values[1], values[2], values[3], values[4])
 
 
 def _summary_of(snapshot: Any) -> tuple[str, str, CellSummary] | None:
@@ -301,34 +331,52 @@ class FirestoreBackend(Backend):
     ) -> dict[tuple[str, str], CellSummary]:
         """The summary fields only (no `data` transferred or decoded): one query per target
         over the date range (``target ==``, ``date`` between the first and last date; the
-        composite index ``btbuild deploy`` creates), instead of one document reference per
-        cell. Documents without the summary fields fall back to a full read."""
+        composite index ``btbuild deploy`` creates), the queries in flight together (a round
+        trip each, so their latencies overlap). Documents without the summary fields fall
+        back to a full read."""
         date_set = set(dates)
-        if not date_set:
+        names = [target for target in dict.fromkeys(targets) if "/" not in target]
+        if not date_set or not names:
             return {}
         low, high = min(date_set), max(date_set)
         found: dict[tuple[str, str], CellSummary] = {}
-        legacy: list[tuple[str, str]] = []
-        field = self._fs.FieldFilter
-        for target in dict.fromkeys(targets):
-            if "/" in target:
-                continue
-            query = (
-                self.cells.where(filter=field("target", "==", target))
-                .where(filter=field("date", ">=", low))
-                .where(filter=field("date", "<=", high))
-                .select(_SUMMARY_FIELDS)
-            )
-            with self._calling(f"read cell summaries of {target}"):
-                for snapshot in query.stream():
+        legacy: list[str] = []
+        with ThreadPoolExecutor(max_workers=min(QUERY_THREADS, len(names))) as pool:
+            for snapshots in pool.map(lambda name: self._summary_query(name, low, high), names):
+                for snapshot in snapshots:
+                    target, date = _split_cell_id(snapshot.id)
+                    summary = _packed_summary(snapshot)
+                    if summary is None:
+                        legacy.append(target)
+                    elif date in date_set:
+                        found[(target, date)] = summary
+        if legacy:  # written before the packed field: the separate fields, or the record
+            found.update(self._unpacked_summaries(sorted(set(legacy)), sorted(date_set)))
+        return found
+
+    def _unpacked_summaries(
+        self, targets: list[str], dates: list[str]
+    ) -> dict[tuple[str, str], CellSummary]:
+        refs = [self.cells.document(_cell_id(t, d)) for t in targets for d in dates]
+        found: dict[tuple[str, str], CellSummary] = {}
+        unreadable: list[tuple[str, str]] = []
+        with self._calling("read cell summaries"):
+            for start in range(0, len(refs), READ_CHUNK):
+                for snapshot in self.client.get_all(
+                    refs[start : start + READ_CHUNK], field_paths=_SUMMARY_FIELDS
+                ):
+                    if not snapshot.exists:
+                        continue
                     summary = _summary_of(snapshot)
-                    if summary is None or snapshot.id != _cell_id(summary[0], summary[1]):
-                        legacy.append(_split_cell_id(snapshot.id))
-                    elif summary[1] in date_set:
+                    if summary is not None and snapshot.id == _cell_id(summary[0], summary[1]):
                         found[(summary[0], summary[1])] = summary[2]
-        for target, date in legacy:
-            record = self.get_cell(target, date)
-            if record is not None and date in date_set:
+                    else:
+                        unreadable.append(_split_cell_id(snapshot.id))
+        wanted = set(unreadable)
+        for (target, date), record in self.get_cells(
+            [t for t, _ in unreadable], [d for _, d in unreadable]
+        ).items():
+            if (target, date) in wanted:
                 found[(target, date)] = (
                     record.status,
                     record.composite_hash,
@@ -337,6 +385,17 @@ class FirestoreBackend(Backend):
                     record.category,
                 )
         return found
+
+    def _summary_query(self, target: str, low: str, high: str) -> list[Any]:
+        field = self._fs.FieldFilter
+        query = (
+            self.cells.where(filter=field("target", "==", target))
+            .where(filter=field("date", ">=", low))
+            .where(filter=field("date", "<=", high))
+            .select(["summary"])
+        )
+        with self._calling(f"read cell summaries of {target}"):
+            return list(query.stream())
 
     # ------------------------------------------------------------------ indexes
 

@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from btbuild.errors import LeaseLost, StorageError
 from btbuild.storage import records as rec
 from btbuild.storage.base import (
@@ -136,6 +134,34 @@ _KINDS = frozenset((None, *rec.KINDS))
 _join = "".join
 _new = object.__new__
 _set_dict = object.__setattr__
+
+
+# The tables as sqlite-utils created them (the layout of existing caches); sqlite-utils is not
+# imported: where pandas is installed it imports pandas, 0.1-0.5 s for every command.
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS [shards] ([target] TEXT, [date] TEXT, [generation] TEXT, "
+    "[idx] INTEGER, [data] BLOB, PRIMARY KEY ([target], [date], [generation], [idx]))",
+    "CREATE TABLE IF NOT EXISTS [runs] ([run_id] TEXT PRIMARY KEY, [target] TEXT, [date] TEXT, "
+    "[started] REAL, [data] TEXT)",
+    "CREATE TABLE IF NOT EXISTS [sim_hashes] ([code_hash] TEXT, [fabricator_version] TEXT, "
+    "[sim_hash] TEXT, PRIMARY KEY ([code_hash], [fabricator_version]))",
+    "CREATE TABLE IF NOT EXISTS [equivalences] ([id] INTEGER PRIMARY KEY, [target] TEXT, "
+    "[old_code_hash] TEXT, [new_code_hash] TEXT, [sim_hash] TEXT, [date] TEXT, [recorded_at] REAL)",
+)
+
+
+class _Db:
+    """The little of a database handle the schema code needs (``execute``, ``conn``)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    @property
+    def journal_mode(self) -> str:
+        return str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])
 
 
 def _row(record: CellRecord) -> tuple[Any, ...]:
@@ -287,13 +313,14 @@ class SqliteBackend(Backend):
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open the cache: {exc}") from None
         self._conn = conn
-        self.db = sqlite_utils.Database(conn)
+        self.db = _Db(conn)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
             if read_only:
                 self._check_schema_version()
                 return
-            self.db.enable_wal()
+            if self.db.journal_mode != "wal":
+                conn.execute("PRAGMA journal_mode = wal")
             conn.execute(
                 "PRAGMA synchronous = NORMAL"
             )  # WAL stays consistent; fsync at checkpoints
@@ -358,7 +385,7 @@ class SqliteBackend(Backend):
     def _create_schema(self) -> None:
         with self._transaction("create the schema"):
             db = self.db
-            db.create_table("meta", {"key": str, "value": str}, pk="key", if_not_exists=True)
+            db.execute("CREATE TABLE IF NOT EXISTS [meta] ([key] TEXT PRIMARY KEY, [value] TEXT)")
             version = self._schema_version(db)
             if version == "1":
                 self._migrate_from_v1(db)
@@ -368,38 +395,8 @@ class SqliteBackend(Backend):
                 db.execute("ALTER TABLE cells ADD COLUMN checksums TEXT")
                 db.execute("ALTER TABLE cells ADD COLUMN attempt_key TEXT")
             db.execute(_CREATE_CELLS)
-            db.create_table(
-                "shards",
-                {"target": str, "date": str, "generation": str, "idx": int, "data": bytes},
-                pk=("target", "date", "generation", "idx"),
-                if_not_exists=True,
-            )
-            db.create_table(
-                "runs",
-                {"run_id": str, "target": str, "date": str, "started": float, "data": str},
-                pk="run_id",
-                if_not_exists=True,
-            )
-            db.create_table(
-                "sim_hashes",
-                {"code_hash": str, "fabricator_version": str, "sim_hash": str},
-                pk=("code_hash", "fabricator_version"),
-                if_not_exists=True,
-            )
-            db.create_table(
-                "equivalences",
-                {
-                    "id": int,
-                    "target": str,
-                    "old_code_hash": str,
-                    "new_code_hash": str,
-                    "sim_hash": str,
-                    "date": str,
-                    "recorded_at": float,
-                },
-                pk="id",
-                if_not_exists=True,
-            )
+            for table in _TABLES:
+                db.execute(table)
             db.execute("CREATE INDEX IF NOT EXISTS runs_by_target ON runs (target, started)")
             db.execute("CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started)")
             if version in (None, "1", "2", "3"):
@@ -414,11 +411,11 @@ class SqliteBackend(Backend):
                     "btbuild that wrote it, or point [storage] path at another file for a separate cache"
                 )
 
-    def _schema_version(self, db: sqlite_utils.Database) -> str | None:
+    def _schema_version(self, db: _Db) -> str | None:
         row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return None if row is None else str(row[0])
 
-    def _migrate_from_v1(self, db: sqlite_utils.Database) -> None:
+    def _migrate_from_v1(self, db: _Db) -> None:
         """Schema 1 kept the whole record as one JSON array in ``cells.data``. Rewrite each
         readable row in the schema 2 layout (shards are unchanged, so committed results stay
         valid); an unreadable row is dropped, which is what reading it was anyway: a miss."""
@@ -439,7 +436,7 @@ class SqliteBackend(Backend):
             rows.append(_row(record))
         db.conn.executemany(_UPSERT_CELL, rows)
 
-    def _migrate_from_v2(self, db: sqlite_utils.Database) -> None:
+    def _migrate_from_v2(self, db: _Db) -> None:
         """Schema 2 kept composite_hash and result_hash inside ``data``: move them to their
         columns. Every record is re-checked on the way; an unreadable one is dropped (a miss)."""
         old = db.execute(f"SELECT {', '.join(_COLUMN_FIELDS_V2)}, data FROM cells").fetchall()

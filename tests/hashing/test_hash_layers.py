@@ -83,7 +83,11 @@ def test_helper_used_by_three_of_five_calcs_changes_exactly_those(tree, no_distr
     files = {"layers/helper.py": "def scale(x):\n    return x * 2\n", "layers/other.py": "K = 1\n"}
     for index in range(5):
         module = "layers.helper" if index < 3 else "layers.other"
-        files[f"calculations/p/c{index}.py"] = f"import {module}\n{CALC}"
+        use = "scale(1)" if index < 3 else "K"
+        files[f"calculations/p/c{index}.py"] = (
+            f"import {module}\n\n\nclass Calc:\n    def process(self, ctx):\n"
+            f"        return {module}.{use}\n"
+        )
     root = tree(files)
     workspace = make_workspace_value(root, [make_target(root, f"c{index}") for index in range(5)])
     before = compute_hashes(workspace, distributions=no_distributions)

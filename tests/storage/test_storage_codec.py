@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -300,3 +301,61 @@ def test_per_user_hash_total_is_reduced_when_read() -> None:
     reduced = codec.PerUserHash(hasher.total % 2**128, hasher.count)
     assert hasher.hexdigest() == reduced.hexdigest()
     assert hasher.merge(codec.PerUserHash()).total < 2**128
+
+
+# ------------------------------------------------------------------ msgspec fast path (issue 14)
+
+
+@settings(max_examples=600, derandomize=True, deadline=None)
+@given(
+    st.lists(
+        st.floats(allow_nan=False, allow_infinity=False)
+        | st.floats(-1e-3, 1e-3)
+        | st.integers(-(2**70), 2**70)
+        | st.none(),
+        max_size=8,
+    )
+)
+def test_msgspec_path_writes_python_float_reprs(values: list[object]) -> None:
+    # msgspec spells floats under 1e-4 differently (0.00001, 1e-9): those must not leak
+    assert codec.canonical_bytes(values) == codec.careful_canonical_bytes(values)
+    assert codec.user_line("u", {"v": values}) == codec.careful_user_line("u", {"v": values})
+
+
+def test_msgspec_path_random_bit_pattern_floats() -> None:
+    import struct
+
+    rng = random.Random(14)
+    for _ in range(20000):
+        value = struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0]
+        if value != value or value in (float("inf"), float("-inf")):
+            continue
+        assert codec.canonical_bytes([value]) == codec.careful_canonical_bytes([value]), value
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'["u1",18446744073709551616]',  # beyond 64 bits: msgspec would make it a float
+        b'["u1",-9223372036854775809]',
+        b'["u1",1234567890123456789]',
+        b'["u1","\\ud800"]',  # a lone surrogate escape: only json.loads reads it
+        b'["u1",{"a":[1,2.5,null,true]}]',
+        b'["u1",1e-05]',
+    ],
+)
+def test_bulk_parse_gives_json_loads_values(line: bytes) -> None:
+    lines = [b'["u0",1]', line, b'["u2",[]]']
+    assert codec.parse_user_lines(lines) == [codec.parse_user_line(x) for x in lines]
+    got = codec.parse_user_lines(lines)[1][1]
+    assert type(got) is type(json.loads(line)[1])
+    assert codec.loads(line) == json.loads(line)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [[b'["u0",1]', b"not json"], [b'["u0",1]', b"[1,2]"], [b'{"u":1}'], [b'["u0"]']],
+)
+def test_bulk_parse_refuses_malformed_lines(lines: list[bytes]) -> None:
+    with pytest.raises(ValueError):
+        codec.parse_user_lines(lines)
