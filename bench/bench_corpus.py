@@ -47,6 +47,11 @@ def _run(job: tuple[int, Edit]) -> Outcome:
     return run_case(base, edit, base.parent / f"case{number}")
 
 
+def _show(outcome: Outcome, verbose: bool) -> None:
+    if verbose:
+        print(f"  {'MISS ' if outcome.missed else ''}{outcome.summary()[:500]}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mutants-every", type=int, default=1, help="every N-th mutant (0: none)")
@@ -63,18 +68,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="btbuild-corpus-") as tmp:
         base = make_base(Path(tmp) / "base")
         print(f"base built in {time.perf_counter() - started:.1f} s; {len(edits)} cases")
-        with ProcessPoolExecutor(args.jobs, initializer=_setup, initargs=(base,)) as pool:
-            outcomes = []
-            for outcome in pool.map(_run, enumerate(edits)):
-                outcomes.append(outcome)
-                if args.verbose:
-                    print(f"  {'MISS ' if outcome.missed else ''}{outcome.summary()[:300]}")
+        outcomes = []
+        if args.jobs > 1:
+            with ProcessPoolExecutor(args.jobs, initializer=_setup, initargs=(base,)) as pool:
+                for outcome in pool.map(_run, enumerate(edits)):
+                    outcomes.append(outcome)
+                    _show(outcome, args.verbose)
+        else:
+            _setup(base)
+            for job in enumerate(edits):
+                outcomes.append(_run(job))
+                _show(outcome=outcomes[-1], verbose=args.verbose)
     figures = Figures(tuple(outcomes))
-    print(f"{len(edits)} cases in {time.perf_counter() - started:.0f} s")
+    print(f"{len(edits)} cases in {time.perf_counter() - started:.0f} s", flush=True)
     for line in figures.misses():
-        print(f"  missed: {line[:400]}")
+        print(f"  missed: {line[:400]}", flush=True)
     for line in figures.lines():
-        print(line)
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

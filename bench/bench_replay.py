@@ -109,7 +109,11 @@ def main() -> int:
         first_build, reasons = build(root, last)
         print(f"first build: {first_build:.1f} s {reasons}")
         rerun, reasons = build(root, last, force=True)
-        print(f"re-run ({args.dates} cells x {args.users} users, --force): {rerun:.2f} s {reasons}")
+        cells = reasons.get("forced", 0)
+        print(
+            f"re-run ({cells} cells with data of {args.dates} dates x {args.users} users, --force): "
+            f"{rerun:.2f} s {reasons}"
+        )
         (root / "calculations" / "book" / "value.py").write_text(COSMETIC)
         prove, reasons = build(root, last)
         print(

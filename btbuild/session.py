@@ -22,16 +22,25 @@ if TYPE_CHECKING:  # hashing is imported when hashes are first needed (query nee
 
 
 class Session:
-    def __init__(self, root: Path, *, product_lines: Iterable[str] = (), backend: Any = None):
+    def __init__(
+        self,
+        root: Path,
+        *,
+        product_lines: Iterable[str] = (),
+        backend: Any = None,
+        cwd: Path | None = None,
+    ):
         self.root = root
         self.product_lines = tuple(product_lines)
         self._backend = backend
+        self.cwd = cwd  # where the command runs: relative patterns are read from its package
 
     @classmethod
     def discover(cls, workspace: str | Path | None = None, **options: Any) -> Session:
         start = Path(workspace) if workspace is not None else Path.cwd()
         if workspace is not None and not start.is_dir():
             raise ConfigError(f"--workspace {workspace}: no such folder")
+        options.setdefault("cwd", Path.cwd())
         return cls(find_workspace_root(start), **options)
 
     @cached_property
@@ -43,9 +52,22 @@ class Session:
         graph = graph_of(self.workspace)
         return graph.sliced(self.product_lines) if self.product_lines else graph
 
+    @cached_property
+    def current_package(self) -> str | None:
+        """The package of the folder the command runs in (relative patterns such as ``:all``
+        and ``:name`` name its targets); None outside the packages folder."""
+        if self.cwd is None:
+            return None
+        here = self.cwd.resolve()
+        packages = self.workspace.packages_dir
+        if here != packages and packages not in here.parents:
+            return None
+        relative = here.relative_to(packages).as_posix()
+        return "" if relative == "." else relative
+
     def match(self, patterns: Iterable[str]) -> set[str]:
         """Labels matched by ``patterns`` (errors name the pattern that matched nothing)."""
-        return resolve_patterns(self.graph, patterns)
+        return resolve_patterns(self.graph, patterns, self.current_package)
 
     @cached_property
     def plugins(self) -> Any:
@@ -54,6 +76,7 @@ class Session:
         ws = self.workspace
         plugins = load_plugins(ws.root, ws.plugins, ws.plugin_settings, ws.build_file)
         self._check_roots(plugins.root_sources())
+        check_segments(ws, plugins)
         for target in ws.targets.values():  # a misspelled checks key fails now, not per cell
             plugins.check_overrides(target.label, target.checks, self._shown(target.build_file))
         return plugins
@@ -99,6 +122,30 @@ class Session:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+
+
+def check_segments(workspace: Workspace, plugins: Any) -> None:
+    """Every segment is on a user-scope source and its predicate exists (at load, not per cell)."""
+    segments = workspace.segments.values()
+    if not segments:
+        return
+    sources = plugins.root_sources()
+    predicates = plugins.segment_predicates() if any(s.predicate for s in segments) else {}
+    for segment in segments:
+        source = sources.get(segment.source)
+        if source is None or source.scope != "user":
+            what = "is not a root source" if source is None else "is a date-scope source"
+            raise ConfigError(
+                f"segment {segment.name!r}: source {segment.source!r} {what}; a segment needs a user-scope source",
+                path="BUILD.toml",
+            )
+        if segment.predicate is not None and segment.predicate not in predicates:
+            known = ", ".join(sorted(predicates)) or "none"
+            raise ConfigError(
+                f"segment {segment.name!r}: no plugin provides predicate {segment.predicate!r} "
+                f"(btbuild_segment_predicates; known: {known})",
+                path="BUILD.toml",
+            )
 
 
 def open_storage(workspace: Workspace) -> Any:

@@ -48,3 +48,13 @@ def btbuild_result_validators(
     target_name: str, kind: str, overrides: dict[str, object]
 ) -> list[ResultValidator]:
     return [ScoreRange()] if overrides.get("score_range") else []
+
+
+def _traded_today(record: object) -> bool:
+    """``[segment.active_trader]``: the user has at least one trade today."""
+    return isinstance(record, list) and len(record) > 0
+
+
+@hookimpl
+def btbuild_segment_predicates() -> dict[str, object]:
+    return {"traded_today": _traded_today}

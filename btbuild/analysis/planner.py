@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from xxhash import xxh3_128_hexdigest
 
+from btbuild.analysis import reads
 from btbuild.analysis.cells import (
     BLOCKED,
     DEAD_LETTER,
@@ -51,6 +52,7 @@ from btbuild.workspace.model import DAILY, Target, Workspace
 RECORD_FAILED = "failed"
 RECORD_DEAD_LETTER = "dead_letter"
 RECORD_IMPOSSIBLE = "impossible"
+RECORD_EXPIRED = "expired"
 
 _UP_TO_DATE = Decision(SKIPPED, "up_to_date")
 _NEW = Decision(RUNNABLE, "new")
@@ -122,6 +124,8 @@ class Planner:
         self.dry_run = dry_run
         self.equivalent = equivalent or (lambda target, record, inputs: None)
         self.state: dict[tuple[str, date], CellState] = {}
+        # expired cells (btbuild gc) that a running cell reads: decided runnable ("expired")
+        self.revive: set[tuple[str, date]] = set()
         # cells that adopted their code through a cosmetic verdict, to examine again
         # (btbuild.sim.recheck), and the callback giving the verdict on one of them
         self.recheck: Mapping[tuple[str, date], Any] = {}
@@ -153,7 +157,7 @@ class Planner:
             self.state[(name, day)] = CellState(status, reason)
 
     def _looks_back(self, target: Target) -> bool:
-        if target.historical:
+        if target.historical or target.dep_lookback:
             return True
         return any(self.graph.targets[label].schedule != target.schedule for label in target.deps)
 
@@ -165,12 +169,33 @@ class Planner:
             return CellState(IMPOSSIBLE, "no_data")
         record = self.cache.record(target.name, day)
         if record is None:
+            if self._upstream_impossible(target, day):  # e.g. a weekend never built
+                return CellState(IMPOSSIBLE, "upstream")
             return CellState(BLOCKED, "not_built")
         if record.status == RECORD_IMPOSSIBLE:
             return CellState(IMPOSSIBLE, "upstream")
+        if record.status == RECORD_EXPIRED and record.result_hash is not None:
+            return CellState(SKIPPED, "expired", record.result_hash)
         if record.has_result:
             return CellState(SKIPPED, "up_to_date", record.result_hash)
         return CellState(FAILED, record.status)
+
+    def _upstream_impossible(self, target: Target, day: date) -> bool:
+        """Whether a dep's cell read on ``day`` is impossible (the cell would be too)."""
+        for label in target.deps:
+            dep = self.graph.targets[label]
+            dep_day = self.as_of(dep, day)
+            if dep_day is None or self.cell_state(dep, dep_day).status == IMPOSSIBLE:
+                return True
+        return False
+
+    def expired_reads(self, task: CellTask) -> list[tuple[Target, date]]:
+        """The expired cells (``btbuild gc``) a runnable cell reads (see analysis/reads.py)."""
+        return reads.expired_reads(self, task)
+
+    def revival(self, target: Target, day: date) -> CellTask | None:
+        """The task recomputing an expired cell a running cell reads (see analysis/reads.py)."""
+        return reads.revival(self, target, day)
 
     def cell_state(self, target: Target, day: date) -> CellState:
         state = self.state.get((target.name, day))
@@ -253,6 +278,13 @@ class Planner:
                 deps_reran = deps_reran or state.reran
             key_lines.append(prefix + dep_results[label])
             dep_dates[dep.name] = dep_day
+        if target.dep_lookback:
+            blocked = reads.dep_history(self, target, day, dep_results, dep_dates)
+            if blocked is not None:
+                return blocked, None, None
+            # the input key wants its dep lines sorted by name ("//a:x@-1" does not sort
+            # next to "//a:x" among other labels): rebuild them
+            key_lines[3:] = [f"d:{name}={value}" for name, value in sorted(dep_results.items())]
         previous_date = None
         if target.historical:
             found = self.previous(target, day)
@@ -387,6 +419,8 @@ class Planner:
     ) -> tuple[Decision, str | None]:
         if self.force:
             return Decision(RUNNABLE, "forced"), None
+        if self.revive and (target.name, day) in self.revive:
+            return Decision(RUNNABLE, "expired", detail="a cell that runs reads it"), None
         if self.recheck and (target.name, day) in self.recheck:
             again = self._recheck(target, day)
             if again is not None:
@@ -400,6 +434,12 @@ class Planner:
         record = self.cache.full_record(target.name, day)
         if record is None:  # unreadable in full: a miss
             return _NEW, None
+        if (
+            record.status == RECORD_EXPIRED
+            and composite_hash == inputs.key
+            and record.result_hash is not None
+        ):  # up to date, its result collected: recomputed only when a cell must read it
+            return Decision(SKIPPED, "expired", result_hash=record.result_hash), None
         if record.status == RECORD_DEAD_LETTER:
             return Decision(DEAD_LETTER, "max_attempts", detail=record.last_error or ""), None
         if not record.has_result:

@@ -26,6 +26,7 @@ COMMANDS = {
     "sim": "sim",
     "verify": "verify",
     "worker": "worker",
+    "gc": "gc",
     "deploy": "deploy",
     "show": "show",
     "log": "log",

@@ -109,8 +109,12 @@ class BuildReport:
     @property
     def ok(self) -> bool:
         """Every cell is done and current: nothing failed, was dead-lettered or is blocked
-        (waiting for a dep or previous day that is not done, or for another builder)."""
-        return not any(cell.status in (FAILED, DEAD_LETTER, BLOCKED) for cell in self.cells)
+        (waiting for a dep or previous day that is not done, or for another builder), and
+        every commit hook / alert of a committed cell succeeded."""
+        return not any(
+            cell.status in (FAILED, DEAD_LETTER, BLOCKED) or cell.reason == "commit_hook_failed"
+            for cell in self.cells
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {"cells": [cell.to_json() for cell in self.cells], "summary": self.summary()}
@@ -299,23 +303,17 @@ class Scheduler:
         report = BuildReport(dry_run=self.request.dry_run)
         groups = [(day, build_pass) for day in self.dates for build_pass in self.passes]
         if self.request.dry_run or (executor is None and self.request.jobs == 1):
-            env = None
             for group in groups:
                 tasks = self._decide_group(group, report)
+                if tasks and not self.request.dry_run:
+                    tasks = self._revive_expired(tasks, report)
                 while not self.request.dry_run and (tasks or self.waiter.holds(group)):
                     if tasks:
-                        if env is None:
-                            env = Environment(
-                                self.workspace,
-                                self.session.plugins,
-                                self.backend,
-                                static_hashes(self.session),
-                            )
-                        self._finish(group, run_group(env, tasks), report)
+                        self._finish(group, run_group(self._inline_env(), tasks), report)
                     tasks = None
                     if self.waiter.holds(group):  # another builder has some: wait, decide again
                         tasks = self._decide_again(group, self.waiter.next_free(group), report)
-            if env is not None:  # cells that ran were reported after their group's others
+            if "_env" in self.__dict__:  # cells that ran were reported after their group's others
                 report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
         else:
             with (executor or self._local_pool)() as submit:
@@ -406,6 +404,22 @@ class Scheduler:
             return None
         return GroupTask(day=day, build_pass=build_pass, cells=tuple(tasks), run_id=self.run_id)
 
+    def _inline_env(self) -> Environment:
+        """An environment running cells in this process (inline builds, revivals)."""
+        env = self.__dict__.get("_env")
+        if env is None:
+            env = self.__dict__["_env"] = Environment(
+                self.workspace, self.session.plugins, self.backend, static_hashes(self.session)
+            )
+        return env
+
+    def _revive_expired(self, tasks: GroupTask, report: BuildReport) -> GroupTask | None:
+        """Recompute, in this process and first, the expired results (``btbuild gc``) the
+        group's cells read, then decide those cells again (see btbuild/execution/retention.py)."""
+        from btbuild.execution.retention import revive_expired
+
+        return revive_expired(self, tasks, report)
+
     def _record_cosmetic(
         self, target: Target, day: date, record: CellRecord | None, decision: Decision
     ) -> None:
@@ -484,6 +498,8 @@ class Scheduler:
             flights[key].outstanding += 1
 
         def start(key: tuple[date, int], tasks: GroupTask | None) -> None:
+            if tasks is not None:  # expired results its cells read are recomputed first
+                tasks = self._revive_expired(tasks, report)
             if tasks is not None:
                 flights.setdefault(key, _Flight())
                 for part in self._split(tasks):

@@ -67,6 +67,7 @@ class Context:
         user_sources: frozenset[str],
         dep_names: Mapping[str, str],
         whole_deps: Mapping[str, Any] | None = None,
+        dep_history: Mapping[tuple[str, int], Any] | None = None,
         previous: Any = None,
         log: logging.Logger | None = None,
     ):
@@ -80,6 +81,11 @@ class Context:
         self._dep_names = dep_names  # name or label -> dep target name
         self._whole_deps = whole_deps or {}
         self._user_deps: Mapping[str, Any] = {}
+        # (dep name, days ago) -> earlier result: whole values, and this user's values of
+        # per_user deps (re-pointed per user like _user_deps)
+        self._dep_history: Mapping[tuple[str, int], Any] = dep_history or {}
+        self._user_dep_history: Mapping[tuple[str, int], Any] = {}
+        self._dep_lookback = {label.rpartition(":")[2]: days for label, days in target.dep_lookback}
         self._roots: dict[tuple[str, int], Any] = {}
         self._lookback = dict(target.lookback)
         self._declared = set(target.all_roots)
@@ -126,16 +132,36 @@ class Context:
             self._roots[key] = value
         return value
 
-    def dep(self, name: str) -> Any:
-        """The upstream result: this user's value (per_user cell, per_user dep) or the whole one."""
+    def dep(self, name: str, days_ago: int = 0) -> Any:
+        """The upstream result: this user's value (per_user cell, per_user dep) or the whole
+        one; with ``days_ago`` (within ``dep_lookback``) the dep's result of that many days
+        earlier (None when the dep has no result that day, e.g. a weekend)."""
         target = self._dep_names.get(name)
         if target is None:
             raise self._fail(
                 f"ctx.dep({name!r}): not one of its deps ({', '.join(sorted(set(self._dep_names.values()))) or 'none'})"
             )
+        if days_ago:
+            return self._dep_earlier(name, target, days_ago)
         if target in self._user_deps:
             return self._user_deps[target]
         return self._whole_deps.get(target)
+
+    def _dep_earlier(self, name: str, target: str, days_ago: int) -> Any:
+        if isinstance(days_ago, bool) or not isinstance(days_ago, int) or days_ago < 0:
+            raise self._fail(
+                f"ctx.dep({name!r}): days_ago must be a whole number >= 0, got {days_ago!r}"
+            )
+        allowed = self._dep_lookback.get(target, 0)
+        if days_ago > allowed:
+            raise self._fail(
+                f"ctx.dep({name!r}, days_ago={days_ago}) is beyond its dep_lookback of {allowed} day(s); "
+                f"declare dep_lookback = {{ {target} = {days_ago} }} in BUILD.toml"
+            )
+        key = (target, days_ago)
+        if target in self._user_deps:
+            return self._user_dep_history.get(key)
+        return self._dep_history.get(key)
 
     def __repr__(self) -> str:
         user = f" user={self.user.id}" if self.user is not None else ""

@@ -23,10 +23,13 @@ import psutil
 
 from btbuild.analysis.cells import PREVIOUS
 from btbuild.errors import BtbuildError, CalculationError, DepsMoved, LeaseLost
+from btbuild.execution.commits import HOOK_FAILED, after_commit, previous_hash
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.liveness import is_dead_local_owner, owner_id
 from btbuild.execution.loader import CalculationLoader, Process
+from btbuild.execution.schemas import schema_validators
+from btbuild.execution.segments import membership
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource, in_shard
@@ -35,6 +38,7 @@ from btbuild.storage.base import Backend, ResultWriter
 from btbuild.storage.records import (
     COMMITTED,
     DEAD_LETTER,
+    EXPIRED,
     FAILED,
     RUNNING,
     CellRecord,
@@ -134,7 +138,9 @@ class CellRun(Attempt):
     today: tuple[tuple[str, int], ...] = ()  # (source, stream index)
     history: tuple[tuple[str, int, int], ...] = ()  # (source, days_ago, stream index)
     user_deps: tuple[tuple[str, int], ...] = ()  # (dep name, stream index)
+    user_history: tuple[tuple[str, int, int], ...] = ()  # (dep name, days ago, stream index)
     previous_index: int | None = None
+    segment: tuple[int, Any] | None = None  # (stream index of the segment source, accepts)
     done: CellOutcome | None = None
 
 
@@ -254,11 +260,13 @@ def _start(
         return lease
     writer = env.backend.open_writer(lease, target.kind)
     try:
+        check_reads(env, target, cell)
         process = env.loader.factory(target)()
         validators = (
             []
             if group.shards > 1
             else env.plugins.validators(target.name, target.kind, target.checks, target.build_file)
+            + schema_validators(target)
         )
         by_name = {env.by_label[label].name: env.by_label[label] for label in target.deps}
         dep_names = {name: name for name in by_name} | {
@@ -268,6 +276,11 @@ def _start(
         for name, dep in by_name.items():
             if target.kind == "per_date" or dep.kind == "per_date":
                 whole[name] = env.backend.read_result(name, cell.dep_dates[name].isoformat())
+        history = {}
+        for key, dep_day in cell.dep_dates.items():  # "name@-j": dep_lookback reads
+            name, at, back = key.partition("@-")
+            if at and (target.kind == "per_date" or by_name_kind(env, name) == "per_date"):
+                history[(name, int(back))] = env.backend.read_result(name, dep_day.isoformat())
         previous_value = None
         if target.historical and target.kind == "per_date" and cell.previous_date is not None:
             previous_value = env.backend.read_result(target.name, cell.previous_date.isoformat())
@@ -279,6 +292,7 @@ def _start(
             user_sources=user_sources,
             dep_names=dep_names,
             whole_deps=whole,
+            dep_history=history,
             previous=previous_value,
         )
     except BtbuildError as exc:
@@ -286,6 +300,21 @@ def _start(
     run = CellRun(cell, target, lease, writer, validators, started, process=process, ctx=ctx)
     run.phases["setup"] = time.perf_counter() - started
     return run
+
+
+def check_reads(env: Environment, target: Target, cell: CellTask) -> None:
+    """Refuse to run on a dep or previous result that ``btbuild gc`` collected (the build
+    recomputes those first; reading one anyway would compute from nothing)."""
+    reads = [(key.partition("@")[0], day) for key, day in cell.dep_dates.items()]
+    if cell.previous_date is not None:
+        reads.append((target.name, cell.previous_date))
+    for name, day in reads:
+        record = env.backend.get_cell(name, day.isoformat())
+        if record is not None and record.status == EXPIRED:
+            raise BtbuildError(
+                f"{target.label}: the result of {name} on {day.isoformat()} it reads was collected "
+                "(btbuild gc) and not recomputed: build again"
+            )
 
 
 def _combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
@@ -316,7 +345,7 @@ def _combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
     try:
         validators = env.plugins.validators(
             target.name, target.kind, target.checks, target.build_file
-        )
+        ) + schema_validators(target)
         streams = [env.backend.iter_result_lines(part, iso) for part in parts]
         merged = heapq.merge(*streams, key=lambda item: item[0])
         users = 0
@@ -436,16 +465,20 @@ def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     finally:
         env.heartbeat.drop(run.lease)
     run.phases["commit"] = time.perf_counter() - commit_start
+    hooks = None
+    if group.shards == 1 or group.combine:  # a part of a sharded cell is not a cell
+        hooks = after_commit(env, run.target, cell.day, record, previous_hash(run.lease.previous))
     duration = time.perf_counter() - run.started
-    error = None
+    error = hooks
     if run.failures:
         error = f"{run.failures} of {run.processed} users failed (within max_failure_rate); first: {run.first_error}"
+        error = f"{error}; {hooks}" if hooks else error
     _log_run(env, group, cell, run.lease, COMMITTED, duration, run.phases, error, record)
     return CellOutcome(
         cell.name,
         cell.day,
         "ran",
-        cell.reason,
+        cell.reason if hooks is None else HOOK_FAILED,
         result_hash=record.result_hash,
         items=record.item_count,
         failures=run.failures,
@@ -464,8 +497,11 @@ def _dep_cells(env: Environment, cell: CellTask) -> dict[tuple[str, str], str]:
             if cell.previous_date is not None:
                 expected[(cell.name, cell.previous_date.isoformat())] = result_hash
             continue
-        name = env.by_label[label].name
-        expected[(name, cell.dep_dates[name].isoformat())] = result_hash
+        dep_label, at, back = label.partition("@-")  # dep_lookback: an earlier result
+        name = env.by_label[dep_label].name
+        day = cell.dep_dates.get(f"{name}@-{back}" if at else name)
+        if day is not None:  # None: a look-back day without a result (nothing to compare)
+            expected[(name, day.isoformat())] = result_hash
     return expected
 
 
@@ -573,11 +609,22 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
         run.user_deps = tuple(
             (name, stream("result", name, cell.dep_dates[name])) for name in user_deps
         )
+        run.user_history = tuple(
+            (name, int(back), stream("result", name, dep_day))
+            for name, at, back, dep_day in (
+                (*key.partition("@-"), dep_day) for key, dep_day in cell.dep_dates.items()
+            )
+            if at and by_name_kind(env, name) == "per_user"
+        )
         if target.historical and cell.previous_date is not None:
             run.previous_index = stream("result", target.name, cell.previous_date)
         run.universe = tuple(index for _, index in run.today) + tuple(
             index for _, index in run.user_deps
         )
+        if target.users is not None:
+            segment = workspace.segments[target.users]
+            accepts = membership(segment, env.plugins.segment_predicates)
+            run.segment = (stream("root", segment.source, cell.day), accepts)
 
     settings = workspace.execution
     flush_every = settings.flush_every
@@ -641,6 +688,8 @@ def _process_user(
     env: Environment, group: GroupTask, run: CellRun, user_id: str, values: dict[int, Any]
 ) -> None:
     """Call the cell's calculation for one user and hand the value to its writer."""
+    if run.segment is not None and not in_segment(run, user_id, values):
+        return
     ctx = run.ctx
     today = {source: values.get(index) for source, index in run.today}
     history = (
@@ -651,6 +700,10 @@ def _process_user(
     ctx.user = UserRecords(ctx, user_id, today, history)
     if run.user_deps:
         ctx._user_deps = {name: values.get(index) for name, index in run.user_deps}
+    if run.user_history:
+        ctx._user_dep_history = {
+            (name, back): values.get(index) for name, back, index in run.user_history
+        }
     if run.previous_index is not None:
         ctx.previous = values.get(run.previous_index)
     run.processed += 1
@@ -672,6 +725,23 @@ def _process_user(
 
 
 _EMPTY: dict[Any, Any] = {}
+
+
+def by_name_kind(env: Environment, name: str) -> str:
+    return env.workspace.targets[name].kind
+
+
+def in_segment(run: CellRun, user_id: str, values: dict[int, Any]) -> bool:
+    """Whether the user belongs to the cell's segment; a failing predicate counts as a
+    failed user of the cell (its circuit breaker decides)."""
+    index, accepts = run.segment  # type: ignore[misc]
+    try:
+        return bool(accepts(values.get(index)))
+    except BtbuildError as exc:
+        run.processed += 1
+        run.failures += 1
+        run.first_error = run.first_error or f"user {user_id}: {exc}"
+        return False
 
 
 def _check_breaker(

@@ -76,9 +76,10 @@ def tokenize(expression: str) -> list[Token]:
 
 
 class _Parser:
-    def __init__(self, expression: str, graph: Graph):
+    def __init__(self, expression: str, graph: Graph, current_package: str | None = None):
         self.expression = expression
         self.graph = graph
+        self.current_package = current_package
         self.tokens = tokenize(expression)
         self.position = 0
 
@@ -209,7 +210,7 @@ class _Parser:
 
     def pattern(self, token: Token) -> list[str]:
         try:
-            return sorted(resolve_patterns(self.graph, [token.text]))
+            return sorted(resolve_patterns(self.graph, [token.text], self.current_package))
         except LabelError as exc:
             raise QueryError(str(exc), self.expression, token.column) from None
 
@@ -236,24 +237,29 @@ def somepath(graph: Graph, sources: Iterable[str], targets: Iterable[str]) -> li
     return []
 
 
-def resolve_patterns(graph: Graph, texts: Iterable[str]) -> set[str]:
-    """The labels matched by target patterns; a pattern matching nothing is an error."""
+def resolve_patterns(
+    graph: Graph, texts: Iterable[str], current_package: str | None = None
+) -> set[str]:
+    """The labels matched by target patterns; a pattern matching nothing is an error.
+    ``current_package`` resolves relative patterns (``:all``, ``:name``, ``...``)."""
     matched: set[str] = set()
     for text in texts:
-        pattern = parse_pattern(text)
+        pattern = parse_pattern(text, current_package)
         hits = graph.match([pattern])
         if not hits:
             if pattern.kind == "target":
                 close = difflib.get_close_matches(text, graph.order, n=1)
                 same_name = [label for label in graph.order if label.endswith(f":{pattern.name}")]
                 hint = f" (did you mean {(same_name or close)[0]}?)" if same_name or close else ""
-                raise LabelError(f"no target {text}{hint}")
-            raise LabelError(f"pattern {text} matches no target")
+                shown = text if text == str(pattern) else f"{text} ({pattern})"
+                raise LabelError(f"no target {shown}{hint}")
+            shown = text if text == str(pattern) else f"{text} ({pattern})"
+            raise LabelError(f"pattern {shown} matches no target")
         matched |= hits
     return matched
 
 
-def run_query(graph: Graph, expression: str) -> QueryResult:
+def run_query(graph: Graph, expression: str, current_package: str | None = None) -> QueryResult:
     if not expression.strip():
         raise QueryError("empty query expression")
-    return _Parser(expression, graph).parse()
+    return _Parser(expression, graph, current_package).parse()

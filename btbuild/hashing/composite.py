@@ -24,7 +24,7 @@ from btbuild.hashing.infra import (
     infra_hash,
 )
 from btbuild.hashing.layers import FactsReader, LayerScanner, relative_posix
-from btbuild.workspace.model import Target, Workspace
+from btbuild.workspace.model import Segment, Target, Workspace
 
 
 @dataclass(frozen=True)
@@ -48,23 +48,29 @@ class TargetHashes:
     layer_whole: tuple[tuple[str, str], ...] = ()
 
 
-def declaration_hash(target: Target) -> str:
+def declaration_hash(target: Target, segment: Segment | None = None) -> str:
     """The parts of a target's declaration that change what a cell computes.
 
-    Not included: schedule (which dates run, not what they compute), product_lines and
-    checks (metadata and validation), deps (covered by the deps component), the entry
-    file's path (its content is the code component) and the package (cell identity).
+    Not included: schedule (which dates run, not what they compute), product_lines,
+    checks and schema (metadata and validation), ttl_days and alert (what happens to a
+    result after it is computed), deps (covered by the deps component), the entry file's
+    path (its content is the code component) and the package (cell identity). The user
+    segment's definition (``segment``, the one ``target.users`` names) and the dependency
+    look-back are included only when set, so targets without them keep their hashes.
     """
-    return hash_json(
-        {
-            "kind": target.kind,
-            "entry_attr": target.entry_attr,
-            "roots": sorted(target.roots),
-            "optional_roots": sorted(target.optional_roots),
-            "historical": target.historical,
-            "lookback": sorted([source, days] for source, days in target.lookback),
-        }
-    )
+    declaration: dict[str, object] = {
+        "kind": target.kind,
+        "entry_attr": target.entry_attr,
+        "roots": sorted(target.roots),
+        "optional_roots": sorted(target.optional_roots),
+        "historical": target.historical,
+        "lookback": sorted([source, days] for source, days in target.lookback),
+    }
+    if target.users is not None:
+        declaration["users"] = {"name": target.users, **(segment.definition() if segment else {})}
+    if target.dep_lookback:
+        declaration["dep_lookback"] = [[label, days] for label, days in target.dep_lookback]
+    return hash_json(declaration)
 
 
 def combine_static(*, code: str, layers: str, infra: str, epoch: int, declaration: str) -> str:
@@ -128,7 +134,7 @@ def compute_hashes(
         )
         layers = slices.digest
         infra = infra_hash(versions, extra)
-        declaration = declaration_hash(target)
+        declaration = declaration_hash(target, workspace.segments.get(target.users or ""))
         static = combine_static(
             code=code, layers=layers, infra=infra, epoch=workspace.epoch, declaration=declaration
         )

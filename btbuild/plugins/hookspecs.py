@@ -15,12 +15,14 @@ result. Every hook may ask for ``config`` (a :class:`~btbuild.plugins.config.Plu
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from btbuild.plugins.config import PluginConfig
     from btbuild.plugins.sources import RootSource
     from btbuild.plugins.validators import ResultValidator
@@ -63,6 +65,23 @@ def btbuild_root_sources(config: PluginConfig) -> Sequence[RootSource] | None:
 
     :param config: the plugin configuration (see :func:`btbuild_configure`).
     :return: a list of :class:`~btbuild.plugins.sources.RootSource` instances (or ``None``).
+    """
+
+
+@hookspec
+def btbuild_segment_predicates(config: PluginConfig) -> Mapping[str, Callable[[Any], bool]] | None:
+    """Return user-segment predicates by name, for ``[segment.NAME]`` tables that say
+    ``predicate = "NAME"`` instead of ``field`` + ``values``.
+
+    Called once per process that runs or simulates a segment target. All results are merged;
+    the same name from two plugins is an error naming both. A predicate receives the user's
+    record of the segment's ``source`` for the cell's date (``None`` when the user has none)
+    and returns True for users of the segment. It must be deterministic: the segment's
+    ``version`` (not the predicate's code) is part of its targets' declaration hash, so bump
+    it when the predicate changes behaviour.
+
+    :param config: the plugin configuration (see :func:`btbuild_configure`).
+    :return: ``{predicate name: callable(record) -> bool}`` (or ``None``).
     """
 
 
@@ -117,4 +136,40 @@ def btbuild_result_validators(
         :func:`btbuild_check_options`.
     :param config: the plugin configuration.
     :return: a list of validators (or ``None``).
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Commits: after a cell's new result is durable, in the process that committed it.
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def btbuild_cell_committed(
+    target: str,
+    label: str,
+    date: date,
+    result_hash: str,
+    changed: bool,
+    read_result: Callable[[], Any],
+    config: PluginConfig,
+) -> None:
+    """React to a committed cell (alerts, notifications, audit).
+
+    Called once per committed cell, by whichever process committed it (the build itself, a
+    ``--jobs`` worker process or a ``btbuild worker`` on Pub/Sub), after the commit is
+    durable: a reader started now sees the new result. Not called for cells that were
+    skipped, for the parts of a sharded cell (only for the combined cell), nor for a
+    cosmetic adoption (no new result). Every implementation is called; an exception does not
+    undo the commit: the cell is reported as ran with the error, and the build exits 1.
+
+    :param target: the target's name (unique in the workspace), e.g. ``"risk_increase"``.
+    :param label: its label, e.g. ``"//alerts:risk_increase"``.
+    :param date: the cell's date.
+    :param result_hash: the committed result's hash.
+    :param changed: False when the result is identical to the one it replaced (same hash),
+        True for a first result or a different one.
+    :param read_result: call it to read the committed result (a dict user id -> value for
+        ``per_user``, the value for ``per_date``); nothing is read unless you call it.
+    :param config: the plugin configuration.
     """

@@ -270,6 +270,28 @@ class Plugins:
             )
         return self._infra
 
+    def segment_predicates(self) -> dict[str, Any]:
+        """Every ``btbuild_segment_predicates`` entry: name -> callable(record) -> bool."""
+        merged: dict[str, Any] = {}
+        owner: dict[str, str] = {}
+        for plugin, result in self.call_each("btbuild_segment_predicates"):
+            if result is None:
+                continue
+            if not isinstance(result, Mapping) or not all(
+                isinstance(k, str) and callable(v) for k, v in result.items()
+            ):
+                raise PluginError(
+                    f"plugin {plugin!r}: btbuild_segment_predicates must return a dict of name -> callable"
+                )
+            for name, predicate in result.items():
+                if name in owner:
+                    raise PluginError(
+                        f"segment predicate {name!r} is provided by two plugins: {owner[name]!r} and {plugin!r}"
+                    )
+                owner[name] = plugin
+                merged[name] = predicate
+        return merged
+
     def check_options(self) -> dict[str, str]:
         """Every key a target's ``checks`` table may use -> its description."""
         if self._options is None:

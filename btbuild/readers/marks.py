@@ -8,6 +8,7 @@ MARKS = {
     ("skipped", "up_to_date"): ".",
     ("skipped", "early_cutoff"): ".",
     ("skipped", "cosmetic"): "c",
+    ("skipped", "expired"): "e",
     ("skipped", "not_scheduled"): " ",
     ("impossible", "no_data"): "_",
     ("impossible", "upstream"): "^",
@@ -17,13 +18,14 @@ MARKS = {
 }
 RUNNABLE_MARKS = {"new": "N", "retry": "r", "forced": "F"}
 LEGEND = (
-    "legend: . up to date   c cosmetic   N new   R would re-run (changed)   r retry   F forced   "
+    "legend: . up to date   c cosmetic   e expired (btbuild gc)   N new   R would re-run (changed)   r retry   F forced   "
     "_ no data   ^ upstream impossible   b/p blocked (deps / previous day)   D dead letter   (blank) not scheduled"
 )
 # mark -> (name in the report's legend, colour); the report colours cells with these
 MARK_STYLES = {
     ".": ("up to date", "#4caf50"),
     "c": ("cosmetic", "#8bc34a"),
+    "e": ("expired (btbuild gc)", "#a5d6a7"),
     "N": ("new", "#2196f3"),
     "R": ("would re-run", "#ff9800"),
     "r": ("retry", "#ffc107"),

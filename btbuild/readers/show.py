@@ -98,6 +98,11 @@ def why_missing(label: str, day: str, record: CellRecord | None) -> str:
         )
     if record.status == "running":
         return f"{label} on {day} has no result yet: it is being built by {record.lease_owner}"
+    if record.status == "expired":
+        return (
+            f"{label} on {day} has no result: it expired and was collected (btbuild gc); "
+            "a build that needs it recomputes it"
+        )
     return f"{label} on {day} has no result"
 
 

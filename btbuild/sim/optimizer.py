@@ -71,7 +71,10 @@ class SimHashes:
     def runner(self) -> SimRunner:
         if self._runner is None:
             self._runner = SimRunner(
-                self.session.workspace, self.session.plugins.root_sources(), logs=self.logs
+                self.session.workspace,
+                self.session.plugins.root_sources(),
+                logs=self.logs,
+                predicates=self.session.plugins.segment_predicates,
             )
         return self._runner
 

@@ -40,9 +40,11 @@ from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
 from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
 from btbuild.sim.changes import VersionFiles
-from btbuild.sim.fabricator import WORLDS, Fabricator, World
+from btbuild.sim.fabricator import WORLDS, Fabricator, World, _seed, draw
 from btbuild.sim.literals import Literals, harvest
 from btbuild.sim.logs import LogCapture
+from btbuild.sim.schema_values import fabricated_output
+from btbuild.sim.segments import segment_record
 from btbuild.workspace.model import Target, Workspace
 
 DEFAULT_TIME_LIMIT = 1.0  # seconds per process(ctx) call
@@ -188,6 +190,8 @@ class SimRunner:
         loader: CalculationLoader | None = None,
         time_limit: float | None = DEFAULT_TIME_LIMIT,
         deps_from: SimRunner | None = None,
+        predicates: Callable[[], dict[str, Any]] | None = None,
+        alone: bool = False,
         trace: Callable[[Target], AbstractContextManager[Any]] | None = None,
         logs: LogCapture | None = None,
     ):
@@ -199,6 +203,9 @@ class SimRunner:
         self._loader = loader
         self.time_limit = time_limit
         self.deps_from = deps_from
+        self._predicates = predicates or dict  # segment predicates of the plugins, on demand
+        # simulate targets alone: a dep with an output schema is drawn from it, not run
+        self.alone = alone
         self.by_label = workspace.by_label()
         self._outputs: dict[tuple[str, World], Any] = {}
         self._literals: dict[str, Literals] = {}
@@ -274,6 +281,18 @@ class SimRunner:
     # -- evaluation --------------------------------------------------------------------------
 
     def _dep_output(self, label: str, world: World) -> tuple[Target, Any]:
+        if self.alone and self.by_label[label].schema_json is not None:
+            dep = self.by_label[label]
+            key = (f"schema:{dep.name}", world)
+            if key not in self._outputs:
+                self._outputs[key] = fabricated_output(
+                    dep.schema_json or "",
+                    dep.kind,
+                    world.users,
+                    draw,
+                    lambda *parts: _seed(self.fabricator.seed, world.index, dep.name, *parts),
+                )
+            return dep, self._outputs[key]
         provider = self
         if self.deps_from is not None:
             name = self.by_label[label].name
@@ -346,6 +365,8 @@ class SimRunner:
                 )
                 for source in user_sources
             }
+            if target.users is not None and not self._in_segment(target, world, user, today):
+                continue
             history = _History(self.fabricator, world, user, optional)
             ctx.user = UserRecords(ctx, user, today, history)  # type: ignore[arg-type]
             ctx._user_deps = {
@@ -355,6 +376,23 @@ class SimRunner:
                 ctx.previous = fresh(previous.get(user)) if isinstance(previous, dict) else None
             results[user] = self._call(target, process, ctx)
         return results
+
+    def _in_segment(self, target: Target, world: World, user: str, today: dict[str, Any]) -> bool:
+        """Make the user's record one of the target's segment (see btbuild.sim.segments);
+        False when the user cannot be shown as one."""
+        segment = self.workspace.segments[target.users or ""]
+        optional = segment.source in target.optional_roots
+
+        def draw(attempt: int) -> Any:
+            key = user if attempt == 0 else f"{user}~{attempt}"
+            return fresh(
+                self.fabricator.user_root(world, segment.source, key, 0, optional=optional)
+            )
+
+        predicate = self._predicates().get(segment.predicate or "")
+        inside, record = segment_record(segment, draw, predicate, world.index, user)
+        today[segment.source] = record
+        return inside
 
     def _previous(self, target: Target, world: World) -> Any:
         yesterday = self.fabricator.yesterday(world)

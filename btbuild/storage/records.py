@@ -27,7 +27,10 @@ RUNNING = "running"
 FAILED = "failed"
 DEAD_LETTER = "dead_letter"
 IMPOSSIBLE = "impossible"
-STATUSES = (COMMITTED, RUNNING, FAILED, DEAD_LETTER, IMPOSSIBLE)
+# the result's shards were deleted by ``btbuild gc`` (retention): the record keeps its
+# result_hash and inputs (dependents' hashes and explain need them), generation is None
+EXPIRED = "expired"
+STATUSES = (COMMITTED, RUNNING, FAILED, DEAD_LETTER, IMPOSSIBLE, EXPIRED)
 KINDS = ("per_user", "per_date")
 
 # Fields describing the committed result; only a ResultWriter commit changes them.

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from btbuild.errors import ConfigError, LabelError
+from btbuild.workspace import features
 from btbuild.workspace.labels import NAME_RE, SEGMENT_RE, parse_label
 from btbuild.workspace.model import (
     DAILY,
@@ -35,8 +36,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 BUILD_FILE = "BUILD.toml"
-ROOT_TABLES = ("workspace", "storage", "execution", "plugin", "sim")
-WORKSPACE_KEYS = ("name", "packages", "epoch", "plugins", "start_date")
+ROOT_TABLES = ("workspace", "storage", "execution", "plugin", "sim", "segment", "alerts")
+WORKSPACE_KEYS = ("name", "packages", "epoch", "plugins", "start_date", "ttl_days")
 STORAGE_KEYS = ("backend", "path", "project", "prefix")
 CALCULATION_KEYS = (
     "entry",
@@ -49,6 +50,7 @@ CALCULATION_KEYS = (
     "lookback",
     "product_lines",
     "checks",
+    *features.TARGET_KEYS,
 )
 DEFAULT_START_DATE = date(2024, 1, 1)
 
@@ -223,6 +225,9 @@ def load_workspace(root: Path | str) -> Workspace:
             "calculation",
         )
     _check_deps_exist(root, targets)
+    segments = features.load_segments(doc, data.get("segment"))
+    alerts = features.load_alerts(doc, data.get("alerts"))
+    features.check_references(targets, segments, root, alerts)
     ordered = dict(sorted(targets.items(), key=lambda item: item[1].label))
     return Workspace(
         root=root,
@@ -236,6 +241,9 @@ def load_workspace(root: Path | str) -> Workspace:
         targets=ordered,
         plugin_settings={k: dict(v) for k, v in plugin_settings.items()},
         sim=sim,
+        segments=segments,
+        ttl_days=features.ttl_value(doc, "workspace", "ttl_days", ws.get("ttl_days")),
+        alerts=alerts,
     )
 
 
@@ -392,6 +400,7 @@ def _target(doc: TomlText, root: Path, package: str, folder: Path, name: str, bo
         lookback=lookback,
         product_lines=product_lines,
         checks=tuple(sorted(checks.items())),
+        **features.target_options(doc, root, table, label, body, deps),
         build_file=doc.path,
         line=doc.line_of(table),
     )

@@ -99,12 +99,19 @@ def parse_label(text: str, current_package: str | None = None) -> Label:
     return Label(package, name)
 
 
-def parse_pattern(text: str) -> Pattern:
-    """Parse a target pattern; plain labels are patterns of one target."""
+def parse_pattern(text: str, current_package: str | None = None) -> Pattern:
+    """Parse a target pattern; plain labels are patterns of one target.
+
+    Relative patterns (``:name``, ``:all``, ``:*``, ``...``, ``sub:name``, ``sub/...``) are
+    read from inside a package folder, as in Bazel: ``current_package`` is the package of
+    the current folder ("" for the packages folder itself), None outside any package."""
     if not isinstance(text, str) or not text:
         raise LabelError(
             f"invalid pattern {text!r}: expected //package:name, //package:*, //package/... or //..."
         )
+    relative = ":" in text or text == "..." or text.endswith("/...")
+    if not text.startswith("/") and relative and (current_package is not None or text[0] == ":"):
+        return _relative_pattern(text, current_package)
     if text == "//...":
         return Pattern("recursive", "")
     if text.startswith("//") and text.endswith("/..."):
@@ -119,3 +126,19 @@ def parse_pattern(text: str) -> Pattern:
         return Pattern("package", package)
     label = parse_label(text)
     return Pattern("target", label.package, label.name)
+
+
+def _relative_pattern(text: str, current_package: str | None) -> Pattern:
+    """``:name`` / ``:all`` / ``...`` / ``sub:name`` / ``sub/...`` below ``current_package``."""
+    if current_package is None:
+        full = f"//package{text}" if text.startswith(":") else f"//package/{text}"
+        raise LabelError(
+            f"relative pattern {text!r} needs a package: run btbuild inside a package folder "
+            f"or write it in full ({full})"
+        )
+    if text == "..." or text.endswith("/..."):
+        package = "/".join(part for part in (current_package, text[:-4]) if part)
+        return parse_pattern(f"//{package}/..." if package else "//...")
+    sub, _, rest = text.partition(":")
+    package = "/".join(part for part in (current_package, sub) if part)
+    return parse_pattern(f"//{package}:{rest}")

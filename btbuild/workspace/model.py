@@ -39,6 +39,49 @@ DAILY = Schedule()
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A named user population (``[segment.NAME]``): the users whose record in the user-scope
+    root ``source`` has ``field`` (a dotted path) equal to one of ``values``, or for whom the
+    plugin predicate ``predicate`` (``btbuild_segment_predicates``) returns True."""
+
+    name: str
+    source: str
+    field: str | None = None
+    values: tuple[Any, ...] = ()
+    predicate: str | None = None
+    version: str = "1"
+
+    def definition(self) -> dict[str, Any]:
+        """What the declaration hash of a target of this segment covers."""
+        if self.predicate is not None:
+            return {"source": self.source, "predicate": self.predicate, "version": self.version}
+        return {
+            "source": self.source,
+            "field": self.field,
+            "values": sorted(self.values, key=repr),
+            "version": self.version,
+        }
+
+    def field_value(self, record: Any) -> Any:
+        value = record
+        for part in (self.field or "").split("."):
+            if not isinstance(value, dict):
+                return None
+            value = value.get(part)
+        return value
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """``[alerts]``: where ``alert = true`` targets publish changed results: a Pub/Sub
+    ``topic`` (production), or a JSON Lines ``file`` inside the workspace (development)."""
+
+    topic: str | None = None
+    project: str | None = None
+    file: str | None = None  # workspace-relative
+
+
+@dataclass(frozen=True)
 class Target:
     """One ``[calculation.NAME]`` table of a package BUILD.toml, validated and resolved."""
 
@@ -55,6 +98,12 @@ class Target:
     lookback: tuple[tuple[str, int], ...] = ()  # (source, days), sorted by source
     product_lines: tuple[str, ...] = ()
     checks: tuple[tuple[str, object], ...] = ()  # validator overrides, sorted by key
+    users: str | None = None  # a segment name: process() runs only for its users
+    dep_lookback: tuple[tuple[str, int], ...] = ()  # (dep label, days), sorted by label
+    schema_json: str | None = None  # the output JSON Schema, canonical JSON text
+    schema_file: str | None = None  # workspace-relative file it came from (None: inline)
+    ttl_days: int | None = None  # results older than this many days may be collected (gc)
+    alert: bool = False  # publish one message per changed result to [alerts] topic
     build_file: Path = field(default=Path("BUILD.toml"), compare=False)
     line: int | None = field(default=None, compare=False)
 
@@ -68,6 +117,9 @@ class Target:
 
     def lookback_days(self, source: str) -> int:
         return dict(self.lookback).get(source, 0)
+
+    def dep_lookback_days(self, dep_label: str) -> int:
+        return dict(self.dep_lookback).get(dep_label, 0)
 
 
 @dataclass(frozen=True)
@@ -116,6 +168,13 @@ class Workspace:
     targets: dict[str, Target]  # name -> target, sorted by label
     plugin_settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # [plugin.NAME] tables
     sim: SimSettings = field(default_factory=SimSettings)
+    segments: dict[str, Segment] = field(default_factory=dict)  # [segment.NAME] tables
+    ttl_days: int | None = None  # [workspace] ttl_days: default retention of every target
+    alerts: AlertSettings | None = None  # [alerts]
+
+    def ttl_of(self, target: Target) -> int | None:
+        """Days a result of ``target`` is kept (None: forever)."""
+        return target.ttl_days if target.ttl_days is not None else self.ttl_days
 
     @property
     def build_file(self) -> Path:

@@ -51,6 +51,8 @@ class Spec:
     schedule: Any = "daily"
     lookback: Mapping[str, int] = field(default_factory=dict)
     checks: Mapping[str, Any] = field(default_factory=dict)
+    users: str | None = None  # a segment of the workspace BUILD.toml
+    dep_lookback: Mapping[str, int] = field(default_factory=dict)  # dep name -> days
 
     @property
     def label(self) -> str:
@@ -95,11 +97,47 @@ def load_specs() -> dict[str, Spec]:
                 schedule=table.get("schedule", "daily"),
                 lookback=dict(table.get("lookback", {})),
                 checks=dict(table.get("checks", {})),
+                users=table.get("users"),
+                dep_lookback={
+                    key.rsplit(":", 1)[-1]: days
+                    for key, days in table.get("dep_lookback", {}).items()
+                },
             )
     return specs
 
 
 SPECS = load_specs()
+
+
+def load_segments() -> dict[str, Callable[[Any], bool]]:
+    """Each ``[segment.NAME]`` of the workspace BUILD.toml as ``accepts(record)``: a field
+    segment compares the field, a predicate segment calls the demo plugin's predicate."""
+    with (REPO / "BUILD.toml").open("rb") as handle:
+        tables = tomllib.load(handle).get("segment", {})
+    loader = importlib.util.spec_from_file_location(
+        "_demo_checks", REPO / "plugins" / "demo_checks.py"
+    )
+    assert loader is not None and loader.loader is not None
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    predicates = module.btbuild_segment_predicates()
+    segments: dict[str, Callable[[Any], bool]] = {}
+    for name, table in tables.items():
+        if "predicate" in table:
+            segments[name] = predicates[table["predicate"]]
+        else:
+            field_path, values = table["field"].split("."), table["values"]
+
+            def accepts(record: Any, path: list[str] = field_path, ok: list[Any] = values) -> bool:
+                for part in path:
+                    record = record.get(part) if isinstance(record, dict) else None
+                return record in ok
+
+            segments[name] = accepts
+    return segments
+
+
+SEGMENTS = load_segments()
 _ENTRIES: dict[str, Any] = {}
 
 
@@ -149,8 +187,10 @@ class FakeContext:
         deps: Mapping[str, Any] | None = None,
         previous: Any = None,
         user: FakeUser | None = None,
+        dep_history: Mapping[tuple[str, int], Any] | None = None,
     ):
         self._spec = spec
+        self._history = dict(dep_history or {})
         self.date = day
         self._roots = _keyed(roots)
         self._deps = dict(deps or {})
@@ -168,12 +208,18 @@ class FakeContext:
         _check_root(self._spec, source, days_ago, DATE_SOURCES)
         return self._roots.get((source, days_ago))
 
-    def dep(self, name_or_label: str) -> Any:
+    def dep(self, name_or_label: str, days_ago: int = 0) -> Any:
         name = name_or_label.rsplit(":", 1)[-1]
         if name not in self._spec.dep_names:
             raise DeclarationError(
                 f"{self._spec.label} reads dep {name_or_label!r} it does not declare"
             )
+        if days_ago:
+            if not 0 < days_ago <= self._spec.dep_lookback.get(name, 0):
+                raise DeclarationError(
+                    f"{self._spec.label} reads dep {name!r} days_ago={days_ago} beyond its dep_lookback"
+                )
+            return self._history.get((name, days_ago))
         return self._deps.get(name)
 
 
@@ -215,6 +261,7 @@ def run(
     users: Mapping[str, Mapping[Any, Any]] | None = None,
     deps: Mapping[str, Any] | None = None,
     previous: Any = None,
+    dep_history: Mapping[tuple[str, int], Any] | None = None,
 ) -> Any:
     """Run one cell of target ``name`` the way the engine would, and check its result is JSON.
 
@@ -226,27 +273,49 @@ def run(
     spec = SPECS[name]
     process = new_processor(spec)
     deps = dict(deps or {})
+    history = dict(dep_history or {})
     if spec.kind == "per_date":
-        result = process(FakeContext(spec, day, roots, deps, previous))
+        result = process(FakeContext(spec, day, roots, deps, previous, dep_history=history))
         check_json(result, spec.label)
         json.dumps(result, allow_nan=False)
         return result
     per_user_deps = {d for d in spec.dep_names if SPECS[d].kind == "per_user"}
     results = {}
+    accepts = SEGMENTS[spec.users] if spec.users else None
     for user_id, records in (users or {}).items():
+        if accepts is not None and not accepts(_keyed(records).get((_source(spec), 0))):
+            continue  # not in the target's segment: the engine never calls process
+        user_history = {
+            key: (v.get(user_id) if key[0] in per_user_deps and v is not None else v)
+            for key, v in history.items()
+        }
         user_deps = {
             k: (v.get(user_id) if k in per_user_deps and v is not None else v)
             for k, v in deps.items()
         }
         before = (previous or {}).get(user_id)
         value = process(
-            FakeContext(spec, day, roots, user_deps, before, FakeUser(spec, user_id, records))
+            FakeContext(
+                spec,
+                day,
+                roots,
+                user_deps,
+                before,
+                FakeUser(spec, user_id, records),
+                dep_history=user_history,
+            )
         )
         check_json(value, f"{spec.label}[{user_id}]")
         if value is not None:
             results[user_id] = value
     json.dumps(results, allow_nan=False)
     return results
+
+
+def _source(spec: Spec) -> str:
+    """The source of the target's segment (from the workspace BUILD.toml)."""
+    with (REPO / "BUILD.toml").open("rb") as handle:
+        return str(tomllib.load(handle)["segment"][spec.users]["source"])
 
 
 def topological_order() -> list[str]:
@@ -312,8 +381,19 @@ def build_demo(market: Any, days: list[datetime.date]) -> dict[datetime.date, di
                                 records[(source, ago)] = record
                     users[user_id] = records
             deps = {dep: cells[dep] for dep in spec.dep_names}
+            history = {
+                (dep, back): built.get(day - datetime.timedelta(days=back), {}).get(dep)
+                for dep, days in spec.dep_lookback.items()
+                for back in range(1, days + 1)
+            }
             cells[name] = run(
-                name, day, roots=roots, users=users, deps=deps, previous=latest.get(name)
+                name,
+                day,
+                roots=roots,
+                users=users,
+                deps=deps,
+                previous=latest.get(name),
+                dep_history=history,
             )
             if spec.historical:
                 latest[name] = cells[name]

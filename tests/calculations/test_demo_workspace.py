@@ -7,7 +7,15 @@ import json
 import re
 
 import pytest
-from calc_harness import CALCULATIONS, SPECS, build_demo, check_json, entry_of, topological_order
+from calc_harness import (
+    CALCULATIONS,
+    REPO,
+    SPECS,
+    build_demo,
+    check_json,
+    entry_of,
+    topological_order,
+)
 from demo_market import DemoMarket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -194,3 +202,52 @@ def test_random_markets_give_json_results_without_nan(closes, holdings, data):
     for day, cells in result.items():
         for name, value in cells.items():
             check_json(value, f"{name}@{day}")
+
+
+def test_every_demo_target_declares_a_schema_its_results_satisfy(demo_run):
+    """65 days of the demo on the test market: every value matches its target's schema."""
+    from btbuild.execution.schemas import violation
+    from btbuild.workspace.config import load_workspace
+
+    targets = load_workspace(REPO).targets
+    assert all(target.schema_json for target in targets.values())
+    checked = 0
+    for day, cells in demo_run.items():
+        for name, result in cells.items():
+            target = targets[name]
+            values = list(result.values()) if target.kind == "per_user" else [result]
+            for value in values:
+                assert violation(target.schema_json, value) is None, (name, day, value)
+                checked += 1
+    assert checked > 1000
+
+
+def test_demo_uses_each_calculation_feature():
+    from btbuild.workspace.config import load_workspace
+
+    workspace = load_workspace(REPO)
+    targets = workspace.targets.values()
+    assert any(t.users for t in targets) and workspace.segments  # a segment-only target
+    assert any(days == 7 for t in targets for _label, days in t.dep_lookback)
+    assert any(t.ttl_days for t in targets)
+    assert any(t.alert for t in targets) and workspace.alerts is not None
+
+
+def test_segment_target_sees_only_traders_and_trend_skips_the_weekend(demo_run):
+    monday = demo_run[datetime.date(2024, 1, 15)]
+    activity = monday["trade_activity"]
+    assert activity and all(value["trades"] >= 1 for value in activity.values())
+    trend = monday["value_trend"]
+    # Monday's week: Tue..Fri of the week before and today (the weekend has no valuation)
+    assert {value["days"] for value in trend.values()} == {6}
+    user, value = next(iter(trend.items()))
+    totals = [
+        demo_run[datetime.date(2024, 1, d)]["portfolio_value"][user]["total"]
+        for d in (15, 12, 11, 10, 9, 8)
+    ]
+    assert value == {
+        "days": 6,
+        "change": round(totals[0] - totals[-1], 2),
+        "high": max(totals),
+        "low": min(totals),
+    }

@@ -52,5 +52,6 @@ def test_tutorial_uses_the_documented_commands():
         "btbuild hash",
         "btbuild verify",
         "btbuild --help",
+        "btbuild gc",
     }
     assert {"btbuild build", "btbuild explain", "btbuild verify"} <= set(commands)

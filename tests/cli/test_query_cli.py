@@ -90,7 +90,8 @@ def test_bad_workspace_is_exit_2_without_traceback(make_workspace):
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         "btbuild: error: calculations/a/BUILD.toml:3: //a:x: unknown key 'knd' (did you mean 'kind'?); "
-        "allowed: entry, kind, deps, roots, optional_roots, historical, schedule, lookback, product_lines, checks"
+        "allowed: entry, kind, deps, roots, optional_roots, historical, schedule, lookback, product_lines, checks, "
+        "users, dep_lookback, schema, ttl_days, alert"
     )
     debug = subprocess.run(
         [sys.executable, "-m", "btbuild", "--debug", "--workspace", str(root), "query", "//..."],
@@ -98,3 +99,26 @@ def test_bad_workspace_is_exit_2_without_traceback(make_workspace):
         text=True,
     )
     assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_relative_patterns_inside_a_package(ws, capsys, monkeypatch):
+    """Like Bazel: from a package folder, :all / :* / :name / ... / sub:name are relative."""
+    monkeypatch.chdir(ws / "calculations" / "a")
+    assert run(capsys, "query", ":all") == (0, "//a:x\n//a:y\n", "")
+    assert run(capsys, "query", ":*")[1] == "//a:x\n//a:y\n"
+    assert run(capsys, "query", ":y")[1] == "//a:y\n"
+    assert run(capsys, "query", "rdeps(//..., :x) - :all")[1] == "//b:z\n"
+    monkeypatch.chdir(ws / "calculations")
+    assert run(capsys, "query", "...")[1] == "//a:x\n//a:y\n//b:z\n"
+    assert run(capsys, "query", "b:z")[1] == "//b:z\n"
+    assert run(capsys, "query", "b/...")[1] == "//b:z\n"
+
+
+def test_relative_pattern_outside_a_package_is_one_clear_error(ws, capsys, monkeypatch):
+    monkeypatch.chdir(ws)
+    code, out, err = run(capsys, "query", ":all")
+    assert code == 2 and out == ""
+    assert "relative pattern ':all' needs a package" in err and "//package:all" in err
+    monkeypatch.chdir(ws / "calculations" / "a")
+    code, _, err = run(capsys, "query", ":nope")
+    assert code == 2 and "no target :nope (//a:nope)" in err

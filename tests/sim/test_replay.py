@@ -406,3 +406,62 @@ def test_verify_fails_on_weak_verdicts_unless_allowed(workspace: Path, run_cli) 
     assert code == 1 and "pass --allow-unproven to accept them" in text
     code, report = _verify(run_cli, repo, "--allow-unproven")
     assert code == 0 and report["changed"][0]["verdict"] == "weak"
+
+
+# -- historical targets: replay uses the real stored previous -------------------------------
+
+DAYS = """\
+def days(ctx):
+    before = ctx.previous or {}
+    return {"days": before.get("days", 0) + 1, "cash": ctx.user["portfolio"]["cash"]}
+"""
+DAYS_BUILD = """
+[calculation.days]
+entry = "days:days"
+roots = ["portfolio"]
+historical = true
+checks = { null_density = false, flatline = false }
+"""
+
+
+def test_a_bug_in_carried_state_is_found_on_the_real_chain(workspace: Path, run_cli) -> None:
+    book = workspace / "calculations" / "book"
+    (book / "BUILD.toml").write_text((book / "BUILD.toml").read_text() + DAYS_BUILD)
+    (book / "days.py").write_text(DAYS)
+    build(run_cli, workspace)
+    # carried state capped from the third day on: a one-day-deep previous never shows it
+    buggy = DAYS.replace('before.get("days", 0) + 1', 'min(before.get("days", 0), 1) + 1')
+    (book / "days.py").write_text(buggy)
+    report = build(run_cli, workspace)
+    rows = cells(report, "//book:days")
+    assert {(c["status"], c["reason"]) for c in rows} == {("ran", "code_changed")}
+    assert all(row["detail"].startswith("behaviour_changed") for row in rows)
+    session = Session(workspace)
+    try:
+        assert (
+            session.backend.read_result("days", "2024-01-04")["u000001"]["days"] == 2
+        )  # the new code, run on its own chain
+    finally:
+        session.close()
+    # a cosmetic edit of the historical target is proven with the real previous of each day
+    (book / "days.py").write_text(
+        buggy.replace(
+            "before = ctx.previous or {}", "before = ctx.previous\n    before = before or {}"
+        )
+    )
+    code, report = run_cli(
+        "--workspace",
+        str(workspace),
+        "explain",
+        "//book:days",
+        "--date",
+        "2024-01-04",
+        "--format",
+        "json",
+    )
+    assert report["verdict"]["verdict"] == "cosmetic", report["verdict"]
+    assert sorted(report["verdict"]["replay"]["replayed"]) == [
+        "2024-01-02",
+        "2024-01-03",
+        "2024-01-04",
+    ]

@@ -62,3 +62,26 @@ def test_bad_labels(text, message):
     with pytest.raises(LabelError) as info:
         parse_pattern(text)
     assert message in str(info.value)
+
+
+@given(packages, names)
+def test_relative_patterns_resolve_in_package(package, name):
+    prefix = f"//{package}"
+    assert str(parse_pattern(f":{name}", package)) == f"{prefix}:{name}"
+    assert str(parse_pattern(":all", package)) == f"{prefix}:*"
+    assert str(parse_pattern(":*", package)) == f"{prefix}:*"
+    assert str(parse_pattern("...", package)) == (f"{prefix}/..." if package else "//...")
+    assert str(parse_pattern(f"sub:{name}", package)) == (
+        f"//{package}/sub:{name}" if package else f"//sub:{name}"
+    )
+
+
+def test_relative_patterns_need_a_package_and_no_path_tricks():
+    with pytest.raises(LabelError, match="needs a package"):
+        parse_pattern(":all")
+    with pytest.raises(LabelError, match="'..' segment"):
+        parse_pattern("../other:x", "risk")
+    with pytest.raises(LabelError, match="absolute paths"):
+        parse_pattern("/x:y", "risk")
+    with pytest.raises(LabelError, match="expected //package:name"):
+        parse_pattern("risk:a")  # outside a package, only ':name' reads as relative

@@ -15,7 +15,7 @@ from btbuild.graph.query import QueryResult, run_query
 @click.option(
     "--output",
     "output",
-    type=click.Choice(["label", "json", "dot"]),
+    type=click.Choice(["label", "json", "dot", "schema"]),
     default="label",
     show_default=True,
 )
@@ -31,12 +31,17 @@ def command(options: object, expression: str, output: str, product_lines: tuple[
     """Evaluate EXPR: deps(X[, depth]), rdeps(U, X[, depth]), allpaths(A, B), somepath(A, B),
     passes(X), patterns, and the set operators + - ^ (union, except, intersect)."""
     session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
-    result = run_query(session.graph, expression)
+    result = run_query(session.graph, expression, session.current_package)
     click.echo(render(session.graph, result, output), nl=False)
     return 0
 
 
 def render(graph: Graph, result: QueryResult, output: str) -> str:
+    if output == "schema":  # each target's output schema (null: none declared)
+        schemas = {
+            label: json.loads(graph.targets[label].schema_json or "null") for label in result.labels
+        }
+        return json.dumps(schemas, indent=2) + "\n"
     if output == "json":
         rows = [
             {

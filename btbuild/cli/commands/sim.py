@@ -15,14 +15,24 @@ from btbuild.sim.runner import SimRunner
 @click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@click.option(
+    "--alone",
+    is_flag=True,
+    help="Simulate each target alone: deps with an output schema are drawn from it, not run.",
+)
 @click.pass_obj
-def command(options: object, patterns: tuple[str, ...], output: str) -> int:
+def command(options: object, patterns: tuple[str, ...], output: str, alone: bool) -> int:
     """Print each matched target's combined SimHash and its number of contexts; warn when a
     target's fabricated outputs are degenerate (they cannot tell code versions apart)."""
     session = options.session()  # type: ignore[attr-defined]
     labels = session.match(patterns)
     sources = session.plugins.root_sources()
-    runner = SimRunner(session.workspace, sources)
+    runner = SimRunner(
+        session.workspace,
+        sources,
+        predicates=session.plugins.segment_predicates,
+        alone=alone,
+    )
     by_label = session.workspace.by_label()
     rows = []
     for label in sorted(labels):

@@ -187,6 +187,7 @@ class Outcome:
     differences: dict[str, str]  # the oracle: target -> where its real results differ ("": nowhere)
     log: str
     seconds: tuple[float, float] = (0.0, 0.0)  # verify, build
+    details: tuple[str, ...] = ()  # distinct details of the decided cells (e.g. why unproven)
 
     @property
     def difference(self) -> str:
@@ -237,6 +238,7 @@ class Outcome:
             f"{self.edit.kind} {self.edit.id} [{self.edit.klass}]: verify exit {self.verify_code} "
             f"{'/'.join(self.verdicts) or '-'}; build {cells}; oracle "
             f"{self.difference or 'no difference on real data'}"
+            + (f"; detail: {' | '.join(self.details)[:300]}" if self.details else "")
         )
 
 
@@ -276,7 +278,8 @@ def run_case(base: Path, edit: Edit, work: Path) -> Outcome:
         ]
         if not differences[target] and failed:
             differences[target] = f"{target}: the new code fails on real data: {failed[0]}"
-    return Outcome(edit, verify_code, verdicts, cells, differences, log, seconds)
+    details = tuple(sorted(set(_details(text, labels))))
+    return Outcome(edit, verify_code, verdicts, cells, differences, log, seconds, details)
 
 
 def _json(text: str) -> Any:
@@ -300,6 +303,20 @@ def _verdicts(text: str, labels: list[str]) -> tuple[str, ...]:
         for change in report.get("changed", [])
         if change.get("label") in labels
     )
+
+
+def _details(text: str, labels: list[str]) -> list[str]:
+    try:
+        report = _json(text)
+    except (json.JSONDecodeError, ValueError):
+        return []
+    if not isinstance(report, dict):
+        return []
+    return [
+        str(cell["detail"])
+        for cell in report.get("cells", [])
+        if cell["label"] in labels and cell.get("detail") and cell["status"] in ("ran", "skipped")
+    ]
 
 
 def _cells(text: str, labels: list[str]) -> list[tuple[str, str]]:

@@ -1,0 +1,56 @@
+"""``btbuild gc [--dry-run] [--as-of D]``: collect results older than their target's ttl."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import click
+
+from btbuild.cli.commands.build import parse_date
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="List what would be collected, delete nothing.")
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="D",
+    help="Age results as of this date (default: today); a result of date X expires when X < D - ttl_days.",
+)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_obj
+def command(options: object, dry_run: bool, as_of: str | None, output: str) -> int:
+    """Delete the shards of results older than their target's ttl_days (the records stay:
+    status expired; a build that needs one recomputes it)."""
+    from btbuild.execution.retention import collect
+
+    session = options.session()  # type: ignore[attr-defined]
+    when = parse_date(as_of, "--as-of") if as_of else date.today()
+    try:
+        report = collect(session.backend, session.workspace, when, dry_run=dry_run)
+    finally:
+        session.close()
+    verb = "would expire" if dry_run else "expired"
+    if output == "json":
+        rows = [{"label": label, "date": day} for label, day in report.expired]
+        click.echo(
+            json.dumps(
+                {
+                    "dry_run": dry_run,
+                    "as_of": when.isoformat(),
+                    verb.replace(" ", "_"): rows,
+                    "shards": report.shards,
+                }
+            )
+        )
+        return 0
+    for label, (count, ttl) in report.per_target.items():
+        click.echo(f"{label}: {count} result(s) older than {ttl} days")
+    click.echo(
+        f"gc as of {when.isoformat()}: {verb} {len(report.expired)} result(s), "
+        f"{'would delete' if dry_run else 'deleted'} {report.shards} shard(s)"
+    )
+    return 0
