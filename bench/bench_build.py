@@ -272,8 +272,8 @@ def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[dat
     from btbuild.execution import build as build_module
     from btbuild.execution.build import BuildRequest, Scheduler
     from btbuild.execution.tasks import CellOutcome
-    from btbuild.hashing.digest import hash_json
     from btbuild.session import Session
+    from btbuild.storage import codec, integrity
     from btbuild.storage.records import CellRecord
 
     rng = random.Random(3)
@@ -298,13 +298,20 @@ def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[dat
     # are recorded as committed in bulk: running 365k trivial cells one SQLite commit at a
     # time would take many minutes and measure nothing this benchmark is about.
     records: list[CellRecord] = []
+    shards: list[tuple[str, str, str, int, bytes]] = []
     session = Session(root)
     package = {t.name: t.package for t in session.workspace.targets.values()}
 
     def fake_run_group(env: object, group: object) -> list[CellOutcome]:
         outcomes = []
         for cell in group.cells:  # type: ignore[attr-defined]
-            result_hash = hash_json(["r", cell.name, cell.day.isoformat()])
+            value = codec.canonical_bytes(["r", cell.name, cell.day.isoformat()])
+            result_hash = codec.per_date_hash(value)
+            shard = codec.encode_shards(value)[0]
+            shards.append((cell.name, cell.day.isoformat(), "bench", 0, shard))
+            checksums = integrity.make_checksums(
+                "bench", result_hash, "per_date", 1, 1, [integrity.shard_digest(shard)]
+            )
             records.append(
                 CellRecord(
                     target=cell.name,
@@ -320,8 +327,9 @@ def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[dat
                     kind="per_date",
                     attempts=1,
                     generation="bench",
-                    shard_count=0,
+                    shard_count=1,
                     item_count=1,
+                    checksums=checksums,
                 )
             )
             outcomes.append(
@@ -339,6 +347,11 @@ def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[dat
     finally:
         build_module.run_group, build_module.Environment = saved  # type: ignore[misc]
     session.backend.put_cells(records)
+    with session.backend._transaction("write the bench shards") as conn:  # one shard per cell
+        conn.executemany(
+            "INSERT INTO shards (target, date, generation, idx, data) VALUES (?, ?, ?, ?, ?)",
+            shards,
+        )
     session.close()
     return end, prepare
 

@@ -76,8 +76,31 @@ class StorageError(BtbuildError):
     exit_code = 1
 
 
+class DamagedResult(StorageError):
+    """A committed result does not match its record (a shard missing, tampered or truncated,
+    an unreadable record): the cell is treated as missing and rebuilt, never read as None.
+    ``target`` and ``date`` name the damaged cell."""
+
+    def __init__(self, message: str, *, target: str | None = None, date: str | None = None):
+        self.target = target
+        self.date = date
+        super().__init__(message)
+
+
 class LeaseLost(StorageError):
     """Another builder took over a cell this process was working on."""
+
+
+class SourceError(BtbuildError):
+    """A root source failed to load or stream its data (not the calculation's fault); the
+    message names the source and the date. ``stream`` names the user stream that failed
+    (``root source 'accounts' on 2024-01-01``), when one did."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, stream: str | None = None):
+        self.stream = stream
+        super().__init__(message)
 
 
 class CloudSetupError(BtbuildError):

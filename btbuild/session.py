@@ -6,12 +6,13 @@ A :class:`Session` loads each stage lazily and at most once: commands that only 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from btbuild.errors import ConfigError
+from btbuild.errors import ConfigError, WorkspaceError
 from btbuild.graph.graph import Graph, graph_of
 from btbuild.graph.query import resolve_patterns
 from btbuild.workspace.config import find_workspace_root, load_workspace
@@ -79,7 +80,40 @@ class Session:
         check_segments(ws, plugins)
         for target in ws.targets.values():  # a misspelled checks key fails now, not per cell
             plugins.check_overrides(target.label, target.checks, self._shown(target.build_file))
+            if target.checks:  # ... and so does a bad value (validators refuse it)
+                try:
+                    plugins.validators(
+                        target.label, target.kind, target.checks, self._shown(target.build_file)
+                    )
+                except WorkspaceError as exc:
+                    raise ConfigError(
+                        exc.detail, path=self._shown(target.build_file), line=target.line
+                    ) from None
+        self._check_entries()
         return plugins
+
+    def _check_entries(self) -> None:
+        """A workspace error now, not a failed cell later: an entry naming a function or class
+        its module never mentions (a cheap text check; importing happens when a cell runs)."""
+        texts: dict[Path, str] = {}
+        for target in self.workspace.targets.values():
+            path = target.entry_file
+            if path not in texts:
+                try:
+                    texts[path] = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ConfigError(
+                        f"{target.label}: cannot read its entry file {self._shown(path)}: {exc}",
+                        path=self._shown(target.build_file),
+                        line=target.line,
+                    ) from None
+            if not re.search(rf"\b{re.escape(target.entry_attr)}\b", texts[path]):
+                raise ConfigError(
+                    f"{target.label}: entry {path.stem}:{target.entry_attr}: "
+                    f"{self._shown(path)} defines no {target.entry_attr!r}",
+                    path=self._shown(target.build_file),
+                    line=target.line,
+                )
 
     def _shown(self, path: Path) -> Path:
         return path.relative_to(self.root) if path.is_relative_to(self.root) else path

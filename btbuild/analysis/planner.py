@@ -76,6 +76,11 @@ class CacheView(Protocol):
     def record(self, name: str, day: date) -> Any | None:
         """The whole record of any cell, before the plan's dates too (``--from``)."""
 
+    @property
+    def damaged(self) -> Mapping[tuple[str, str], str]:
+        """(name, ISO date) -> why: cells whose stored result does not match its hashes
+        (left out of ``summaries``: they are missing and must run)."""
+
 
 class RootIndexLike(Protocol):
     def available(self, source: str, day: date) -> bool: ...
@@ -109,8 +114,9 @@ class Planner:
         dates: Sequence[date],
         cache: CacheView,
         *,
-        force: bool = False,
+        force: bool | frozenset[str] = False,
         dry_run: bool = False,
+        retry_dead: bool = False,
         equivalent: Equivalent | None = None,
     ):
         self.workspace = workspace
@@ -120,7 +126,11 @@ class Planner:
         self.index = index
         self.dates = list(dates)
         self.cache = cache
-        self.force = force
+        # names of the targets whose cells are forced (True: every target of the plan)
+        self.forced: frozenset[str] = (
+            frozenset(t.name for t in targets) if force is True else frozenset(force or ())
+        )
+        self.retry_dead = retry_dead
         self.dry_run = dry_run
         self.equivalent = equivalent or (lambda target, record, inputs: None)
         self.state: dict[tuple[str, date], CellState] = {}
@@ -300,7 +310,7 @@ class Planner:
         key = xxh3_128_hexdigest(
             "\n".join(key_lines).encode()
         )  # == input_key(...), inlined: the hot path
-        if not details and not self.force:
+        if not details and target.name not in self.forced:
             iso = self._iso_cache.get(day) or self._iso(day)
             summary = self.cache.summaries.get((target.name, iso))
             if (
@@ -417,7 +427,7 @@ class Planner:
     def _compare(
         self, target: Target, day: date, inputs: CellInputs, deps_reran: bool
     ) -> tuple[Decision, str | None]:
-        if self.force:
+        if target.name in self.forced:
             return Decision(RUNNABLE, "forced"), None
         if self.revive and (target.name, day) in self.revive:
             return Decision(RUNNABLE, "expired", detail="a cell that runs reads it"), None
@@ -427,6 +437,9 @@ class Planner:
                 return again, None
         summary = self.cache.summaries.get((target.name, day.isoformat()))
         if summary is None:
+            why = self.cache.damaged.get((target.name, day.isoformat()))
+            if why is not None:
+                return Decision(RUNNABLE, "damaged", detail=why), None
             return _NEW, None
         status, composite_hash, _result_hash, generation, _category = summary
         if status != RECORD_DEAD_LETTER and generation is not None and composite_hash == inputs.key:
@@ -440,9 +453,16 @@ class Planner:
             and record.result_hash is not None
         ):  # up to date, its result collected: recomputed only when a cell must read it
             return Decision(SKIPPED, "expired", result_hash=record.result_hash), None
-        if record.status == RECORD_DEAD_LETTER:
+        if record.status == RECORD_DEAD_LETTER and record.attempt_key in (None, inputs.key):
+            # dead letters belong to their inputs: the same inputs stay dead (unless
+            # --retry-dead); a changed key is decided as any other cell below
+            if self.retry_dead:
+                return Decision(RUNNABLE, "retry_dead", detail=record.last_error or ""), None
             return Decision(DEAD_LETTER, "max_attempts", detail=record.last_error or ""), None
         if not record.has_result:
+            if record.status == RECORD_DEAD_LETTER:
+                detail = f"its inputs changed since it was dead-lettered: {record.last_error or ''}"
+                return Decision(RUNNABLE, "retry", detail=detail), None
             if record.status == RECORD_FAILED:
                 return Decision(RUNNABLE, "retry", detail=record.last_error or ""), None
             return _NEW, None
@@ -464,7 +484,7 @@ class Planner:
                 )
                 return decision, sim_hash
             why = str(getattr(verdict, "reason", "") or "")  # why it could not be proven
-        if record.status == RECORD_FAILED:
+        if record.status == RECORD_FAILED and record.attempt_key in (None, inputs.key):
             return Decision(RUNNABLE, "retry", tuple(changes), detail=record.last_error or ""), None
         return Decision(RUNNABLE, reason_for(changes), tuple(changes), detail=why), None
 

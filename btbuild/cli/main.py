@@ -22,6 +22,7 @@ COMMANDS = {
     "query": "query",
     "explain": "explain",
     "status": "status",
+    "fsck": "fsck",
     "hash": "hash",
     "sim": "sim",
     "verify": "verify",
@@ -85,9 +86,12 @@ def cli(ctx: click.Context, workspace: str | None, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns (and exits with) the exit status."""
+    from btbuild.execution.guard import interrupt_flag
+
     _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        result = cli.main(args=argv, prog_name="btbuild", standalone_mode=False)
+        with interrupt_flag():  # a real Ctrl-C vs a KeyboardInterrupt raised by calc code
+            result = cli.main(args=argv, prog_name="btbuild", standalone_mode=False)
     except click.exceptions.Abort:  # click's form of KeyboardInterrupt
         click.echo("btbuild: interrupted", err=True)
         code = 130

@@ -17,7 +17,13 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -59,7 +65,9 @@ class BuildRequest:
     start: date | None = None  # --from; default: [workspace] start_date
     dry_run: bool = False
     jobs: int = 1
-    force: bool = False
+    force: bool = False  # re-run the matched targets' cells
+    force_deps: bool = False  # ... and their deps' cells too
+    retry_dead: bool = False  # re-run dead letters whose inputs did not change
     wait: bool = True  # wait for cells another live builder holds (--no-wait: report them)
 
 
@@ -133,14 +141,20 @@ class StorageCache:
     """The planner's view of the action cache (:class:`~btbuild.analysis.planner.CacheView`):
     narrow summaries of every cell of the plan read up front, full records per target on first
     need. A target that moved to another package is a category migration: what its old package
-    left is deleted (``migrate``; a dry run only ignores it) and it is built anew."""
+    left is deleted (``migrate``; a dry run only ignores it) and it is built anew.
+
+    Every cell of the plan is checked for damage up front (``Backend.check_results``: the
+    record's seal and every shard's checksum). A damaged cell is treated as missing: it is
+    left out of the summaries and listed in ``damaged`` (the planner runs it, reason
+    ``damaged``); a real build (``migrate``) also forgets its record and shards first."""
 
     def __init__(
         self, backend: Any, targets: Mapping[str, Target], dates: list[date], *, migrate: bool
     ):
         self.backend = backend
         self.dates = dates
-        summaries = backend.get_cell_summaries(sorted(targets), [day.isoformat() for day in dates])
+        isos = [day.isoformat() for day in dates]
+        summaries = backend.get_cell_summaries(sorted(targets), isos)
         self.moved = {
             name
             for (name, _day), summary in summaries.items()
@@ -149,9 +163,16 @@ class StorageCache:
         for name in sorted(self.moved):
             if migrate:
                 backend.migrate_category(name, targets[name].package)
-        if self.moved:
+        checked = sorted(set(targets) - self.moved)
+        self.damaged: dict[tuple[str, str], str] = backend.check_results(checked, isos)
+        for key in self.damaged:
+            if migrate:
+                backend.forget_result(*key)
+        if self.moved or self.damaged:
             summaries = {
-                key: summary for key, summary in summaries.items() if key[0] not in self.moved
+                key: summary
+                for key, summary in summaries.items()
+                if key[0] not in self.moved and key not in self.damaged
             }
         self.summaries: dict[tuple[str, str], CellSummary] = summaries
         self.records: dict[tuple[str, str], CellRecord | None] = {}
@@ -185,11 +206,18 @@ class StorageCache:
             self.records[(name, iso)] = record
 
     def record(self, name: str, day: date) -> CellRecord | None:
+        """Any cell's record; one before the plan's dates (``--from``) is checked for damage
+        when first read, and a damaged one reads as no record."""
         if day >= self.dates[0]:
             return self.full_record(name, day)
         key = (name, day.isoformat())
         if key not in self.records:
-            self.records[key] = self.backend.get_cell(name, day.isoformat())
+            damaged = self.backend.check_results([name], [key[1]])
+            if damaged:
+                self.damaged.update(damaged)
+                self.records[key] = None
+            else:
+                self.records[key] = self.backend.get_cell(name, day.isoformat())
         return self.records.get(key)
 
 
@@ -218,12 +246,17 @@ class Scheduler:
         if request.jobs < 1:
             raise UsageError(f"--jobs must be at least 1, got {request.jobs}")
         start = request.start or self.workspace.start_date
+        if start > request.end and request.start is None:
+            raise UsageError(
+                f"--date {request.end.isoformat()} is before [workspace] start_date {start.isoformat()}"
+            )
         if start > request.end:
             raise UsageError(
                 f"--from {start.isoformat()} is after --date {request.end.isoformat()}"
             )
         self.dates = date_range(start, request.end)
-        labels = self.graph.closure(session.match(request.patterns))
+        self.matched = matched = session.match(request.patterns)
+        labels = self.graph.closure(matched)
         self.order = [label for label in self.graph.order if label in labels]
         self.targets = {label: self.graph.targets[label] for label in self.order}
         self.by_name = {target.name: target for target in self.targets.values()}
@@ -232,6 +265,7 @@ class Scheduler:
         self.index = RootIndex.build({n: self.sources[n] for n in self._used_sources()}, self.dates)
         self.backend = session.backend
         self.run_id = uuid.uuid4().hex[:12]
+        self._retried: list[GroupTask] = []  # tasks re-run after their worker process died
         self._why: dict[tuple[str, date], str] = {}  # runnable cells: why a change was not proven
         if hasattr(self.equivalent, "bind"):  # the sim judge: replay range, adoptions to recheck
             self.equivalent.bind(self)
@@ -255,7 +289,12 @@ class Scheduler:
             self.index,
             self.dates,
             cache,
-            force=self.request.force,
+            force=frozenset(
+                target.name
+                for label, target in self.targets.items()
+                if self.request.force_deps or (self.request.force and label in self.matched)
+            ),
+            retry_dead=self.request.retry_dead,
             dry_run=self.request.dry_run,
             equivalent=self.equivalent,
         )
@@ -341,19 +380,42 @@ class Scheduler:
 
     @contextmanager
     def _local_pool(self) -> Iterator[Submit]:
-        """``--jobs N``: N local worker processes."""
-        with ProcessPoolExecutor(
-            max_workers=self.request.jobs,
-            mp_context=get_context("spawn"),
-            initializer=start_worker,  # watches this process, then runs _init_worker
-            initargs=(
-                os.getpid(),
-                f"{__name__}:_init_worker",
-                str(self.workspace.root),
-                self.session.product_lines,
-            ),
-        ) as pool:
-            yield lambda group: pool.submit(_work, group)
+        """``--jobs N``: N local worker processes. A worker that dies (``os._exit`` in
+        calculation code, a crash, the OOM killer) breaks the pool: a new one takes the next
+        tasks (see :meth:`dispatch` for the tasks that were out)."""
+        pools: list[ProcessPoolExecutor] = []
+
+        def fresh(workers: int) -> ProcessPoolExecutor:
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=get_context("spawn"),
+                initializer=start_worker,  # watches this process, then runs _init_worker
+                initargs=(
+                    os.getpid(),
+                    f"{__name__}:_init_worker",
+                    str(self.workspace.root),
+                    self.session.product_lines,
+                ),
+            )
+            pools.append(pool)
+            return pool
+
+        main = [fresh(self.request.jobs)]
+
+        def submit(group: GroupTask) -> Future[list[CellOutcome]]:
+            if any(seen is group for seen in self._retried):  # alone, in its own process
+                return fresh(1).submit(_work, group)
+            try:
+                return main[0].submit(_work, group)
+            except BrokenExecutor:
+                main[0] = fresh(self.request.jobs)
+                return main[0].submit(_work, group)
+
+        try:
+            yield submit
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _after_run(self, report: BuildReport) -> None:
         if self.request.dry_run:
@@ -542,7 +604,13 @@ class Scheduler:
             finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in finished:
                 key, task = running.pop(future)
-                land(key, task, future.result())
+                outcomes = self._outcomes_of(future, task, self._retried)
+                if outcomes is None:  # its worker died: once more, alone (cell by cell)
+                    flights[key].outstanding -= 1
+                    for again in self._retries(task, self._retried):
+                        launch(key, again)
+                    continue
+                land(key, task, outcomes)
 
     def _needs(
         self, group: tuple[date, int], position: Mapping[date, int]
@@ -555,6 +623,45 @@ class Scheduler:
         if self.planner.looks_back[build_pass] and position[day] > 0:
             needs.append((self.dates[position[day] - 1], build_pass))
         return needs
+
+    @staticmethod
+    def _outcomes_of(
+        future: Future[list[CellOutcome]], task: GroupTask, retried: list[GroupTask]
+    ) -> list[CellOutcome] | None:
+        """The outcomes of a finished task; None when its worker process died and it gets
+        another try (a task that was only queued next to the one that killed its worker must
+        not fail for it). A retried task whose process dies again fails, cell by cell."""
+        try:
+            return future.result()
+        except BrokenExecutor:
+            if not any(seen is task for seen in retried):
+                return None
+        return [
+            CellOutcome(
+                cell.name,
+                cell.day,
+                FAILED,
+                cell.reason,
+                error=(
+                    f"{cell.name} on {cell.day.isoformat()}: the worker process running it died "
+                    "(os._exit, a crash or the OOM killer)"
+                ),
+            )
+            for cell in task.cells
+        ]
+
+    @staticmethod
+    def _retries(task: GroupTask, retried: list[GroupTask]) -> list[GroupTask]:
+        """A task whose worker died, as retries: one per cell (each in a process of its own,
+        so only the cell that kills its process fails), or whole for a part of a sharded
+        cell (its parts are counted)."""
+        alone = (
+            [replace(task, cells=(cell,)) for cell in task.cells]
+            if task.shards == 1 and not task.combine and len(task.cells) > 1
+            else [task]
+        )
+        retried.extend(alone)
+        return alone
 
     def _split(self, tasks: GroupTask) -> list[GroupTask]:
         """The group as submitted: whole, or its per_user cells as ``user_shards`` parts."""
@@ -586,7 +693,11 @@ class Scheduler:
             failed.append(bad)
             if bad.status in (FAILED, DEAD_LETTER):
                 self.backend.put_cell_status(
-                    cell.name, cell.day.isoformat(), bad.status, last_error=bad.error
+                    cell.name,
+                    cell.day.isoformat(),
+                    bad.status,
+                    last_error=bad.error,
+                    attempt_key=cell.key,
                 )
         return [replace(task, cells=(cell,), shard=0, combine=True) for cell in ok], failed
 
@@ -595,8 +706,11 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(root: str, product_lines: tuple[str, ...]) -> None:
+    from btbuild.execution.guard import install_interrupt_flag, stdout_to_stderr_fd
     from btbuild.session import Session
 
+    install_interrupt_flag()
+    stdout_to_stderr_fd()
     session = Session(Path(root), product_lines=product_lines)
     _WORKER["env"] = Environment(
         session.workspace, session.plugins, session.backend, static_hashes(session)

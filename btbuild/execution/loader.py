@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from btbuild.errors import CalculationError
+from btbuild.execution.guard import describe, raised_by_calc
 from btbuild.workspace.model import Target, Workspace
 
 Process = Callable[[Any], Any]
@@ -53,10 +54,12 @@ class CalculationLoader:
         before = set(sys.modules)
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except BaseException as exc:
             sys.modules.pop(name, None)
+            if not raised_by_calc(exc):
+                raise
             raise CalculationError(
-                f"{target.label}: importing {self._shown(path)} failed: {type(exc).__name__}: {exc}"
+                f"{target.label}: importing {self._shown(path)} failed: {describe(exc)}"
             ) from None
         finally:
             for entry in extra:
@@ -90,9 +93,11 @@ class CalculationLoader:
             def make() -> Process:
                 try:
                     instance = entry()
-                except Exception as exc:
+                except BaseException as exc:
+                    if not raised_by_calc(exc):
+                        raise
                     raise CalculationError(
-                        f"{target.label}: {target.entry_attr}() failed: {type(exc).__name__}: {exc}"
+                        f"{target.label}: {target.entry_attr}() failed: {describe(exc)}"
                     ) from None
                 return instance.process
 

@@ -11,6 +11,7 @@ flat however many users there are. A cell is committed only when its whole strea
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import time
 from collections import OrderedDict
@@ -22,9 +23,17 @@ from typing import Any
 import psutil
 
 from btbuild.analysis.cells import PREVIOUS
-from btbuild.errors import BtbuildError, CalculationError, DepsMoved, LeaseLost
+from btbuild.errors import (
+    BtbuildError,
+    CalculationError,
+    DamagedResult,
+    DepsMoved,
+    LeaseLost,
+    SourceError,
+)
 from btbuild.execution.commits import HOOK_FAILED, after_commit, previous_hash
 from btbuild.execution.context import Context, UserRecords
+from btbuild.execution.guard import calc_output, describe, raised_by_calc
 from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.liveness import is_dead_local_owner, owner_id
 from btbuild.execution.loader import CalculationLoader, Process
@@ -58,6 +67,30 @@ def worker_id() -> str:
 def static_hashes(session: Any) -> dict[str, str]:
     """Target name -> static hash of the code this process would run."""
     return {name: hashes.static for name, hashes in session.hashes.items()}
+
+
+def _source_failed(
+    source: str, day: date, exc: Exception, what: str = "read its users"
+) -> SourceError:
+    detail = str(exc) if isinstance(exc, BtbuildError) else f"{type(exc).__name__}: {exc}"
+    return SourceError(f"root source {source!r} failed to {what} on {day.isoformat()}: {detail}")
+
+
+def _named(users: Iterator[tuple[str, Any]], source: str, day: date) -> Iterator[tuple[str, Any]]:
+    """A user stream whose failures name the source."""
+    try:
+        yield from users
+    except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+        failure = _source_failed(source, day, exc)
+        failure.stream = stream_name("root", source, day)
+        raise failure from None
+
+
+def stream_name(kind: str, name: str, day: date) -> str:
+    """What a user stream of a group is, in messages (and to find the cells reading it)."""
+    if kind == "root":
+        return f"root source {name!r} on {day.isoformat()}"
+    return f"the result of {name} on {day.isoformat()}"
 
 
 class Environment:
@@ -94,7 +127,10 @@ class Environment:
             self._roots.move_to_end(key)
             return self._roots[key]
         root = self.sources[source]
-        value = root.load(day) if root.available(day) else None
+        try:
+            value = root.load(day) if root.available(day) else None
+        except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+            raise _source_failed(source, day, exc, "load its data") from None
         self._roots[key] = value
         if len(self._roots) > 256:
             self._roots.popitem(last=False)
@@ -104,9 +140,15 @@ class Environment:
         self, source: str, day: date, shard: int = 0, shards: int = 1
     ) -> Iterator[tuple[str, Any]]:
         root = self.sources[source]
-        if not root.available(day):
-            return iter(())
-        return root.users(day) if shards == 1 else root.users_in_shard(day, shard, shards)
+        try:
+            if not root.available(day):
+                return iter(())
+            users = root.users(day) if shards == 1 else root.users_in_shard(day, shard, shards)
+        except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+            failure = _source_failed(source, day, exc)
+            failure.stream = stream_name("root", source, day)
+            raise failure from None
+        return _named(users, source, day)
 
     def memory_high(self) -> bool:
         return bool(self._process.memory_info().rss > self._memory_limit)
@@ -147,6 +189,11 @@ class CellRun(Attempt):
 def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
     if group.combine:
         return [_combine(env, group, cell) for cell in group.cells]
+    with calc_output():  # what calculations print is their log (stderr), never the report
+        return _run_group(env, group)
+
+
+def _run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
     outcomes: list[CellOutcome] = []
     per_user: list[CellRun] = []
     current: CellRun | None = None
@@ -200,7 +247,7 @@ def _lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
         previous is not None
         and previous.status == COMMITTED
         and previous.composite_hash == cell.key
-        and cell.reason not in ("forced", "cosmetic_recheck")  # these re-run an equal key
+        and cell.reason not in ("forced", "damaged", "cosmetic_recheck")  # re-run an equal key
     ):
         env.backend.release(lease)  # someone else committed exactly this meanwhile
         return CellOutcome(
@@ -275,7 +322,9 @@ def _start(
         whole = {}
         for name, dep in by_name.items():
             if target.kind == "per_date" or dep.kind == "per_date":
-                whole[name] = env.backend.read_result(name, cell.dep_dates[name].isoformat())
+                whole[name] = env.backend.read_expected(
+                    name, cell.dep_dates[name].isoformat(), cell.dep_results.get(dep.label)
+                )
         history = {}
         for key, dep_day in cell.dep_dates.items():  # "name@-j": dep_lookback reads
             name, at, back = key.partition("@-")
@@ -283,7 +332,9 @@ def _start(
                 history[(name, int(back))] = env.backend.read_result(name, dep_day.isoformat())
         previous_value = None
         if target.historical and target.kind == "per_date" and cell.previous_date is not None:
-            previous_value = env.backend.read_result(target.name, cell.previous_date.isoformat())
+            previous_value = env.backend.read_expected(
+                target.name, cell.previous_date.isoformat(), cell.dep_results.get(PREVIOUS)
+            )
         user_sources = frozenset(s for s in target.all_roots if env.sources[s].scope == "user")
         ctx = Context(
             target,
@@ -295,6 +346,8 @@ def _start(
             dep_history=history,
             previous=previous_value,
         )
+    except DamagedResult as exc:
+        return _give_back_damaged(env, [(cell, target, lease)], exc)[0]
     except BtbuildError as exc:
         return _abort(env, group, cell, lease, writer, str(exc), started)
     run = CellRun(cell, target, lease, writer, validators, started, process=process, ctx=ctx)
@@ -411,10 +464,14 @@ def _abort(
 ) -> CellOutcome:
     env.heartbeat.drop(lease)
     max_attempts = env.workspace.execution.max_attempts
-    status = DEAD_LETTER if lease.attempts >= max_attempts else FAILED
+    attempts = attempts_of(lease, cell.key)
+    status = DEAD_LETTER if attempts >= max_attempts else FAILED
     if status == DEAD_LETTER:
-        error = f"{error} (attempt {lease.attempts} of {max_attempts}: dead-lettered)"
-    writer.abort(error, status=status)
+        error = f"{error} (attempt {attempts} of {max_attempts}: dead-lettered)"
+    if writer.abort(error, status=status) is not None:  # failures belong to these inputs
+        env.backend.put_cell_status(
+            lease.target, lease.date, status, attempts=attempts, attempt_key=cell.key
+        )
     duration = time.perf_counter() - started
     _log_run(env, group, cell, lease, status, duration, phases or {}, error)
     return CellOutcome(
@@ -428,6 +485,20 @@ def _abort(
         error=error,
         phases=phases or {},
     )
+
+
+def attempts_of(lease: Lease, key: str) -> int:
+    """The attempts made at the cell with the input key ``key``, this one included: failures
+    of other inputs (the code, a dep, a root changed since) do not count towards
+    ``max_attempts``."""
+    previous = lease.previous
+    if (
+        previous is not None
+        and previous.status in (FAILED, DEAD_LETTER)
+        and previous.attempt_key not in (None, key)
+    ):
+        return 1
+    return lease.attempts
 
 
 def _commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
@@ -543,14 +614,20 @@ def _run_per_date(env: Environment, group: GroupTask, run: CellRun) -> CellOutco
     compute_start = time.perf_counter()
     try:
         value = run.process(run.ctx)
-    except Exception as exc:
+    except SourceError as exc:
+        return _abort(
+            env, group, cell, run.lease, run.writer, f"{run.target.label}: {exc}", run.started
+        )
+    except BaseException as exc:
+        if not raised_by_calc(exc):
+            raise
         return _abort(
             env,
             group,
             cell,
             run.lease,
             run.writer,
-            f"{run.target.label}: {type(exc).__name__}: {exc}",
+            f"{run.target.label}: {describe(exc)}",
             run.started,
         )
     try:
@@ -577,21 +654,27 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
     by_name = {target.label: target for target in workspace.targets.values()}
     streams: dict[tuple[str, str, date], int] = {}  # (kind, name, day) -> index
     factories: list[Any] = []
+    names: list[str] = []  # what each stream is, for messages
 
-    def stream(kind: str, name: str, day: date) -> int:
+    def stream(kind: str, name: str, day: date, expected: str | None = None) -> int:
+        """``expected``: the result hash the cell was planned with (a result stream that
+        does not match it is damaged, never empty)."""
         key = (kind, name, day)
         if key not in streams:
             streams[key] = len(factories)
+            names.append(stream_name(kind, name, day))
             if kind == "root":  # a source reads only the part's users where it can
                 factories.append(lambda n=name, d=day: env.users(n, d, group.shard, group.shards))
             elif group.shards > 1:
                 factories.append(
-                    lambda n=name, d=day: in_shard(
-                        _result_stream(env.backend, n, d), group.shard, group.shards
+                    lambda n=name, d=day, h=expected: in_shard(
+                        _result_stream(env.backend, n, d, h), group.shard, group.shards
                     )
                 )
             else:
-                factories.append(lambda n=name, d=day: _result_stream(env.backend, n, d))
+                factories.append(
+                    lambda n=name, d=day, h=expected: _result_stream(env.backend, n, d, h)
+                )
         return streams[key]
 
     for run in runs:
@@ -604,10 +687,13 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
             for back in range(1, target.lookback_days(source) + 1)
         )
         user_deps = [
-            by_name[label].name for label in target.deps if by_name[label].kind == "per_user"
+            (by_name[label].name, cell.dep_results.get(label))
+            for label in target.deps
+            if by_name[label].kind == "per_user"
         ]
         run.user_deps = tuple(
-            (name, stream("result", name, cell.dep_dates[name])) for name in user_deps
+            (name, stream("result", name, cell.dep_dates[name], expected))
+            for name, expected in user_deps
         )
         run.user_history = tuple(
             (name, int(back), stream("result", name, dep_day))
@@ -617,7 +703,9 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
             if at and by_name_kind(env, name) == "per_user"
         )
         if target.historical and cell.previous_date is not None:
-            run.previous_index = stream("result", target.name, cell.previous_date)
+            run.previous_index = stream(
+                "result", target.name, cell.previous_date, cell.dep_results.get(PREVIOUS)
+            )
         run.universe = tuple(index for _, index in run.today) + tuple(
             index for _, index in run.user_deps
         )
@@ -632,7 +720,7 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
     users = 0
     last_renew = time.monotonic()
     try:
-        for user_id, values in _merge([factory() for factory in factories]):
+        for user_id, values in _merge([factory() for factory in factories], names):
             users += 1
             for run in runs:
                 if run.done is not None or not any(index in values for index in run.universe):
@@ -659,9 +747,21 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
                 run.done = CellOutcome(
                     run.task.name, run.task.day, "blocked", "leased", error=str(exc)
                 )
+    except DamagedResult as exc:  # an input was damaged after the plan checked it
+        hit, spared = _readers_of(runs, names, exc)
+        given = _give_back_damaged(env, [(run.task, run.target, run.lease) for run in hit], exc)
+        for run, outcome in zip(hit, given, strict=True):
+            run.done = outcome
+        _run_again(env, group, spared)
     except Exception as exc:  # a source or the cache failed: not the calculations' fault
-        message = f"reading the user stream for {group.day.isoformat()} failed: {type(exc).__name__}: {exc}"
-        for run in runs:
+        message = (
+            str(exc)
+            if isinstance(exc, BtbuildError)
+            else f"reading the user stream for {group.day.isoformat()} failed: {type(exc).__name__}: {exc}"
+        )
+        hit, spared = _readers_of(runs, names, exc)
+        _run_again(env, group, spared)
+        for run in hit:
             if run.done is None:
                 run.done = _abort(
                     env,
@@ -682,6 +782,51 @@ def _run_per_user(env: Environment, group: GroupTask, runs: list[CellRun]) -> li
             run.done = _finish_per_user(env, group, run)
         outcomes.append(run.done)
     return outcomes
+
+
+def _readers_of(
+    runs: list[CellRun], names: list[str], exc: Exception
+) -> tuple[list[CellRun], list[CellRun]]:
+    """The unfinished runs that read the stream ``exc`` came from, and the others (every run
+    reads it when the stream is not known)."""
+    if isinstance(exc, SourceError):
+        failed = exc.stream
+    elif isinstance(exc, DamagedResult) and exc.target is not None and exc.date is not None:
+        failed = stream_name("result", exc.target, date.fromisoformat(exc.date))
+    else:
+        failed = None
+    bad = {index for index, name in enumerate(names) if name == failed}
+    left = [run for run in runs if run.done is None]
+    if not bad:
+        return left, []
+    hit = [run for run in left if _streams_of(run) & bad]
+    return hit, [run for run in left if not any(run is other for other in hit)]
+
+
+def _streams_of(run: CellRun) -> set[int]:
+    streams = {index for _, index in run.today} | {index for _, index in run.user_deps}
+    streams |= {index for _, _, index in run.history}
+    if run.previous_index is not None:
+        streams.add(run.previous_index)
+    return streams
+
+
+def _run_again(env: Environment, group: GroupTask, runs: list[CellRun]) -> None:
+    """Cells whose shared user stream failed in a stream they do not read: their attempts
+    are given back (nothing counted) and they run again, without that stream."""
+    if not runs:
+        return
+    _release(env, runs)
+    again: list[tuple[CellRun, CellRun]] = []
+    for run in runs:
+        started = _start(env, group, run.task, run.target)
+        if isinstance(started, CellOutcome):
+            run.done = started
+        else:
+            again.append((run, started))
+    outcomes = _run_per_user(env, group, [fresh for _, fresh in again])
+    for (run, _fresh), outcome in zip(again, outcomes, strict=True):
+        run.done = outcome
 
 
 def _process_user(
@@ -711,12 +856,25 @@ def _process_user(
         value = run.process(ctx)
         if value is not None:
             run.writer.add_user(user_id, value)
-    except Exception as exc:
+    except SourceError as exc:  # a date-scope source failed: this cell stops, naming it
+        run.done = _abort(
+            env,
+            group,
+            run.task,
+            run.lease,
+            run.writer,
+            f"{run.target.label}: {exc}",
+            run.started,
+            items=run.processed,
+            failures=run.failures,
+        )
+        return
+    except BaseException as exc:
+        if not raised_by_calc(exc):
+            raise
         run.failures += 1
         if run.first_error is None:
-            detail = (
-                str(exc) if isinstance(exc, CalculationError) else f"{type(exc).__name__}: {exc}"
-            )
+            detail = str(exc) if isinstance(exc, CalculationError) else describe(exc)
             run.first_error = f"user {user_id}: {detail}"
         _check_breaker(env, group, run)
         return
@@ -777,10 +935,37 @@ def _finish_per_user(env: Environment, group: GroupTask, run: CellRun) -> CellOu
     return _commit(env, group, run)
 
 
-def _result_stream(backend: Backend, name: str, day: date) -> Iterator[tuple[str, Any]]:
-    if not backend.has_result(name, day.isoformat()):
+def _result_stream(
+    backend: Backend, name: str, day: date, expected: str | None = None
+) -> Iterator[tuple[str, Any]]:
+    if expected is None and not backend.has_result(name, day.isoformat()):
         return iter(())
-    return backend.iter_result(name, day.isoformat())
+    return backend.iter_result(name, day.isoformat(), expected)
+
+
+def _give_back_damaged(
+    env: Environment, cells: list[tuple[CellTask, Target, Lease]], exc: DamagedResult
+) -> list[CellOutcome]:
+    """An input result the plan found intact is damaged now: the cells reading it are given
+    back (no attempt counted), the damaged cell is forgotten so the next build rebuilds it,
+    and each cell fails this build with the reason (exit 1, never a result built from it)."""
+    if exc.target is not None and exc.date is not None:
+        env.backend.forget_result(exc.target, exc.date)
+    outcomes = []
+    for task, target, lease in cells:
+        env.heartbeat.drop(lease)
+        with contextlib.suppress(Exception):  # best effort: the lease expires anyway
+            env.backend.release(lease)
+        outcomes.append(
+            CellOutcome(
+                task.name,
+                task.day,
+                FAILED,
+                task.reason,
+                error=f"{target.label}: an input is damaged: {exc}; the next build rebuilds it",
+            )
+        )
+    return outcomes
 
 
 def _tag(stream: Iterator[tuple[str, Any]], index: int) -> Iterator[tuple[str, int, Any]]:
@@ -788,15 +973,25 @@ def _tag(stream: Iterator[tuple[str, Any]], index: int) -> Iterator[tuple[str, i
         yield user_id, index, value
 
 
-def _merge(streams: list[Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, dict[int, Any]]]:
-    """Merge ascending (user id, value) streams into (user id, {stream index: value})."""
+def _merge(
+    streams: list[Iterator[tuple[str, Any]]], names: list[str] | None = None
+) -> Iterator[tuple[str, dict[int, Any]]]:
+    """Merge ascending (user id, value) streams into (user id, {stream index: value});
+    ``names`` say what each stream is in the error for a stream out of order."""
+
+    def disorder(index: int, user_id: str, previous: str) -> BtbuildError:
+        what = names[index] if names else f"user stream {index}"
+        return SourceError(
+            f"{what} is not in ascending user order: {user_id!r} came after {previous!r} "
+            "(a source must yield its users sorted by id)",
+            stream=what,
+        )
+
     if len(streams) == 1:
         previous: str | None = None
         for user_id, value in streams[0]:
             if previous is not None and user_id <= previous:
-                raise BtbuildError(
-                    f"user stream is not in ascending user order: {user_id!r} after {previous!r}"
-                )
+                raise disorder(0, user_id, previous)
             previous = user_id
             yield user_id, {0: value}
         return
@@ -807,9 +1002,7 @@ def _merge(streams: list[Iterator[tuple[str, Any]]]) -> Iterator[tuple[str, dict
     for user_id, index, value in heapq.merge(*tagged, key=lambda item: (item[0], item[1])):
         previous = last_seen.get(index)
         if previous is not None and user_id <= previous:
-            raise BtbuildError(
-                f"stream {index} is not in ascending user order: {user_id!r} after {previous!r}"
-            )
+            raise disorder(index, user_id, previous)
         last_seen[index] = user_id
         if user_id != current:
             if current is not None:

@@ -16,9 +16,9 @@ MARKS = {
     ("blocked", "waiting_for_previous_day"): "p",
     ("dead_letter", "max_attempts"): "D",
 }
-RUNNABLE_MARKS = {"new": "N", "retry": "r", "forced": "F"}
+RUNNABLE_MARKS = {"new": "N", "retry": "r", "retry_dead": "r", "forced": "F", "damaged": "X"}
 LEGEND = (
-    "legend: . up to date   c cosmetic   e expired (btbuild gc)   N new   R would re-run (changed)   r retry   F forced   "
+    "legend: . up to date   c cosmetic   e expired (btbuild gc)   N new   R would re-run (changed)   r retry   F forced   X damaged   "
     "_ no data   ^ upstream impossible   b/p blocked (deps / previous day)   D dead letter   (blank) not scheduled"
 )
 # mark -> (name in the report's legend, colour); the report colours cells with these
@@ -30,6 +30,7 @@ MARK_STYLES = {
     "R": ("would re-run", "#ff9800"),
     "r": ("retry", "#ffc107"),
     "F": ("forced", "#9c27b0"),
+    "X": ("damaged (rebuilt)", "#795548"),
     "_": ("no data", "#9e9e9e"),
     "^": ("upstream impossible", "#cfcfcf"),
     "b": ("blocked (deps)", "#ffeb3b"),

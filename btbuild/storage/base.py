@@ -27,8 +27,8 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from btbuild.errors import DepsMoved, LeaseLost, StorageError
-from btbuild.storage import codec
+from btbuild.errors import DamagedResult, DepsMoved, LeaseLost, StorageError
+from btbuild.storage import codec, integrity
 from btbuild.storage.records import (
     COMMITTED,
     DEAD_LETTER,
@@ -282,25 +282,43 @@ class Backend(ABC):
 
     def read_result(self, target: str, date: str) -> Any:
         """The committed result (a dict user id -> value for per_user), or None when there is
-        none or it cannot be read (a miss). Use :meth:`has_result` to tell a stored ``null``."""
+        none or it cannot be read (a miss). Use :meth:`has_result` to tell a stored ``null``,
+        and :meth:`read_expected` where a missing or damaged result must not read as None."""
+        try:
+            return self.read_expected(target, date)
+        except DamagedResult:
+            return None
+
+    def read_expected(self, target: str, date: str, result_hash: str | None = None) -> Any:
+        """The committed result, checked against the record (its seal, every shard's
+        checksum, the result hash) and, when ``result_hash`` is given, against that hash (the
+        one a dependent was planned with). :class:`DamagedResult` when there is no such
+        result or it does not match: never None in place of a result."""
+        problem: str | None = "it has no committed result"
         for _ in range(_READ_RETRIES):
             record = self.get_cell(target, date)
             if record is None or not record.has_result:
-                return None
+                if result_hash is None:
+                    return None
+                problem = "it has no readable committed result"
+                break
+            if result_hash is not None and record.result_hash != result_hash:
+                problem = f"its result is {record.result_hash}, not the {result_hash} planned"
+                break
             shards = self._read_shards(
                 target, date, record.generation or "", range(record.shard_count)
             )
-            if any(shard is None for shard in shards):
-                if self._moved_on(record):
-                    continue
-                return None
-            try:
-                return _hydrate_verified(record, shards)  # type: ignore[arg-type]
-            except ValueError:
-                if self._moved_on(record):
-                    continue
-                return None
-        return None
+            problem = integrity.record_problem(record) or integrity.shards_problem(record, shards)
+            if problem is None:
+                try:
+                    return integrity.hydrate_verified(record, [s for s in shards if s is not None])
+                except ValueError as exc:
+                    problem = f"its shards do not hold its result ({exc})"
+            if not self._moved_on(record):
+                break
+        raise DamagedResult(
+            f"{target} on {date} cannot be read: {problem}", target=target, date=date
+        )
 
     def has_result(self, target: str, date: str) -> bool:
         """True if the cell has a committed result whose shards are all present."""
@@ -310,34 +328,65 @@ class Backend(ABC):
         shards = self._read_shards(target, date, record.generation or "", range(record.shard_count))
         return all(shard is not None for shard in shards)
 
-    def iter_result(self, target: str, date: str) -> Iterator[tuple[str, Any]]:
+    def iter_result(
+        self, target: str, date: str, result_hash: str | None = None
+    ) -> Iterator[tuple[str, Any]]:
         """Stream a per_user result as (user id, value) in the order it was written, one shard
-        in memory at a time. Yields nothing when there is no readable result. A result that
-        turns out corrupt, or is replaced and deleted mid-stream, raises :class:`StorageError`
-        after the items already yielded (the hash is checked at the end)."""
-        for user_id, value, _line in self.iter_result_lines(target, date):
+        in memory at a time. Yields nothing when there is no readable result (unless
+        ``result_hash``, the hash the caller expects, is given: then that is a
+        :class:`DamagedResult`). Each shard is checked against its checksum before any of its
+        users is yielded; a result that turns out corrupt, or is replaced and deleted
+        mid-stream, raises :class:`StorageError` (:class:`DamagedResult` for damage) after the
+        items already yielded (the result hash is checked at the end)."""
+        for user_id, value, _line in self.iter_result_lines(target, date, result_hash):
             yield user_id, value
 
-    def iter_result_lines(self, target: str, date: str) -> Iterator[tuple[str, Any, bytes]]:
+    def iter_result_lines(
+        self, target: str, date: str, result_hash: str | None = None
+    ) -> Iterator[tuple[str, Any, bytes]]:
         """:meth:`iter_result` with each user's canonical line: (user id, value, line)."""
         record = self.get_cell(target, date)
         if record is None or not record.has_result or record.kind != "per_user":
+            if result_hash is not None:
+                raise DamagedResult(
+                    f"{target} on {date} cannot be read: it has no readable per_user result",
+                    target=target,
+                    date=date,
+                )
             return
+        if result_hash is not None and record.result_hash != result_hash:
+            raise DamagedResult(
+                f"{target} on {date} cannot be read: its result is {record.result_hash}, "
+                f"not the {result_hash} planned",
+                target=target,
+                date=date,
+            )
+        problem = integrity.record_problem(record)
+        if problem is not None:
+            raise DamagedResult(
+                f"{target} on {date} cannot be read: {problem}", target=target, date=date
+            )
         generation = record.generation or ""
-        first = self._read_shards(target, date, generation, range(min(1, record.shard_count)))
-        if any(shard is None for shard in first):
-            return
+        digests = integrity.digests_of(record)
 
         def shards() -> Iterator[bytes]:
             for index in range(record.shard_count):
-                shard = (
-                    first[0]
-                    if index == 0
-                    else self._read_shards(target, date, generation, range(index, index + 1))[0]
-                )
+                shard = self._read_shards(target, date, generation, range(index, index + 1))[0]
                 if shard is None:
-                    raise StorageError(
-                        f"result of {target} on {date} changed or vanished while it was being read; read it again"
+                    if self._moved_on(record):
+                        raise StorageError(
+                            f"result of {target} on {date} changed or vanished while it was being read; read it again"
+                        )
+                    raise DamagedResult(
+                        f"{target} on {date} cannot be read: shard {index} of {record.shard_count} is missing",
+                        target=target,
+                        date=date,
+                    )
+                if digests is not None and integrity.shard_digest(shard) != digests[index]:
+                    raise DamagedResult(
+                        f"{target} on {date} cannot be read: shard {index} of {record.shard_count} does not match its checksum",
+                        target=target,
+                        date=date,
                     )
                 yield shard
 
@@ -350,15 +399,82 @@ class Backend(ABC):
                     add_line(line)
                     yield user_id, value, line
         except ValueError as exc:
-            raise StorageError(f"result of {target} on {date} is corrupt: {exc}") from None
+            raise DamagedResult(
+                f"result of {target} on {date} is corrupt: {exc}", target=target, date=date
+            ) from None
         if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
-            raise StorageError(
-                f"result of {target} on {date} is corrupt: its hash does not match the record"
+            raise DamagedResult(
+                f"result of {target} on {date} is corrupt: its hash does not match the record",
+                target=target,
+                date=date,
             )
 
     def _moved_on(self, record: CellRecord) -> bool:
         current = self.get_cell(record.target, record.date)
         return current is not None and current.generation != record.generation
+
+    # ------------------------------------------------------------------ integrity (shared)
+
+    def check_results(
+        self, targets: Iterable[str], dates: Iterable[str], *, thorough: bool = False
+    ) -> dict[tuple[str, str], str]:
+        """The damaged cells of the cross product, keyed like :meth:`get_cells`, each with a
+        one-line reason: a record claiming a committed result (its summary names a
+        generation) that is unreadable in full, disagrees with its summary or its seal, or
+        whose shards are missing or do not match their checksums. Backends may override it
+        with a bulk query; this one reads each claimed cell's shards and every record in
+        full (always ``thorough``: a backend's bulk query may skip costly record checks
+        unless ``thorough`` is set, as ``btbuild fsck`` does)."""
+        summaries = {
+            key: summary
+            for key, summary in self.get_cell_summaries(targets, dates).items()
+            if summary[3] is not None
+        }
+        if not summaries:
+            return {}
+        records = self.get_cells(
+            sorted({key[0] for key in summaries}), sorted({key[1] for key in summaries})
+        )
+        damaged: dict[tuple[str, str], str] = {}
+        for key, summary in summaries.items():
+            problem = self._cell_problem(summary, records.get(key))
+            if problem is not None:  # look again: a commit may have moved the cell meanwhile
+                fresh = self.get_cell_summaries([key[0]], [key[1]]).get(key)
+                if fresh is not None and fresh[3] is not None:
+                    problem = self._cell_problem(fresh, self.get_cell(*key))
+                    if problem is not None:
+                        damaged[key] = problem
+        return damaged
+
+    def _cell_problem(self, summary: CellSummary, record: CellRecord | None) -> str | None:
+        if record is None:
+            return "its record is unreadable"
+        if summary != (
+            record.status,
+            record.composite_hash,
+            record.result_hash,
+            record.generation,
+            record.category,
+        ):
+            return "its summary does not match its record"
+        if not record.has_result:
+            return None
+        problem = integrity.record_problem(record)
+        if problem is None:
+            shards = self._read_shards(
+                record.target, record.date, record.generation or "", range(record.shard_count)
+            )
+            problem = integrity.shards_problem(record, shards)
+        return problem
+
+    @abstractmethod
+    def forget_result(
+        self, target: str, date: str, *, generation: str | None = None, now: float | None = None
+    ) -> bool:
+        """Treat a damaged cell as missing: delete its record and every shard of it, so the
+        next decision rebuilds it. Does nothing (False) while a live lease holds the cell, or
+        when ``generation`` is given and the readable record has moved on to another one (it
+        was rebuilt meanwhile)."""
 
 
 def _hydrate_verified(record: CellRecord, shards: list[bytes]) -> Any:
@@ -398,6 +514,7 @@ class ResultWriter:
         self.kind = kind
         self._shards = codec.ShardBuilder(backend.shard_limit)
         self._next_index = 0
+        self._digests: list[str] = []  # of every shard stored, in index order
         self._user_hash = codec.PerUserHash()
         self._date_hash: str | None = None
         self._last_user: str | None = None  # users must come in strictly ascending order
@@ -532,6 +649,14 @@ class ResultWriter:
             shard_count=self._next_index,
             item_count=self.item_count,
             kind=self.kind,
+            checksums=integrity.make_checksums(
+                self.lease.generation,
+                result_hash,
+                self.kind,
+                self._next_index,
+                self.item_count,
+                self._digests,
+            ),
         )
         self._closed = True
         try:
@@ -565,6 +690,7 @@ class ResultWriter:
         if not shards:
             return
         numbered = {self._next_index + offset: shard for offset, shard in enumerate(shards)}
+        self._digests.extend(integrity.shard_digest(shard) for shard in shards)
         self.backend._write_shards(
             self.lease.target, self.lease.date, self.lease.generation, numbered
         )
@@ -602,7 +728,7 @@ def check_put_status(
         raise StorageError(
             f"status {status!r} for {target} on {date} cannot be put (expected committed, failed, dead_letter or impossible)"
         )
-    allowed = set(INPUT_FIELDS) | {"last_error", "attempts"}
+    allowed = set(INPUT_FIELDS) | {"last_error", "attempts", "attempt_key"}
     unknown = set(changes) - allowed
     if unknown:
         raise StorageError(

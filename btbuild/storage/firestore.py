@@ -688,6 +688,27 @@ class FirestoreBackend(Backend):
                 dead.append(ref)
         return self._delete_refs("collect garbage", dead)
 
+    def forget_result(
+        self, target: str, date: str, *, generation: str | None = None, now: float | None = None
+    ) -> bool:
+        when = _now(now)
+
+        def body(transaction: Any) -> bool:
+            current = self._read(transaction, target, date)
+            if current is not None and (
+                current.is_leased(when)
+                or (generation is not None and current.generation != generation)
+            ):
+                return False
+            transaction.delete(self.cells.document(_cell_id(target, date)))
+            return True
+
+        if not self._transact(f"forget the damaged result of {target} on {date}", body):
+            return False
+        refs = [ref for ref, _generation in self._shards_of(target, date)]
+        self._delete_refs(f"delete the damaged result shards of {target} on {date}", refs)
+        return True
+
     # ------------------------------------------------------------------ targets
 
     def _cells_where_target(self, target: str) -> list[tuple[Any, CellRecord | None, Any]]:

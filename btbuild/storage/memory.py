@@ -201,6 +201,40 @@ class MemoryBackend(Backend):
                     deleted += len(self._shards.pop(key))
             return deleted
 
+    def check_results(
+        self, targets: Iterable[str], dates: Iterable[str], *, thorough: bool = False
+    ) -> dict[tuple[str, str], str]:
+        """The shared check, plus records too broken to have a summary at all."""
+        wanted_targets, wanted_dates = list(dict.fromkeys(targets)), list(dict.fromkeys(dates))
+        with self._lock:
+            keys = [(t, d) for t in wanted_targets for d in wanted_dates]
+            broken = {
+                k: "its record is unreadable"
+                for k in keys
+                if k in self._cells and self._load(k) is None
+            }
+            return {
+                **super().check_results(wanted_targets, wanted_dates, thorough=thorough),
+                **broken,
+            }
+
+    def forget_result(
+        self, target: str, date: str, *, generation: str | None = None, now: float | None = None
+    ) -> bool:
+        key = (target, date)
+        with self._lock:
+            current = self._load(key)
+            if current is not None and (
+                current.is_leased(_now(now))
+                or (generation is not None and current.generation != generation)
+            ):
+                return False
+            if key in self._cells:
+                self._delete_cells([key])
+            for shard_key in [k for k in self._shards if k[:2] == key]:
+                del self._shards[shard_key]
+            return True
+
     # ------------------------------------------------------------------ targets
 
     def _delete_cells(self, keys: list[tuple[str, str]]) -> int:

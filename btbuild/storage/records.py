@@ -34,7 +34,7 @@ STATUSES = (COMMITTED, RUNNING, FAILED, DEAD_LETTER, IMPOSSIBLE, EXPIRED)
 KINDS = ("per_user", "per_date")
 
 # Fields describing the committed result; only a ResultWriter commit changes them.
-RESULT_FIELDS = ("generation", "result_hash", "shard_count", "item_count", "kind")
+RESULT_FIELDS = ("generation", "result_hash", "shard_count", "item_count", "kind", "checksums")
 # Fields describing the inputs of the result; a commit or put_cell_status may set them.
 INPUT_FIELDS = (
     "composite_hash",
@@ -99,6 +99,12 @@ class CellRecord:
     shard_count: int = 0
     item_count: int = 0
     updated_at: float = 0.0
+    # per-shard digests and a seal over the result fields (btbuild.storage.integrity); None
+    # on records written before they existed (checked by a full hash check instead)
+    checksums: str | None = None
+    # input key (composite hash) of the latest attempt that did not commit: failures and dead
+    # letters belong to these inputs (a cell whose key changed may run again)
+    attempt_key: str | None = None
 
     @property
     def has_result(self) -> bool:
@@ -152,6 +158,8 @@ class CellRecord:
             shard_count=_count(data.get("shard_count", 0), "shard_count"),
             item_count=_count(data.get("item_count", 0), "item_count"),
             updated_at=_number(data.get("updated_at", 0.0), "updated_at"),
+            checksums=_opt_str(data.get("checksums"), "checksums"),
+            attempt_key=_opt_str(data.get("attempt_key"), "attempt_key"),
         )
 
 
@@ -170,6 +178,9 @@ def cell_from_row(values: Any) -> CellRecord:
     """Inverse of :func:`cell_to_row` for hot batched reads: checks shape and the fields the
     planner relies on, without the per-field cost of :meth:`CellRecord.from_dict`.
     ``ValueError`` when the row is malformed."""
+    if type(values) is list and len(CELL_FIELD_ORDER) - 2 <= len(values) < len(CELL_FIELD_ORDER):
+        # a row written before ``checksums`` / ``attempt_key`` existed
+        values = [*values, *[None] * (len(CELL_FIELD_ORDER) - len(values))]
     if type(values) is not list or len(values) != len(CELL_FIELD_ORDER):
         raise ValueError("a cell row must be a list of every field")
     (
@@ -195,6 +206,8 @@ def cell_from_row(values: Any) -> CellRecord:
         shards,
         items,
         updated,
+        checksums,
+        attempt_key,
     ) = values
     if (
         type(target) is not str
@@ -212,6 +225,8 @@ def cell_from_row(values: Any) -> CellRecord:
         or (composite is not None and type(composite) is not str)
         or (result is not None and type(result) is not str)
         or (generation is not None and type(generation) is not str)
+        or (checksums is not None and type(checksums) is not str)
+        or (attempt_key is not None and type(attempt_key) is not str)
     ):
         raise ValueError("a cell row has a field of the wrong type")
     record = _new(CellRecord)
@@ -376,7 +391,9 @@ def committed(
     current: CellRecord, lease: Lease, result: Mapping[str, Any], now: float
 ) -> CellRecord:
     """The cell once ``lease`` commits ``result`` (RESULT_FIELDS and INPUT_FIELDS values)."""
-    return _unleased(current, status=COMMITTED, last_error=None, updated_at=now, **result)
+    return _unleased(
+        current, status=COMMITTED, last_error=None, attempt_key=None, updated_at=now, **result
+    )
 
 
 def finished(current: CellRecord, status: str, error: str | None, now: float) -> CellRecord:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -31,7 +32,7 @@ from btbuild.storage.base import (
 )
 from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_SECONDS = 60.0
 _DECODE_BATCH = 2000  # rows decoded by one json.loads
 _CHUNK = 500  # values per IN list: well under SQLite's variable limit, even old builds (999)
@@ -58,6 +59,8 @@ _COLUMN_FIELDS = (
     "updated_at",
     "composite_hash",
     "result_hash",
+    "checksums",
+    "attempt_key",
 )
 _DATA_FIELDS = (
     "code_hash",
@@ -69,7 +72,7 @@ _DATA_FIELDS = (
     "dep_results",
     "root_fingerprints",
 )
-_COLUMN_FIELDS_V2 = _COLUMN_FIELDS[:-2]
+_COLUMN_FIELDS_V2 = _COLUMN_FIELDS[:-4]
 _DATA_FIELDS_V2 = (
     "composite_hash",
     "code_hash",
@@ -99,6 +102,8 @@ CREATE TABLE IF NOT EXISTS cells (
     composite_hash TEXT,
     result_hash TEXT,
     data TEXT NOT NULL,
+    checksums TEXT,
+    attempt_key TEXT,
     PRIMARY KEY (target, date)
 ) STRICT
 """
@@ -237,6 +242,27 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _ReadOnly(Exception):
+    """Internal: the cache exists but cannot be written; open it read-only."""
+
+
+def _writable(path: Path) -> bool:
+    """The file and its folder (WAL needs its -wal and -shm files) can be written."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def _is_read_only_error(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
+def _unusable(path: Path, exc: sqlite3.Error) -> str:
+    return (
+        f"{path}: not a SQLite btbuild cache ({exc}); point [storage] path at another file "
+        "for a fresh cache (nothing in this one can be read)"
+    )
+
+
 def _chunks(values: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(values), _CHUNK):
         yield values[start : start + _CHUNK]
@@ -248,20 +274,51 @@ class SqliteBackend(Backend):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        # a cache this process may not write (permissions, a read-only mount) is opened
+        # read-only: status, explain, query and --dry-run work; writes fail with one line
+        self.read_only = self.path.is_file() and not _writable(self.path)
+        if not self.read_only:
+            try:
+                self._open(read_only=False)
+                return
+            except _ReadOnly:
+                self.read_only = True
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_SECONDS,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except (OSError, sqlite3.Error) as exc:
+            self._open(read_only=True)
+        except _ReadOnly:  # WAL without its -shm file in a folder we cannot write
+            self._open(read_only=True, immutable=True)
+
+    def _open(self, *, read_only: bool, immutable: bool = False) -> None:
+        try:
+            if read_only:
+                conn = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?{'immutable=1' if immutable else 'mode=ro'}",
+                    uri=True,
+                    timeout=BUSY_TIMEOUT_SECONDS,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=BUSY_TIMEOUT_SECONDS,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+        except OSError as exc:
+            if self.path.is_file() and not read_only:
+                raise _ReadOnly from None
+            raise StorageError(f"{self.path}: cannot open the cache: {exc}") from None
+        except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot open the cache: {exc}") from None
         self._conn = conn
         self.db = _Db(conn)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+            if read_only:
+                self._check_schema_version()
+                return
             if self.db.journal_mode != "wal":
                 conn.execute("PRAGMA journal_mode = wal")
             conn.execute(
@@ -270,12 +327,23 @@ class SqliteBackend(Backend):
             self._create_schema()
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StorageError(
-                f"{self.path}: not a usable btbuild cache ({exc}); move it away to start a fresh one"
-            ) from None
+            if not immutable and _is_read_only_error(exc):
+                raise _ReadOnly from None
+            raise StorageError(_unusable(self.path, exc)) from None
         except StorageError:
             conn.close()
+            if not read_only and self.path.is_file() and not _writable(self.path):
+                raise _ReadOnly from None
             raise
+
+    def _check_schema_version(self) -> None:
+        version = self._schema_version(self.db)
+        if version != str(SCHEMA_VERSION):
+            raise StorageError(
+                f"{self.path}: the cache is read-only and has schema version {version}; this "
+                f"btbuild reads version {SCHEMA_VERSION} and upgrades older files, which needs "
+                "write access"
+            )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -284,6 +352,11 @@ class SqliteBackend(Backend):
         """One IMMEDIATE transaction (the write lock is taken up front, so read-then-write
         cannot deadlock between processes)."""
         with self._lock:
+            if self.read_only:
+                raise StorageError(
+                    f"{self.path}: cannot {what}: the cache is read-only here (check its and its "
+                    "folder's permissions); status, explain, query and --dry-run work without writing"
+                )
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -318,20 +391,24 @@ class SqliteBackend(Backend):
                 self._migrate_from_v1(db)
             elif version == "2":
                 self._migrate_from_v2(db)
+            elif version == "3":  # schema 4 added two columns (NULL: a legacy record)
+                db.execute("ALTER TABLE cells ADD COLUMN checksums TEXT")
+                db.execute("ALTER TABLE cells ADD COLUMN attempt_key TEXT")
             db.execute(_CREATE_CELLS)
             for table in _TABLES:
                 db.execute(table)
             db.execute("CREATE INDEX IF NOT EXISTS runs_by_target ON runs (target, started)")
             db.execute("CREATE INDEX IF NOT EXISTS runs_by_start ON runs (started)")
-            if version in (None, "1", "2"):
+            if version in (None, "1", "2", "3"):
                 db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                     [str(SCHEMA_VERSION)],
                 )
             elif version != str(SCHEMA_VERSION):
                 raise StorageError(
-                    f"{self.path}: cache schema version {version} is not the version {SCHEMA_VERSION} "
-                    "this btbuild writes; move the file away (it is a cache) or use a matching btbuild"
+                    f"{self.path}: cache schema version {version} is not the version "
+                    f"{SCHEMA_VERSION} this btbuild writes (it upgrades versions 1 to 3): use the "
+                    "btbuild that wrote it, or point [storage] path at another file for a separate cache"
                 )
 
     def _schema_version(self, db: _Db) -> str | None:
@@ -620,6 +697,42 @@ class SqliteBackend(Backend):
                 """
             )
             return cursor.rowcount
+
+    def check_results(
+        self, targets: Iterable[str], dates: Iterable[str], *, thorough: bool = False
+    ) -> dict[tuple[str, str], str]:
+        """One joined scan (btbuild/storage/sqlite_check.py) and, when ``thorough``, the
+        shared check too (every record read in full). Each damaged cell is looked at again on
+        its own, so a cell a commit moved meanwhile is not reported."""
+        from btbuild.storage import sqlite_check
+
+        target_list, date_list = list(targets), list(dates)
+        confirmed: dict[tuple[str, str], str] = {}
+        found = sqlite_check.check_results(self, target_list, date_list)
+        if thorough:
+            found = {**super().check_results(target_list, date_list), **found}
+        for key, problem in found.items():
+            again = super().check_results([key[0]], [key[1]]).get(key)
+            if again is None and problem == "its record is unreadable":
+                again = problem if self.get_cell(*key) is None else None
+            if again is not None:
+                confirmed[key] = again
+        return confirmed
+
+    def forget_result(
+        self, target: str, date: str, *, generation: str | None = None, now: float | None = None
+    ) -> bool:
+        when = _now(now)
+        with self._transaction(f"forget the damaged result of {target} on {date}") as conn:
+            current = self._load(conn, target, date)
+            if current is not None and (
+                current.is_leased(when)
+                or (generation is not None and current.generation != generation)
+            ):
+                return False
+            conn.execute("DELETE FROM cells WHERE target = ? AND date = ?", [target, date])
+            conn.execute("DELETE FROM shards WHERE target = ? AND date = ?", [target, date])
+            return True
 
     # ------------------------------------------------------------------ targets
 

@@ -141,8 +141,10 @@ def find_workspace_root(start: Path) -> Path:
         if candidate.is_file():
             try:
                 text = candidate.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
+            except OSError as exc:  # it may be the workspace: say so rather than look further
+                raise ConfigError(f"cannot read: {exc.strerror}", path=candidate) from None
+            except UnicodeDecodeError:
+                raise ConfigError("cannot read: not UTF-8 text", path=candidate) from None
             if re.search(r"^\s*\[\s*workspace\s*\]", text, re.MULTILINE):
                 return folder
     raise ConfigError(

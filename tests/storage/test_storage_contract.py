@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from btbuild.errors import CalculationError, DepsMoved, LeaseLost, StorageError
+from btbuild.errors import CalculationError, DamagedResult, DepsMoved, LeaseLost, StorageError
 from btbuild.storage import (
     Backend,
     CellRecord,
@@ -348,7 +348,7 @@ def test_corrupt_shard_is_a_miss(backend: Backend) -> None:
     backend._write_shards("risk", D1, record.generation or "", {0: b"\x78\x9cnot zlib at all"})
     assert backend.read_result("risk", D1) is None
     assert not backend.has_result("risk", D1) or backend.read_result("risk", D1) is None
-    with pytest.raises(StorageError, match="corrupt"):
+    with pytest.raises(DamagedResult, match="shard 0 of 1 does not match its checksum"):
         list(backend.iter_result("risk", D1))
 
 
@@ -360,7 +360,7 @@ def test_tampered_shard_fails_the_hash_check(backend: Backend) -> None:
         "risk", D1, record.generation or "", {0: encode_shards(b'["u1",1]\n["u2",3]\n')[0]}
     )
     assert backend.read_result("risk", D1) is None
-    with pytest.raises(StorageError, match="hash"):
+    with pytest.raises(DamagedResult, match="does not match its checksum"):
         list(backend.iter_result("risk", D1))
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from btbuild.errors import ConfigError, StorageError
 from btbuild.storage import MemoryBackend, SqliteBackend, open_backend
+from btbuild.storage.codec import encode_shards
 from btbuild.storage.sqlite import SCHEMA_VERSION
 from tests.storage.test_storage_contract import commit_per_user
 
@@ -49,7 +51,7 @@ def test_other_schema_version_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "cache.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StorageError, match=r"cache\.db: not a usable btbuild cache"):
+    with pytest.raises(StorageError, match=r"cache\.db: not a SQLite btbuild cache"):
         SqliteBackend(path)
 
 
@@ -139,12 +141,40 @@ def test_schema_2_cache_is_migrated_and_keeps_its_results(tmp_path: Path) -> Non
     conn.close()
     with SqliteBackend(path) as backend:
         assert backend.get_cells(["risk"], ["2024-01-01", "2024-01-02"]) == {
-            ("risk", "2024-01-01"): record
+            ("risk", "2024-01-01"): replace(record, checksums=None)
         }
         assert backend.get_cell_summaries(["risk"], ["2024-01-01", "2024-01-02"]) == {
             ("risk", "2024-01-01"): ("committed", "c", record.result_hash, record.generation, None)
         }
         assert backend.read_result("risk", "2024-01-01") == {"u1": 1.5}
+
+
+def test_schema_3_cache_gets_a_checksums_column_and_its_results_stay_valid(
+    tmp_path: Path,
+) -> None:
+    """Schema 3 had no checksums: its records are legacy ones, checked by their result hash."""
+    import sqlite3
+
+    path = tmp_path / "cache.db"
+    with SqliteBackend(path) as backend:
+        record = commit_per_user(backend, "risk", "2024-01-01", {"u1": 1.5}, composite_hash="c")
+        tampered = commit_per_user(backend, "risk", "2024-01-02", {"u1": 2.5}, composite_hash="c")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("ALTER TABLE cells DROP COLUMN checksums")
+    conn.execute("ALTER TABLE cells DROP COLUMN attempt_key")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.execute(
+        "UPDATE shards SET data = ? WHERE date = '2024-01-02'",
+        [encode_shards(b'["u1",3.5]\n')[0]],
+    )
+    conn.close()
+    with SqliteBackend(path) as backend:
+        assert backend.get_cell("risk", "2024-01-01") == replace(record, checksums=None)
+        assert backend.read_result("risk", "2024-01-01") == {"u1": 1.5}
+        assert backend.check_results(["risk"], ["2024-01-01", "2024-01-02"]) == {
+            ("risk", "2024-01-02"): "its shards do not hold its result (result hash mismatch)"
+        }
+        assert tampered.generation is not None
 
 
 def test_rows_with_wrong_types_are_misses(tmp_path: Path) -> None:
@@ -176,3 +206,21 @@ def sqlite3_error() -> type[Exception]:
     import sqlite3
 
     return sqlite3.Error
+
+
+def test_a_record_of_the_wrong_shape_is_found_by_a_thorough_check(tmp_path: Path) -> None:
+    """Builds check records lean (valid JSON, seal, shards); ``fsck`` (thorough) also checks
+    the shape of ``data``, as a full read does. Either way it never reads as no result."""
+    from btbuild.errors import DamagedResult
+
+    with SqliteBackend(tmp_path / "cache.db") as backend:
+        record = commit_per_user(backend, "risk", "2024-01-01", {"u1": 1})
+        backend._conn.execute(  # a number where a components value must be a string
+            """UPDATE cells SET data = '[null,null,"per_user",null,null,{"code":1},{},{}]'"""
+        )
+        assert backend.check_results(["risk"], ["2024-01-01"]) == {}
+        assert backend.check_results(["risk"], ["2024-01-01"], thorough=True) == {
+            ("risk", "2024-01-01"): "its record is unreadable"
+        }
+        with pytest.raises(DamagedResult):
+            backend.read_expected("risk", "2024-01-01", record.result_hash)

@@ -23,7 +23,9 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--from", "start", metavar="D0", help="First date (default: [workspace] start_date).")
 @click.option("--dry-run", is_flag=True, help="Decide every cell, run nothing.")
 @click.option("--jobs", "-j", default=1, show_default=True, type=int, help="Worker processes.")
-@click.option("--force", is_flag=True, help="Re-run every matched cell.")
+@click.option("--force", is_flag=True, help="Re-run every cell of the matched targets.")
+@click.option("--force-deps", is_flag=True, help="With their deps: re-run every cell of the build.")
+@click.option("--retry-dead", is_flag=True, help="Re-run dead letters whose inputs did not change.")
 @click.option(
     "--recheck-cosmetic",
     is_flag=True,
@@ -60,6 +62,8 @@ def command(
     dry_run: bool,
     jobs: int,
     force: bool,
+    force_deps: bool,
+    retry_dead: bool,
     recheck_cosmetic: bool,
     verbose: bool,
     no_wait: bool,
@@ -75,14 +79,19 @@ def command(
         dry_run=dry_run,
         jobs=jobs,
         force=force,
+        force_deps=force_deps,
+        retry_dead=retry_dead,
         wait=not no_wait,
     )
+    from btbuild.execution.guard import calc_output
+
     session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
     logs: list[str] = []
     try:
-        report = run_build(
-            session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
-        )
+        with calc_output():  # calculation code (cells, SimHash worlds) prints to stderr
+            report = run_build(
+                session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
+            )
     finally:
         session.close()
     if output == "json":

@@ -23,8 +23,11 @@ def command(options: object, label: str, day: str, output: str) -> int:
     """Explain the decision for the cell (LABEL, D): every input compared with the cache."""
     session = options.session()  # type: ignore[attr-defined]
     when = parse_date(day, "--date")
+    from btbuild.execution.guard import calc_output
+
     try:
-        report = explain_cell(session, label, when)
+        with calc_output():  # calculation code run for SimHashes prints to stderr
+            report = explain_cell(session, label, when)
     finally:
         session.close()
     click.echo(json.dumps(report, indent=2) if output == "json" else render(report))

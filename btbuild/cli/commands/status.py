@@ -37,8 +37,11 @@ def command(
         start=parse_date(start, "--from") if start else None,
         dry_run=True,
     )
+    from btbuild.execution.guard import calc_output
+
     try:
-        report = Scheduler(session, request, equivalent=Judge(session)).run()
+        with calc_output():  # calculation code run for SimHashes prints to stderr
+            report = Scheduler(session, request, equivalent=Judge(session)).run()
     finally:
         session.close()
     click.echo(report.json_text() if output == "json" else render_grid(report))
