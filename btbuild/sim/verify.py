@@ -29,10 +29,11 @@ from typing import Any
 
 from btbuild.errors import BtbuildError, UsageError
 from btbuild.hashing import compute_hashes
+from btbuild.sim.calls import DEFAULT_TIME_LIMIT, is_failure
 from btbuild.sim.evidence import ChangeTracing
 from btbuild.sim.fabricator import WORLDS, Fabricator
 from btbuild.sim.optimizer import code_key
-from btbuild.sim.runner import DEFAULT_TIME_LIMIT, MIN_DISTINCT, ContextRun, SimRunner, is_failure
+from btbuild.sim.runner import MIN_DISTINCT, ContextRun, SimRunner
 from btbuild.sim.verify_replay import cache_note, replay_changes, with_replay
 from btbuild.workspace.config import load_workspace
 from btbuild.workspace.model import Target, Workspace
@@ -270,6 +271,9 @@ def _judge(
             )
             compared += more
             reason = gap or ""
+        limited = new_runner.limited(target) or old_runner.limited(before)
+        if counter is None and limited:  # a time-out proves nothing, in either version
+            reason = f"unproven: {limited}"
         verdict = BEHAVIOUR_CHANGED if counter is not None else UNPROVEN if reason else COSMETIC
         seconds = time.perf_counter() - started[target.name]
         distinct = len({r.hash for r in news if not is_failure(r.output)})
@@ -297,6 +301,8 @@ def _difference(
     runner: SimRunner, target: Target, old: list[ContextRun], new: list[ContextRun], found_by: str
 ) -> dict[str, Any] | None:
     for index, (before, after) in enumerate(zip(old, new, strict=False)):
+        if before.limited or after.limited:  # timed out (here or upstream): no evidence
+            continue
         if before.hash != after.hash:
             return {
                 "found_by": found_by,
