@@ -67,6 +67,11 @@ class SimHashes:
             self._version = self.runner.fabricator.version
         return self._version
 
+    def adopt_version(self, version: str) -> None:
+        """The fabricator version another process computed for this workspace (the isolated
+        judge's child): keys and writes here then need no fabricator of their own."""
+        self._version = version
+
     @property
     def runner(self) -> SimRunner:
         if self._runner is None:

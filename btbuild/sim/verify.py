@@ -18,12 +18,15 @@ sees whichever version was imported last.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -135,12 +138,70 @@ def resolve_revision(top: Path, base: str) -> str:
     return done.stdout.strip()
 
 
-def verify(session: Any, options: VerifyOptions) -> VerifyReport:
-    """Compare every changed calculation of ``session``'s workspace with revision ``options.base``."""
+class VerifyDied(BtbuildError):
+    """The process comparing the code ended (calculation code called ``os._exit``...)."""
+
+    exit_code = 1
+
+
+def verify_isolated(session: Any, options: VerifyOptions) -> VerifyReport:
+    """:func:`verify` in a spawned child process, since it runs calculation code, which may
+    call ``os._exit`` (even with exit code 0), crash or exhaust memory: then verify fails
+    (exit 1, one line), it never answers with the calculation's exit code. The base's git
+    worktree is removed here either way."""
+    from btbuild.execution.liveness import start_worker
+
+    root = Path(session.root).resolve()
+    top = git_toplevel(root).resolve()
+    resolve_revision(top, options.base)  # a bad --base is a usage error before anything runs
+    temp = Path(tempfile.mkdtemp(prefix="btbuild-verify-"))
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=get_context("spawn"),
+        initializer=start_worker,  # ends with this process
+        initargs=(os.getpid(), f"{__name__}:_init_child"),
+    )
+    try:
+        future = pool.submit(_verify_child, str(root), session.product_lines, options, str(temp))
+        return future.result()
+    except BrokenExecutor:
+        raise VerifyDied(
+            "verify: the process comparing the code ended while running calculation code "
+            "(os._exit, a crash or out of memory); nothing is proven"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _git(top, "worktree", "remove", "--force", str(temp / "base"))
+        shutil.rmtree(temp, ignore_errors=True)
+        _git(top, "worktree", "prune")
+
+
+def _init_child() -> None:
+    from btbuild.execution.guard import install_interrupt_flag, stdout_to_stderr_fd
+
+    install_interrupt_flag()
+    stdout_to_stderr_fd()
+
+
+def _verify_child(
+    root: str, product_lines: tuple[str, ...], options: VerifyOptions, temp: str
+) -> VerifyReport:
+    from btbuild.session import Session
+
+    session = Session(Path(root), product_lines=product_lines)
+    try:
+        return verify(session, options, temp=Path(temp))
+    finally:
+        session.close()
+
+
+def verify(session: Any, options: VerifyOptions, *, temp: Path | None = None) -> VerifyReport:
+    """Compare every changed calculation of ``session``'s workspace with revision ``options.base``
+    (in this process: :func:`verify_isolated` is what the command runs)."""
     root = Path(session.root).resolve()
     top = git_toplevel(root).resolve()
     commit = resolve_revision(top, options.base)
-    temp = Path(tempfile.mkdtemp(prefix="btbuild-verify-"))
+    temp = temp or Path(tempfile.mkdtemp(prefix="btbuild-verify-"))
     tree = temp / "base"
     try:
         added = _git(top, "worktree", "add", "--detach", str(tree), commit)

@@ -70,9 +70,7 @@ def _write(workspace: Path, code: str) -> None:
 
 def _runner(workspace: Path, limit: float = 0.2) -> tuple[Session, SimRunner]:
     session = Session(workspace)
-    return session, SimRunner(
-        session.workspace, session.plugins.root_sources(), time_limit=limit
-    )
+    return session, SimRunner(session.workspace, session.plugins.root_sources(), time_limit=limit)
 
 
 def test_a_time_out_limits_the_target_and_everything_computed_from_it(workspace: Path) -> None:

@@ -13,7 +13,7 @@ from btbuild.sim.verify import (
     WEAK,
     VerifyOptions,
     VerifyReport,
-    verify,
+    verify_isolated,
 )
 
 SHOWN_CHARS = 1500  # of each counterexample part in text output
@@ -58,7 +58,7 @@ def command(
     from the cache and on fabricated contexts."""
     session = options.session()  # type: ignore[attr-defined]
     try:
-        report = verify(
+        report = verify_isolated(  # calculation code runs in a child process
             session,
             VerifyOptions(
                 base=base,
