@@ -49,8 +49,8 @@ from btbuild.execution.runner import Environment, run_group, static_hashes
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.execution.waiting import DEPS_MOVED, LeaseWaiter, is_leased_elsewhere, merge_rounds
 from btbuild.plugins.rootindex import RootIndex
-from btbuild.storage.base import CellSummary
 from btbuild.storage.records import COMMITTED, CellRecord
+from btbuild.vocabulary import CellSummary
 from btbuild.workspace.model import Target
 
 Submit = Callable[[GroupTask], "Future[list[CellOutcome]]"]
@@ -158,7 +158,7 @@ class StorageCache:
         self.moved = {
             name
             for (name, _day), summary in summaries.items()
-            if summary[4] is not None and summary[4] != targets[name].package
+            if summary.category is not None and summary.category != targets[name].package
         }
         for name in sorted(self.moved):
             if migrate:
@@ -195,7 +195,7 @@ class StorageCache:
         if record is None:
             self.summaries.pop((name, iso), None)
         else:
-            self.summaries[(name, iso)] = (
+            self.summaries[(name, iso)] = CellSummary(
                 record.status,
                 record.composite_hash,
                 record.result_hash,

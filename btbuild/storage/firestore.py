@@ -145,7 +145,7 @@ def _packed_summary(snapshot: Any) -> CellSummary | None:
         or not all(v is None or type(v) is str for v in values[1:])
     ):
         return None
-    return (values[0], values[1], values[2], values[3], values[4])
+    return CellSummary(values[0], values[1], values[2], values[3], values[4])
 
 
 def _summary_of(snapshot: Any) -> tuple[str, str, CellSummary] | None:
@@ -162,7 +162,7 @@ def _summary_of(snapshot: Any) -> tuple[str, str, CellSummary] | None:
         return None
     if not all(v is None or isinstance(v, str) for v in optional):
         return None
-    return target, date, (status, *optional)
+    return target, date, CellSummary(status, *optional)
 
 
 def _record_of(snapshot: Any) -> CellRecord | None:
@@ -377,7 +377,7 @@ class FirestoreBackend(Backend):
             [t for t, _ in unreadable], [d for _, d in unreadable]
         ).items():
             if (target, date) in wanted:
-                found[(target, date)] = (
+                found[(target, date)] = CellSummary(
                     record.status,
                     record.composite_hash,
                     record.result_hash,
