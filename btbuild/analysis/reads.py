@@ -79,7 +79,7 @@ def revival(planner: Any, target: Target, day: date) -> CellTask | None:
     planner.revive.add((target.name, day))
     planner.state.pop((target.name, day), None)
     try:
-        _decision, task, _inputs = planner.explain(target, day, details=True)
+        _decision, task, _inputs = planner.decide(target, day, details=True)
     finally:
         planner.revive.discard((target.name, day))
     return task

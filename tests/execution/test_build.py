@@ -354,7 +354,7 @@ def test_fast_input_key_equals_the_reference_function(ws):
     for label in scheduler.order:
         target = scheduler.targets[label]
         for day in scheduler.dates:
-            decision, task, inputs = scheduler.planner.explain(target, day)
+            decision, task, inputs = scheduler.planner.decide(target, day)
             scheduler.planner.settle(target, day)
             assert inputs is not None and decision.reason == "up_to_date"
             assert inputs.key == input_key(
@@ -555,7 +555,7 @@ def test_a_worker_with_other_code_refuses_the_task(ws):
     scheduler = Scheduler(
         session, BuildRequest(patterns=("//pricing:value",), end=date(2024, 1, 1))
     )
-    _decision, task, _inputs = scheduler.planner.explain(scheduler.targets[V], date(2024, 1, 1))
+    _decision, task, _inputs = scheduler.planner.decide(scheduler.targets[V], date(2024, 1, 1))
     env = Environment(session.workspace, session.plugins, session.backend, static_hashes(session))
     stale = replace(task, static="0" * 32)
     (outcome,) = run_group(env, GroupTask(date(2024, 1, 1), 1, (stale,), "r"))
