@@ -17,17 +17,18 @@ import xxhash
 
 from btbuild.hashing.composite import TargetHashes
 from btbuild.hashing.digest import hash_json
+from btbuild.vocabulary import FINAL_STATUSES, Reason, Status
 from btbuild.workspace.model import Target
 
-# statuses (DESIGN.md section 5)
-RAN = "ran"
-RUNNABLE = "runnable"
-SKIPPED = "skipped"
-BLOCKED = "blocked"
-IMPOSSIBLE = "impossible"
-FAILED = "failed"
-DEAD_LETTER = "dead_letter"
-STATUSES = (RAN, SKIPPED, BLOCKED, IMPOSSIBLE, FAILED, DEAD_LETTER)
+# statuses (DESIGN.md section 5), by their old names
+RAN = Status.RAN
+RUNNABLE = Status.RUNNABLE
+SKIPPED = Status.SKIPPED
+BLOCKED = Status.BLOCKED
+IMPOSSIBLE = Status.IMPOSSIBLE
+FAILED = Status.FAILED
+DEAD_LETTER = Status.DEAD_LETTER
+STATUSES = FINAL_STATUSES
 
 PREVIOUS = "@previous"  # key of a historical cell's own previous-day result in dep_results
 MISSING = "-"  # fingerprint of a look-back day without data
@@ -44,8 +45,8 @@ class Change:
 
 @dataclass(frozen=True)
 class Decision:
-    status: str  # runnable, skipped, blocked, impossible, dead_letter
-    reason: str
+    status: Status  # runnable, skipped, blocked, impossible, dead_letter
+    reason: Reason
     changes: tuple[Change, ...] = ()
     detail: str = ""  # e.g. which root source is missing
     sim_hash: str | None = None  # the SimHash that proved a cosmetic change
@@ -180,18 +181,18 @@ def compare(
     return changes
 
 
-def reason_for(changes: list[Change]) -> str:
+def reason_for(changes: list[Change]) -> Reason:
     """The headline reason among several changes (most global first)."""
     names = {change.component.split(":", 1)[0] for change in changes}
     if "epoch" in names:
-        return "epoch_changed"
+        return Reason.EPOCH_CHANGED
     if names & {"code", "layers", "declaration"}:
-        return "code_changed"
+        return Reason.CODE_CHANGED
     if "infra" in names:
-        return "infra_changed"
+        return Reason.INFRA_CHANGED
     if "roots" in names:
-        return "roots_changed"
-    return "deps_changed"
+        return Reason.ROOTS_CHANGED
+    return Reason.DEPS_CHANGED
 
 
 def only_code_changed(changes: list[Change]) -> bool:

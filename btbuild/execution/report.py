@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from btbuild.analysis.cells import BLOCKED, DEAD_LETTER, FAILED, RUNNABLE
+from btbuild.vocabulary import Reason
 
 SUMMARY_KEYS = ("ran", "skipped", "blocked", "impossible", "failed", "dead_letter")
 
@@ -65,7 +66,8 @@ class BuildReport:
         (waiting for a dep or previous day that is not done, or for another builder), and
         every commit hook / alert of a committed cell succeeded."""
         return not any(
-            cell.status in (FAILED, DEAD_LETTER, BLOCKED) or cell.reason == "commit_hook_failed"
+            cell.status in (FAILED, DEAD_LETTER, BLOCKED)
+            or cell.reason == Reason.COMMIT_HOOK_FAILED
             for cell in self.cells
         )
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from btbuild.storage.base import CellSummary
 from btbuild.storage.records import CellRecord
+from btbuild.vocabulary import CellSummary
 from btbuild.workspace.model import Target
 
 
@@ -32,7 +32,7 @@ class StorageCache:
         self.moved = {
             name
             for (name, _day), summary in summaries.items()
-            if summary[4] is not None and summary[4] != targets[name].package
+            if summary.category is not None and summary.category != targets[name].package
         }
         for name in sorted(self.moved):
             if migrate:
@@ -69,7 +69,7 @@ class StorageCache:
         if record is None:
             self.summaries.pop((name, iso), None)
         else:
-            self.summaries[(name, iso)] = (
+            self.summaries[(name, iso)] = CellSummary(
                 record.status,
                 record.composite_hash,
                 record.result_hash,

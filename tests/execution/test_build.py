@@ -390,18 +390,6 @@ def test_a_crashed_attempt_is_taken_over_and_its_shards_removed(ws):
     assert ws.backend().read_result("value", "2024-01-01")["u001"] == 10.0
 
 
-def test_planner_record_statuses_match_the_storage_vocabulary():
-    """The planner (analysis) reads record statuses without importing storage: keep them equal."""
-    from btbuild.analysis import planner
-    from btbuild.storage import records
-
-    assert (planner.RECORD_FAILED, planner.RECORD_DEAD_LETTER, planner.RECORD_IMPOSSIBLE) == (
-        records.FAILED,
-        records.DEAD_LETTER,
-        records.IMPOSSIBLE,
-    )
-
-
 def test_a_lease_of_a_dead_local_builder_is_taken_over_at_once(ws):
     """kill -9 of a build leaves live leases; on the same machine its pid is known to be gone."""
     import socket
