@@ -28,7 +28,6 @@ BUILDERS = {"Decision", "CellState", "CellOutcome", "CellReport"}  # (name, day,
 BARE_LITERALS: dict[str, str] = {
     "execution/pubsub/runbook.py": "exec",
     "execution/pubsub/worker.py": "exec",
-    "execution/runner.py": "exec",
     "execution/waiting.py": "exec",
     "execution/build.py": "exec",
     "execution/commits.py": "exec",
