@@ -42,6 +42,7 @@ from btbuild.storage.records import (
     Lease,
     RunRecord,
 )
+from btbuild.vocabulary import CellSummary as CellSummary  # re-exported for the backends
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _READ_RETRIES = 5
@@ -61,7 +62,6 @@ def check_cell_key(target: str, date: str) -> None:
         )
 
 
-CellSummary = tuple[str, "str | None", "str | None", "str | None", "str | None"]
 """(status, composite_hash, result_hash, generation, category) of one cell record."""
 
 
@@ -100,7 +100,7 @@ class Backend(ABC):
         Backends override it with a narrow query; the full record is read only for cells
         whose inputs changed."""
         return {
-            key: (r.status, r.composite_hash, r.result_hash, r.generation, r.category)
+            key: CellSummary(r.status, r.composite_hash, r.result_hash, r.generation, r.category)
             for key, r in self.get_cells(targets, dates).items()
         }
 
@@ -428,7 +428,7 @@ class Backend(ABC):
         summaries = {
             key: summary
             for key, summary in self.get_cell_summaries(targets, dates).items()
-            if summary[3] is not None
+            if summary.generation is not None
         }
         if not summaries:
             return {}
@@ -440,7 +440,7 @@ class Backend(ABC):
             problem = self._cell_problem(summary, records.get(key))
             if problem is not None:  # look again: a commit may have moved the cell meanwhile
                 fresh = self.get_cell_summaries([key[0]], [key[1]]).get(key)
-                if fresh is not None and fresh[3] is not None:
+                if fresh is not None and fresh.generation is not None:
                     problem = self._cell_problem(fresh, self.get_cell(*key))
                     if problem is not None:
                         damaged[key] = problem

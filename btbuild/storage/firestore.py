@@ -100,7 +100,7 @@ def _shard_id(target: str, date: str, generation: str, index: int) -> str:
 def summary_of(record: CellRecord) -> CellSummary:
     """What the planner reads of a cell: (status, composite_hash, result_hash, generation,
     category)."""
-    return (
+    return CellSummary(
         record.status,
         record.composite_hash,
         record.result_hash,
@@ -138,7 +138,7 @@ def _packed_summary(snapshot: Any) -> CellSummary | None:
         or not all(v is None or type(v) is str for v in values[1:])
     ):
         return None
-    return (values[0], values[1], values[2], values[3], values[4])
+    return CellSummary(values[0], values[1], values[2], values[3], values[4])
 
 
 def _record_of(snapshot: Any) -> CellRecord | None:

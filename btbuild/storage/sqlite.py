@@ -517,7 +517,7 @@ class SqliteBackend(Backend):
                 )
             wanted_targets, wanted_dates = set(target_list), set(date_list)
             found = {
-                (row[0], row[1]): row[2:]
+                (row[0], row[1]): tuple.__new__(CellSummary, row[2:])  # (no checks: fast)
                 for row in rows
                 if row[0] in wanted_targets and row[1] in wanted_dates and row[2] in _STATUSES
             }
