@@ -117,6 +117,7 @@ def build_coverage(
     data counts as coverage of the new code."""
     from btbuild.sim import snapshots
     from btbuild.sim.fabricator import Fabricator
+    from btbuild.sim.world_store import STORE_FOLDER
 
     snapshot = snapshots.recall(session.backend, old_code)
     if snapshot is None:
@@ -133,7 +134,9 @@ def build_coverage(
             with tracing.checks[target.name].tracing("new"):
                 replay()
         sources = session.plugins.root_sources()
-        fabricator = Fabricator(sources, start=workspace.start_date)
+        fabricator = Fabricator(
+            sources, start=workspace.start_date, store=workspace.root / STORE_FOLDER
+        )
         predicates = session.plugins.segment_predicates  # only a segment's users, as built
         new_runner = SimRunner(
             workspace,

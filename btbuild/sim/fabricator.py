@@ -43,11 +43,13 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import xxhash
 
 from btbuild.hashing.digest import hash_json
+from btbuild.sim import world_store
 from btbuild.sim import worlds as transforms
 from btbuild.sim.literals import Literals
 from btbuild.sim.realdata import HISTORY, RealSample
@@ -210,15 +212,31 @@ class Fabricator:
     """Worlds and their root data for a set of root sources (name -> RootSource)."""
 
     def __init__(
-        self, sources: Mapping[str, Any], *, seed: int = DEFAULT_SEED, start: date | None = None
+        self,
+        sources: Mapping[str, Any],
+        *,
+        seed: int = DEFAULT_SEED,
+        start: date | None = None,
+        store: Path | None = None,
     ):
         self.sources = dict(sources)
         self.seed = seed
         self.real = RealSample(self.sources, start)
+        self.store = store  # the folder keeping drawn values across processes (world_store.py)
         self._strategies: dict[str, Any] = {}
-        self._values: dict[tuple[Any, ...], Any] = {}
+        self._kept: dict[tuple[Any, ...], Any] | None = None
         self._worlds: dict[int, World] = {}
         self._version: str | None = None
+
+    @property
+    def _values(self) -> dict[tuple[Any, ...], Any]:
+        """Drawn values, shared by every fabricator of this version in the process and kept
+        on disk (:mod:`btbuild.sim.world_store`)."""
+        if self._kept is None:
+            with fabricating():  # reading the file is fabrication: never timed nor traced
+                key = world_store.store_key(self.version, self.seed)
+                self._kept = world_store.shared_values(key, self.store)
+        return self._kept
 
     @property
     def version(self) -> str:

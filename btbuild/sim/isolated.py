@@ -35,6 +35,7 @@ from btbuild.sim.logs import LogCapture
 from btbuild.sim.optimizer import SimHashes, code_key
 from btbuild.sim.recheck import Adoption, restamp, stale_adoptions
 from btbuild.sim.verdict import Verdict, unproven
+from btbuild.sim.world_store import save_all
 from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target
 
@@ -245,6 +246,7 @@ def _serve(
         answer = f"the simulation of {target.label} failed ({type(exc).__name__}: {first})"
     lines = judge.logs.lines[_CHILD["logged"] :]
     _CHILD["logged"] = len(judge.logs.lines)
+    save_all()  # fabricated values for the next question, build or verify (world_store.py)
     return judge.sims.version, answer, list(lines)
 
 

@@ -64,6 +64,7 @@ from btbuild.sim.literals import Literals, harvest
 from btbuild.sim.logs import LogCapture
 from btbuild.sim.schema_values import fabricated_output
 from btbuild.sim.segments import segment_record
+from btbuild.sim.world_store import STORE_FOLDER
 from btbuild.workspace.model import Target, Workspace
 
 
@@ -151,7 +152,9 @@ class SimRunner:
         self.workspace = workspace
         self.logs = logs or LogCapture()  # ctx.log of simulated calls: kept, not printed
         self.sources = sources
-        self.fabricator = fabricator or Fabricator(sources, start=workspace.start_date)
+        self.fabricator = fabricator or Fabricator(
+            sources, start=workspace.start_date, store=workspace.root / STORE_FOLDER
+        )
         self.trace = trace
         self._loader = loader
         self.time_limit = time_limit

@@ -38,6 +38,7 @@ from btbuild.sim.fabricator import WORLDS, Fabricator
 from btbuild.sim.optimizer import code_key
 from btbuild.sim.runner import MIN_DISTINCT, ContextRun, SimRunner
 from btbuild.sim.verify_replay import cache_note, replay_changes, with_replay
+from btbuild.sim.world_store import STORE_FOLDER, save_all
 from btbuild.workspace.config import load_workspace
 from btbuild.workspace.model import Target, Workspace
 
@@ -259,7 +260,7 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
             )
     if changed:
         assert old is not None
-        fabricator = Fabricator(sources, start=new.start_date)
+        fabricator = Fabricator(sources, start=new.start_date, store=new.root / STORE_FOLDER)
         tracing = ChangeTracing(changed, old, new)
         # the build calls process only for a segment's users: so do both runners (the
         # current plugins' predicates; a predicate's version is in the declaration hash)
@@ -285,6 +286,7 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
         report.cache_note = cache_note(replays)
         judged = _judge(new_runner, old_runner, changed, expected, options, tracing)
         report.changed.extend(with_replay(judged, replays))
+        save_all()  # the next verify (or build) of this workspace starts with warm worlds
     report.changed.sort(key=lambda c: c.label)
     return report
 
