@@ -38,7 +38,14 @@ from btbuild.hashing.digest import hash_json
 STORE_FOLDER = Path(".btbuild") / "sim-worlds"
 _MAGIC = b"btbuild-sim-worlds-1\n"
 # the modules whose code computes the kept values (draws, random walks, perturbed real days)
-_MODULES = ("fabricator.py", "worlds.py", "realdata.py", "schema_values.py", "literals.py")
+_MODULES = (
+    "fabricator.py",
+    "draws.py",
+    "worlds.py",
+    "realdata.py",
+    "schema_values.py",
+    "literals.py",
+)
 
 _SHARED: dict[str, dict[tuple[Any, ...], Any]] = {}
 _FILES: dict[str, Path] = {}
