@@ -49,7 +49,7 @@ from btbuild.execution.runner import Environment, run_group, static_hashes
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.execution.waiting import DEPS_MOVED, LeaseWaiter, is_leased_elsewhere, merge_rounds
 from btbuild.plugins.rootindex import RootIndex
-from btbuild.storage.base import CellSummary
+from btbuild.storage.base import CellSummary, summary_of
 from btbuild.storage.records import COMMITTED, CellRecord
 from btbuild.workspace.model import Target
 
@@ -195,13 +195,7 @@ class StorageCache:
         if record is None:
             self.summaries.pop((name, iso), None)
         else:
-            self.summaries[(name, iso)] = (
-                record.status,
-                record.composite_hash,
-                record.result_hash,
-                record.generation,
-                record.category,
-            )
+            self.summaries[(name, iso)] = summary_of(record)
         if record is not None or name in self._loaded:
             self.records[(name, iso)] = record
 
