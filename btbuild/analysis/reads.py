@@ -18,6 +18,7 @@ from btbuild.analysis.cells import (
     CellTask,
     Decision,
 )
+from btbuild.vocabulary import Reason
 from btbuild.workspace.model import Target
 
 
@@ -40,12 +41,12 @@ def dep_history(
             state = planner.state.get((dep.name, dep_day)) or planner._outside_state(dep, dep_day)
             if state.status == RUNNABLE:
                 dep_results[key] = "?"
-            elif state.status == IMPOSSIBLE or state.reason == "not_scheduled":
+            elif state.status == IMPOSSIBLE or state.reason == Reason.NOT_SCHEDULED:
                 dep_results[key] = MISSING
             elif state.result_hash is None:
                 return Decision(
                     BLOCKED,
-                    "waiting_for_deps",
+                    Reason.WAITING_FOR_DEPS,
                     detail=f"{label} on {dep_day.isoformat()} (days_ago={back}) is {state.status}",
                 )
             else:
@@ -68,7 +69,7 @@ def expired_reads(planner: Any, task: CellTask) -> list[tuple[Target, date]]:
     return [
         (read, day)
         for read, day in reads
-        if planner.cell_state(read, day).reason == "expired"
+        if planner.cell_state(read, day).reason == Reason.EXPIRED
         and planner.cell_state(read, day).status == SKIPPED
     ]
 
@@ -78,7 +79,7 @@ def revival(planner: Any, target: Target, day: date) -> CellTask | None:
     planner.revive.add((target.name, day))
     planner.state.pop((target.name, day), None)
     try:
-        _decision, task, _inputs = planner.explain(target, day, details=True)
+        _decision, task, _inputs = planner.decide(target, day, details=True)
     finally:
         planner.revive.discard((target.name, day))
     return task

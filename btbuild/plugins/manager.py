@@ -7,7 +7,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -22,10 +21,11 @@ from btbuild.plugins import hookspecs
 from btbuild.plugins.config import PluginConfig
 from btbuild.plugins.sources import RootSource, check_source
 from btbuild.plugins.validators import ResultValidator
+from btbuild.workspace.labels import DOTTED_RE
 
 BUILTIN_PLUGINS: tuple[str, ...] = ("btbuild.plugins.builtin_checks", "btbuild.storage.plugin")
 ENTRY_POINT_GROUP = "btbuild"
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_DOTTED = DOTTED_RE
 _PLAIN_IMPL = {
     "wrapper": False,
     "hookwrapper": False,

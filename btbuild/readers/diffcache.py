@@ -96,9 +96,9 @@ def _result_hashes(
 ) -> dict[tuple[str, str], str]:
     summaries = backend.get_cell_summaries(list(names), dates)
     return {
-        key: summary[2]
+        key: summary.result_hash
         for key, summary in summaries.items()
-        if summary[3] is not None and summary[2] is not None  # has a committed result
+        if summary.has_result and summary.result_hash is not None
     }
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from btbuild.errors import ConfigError, LabelError
+from btbuild.vocabulary import KINDS
 from btbuild.workspace import features
 from btbuild.workspace.labels import NAME_RE, SEGMENT_RE, parse_label
 from btbuild.workspace.model import (
@@ -342,9 +343,9 @@ def _target(doc: TomlText, root: Path, package: str, folder: Path, name: str, bo
             f"{label}: entry file {_display(root, entry_file)} does not exist", table, "entry"
         )
     kind = _typed(doc, table, body, "kind", str, default="per_user", label=label)
-    if kind not in ("per_user", "per_date"):
+    if kind not in KINDS:
         raise doc.error(
-            f"{label}: kind must be 'per_user' or 'per_date', got {kind!r}{suggest(kind, ('per_user', 'per_date'))}",
+            f"{label}: kind must be 'per_user' or 'per_date', got {kind!r}{suggest(kind, KINDS)}",
             table,
             "kind",
         )

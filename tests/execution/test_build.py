@@ -354,7 +354,7 @@ def test_fast_input_key_equals_the_reference_function(ws):
     for label in scheduler.order:
         target = scheduler.targets[label]
         for day in scheduler.dates:
-            decision, task, inputs = scheduler.planner.explain(target, day)
+            decision, task, inputs = scheduler.planner.decide(target, day)
             scheduler.planner.settle(target, day)
             assert inputs is not None and decision.reason == "up_to_date"
             assert inputs.key == input_key(
@@ -388,18 +388,6 @@ def test_a_crashed_attempt_is_taken_over_and_its_shards_removed(ws):
     }
     assert lease.generation not in generations and len(generations) == 1
     assert ws.backend().read_result("value", "2024-01-01")["u001"] == 10.0
-
-
-def test_planner_record_statuses_match_the_storage_vocabulary():
-    """The planner (analysis) reads record statuses without importing storage: keep them equal."""
-    from btbuild.analysis import planner
-    from btbuild.storage import records
-
-    assert (planner.RECORD_FAILED, planner.RECORD_DEAD_LETTER, planner.RECORD_IMPOSSIBLE) == (
-        records.FAILED,
-        records.DEAD_LETTER,
-        records.IMPOSSIBLE,
-    )
 
 
 def test_a_lease_of_a_dead_local_builder_is_taken_over_at_once(ws):
@@ -567,7 +555,7 @@ def test_a_worker_with_other_code_refuses_the_task(ws):
     scheduler = Scheduler(
         session, BuildRequest(patterns=("//pricing:value",), end=date(2024, 1, 1))
     )
-    _decision, task, _inputs = scheduler.planner.explain(scheduler.targets[V], date(2024, 1, 1))
+    _decision, task, _inputs = scheduler.planner.decide(scheduler.targets[V], date(2024, 1, 1))
     env = Environment(session.workspace, session.plugins, session.backend, static_hashes(session))
     stale = replace(task, static="0" * 32)
     (outcome,) = run_group(env, GroupTask(date(2024, 1, 1), 1, (stale,), "r"))

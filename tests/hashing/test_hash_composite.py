@@ -59,6 +59,10 @@ def test_epoch_changes_every_target(chain, no_distributions) -> None:
         ("entry_attr", "Other", True),
         ("schedule", Schedule(weekdays=(0,)), False),
         ("product_lines", ("stocks",), False),
+        ("schema_json", '{"type":"number"}', True),
+        ("schema_file", "schemas/d.json", False),  # where it came from: its content counts
+        ("ttl_days", 30, False),
+        ("alert", True, False),
     ],
 )
 def test_declaration_fields(
@@ -113,7 +117,7 @@ def test_unknown_dep_and_cycle_are_errors(tree, no_distributions) -> None:
     cyclic = make_workspace_value(
         root, [make_target(root, "a", deps=("//p:b",)), make_target(root, "b", deps=("//p:a",))]
     )
-    with pytest.raises(CycleError, match="//p:a, //p:b"):
+    with pytest.raises(CycleError, match="dependency cycle: //p:a -> //p:b -> //p:a"):
         compute_hashes(cyclic, distributions=no_distributions)
 
 

@@ -8,6 +8,7 @@ import click
 
 from btbuild.errors import UsageError
 from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
+from btbuild.vocabulary import Reason, Status
 
 
 def parse_date(value: str, option: str) -> date:
@@ -153,17 +154,17 @@ def print_text(report: BuildReport) -> None:
         click.echo(line)
     summary = report.summary()
     click.echo("summary: " + ", ".join(f"{count} {name}" for name, count in summary.items()))
-    if summary.get("failed") or summary.get("dead_letter"):
+    if summary.get(Status.FAILED) or summary.get(Status.DEAD_LETTER):
         click.echo("build failed: see the failed cells above", err=True)
     elif not report.ok:
         click.echo(
-            f"build incomplete: {summary['blocked']} cells are blocked (see above)", err=True
+            f"build incomplete: {summary[Status.BLOCKED]} cells are blocked (see above)", err=True
         )
 
 
 def _interesting(cell: CellReport) -> bool:
     """Text output lists what ran or needs attention; up-to-date and impossible cells are
     only counted (``--format json`` and ``btbuild status`` show every cell)."""
-    if cell.status == "skipped":
-        return cell.reason in ("cosmetic", "early_cutoff")
-    return cell.status != "impossible"
+    if cell.status == Status.SKIPPED:
+        return cell.reason in (Reason.COSMETIC, Reason.EARLY_CUTOFF)
+    return cell.status != Status.IMPOSSIBLE

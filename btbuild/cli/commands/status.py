@@ -12,6 +12,7 @@ import click
 from btbuild.cli.commands.build import parse_date
 from btbuild.execution.build import BuildReport, BuildRequest, Scheduler
 from btbuild.readers.marks import LEGEND, MARKS, mark
+from btbuild.vocabulary import Status
 
 __all__ = ["LEGEND", "MARKS", "command", "mark", "render_grid"]
 
@@ -52,7 +53,7 @@ def _reasons(report: BuildReport) -> list[str]:
     """Why cells whose code changed re-run (an unproven, weak or disproven cosmetic change)."""
     found: dict[tuple[str, str, str], list[str]] = {}
     for cell in report.cells:
-        if cell.status == "runnable" and cell.detail:
+        if cell.status == Status.RUNNABLE and cell.detail:
             found.setdefault((cell.label, cell.reason, cell.detail), []).append(
                 cell.date.isoformat()
             )
