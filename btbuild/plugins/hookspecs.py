@@ -61,13 +61,16 @@ def btbuild_configure(config: PluginConfig) -> None:
 def btbuild_storage_backends(config: PluginConfig) -> Sequence[BackendSpec] | None:
     """Provide storage backends, selected by ``[storage] backend = "<name>"``.
 
-    Return :class:`btbuild.storage.registry.BackendSpec` values: the name, the other keys its
+    Called once per session, when it first opens the action cache. Return :class:`btbuild.storage.registry.BackendSpec` values: the name, the other keys its
     ``[storage]`` table may hold, and ``open(table)``, which validates its own table (raise
     ``table.error(key, message)`` for a bad value: one line naming BUILD.toml, the line and
     the key) and returns a :class:`btbuild.storage.base.Backend` (implement the primitives of
     btbuild/storage/primitives.py; the commit protocol is inherited). The built-in memory,
     SQLite and Firestore backends come from btbuild/storage/plugin.py through this hook. Two
     plugins providing the same name is an error.
+
+    :param config: the plugin configuration (see ``btbuild_configure``).
+    :return: a list of ``BackendSpec`` (or None).
     """
 
 
