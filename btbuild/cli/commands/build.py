@@ -146,6 +146,8 @@ def run_build(
 
 
 def print_text(report: BuildReport) -> None:
+    for line in report.repairs:  # what the build changed in the cache before running
+        click.echo(f"repaired: {line}")
     shown = [cell for cell in report.cells if _interesting(cell)]
     for cell in shown:
         line = f"{cell.status:<11} {cell.label} {cell.date.isoformat()} ({cell.reason})"

@@ -50,7 +50,7 @@ def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
         equivalent=judge,
     )
     target = scheduler.targets[label]
-    explanation = explain(scheduler.planner, target, day)
+    explanation = explain(scheduler.plan().planner, target, day)
     return {**explanation.to_json(), "verdict": _verdict(judge, target, explanation.record)}
 
 
