@@ -6,6 +6,7 @@ from datetime import date
 
 import click
 
+from btbuild.cli.options import Options
 from btbuild.errors import UsageError
 from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
 from btbuild.vocabulary import Reason, Status
@@ -56,7 +57,7 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--product-line", "product_lines", multiple=True, metavar="NAME")
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     patterns: tuple[str, ...],
     end: str,
     start: str | None,
@@ -86,15 +87,14 @@ def command(
     )
     from btbuild.execution.guard import calc_output
 
-    session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
     logs: list[str] = []
-    try:
-        with calc_output():  # calculation code (cells, SimHash worlds) prints to stderr
-            report = run_build(
-                session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
-            )
-    finally:
-        session.close()
+    with (
+        options.session(product_lines=product_lines) as session,
+        calc_output(),
+    ):  # calculation code (cells, SimHash worlds) prints to stderr
+        report = run_build(
+            session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
+        )
     if output == "json":
         click.echo(report.json_text())
     else:
