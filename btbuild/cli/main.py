@@ -46,7 +46,8 @@ class LazyGroup(click.Group):
         if name not in COMMANDS or not _available(name):
             return None
         module = importlib.import_module(f"btbuild.cli.commands.{COMMANDS[name]}")
-        return module.command
+        command: click.Command = module.command
+        return command
 
 
 def _available(name: str) -> bool:

@@ -9,6 +9,7 @@ import click
 from btbuild.cli.options import Options
 from btbuild.errors import UsageError
 from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
+from btbuild.session import Session
 from btbuild.vocabulary import Reason, Status
 
 
@@ -107,7 +108,7 @@ def command(
 
 
 def run_build(
-    session: object,
+    session: Session,
     request: BuildRequest,
     output: str,
     executor: str = "local",
@@ -122,7 +123,7 @@ def run_build(
     if executor == "pubsub" and not request.dry_run:  # fail before planning, not after
         from btbuild.execution.pubsub.dispatcher import preflight
 
-        preflight(session.backend, session.workspace.storage.project)  # type: ignore[attr-defined]
+        preflight(session.backend, session.workspace.storage.project)
     progress = Progress(enabled=output == "text")
     judge = Judge(session, register=not request.dry_run, recheck_all=recheck_cosmetic)
     scheduler = Scheduler(
@@ -138,7 +139,8 @@ def run_build(
             if executor == "pubsub":
                 from btbuild.execution.pubsub import run_distributed
 
-                return run_distributed(scheduler)
+                distributed: BuildReport = run_distributed(scheduler)
+                return distributed
             return scheduler.run()
     finally:
         if logs is not None:
