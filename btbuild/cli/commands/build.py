@@ -6,8 +6,10 @@ from datetime import date
 
 import click
 
+from btbuild.cli.options import Options
 from btbuild.errors import UsageError
 from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
+from btbuild.session import Session
 from btbuild.vocabulary import Reason, Status
 
 
@@ -56,7 +58,7 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--product-line", "product_lines", multiple=True, metavar="NAME")
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     patterns: tuple[str, ...],
     end: str,
     start: str | None,
@@ -86,15 +88,14 @@ def command(
     )
     from btbuild.execution.guard import calc_output
 
-    session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
     logs: list[str] = []
-    try:
-        with calc_output():  # calculation code (cells, SimHash worlds) prints to stderr
-            report = run_build(
-                session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
-            )
-    finally:
-        session.close()
+    with (
+        options.session(product_lines=product_lines) as session,
+        calc_output(),
+    ):  # calculation code (cells, SimHash worlds) prints to stderr
+        report = run_build(
+            session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
+        )
     if output == "json":
         click.echo(report.json_text())
     else:
@@ -107,7 +108,7 @@ def command(
 
 
 def run_build(
-    session: object,
+    session: Session,
     request: BuildRequest,
     output: str,
     executor: str = "local",
@@ -121,7 +122,7 @@ def run_build(
     if executor == "pubsub" and not request.dry_run:  # fail before planning, not after
         from btbuild.execution.pubsub.dispatcher import preflight
 
-        preflight(session.backend, session.workspace.storage.project)  # type: ignore[attr-defined]
+        preflight(session.backend, session.workspace.storage.project)
     progress = Progress(enabled=output == "text")
     # the sim judge runs calculation code in a child process (btbuild/sim/isolated.py)
     with isolated_judge(
@@ -140,14 +141,25 @@ def run_build(
                 if executor == "pubsub":
                     from btbuild.execution.pubsub import run_distributed
 
+<<<<<<< HEAD
                     return run_distributed(scheduler)
                 return scheduler.run()
         finally:
             if logs is not None:
                 logs.extend(judge.logs.render())
+=======
+                distributed: BuildReport = run_distributed(scheduler)
+                return distributed
+            return scheduler.run()
+    finally:
+        if logs is not None:
+            logs.extend(judge.logs.render())
+>>>>>>> main
 
 
 def print_text(report: BuildReport) -> None:
+    for line in report.repairs:  # what the build changed in the cache before running
+        click.echo(f"repaired: {line}")
     shown = [cell for cell in report.cells if _interesting(cell)]
     for cell in shown:
         line = f"{cell.status:<11} {cell.label} {cell.date.isoformat()} ({cell.reason})"

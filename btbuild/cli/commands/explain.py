@@ -9,6 +9,7 @@ import click
 
 from btbuild.analysis.explain import explain_cell as explain
 from btbuild.cli.commands.build import parse_date
+from btbuild.cli.options import Options
 from btbuild.errors import LabelError
 from btbuild.execution.build import BuildRequest, Scheduler
 
@@ -20,17 +21,16 @@ from btbuild.execution.build import BuildRequest, Scheduler
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.pass_obj
-def command(options: object, label: str, day: str, output: str) -> int:
+def command(options: Options, label: str, day: str, output: str) -> int:
     """Explain the decision for the cell (LABEL, D): every input compared with the cache."""
-    session = options.session()  # type: ignore[attr-defined]
     when = parse_date(day, "--date")
     from btbuild.execution.guard import calc_output
 
-    try:
-        with calc_output():  # calculation code run for SimHashes prints to stderr
-            report = explain_cell(session, label, when)
-    finally:
-        session.close()
+    with (
+        options.session() as session,
+        calc_output(),
+    ):  # calculation code run for SimHashes prints to stderr
+        report = explain_cell(session, label, when)
     click.echo(json.dumps(report, indent=2) if output == "json" else render(report))
     return 0
 
@@ -50,7 +50,7 @@ def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
         equivalent=judge,
     )
     target = scheduler.targets[label]
-    explanation = explain(scheduler.planner, target, day)
+    explanation = explain(scheduler.plan().planner, target, day)
     return {**explanation.to_json(), "verdict": _verdict(judge, target, explanation.record)}
 
 
