@@ -141,20 +141,12 @@ def run_build(
                 if executor == "pubsub":
                     from btbuild.execution.pubsub import run_distributed
 
-<<<<<<< HEAD
-                    return run_distributed(scheduler)
+                    distributed: BuildReport = run_distributed(scheduler)
+                    return distributed
                 return scheduler.run()
         finally:
             if logs is not None:
                 logs.extend(judge.logs.render())
-=======
-                distributed: BuildReport = run_distributed(scheduler)
-                return distributed
-            return scheduler.run()
-    finally:
-        if logs is not None:
-            logs.extend(judge.logs.render())
->>>>>>> main
 
 
 def print_text(report: BuildReport) -> None:
