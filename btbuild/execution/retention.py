@@ -19,7 +19,6 @@ from typing import Any
 from btbuild.analysis.cells import date_range
 from btbuild.execution.runner import run_group
 from btbuild.execution.tasks import GroupTask
-from btbuild.storage.records import EXPIRED, CellRecord
 from btbuild.workspace.model import Target, Workspace
 
 
