@@ -7,7 +7,7 @@ A :class:`Session` loads each stage lazily and at most once: commands that only 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,7 +179,7 @@ class Session:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = open_storage(self.workspace)
+            self._backend = open_storage(self.workspace, self.plugins.storage_backends())
         return self._backend
 
     def close(self) -> None:
@@ -212,17 +212,23 @@ def check_segments(workspace: Workspace, plugins: Plugins) -> None:
             )
 
 
-def open_storage(workspace: Workspace) -> Any:
-    """The workspace's action cache, as ``[storage]`` configures it."""
-    from btbuild.storage import open_backend
+def open_storage(workspace: Workspace, backends: Mapping[str, Any] | None = None) -> Any:
+    """The workspace's action cache, as ``[storage]`` configures it: the backend registered
+    under its name (``btbuild_storage_backends``; ``backends`` defaults to the built-ins)
+    validates its table and opens."""
+    from btbuild.storage.registry import StorageTable, open_from_table
 
+    if backends is None:
+        from btbuild.storage.plugin import BUILTIN_BACKENDS
+
+        backends = {spec.name: spec for spec in BUILTIN_BACKENDS}
     settings = workspace.storage
-    if settings.backend == "sqlite":
-        return open_backend("sqlite", path=workspace.root / settings.path)
-    if settings.backend == "memory":
-        return open_backend("memory")
-    return open_backend(
-        settings.backend,
-        project=settings.project,
-        prefix=settings.prefix or f"btbuild/{workspace.name}",
+    table = StorageTable(
+        backend=settings.backend,
+        values=dict(settings.options),
+        build_file=Path(settings.build_file),
+        root=workspace.root,
+        workspace=workspace.name,
+        lines=dict(settings.lines),
     )
+    return open_from_table(backends, table)

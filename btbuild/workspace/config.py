@@ -39,7 +39,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 BUILD_FILE = "BUILD.toml"
 ROOT_TABLES = ("workspace", "storage", "execution", "plugin", "sim", "segment", "alerts")
 WORKSPACE_KEYS = ("name", "packages", "epoch", "plugins", "start_date", "ttl_days")
-STORAGE_KEYS = ("backend", "path", "project", "prefix")
 CALCULATION_KEYS = (
     "entry",
     "kind",
@@ -457,22 +456,20 @@ def _lookback(
 
 
 def _storage(doc: TomlText, root: Path, values: Any) -> StorageSettings:
+    """``backend`` names a registered backend (btbuild_storage_backends); the backend checks
+    the rest of its table when the session opens it. ``project`` (the Google Cloud project)
+    is shared with Pub/Sub and alerts."""
     if not isinstance(values, dict):
         raise doc.error("[storage] must be a table", "storage")
-    reject_unknown(doc, "storage", values, STORAGE_KEYS)
     backend = _typed(doc, "storage", values, "backend", str, default="sqlite")
-    if backend not in ("sqlite", "firestore", "memory"):
-        raise doc.error(
-            f"storage backend must be 'sqlite' or 'firestore', got {backend!r}{suggest(backend, ('sqlite', 'firestore'))}",
-            "storage",
-            "backend",
-        )
-    path = _typed(doc, "storage", values, "path", str, default=".btbuild/cache.db")
-    if backend == "sqlite":
-        _inside(doc, root, path, "storage", "path")
     project = _typed(doc, "storage", values, "project", str, default=None)
-    prefix = _typed(doc, "storage", values, "prefix", str, default=None)
-    return StorageSettings(backend=backend, path=path, project=project, prefix=prefix)
+    return StorageSettings(
+        backend=backend,
+        project=project,
+        options=tuple(sorted((key, value) for key, value in values.items() if key != "backend")),
+        lines=tuple((key, doc.line_of("storage", key) or 0) for key in values),
+        build_file=doc.display,
+    )
 
 
 _EXECUTION_RULES: dict[str, tuple[type, float, float]] = {

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from btbuild.vocabulary import Kind as Kind  # (re-exported: Target.kind's type)
 
@@ -125,10 +125,14 @@ class Target:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    backend: Literal["sqlite", "firestore", "memory"] = "sqlite"
-    path: str = ".btbuild/cache.db"
-    project: str | None = None
-    prefix: str | None = None  # firestore collection prefix; defaults to "btbuild/<workspace>"
+    """The ``[storage]`` table: ``backend`` names a registered backend, which validates the
+    rest (``options``) itself when it is opened (btbuild/storage/registry.py)."""
+
+    backend: str = "sqlite"
+    project: str | None = None  # the Google Cloud project (Firestore, Pub/Sub, alerts)
+    options: tuple[tuple[str, Any], ...] = ()  # every key but backend, sorted
+    lines: tuple[tuple[str, int], ...] = ()  # key -> line in build_file
+    build_file: str = "BUILD.toml"
 
 
 @dataclass(frozen=True)
