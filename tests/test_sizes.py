@@ -27,9 +27,6 @@ ALLOWLIST: dict[str, str] = {
     "sim/runner.py::SimRunner._evaluate": "sim: one simulated evaluation",
     "sim/verify.py::_judge": "sim: the verification verdict",
     "storage/codec.py": "throughput: the result codec",
-    "workspace/config.py": "vocab: BUILD.toml loading and validation",
-    "workspace/config.py::load_workspace": "vocab: workspace loading",
-    "workspace/config.py::_target": "vocab: one target's validation",
 }
 
 
