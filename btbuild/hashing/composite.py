@@ -52,11 +52,15 @@ def declaration_hash(target: Target, segment: Segment | None = None) -> str:
     """The parts of a target's declaration that change what a cell computes.
 
     Not included: schedule (which dates run, not what they compute), product_lines,
-    checks and schema (metadata and validation), ttl_days and alert (what happens to a
-    result after it is computed), deps (covered by the deps component), the entry file's
-    path (its content is the code component) and the package (cell identity). The user
-    segment's definition (``segment``, the one ``target.users`` names) and the dependency
-    look-back are included only when set, so targets without them keep their hashes.
+    checks (metadata and validation), ttl_days and alert (what happens to a result after it
+    is computed), deps (covered by the deps component), the entry file's path (its content
+    is the code component) and the package (cell identity). The user segment's definition
+    (``segment``, the one ``target.users`` names), the dependency look-back and the output
+    schema are included only when set, so targets without them keep their hashes. The
+    schema is included because a stored result was validated against the schema of its
+    build only: a changed schema re-runs the target's cells, so every result is checked
+    against it (dependents re-run only if a result differs), and simulations of dependents
+    draw their dep values from it.
     """
     declaration: dict[str, object] = {
         "kind": target.kind,
@@ -70,6 +74,8 @@ def declaration_hash(target: Target, segment: Segment | None = None) -> str:
         declaration["users"] = {"name": target.users, **(segment.definition() if segment else {})}
     if target.dep_lookback:
         declaration["dep_lookback"] = [[label, days] for label, days in target.dep_lookback]
+    if target.schema_json is not None:
+        declaration["schema"] = target.schema_json  # canonical JSON text: formatting never counts
     return hash_json(declaration)
 
 

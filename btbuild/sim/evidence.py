@@ -130,9 +130,21 @@ def build_coverage(
                 replay()
         sources = session.plugins.root_sources()
         fabricator = Fabricator(sources, start=workspace.start_date)
-        new_runner = SimRunner(workspace, sources, fabricator=fabricator, trace=tracing.hook("new"))
+        predicates = session.plugins.segment_predicates  # only a segment's users, as built
+        new_runner = SimRunner(
+            workspace,
+            sources,
+            fabricator=fabricator,
+            trace=tracing.hook("new"),
+            predicates=predicates,
+        )
         old_runner = SimRunner(
-            old_ws, sources, fabricator=fabricator, deps_from=new_runner, trace=tracing.hook("old")
+            old_ws,
+            sources,
+            fabricator=fabricator,
+            deps_from=new_runner,
+            trace=tracing.hook("old"),
+            predicates=predicates,
         )
         worlds = new_runner.worlds_for(target, (before, old_ws))
         news = new_runner.contexts(target, worlds)

@@ -199,12 +199,16 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
         assert old is not None
         fabricator = Fabricator(sources, start=new.start_date)
         tracing = ChangeTracing(changed, old, new)
+        # the build calls process only for a segment's users: so do both runners (the
+        # current plugins' predicates; a predicate's version is in the declaration hash)
+        predicates = session.plugins.segment_predicates
         new_runner = SimRunner(
             new,
             sources,
             fabricator=fabricator,
             time_limit=options.time_limit,
             trace=tracing.hook("new"),
+            predicates=predicates,
         )
         old_runner = SimRunner(
             old,
@@ -213,6 +217,7 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
             time_limit=options.time_limit,
             deps_from=new_runner,
             trace=tracing.hook("old"),
+            predicates=predicates,
         )
         replays = replay_changes(session, changed, old_hashes, new_runner)
         report.cache_note = cache_note(replays)

@@ -6,8 +6,10 @@ number is used as a name prefix: ``myteam`` -> collections ``myteam_cells``, ...
 
 * ``cells/{target}__{date}``: one document per cell. ``data`` holds the whole
   :class:`CellRecord` as a JSON array (as in SQLite: one value to decode per record, and no
-  Firestore map-key restrictions on dependency labels); ``target``, ``date``, ``status``,
-  ``category``, ``generation`` and ``lease_generation`` are copied out for queries.
+  Firestore map-key restrictions on dependency labels); ``target`` and ``date`` are copied
+  out for queries and ``summary`` (derived from the record, checked against it by every
+  build's integrity check) for the no-op analysis. Documents of older versions also hold
+  copies of other fields: nothing reads them.
 * ``shards/{target}__{date}__{generation}__{index}``: one zlib shard (<= 900,000 bytes, under
   the 1 MiB document limit) in ``data``, with ``target``, ``date``, ``generation``, ``idx``.
 * ``runs``, ``sim_hashes``, ``equivalences``: the run log and the registries.
@@ -95,40 +97,31 @@ def _shard_id(target: str, date: str, generation: str, index: int) -> str:
     return f"{target}__{date}__{generation}__{index}"
 
 
+def summary_of(record: CellRecord) -> CellSummary:
+    """What the planner reads of a cell: (status, composite_hash, result_hash, generation,
+    category)."""
+    return (
+        record.status,
+        record.composite_hash,
+        record.result_hash,
+        record.generation,
+        record.category,
+    )
+
+
 def _record_fields(record: CellRecord) -> dict[str, Any]:
+    """The cell document. ``data`` is the record; ``target`` and ``date`` are the query keys
+    (a garbled one only drops the document out of a query: a miss, rebuilt); ``summary`` is
+    derived from the record, and every build's :meth:`Backend.check_results` compares it with
+    the record, so a garbled summary is found and repaired. No other copy of a record field
+    is written: nothing could check it, so nothing may trust it."""
     return {
         "target": record.target,
         "date": record.date,
-        "status": record.status,
-        "category": record.category,
-        "generation": record.generation,
-        "lease_generation": record.lease_generation,
-        "composite_hash": record.composite_hash,  # copies for get_cell_summaries; `data` is the record
-        "result_hash": record.result_hash,
         "data": json.dumps(rec.cell_to_row(record), separators=(",", ":"), ensure_ascii=False),
-        # the same summary packed in one string: a no-op analysis decodes one field per cell
-        "summary": json.dumps(
-            [
-                record.status,
-                record.composite_hash,
-                record.result_hash,
-                record.generation,
-                record.category,
-            ],
-            separators=(",", ":"),
-        ),
+        # packed in one string: a no-op analysis decodes one field per cell
+        "summary": json.dumps(summary_of(record), separators=(",", ":")),
     }
-
-
-_SUMMARY_FIELDS = [
-    "target",
-    "date",
-    "status",
-    "composite_hash",
-    "result_hash",
-    "generation",
-    "category",
-]
 
 
 def _packed_summary(snapshot: Any) -> CellSummary | None:
@@ -146,23 +139,6 @@ def _packed_summary(snapshot: Any) -> CellSummary | None:
     ):
         return None
     return (values[0], values[1], values[2], values[3], values[4])
-
-
-def _summary_of(snapshot: Any) -> tuple[str, str, CellSummary] | None:
-    """(target, date, summary) from the summary fields, or None when they are missing or of
-    the wrong type (a document written before they existed: read it in full instead)."""
-    if snapshot is None or not snapshot.exists:
-        return None
-    fields = snapshot.to_dict() or {}
-    if any(name not in fields for name in _SUMMARY_FIELDS):
-        return None
-    target, date, status = fields["target"], fields["date"], fields["status"]
-    optional = [fields[name] for name in _SUMMARY_FIELDS[3:]]
-    if not all(isinstance(v, str) for v in (target, date, status)) or status not in rec.STATUSES:
-        return None
-    if not all(v is None or isinstance(v, str) for v in optional):
-        return None
-    return target, date, (status, *optional)
 
 
 def _record_of(snapshot: Any) -> CellRecord | None:
@@ -350,40 +326,9 @@ class FirestoreBackend(Backend):
                         legacy.append(target)
                     elif date in date_set:
                         found[(target, date)] = summary
-        if legacy:  # written before the packed field: the separate fields, or the record
-            found.update(self._unpacked_summaries(sorted(set(legacy)), sorted(date_set)))
-        return found
-
-    def _unpacked_summaries(
-        self, targets: list[str], dates: list[str]
-    ) -> dict[tuple[str, str], CellSummary]:
-        refs = [self.cells.document(_cell_id(t, d)) for t in targets for d in dates]
-        found: dict[tuple[str, str], CellSummary] = {}
-        unreadable: list[tuple[str, str]] = []
-        with self._calling("read cell summaries"):
-            for start in range(0, len(refs), READ_CHUNK):
-                for snapshot in self.client.get_all(
-                    refs[start : start + READ_CHUNK], field_paths=_SUMMARY_FIELDS
-                ):
-                    if not snapshot.exists:
-                        continue
-                    summary = _summary_of(snapshot)
-                    if summary is not None and snapshot.id == _cell_id(summary[0], summary[1]):
-                        found[(summary[0], summary[1])] = summary[2]
-                    else:
-                        unreadable.append(_split_cell_id(snapshot.id))
-        wanted = set(unreadable)
-        for (target, date), record in self.get_cells(
-            [t for t, _ in unreadable], [d for _, d in unreadable]
-        ).items():
-            if (target, date) in wanted:
-                found[(target, date)] = (
-                    record.status,
-                    record.composite_hash,
-                    record.result_hash,
-                    record.generation,
-                    record.category,
-                )
+        if legacy:  # written before the packed field (or it is unreadable): the record
+            records = self.get_cells(sorted(set(legacy)), sorted(date_set))
+            found.update((key, summary_of(record)) for key, record in records.items())
         return found
 
     def _summary_query(self, target: str, low: str, high: str) -> list[Any]:
@@ -713,7 +658,7 @@ class FirestoreBackend(Backend):
 
     def _cells_where_target(self, target: str) -> list[tuple[Any, CellRecord | None, Any]]:
         query = self.cells.where(filter=self._fs.FieldFilter("target", "==", target)).select(
-            ["date", "category", "data"]
+            ["date", "data"]
         )
         with self._calling(f"list cells of {target}"):
             return [(snap.reference, _record_of(snap), snap.get("date")) for snap in query.stream()]

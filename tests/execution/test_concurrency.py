@@ -58,11 +58,11 @@ def test_a_dep_that_moves_before_the_commit_re_plans_the_dependent(ws, monkeypat
     """Compare-and-set at commit: while this build computes total, another builder (with
     other code) commits another value. total's commit is refused, and the build plans again
     from the cache as it is: value is current for this code again, then total and sign."""
-    from btbuild.execution import runner
+    from btbuild.execution import finish
 
     ws.build(date=DAY)
     change_root_target(ws)
-    dep_cells = runner._dep_cells
+    dep_cells = finish.dep_cells
     interfered = []
 
     def interfere(env, cell):
@@ -76,7 +76,7 @@ def test_a_dep_that_moves_before_the_commit_re_plans_the_dependent(ws, monkeypat
             )
         return dep_cells(env, cell)
 
-    monkeypatch.setattr(runner, "_dep_cells", interfere)
+    monkeypatch.setattr(finish, "dep_cells", interfere)
     notices: list[str] = []
     build = Scheduler(
         Session(ws.root),

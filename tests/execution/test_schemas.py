@@ -105,3 +105,25 @@ def test_query_prints_a_targets_schema(ws):
     assert set(schemas) == {"//shape:shaped", "//shape:summary"}
     code, out, _ = ws.cli("query", "//pricing:value", "--output", "schema")
     assert json.loads(out) == {"//pricing:value": None}  # no schema declared
+
+
+def test_a_changed_schema_rechecks_stored_results_and_formatting_does_not(ws):
+    """A stored result was checked against its build's schema only: tightening the schema
+    re-runs the target, so a result that now violates it fails instead of staying committed;
+    dependents re-run only if the result differs; reformatting the file re-runs nothing."""
+    _setup(ws)
+    ws.build("//shape:*")
+    ws.write("schemas/summary.json", json.dumps(SUMMARY, indent=4, sort_keys=False))
+    again = ws.cells(ws.build("//shape:*"))
+    assert again[("//shape:summary", "2024-01-03")][0] == "skipped"
+    loosened = {**SUMMARY, "properties": {"users": {"type": "integer", "minimum": 0}}}
+    ws.write("schemas/summary.json", json.dumps(loosened))
+    cells = ws.cells(ws.build("//shape:*"))
+    assert cells[("//shape:summary", "2024-01-03")][0] == "ran"
+    assert cells[("//shape:shaped", "2024-01-03")][0] == "skipped"  # its schema is unchanged
+    tightened = {**SUMMARY, "properties": {"users": {"type": "integer", "maximum": 10}}}
+    ws.write("schemas/summary.json", json.dumps(tightened))
+    report = ws.build("//shape:summary", expect=1)
+    failed = [c for c in report["cells"] if c["label"] == "//shape:summary"]
+    assert failed and all(c["status"] == "failed" for c in failed)
+    assert "$.users: must be smaller than or equal to 10" in failed[-1]["detail"], failed[-1]

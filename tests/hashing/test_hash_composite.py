@@ -59,6 +59,10 @@ def test_epoch_changes_every_target(chain, no_distributions) -> None:
         ("entry_attr", "Other", True),
         ("schedule", Schedule(weekdays=(0,)), False),
         ("product_lines", ("stocks",), False),
+        ("schema_json", '{"type":"number"}', True),
+        ("schema_file", "schemas/d.json", False),  # where it came from: its content counts
+        ("ttl_days", 30, False),
+        ("alert", True, False),
     ],
 )
 def test_declaration_fields(

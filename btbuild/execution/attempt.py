@@ -1,0 +1,182 @@
+"""One attempt at a cell: its lease, taken and given back.
+
+An attempt starts by taking the cell's lease (:func:`take_lease`); it ends committed or
+aborted (:mod:`btbuild.execution.finish`), or given back as it was (:func:`release`: an
+interruption, nothing counted) or failed without counting (:func:`give_back_damaged`: an
+input is damaged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from btbuild.errors import DamagedResult
+from btbuild.execution.context import Context
+from btbuild.execution.environment import Environment
+from btbuild.execution.liveness import is_dead_local_owner
+from btbuild.execution.loader import Process
+from btbuild.execution.tasks import CellOutcome, CellTask
+from btbuild.plugins.validators import ResultValidator
+from btbuild.storage.base import ResultWriter
+from btbuild.storage.records import (
+    COMMITTED,
+    DEAD_LETTER,
+    FAILED,
+    RUNNING,
+    CellRecord,
+    Lease,
+    RunRecord,
+)
+from btbuild.workspace.model import Target
+
+# a cell is run again under an equal input key for these reasons (else: someone committed it)
+RERUN_EQUAL_KEY = ("forced", "damaged", "cosmetic_recheck")
+
+
+@dataclass
+class Attempt:
+    """One attempt at a cell: what its commit (or abort) needs."""
+
+    task: CellTask
+    target: Target
+    lease: Lease
+    writer: ResultWriter
+    validators: list[ResultValidator]
+    started: float
+    processed: int = 0
+    failures: int = 0
+    first_error: str | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class CellRun(Attempt):
+    """The state of one cell while its group runs its calculation."""
+
+    process: Process
+    ctx: Context
+    universe: tuple[int, ...] = ()  # stream indices whose users this cell processes
+    today: tuple[tuple[str, int], ...] = ()  # (source, stream index)
+    history: tuple[tuple[str, int, int], ...] = ()  # (source, days_ago, stream index)
+    user_deps: tuple[tuple[str, int], ...] = ()  # (dep name, stream index)
+    user_history: tuple[tuple[str, int, int], ...] = ()  # (dep name, days ago, stream index)
+    previous_index: int | None = None
+    segment: tuple[int, Any] | None = None  # (stream index of the segment source, accepts)
+    done: CellOutcome | None = None
+
+
+def take_lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:
+    """Take the lease of the cell stored as ``store``; an outcome when it cannot or need not run."""
+    settings = env.workspace.execution
+    iso = cell.day.isoformat()
+    lease = env.backend.acquire(store, iso, env.owner, settings.lease_seconds)
+    if lease is None:
+        holder = env.backend.get_cell(store, iso)
+        if holder is not None and holder.lease_owner and is_dead_local_owner(holder.lease_owner):
+            lease = env.backend.acquire(
+                store, iso, env.owner, settings.lease_seconds, dead_owners=(holder.lease_owner,)
+            )
+    if lease is None:
+        return CellOutcome(
+            cell.name, cell.day, "blocked", "leased", error="another builder holds its lease"
+        )
+    previous = lease.previous
+    if (
+        previous is not None
+        and previous.status == RUNNING
+        and previous.lease_generation not in (None, previous.generation)
+    ):
+        # a zombie: its builder died mid-attempt; what it wrote was never visible, drop it
+        env.backend._delete_generation(store, iso, previous.lease_generation)
+    if previous is not None and previous.status == RUNNING and previous.lease_owner:
+        log_takeover(env, cell, store, previous)
+    if (
+        previous is not None
+        and previous.status == COMMITTED
+        and previous.composite_hash == cell.key
+        and cell.reason not in RERUN_EQUAL_KEY
+    ):
+        env.backend.release(lease)  # someone else committed exactly this meanwhile
+        return CellOutcome(
+            cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash
+        )
+    env.heartbeat.hold(lease)
+    return lease
+
+
+def log_takeover(env: Environment, cell: CellTask, store: str, previous: CellRecord) -> None:
+    """The run log records that this process took over a dead (or stalled) attempt."""
+    now = time.time()
+    env.backend.append_run(
+        RunRecord(
+            run_id=f"takeover/{previous.lease_generation}",
+            target=store,
+            date=cell.day.isoformat(),
+            status="taken_over",
+            build_pass=cell.build_pass,
+            worker_id=previous.lease_owner or "",
+            trigger=cell.reason,
+            started=previous.started_at,
+            duration=max(0.0, now - previous.started_at),
+            error=(
+                f"lease of {previous.lease_owner} (expired at {time.strftime('%H:%M:%S', time.gmtime(previous.lease_expires))} UTC) "
+                f"taken over by {env.owner} at {time.strftime('%H:%M:%S', time.gmtime(now))} UTC"
+            ),
+        )
+    )
+
+
+def attempts_of(lease: Lease, key: str) -> int:
+    """The attempts made at the cell with the input key ``key``, this one included: failures
+    of other inputs (the code, a dep, a root changed since) do not count towards
+    ``max_attempts``."""
+    previous = lease.previous
+    if (
+        previous is not None
+        and previous.status in (FAILED, DEAD_LETTER)
+        and previous.attempt_key not in (None, key)
+    ):
+        return 1
+    return lease.attempts
+
+
+def release(env: Environment, runs: list[CellRun]) -> None:
+    """Undo unfinished attempts: their shards are dropped and each cell is as it was before
+    (an interruption is not a failed attempt, so nothing is counted towards max_attempts)."""
+    for run in runs:
+        env.heartbeat.drop(run.lease)
+        try:
+            env.backend._delete_generation(
+                run.lease.target, run.task.day.isoformat(), run.lease.generation
+            )
+            env.backend.release(run.lease)
+        except Exception:  # noqa: BLE001 - best effort while stopping; the lease expires anyway
+            continue
+
+
+def give_back_damaged(
+    env: Environment, cells: list[tuple[CellTask, Target, Lease]], exc: DamagedResult
+) -> list[CellOutcome]:
+    """An input result the plan found intact is damaged now: the cells reading it are given
+    back (no attempt counted), the damaged cell is forgotten so the next build rebuilds it,
+    and each cell fails this build with the reason (exit 1, never a result built from it)."""
+    if exc.target is not None and exc.date is not None:
+        env.backend.forget_result(exc.target, exc.date)
+    outcomes = []
+    for task, target, lease in cells:
+        env.heartbeat.drop(lease)
+        with contextlib.suppress(Exception):  # best effort: the lease expires anyway
+            env.backend.release(lease)
+        outcomes.append(
+            CellOutcome(
+                task.name,
+                task.day,
+                FAILED,
+                task.reason,
+                error=f"{target.label}: an input is damaged: {exc}; the next build rebuilds it",
+            )
+        )
+    return outcomes

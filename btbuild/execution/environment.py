@@ -1,0 +1,122 @@
+"""What a process needs to run cells: workspace, sources, calculation code, the cache.
+
+An :class:`Environment` is made once per process that runs cells (the build itself, each
+``--jobs`` worker, each Pub/Sub worker) and shared by every group it runs.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from datetime import date
+from typing import Any
+
+import psutil
+
+from btbuild.errors import BtbuildError, SourceError
+from btbuild.execution.heartbeat import Heartbeat
+from btbuild.execution.liveness import owner_id
+from btbuild.execution.loader import CalculationLoader
+from btbuild.plugins.manager import Plugins
+from btbuild.plugins.sources import RootSource
+from btbuild.storage.base import Backend
+from btbuild.workspace.model import Workspace
+
+
+def worker_id() -> str:
+    """This process as a lease owner: ``<start time>@<host>:<pid>`` (see liveness.py)."""
+    return owner_id()
+
+
+def static_hashes(session: Any) -> dict[str, str]:
+    """Target name -> static hash of the code this process would run."""
+    return {name: hashes.static for name, hashes in session.hashes.items()}
+
+
+def source_failed(
+    source: str, day: date, exc: Exception, what: str = "read its users"
+) -> SourceError:
+    detail = str(exc) if isinstance(exc, BtbuildError) else f"{type(exc).__name__}: {exc}"
+    return SourceError(f"root source {source!r} failed to {what} on {day.isoformat()}: {detail}")
+
+
+def _named(users: Iterator[tuple[str, Any]], source: str, day: date) -> Iterator[tuple[str, Any]]:
+    """A user stream whose failures name the source."""
+    try:
+        yield from users
+    except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+        failure = source_failed(source, day, exc)
+        failure.stream = stream_name("root", source, day)
+        raise failure from None
+
+
+def stream_name(kind: str, name: str, day: date) -> str:
+    """What a user stream of a group is, in messages (and to find the cells reading it)."""
+    if kind == "root":
+        return f"root source {name!r} on {day.isoformat()}"
+    return f"the result of {name} on {day.isoformat()}"
+
+
+class Environment:
+    """What a process needs to run cells: workspace, sources, calculation code, the cache."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        plugins: Plugins,
+        backend: Backend,
+        static_hashes: Mapping[str, str] | None = None,
+    ):
+        self.workspace = workspace
+        # this process's own static hash per target: a task planned from other code (a worker
+        # deployed from another revision) is refused instead of caching wrong results
+        self.static_hashes = static_hashes
+        self.plugins = plugins
+        self.sources: dict[str, RootSource] = plugins.root_sources()
+        self.backend = backend
+        self.loader = CalculationLoader(workspace)
+        self.by_label = workspace.by_label()
+        self.owner = worker_id()
+        # renews the leases of running cells, so a short lease_seconds is safe however long
+        # a calculation runs (a dead process's cells are taken over within about one lease)
+        self.heartbeat = Heartbeat(backend.renew, workspace.execution.lease_seconds / 3)
+        self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
+        self._process = psutil.Process()
+        self._memory_limit = psutil.virtual_memory().total * workspace.execution.memory_fraction
+
+    def load_root(self, source: str, day: date) -> Any:
+        """A date-scope source's value for ``day`` (None when it has no data); kept in a small LRU."""
+        key = (source, day)
+        if key in self._roots:
+            self._roots.move_to_end(key)
+            return self._roots[key]
+        root = self.sources[source]
+        try:
+            value = root.load(day) if root.available(day) else None
+        except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+            raise source_failed(source, day, exc, "load its data") from None
+        self._roots[key] = value
+        if len(self._roots) > 256:
+            self._roots.popitem(last=False)
+        return value
+
+    def users(
+        self, source: str, day: date, shard: int = 0, shards: int = 1
+    ) -> Iterator[tuple[str, Any]]:
+        root = self.sources[source]
+        try:
+            if not root.available(day):
+                return iter(())
+            users = root.users(day) if shards == 1 else root.users_in_shard(day, shard, shards)
+        except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+            failure = source_failed(source, day, exc)
+            failure.stream = stream_name("root", source, day)
+            raise failure from None
+        return _named(users, source, day)
+
+    def memory_high(self) -> bool:
+        return bool(self._process.memory_info().rss > self._memory_limit)
+
+    def kind_of(self, name: str) -> str:
+        """The kind (per_date, per_user) of the target named ``name``."""
+        return self.workspace.targets[name].kind

@@ -1,0 +1,95 @@
+"""The planner's view of the action cache, read from a storage backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from btbuild.storage.base import CellSummary
+from btbuild.storage.records import CellRecord
+from btbuild.workspace.model import Target
+
+
+class StorageCache:
+    """The planner's view of the action cache (:class:`~btbuild.analysis.planner.CacheView`):
+    narrow summaries of every cell of the plan read up front, full records per target on first
+    need. A target that moved to another package is a category migration: what its old package
+    left is deleted (``migrate``; a dry run only ignores it) and it is built anew.
+
+    Every cell of the plan is checked for damage up front (``Backend.check_results``: the
+    record's seal and every shard's checksum). A damaged cell is treated as missing: it is
+    left out of the summaries and listed in ``damaged`` (the planner runs it, reason
+    ``damaged``); a real build (``migrate``) also forgets its record and shards first."""
+
+    def __init__(
+        self, backend: Any, targets: Mapping[str, Target], dates: list[date], *, migrate: bool
+    ):
+        self.backend = backend
+        self.dates = dates
+        isos = [day.isoformat() for day in dates]
+        summaries = backend.get_cell_summaries(sorted(targets), isos)
+        self.moved = {
+            name
+            for (name, _day), summary in summaries.items()
+            if summary[4] is not None and summary[4] != targets[name].package
+        }
+        for name in sorted(self.moved):
+            if migrate:
+                backend.migrate_category(name, targets[name].package)
+        checked = sorted(set(targets) - self.moved)
+        self.damaged: dict[tuple[str, str], str] = backend.check_results(checked, isos)
+        for key in self.damaged:
+            if migrate:
+                backend.forget_result(*key)
+        if self.moved or self.damaged:
+            summaries = {
+                key: summary
+                for key, summary in summaries.items()
+                if key[0] not in self.moved and key not in self.damaged
+            }
+        self.summaries: dict[tuple[str, str], CellSummary] = summaries
+        self.records: dict[tuple[str, str], CellRecord | None] = {}
+        self._loaded: set[str] = set()
+
+    def full_record(self, name: str, day: date) -> CellRecord | None:
+        key = (name, day.isoformat())
+        if key not in self.summaries:
+            return None
+        if name not in self._loaded:
+            self._loaded.add(name)
+            self.records.update(self.backend.get_cells([name], [d.isoformat() for d in self.dates]))
+        return self.records.get(key)
+
+    def refresh(self, name: str, day: date) -> None:
+        """Read one cell again (another builder may have changed it since the plan): its
+        next decision sees the record as it is now."""
+        iso = day.isoformat()
+        record = self.backend.get_cell(name, iso)
+        if record is None:
+            self.summaries.pop((name, iso), None)
+        else:
+            self.summaries[(name, iso)] = (
+                record.status,
+                record.composite_hash,
+                record.result_hash,
+                record.generation,
+                record.category,
+            )
+        if record is not None or name in self._loaded:
+            self.records[(name, iso)] = record
+
+    def record(self, name: str, day: date) -> CellRecord | None:
+        """Any cell's record; one before the plan's dates (``--from``) is checked for damage
+        when first read, and a damaged one reads as no record."""
+        if day >= self.dates[0]:
+            return self.full_record(name, day)
+        key = (name, day.isoformat())
+        if key not in self.records:
+            damaged = self.backend.check_results([name], [key[1]])
+            if damaged:
+                self.damaged.update(damaged)
+                self.records[key] = None
+            else:
+                self.records[key] = self.backend.get_cell(name, day.isoformat())
+        return self.records.get(key)

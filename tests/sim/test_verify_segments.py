@@ -1,0 +1,84 @@
+"""``verify`` and the build's cosmetic judge show a segment target only users of its
+segment, for plugin-predicate segments too (as the build calls ``process`` only for them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sim_helpers import ROOT_BUILD, git
+
+PLUGIN = """\
+def btbuild_segment_predicates():
+    return {"two_lines": lambda record: record is not None and len(record["positions"]) >= 2}
+"""
+
+BUILD = """\
+[calculation.second]
+entry = "second:second"
+roots = ["portfolio", "prices"]
+users = "two_lines"
+"""
+
+SECOND = """\
+def second(ctx):
+    book = ctx.user["portfolio"]
+    line = book["positions"][1]  # every user of the segment holds two lines or more
+    return round(line["quantity"] * 2.0, 6)
+"""
+
+# exact for every user of the segment, not for the others (one line: [-1] is [0], not an error)
+REFACTORED = SECOND.replace(
+    'line = book["positions"][1]',
+    'line = book["positions"][-1] if len(book["positions"]) < 3 else book["positions"][1]',
+)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    (root / "calculations" / "book").mkdir(parents=True)
+    (root / "plugins").mkdir()
+    (root / "plugins" / "seg.py").write_text(PLUGIN)
+    (root / "BUILD.toml").write_text(
+        ROOT_BUILD.replace(
+            'plugins = ["btbuild.plugins.market"]',
+            'plugins = ["btbuild.plugins.market", "plugins.seg"]',
+        )
+        + '\n[segment.two_lines]\nsource = "portfolio"\npredicate = "two_lines"\n'
+    )
+    (root / "calculations" / "book" / "BUILD.toml").write_text(BUILD)
+    (root / "calculations" / "book" / "second.py").write_text(SECOND)
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "base")
+    return root
+
+
+def test_verify_fabricates_users_of_a_predicate_segment(repo: Path, run_cli) -> None:
+    (repo / "calculations" / "book" / "second.py").write_text(REFACTORED)
+    code, report = run_cli(
+        "--workspace",
+        str(repo),
+        "verify",
+        "--base",
+        "HEAD",
+        "--search-seconds",
+        "0.2",
+        "--format",
+        "json",
+    )
+    (change,) = report["changed"]
+    assert change["verdict"] == "cosmetic", change
+    assert code == 0 and change["weak"] is False
+
+
+def test_build_proves_the_refactor_on_users_of_the_segment(repo: Path, run_cli) -> None:
+    ws = ("--workspace", str(repo))
+    code, first = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert code == 0, first
+    (repo / "calculations" / "book" / "second.py").write_text(REFACTORED)
+    code, second = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert code == 0, second
+    cells = {(c["status"], c["reason"]) for c in second["cells"] if c["label"] == "//book:second"}
+    assert cells == {("skipped", "cosmetic")}, second
