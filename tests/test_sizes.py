@@ -31,7 +31,6 @@ ALLOWLIST: dict[str, str] = {
     "sim/verify.py::_judge": "sim: the verification verdict",
     "storage/base.py": "storage: the backend base class (narrow interface)",
     "storage/base.py::Backend.iter_result_lines": "storage: streaming a result",
-    "storage/codec.py": "throughput: the result codec",
     "storage/firestore.py": "storage: the Firestore backend",
     "storage/sqlite.py": "storage: the SQLite backend",
     "workspace/config.py": "vocab: BUILD.toml loading and validation",
