@@ -3,8 +3,9 @@
 Run: ``python bench/bench_schemas.py [--users 200000] [--cell-users 20000]``. Every figure is
 measured in this one run (the machine is shared and noisy).
 
-1. library: ``jsonschema`` (Draft 2020-12 validator, compiled once) vs ``fastjsonschema``
-   (generates a Python function per schema) on the same result values of ``--users`` users
+1. library: ``jsonschema`` (Draft 2020-12 validator, compiled once), ``fastjsonschema``
+   (generates a Python function per schema; btbuild's choice before, compared when installed)
+   and ``jsonschema-rs`` (Rust; btbuild's choice) on the same result values of ``--users`` users
    of one per_user cell (a realistic nested result: totals, a risk object, a positions list).
    Both must agree on every value (a tenth of them are made invalid).
 2. cell: one per_user cell of ``--cell-users`` users on one date, built by ``btbuild build``
@@ -132,34 +133,46 @@ def values(count: int) -> list[dict]:
     return out
 
 
-def library(count: int) -> tuple[float, float]:
-    import fastjsonschema
+def library(count: int) -> None:
+    """jsonschema, fastjsonschema (when installed: it was btbuild's choice before) and
+    jsonschema-rs (btbuild's choice) on the same values: same verdicts, time per value."""
     import jsonschema
+    import jsonschema_rs
 
     items = values(count)
-    slow = jsonschema.Draft202012Validator(SCHEMA)
-    fast = fastjsonschema.compile(SCHEMA)
+    contenders = {"jsonschema": jsonschema.Draft202012Validator(SCHEMA).is_valid}
+    try:
+        import fastjsonschema
+    except ImportError:
+        print("  (fastjsonschema is not installed: pip install fastjsonschema to compare it)")
+    else:
+        fast = fastjsonschema.compile(SCHEMA)
 
-    def fast_ok(value: dict) -> bool:
-        try:
-            fast(value)
-        except fastjsonschema.JsonSchemaValueException:
-            return False
-        return True
+        def fast_ok(value: dict) -> bool:
+            try:
+                fast(value)
+            except fastjsonschema.JsonSchemaValueException:
+                return False
+            return True
 
-    start = time.perf_counter()
-    slow_verdicts = [slow.is_valid(value) for value in items]
-    slow_time = time.perf_counter() - start
-    start = time.perf_counter()
-    fast_verdicts = [fast_ok(value) for value in items]
-    fast_time = time.perf_counter() - start
-    assert slow_verdicts == fast_verdicts, "the two libraries disagree"
-    bad = slow_verdicts.count(False)
-    print(f"[library] {count} values of one per_user cell ({bad} invalid), same verdicts")
-    print(f"  jsonschema      {slow_time:7.2f} s  {slow_time / count * 1e6:6.1f} us/value")
-    print(f"  fastjsonschema  {fast_time:7.2f} s  {fast_time / count * 1e6:6.1f} us/value")
-    print(f"  fastjsonschema is {slow_time / fast_time:.1f}x faster")
-    return slow_time / count, fast_time / count
+        contenders["fastjsonschema"] = fast_ok
+    contenders["jsonschema-rs"] = jsonschema_rs.validator_for(SCHEMA).is_valid
+    times: dict[str, float] = {}
+    verdicts: dict[str, list[bool]] = {}
+    for name, is_valid in contenders.items():
+        start = time.perf_counter()
+        verdicts[name] = [is_valid(value) for value in items]
+        times[name] = time.perf_counter() - start
+    reference = verdicts["jsonschema"]
+    assert all(found == reference for found in verdicts.values()), "the libraries disagree"
+    print(
+        f"[library] {count} values of one per_user cell ({reference.count(False)} invalid), same verdicts"
+    )
+    for name, seconds in times.items():
+        print(f"  {name:15} {seconds:7.2f} s  {seconds / count * 1e6:6.2f} us/value")
+    for name, seconds in times.items():
+        if name != "jsonschema-rs":
+            print(f"  jsonschema-rs is {seconds / times['jsonschema-rs']:.1f}x faster than {name}")
 
 
 REPEATS = 3  # builds and validations are each timed this often; the minimum counts
@@ -211,7 +224,7 @@ def cell(users: int, shape: str) -> None:
     )
     print(f"  cell            {cell_time:7.2f} s  (min of {REPEATS} cold builds)")
     print(
-        f"  validation      {validation:7.3f} s  (min of {REPEATS}; btbuild SchemaCheck, fastjsonschema)"
+        f"  validation      {validation:7.3f} s  (min of {REPEATS}; btbuild SchemaCheck, jsonschema-rs)"
     )
     print(
         f"  share           {ratio:7.1%}  (target <= 10%: {'MET' if ratio <= 0.10 else 'NOT MET'})"

@@ -17,17 +17,18 @@ import xxhash
 
 from btbuild.hashing.composite import TargetHashes
 from btbuild.hashing.digest import hash_json
+from btbuild.vocabulary import FINAL_STATUSES, Reason, Status
 from btbuild.workspace.model import Target
 
-# statuses (DESIGN.md section 5)
-RAN = "ran"
-RUNNABLE = "runnable"
-SKIPPED = "skipped"
-BLOCKED = "blocked"
-IMPOSSIBLE = "impossible"
-FAILED = "failed"
-DEAD_LETTER = "dead_letter"
-STATUSES = (RAN, SKIPPED, BLOCKED, IMPOSSIBLE, FAILED, DEAD_LETTER)
+# statuses (DESIGN.md section 5), by their old names
+RAN = Status.RAN
+RUNNABLE = Status.RUNNABLE
+SKIPPED = Status.SKIPPED
+BLOCKED = Status.BLOCKED
+IMPOSSIBLE = Status.IMPOSSIBLE
+FAILED = Status.FAILED
+DEAD_LETTER = Status.DEAD_LETTER
+STATUSES = FINAL_STATUSES
 
 PREVIOUS = "@previous"  # key of a historical cell's own previous-day result in dep_results
 MISSING = "-"  # fingerprint of a look-back day without data
@@ -44,8 +45,8 @@ class Change:
 
 @dataclass(frozen=True)
 class Decision:
-    status: str  # runnable, skipped, blocked, impossible, dead_letter
-    reason: str
+    status: Status  # runnable, skipped, blocked, impossible, dead_letter
+    reason: Reason
     changes: tuple[Change, ...] = ()
     detail: str = ""  # e.g. which root source is missing
     sim_hash: str | None = None  # the SimHash that proved a cosmetic change
@@ -129,6 +130,9 @@ def date_range(first: date, last: date) -> list[date]:
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
 
+COMPONENTS = ("epoch", "code", "layers", "infra", "declaration")  # of target_components
+
+
 def target_components(hashes: TargetHashes) -> dict[str, str]:
     return {
         "code": hashes.code,
@@ -157,6 +161,29 @@ def missing_roots(target: Target, day: date, available: Callable[[str, date], bo
     return [source for source in target.roots if not available(source, day)]
 
 
+def side_by_side(
+    record_components: Mapping[str, str],
+    record_roots: Mapping[str, str],
+    record_deps: Mapping[str, str],
+    inputs: CellInputs,
+) -> list[Change]:
+    """Every input of a cell, recorded value against current one, in the order explain
+    prints them: the components, then the roots, then the deps."""
+    rows = [
+        Change(name, record_components.get(name), inputs.components.get(name))
+        for name in COMPONENTS
+    ]
+    rows += [
+        Change(f"roots:{source}", record_roots.get(source), inputs.root_fingerprints.get(source))
+        for source in sorted(set(record_roots) | set(inputs.root_fingerprints))
+    ]
+    rows += [
+        Change(f"deps:{dep}", record_deps.get(dep), inputs.dep_results.get(dep))
+        for dep in sorted(set(record_deps) | set(inputs.dep_results))
+    ]
+    return rows
+
+
 def compare(
     record_components: Mapping[str, str],
     record_roots: Mapping[str, str],
@@ -164,34 +191,22 @@ def compare(
     inputs: CellInputs,
 ) -> list[Change]:
     """Every input that differs from the record, in the order explain prints them."""
-    changes: list[Change] = []
-    for name in ("epoch", "code", "layers", "infra", "declaration"):
-        old, new = record_components.get(name), inputs.components.get(name)
-        if old != new:
-            changes.append(Change(name, old, new))
-    for source in sorted(set(record_roots) | set(inputs.root_fingerprints)):
-        old, new = record_roots.get(source), inputs.root_fingerprints.get(source)
-        if old != new:
-            changes.append(Change(f"roots:{source}", old, new))
-    for dep in sorted(set(record_deps) | set(inputs.dep_results)):
-        old, new = record_deps.get(dep), inputs.dep_results.get(dep)
-        if old != new:
-            changes.append(Change(f"deps:{dep}", old, new))
-    return changes
+    rows = side_by_side(record_components, record_roots, record_deps, inputs)
+    return [row for row in rows if row.old != row.new]
 
 
-def reason_for(changes: list[Change]) -> str:
+def reason_for(changes: list[Change]) -> Reason:
     """The headline reason among several changes (most global first)."""
     names = {change.component.split(":", 1)[0] for change in changes}
     if "epoch" in names:
-        return "epoch_changed"
+        return Reason.EPOCH_CHANGED
     if names & {"code", "layers", "declaration"}:
-        return "code_changed"
+        return Reason.CODE_CHANGED
     if "infra" in names:
-        return "infra_changed"
+        return Reason.INFRA_CHANGED
     if "roots" in names:
-        return "roots_changed"
-    return "deps_changed"
+        return Reason.ROOTS_CHANGED
+    return Reason.DEPS_CHANGED
 
 
 def only_code_changed(changes: list[Change]) -> bool:

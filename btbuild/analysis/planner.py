@@ -43,31 +43,27 @@ from btbuild.analysis.cells import (
     target_components,
 )
 from btbuild.graph.graph import Graph
-from btbuild.hashing.composite import TargetHashes
-from btbuild.hashing.digest import hash_json
+from btbuild.hashing.composite import TargetHashes, code_key
+from btbuild.vocabulary import CellSummary, Reason, RecordStatus
 from btbuild.workspace.model import DAILY, Target, Workspace
 
-# Statuses of cache records (btbuild.storage.records; a test keeps them equal): the planner
-# reads them but does not import the storage stage.
-RECORD_FAILED = "failed"
-RECORD_DEAD_LETTER = "dead_letter"
-RECORD_IMPOSSIBLE = "impossible"
-RECORD_EXPIRED = "expired"
+# statuses of cache records, bound once (the no-op path compares one per cell)
+RECORD_FAILED = RecordStatus.FAILED
+RECORD_DEAD_LETTER = RecordStatus.DEAD_LETTER
+RECORD_IMPOSSIBLE = RecordStatus.IMPOSSIBLE
+RECORD_EXPIRED = RecordStatus.EXPIRED
 
-_UP_TO_DATE = Decision(SKIPPED, "up_to_date")
-_NEW = Decision(RUNNABLE, "new")
-_EARLY_CUTOFF = Decision(SKIPPED, "early_cutoff")
-_NOT_SCHEDULED = Decision(SKIPPED, "not_scheduled")
-
-Summary = tuple[str, "str | None", "str | None", "str | None", "str | None"]
-"""(status, composite_hash, result_hash, generation, category) of one cache record."""
+_UP_TO_DATE = Decision(SKIPPED, Reason.UP_TO_DATE)
+_NEW = Decision(RUNNABLE, Reason.NEW)
+_EARLY_CUTOFF = Decision(SKIPPED, Reason.EARLY_CUTOFF)
+_NOT_SCHEDULED = Decision(SKIPPED, Reason.NOT_SCHEDULED)
 
 
 class CacheView(Protocol):
     """What the planner reads of the action cache."""
 
     @property
-    def summaries(self) -> Mapping[tuple[str, str], Summary]:
+    def summaries(self) -> Mapping[tuple[str, str], CellSummary]:
         """(name, ISO date) -> summary of every cell of the plan's dates that has a record."""
 
     def full_record(self, name: str, day: date) -> Any | None:
@@ -174,20 +170,20 @@ class Planner:
     def _outside_state(self, target: Target, day: date) -> CellState:
         """The state of a cell before the build range (--from): what the cache says."""
         if not target.schedule.is_due(day):
-            return CellState(SKIPPED, "not_scheduled")
+            return CellState(SKIPPED, Reason.NOT_SCHEDULED)
         if missing_roots(target, day, self.index.available):
-            return CellState(IMPOSSIBLE, "no_data")
+            return CellState(IMPOSSIBLE, Reason.NO_DATA)
         record = self.cache.record(target.name, day)
         if record is None:
             if self._upstream_impossible(target, day):  # e.g. a weekend never built
-                return CellState(IMPOSSIBLE, "upstream")
-            return CellState(BLOCKED, "not_built")
+                return CellState(IMPOSSIBLE, Reason.UPSTREAM)
+            return CellState(BLOCKED, Reason.NOT_BUILT)
         if record.status == RECORD_IMPOSSIBLE:
-            return CellState(IMPOSSIBLE, "upstream")
+            return CellState(IMPOSSIBLE, Reason.UPSTREAM)
         if record.status == RECORD_EXPIRED and record.result_hash is not None:
-            return CellState(SKIPPED, "expired", record.result_hash)
+            return CellState(SKIPPED, Reason.EXPIRED, record.result_hash)
         if record.has_result:
-            return CellState(SKIPPED, "up_to_date", record.result_hash)
+            return CellState(SKIPPED, Reason.UP_TO_DATE, record.result_hash)
         return CellState(FAILED, record.status)
 
     def _upstream_impossible(self, target: Target, day: date) -> bool:
@@ -225,7 +221,7 @@ class Planner:
             probe -= timedelta(days=1)
         return None
 
-    def explain(
+    def decide(
         self, target: Target, day: date, *, details: bool = True
     ) -> tuple[Decision, CellTask | None, CellInputs | None]:
         """The decision for one cell, its task if it runs, and the inputs it compared
@@ -239,7 +235,7 @@ class Planner:
         missing, fingerprints, roots_text = roots
         if missing:
             return (
-                Decision(IMPOSSIBLE, "no_data", detail=f"no {', '.join(missing)} data"),
+                Decision(IMPOSSIBLE, Reason.NO_DATA, detail=f"no {', '.join(missing)} data"),
                 None,
                 None,
             )
@@ -254,7 +250,7 @@ class Planner:
                 return (
                     Decision(
                         IMPOSSIBLE,
-                        "upstream",
+                        Reason.UPSTREAM,
                         detail=f"{label} has no scheduled date on or before {day.isoformat()}",
                     ),
                     None,
@@ -265,7 +261,7 @@ class Planner:
                 return (
                     Decision(
                         IMPOSSIBLE,
-                        "upstream",
+                        Reason.UPSTREAM,
                         detail=f"{label} is impossible on {dep_day.isoformat()}",
                     ),
                     None,
@@ -277,7 +273,7 @@ class Planner:
                 return (
                     Decision(
                         BLOCKED,
-                        "waiting_for_deps",
+                        Reason.WAITING_FOR_DEPS,
                         detail=f"{label} on {dep_day.isoformat()} is {state.status}",
                     ),
                     None,
@@ -315,9 +311,9 @@ class Planner:
             summary = self.cache.summaries.get((target.name, iso))
             if (
                 summary is not None
-                and summary[1] == key
-                and summary[3] is not None
-                and summary[0] != RECORD_DEAD_LETTER
+                and summary.composite_hash == key
+                and summary.generation is not None
+                and summary.status != RECORD_DEAD_LETTER
                 and (not self.recheck or (target.name, day) not in self.recheck)
             ):
                 return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None, None
@@ -400,7 +396,7 @@ class Planner:
         cached = self._per_target.get(target.name)
         if cached is None:
             hashes = self.hashes[target.name]
-            cached = (target_components(hashes), hash_json([hashes.code, hashes.layers]))
+            cached = (target_components(hashes), code_key(hashes))
             self._per_target[target.name] = cached
         return cached
 
@@ -414,11 +410,11 @@ class Planner:
             if state.status == RUNNABLE:
                 return probe, "?"
             if state.status not in (IMPOSSIBLE,) and not (
-                state.status == SKIPPED and state.reason == "not_scheduled"
+                state.status == SKIPPED and state.reason == Reason.NOT_SCHEDULED
             ):
                 return Decision(
                     BLOCKED,
-                    "waiting_for_previous_day",
+                    Reason.WAITING_FOR_PREVIOUS_DAY,
                     detail=f"{target.label} on {probe.isoformat()} is {state.status}",
                 )
             probe -= timedelta(days=1)
@@ -428,9 +424,9 @@ class Planner:
         self, target: Target, day: date, inputs: CellInputs, deps_reran: bool
     ) -> tuple[Decision, str | None]:
         if target.name in self.forced:
-            return Decision(RUNNABLE, "forced"), None
+            return Decision(RUNNABLE, Reason.FORCED), None
         if self.revive and (target.name, day) in self.revive:
-            return Decision(RUNNABLE, "expired", detail="a cell that runs reads it"), None
+            return Decision(RUNNABLE, Reason.EXPIRED, detail="a cell that runs reads it"), None
         if self.recheck and (target.name, day) in self.recheck:
             again = self._recheck(target, day)
             if again is not None:
@@ -439,10 +435,14 @@ class Planner:
         if summary is None:
             why = self.cache.damaged.get((target.name, day.isoformat()))
             if why is not None:
-                return Decision(RUNNABLE, "damaged", detail=why), None
+                return Decision(RUNNABLE, Reason.DAMAGED, detail=why), None
             return _NEW, None
-        status, composite_hash, _result_hash, generation, _category = summary
-        if status != RECORD_DEAD_LETTER and generation is not None and composite_hash == inputs.key:
+        composite_hash = summary.composite_hash
+        if (
+            summary.status != RECORD_DEAD_LETTER
+            and summary.generation is not None
+            and composite_hash == inputs.key
+        ):
             return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None  # the no-op fast path
         record = self.cache.full_record(target.name, day)
         if record is None:  # unreadable in full: a miss
@@ -452,23 +452,23 @@ class Planner:
             and composite_hash == inputs.key
             and record.result_hash is not None
         ):  # up to date, its result collected: recomputed only when a cell must read it
-            return Decision(SKIPPED, "expired", result_hash=record.result_hash), None
+            return Decision(SKIPPED, Reason.EXPIRED, result_hash=record.result_hash), None
         if record.status == RECORD_DEAD_LETTER and record.attempt_key in (None, inputs.key):
             # dead letters belong to their inputs: the same inputs stay dead (unless
             # --retry-dead); a changed key is decided as any other cell below
             if self.retry_dead:
-                return Decision(RUNNABLE, "retry_dead", detail=record.last_error or ""), None
-            return Decision(DEAD_LETTER, "max_attempts", detail=record.last_error or ""), None
+                return Decision(RUNNABLE, Reason.RETRY_DEAD, detail=record.last_error or ""), None
+            return Decision(DEAD_LETTER, Reason.MAX_ATTEMPTS, detail=record.last_error or ""), None
         if not record.has_result:
             if record.status == RECORD_DEAD_LETTER:
                 detail = f"its inputs changed since it was dead-lettered: {record.last_error or ''}"
-                return Decision(RUNNABLE, "retry", detail=detail), None
+                return Decision(RUNNABLE, Reason.RETRY, detail=detail), None
             if record.status == RECORD_FAILED:
-                return Decision(RUNNABLE, "retry", detail=record.last_error or ""), None
+                return Decision(RUNNABLE, Reason.RETRY, detail=record.last_error or ""), None
             return _NEW, None
         changes = compare(record.components, record.root_fingerprints, record.dep_results, inputs)
         if not changes:
-            reason = "early_cutoff" if deps_reran else "up_to_date"
+            reason = Reason.EARLY_CUTOFF if deps_reran else Reason.UP_TO_DATE
             return Decision(SKIPPED, reason, result_hash=record.result_hash), None
         why = ""
         if "?" not in inputs.dep_results.values() and only_code_changed(changes):
@@ -477,7 +477,7 @@ class Planner:
             if sim_hash is not None:
                 decision = Decision(
                     SKIPPED,
-                    "cosmetic",
+                    Reason.COSMETIC,
                     tuple(changes),
                     sim_hash=sim_hash,
                     result_hash=record.result_hash,
@@ -485,7 +485,9 @@ class Planner:
                 return decision, sim_hash
             why = str(getattr(verdict, "reason", "") or "")  # why it could not be proven
         if record.status == RECORD_FAILED and record.attempt_key in (None, inputs.key):
-            return Decision(RUNNABLE, "retry", tuple(changes), detail=record.last_error or ""), None
+            return Decision(
+                RUNNABLE, Reason.RETRY, tuple(changes), detail=record.last_error or ""
+            ), None
         return Decision(RUNNABLE, reason_for(changes), tuple(changes), detail=why), None
 
     def _recheck(self, target: Target, day: date) -> Decision | None:
@@ -496,12 +498,14 @@ class Planner:
         verdict = self.recheck_verdict(target, day, record)
         if getattr(verdict, "sim_hash", None) is not None:
             return None
-        return Decision(RUNNABLE, "cosmetic_recheck", detail=str(getattr(verdict, "reason", "")))
+        return Decision(
+            RUNNABLE, Reason.COSMETIC_RECHECK, detail=str(getattr(verdict, "reason", ""))
+        )
 
     def settle(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
         """Decide one cell and remember its state for its dependents. A runnable cell is
         remembered as RUNNABLE only in a dry run; a real build remembers its outcome."""
-        decision, task, _inputs = self.explain(target, day, details=False)
+        decision, task, _inputs = self.decide(target, day, details=False)
         if task is not None:
             if self.dry_run:
                 self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)
@@ -512,7 +516,7 @@ class Planner:
         result_hash = decision.result_hash
         if result_hash is None and decision.status == SKIPPED:
             summary = self.cache.summaries.get((target.name, self._iso(day)))
-            if summary is not None and summary[3] is not None:
-                result_hash = summary[2]
+            if summary is not None and summary.generation is not None:
+                result_hash = summary.result_hash
         self.state[(target.name, day)] = CellState(decision.status, decision.reason, result_hash)
         return decision, None

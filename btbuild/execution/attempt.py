@@ -31,6 +31,7 @@ from btbuild.storage.records import (
     Lease,
     RunRecord,
 )
+from btbuild.vocabulary import Reason, Status
 from btbuild.workspace.model import Target
 
 # a cell is run again under an equal input key for these reasons (else: someone committed it)
@@ -84,7 +85,11 @@ def take_lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutc
             )
     if lease is None:
         return CellOutcome(
-            cell.name, cell.day, "blocked", "leased", error="another builder holds its lease"
+            cell.name,
+            cell.day,
+            Status.BLOCKED,
+            Reason.LEASED,
+            error="another builder holds its lease",
         )
     previous = lease.previous
     if (
@@ -104,7 +109,7 @@ def take_lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutc
     ):
         env.backend.release(lease)  # someone else committed exactly this meanwhile
         return CellOutcome(
-            cell.name, cell.day, "skipped", "up_to_date", result_hash=previous.result_hash
+            cell.name, cell.day, Status.SKIPPED, Reason.UP_TO_DATE, result_hash=previous.result_hash
         )
     env.heartbeat.hold(lease)
     return lease

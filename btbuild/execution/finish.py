@@ -26,6 +26,7 @@ from btbuild.storage.records import (
     Lease,
     RunRecord,
 )
+from btbuild.vocabulary import Reason, Status
 
 
 def abort(
@@ -111,9 +112,9 @@ def commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
             expect_deps=dep_cells(env, cell),
         )
     except LeaseLost as exc:
-        return CellOutcome(cell.name, cell.day, "blocked", "leased", error=str(exc))
+        return CellOutcome(cell.name, cell.day, Status.BLOCKED, Reason.LEASED, error=str(exc))
     except DepsMoved as exc:  # the scheduler plans the cell again from the cache as it is now
-        return CellOutcome(cell.name, cell.day, "blocked", "deps_moved", error=str(exc))
+        return CellOutcome(cell.name, cell.day, Status.BLOCKED, Reason.DEPS_MOVED, error=str(exc))
     finally:
         env.heartbeat.drop(run.lease)
     run.phases["commit"] = time.perf_counter() - commit_start
@@ -135,7 +136,7 @@ def _committed(env: Environment, group: GroupTask, run: Attempt, record: CellRec
     return CellOutcome(
         cell.name,
         cell.day,
-        "ran",
+        Status.RAN,
         cell.reason if hooks is None else HOOK_FAILED,
         result_hash=record.result_hash,
         items=record.item_count,

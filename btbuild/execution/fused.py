@@ -166,7 +166,7 @@ class Fusion:
             or (target.name, iso) in cache.damaged
         ):
             return None
-        decision, task, _inputs = planner.explain(target, day)
+        decision, task, _inputs = planner.decide(target, day)
         if task is None or decision.reason not in ("new", "forced"):
             return None
         if not is_provisional(task) or planner.expired_reads(task):

@@ -31,6 +31,7 @@ from btbuild.execution.segments import membership
 from btbuild.execution.start import start
 from btbuild.execution.streams import StreamTable, merge_streams
 from btbuild.execution.tasks import CellOutcome, GroupTask
+from btbuild.vocabulary import Reason, Status
 
 MEMORY_CHECK_EVERY = 512  # users between two RSS checks (psutil costs ~20 us)
 _EMPTY: dict[Any, Any] = {}
@@ -152,7 +153,7 @@ class UserPass:
             for run in runs:
                 if run.done is None:
                     run.done = CellOutcome(
-                        run.task.name, run.task.day, "blocked", "leased", error=str(exc)
+                        run.task.name, run.task.day, Status.BLOCKED, Reason.LEASED, error=str(exc)
                     )
             return
         hit, spared = readers_of(runs, self.table.names, exc)

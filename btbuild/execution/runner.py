@@ -26,6 +26,7 @@ from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.storage.records import COMMITTED, FAILED
 
 __all__ = ["Environment", "_merge", "combine", "run_group", "static_hashes", "worker_id"]
+from btbuild.vocabulary import Status
 
 
 def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
@@ -105,7 +106,7 @@ def combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
             )
     lease = take_lease(env, cell, cell.name)
     if isinstance(lease, CellOutcome):
-        if lease.status == "skipped":
+        if lease.status == Status.SKIPPED:
             _drop_parts(env, parts, iso)
         return lease
     writer = env.backend.open_writer(lease, "per_user")
@@ -132,7 +133,7 @@ def combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
         message = f"{target.label}: combining {group.shards} parts failed: {exc}"
         return abort(env, group, cell, lease, writer, message, started)
     outcome = commit(env, group, attempt)
-    if outcome.status == "ran":
+    if outcome.status == Status.RAN:
         _drop_parts(env, parts, iso)
     return outcome
 

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-MARKS = {
-    ("skipped", "up_to_date"): ".",
-    ("skipped", "early_cutoff"): ".",
-    ("skipped", "cosmetic"): "c",
-    ("skipped", "expired"): "e",
-    ("skipped", "not_scheduled"): " ",
-    ("impossible", "no_data"): "_",
-    ("impossible", "upstream"): "^",
-    ("blocked", "waiting_for_deps"): "b",
-    ("blocked", "waiting_for_previous_day"): "p",
-    ("dead_letter", "max_attempts"): "D",
+from btbuild.vocabulary import Reason, Status
+
+MARKS: dict[tuple[str, str], str] = {
+    (Status.SKIPPED, Reason.UP_TO_DATE): ".",
+    (Status.SKIPPED, Reason.EARLY_CUTOFF): ".",
+    (Status.SKIPPED, Reason.COSMETIC): "c",
+    (Status.SKIPPED, Reason.EXPIRED): "e",
+    (Status.SKIPPED, Reason.NOT_SCHEDULED): " ",
+    (Status.IMPOSSIBLE, Reason.NO_DATA): "_",
+    (Status.IMPOSSIBLE, Reason.UPSTREAM): "^",
+    (Status.BLOCKED, Reason.WAITING_FOR_DEPS): "b",
+    (Status.BLOCKED, Reason.WAITING_FOR_PREVIOUS_DAY): "p",
+    (Status.DEAD_LETTER, Reason.MAX_ATTEMPTS): "D",
 }
-RUNNABLE_MARKS = {"new": "N", "retry": "r", "retry_dead": "r", "forced": "F", "damaged": "X"}
+RUNNABLE_MARKS: dict[str, str] = {
+    Reason.NEW: "N",
+    Reason.RETRY: "r",
+    Reason.RETRY_DEAD: "r",
+    Reason.FORCED: "F",
+    Reason.DAMAGED: "X",
+}
 LEGEND = (
     "legend: . up to date   c cosmetic   e expired (btbuild gc)   N new   R would re-run (changed)   r retry   F forced   X damaged   "
     "_ no data   ^ upstream impossible   b/p blocked (deps / previous day)   D dead letter   (blank) not scheduled"
@@ -43,6 +51,6 @@ MARK_STYLES = {
 
 def mark(cell: Any) -> str:
     """The mark of a cell report (anything with ``status`` and ``reason``)."""
-    if cell.status == "runnable":
+    if cell.status == Status.RUNNABLE:
         return RUNNABLE_MARKS.get(cell.reason, "R")
     return MARKS.get((cell.status, cell.reason), "?")

@@ -17,6 +17,7 @@ from typing import Any
 
 from btbuild.readers.marks import MARK_STYLES, mark
 from btbuild.storage.records import CellRecord, RunRecord
+from btbuild.vocabulary import Reason, RecordStatus, Status
 
 RUNS_PER_CELL = 3
 NEWEST_BUILDS = 12
@@ -43,7 +44,7 @@ def collect(session: Any, request: ReportRequest) -> dict[str, Any]:
         patterns=request.patterns, end=request.end, start=request.start, dry_run=True
     )
     scheduler = Scheduler(session, build, equivalent=equivalence_checker(session))
-    changes = _keep_changes(scheduler.planner)
+    changes = _keep_changes(scheduler.plan().planner)
     plan = scheduler.run()
     dates = sorted({cell.date for cell in plan.cells})
     labels = list(scheduler.order)
@@ -124,7 +125,11 @@ class _Cells:
         self, i: int, j: int, status: str, reason: str, detail: str | None, moved: Iterable[Any]
     ) -> None:
         rows = [[c.component, c.old, c.new] for c in moved]
-        if status == "skipped" and reason in ("up_to_date", "early_cutoff") and not detail:
+        if (
+            status == Status.SKIPPED
+            and reason in (Reason.UP_TO_DATE, Reason.EARLY_CUTOFF)
+            and not detail
+        ):
             return  # the grid's mark says it all
         self._entry(i, j)["d"] = [self._s(status), self._s(reason), detail, rows]
 
@@ -212,7 +217,7 @@ def _builds(runs: Iterable[RunRecord], names: set[str]) -> list[dict[str, Any]]:
                 "run": build_id,
                 "started": min(r.started for r in members),
                 "cells": len(members),
-                "failed": sum(r.status != "committed" for r in members),
+                "failed": sum(r.status != RecordStatus.COMMITTED for r in members),
                 "passes": rows,
             }
         )

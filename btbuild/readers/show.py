@@ -18,6 +18,7 @@ from btbuild.errors import LabelError, ResultMissing, UsageError
 from btbuild.readers.jsonpath import MISSING, Step, format_path, select
 from btbuild.storage.base import Backend
 from btbuild.storage.records import CellRecord, RunRecord
+from btbuild.vocabulary import RecordStatus
 
 Write = Callable[[str], None]
 
@@ -69,7 +70,7 @@ class CellOrigin:
             )
         else:
             lines.append("  computed (no run-log entry for this result)")
-        if self.status != "committed":
+        if self.status != RecordStatus.COMMITTED:
             lines.append(
                 f"  note     the latest attempt is {self.status}"
                 + (f": {self.last_error}" if self.last_error else "")
@@ -89,16 +90,16 @@ def why_missing(label: str, day: str, record: CellRecord | None) -> str:
     if record is None:
         return f"{label} on {day} has no result: it was never built (btbuild build {label} --date {day})"
     error = f": {record.last_error}" if record.last_error else ""
-    if record.status == "impossible":
+    if record.status == RecordStatus.IMPOSSIBLE:
         return f"{label} on {day} has no result: it is impossible{error}"
-    if record.status in ("failed", "dead_letter"):
-        state = "dead-lettered" if record.status == "dead_letter" else "failed"
+    if record.status in (RecordStatus.FAILED, RecordStatus.DEAD_LETTER):
+        state = "dead-lettered" if record.status == RecordStatus.DEAD_LETTER else "failed"
         return (
             f"{label} on {day} has no result: it {state} after {record.attempts} attempt(s){error}"
         )
-    if record.status == "running":
+    if record.status == RecordStatus.RUNNING:
         return f"{label} on {day} has no result yet: it is being built by {record.lease_owner}"
-    if record.status == "expired":
+    if record.status == RecordStatus.EXPIRED:
         return (
             f"{label} on {day} has no result: it expired and was collected (btbuild gc); "
             "a build that needs it recomputes it"
@@ -137,7 +138,7 @@ def _computing_run(backend: Backend, record: CellRecord) -> RunRecord | None:
     the result's generation)."""
     suffix = f"/{record.generation}"
     for run in backend.find_runs(target=record.target, date=record.date, limit=200):
-        if run.run_id.endswith(suffix) and run.status == "committed":
+        if run.run_id.endswith(suffix) and run.status == RecordStatus.COMMITTED:
             return run
     return None
 

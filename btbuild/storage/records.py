@@ -22,15 +22,16 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-COMMITTED = "committed"
-RUNNING = "running"
-FAILED = "failed"
-DEAD_LETTER = "dead_letter"
-IMPOSSIBLE = "impossible"
-# the result's shards were deleted by ``btbuild gc`` (retention): the record keeps its
-# result_hash and inputs (dependents' hashes and explain need them), generation is None
-EXPIRED = "expired"
-STATUSES = (COMMITTED, RUNNING, FAILED, DEAD_LETTER, IMPOSSIBLE, EXPIRED)
+from btbuild.vocabulary import RecordStatus
+
+# record statuses (btbuild.vocabulary.RecordStatus), by their old names
+COMMITTED = RecordStatus.COMMITTED
+RUNNING = RecordStatus.RUNNING
+FAILED = RecordStatus.FAILED
+DEAD_LETTER = RecordStatus.DEAD_LETTER
+IMPOSSIBLE = RecordStatus.IMPOSSIBLE
+EXPIRED = RecordStatus.EXPIRED  # shards collected by ``btbuild gc``; result_hash and inputs kept
+STATUSES = tuple(RecordStatus)
 KINDS = ("per_user", "per_date")
 
 # Fields describing the committed result; only a ResultWriter commit changes them.

@@ -56,7 +56,7 @@ def test_a_violation_fails_the_cell_naming_the_user_and_the_json_path(ws):
     cell = next(c for c in report["cells"] if c["label"] == "//shape:shaped")
     assert cell["status"] == "failed"
     assert (
-        "//shape:shaped: check failed: result does not match its schema: user u002: $.positions[1].quantity: must be integer (29 items violate it)"
+        '//shape:shaped: check failed: result does not match its schema: user u002: $.positions[1].quantity: 1.5 is not of type "integer" (29 items violate it)'
         in cell["detail"]
     ), cell["detail"]
     assert ws.backend().read_result("shaped", "2024-01-01") is None  # nothing committed
@@ -71,7 +71,7 @@ def test_per_date_violation_and_file_schema(ws):
     cell = next(
         c for c in report["cells"] if c["label"] == "//shape:summary" and c["status"] == "failed"
     )
-    assert "result does not match its schema: $.users: must be string" in cell["detail"]
+    assert 'result does not match its schema: $.users: 29 is not of type "string"' in cell["detail"]
 
 
 def test_a_bad_schema_is_a_workspace_error(ws):
@@ -126,4 +126,20 @@ def test_a_changed_schema_rechecks_stored_results_and_formatting_does_not(ws):
     report = ws.build("//shape:summary", expect=1)
     failed = [c for c in report["cells"] if c["label"] == "//shape:summary"]
     assert failed and all(c["status"] == "failed" for c in failed)
-    assert "$.users: must be smaller than or equal to 10" in failed[-1]["detail"], failed[-1]
+    assert "$.users: 29 is greater than the maximum of 10" in failed[-1]["detail"], failed[-1]
+
+
+def test_violation_messages_stay_one_short_line():
+    from btbuild.execution.schemas import MESSAGE_LIMIT, SchemaCheck, violation
+
+    schema = json.dumps({"type": "array", "items": {"type": "string"}}, sort_keys=True)
+    huge = {f"key{i}": list(range(50)) for i in range(200)}  # quoted by the validator
+    message = violation(schema, huge)
+    assert message is not None and message.startswith("$: ") and "\n" not in message
+    assert len(message) <= MESSAGE_LIMIT + 3
+    assert violation(schema, ["a", 3]) == '$[1]: 3 is not of type "string"'
+    check = SchemaCheck("//p:t", schema, "per_user")
+    check.observe("u1", ["fine"])
+    check.observe("u2", {1, 2})  # not a JSON value at all: a violation, not a crash
+    (problem,) = check.finish()
+    assert problem.startswith("result does not match its schema: user u2: $")

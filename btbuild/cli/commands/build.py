@@ -6,8 +6,11 @@ from datetime import date
 
 import click
 
+from btbuild.cli.options import Options
 from btbuild.errors import UsageError
 from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
+from btbuild.session import Session
+from btbuild.vocabulary import Reason, Status
 
 
 def parse_date(value: str, option: str) -> date:
@@ -55,7 +58,7 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--product-line", "product_lines", multiple=True, metavar="NAME")
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     patterns: tuple[str, ...],
     end: str,
     start: str | None,
@@ -85,15 +88,14 @@ def command(
     )
     from btbuild.execution.guard import calc_output
 
-    session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
     logs: list[str] = []
-    try:
-        with calc_output():  # calculation code (cells, SimHash worlds) prints to stderr
-            report = run_build(
-                session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
-            )
-    finally:
-        session.close()
+    with (
+        options.session(product_lines=product_lines) as session,
+        calc_output(),
+    ):  # calculation code (cells, SimHash worlds) prints to stderr
+        report = run_build(
+            session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
+        )
     if output == "json":
         click.echo(report.json_text())
     else:
@@ -106,7 +108,7 @@ def command(
 
 
 def run_build(
-    session: object,
+    session: Session,
     request: BuildRequest,
     output: str,
     executor: str = "local",
@@ -121,7 +123,7 @@ def run_build(
     if executor == "pubsub" and not request.dry_run:  # fail before planning, not after
         from btbuild.execution.pubsub.dispatcher import preflight
 
-        preflight(session.backend, session.workspace.storage.project)  # type: ignore[attr-defined]
+        preflight(session.backend, session.workspace.storage.project)
     progress = Progress(enabled=output == "text")
     judge = Judge(session, register=not request.dry_run, recheck_all=recheck_cosmetic)
     scheduler = Scheduler(
@@ -137,7 +139,8 @@ def run_build(
             if executor == "pubsub":
                 from btbuild.execution.pubsub import run_distributed
 
-                return run_distributed(scheduler)
+                distributed: BuildReport = run_distributed(scheduler)
+                return distributed
             return scheduler.run()
     finally:
         if logs is not None:
@@ -145,6 +148,8 @@ def run_build(
 
 
 def print_text(report: BuildReport) -> None:
+    for line in report.repairs:  # what the build changed in the cache before running
+        click.echo(f"repaired: {line}")
     shown = [cell for cell in report.cells if _interesting(cell)]
     for cell in shown:
         line = f"{cell.status:<11} {cell.label} {cell.date.isoformat()} ({cell.reason})"
@@ -153,17 +158,17 @@ def print_text(report: BuildReport) -> None:
         click.echo(line)
     summary = report.summary()
     click.echo("summary: " + ", ".join(f"{count} {name}" for name, count in summary.items()))
-    if summary.get("failed") or summary.get("dead_letter"):
+    if summary.get(Status.FAILED) or summary.get(Status.DEAD_LETTER):
         click.echo("build failed: see the failed cells above", err=True)
     elif not report.ok:
         click.echo(
-            f"build incomplete: {summary['blocked']} cells are blocked (see above)", err=True
+            f"build incomplete: {summary[Status.BLOCKED]} cells are blocked (see above)", err=True
         )
 
 
 def _interesting(cell: CellReport) -> bool:
     """Text output lists what ran or needs attention; up-to-date and impossible cells are
     only counted (``--format json`` and ``btbuild status`` show every cell)."""
-    if cell.status == "skipped":
-        return cell.reason in ("cosmetic", "early_cutoff")
-    return cell.status != "impossible"
+    if cell.status == Status.SKIPPED:
+        return cell.reason in (Reason.COSMETIC, Reason.EARLY_CUTOFF)
+    return cell.status != Status.IMPOSSIBLE
