@@ -18,9 +18,6 @@ MAX_FUNCTION_LINES = 60
 # "path relative to btbuild/" (the module's length) or "path::Qualified.name" (a function's,
 # decorators excluded) -> owner: why it is still long
 ALLOWLIST: dict[str, str] = {
-    "analysis/planner.py": "vocab: the planner and its CacheView",
-    "analysis/planner.py::Planner.decide": "vocab: the hot-path decision, one function for speed",
-    "analysis/planner.py::Planner._compare": "vocab: the decision rule against a cache record",
     "execution/pubsub/worker.py": "exec: the Pub/Sub worker",
     "hashing/composite.py::compute_hashes": "vocab: hashes of every target",
     "hashing/normalize.py": "vocab: libcst normalization",
