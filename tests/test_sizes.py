@@ -26,7 +26,6 @@ ALLOWLIST: dict[str, str] = {
     "sim/runner.py": "sim: the simulation runner",
     "sim/runner.py::SimRunner._evaluate": "sim: one simulated evaluation",
     "sim/verify.py::_judge": "sim: the verification verdict",
-    "storage/codec.py": "throughput: the result codec",
 }
 
 
