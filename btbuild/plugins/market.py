@@ -388,7 +388,7 @@ class MarketSource(RootSource):
     def __init__(self, market: Market, name: str, scope: str, config_key: str):
         self.market = market
         self.name = name
-        self.scope = scope  # type: ignore[assignment]
+        self.scope = scope  # type: ignore[assignment]  # a str checked against SCOPES when the plugin registers
         self._config_key = config_key
 
     def _index(self, day: date) -> int | None:
