@@ -195,7 +195,7 @@ def isolated_judge(session: Any, **options: Any) -> Iterator[Any]:
         from btbuild.sim.optimizer import after_run_callback
 
         judge = Judge(session, **options)
-        judge.after_run = after_run_callback(session)  # type: ignore[attr-defined]
+        judge.after_run = after_run_callback(session)  # type: ignore[attr-defined]  # the in-process judge gets the attribute the isolated one defines
         yield judge
         return
     isolated = IsolatedJudge(session, **options)

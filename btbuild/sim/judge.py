@@ -145,16 +145,16 @@ class Judge:
                 f"behaviour_changed: replay of the stored cell {found['date']}{user} differs "
                 f"(see {found['command']})",
                 counterexample=found,
-                **facts,  # type: ignore[arg-type]
+                **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
             )
         if replay.limited:
-            return Verdict(UNPROVEN, f"unproven: {replay.limited}", **facts)  # type: ignore[arg-type]
+            return Verdict(UNPROVEN, f"unproven: {replay.limited}", **facts)  # type: ignore[arg-type]  # as above
         if not replay.replayed:
             return Verdict(
                 UNPROVEN,
                 "unproven: no stored cell of the old code could be replayed "
                 "(their inputs changed since)",
-                **facts,  # type: ignore[arg-type]
+                **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
             )
         reason = coverage_reason(
             self.session,
@@ -163,7 +163,7 @@ class Judge:
             replay=lambda: self._replay(target, keep, seed_key, day),
         )
         if reason is not None:
-            return Verdict(UNPROVEN, reason, **facts)  # type: ignore[arg-type]
+            return Verdict(UNPROVEN, reason, **facts)  # type: ignore[arg-type]  # as above
         if self.register:
             self.sims.register(target, result.combined)
         return Verdict(
@@ -171,7 +171,7 @@ class Judge:
             f"cosmetic: {len(replay.replayed)} stored cell(s) replayed ({replay.contexts} "
             f"contexts) and {contexts} fabricated contexts agree",
             combined=result.combined,
-            **facts,  # type: ignore[arg-type]
+            **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
         )
 
     def _replay(
