@@ -21,7 +21,10 @@ on the next build (:mod:`btbuild.sim.recheck`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from btbuild.session import Session
 
 SIM_SCHEME = 4  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds;
 # 4: time-outs and other machine-dependent outcomes are never evidence
@@ -92,7 +95,7 @@ def weak(distinct: int, contexts: int) -> Verdict:
     )
 
 
-def coverage_reason(session: Any, target: Any, old_code: str, replay: Any = None) -> str | None:
+def coverage_reason(session: Session, target: Any, old_code: str, replay: Any = None) -> str | None:
     """The coverage check of the change (sim-worlds' :mod:`btbuild.sim.coverage`): None when
     it passes or is not installed, else its ``unproven: ...`` reason."""
     try:

@@ -17,6 +17,7 @@ from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target
 
 if TYPE_CHECKING:
+    from btbuild.session import Session
     from btbuild.sim.verify import ChangedTarget
 
 COSMETIC = "cosmetic"  # the verdicts of btbuild.sim.verify
@@ -27,7 +28,7 @@ FABRICATED_ONLY = "no stored result of the base's code to replay: fabricated evi
 
 
 def replay_changes(
-    session: Any, changed: list[tuple[Target, Target]], old_hashes: dict[str, Any], runner: Any
+    session: Session, changed: list[tuple[Target, Target]], old_hashes: dict[str, Any], runner: Any
 ) -> dict[str, ReplayResult | None]:
     """Label -> what replaying the target's stored cells showed (None: nothing to replay)."""
     from btbuild.sim.optimizer import code_key
