@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from btbuild.vocabulary import VerdictKind
+
 if TYPE_CHECKING:
     from btbuild.session import Session
 
@@ -30,10 +32,10 @@ SIM_SCHEME = 4  # 1: SimHash only; 2: + replay; 3: + coverage of the change and 
 # 4: time-outs and other machine-dependent outcomes are never evidence
 # (bump whenever the evidence rule gets stronger: earlier adoptions are then re-examined)
 
-COSMETIC = "cosmetic"
-BEHAVIOUR_CHANGED = "behaviour_changed"
-UNPROVEN = "unproven"
-WEAK = "weak"
+COSMETIC = VerdictKind.COSMETIC
+BEHAVIOUR_CHANGED = VerdictKind.BEHAVIOUR_CHANGED
+UNPROVEN = VerdictKind.UNPROVEN
+WEAK = VerdictKind.WEAK
 
 
 @dataclass(frozen=True)

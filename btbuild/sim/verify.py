@@ -39,18 +39,19 @@ from btbuild.sim.optimizer import code_key
 from btbuild.sim.runner import MIN_DISTINCT, ContextRun, SimRunner
 from btbuild.sim.verify_replay import cache_note, replay_changes, with_replay
 from btbuild.sim.world_store import STORE_FOLDER, save_all
+from btbuild.vocabulary import VerdictKind
 from btbuild.workspace.config import load_workspace
 from btbuild.workspace.model import Target, Workspace
 
 if TYPE_CHECKING:
     from btbuild.session import Session
 
-COSMETIC = "cosmetic"
-BEHAVIOUR_CHANGED = "behaviour_changed"
-UNPROVEN = "unproven"
-WEAK = "weak"
-NEW = "new"
-REMOVED = "removed"
+COSMETIC = VerdictKind.COSMETIC
+BEHAVIOUR_CHANGED = VerdictKind.BEHAVIOUR_CHANGED
+UNPROVEN = VerdictKind.UNPROVEN
+WEAK = VerdictKind.WEAK
+NEW = VerdictKind.NEW
+REMOVED = VerdictKind.REMOVED
 SEARCH_START = 10_000  # first world index of the harder search
 SEARCH_BATCH = 16
 

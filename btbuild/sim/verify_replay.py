@@ -14,15 +14,16 @@ from typing import TYPE_CHECKING, Any
 from btbuild.errors import BtbuildError
 from btbuild.sim.replay import Replayer, ReplayResult
 from btbuild.storage.records import CellRecord
+from btbuild.vocabulary import VerdictKind
 from btbuild.workspace.model import Target
 
 if TYPE_CHECKING:
     from btbuild.session import Session
     from btbuild.sim.verify import ChangedTarget
 
-COSMETIC = "cosmetic"  # the verdicts of btbuild.sim.verify
-BEHAVIOUR_CHANGED = "behaviour_changed"
-UNPROVEN = "unproven"
+COSMETIC = VerdictKind.COSMETIC  # the verdicts of btbuild.sim.verify
+BEHAVIOUR_CHANGED = VerdictKind.BEHAVIOUR_CHANGED
+UNPROVEN = VerdictKind.UNPROVEN
 
 FABRICATED_ONLY = "no stored result of the base's code to replay: fabricated evidence only"
 
