@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.sim.logs import LogCapture
 from btbuild.sim.optimizer import SimHashes
@@ -31,11 +31,14 @@ from btbuild.sim.verdict import (
 from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target
 
+if TYPE_CHECKING:
+    from btbuild.session import Session
+
 
 class Judge:
     """``equivalent(target, record, inputs) -> Verdict`` for one build (or dry run)."""
 
-    def __init__(self, session: Any, *, register: bool = False, recheck_all: bool = False):
+    def __init__(self, session: Session, *, register: bool = False, recheck_all: bool = False):
         self.session = session
         self.register = register
         self.recheck_all = recheck_all
