@@ -19,6 +19,7 @@ from btbuild.workspace.config import find_workspace_root, load_workspace
 from btbuild.workspace.model import Workspace
 
 if TYPE_CHECKING:  # hashing is imported when hashes are first needed (query needs none)
+    from btbuild.execution.setup import ExecutionContext
     from btbuild.hashing import TargetHashes
 
 
@@ -152,10 +153,31 @@ class Session:
             self._backend = open_storage(self.workspace)
         return self._backend
 
+    def execution(self) -> ExecutionContext:
+        """What execution needs, loaded now (btbuild/execution never imports the session)."""
+        from btbuild.execution.setup import ExecutionContext
+
+        return ExecutionContext(
+            workspace=self.workspace,
+            graph=self.graph,
+            hashes=self.hashes,
+            plugins=self.plugins,
+            backend=self.backend,
+            product_lines=self.product_lines,
+            current_package=self.current_package,
+            worker_setup=f"{__name__}:execution_context",
+        )
+
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+
+
+def execution_context(root: str, product_lines: tuple[str, ...]) -> ExecutionContext:
+    """A worker process's :class:`ExecutionContext` (``--jobs`` workers; see
+    :func:`btbuild.execution.setup.worker_context`)."""
+    return Session(Path(root), product_lines=product_lines).execution()
 
 
 def check_segments(workspace: Workspace, plugins: Any) -> None:

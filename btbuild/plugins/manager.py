@@ -23,7 +23,7 @@ from btbuild.plugins.config import PluginConfig
 from btbuild.plugins.sources import RootSource, check_source
 from btbuild.plugins.validators import ResultValidator
 
-BUILTIN_PLUGINS: tuple[str, ...] = ("btbuild.plugins.builtin_checks",)
+BUILTIN_PLUGINS: tuple[str, ...] = ("btbuild.plugins.builtin_checks", "btbuild.execution.plugin")
 ENTRY_POINT_GROUP = "btbuild"
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _PLAIN_IMPL = {

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import click
 
 from btbuild.errors import UsageError
 from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
+from btbuild.execution.executors import DEFAULT_EXECUTOR, executor_named
 from btbuild.vocabulary import Reason, Status
+
+if TYPE_CHECKING:
+    from btbuild.session import Session
 
 
 def parse_date(value: str, option: str) -> date:
@@ -45,10 +50,10 @@ def parse_date(value: str, option: str) -> date:
 )
 @click.option(
     "--executor",
-    type=click.Choice(["local", "pubsub"]),
-    default="local",
+    default=DEFAULT_EXECUTOR,
     show_default=True,
-    help='local: this machine (--jobs); pubsub: `btbuild worker` processes (needs [storage] backend = "firestore").',
+    metavar="NAME",
+    help='local: this machine (--jobs); pubsub: `btbuild worker` processes (needs [storage] backend = "firestore"); or one a plugin registers (btbuild_executors).',
 )
 @click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -107,10 +112,10 @@ def command(
 
 
 def run_build(
-    session: object,
+    session: Session,
     request: BuildRequest,
     output: str,
-    executor: str = "local",
+    executor: str = DEFAULT_EXECUTOR,
     *,
     recheck_cosmetic: bool = False,
     logs: list[str] | None = None,
@@ -119,10 +124,8 @@ def run_build(
     from btbuild.sim.judge import Judge
     from btbuild.sim.optimizer import after_run_callback
 
-    if executor == "pubsub" and not request.dry_run:  # fail before planning, not after
-        from btbuild.execution.pubsub.dispatcher import preflight
-
-        preflight(session.backend, session.workspace.storage.project)  # type: ignore[attr-defined]
+    chosen = executor_named(session.plugins, executor)
+    chosen.check(session.workspace, session.backend, request)  # fail before planning
     progress = Progress(enabled=output == "text")
     judge = Judge(session, register=not request.dry_run, recheck_all=recheck_cosmetic)
     scheduler = Scheduler(
@@ -135,11 +138,7 @@ def run_build(
     )
     try:
         with progress.running(len(scheduler.order) * len(scheduler.dates)):
-            if executor == "pubsub":
-                from btbuild.execution.pubsub import run_distributed
-
-                return run_distributed(scheduler)
-            return scheduler.run()
+            return scheduler.run(chosen)
     finally:
         if logs is not None:
             logs.extend(judge.logs.render())
