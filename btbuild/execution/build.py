@@ -13,6 +13,7 @@ which case that pass runs in date order (see :mod:`btbuild.execution.dispatch`).
 from __future__ import annotations
 
 import gc
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -22,6 +23,7 @@ from typing import Any
 from btbuild.analysis.cells import RAN, RUNNABLE, CellInputs, Decision, date_range
 from btbuild.analysis.planner import Planner
 from btbuild.errors import UsageError
+from btbuild.execution.backoff import retry_due
 from btbuild.execution.dispatch import Dispatch, Submit
 from btbuild.execution.executors import Executor, ExecutorRun
 from btbuild.execution.local import LocalExecutor
@@ -29,10 +31,11 @@ from btbuild.execution.report import SUMMARY_KEYS, BuildReport, BuildRequest, Ce
 from btbuild.execution.runner import Environment, run_group
 from btbuild.execution.setup import ExecutionContext, ExecutionSource, context_of
 from btbuild.execution.storage_cache import StorageCache
-from btbuild.execution.tasks import CellOutcome, GroupTask
+from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.execution.waiting import DEPS_MOVED, LeaseWaiter, is_leased_elsewhere, merge_rounds
 from btbuild.plugins.rootindex import RootIndex
 from btbuild.storage.records import COMMITTED, CellRecord
+from btbuild.vocabulary import Reason
 from btbuild.workspace.model import Target, Workspace
 
 __all__ = [
@@ -267,9 +270,25 @@ class Scheduler:
                 if decision.detail:
                     self._why[(target.name, day)] = decision.detail
                 tasks.append(task)
+        waiting = self._backing_off(tasks, day)
+        if waiting:  # failed before, retry not due yet: decided again once it is
+            self.waiter.park_until(group, waiting)
+            tasks = [task for task in tasks if task.name not in waiting]
         if not tasks:
             return None
         return GroupTask(day=day, build_pass=build_pass, cells=tuple(tasks), run_id=self.run_id)
+
+    def _backing_off(self, tasks: list[CellTask], day: date) -> dict[str, float]:
+        """Retries among ``tasks`` whose back-off has not passed yet -> when they are due."""
+        first = self.workspace.execution.retry_backoff
+        now = time.time()
+        due = {}
+        for task in tasks:
+            if task.reason == Reason.RETRY:
+                when = retry_due(self.cache.full_record(task.name, day), task.key, first)
+                if when > now:
+                    due[task.name] = when
+        return due
 
     def _inline_env(self) -> Environment:
         """An environment running cells in this process (inline builds, revivals)."""

@@ -51,6 +51,7 @@ start_date = "2024-01-01"
 min_items = 10
 max_failure_rate = 0.1
 max_attempts = 2
+retry_backoff = 0  # retries at once (tests/execution/test_backoff.py measures the back-off)
 
 [plugin.jsonl.sources]
 prices = "date"

@@ -254,25 +254,11 @@ def _run_cells(
 def _schedule_retry(
     env: Environment, group: GroupTask, failed: list[CellOutcome], limits: Limits
 ) -> float:
-    """The back-off before the failed cells' next attempt; each one's ``last_error`` says
-    which attempt failed and when the next one is due (``explain`` and ``status`` show it)."""
-    iso = group.day.isoformat()
-    records = env.backend.get_cells([o.name for o in failed], [iso])
+    """The back-off before the failed cells' next attempt (each one's ``last_error`` already
+    says which attempt failed and when the next one is due: btbuild/execution/backoff.py)."""
+    records = env.backend.get_cells([o.name for o in failed], [group.day.isoformat()])
     attempts = max((r.attempts for r in records.values()), default=1)
-    delay = backoff_seconds(attempts, limits.retry_backoff)
-    due = time.strftime("%H:%M:%S", time.gmtime(time.time() + delay))
-    for outcome in failed:
-        record = records.get((outcome.name, iso))
-        if record is None or record.status != FAILED:
-            continue
-        env.backend.put_cell_status(
-            outcome.name,
-            iso,
-            FAILED,
-            last_error=f"{record.last_error or outcome.error} (attempt {record.attempts} of "
-            f"{limits.max_attempts}; next retry at {due} UTC, in {delay:.0f} s)",
-        )
-    return delay
+    return backoff_seconds(attempts, limits.retry_backoff)
 
 
 def serve(
