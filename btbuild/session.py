@@ -7,7 +7,7 @@ A :class:`Session` loads each stage lazily and at most once: commands that only 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,18 +18,25 @@ from btbuild.graph.query import resolve_patterns
 from btbuild.workspace.config import find_workspace_root, load_workspace
 from btbuild.workspace.model import Workspace
 
-if TYPE_CHECKING:  # hashing is imported when hashes are first needed (query needs none)
+if TYPE_CHECKING:  # imported when first needed (query needs no hashes, plugins or cache)
+    from types import TracebackType
+
     from btbuild.execution.setup import ExecutionContext
     from btbuild.hashing import TargetHashes
+    from btbuild.plugins.manager import Plugins
+    from btbuild.storage.base import Backend
 
 
 class Session:
+    """The stages of one workspace, each loaded on first use. A context manager: leaving the
+    ``with`` block closes the cache (``close``)."""
+
     def __init__(
         self,
         root: Path,
         *,
         product_lines: Iterable[str] = (),
-        backend: Any = None,
+        backend: Backend | None = None,
         cwd: Path | None = None,
     ):
         self.root = root
@@ -38,12 +45,35 @@ class Session:
         self.cwd = cwd  # where the command runs: relative patterns are read from its package
 
     @classmethod
-    def discover(cls, workspace: str | Path | None = None, **options: Any) -> Session:
+    def discover(
+        cls,
+        workspace: str | Path | None = None,
+        *,
+        product_lines: Iterable[str] = (),
+        backend: Backend | None = None,
+        cwd: Path | None = None,
+    ) -> Session:
+        """The session of the workspace holding ``workspace`` (default: the current folder)."""
         start = Path(workspace) if workspace is not None else Path.cwd()
         if workspace is not None and not start.is_dir():
             raise ConfigError(f"--workspace {workspace}: no such folder")
-        options.setdefault("cwd", Path.cwd())
-        return cls(find_workspace_root(start), **options)
+        return cls(
+            find_workspace_root(start),
+            product_lines=product_lines,
+            backend=backend,
+            cwd=cwd if cwd is not None else Path.cwd(),
+        )
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @cached_property
     def workspace(self) -> Workspace:
@@ -72,7 +102,7 @@ class Session:
         return resolve_patterns(self.graph, patterns, self.current_package)
 
     @cached_property
-    def plugins(self) -> Any:
+    def plugins(self) -> Plugins:
         from btbuild.plugins.manager import load_plugins
 
         ws = self.workspace
@@ -148,9 +178,9 @@ class Session:
         )
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = open_storage(self.workspace)
+            self._backend = open_storage(self.workspace, self.plugins.storage_backends())
         return self._backend
 
     def execution(self) -> ExecutionContext:
@@ -180,7 +210,7 @@ def execution_context(root: str, product_lines: tuple[str, ...]) -> ExecutionCon
     return Session(Path(root), product_lines=product_lines).execution()
 
 
-def check_segments(workspace: Workspace, plugins: Any) -> None:
+def check_segments(workspace: Workspace, plugins: Plugins) -> None:
     """Every segment is on a user-scope source and its predicate exists (at load, not per cell)."""
     segments = workspace.segments.values()
     if not segments:
@@ -204,17 +234,23 @@ def check_segments(workspace: Workspace, plugins: Any) -> None:
             )
 
 
-def open_storage(workspace: Workspace) -> Any:
-    """The workspace's action cache, as ``[storage]`` configures it."""
-    from btbuild.storage import open_backend
+def open_storage(workspace: Workspace, backends: Mapping[str, Any] | None = None) -> Any:
+    """The workspace's action cache, as ``[storage]`` configures it: the backend registered
+    under its name (``btbuild_storage_backends``; ``backends`` defaults to the built-ins)
+    validates its table and opens."""
+    from btbuild.storage.registry import StorageTable, open_from_table
 
+    if backends is None:
+        from btbuild.storage.plugin import BUILTIN_BACKENDS
+
+        backends = {spec.name: spec for spec in BUILTIN_BACKENDS}
     settings = workspace.storage
-    if settings.backend == "sqlite":
-        return open_backend("sqlite", path=workspace.root / settings.path)
-    if settings.backend == "memory":
-        return open_backend("memory")
-    return open_backend(
-        settings.backend,
-        project=settings.project,
-        prefix=settings.prefix or f"btbuild/{workspace.name}",
+    table = StorageTable(
+        backend=settings.backend,
+        values=dict(settings.options),
+        build_file=Path(settings.build_file),
+        root=workspace.root,
+        workspace=workspace.name,
+        lines=dict(settings.lines),
     )
+    return open_from_table(backends, table)

@@ -10,7 +10,10 @@ existed, JSON, SQLite rows and Firestore documents hold the plain strings and co
 from __future__ import annotations
 
 from enum import Enum
-from typing import NamedTuple
+from typing import Literal, NamedTuple
+
+Kind = Literal["per_user", "per_date"]
+KINDS: tuple[Kind, ...] = ("per_user", "per_date")  # of a target and of a stored result
 
 
 class StrEnum(str, Enum):

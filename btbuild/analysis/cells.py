@@ -130,6 +130,9 @@ def date_range(first: date, last: date) -> list[date]:
     return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
 
 
+COMPONENTS = ("epoch", "code", "layers", "infra", "declaration")  # of target_components
+
+
 def target_components(hashes: TargetHashes) -> dict[str, str]:
     return {
         "code": hashes.code,
@@ -158,6 +161,29 @@ def missing_roots(target: Target, day: date, available: Callable[[str, date], bo
     return [source for source in target.roots if not available(source, day)]
 
 
+def side_by_side(
+    record_components: Mapping[str, str],
+    record_roots: Mapping[str, str],
+    record_deps: Mapping[str, str],
+    inputs: CellInputs,
+) -> list[Change]:
+    """Every input of a cell, recorded value against current one, in the order explain
+    prints them: the components, then the roots, then the deps."""
+    rows = [
+        Change(name, record_components.get(name), inputs.components.get(name))
+        for name in COMPONENTS
+    ]
+    rows += [
+        Change(f"roots:{source}", record_roots.get(source), inputs.root_fingerprints.get(source))
+        for source in sorted(set(record_roots) | set(inputs.root_fingerprints))
+    ]
+    rows += [
+        Change(f"deps:{dep}", record_deps.get(dep), inputs.dep_results.get(dep))
+        for dep in sorted(set(record_deps) | set(inputs.dep_results))
+    ]
+    return rows
+
+
 def compare(
     record_components: Mapping[str, str],
     record_roots: Mapping[str, str],
@@ -165,20 +191,8 @@ def compare(
     inputs: CellInputs,
 ) -> list[Change]:
     """Every input that differs from the record, in the order explain prints them."""
-    changes: list[Change] = []
-    for name in ("epoch", "code", "layers", "infra", "declaration"):
-        old, new = record_components.get(name), inputs.components.get(name)
-        if old != new:
-            changes.append(Change(name, old, new))
-    for source in sorted(set(record_roots) | set(inputs.root_fingerprints)):
-        old, new = record_roots.get(source), inputs.root_fingerprints.get(source)
-        if old != new:
-            changes.append(Change(f"roots:{source}", old, new))
-    for dep in sorted(set(record_deps) | set(inputs.dep_results)):
-        old, new = record_deps.get(dep), inputs.dep_results.get(dep)
-        if old != new:
-            changes.append(Change(f"deps:{dep}", old, new))
-    return changes
+    rows = side_by_side(record_components, record_roots, record_deps, inputs)
+    return [row for row in rows if row.old != row.new]
 
 
 def reason_for(changes: list[Change]) -> Reason:

@@ -43,8 +43,7 @@ from btbuild.analysis.cells import (
     target_components,
 )
 from btbuild.graph.graph import Graph
-from btbuild.hashing.composite import TargetHashes
-from btbuild.hashing.digest import hash_json
+from btbuild.hashing.composite import TargetHashes, code_key
 from btbuild.vocabulary import CellSummary, Reason, RecordStatus
 from btbuild.workspace.model import DAILY, Target, Workspace
 
@@ -222,7 +221,7 @@ class Planner:
             probe -= timedelta(days=1)
         return None
 
-    def explain(
+    def decide(
         self, target: Target, day: date, *, details: bool = True
     ) -> tuple[Decision, CellTask | None, CellInputs | None]:
         """The decision for one cell, its task if it runs, and the inputs it compared
@@ -397,7 +396,7 @@ class Planner:
         cached = self._per_target.get(target.name)
         if cached is None:
             hashes = self.hashes[target.name]
-            cached = (target_components(hashes), hash_json([hashes.code, hashes.layers]))
+            cached = (target_components(hashes), code_key(hashes))
             self._per_target[target.name] = cached
         return cached
 
@@ -506,7 +505,7 @@ class Planner:
     def settle(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
         """Decide one cell and remember its state for its dependents. A runnable cell is
         remembered as RUNNABLE only in a dry run; a real build remembers its outcome."""
-        decision, task, _inputs = self.explain(target, day, details=False)
+        decision, task, _inputs = self.decide(target, day, details=False)
         if task is not None:
             if self.dry_run:
                 self.state[(target.name, day)] = CellState(RUNNABLE, decision.reason)

@@ -7,7 +7,7 @@ Functions of a :class:`~btbuild.analysis.planner.Planner` (kept apart to keep it
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from btbuild.analysis.cells import (
     BLOCKED,
@@ -21,9 +21,16 @@ from btbuild.analysis.cells import (
 from btbuild.vocabulary import Reason
 from btbuild.workspace.model import Target
 
+if TYPE_CHECKING:  # the planner calls in here
+    from btbuild.analysis.planner import Planner
+
 
 def dep_history(
-    planner: Any, target: Target, day: date, dep_results: dict[str, str], dep_dates: dict[str, date]
+    planner: Planner,
+    target: Target,
+    day: date,
+    dep_results: dict[str, str],
+    dep_dates: dict[str, date],
 ) -> Decision | None:
     """Add the earlier results a ``dep_lookback`` target may read (``ctx.dep(name,
     days_ago=j)``) to its inputs, as ``"<label>@-<j>"``: the result hash, or
@@ -55,7 +62,7 @@ def dep_history(
     return None
 
 
-def expired_reads(planner: Any, task: CellTask) -> list[tuple[Target, date]]:
+def expired_reads(planner: Planner, task: CellTask) -> list[tuple[Target, date]]:
     """The expired cells (``btbuild gc``) a runnable cell reads: its deps' cells of
     today and of its dep look-back, and its previous result. Each must be recomputed
     first (the build does it and reports it as ``ran / expired``)."""
@@ -74,12 +81,12 @@ def expired_reads(planner: Any, task: CellTask) -> list[tuple[Target, date]]:
     ]
 
 
-def revival(planner: Any, target: Target, day: date) -> CellTask | None:
+def revival(planner: Planner, target: Target, day: date) -> CellTask | None:
     """The task recomputing an expired cell (None if it turns out not to need it)."""
     planner.revive.add((target.name, day))
     planner.state.pop((target.name, day), None)
     try:
-        _decision, task, _inputs = planner.explain(target, day, details=True)
+        _decision, task, _inputs = planner.decide(target, day, details=True)
     finally:
         planner.revive.discard((target.name, day))
     return task

@@ -10,10 +10,10 @@ import importlib
 import importlib.util
 import sys
 import traceback
-from typing import Any
 
 import click
 
+from btbuild.cli.options import Options
 from btbuild.errors import BtbuildError
 
 # command name -> module under btbuild.cli.commands; each module defines `command`
@@ -46,24 +46,12 @@ class LazyGroup(click.Group):
         if name not in COMMANDS or not _available(name):
             return None
         module = importlib.import_module(f"btbuild.cli.commands.{COMMANDS[name]}")
-        return module.command
+        command: click.Command = module.command
+        return command
 
 
 def _available(name: str) -> bool:
     return importlib.util.find_spec(f"btbuild.cli.commands.{COMMANDS[name]}") is not None
-
-
-class Options:
-    """What the top-level options say, handed to every command as ``ctx.obj``."""
-
-    def __init__(self, workspace: str | None, debug: bool):
-        self.workspace = workspace
-        self.debug = debug
-
-    def session(self, **options: Any) -> Any:
-        from btbuild.session import Session
-
-        return Session.discover(self.workspace, **options)
 
 
 _state = {"debug": False}

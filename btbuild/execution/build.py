@@ -100,25 +100,37 @@ class Scheduler:
         self.by_name = {target.name: target for target in self.targets.values()}
         self.hashes = context.hashes
         self.sources = context.plugins.root_sources()
-        self.index = RootIndex.build({n: self.sources[n] for n in self._used_sources()}, self.dates)
         self.backend = context.backend
         self.run_id = uuid.uuid4().hex[:12]
         self._retried: list[GroupTask] = []  # tasks re-run after their worker process died
         self._why: dict[tuple[str, date], str] = {}  # runnable cells: why a change was not proven
-        if hasattr(self.equivalent, "bind"):  # the sim judge: replay range, adoptions to recheck
-            self.equivalent.bind(self)
-        self.cache, self.planner = self._plan()
-        self.passes = self.planner.passes
         self.notice = on_wait or (lambda line: None)
         self.waiter = LeaseWaiter(
             self.backend, {t.name: t.label for t in self.targets.values()}, self.notice
         )
+        self._planned = False  # plan() reads the root index and the cache
+
+    def plan(self) -> Scheduler:
+        """Read what deciding needs: the root index of the dates and the cache (its summaries
+        and integrity). Changes nothing; :meth:`run` plans first unless this was called."""
+        if self._planned:
+            return self
+        self.index = RootIndex.build({n: self.sources[n] for n in self._used_sources()}, self.dates)
+        if hasattr(self.equivalent, "bind"):  # the sim judge: replay range, adoptions to recheck
+            self.equivalent.bind(self)
+        self.cache, self.planner = self._plan()
+        self.passes = self.planner.passes
+        self._planned = True
+        return self
+
+    def repair(self) -> list[str]:
+        """The explicit clean-up step of a real build, before any cell runs (see
+        :meth:`StorageCache.repair`: category migrations, damaged results)."""
+        return [] if self.request.dry_run else self.cache.repair()
 
     def _plan(self) -> tuple[StorageCache, Planner]:
         """A fresh view of the cache and a planner over it (again when a round re-plans)."""
-        cache = StorageCache(
-            self.backend, self.by_name, self.dates, migrate=not self.request.dry_run
-        )
+        cache = StorageCache(self.backend, self.by_name, self.dates)
         planner = Planner(
             self.workspace,
             self.graph,
@@ -164,6 +176,8 @@ class Scheduler:
     def _run(self, executor: Executor) -> BuildReport:
         """Rounds: a cell whose commit found a dep moved (another builder committed it since
         the plan) is planned again, with every cell, from the cache as it is then."""
+        self.plan()
+        repairs = self.repair()
         report = self._round(executor)
         for _ in range(MAX_REPLANS):
             moved = [cell for cell in report.cells if cell.reason == DEPS_MOVED]
@@ -175,7 +189,9 @@ class Scheduler:
             )
             self._progress = None  # the bar counted every cell once already
             self.cache, self.planner = self._plan()
+            repairs += self.repair()
             report = merge_rounds(report, self._round(executor))
+        report.repairs = repairs
         self._after_run(report)
         return report
 

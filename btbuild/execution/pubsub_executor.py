@@ -30,12 +30,12 @@ class PubSubExecutor(Executor):
     description = '`btbuild worker` processes (needs [storage] backend = "firestore")'
 
     def check(self, workspace: Workspace, backend: Backend, request: BuildRequest) -> None:
-        """The cache is Firestore; for a real build, Pub/Sub has credentials and the topics
+        """The cache can hold run documents (Firestore); for a real build, Pub/Sub has credentials and the topics
         and subscriptions exist (one-line errors naming the fix, exit 2)."""
         from btbuild.execution.pubsub.dispatcher import preflight
-        from btbuild.storage.firestore import FirestoreBackend
+        from btbuild.storage.documents import RunDocuments
 
-        if not isinstance(backend, FirestoreBackend):
+        if not isinstance(backend, RunDocuments):
             raise UsageError(NEEDS_FIRESTORE)
         if not request.dry_run:
             preflight(backend, workspace.storage.project)
@@ -47,10 +47,10 @@ class PubSubExecutor(Executor):
 @contextmanager
 def _dispatching(run: ExecutorRun) -> Iterator[Submit]:
     from btbuild.execution.pubsub.dispatcher import Dispatcher
-    from btbuild.storage.firestore import FirestoreBackend
+    from btbuild.storage.documents import RunDocuments
 
     backend = run.context.backend
-    if not isinstance(backend, FirestoreBackend):
+    if not isinstance(backend, RunDocuments):
         raise UsageError(NEEDS_FIRESTORE)
     project = run.context.workspace.storage.project
     with Dispatcher(backend, run.run_id, project=project) as dispatcher:

@@ -52,6 +52,8 @@ class CellReport:
 class BuildReport:
     cells: list[CellReport] = field(default_factory=list)
     dry_run: bool = False
+    # what the build changed in the cache before running cells (StorageCache.repair)
+    repairs: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         keys = (RUNNABLE, *SUMMARY_KEYS) if self.dry_run else SUMMARY_KEYS
@@ -72,13 +74,19 @@ class BuildReport:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"cells": [cell.to_json() for cell in self.cells], "summary": self.summary()}
+        data: dict[str, Any] = {"cells": [cell.to_json() for cell in self.cells]}
+        data["summary"] = self.summary()
+        if self.repairs:
+            data["repairs"] = list(self.repairs)
+        return data
 
     def json_text(self) -> str:
         """``to_json()`` as text, one cell per line: readable, and written by the C encoder
         (an indented dump of 365k cells goes through the pure-Python one: 10x slower)."""
         cells = ",\n  ".join(json.dumps(cell.to_json()) for cell in self.cells)
         summary = json.dumps(self.summary())
+        if self.repairs:
+            summary += f', "repairs": {json.dumps(self.repairs)}'
         if not cells:
             return f'{{"cells": [], "summary": {summary}}}'
         return f'{{"cells": [\n  {cells}\n],\n "summary": {summary}}}'

@@ -19,7 +19,7 @@ from typing import Any
 from btbuild.analysis.cells import date_range
 from btbuild.execution.runner import run_group
 from btbuild.execution.tasks import GroupTask
-from btbuild.storage.records import EXPIRED, CellRecord
+from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target, Workspace
 
 
@@ -100,8 +100,7 @@ def collect(backend: Any, workspace: Workspace, as_of: date, *, dry_run: bool = 
     return report
 
 
-def expire(backend: Any, record: CellRecord) -> None:
-    """Keep the record without its result, then delete the result's shards."""
-    generation = record.generation or ""
-    backend.put_cells([replace(record, status=EXPIRED, generation=None, shard_count=0, attempts=0)])
-    backend._delete_generation(record.target, record.date, generation)
+def expire(backend: Any, record: CellRecord) -> bool:
+    """Keep the record without its result, then delete the result's shards (atomically: not
+    while a live lease holds the cell, nor once it holds another result; then False)."""
+    return bool(backend.expire_result(record.target, record.date, record.generation or ""))

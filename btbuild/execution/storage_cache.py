@@ -14,34 +14,28 @@ from btbuild.workspace.model import Target
 class StorageCache:
     """The planner's view of the action cache (:class:`~btbuild.analysis.planner.CacheView`):
     narrow summaries of every cell of the plan read up front, full records per target on first
-    need. A target that moved to another package is a category migration: what its old package
-    left is deleted (``migrate``; a dry run only ignores it) and it is built anew.
+    need. Reading changes nothing; :meth:`repair` is the build's explicit clean-up step.
 
-    Every cell of the plan is checked for damage up front (``Backend.check_results``: the
-    record's seal and every shard's checksum). A damaged cell is treated as missing: it is
-    left out of the summaries and listed in ``damaged`` (the planner runs it, reason
-    ``damaged``); a real build (``migrate``) also forgets its record and shards first."""
+    A target that moved to another package is a category migration: its cells of the old
+    package are left out (``moved``) and it is built anew. Every other cell of the plan is
+    checked for damage up front (``Backend.check_results``: the record's seal and every
+    shard's checksum). A damaged cell is treated as missing: it is left out of the summaries
+    and listed in ``damaged`` (the planner runs it, reason ``damaged``)."""
 
-    def __init__(
-        self, backend: Any, targets: Mapping[str, Target], dates: list[date], *, migrate: bool
-    ):
+    def __init__(self, backend: Any, targets: Mapping[str, Target], dates: list[date]):
         self.backend = backend
+        self.targets = targets
         self.dates = dates
         isos = [day.isoformat() for day in dates]
         summaries = backend.get_cell_summaries(sorted(targets), isos)
-        self.moved = {
-            name
+        # name -> the package its stored cells were written under
+        self.moved: dict[str, str] = {
+            name: summary.category
             for (name, _day), summary in summaries.items()
             if summary.category is not None and summary.category != targets[name].package
         }
-        for name in sorted(self.moved):
-            if migrate:
-                backend.migrate_category(name, targets[name].package)
-        checked = sorted(set(targets) - self.moved)
+        checked = sorted(set(targets) - set(self.moved))
         self.damaged: dict[tuple[str, str], str] = backend.check_results(checked, isos)
-        for key in self.damaged:
-            if migrate:
-                backend.forget_result(*key)
         if self.moved or self.damaged:
             summaries = {
                 key: summary
@@ -51,6 +45,29 @@ class StorageCache:
         self.summaries: dict[tuple[str, str], CellSummary] = summaries
         self.records: dict[tuple[str, str], CellRecord | None] = {}
         self._loaded: set[str] = set()
+        self._repaired = False
+
+    def repair(self) -> list[str]:
+        """What a real build does before it runs anything (a dry run only reads): delete the
+        cells a moved target left under its old package, and forget damaged results with
+        their shards. One line per action, for the build's report."""
+        if self._repaired:
+            return []
+        self._repaired = True
+        done = []
+        for name in sorted(self.moved):
+            target = self.targets[name]
+            deleted = self.backend.migrate_category(name, target.package)
+            done.append(
+                f"{target.label} moved from package {self.moved[name]!r}: "
+                f"{deleted} cells of the old package deleted, it is built anew"
+            )
+        for (name, iso), why in sorted(self.damaged.items()):
+            self.backend.forget_result(name, iso)
+            done.append(
+                f"{self.targets[name].label} on {iso}: damaged result forgotten ({why}), rebuilt"
+            )
+        return done
 
     def full_record(self, name: str, day: date) -> CellRecord | None:
         key = (name, day.isoformat())

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from btbuild.errors import CycleError
+from btbuild.errors import CycleError, LabelError
 from btbuild.workspace.labels import Pattern, parse_label
 from btbuild.workspace.model import Target, Workspace
 
@@ -100,6 +100,13 @@ def build_graph(
     rdeps: dict[str, list[str]] = {label: [] for label in nodes}
     for label in nodes:
         for dep in deps[label]:
+            if dep not in rdeps:
+                target = targets.get(label)
+                raise LabelError(
+                    f"target {label} depends on {dep}, which is not a target of this workspace",
+                    path=target.build_file if target else None,
+                    line=target.line if target else None,
+                )
             rdeps[dep].append(label)
     waiting = {label: len(set(deps[label])) for label in nodes}
     level = dict.fromkeys(nodes, 1)  # tentative: final once every dep is done

@@ -227,8 +227,10 @@ def somepath(graph: Graph, sources: Iterable[str], targets: Iterable[str]) -> li
         label = queue.popleft()
         if label in goal:
             chain = [label]
-            while parent[chain[-1]] is not None:
-                chain.append(parent[chain[-1]])  # type: ignore[arg-type]
+            step = parent[label]
+            while step is not None:
+                chain.append(step)
+                step = parent[step]
             return list(reversed(chain))
         for dep in graph.deps[label]:
             if dep not in parent:

@@ -110,4 +110,5 @@ class HashCache:
             or not isinstance(document.get("entries"), dict)
         ):
             return {}
-        return document["entries"]
+        entries: dict[str, object] = document["entries"]
+        return entries

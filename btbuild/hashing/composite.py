@@ -9,11 +9,10 @@ composite hashes (a Merkle hash over the dependency graph); ``btbuild hash`` sho
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from btbuild.errors import CycleError, LabelError
+from btbuild.graph.graph import graph_of
 from btbuild.hashing.cache import HashCache
 from btbuild.hashing.definitions import layer_slices
 from btbuild.hashing.digest import hash_json
@@ -92,6 +91,12 @@ def combine_static(*, code: str, layers: str, infra: str, epoch: int, declaratio
     )
 
 
+def code_key(hashes: TargetHashes) -> str:
+    """A target's code as a cache record keeps it (``record.code_hash``): its entry code and
+    layers; the simulation registry (btbuild.sim) keys SimHashes by it too."""
+    return hash_json([hashes.code, hashes.layers])
+
+
 def deps_hash(upstream: Mapping[str, str]) -> str:
     """Merkle step: hash of sorted (dep name, dep composite) pairs."""
     return hash_json(sorted(upstream.items()))
@@ -120,7 +125,8 @@ def compute_hashes(
     scanner = LayerScanner(workspace.root, reader)
     by_label = workspace.by_label()
     results: dict[str, TargetHashes] = {}
-    for target in _topological(workspace.targets, by_label):
+    for label in graph_of(workspace).order:  # deps first
+        target = by_label[label]
         scan = scanner.scan(target.entry_file)
         versions = index.versions_for(scan.third_party)
         # only what the entry needs from its module, unless the module is imported again
@@ -167,35 +173,3 @@ def compute_hashes(
     if cache is not None:
         cache.save()
     return {name: results[name] for name in workspace.targets}
-
-
-def _topological(targets: Mapping[str, Target], by_label: Mapping[str, Target]) -> list[Target]:
-    """Targets ordered so each comes after its deps (Kahn's algorithm, no recursion)."""
-    waiting: dict[str, int] = {}
-    dependents: dict[str, list[str]] = {name: [] for name in targets}
-    for target in targets.values():
-        for label in target.deps:
-            upstream = by_label.get(label)
-            if upstream is None:
-                raise LabelError(
-                    f"target {target.label} depends on {label}, which is not a target of this workspace",
-                    path=target.build_file,
-                    line=target.line,
-                )
-            dependents[upstream.name].append(target.name)
-        waiting[target.name] = len(set(target.deps))
-    ready = deque(name for name in targets if waiting[name] == 0)
-    ordered: list[Target] = []
-    while ready:
-        name = ready.popleft()
-        ordered.append(targets[name])
-        for dependent in dict.fromkeys(dependents[name]):
-            waiting[dependent] -= 1
-            if waiting[dependent] == 0:
-                ready.append(dependent)
-    if len(ordered) != len(targets):
-        stuck = sorted(targets[name].label for name, count in waiting.items() if count > 0)
-        raise CycleError(
-            f"cannot hash targets caught in a dependency cycle: {', '.join(stuck)}", [stuck]
-        )
-    return ordered

@@ -234,7 +234,7 @@ class FileFacts:
             parsed = [StatementFacts.from_json(item) for item in raw_statements]
             if any(item is None for item in parsed):
                 return None
-            statements = tuple(parsed)  # type: ignore[arg-type]
+            statements = tuple(item for item in parsed if item is not None)
         return cls(code, tuple(records), statements, dynamic)
 
 

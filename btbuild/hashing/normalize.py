@@ -37,6 +37,7 @@ from __future__ import annotations
 import ast
 import builtins
 from dataclasses import dataclass, field
+from typing import Any
 
 from btbuild.errors import WorkspaceError
 from btbuild.hashing.digest import hash_json, hash_text
@@ -420,8 +421,12 @@ class _Analyzer(ast.NodeVisitor):
             return self.classes[base.id]
         return base.id not in _BUILTIN_CLASSES or base.id in self.module.bindings
 
-    def _comprehension(self, node: ast.expr, elements: list[ast.expr]) -> None:
-        generators: list[ast.comprehension] = node.generators  # type: ignore[attr-defined]
+    def _comprehension(
+        self,
+        node: ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp,
+        elements: list[ast.expr],
+    ) -> None:
+        generators = node.generators
         self._effect()  # iterating runs code
         self.visit(generators[0].iter)  # evaluated in the enclosing scope
         scope = self._push("comprehension")
@@ -551,7 +556,9 @@ def _rename(statement: ast.stmt, renames: dict[int, BindingKey]) -> None:
     canonical: dict[BindingKey, str] = {}
     stack: list[ast.AST] = [statement]
     while stack:
-        node = stack.pop()
+        # ``kind is ast.X`` narrows the node below (faster than isinstance in this per-node
+        # loop); mypy cannot follow identity checks of a type, so ``node`` is typed Any
+        node: Any = stack.pop()
         kind = type(node)
         if kind is ast.Name or kind is ast.ExceptHandler:
             attribute = "id" if kind is ast.Name else "name"
@@ -566,26 +573,26 @@ def _rename(statement: ast.stmt, renames: dict[int, BindingKey]) -> None:
                 elif value.startswith(LOCAL_PREFIX):
                     setattr(node, attribute, _escape(value))
         elif kind is ast.arg:
-            node.arg = _escape(node.arg)  # type: ignore[attr-defined]
+            node.arg = _escape(node.arg)
         elif kind is ast.Attribute:
-            node.attr = _escape(node.attr)  # type: ignore[attr-defined]
+            node.attr = _escape(node.attr)
         elif kind is ast.keyword:
-            if node.arg is not None:  # type: ignore[attr-defined]
-                node.arg = _escape(node.arg)  # type: ignore[attr-defined]
+            if node.arg is not None:
+                node.arg = _escape(node.arg)
         elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef or kind is ast.ClassDef:
-            node.name = _escape(node.name)  # type: ignore[attr-defined]
+            node.name = _escape(node.name)
         elif kind is ast.alias:
-            if node.asname is not None:  # type: ignore[attr-defined]
-                node.asname = _escape(node.asname)  # type: ignore[attr-defined]
-            elif "." not in node.name:  # type: ignore[attr-defined]
-                node.name = _escape(node.name)  # type: ignore[attr-defined]
+            if node.asname is not None:
+                node.asname = _escape(node.asname)
+            elif "." not in node.name:
+                node.name = _escape(node.name)
         elif kind is ast.Global or kind is ast.Nonlocal:
-            node.names = [_escape(name) for name in node.names]  # type: ignore[attr-defined]
+            node.names = [_escape(name) for name in node.names]
         elif kind is ast.MatchAs or kind is ast.MatchStar:
-            if node.name is not None:  # type: ignore[attr-defined]
-                node.name = _escape(node.name)  # type: ignore[attr-defined]
-        elif kind is ast.MatchMapping and node.rest is not None:  # type: ignore[attr-defined]
-            node.rest = _escape(node.rest)  # type: ignore[attr-defined]
+            if node.name is not None:
+                node.name = _escape(node.name)
+        elif kind is ast.MatchMapping and node.rest is not None:
+            node.rest = _escape(node.rest)
         children = list(ast.iter_child_nodes(node))
         children.reverse()
         stack.extend(children)

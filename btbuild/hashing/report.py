@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from btbuild.errors import LabelError
 from btbuild.hashing.composite import TargetHashes
@@ -38,10 +39,10 @@ def hash_report(hashes: Mapping[str, TargetHashes], labels: Iterable[str]) -> di
     return {"targets": selected}
 
 
-def render_text(report: Mapping[str, object]) -> str:
+def render_text(report: Mapping[str, Any]) -> str:
     """Human-readable form of :func:`hash_report`, one block per target."""
     blocks: list[str] = []
-    for entry in report["targets"]:  # type: ignore[attr-defined]
+    for entry in report["targets"]:
         whole = entry.get("layer_whole", {})
         files = [
             f"{path} [whole: {whole[path]}]" if path in whole else path

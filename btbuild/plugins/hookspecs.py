@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from btbuild.plugins.config import PluginConfig
     from btbuild.plugins.sources import RootSource
     from btbuild.plugins.validators import ResultValidator
+    from btbuild.storage.registry import BackendSpec
 
 PROJECT = "btbuild"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -49,6 +50,28 @@ def btbuild_configure(config: PluginConfig) -> None:
     :param config: frozen value with ``root`` (the workspace directory), ``build_file``
         (the root BUILD.toml) and ``settings`` (plugin short name -> its ``[plugin.<name>]``
         table), e.g. ``config.settings_for("market")["users"]``.
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Storage: when the session opens the action cache.
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def btbuild_storage_backends(config: PluginConfig) -> Sequence[BackendSpec] | None:
+    """Provide storage backends, selected by ``[storage] backend = "<name>"``.
+
+    Called once per session, when it first opens the action cache. Return :class:`btbuild.storage.registry.BackendSpec` values: the name, the other keys its
+    ``[storage]`` table may hold, and ``open(table)``, which validates its own table (raise
+    ``table.error(key, message)`` for a bad value: one line naming BUILD.toml, the line and
+    the key) and returns a :class:`btbuild.storage.base.Backend` (implement the primitives of
+    btbuild/storage/primitives.py; the commit protocol is inherited). The built-in memory,
+    SQLite and Firestore backends come from btbuild/storage/plugin.py through this hook. Two
+    plugins providing the same name is an error.
+
+    :param config: the plugin configuration (see ``btbuild_configure``).
+    :return: a list of ``BackendSpec`` (or None).
     """
 
 

@@ -7,7 +7,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -22,10 +21,15 @@ from btbuild.plugins import hookspecs
 from btbuild.plugins.config import PluginConfig
 from btbuild.plugins.sources import RootSource, check_source
 from btbuild.plugins.validators import ResultValidator
+from btbuild.workspace.labels import DOTTED_RE
 
-BUILTIN_PLUGINS: tuple[str, ...] = ("btbuild.plugins.builtin_checks", "btbuild.execution.plugin")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "btbuild.plugins.builtin_checks",
+    "btbuild.storage.plugin",
+    "btbuild.execution.plugin",
+)
 ENTRY_POINT_GROUP = "btbuild"
-_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_DOTTED = DOTTED_RE
 _PLAIN_IMPL = {
     "wrapper": False,
     "hookwrapper": False,
@@ -269,6 +273,25 @@ class Plugins:
                 self.call_each("btbuild_infra_inputs"), "btbuild_infra_inputs", values_are_str=True
             )
         return self._infra
+
+    def storage_backends(self) -> dict[str, Any]:
+        """Every ``btbuild_storage_backends`` spec by name (BackendSpec)."""
+        from btbuild.storage.registry import BackendSpec
+
+        found: dict[str, BackendSpec] = {}
+        owner: dict[str, str] = {}
+        for plugin, result in self.call_each("btbuild_storage_backends"):
+            for spec in _as_list(result, plugin, "btbuild_storage_backends"):
+                if not isinstance(spec, BackendSpec):
+                    raise PluginError(
+                        f"plugin {plugin!r}: btbuild_storage_backends must return BackendSpec values, got {type(spec).__name__}"
+                    )
+                if spec.name in found:
+                    raise PluginError(
+                        f"storage backend {spec.name!r} is provided by two plugins: {owner[spec.name]!r} and {plugin!r}"
+                    )
+                owner[spec.name], found[spec.name] = plugin, spec
+        return found
 
     def segment_predicates(self) -> dict[str, Any]:
         """Every ``btbuild_segment_predicates`` entry: name -> callable(record) -> bool."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
@@ -12,13 +11,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import xxhash
 
 from btbuild.errors import PluginError
+from btbuild.workspace.labels import NAME_RE
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
 Scope = Literal["date", "user"]
 SCOPES: tuple[Scope, ...] = ("date", "user")
-SOURCE_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+SOURCE_NAME = NAME_RE
 
 
 def user_shard(user_id: str, shards: int) -> int:

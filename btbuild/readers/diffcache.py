@@ -7,7 +7,7 @@ result hash, so equal results stored in different shards or generations compare 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ class CellDiff:
         }
 
 
-def open_other(spec: str, open_backend: Any) -> Backend:
+def open_other(spec: str, open_backend: Callable[..., Backend]) -> Backend:
     """The other cache: an SQLite file, a workspace folder (its configured cache), or
     ``firestore:PROJECT/PREFIX``."""
     if spec.startswith("firestore:"):
@@ -53,7 +53,8 @@ def open_other(spec: str, open_backend: Any) -> Backend:
         from btbuild.session import open_storage
         from btbuild.workspace.config import load_workspace
 
-        return open_storage(load_workspace(path))
+        backend: Backend = open_storage(load_workspace(path))
+        return backend
     if not path.is_file():
         raise UsageError(
             f"OTHER_CACHE {spec!r}: no such file or folder "

@@ -44,7 +44,7 @@ def collect(session: Any, request: ReportRequest) -> dict[str, Any]:
         patterns=request.patterns, end=request.end, start=request.start, dry_run=True
     )
     scheduler = Scheduler(session, build, equivalent=equivalence_checker(session))
-    changes = _keep_changes(scheduler.planner)
+    changes = _keep_changes(scheduler.plan().planner)
     plan = scheduler.run()
     dates = sorted({cell.date for cell in plan.cells})
     labels = list(scheduler.order)

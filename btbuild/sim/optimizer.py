@@ -35,17 +35,13 @@ from collections.abc import Callable
 from typing import Any
 
 from btbuild.errors import BtbuildError
+from btbuild.hashing.composite import code_key as code_key  # (sim imports it from here)
 from btbuild.hashing.digest import hash_json
 from btbuild.sim.logs import LogCapture
 from btbuild.sim.runner import SimResult, SimRunner
 from btbuild.sim.snapshots import remember
 from btbuild.sim.verdict import Verdict, unproven
 from btbuild.workspace.model import Target
-
-
-def code_key(hashes: Any) -> str:
-    """``record.code_hash`` of a target's current code: ``hash_json([code, layers])``."""
-    return hash_json([hashes.code, hashes.layers])
 
 
 class SimHashes:

@@ -16,7 +16,6 @@ See docs/storage.md for the commit protocol and the crash guarantees.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 from btbuild.errors import ConfigError
@@ -46,10 +45,10 @@ __all__ = [
     "RUNNING",
     "SHARD_LIMIT",
     "STATUSES",
-    "BACKENDS",
     "Backend",
     "CellRecord",
     "Equivalence",
+    "FirestoreBackend",
     "Lease",
     "MemoryBackend",
     "PerUserHash",
@@ -61,25 +60,24 @@ __all__ = [
     "result_hash",
 ]
 
-BACKENDS: dict[str, Callable[..., Backend]] = {
-    "memory": MemoryBackend,
-    "sqlite": SqliteBackend,
-    "firestore": FirestoreBackend,  # google-cloud-firestore is imported on first use
-}
-"""Backend name (``[storage] backend``) -> factory taking that backend's settings."""
-
 
 def open_backend(kind: str, **settings: Any) -> Backend:
-    """Open the backend named ``kind`` ("sqlite" takes ``path``; "memory" takes nothing)."""
-    factory = BACKENDS.get(kind)
-    if factory is None:
+    """Open a built-in backend by name with keyword settings ("sqlite" takes ``path``,
+    "firestore" ``project`` and ``prefix``, "memory" nothing). A workspace opens its backend
+    from its ``[storage]`` table instead (:func:`btbuild.session.open_storage`), which also
+    finds plugins' backends."""
+    from btbuild.storage.plugin import BUILTIN_BACKENDS
+
+    specs = {spec.name: spec for spec in BUILTIN_BACKENDS}
+    spec = specs.get(kind)
+    if spec is None or spec.factory is None:
         raise ConfigError(
-            f"[storage] backend = {kind!r} is unknown; expected one of {', '.join(sorted(BACKENDS))}"
+            f"[storage] backend = {kind!r} is unknown; expected one of {', '.join(sorted(specs))}"
         )
     try:
-        inspect.signature(factory).bind(**settings)
+        inspect.signature(spec.factory).bind(**settings)
     except TypeError as exc:
         raise ConfigError(
             f"[storage] settings {sorted(settings)} do not fit backend {kind!r}: {exc}"
         ) from None
-    return factory(**settings)
+    return spec.factory(**settings)

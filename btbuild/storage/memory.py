@@ -7,20 +7,13 @@ It keeps records as plain dicts (what Firestore would store) so a round trip thr
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import Any, TypeVar
 
-from btbuild.errors import LeaseLost
-from btbuild.storage import records as rec
-from btbuild.storage.base import (
-    Backend,
-    _now,
-    check_cell_key,
-    check_deps,
-    check_put_status,
-    new_generation,
-)
-from btbuild.storage.records import CellRecord, Equivalence, Lease, RunRecord
+from btbuild.storage.base import Backend, CellTransaction, check_cell_key
+from btbuild.storage.records import CellRecord, Equivalence, RunRecord
+
+T = TypeVar("T")
 
 
 class MemoryBackend(Backend):
@@ -71,103 +64,9 @@ class MemoryBackend(Backend):
                 count += 1
         return count
 
-    def put_cell_status(
-        self, target: str, date: str, status: str, *, now: float | None = None, **changes: Any
-    ) -> CellRecord | None:
-        when = _now(now)
+    def _atomically(self, what: str, body: Callable[[CellTransaction], T]) -> T:
         with self._lock:
-            previous = self._load((target, date))
-            checked = check_put_status(target, date, status, changes, previous)
-            if previous is not None and previous.is_leased(when):
-                return None
-            record = rec.status_put(previous, target, date, status, checked, when)
-            self._store_record(record, (target, date))
-            return record
-
-    # ------------------------------------------------------------------ leases
-
-    def acquire(
-        self,
-        target: str,
-        date: str,
-        owner: str,
-        lease_seconds: float,
-        now: float | None = None,
-        *,
-        dead_owners: Collection[str] = (),
-    ) -> Lease | None:
-        check_cell_key(target, date)
-        when = _now(now)
-        with self._lock:
-            taken = rec.leased(
-                self._load((target, date)),
-                target,
-                date,
-                owner,
-                new_generation(),
-                lease_seconds,
-                when,
-                dead_owners,
-            )
-            if taken is None:
-                return None
-            self._store_record(taken[0], (target, date))
-            return taken[1]
-
-    def renew(self, lease: Lease, now: float | None = None) -> Lease:
-        with self._lock:
-            current = self._load((lease.target, lease.date))
-            if current is None or not rec.holds(current, lease):
-                raise LeaseLost(
-                    f"lease on {lease.target} for {lease.date} was taken over by another builder"
-                )
-            record, renewed = rec.renewed(current, lease, _now(now))
-            self._store_record(record, (lease.target, lease.date))
-            return renewed
-
-    def release(self, lease: Lease, now: float | None = None) -> None:
-        with self._lock:
-            current = self._load((lease.target, lease.date))
-            if current is not None and rec.holds(current, lease):
-                self._store_record(
-                    rec.released(current, lease, _now(now)), (lease.target, lease.date)
-                )
-            self._delete_generation(lease.target, lease.date, lease.generation)
-
-    def _finish(
-        self, lease: Lease, status: str, error: str | None, now: float
-    ) -> CellRecord | None:
-        with self._lock:
-            self._delete_generation(lease.target, lease.date, lease.generation)
-            current = self._load((lease.target, lease.date))
-            if current is None or not rec.holds(current, lease):
-                return None
-            record = rec.finished(current, status, error, now)
-            self._store_record(record, (lease.target, lease.date))
-            return record
-
-    def _commit(
-        self,
-        lease: Lease,
-        result: Mapping[str, Any],
-        now: float,
-        expect_deps: Mapping[tuple[str, str], str] | None = None,
-    ) -> CellRecord:
-        key = (lease.target, lease.date)
-        with self._lock:
-            current = self._load(key)
-            if current is None or not rec.holds(current, lease):
-                raise LeaseLost(
-                    f"lease on {lease.target} for {lease.date} was taken over by another builder; its result was not committed"
-                )
-            if expect_deps:
-                found = {dep: self._load(dep) for dep in expect_deps}
-                check_deps(lease, rec.moved_deps(expect_deps, found))
-            record = rec.committed(current, lease, result, now)
-            self._store_record(record, key)
-            for shard_key in [k for k in self._shards if k[:2] == key and k[2] != lease.generation]:
-                del self._shards[shard_key]
-            return record
+            return body(_MemoryTransaction(self))
 
     # ------------------------------------------------------------------ shards
 
@@ -184,22 +83,22 @@ class MemoryBackend(Backend):
             stored = self._shards.get((target, date, generation), {})
             return [stored.get(index) for index in indices]
 
-    def _delete_generation(self, target: str, date: str, generation: str) -> None:
+    def _shard_generations(self, target: str, date: str) -> set[str]:
         with self._lock:
-            self._shards.pop((target, date, generation), None)
+            return {key[2] for key in self._shards if key[:2] == (target, date)}
 
-    def collect_garbage(self, now: float | None = None) -> int:
+    def _delete_shards(self, target: str, date: str, generations: Collection[str]) -> int:
         with self._lock:
-            deleted = 0
-            for key in list(self._shards):
-                record = self._load(key[:2])
-                keep = record is not None and key[2] in (
-                    record.generation,
-                    record.lease_generation if record.status == rec.RUNNING else None,
-                )
-                if not keep:
-                    deleted += len(self._shards.pop(key))
-            return deleted
+            return sum(
+                len(self._shards.pop((target, date, generation), {})) for generation in generations
+            )
+
+    def _all_shard_generations(self) -> dict[tuple[str, str], set[str]]:
+        with self._lock:
+            found: dict[tuple[str, str], set[str]] = {}
+            for target, date, generation in self._shards:
+                found.setdefault((target, date), set()).add(generation)
+            return found
 
     def check_results(
         self, targets: Iterable[str], dates: Iterable[str], *, thorough: bool = False
@@ -217,23 +116,6 @@ class MemoryBackend(Backend):
                 **super().check_results(wanted_targets, wanted_dates, thorough=thorough),
                 **broken,
             }
-
-    def forget_result(
-        self, target: str, date: str, *, generation: str | None = None, now: float | None = None
-    ) -> bool:
-        key = (target, date)
-        with self._lock:
-            current = self._load(key)
-            if current is not None and (
-                current.is_leased(_now(now))
-                or (generation is not None and current.generation != generation)
-            ):
-                return False
-            if key in self._cells:
-                self._delete_cells([key])
-            for shard_key in [k for k in self._shards if k[:2] == key]:
-                del self._shards[shard_key]
-            return True
 
     # ------------------------------------------------------------------ targets
 
@@ -285,20 +167,26 @@ class MemoryBackend(Backend):
         with self._lock:
             self._sim[(code_hash, fabricator_version)] = sim_hash
 
-    def record_equivalence(
-        self,
-        target: str,
-        old_code_hash: str,
-        new_code_hash: str,
-        sim_hash: str,
-        date: str,
-        now: float | None = None,
-    ) -> Equivalence:
-        entry = Equivalence(target, old_code_hash, new_code_hash, sim_hash, date, _now(now))
+    def _add_equivalence(self, entry: Equivalence) -> None:
         with self._lock:
             self._ledger.append(entry)
-        return entry
 
     def equivalences(self, target: str | None = None) -> list[Equivalence]:
         with self._lock:
             return [e for e in self._ledger if target is None or e.target == target]
+
+
+class _MemoryTransaction:
+    """Reads and writes under the backend's lock (held by :meth:`MemoryBackend._atomically`)."""
+
+    def __init__(self, backend: MemoryBackend) -> None:
+        self.backend = backend
+
+    def read(self, target: str, date: str) -> CellRecord | None:
+        return self.backend._load((target, date))
+
+    def save(self, record: CellRecord) -> None:
+        self.backend._store_record(record, (record.target, record.date))
+
+    def delete(self, target: str, date: str) -> None:
+        self.backend._cells.pop((target, date), None)

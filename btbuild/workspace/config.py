@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from btbuild.errors import ConfigError, LabelError
+from btbuild.vocabulary import KINDS
 from btbuild.workspace import features
 from btbuild.workspace.labels import NAME_RE, SEGMENT_RE, parse_label
 from btbuild.workspace.model import (
@@ -38,7 +39,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 BUILD_FILE = "BUILD.toml"
 ROOT_TABLES = ("workspace", "storage", "execution", "plugin", "sim", "segment", "alerts")
 WORKSPACE_KEYS = ("name", "packages", "epoch", "plugins", "start_date", "ttl_days")
-STORAGE_KEYS = ("backend", "path", "project", "prefix")
 CALCULATION_KEYS = (
     "entry",
     "kind",
@@ -343,9 +343,9 @@ def _target(doc: TomlText, root: Path, package: str, folder: Path, name: str, bo
             f"{label}: entry file {_display(root, entry_file)} does not exist", table, "entry"
         )
     kind = _typed(doc, table, body, "kind", str, default="per_user", label=label)
-    if kind not in ("per_user", "per_date"):
+    if kind not in KINDS:
         raise doc.error(
-            f"{label}: kind must be 'per_user' or 'per_date', got {kind!r}{suggest(kind, ('per_user', 'per_date'))}",
+            f"{label}: kind must be 'per_user' or 'per_date', got {kind!r}{suggest(kind, KINDS)}",
             table,
             "kind",
         )
@@ -456,22 +456,20 @@ def _lookback(
 
 
 def _storage(doc: TomlText, root: Path, values: Any) -> StorageSettings:
+    """``backend`` names a registered backend (btbuild_storage_backends); the backend checks
+    the rest of its table when the session opens it. ``project`` (the Google Cloud project)
+    is shared with Pub/Sub and alerts."""
     if not isinstance(values, dict):
         raise doc.error("[storage] must be a table", "storage")
-    reject_unknown(doc, "storage", values, STORAGE_KEYS)
     backend = _typed(doc, "storage", values, "backend", str, default="sqlite")
-    if backend not in ("sqlite", "firestore", "memory"):
-        raise doc.error(
-            f"storage backend must be 'sqlite' or 'firestore', got {backend!r}{suggest(backend, ('sqlite', 'firestore'))}",
-            "storage",
-            "backend",
-        )
-    path = _typed(doc, "storage", values, "path", str, default=".btbuild/cache.db")
-    if backend == "sqlite":
-        _inside(doc, root, path, "storage", "path")
     project = _typed(doc, "storage", values, "project", str, default=None)
-    prefix = _typed(doc, "storage", values, "prefix", str, default=None)
-    return StorageSettings(backend=backend, path=path, project=project, prefix=prefix)
+    return StorageSettings(
+        backend=backend,
+        project=project,
+        options=tuple(sorted((key, value) for key, value in values.items() if key != "backend")),
+        lines=tuple((key, doc.line_of("storage", key) or 0) for key in values),
+        build_file=doc.display,
+    )
 
 
 _EXECUTION_RULES: dict[str, tuple[type, float, float]] = {

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import ConfigError
+from btbuild.workspace.labels import DOTTED_RE, NAME_RE
 from btbuild.workspace.model import AlertSettings, Segment, Target
 
 if TYPE_CHECKING:
@@ -25,8 +26,8 @@ ALERT_KEYS = ("topic", "project", "file")
 TARGET_KEYS = ("users", "dep_lookback", "schema", "ttl_days", "alert")
 MAX_TTL_DAYS = 36600
 MAX_DEP_LOOKBACK = 366
-_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
-_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_NAME = NAME_RE
+_FIELD = DOTTED_RE
 
 
 def load_segments(doc: TomlText, value: Any) -> dict[str, Segment]:

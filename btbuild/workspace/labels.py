@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 from btbuild.errors import LabelError
 
-NAME_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
-SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*\Z")
+# the one spelling of the names BUILD.toml and plugins declare
+NAME_RE = re.compile(r"[a-z][a-z0-9_]*\Z")  # targets, root sources, user segments, predicates
+SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*\Z")  # a package path segment
+DOTTED_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")  # module, field
 
 
 @dataclass(frozen=True, order=True)

@@ -6,13 +6,14 @@ here does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Kind = Literal["per_user", "per_date"]
+from btbuild.vocabulary import Kind as Kind  # (re-exported: Target.kind's type)
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,14 @@ class Target:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    backend: Literal["sqlite", "firestore", "memory"] = "sqlite"
-    path: str = ".btbuild/cache.db"
-    project: str | None = None
-    prefix: str | None = None  # firestore collection prefix; defaults to "btbuild/<workspace>"
+    """The ``[storage]`` table: ``backend`` names a registered backend, which validates the
+    rest (``options``) itself when it is opened (btbuild/storage/registry.py)."""
+
+    backend: str = "sqlite"
+    project: str | None = None  # the Google Cloud project (Firestore, Pub/Sub, alerts)
+    options: tuple[tuple[str, Any], ...] = ()  # every key but backend, sorted
+    lines: tuple[tuple[str, int], ...] = ()  # key -> line in build_file
+    build_file: str = "BUILD.toml"
 
 
 @dataclass(frozen=True)
@@ -180,5 +185,10 @@ class Workspace:
     def build_file(self) -> Path:
         return self.root / "BUILD.toml"
 
-    def by_label(self) -> dict[str, Target]:
-        return {t.label: t for t in self.targets.values()}
+    def by_label(self) -> Mapping[str, Target]:
+        """label -> target, built once: a loaded workspace's targets do not change."""
+        return self._by_label
+
+    @cached_property
+    def _by_label(self) -> Mapping[str, Target]:
+        return {t.label: t for t in self.targets.values()}  # (a dict: workspaces are pickled)

@@ -217,7 +217,13 @@ def test_category_migration_rebuilds_under_the_new_package_and_deletes_the_old(w
     dry = ws.cells(ws.build("--dry-run", date="2024-01-02"))
     assert dry[("//market:price_level", "2024-01-01")] == ("runnable", "new")
     assert ws.backend().get_cell("price_level", "2024-01-02").category == "pricing"
-    cells = ws.cells(ws.build(date="2024-01-01"))
+    assert "repairs" not in ws.build("--dry-run", date="2024-01-02")  # a dry run changes nothing
+    report = ws.build(date="2024-01-01")
+    assert report["repairs"] == [
+        "//market:price_level moved from package 'pricing': "
+        "2 cells of the old package deleted, it is built anew"
+    ]
+    cells = ws.cells(report)
     assert cells[("//market:price_level", "2024-01-01")] == ("ran", "new")
     assert ws.backend().get_cell("price_level", "2024-01-01").category == "market"
     assert (
@@ -349,12 +355,12 @@ def test_fast_input_key_equals_the_reference_function(ws):
     session = Session(ws.root)
     scheduler = Scheduler(
         session, BuildRequest(patterns=("//...",), end=__import__("datetime").date(2024, 1, 3))
-    )
+    ).plan()
     checked = 0
     for label in scheduler.order:
         target = scheduler.targets[label]
         for day in scheduler.dates:
-            decision, task, inputs = scheduler.planner.explain(target, day)
+            decision, task, inputs = scheduler.planner.decide(target, day)
             scheduler.planner.settle(target, day)
             assert inputs is not None and decision.reason == "up_to_date"
             assert inputs.key == input_key(
@@ -554,8 +560,8 @@ def test_a_worker_with_other_code_refuses_the_task(ws):
     session = Session(ws.root)
     scheduler = Scheduler(
         session, BuildRequest(patterns=("//pricing:value",), end=date(2024, 1, 1))
-    )
-    _decision, task, _inputs = scheduler.planner.explain(scheduler.targets[V], date(2024, 1, 1))
+    ).plan()
+    _decision, task, _inputs = scheduler.planner.decide(scheduler.targets[V], date(2024, 1, 1))
     env = Environment(session.workspace, session.plugins, session.backend, static_hashes(session))
     stale = replace(task, static="0" * 32)
     (outcome,) = run_group(env, GroupTask(date(2024, 1, 1), 1, (stale,), "r"))

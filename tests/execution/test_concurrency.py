@@ -41,7 +41,7 @@ def test_a_root_target_committed_by_another_builder_after_the_plan_is_read(ws):
     the record it reads (B's new result), so its dependents re-run on the new upstream."""
     ws.build(date=DAY)
     change_root_target(ws)
-    first = scheduler(ws, "//...")  # the summaries are read here: the old result of value
+    first = scheduler(ws, "//...").plan()  # the summaries are read here: the old result of value
     assert ws.cells(ws.build("//pricing:value", date=DAY))[(V, DAY)] == ("ran", "code_changed")
     report = first.run()
     first.backend.close()

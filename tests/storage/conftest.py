@@ -16,6 +16,7 @@ import pytest
 
 from btbuild.storage import Backend, FirestoreBackend, MemoryBackend, SqliteBackend
 from tests.cloud import emulators
+from tests.storage.toy_backend import JsonFileBackend
 
 
 def _firestore(tmp: Path) -> Backend:
@@ -24,6 +25,7 @@ def _firestore(tmp: Path) -> Backend:
 
 
 BACKEND_FACTORIES: dict[str, Callable[[Path], Backend]] = {
+    "jsonfile": lambda tmp: JsonFileBackend(tmp / "cache" / "cache.json"),  # a plugin's backend
     "memory": lambda tmp: MemoryBackend(),
     "sqlite": lambda tmp: SqliteBackend(tmp / "cache" / "cache.db"),
     "firestore": _firestore,
@@ -40,6 +42,11 @@ def corrupt_firestore_record(backend: FirestoreBackend, target: str, date: str) 
     backend.cells.document(f"{target}__{date}").update({"data": '["half'})
 
 
+def edit_json_record(backend: JsonFileBackend, target: str, date: str, **fields: object) -> None:
+    with backend._state(write=True) as state:
+        state["cells"][f"{target}\0{date}"].update(fields)
+
+
 @pytest.fixture(params=sorted(BACKEND_FACTORIES))
 def backend(
     request: pytest.FixtureRequest,
@@ -48,11 +55,13 @@ def backend(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Backend]:
     corrupt = getattr(request.module, "corrupt_record", None)
-    if request.param == "firestore" and corrupt is not None:
-        # the contract module's corrupt_record has no Firestore branch (not this file's to edit)
+    if request.param in ("firestore", "jsonfile") and corrupt is not None:
+        # the contract module's corrupt_record knows memory and SQLite only
         def corrupt_any(backend: Backend, target: str, date: str) -> None:
             if isinstance(backend, FirestoreBackend):
                 corrupt_firestore_record(backend, target, date)
+            elif isinstance(backend, JsonFileBackend):
+                edit_json_record(backend, target, date, status=42)
             else:
                 corrupt(backend, target, date)
 

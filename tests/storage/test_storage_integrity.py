@@ -13,8 +13,9 @@ import pytest
 from btbuild.errors import DamagedResult
 from btbuild.storage import Backend, FirestoreBackend, MemoryBackend, SqliteBackend
 from btbuild.storage.records import CellRecord
-from tests.storage.conftest import corrupt_firestore_record
+from tests.storage.conftest import corrupt_firestore_record, edit_json_record
 from tests.storage.test_storage_contract import D1, D2, T0, commit_per_user, corrupt_record
+from tests.storage.toy_backend import JsonFileBackend
 
 _RANDOM = random.Random(12)
 VALUE = {f"u{i:03d}": {"risk": i / 7, "pad": _RANDOM.randbytes(24).hex()} for i in range(400)}
@@ -59,6 +60,9 @@ def delete_shard(backend: Backend, record: CellRecord) -> None:
         )
     elif isinstance(backend, FirestoreBackend):
         backend.shards.document(f"risk__{record.date}__{generation}__1").delete()
+    elif isinstance(backend, JsonFileBackend):
+        with backend._state(write=True) as state:
+            del state["shards"][f"risk\0{record.date}\0{generation}"]["1"]
     else:
         pytest.fail(f"delete_shard does not know {type(backend).__name__}")
 
@@ -66,6 +70,8 @@ def delete_shard(backend: Backend, record: CellRecord) -> None:
 def garbage_record(backend: Backend, record: CellRecord) -> None:
     if isinstance(backend, FirestoreBackend):
         corrupt_firestore_record(backend, "risk", record.date)
+    elif isinstance(backend, JsonFileBackend):
+        edit_json_record(backend, "risk", record.date, status=42)
     else:
         corrupt_record(backend, "risk", record.date)
 
@@ -86,6 +92,8 @@ def garbage_summary(backend: Backend, record: CellRecord) -> None:
         summary = json.loads(ref.get().get("summary"))
         summary[2] = wrong
         ref.update({"summary": json.dumps(summary)})
+    elif isinstance(backend, JsonFileBackend):  # no separate summary: the record's field
+        edit_json_record(backend, "risk", record.date, result_hash=wrong)
     else:
         pytest.fail(f"garbage_summary does not know {type(backend).__name__}")
 

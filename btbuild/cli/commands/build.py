@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from btbuild.cli.options import Options
 from btbuild.errors import UsageError
 from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
 from btbuild.execution.executors import DEFAULT_EXECUTOR, executor_named
@@ -61,7 +62,7 @@ def parse_date(value: str, option: str) -> date:
 @click.option("--product-line", "product_lines", multiple=True, metavar="NAME")
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     patterns: tuple[str, ...],
     end: str,
     start: str | None,
@@ -91,15 +92,14 @@ def command(
     )
     from btbuild.execution.guard import calc_output
 
-    session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
     logs: list[str] = []
-    try:
-        with calc_output():  # calculation code (cells, SimHash worlds) prints to stderr
-            report = run_build(
-                session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
-            )
-    finally:
-        session.close()
+    with (
+        options.session(product_lines=product_lines) as session,
+        calc_output(),
+    ):  # calculation code (cells, SimHash worlds) prints to stderr
+        report = run_build(
+            session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
+        )
     if output == "json":
         click.echo(report.json_text())
     else:
@@ -145,6 +145,8 @@ def run_build(
 
 
 def print_text(report: BuildReport) -> None:
+    for line in report.repairs:  # what the build changed in the cache before running
+        click.echo(f"repaired: {line}")
     shown = [cell for cell in report.cells if _interesting(cell)]
     for cell in shown:
         line = f"{cell.status:<11} {cell.label} {cell.date.isoformat()} ({cell.reason})"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import click
 
+from btbuild.cli.options import Options
+
 
 @click.command("deploy")
 @click.option(
@@ -23,7 +25,7 @@ import click
     help="The workers' subscription's ack deadline (workers extend it while they run a task).",
 )
 @click.pass_obj
-def command(options: object, print_only: bool, ack_deadline: int) -> int:
+def command(options: Options, print_only: bool, ack_deadline: int) -> int:
     """Create every topic, subscription and Firestore index this workspace needs."""
     from btbuild.errors import UsageError
     from btbuild.execution.pubsub.deploy import deploy, plan_for
@@ -32,14 +34,11 @@ def command(options: object, print_only: bool, ack_deadline: int) -> int:
         raise UsageError(
             f"--ack-deadline must be between 10 and 600 seconds (Pub/Sub's range), got {ack_deadline}"
         )
-    session = options.session()  # type: ignore[attr-defined]
-    try:
+    with options.session() as session:
         plan, backend = plan_for(session, ack_deadline)
         if print_only:
             for line in plan.gcloud(backend):
                 click.echo(line)
             return 0
         deploy(plan, backend, log=lambda line: click.echo(f"btbuild deploy: {line}"))
-    finally:
-        session.close()
     return 0

@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 
 from btbuild.cli.commands.build import parse_date
+from btbuild.cli.options import Options
 from btbuild.errors import BuildFailed, UsageError
 from btbuild.readers.diffcache import SAME, diff_caches, open_other, render
 
@@ -23,7 +24,7 @@ from btbuild.readers.diffcache import SAME, diff_caches, open_other, render
 )
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     other_cache: str,
     patterns: tuple[str, ...],
     end: str,
@@ -41,16 +42,13 @@ def command(
     if first > last:
         raise UsageError(f"--from {first} is after --date {last}")
     dates = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
-    session = options.session()  # type: ignore[attr-defined]
-    try:
+    with options.session() as session:
         names = {label.split(":", 1)[1]: label for label in session.match(patterns)}
         other = open_other(other_cache, open_backend)
         try:
             diffs = diff_caches(session.backend, other, names, dates)
         finally:
             other.close()
-    finally:
-        session.close()
     if output == "json":
         differing = [d.to_json() for d in diffs if show_same or d.verdict != SAME]
         same = sum(d.verdict == SAME for d in diffs)

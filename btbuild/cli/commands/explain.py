@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
+from btbuild.analysis.explain import explain_cell as explain
 from btbuild.cli.commands.build import parse_date
+from btbuild.cli.options import Options
 from btbuild.errors import LabelError
 from btbuild.execution.build import BuildRequest, Scheduler
 
@@ -19,22 +21,22 @@ from btbuild.execution.build import BuildRequest, Scheduler
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.pass_obj
-def command(options: object, label: str, day: str, output: str) -> int:
+def command(options: Options, label: str, day: str, output: str) -> int:
     """Explain the decision for the cell (LABEL, D): every input compared with the cache."""
-    session = options.session()  # type: ignore[attr-defined]
     when = parse_date(day, "--date")
     from btbuild.execution.guard import calc_output
 
-    try:
-        with calc_output():  # calculation code run for SimHashes prints to stderr
-            report = explain_cell(session, label, when)
-    finally:
-        session.close()
+    with (
+        options.session() as session,
+        calc_output(),
+    ):  # calculation code run for SimHashes prints to stderr
+        report = explain_cell(session, label, when)
     click.echo(json.dumps(report, indent=2) if output == "json" else render(report))
     return 0
 
 
 def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
+    """The explanation of one cell as JSON, with the simulation's verdict on a code change."""
     from btbuild.sim.judge import Judge
 
     matched = session.match([label])
@@ -48,49 +50,8 @@ def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
         equivalent=judge,
     )
     target = scheduler.targets[label]
-    for other in scheduler.order:  # decide the deps first, as a build would
-        if other != label:
-            scheduler.planner.settle(scheduler.targets[other], day)
-    decision, _task, inputs = scheduler.planner.explain(target, day)
-    record = scheduler.cache.full_record(target.name, day)
-    rows = []
-    if inputs is not None:
-        old = dict(record.components) if record else {}
-        pairs = [
-            (name, old.get(name), inputs.components.get(name))
-            for name in ("epoch", "code", "layers", "infra", "declaration")
-        ]
-        old_roots = record.root_fingerprints if record else {}
-        pairs += [
-            (f"roots:{s}", old_roots.get(s), inputs.root_fingerprints.get(s))
-            for s in sorted(set(old_roots) | set(inputs.root_fingerprints))
-        ]
-        old_deps = record.dep_results if record else {}
-        pairs += [
-            (f"deps:{d}", old_deps.get(d), inputs.dep_results.get(d))
-            for d in sorted(set(old_deps) | set(inputs.dep_results))
-        ]
-        rows = [
-            {"component": name, "recorded": a, "current": b, "same": a == b} for name, a, b in pairs
-        ]
-    return {
-        "label": label,
-        "date": day.isoformat(),
-        "status": decision.status,
-        "reason": decision.reason,
-        "detail": decision.detail or None,
-        "record": None
-        if record is None
-        else {
-            "status": record.status,
-            "result_hash": record.result_hash,
-            "attempts": record.attempts,
-            "last_error": record.last_error,
-            "category": record.category,
-        },
-        "components": rows,
-        "verdict": _verdict(judge, target, record),
-    }
+    explanation = explain(scheduler.plan().planner, target, day)
+    return {**explanation.to_json(), "verdict": _verdict(judge, target, explanation.record)}
 
 
 def _verdict(judge: Any, target: Any, record: Any) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ import click
 
 from btbuild.analysis.cells import date_range
 from btbuild.cli.commands.build import parse_date
+from btbuild.cli.options import Options
 from btbuild.errors import UsageError
 
 
@@ -31,7 +32,7 @@ from btbuild.errors import UsageError
 )
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     patterns: tuple[str, ...],
     end: str | None,
     start: str | None,
@@ -39,11 +40,8 @@ def command(
     output: str,
 ) -> int:
     """Check every cell's stored result against its hashes; --repair forgets damaged cells."""
-    session = options.session()  # type: ignore[attr-defined]
-    try:
+    with options.session() as session:
         report = check(session, patterns or ("//...",), start, end, repair)
-    finally:
-        session.close()
     if output == "json":
         click.echo(json.dumps(report, indent=2))
     else:

@@ -8,6 +8,7 @@ from datetime import date
 import click
 
 from btbuild.cli.commands.build import parse_date
+from btbuild.cli.options import Options
 
 
 @click.command("gc")
@@ -22,17 +23,14 @@ from btbuild.cli.commands.build import parse_date
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.pass_obj
-def command(options: object, dry_run: bool, as_of: str | None, output: str) -> int:
+def command(options: Options, dry_run: bool, as_of: str | None, output: str) -> int:
     """Delete the shards of results older than their target's ttl_days (the records stay:
     status expired; a build that needs one recomputes it)."""
     from btbuild.execution.retention import collect
 
-    session = options.session()  # type: ignore[attr-defined]
     when = parse_date(as_of, "--as-of") if as_of else date.today()
-    try:
+    with options.session() as session:
         report = collect(session.backend, session.workspace, when, dry_run=dry_run)
-    finally:
-        session.close()
     verb = "would expire" if dry_run else "expired"
     if output == "json":
         rows = [{"label": label, "date": day} for label, day in report.expired]

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from btbuild.cli.options import Options
 from btbuild.hashing.report import hash_report, render_text
 
 
@@ -15,9 +16,9 @@ from btbuild.hashing.report import hash_report, render_text
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.pass_obj
-def command(options: object, patterns: tuple[str, ...], output: str) -> int:
+def command(options: Options, patterns: tuple[str, ...], output: str) -> int:
     """Print code, layer, infrastructure, declaration, dependency and composite hashes."""
-    session = options.session()  # type: ignore[attr-defined]
+    session = options.session()
     labels = session.match(patterns)
     report = hash_report(session.hashes, labels)
     click.echo(

@@ -7,6 +7,7 @@ import json
 import click
 
 from btbuild.cli.commands.build import parse_date
+from btbuild.cli.options import Options
 from btbuild.errors import UsageError
 from btbuild.readers.runlog import LogQuery, read_log, render, to_json
 
@@ -22,7 +23,7 @@ from btbuild.readers.runlog import LogQuery, read_log, render, to_json
 )
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     patterns: tuple[str, ...],
     day: str | None,
     start: str | None,
@@ -36,8 +37,7 @@ def command(
         raise UsageError("--date and --from exclude each other: give one")
     if last < 1:
         raise UsageError(f"--last {last}: give a positive number of attempts")
-    session = options.session()  # type: ignore[attr-defined]
-    try:
+    with options.session() as session:
         labels = {target.name: target.label for target in session.workspace.targets.values()}
         names = None
         if patterns:
@@ -51,8 +51,6 @@ def command(
             last=last,
         )
         runs = read_log(session.backend, query)
-    finally:
-        session.close()
     if output == "json":
         click.echo(json.dumps({"runs": [to_json(run, labels) for run in runs]}, indent=1))
     else:

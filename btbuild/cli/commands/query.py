@@ -6,6 +6,7 @@ import json
 
 import click
 
+from btbuild.cli.options import Options
 from btbuild.graph.graph import Graph
 from btbuild.graph.query import QueryResult, run_query
 
@@ -27,10 +28,10 @@ from btbuild.graph.query import QueryResult, run_query
     help="Only targets of this product line (and their deps).",
 )
 @click.pass_obj
-def command(options: object, expression: str, output: str, product_lines: tuple[str, ...]) -> int:
+def command(options: Options, expression: str, output: str, product_lines: tuple[str, ...]) -> int:
     """Evaluate EXPR: deps(X[, depth]), rdeps(U, X[, depth]), allpaths(A, B), somepath(A, B),
     passes(X), patterns, and the set operators + - ^ (union, except, intersect)."""
-    session = options.session(product_lines=product_lines)  # type: ignore[attr-defined]
+    session = options.session(product_lines=product_lines)
     result = run_query(session.graph, expression, session.current_package)
     click.echo(render(session.graph, result, output), nl=False)
     return 0

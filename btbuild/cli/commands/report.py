@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from btbuild.cli.commands.build import parse_date
+from btbuild.cli.options import Options
 from btbuild.errors import UsageError
 from btbuild.readers.report import ReportRequest, collect
 from btbuild.readers.report_html import write_report
@@ -22,7 +23,7 @@ from btbuild.readers.report_html import write_report
 @click.option("--from", "start", metavar="D0", help="First date (default: [workspace] start_date).")
 @click.pass_obj
 def command(
-    options: object, patterns: tuple[str, ...], folder: str, end: str | None, start: str | None
+    options: Options, patterns: tuple[str, ...], folder: str, end: str | None, start: str | None
 ) -> int:
     """Write a self-contained HTML page (no network needed) with the targets x dates grid,
     each cell's inputs hash by hash, its last runs and result, the dependency graph and the
@@ -32,11 +33,8 @@ def command(
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--html {folder}: exists and is not a folder")
-    session = options.session()  # type: ignore[attr-defined]
-    try:
+    with options.session() as session:
         payload = collect(session, ReportRequest(patterns or ("//...",), last, first))
-    finally:
-        session.close()
     page = write_report(payload, out)
     cells = len(payload["targets"]) * len(payload["dates"])
     click.echo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from btbuild.cli.commands.build import parse_date
+from btbuild.cli.options import Options
 from btbuild.readers.jsonpath import parse_path
 from btbuild.readers.show import one_label, show
 
@@ -24,7 +25,7 @@ from btbuild.readers.show import one_label, show
 )
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     label: str,
     day: str,
     user: str | None,
@@ -35,8 +36,7 @@ def command(
     the value, streamed user by user (exit 1 with the reason when there is none)."""
     when = parse_date(day, "--date")
     steps = parse_path(json_path) if json_path is not None else ()
-    session = options.session()  # type: ignore[attr-defined]
-    try:
+    with options.session() as session:
         chosen = one_label(session.match([label]), label)
         target = session.workspace.targets[chosen.split(":", 1)[1]]
         show(
@@ -49,6 +49,4 @@ def command(
             path=steps,
             output=output,
         )
-    finally:
-        session.close()
     return 0

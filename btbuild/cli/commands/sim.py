@@ -6,6 +6,7 @@ import json
 
 import click
 
+from btbuild.cli.options import Options
 from btbuild.sim.degenerate import degenerate, source_notes
 from btbuild.sim.runner import SimRunner
 
@@ -21,10 +22,10 @@ from btbuild.sim.runner import SimRunner
     help="Simulate each target alone: deps with an output schema are drawn from it, not run.",
 )
 @click.pass_obj
-def command(options: object, patterns: tuple[str, ...], output: str, alone: bool) -> int:
+def command(options: Options, patterns: tuple[str, ...], output: str, alone: bool) -> int:
     """Print each matched target's combined SimHash and its number of contexts; warn when a
     target's fabricated outputs are degenerate (they cannot tell code versions apart)."""
-    session = options.session()  # type: ignore[attr-defined]
+    session = options.session()
     labels = session.match(patterns)
     sources = session.plugins.root_sources()
     runner = SimRunner(

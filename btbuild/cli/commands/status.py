@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from btbuild.cli.commands.build import parse_date
+from btbuild.cli.options import Options
 from btbuild.execution.build import BuildReport, BuildRequest, Scheduler
 from btbuild.readers.marks import LEGEND, MARKS, mark
 from btbuild.vocabulary import Status
@@ -26,12 +27,11 @@ __all__ = ["LEGEND", "MARKS", "command", "mark", "render_grid"]
 )
 @click.pass_obj
 def command(
-    options: object, patterns: tuple[str, ...], end: str, start: str | None, output: str
+    options: Options, patterns: tuple[str, ...], end: str, start: str | None, output: str
 ) -> int:
     """Show what a build would do with each cell of the matched targets (and their deps)."""
     from btbuild.sim.judge import Judge
 
-    session = options.session()  # type: ignore[attr-defined]
     request = BuildRequest(
         patterns=patterns,
         end=parse_date(end, "--date"),
@@ -40,11 +40,11 @@ def command(
     )
     from btbuild.execution.guard import calc_output
 
-    try:
-        with calc_output():  # calculation code run for SimHashes prints to stderr
-            report = Scheduler(session, request, equivalent=Judge(session)).run()
-    finally:
-        session.close()
+    with (
+        options.session() as session,
+        calc_output(),
+    ):  # calculation code run for SimHashes prints to stderr
+        report = Scheduler(session, request, equivalent=Judge(session)).run()
     click.echo(report.json_text() if output == "json" else render_grid(report))
     return 0
 

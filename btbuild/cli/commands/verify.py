@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from btbuild.cli.options import Options
 from btbuild.sim.verify import (
     BEHAVIOUR_CHANGED,
     UNPROVEN,
@@ -47,7 +48,7 @@ SHOWN_CHARS = 1500  # of each counterexample part in text output
 )
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     base: str,
     expect: tuple[str, ...],
     search_seconds: float,
@@ -56,8 +57,7 @@ def command(
 ) -> int:
     """Compare every calculation whose code changed since REV: on stored results replayed
     from the cache and on fabricated contexts."""
-    session = options.session()  # type: ignore[attr-defined]
-    try:
+    with options.session() as session:
         report = verify(
             session,
             VerifyOptions(
@@ -67,8 +67,6 @@ def command(
                 allow_unproven=allow_unproven,
             ),
         )
-    finally:
-        session.close()
     if output == "json":
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from btbuild.cli.options import Options
+
 
 @click.command("worker")
 @click.option(
@@ -44,7 +46,7 @@ import click
 @click.option("--quiet", is_flag=True, help="Do not log each task on stderr.")
 @click.pass_obj
 def command(
-    options: object,
+    options: Options,
     max_messages: int | None,
     idle_exit: float | None,
     ack_deadline: int,
@@ -59,8 +61,7 @@ def command(
         raise UsageError(
             f"--ack-deadline must be between 10 and 600 seconds (Pub/Sub's range), got {ack_deadline}"
         )
-    session = options.session()  # type: ignore[attr-defined]
-    try:
+    with options.session() as session:
         env, backend = worker_environment(session)
         stats = serve(
             env,
@@ -74,8 +75,6 @@ def command(
             if quiet
             else (lambda line: click.echo(f"btbuild worker: {line}", err=True)),
         )
-    finally:
-        session.close()
     stopped = f" (stopped by {stats.stopped_by})" if stats.stopped_by else ""
     click.echo(
         f"btbuild worker: {stats.messages} messages, {stats.groups_finished} groups finished{stopped}",

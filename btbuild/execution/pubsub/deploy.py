@@ -23,7 +23,7 @@ from btbuild.execution.pubsub.resources import (
     short,
     subscriber_client,
 )
-from btbuild.storage.firestore import FirestoreBackend
+from btbuild.storage.documents import RunDocuments
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Plan:
             (names.dead_subscription, names.dead_topic, dead),
         ]
 
-    def gcloud(self, backend: FirestoreBackend) -> list[str]:
+    def gcloud(self, backend: RunDocuments) -> list[str]:
         """The same resources as `gcloud` commands (for operators who prefer them)."""
         names, p = self.names, f"--project={self.names.project}"
         lines = [f"gcloud pubsub topics create {short(names.topic)} {short(names.dead_topic)} {p}"]
@@ -91,7 +91,7 @@ def service_agent_commands(names: Names) -> list[str]:
 
 def plan_for(session: Any, ack_deadline: int = ACK_DEADLINE_SECONDS) -> tuple[Plan, Any]:
     backend = session.backend
-    if not isinstance(backend, FirestoreBackend):
+    if not isinstance(backend, RunDocuments):
         raise CloudSetupError(
             f'{session.root / "BUILD.toml"}: btbuild deploy needs [storage] backend = "firestore"'
         )
@@ -101,7 +101,7 @@ def plan_for(session: Any, ack_deadline: int = ACK_DEADLINE_SECONDS) -> tuple[Pl
     return plan, backend
 
 
-def deploy(plan: Plan, backend: FirestoreBackend, log: Callable[[str], None]) -> None:
+def deploy(plan: Plan, backend: RunDocuments, log: Callable[[str], None]) -> None:
     """Create what is missing (topics, subscriptions, indexes); log one line per resource."""
     from google.api_core import exceptions as api
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -23,7 +21,8 @@ from btbuild.execution.pubsub.runbook import RunBook, outcomes_of
 from btbuild.execution.pubsub.wire import decode_task, encode_task, task_id_of
 from btbuild.execution.runner import worker_id
 from btbuild.execution.tasks import CellOutcome, GroupTask
-from btbuild.storage.firestore import FirestoreBackend
+from btbuild.storage.base import Backend
+from btbuild.storage.documents import RunDocuments
 
 POLL_SECONDS = 0.25
 WAIT_NOTICE_SECONDS = 60.0  # no task finished for this long: say so on stderr (no workers?)
@@ -34,14 +33,14 @@ class Dispatcher:
 
     def __init__(
         self,
-        backend: FirestoreBackend,
+        backend: Backend,
         run_id: str,
         *,
         project: str | None = None,
     ):
         self.book = RunBook(backend)
         self.run_id = run_id
-        self.names = Names(project or backend.project, backend.prefix)
+        self.names = Names(project or self.book.documents.project, self.book.documents.prefix)
         self.publisher = publisher_client()
         self.subscriber = subscriber_client()
         check_resources(  # never created here: `btbuild deploy` does that, once
@@ -117,7 +116,7 @@ class Dispatcher:
         refs = [self.book.task_ref(self.run_id, task_id) for task_id in open_tasks]
         resolved: list[tuple[str, dict[str, CellOutcome]]] = []
         for start in range(0, len(refs), 300):
-            for snap in self.book.backend.client.get_all(refs[start : start + 300]):
+            for snap in self.book.documents.client.get_all(refs[start : start + 300]):
                 data = (snap.to_dict() if snap.exists else None) or {}
                 if data.get("final"):
                     resolved.append((snap.id, outcomes_of(data.get("outcomes"))))
@@ -184,7 +183,7 @@ class Dispatcher:
 def preflight(backend: Any, project: str | None) -> None:
     """Before planning a distributed build: the cache is Firestore, Pub/Sub has credentials
     and the resources exist (one-line errors naming the fix, exit 2)."""
-    if not isinstance(backend, FirestoreBackend):
+    if not isinstance(backend, RunDocuments):
         raise UsageError(
             '--executor pubsub needs the shared cache: set [storage] backend = "firestore" in BUILD.toml'
         )
@@ -204,20 +203,10 @@ def preflight(backend: Any, project: str | None) -> None:
 
 
 def run_distributed(scheduler: Any) -> Any:
-    """Run a :class:`Scheduler`'s build through Pub/Sub workers; returns its BuildReport."""
-    backend = scheduler.backend
-    if not isinstance(backend, FirestoreBackend):
-        raise UsageError(
-            '--executor pubsub needs the shared cache: set [storage] backend = "firestore" in BUILD.toml'
-        )
-    if scheduler.request.dry_run:
-        return scheduler.run()
+    """Run a :class:`Scheduler`'s build through Pub/Sub workers; returns its BuildReport
+    (``scheduler.run(PubSubExecutor())``)."""
+    from btbuild.execution.pubsub_executor import PubSubExecutor
 
-    @contextlib.contextmanager
-    def dispatcher() -> Iterator[Callable[[GroupTask], Future[list[CellOutcome]]]]:
-        with Dispatcher(
-            backend, scheduler.run_id, project=scheduler.workspace.storage.project
-        ) as open_dispatcher:
-            yield open_dispatcher.submit
-
-    return scheduler.run(dispatcher)
+    executor = PubSubExecutor()
+    executor.check(scheduler.workspace, scheduler.backend, replace(scheduler.request, dry_run=True))
+    return scheduler.run(executor)

@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from btbuild.errors import StorageError
 from btbuild.execution.pubsub.wire import outcome_from_json, outcome_to_json
 from btbuild.execution.tasks import CellOutcome, GroupTask
-from btbuild.storage.firestore import FirestoreBackend
+from btbuild.storage.base import Backend
+from btbuild.storage.documents import RunDocuments
 from btbuild.storage.records import DEAD_LETTER, RUNNING
 
 
@@ -28,8 +30,14 @@ class TaskState:
 class RunBook:
     """The run and task documents in Firestore (shared by the dispatcher and the workers)."""
 
-    def __init__(self, backend: FirestoreBackend):
+    def __init__(self, backend: Backend):
+        if not isinstance(backend, RunDocuments):
+            raise StorageError(
+                f"{type(backend).__name__} cannot keep the run documents of a distributed build "
+                '(it needs [storage] backend = "firestore")'
+            )
         self.backend = backend
+        self.documents: RunDocuments = backend
         self.runs = backend.collection("dispatch")
 
     def run_ref(self, run_id: str) -> Any:
@@ -51,12 +59,12 @@ class RunBook:
         server-side increments, so it never contends with workers finishing other tasks."""
         from google.cloud.firestore import Increment
 
-        batch = self.backend.client.batch()
+        batch = self.documents.client.batch()
         batch.set(
             self.task_ref(run_id, task_id), {"final": False, "deliveries": 0, "outcomes": "{}"}
         )
         batch.update(self.run_ref(run_id), {"published": Increment(1), "pending": Increment(1)})
-        with self.backend._calling(f"count task {task_id} of run {run_id}"):
+        with self.documents.calling(f"count task {task_id} of run {run_id}"):
             batch.commit()
 
     def begin(self, run_id: str, task_id: str, owner: str) -> TaskState | None:
@@ -88,7 +96,7 @@ class RunBook:
             crashed = bool(data.get("in_flight"))
             return TaskState(deliveries, starts, crashed, outcomes_of(data.get("outcomes")))
 
-        return self.backend._transact(f"start task {task_id} of run {run_id}", body)
+        return self.documents.transact(f"start task {task_id} of run {run_id}", body)
 
     def save(
         self,
@@ -134,7 +142,7 @@ class RunBook:
             )
             return True
 
-        return self.backend._transact(f"finish task {task_id} of run {run_id}", body)
+        return self.documents.transact(f"finish task {task_id} of run {run_id}", body)
 
     def _settle_child(
         self,
@@ -175,7 +183,7 @@ class RunBook:
                     {"in_flight": None, "deliveries": Increment(-1), "outcomes": _encode(merged)},
                 )
 
-        self.backend._transact(f"give back task {task_id} of run {run_id}", body)
+        self.documents.transact(f"give back task {task_id} of run {run_id}", body)
 
     def split(
         self,
@@ -218,10 +226,10 @@ class RunBook:
             )
             return True
 
-        return self.backend._transact(f"split task {task_id} of run {run_id}", body)
+        return self.documents.transact(f"split task {task_id} of run {run_id}", body)
 
     def children_published(self, run_id: str, task_id: str) -> None:
-        with self.backend._calling(f"mark the children of task {task_id} published"):
+        with self.documents.calling(f"mark the children of task {task_id} published"):
             self.task_ref(run_id, task_id).update({"children_published": True})
 
     def dead_letter(

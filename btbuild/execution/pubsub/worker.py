@@ -47,7 +47,8 @@ from btbuild.execution.pubsub.runbook import RunBook, TaskState
 from btbuild.execution.pubsub.wire import decode_task, encode_task
 from btbuild.execution.runner import Environment, run_group, static_hashes
 from btbuild.execution.tasks import CellOutcome, GroupTask
-from btbuild.storage.firestore import FirestoreBackend
+from btbuild.storage.base import Backend
+from btbuild.storage.documents import RunDocuments
 from btbuild.storage.records import FAILED, RUNNING
 
 GRACE_SECONDS = 20.0  # default bound on giving work back after SIGTERM / SIGINT
@@ -263,7 +264,7 @@ def _schedule_retry(
 
 def serve(
     env: Environment,
-    backend: FirestoreBackend,
+    backend: RunDocuments,
     *,
     project: str | None = None,
     max_messages: int | None = None,
@@ -332,7 +333,7 @@ def _pull_loop(
 ) -> None:
     from google.api_core import exceptions as api
 
-    book = RunBook(env.backend)  # type: ignore[arg-type]  # serve() checked it is Firestore
+    book = RunBook(env.backend)
     idle_since = time.monotonic()
     while max_messages is None or stats.messages < max_messages:
         try:
@@ -443,9 +444,9 @@ def _handle_message(
     return verdict
 
 
-def worker_environment(session: Any) -> tuple[Environment, FirestoreBackend]:
-    backend = session.backend
-    if not isinstance(backend, FirestoreBackend):
+def worker_environment(session: Any) -> tuple[Environment, RunDocuments]:
+    backend: Backend = session.backend
+    if not isinstance(backend, RunDocuments):
         raise UsageError(
             f'{session.root / "BUILD.toml"}: btbuild worker needs [storage] backend = "firestore"'
         )
