@@ -21,7 +21,6 @@ ALLOWLIST: dict[str, str] = {
     "analysis/planner.py": "vocab: the planner and its CacheView",
     "analysis/planner.py::Planner.decide": "vocab: the hot-path decision, one function for speed",
     "analysis/planner.py::Planner._compare": "vocab: the decision rule against a cache record",
-    "execution/pubsub/worker.py": "exec: the Pub/Sub worker",
     "hashing/composite.py::compute_hashes": "vocab: hashes of every target",
     "hashing/normalize.py": "vocab: libcst normalization",
     "plugins/market.py": "lead: the market data plugin",
