@@ -51,7 +51,6 @@ start_date = "2024-01-01"
 min_items = 10
 max_failure_rate = 0.1
 max_attempts = 2
-retry_backoff = 0  # retries at once (tests/execution/test_backoff.py measures the back-off)
 
 [plugin.jsonl.sources]
 prices = "date"
@@ -145,7 +144,8 @@ class Workspace:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
-    return make_workspace(tmp_path / "ws")
+    # retries at once: tests/execution/test_backoff.py measures the back-off (default 10 s)
+    return make_workspace(tmp_path / "ws", execution="retry_backoff = 0\n")
 
 
 def make_workspace(root: Path, storage: str = "", execution: str = "") -> Workspace:

@@ -34,9 +34,7 @@ def flaky(ctx):
 
 
 def flaky_workspace(root: Path, backoff: int, failures: int) -> Workspace:
-    ws = make_workspace(root)
-    ws.edit("BUILD.toml", "max_attempts = 2\n", "max_attempts = 3\n")
-    ws.edit("BUILD.toml", "retry_backoff = 0", f"retry_backoff = {backoff}")
+    ws = make_workspace(root, execution=f"max_attempts = 3\nretry_backoff = {backoff}\n")
     ws.edit(
         "calculations/pricing/BUILD.toml",
         "[calculation.value]",
