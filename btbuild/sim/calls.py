@@ -95,7 +95,7 @@ def _deadline(seconds: float | None) -> Iterator[Alarm]:
         raise _Timeout()
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)  # type: ignore[arg-type]
+    signal.setitimer(signal.ITIMER_REAL, seconds)  # type: ignore[arg-type]  # not None: `usable` checked it
     try:
         yield alarm
     finally:

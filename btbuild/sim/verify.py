@@ -28,7 +28,7 @@ from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import BtbuildError, UsageError
 from btbuild.hashing import compute_hashes
@@ -39,15 +39,19 @@ from btbuild.sim.optimizer import code_key
 from btbuild.sim.runner import MIN_DISTINCT, ContextRun, SimRunner
 from btbuild.sim.verify_replay import cache_note, replay_changes, with_replay
 from btbuild.sim.world_store import STORE_FOLDER, save_all
+from btbuild.vocabulary import VerdictKind
 from btbuild.workspace.config import load_workspace
 from btbuild.workspace.model import Target, Workspace
 
-COSMETIC = "cosmetic"
-BEHAVIOUR_CHANGED = "behaviour_changed"
-UNPROVEN = "unproven"
-WEAK = "weak"
-NEW = "new"
-REMOVED = "removed"
+if TYPE_CHECKING:
+    from btbuild.session import Session
+
+COSMETIC = VerdictKind.COSMETIC
+BEHAVIOUR_CHANGED = VerdictKind.BEHAVIOUR_CHANGED
+UNPROVEN = VerdictKind.UNPROVEN
+WEAK = VerdictKind.WEAK
+NEW = VerdictKind.NEW
+REMOVED = VerdictKind.REMOVED
 SEARCH_START = 10_000  # first world index of the harder search
 SEARCH_BATCH = 16
 
@@ -145,7 +149,7 @@ class VerifyDied(BtbuildError):
     exit_code = 1
 
 
-def verify_isolated(session: Any, options: VerifyOptions) -> VerifyReport:
+def verify_isolated(session: Session, options: VerifyOptions) -> VerifyReport:
     """:func:`verify` in a spawned child process, since it runs calculation code, which may
     call ``os._exit`` (even with exit code 0), crash or exhaust memory: then verify fails
     (exit 1, one line), it never answers with the calculation's exit code. The base's git
@@ -196,7 +200,7 @@ def _verify_child(
         session.close()
 
 
-def verify(session: Any, options: VerifyOptions, *, temp: Path | None = None) -> VerifyReport:
+def verify(session: Session, options: VerifyOptions, *, temp: Path | None = None) -> VerifyReport:
     """Compare every changed calculation of ``session``'s workspace with revision ``options.base``
     (in this process: :func:`verify_isolated` is what the command runs)."""
     root = Path(session.root).resolve()
@@ -235,7 +239,9 @@ def _expected_labels(expect: Iterable[str], new: Workspace, old: Workspace | Non
     return labels
 
 
-def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptions) -> VerifyReport:
+def compare_workspaces(
+    session: Session, old: Workspace | None, options: VerifyOptions
+) -> VerifyReport:
     """Verdicts for ``session``'s workspace against ``old`` (None: nothing existed before)."""
     new = session.workspace
     sources = session.plugins.root_sources()

@@ -14,20 +14,22 @@ from typing import TYPE_CHECKING, Any
 from btbuild.errors import BtbuildError
 from btbuild.sim.replay import Replayer, ReplayResult
 from btbuild.storage.records import CellRecord
+from btbuild.vocabulary import VerdictKind
 from btbuild.workspace.model import Target
 
 if TYPE_CHECKING:
+    from btbuild.session import Session
     from btbuild.sim.verify import ChangedTarget
 
-COSMETIC = "cosmetic"  # the verdicts of btbuild.sim.verify
-BEHAVIOUR_CHANGED = "behaviour_changed"
-UNPROVEN = "unproven"
+COSMETIC = VerdictKind.COSMETIC  # the verdicts of btbuild.sim.verify
+BEHAVIOUR_CHANGED = VerdictKind.BEHAVIOUR_CHANGED
+UNPROVEN = VerdictKind.UNPROVEN
 
 FABRICATED_ONLY = "no stored result of the base's code to replay: fabricated evidence only"
 
 
 def replay_changes(
-    session: Any, changed: list[tuple[Target, Target]], old_hashes: dict[str, Any], runner: Any
+    session: Session, changed: list[tuple[Target, Target]], old_hashes: dict[str, Any], runner: Any
 ) -> dict[str, ReplayResult | None]:
     """Label -> what replaying the target's stored cells showed (None: nothing to replay)."""
     from btbuild.sim.optimizer import code_key
