@@ -157,7 +157,7 @@ def bench_size(size: str, layouts: list[str], jobs: int, report: Report, tmp: Pa
             )
 
 
-def profile_cold(size: str, layout: str, tmp: Path, top: int) -> None:
+def profile_cold(size: str, layout: str, tmp: Path, top: int, out: str | None = None) -> None:
     """The cold build once more in this process under cProfile: what remains."""
     import cProfile
     import pstats
@@ -179,7 +179,10 @@ def profile_cold(size: str, layout: str, tmp: Path, top: int) -> None:
         session.close()
     print(f"\n== profile: cold build, size {size}, layout {layout}: {report.summary()}")
     stats = pstats.Stats(profiler)
+    if out:
+        stats.dump_stats(out)
     stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats("cumulative").print_stats(top)
 
 
 def peak_rss(users: int) -> int:
@@ -209,6 +212,27 @@ def memory(report: Report) -> None:
     print(f"  ratio {ratio:.2f}x  <= 1.2x: {report.check('memory 200k/20k <= 1.2x', ratio <= 1.2)}")
 
 
+def scaling(size: str, jobs: int, report: Report, tmp: Path) -> None:
+    """Cold builds of ``size`` with --jobs 1 and --jobs N, each on a fresh cache."""
+    users, count = SIZES[size]
+    end = w.days_of(count)[-1]
+    walls = {}
+    for n in (1, jobs):
+        root = w.write_workspace(tmp / f"scaling-{size}-{n}", users, "shared")
+        load = os.getloadavg()[0]
+        cold = run_build(root, end, n)
+        walls[n] = cold.wall
+        print(
+            f"  cold --jobs {n}    wall {cold.wall:7.2f} s  cpu {cold.cpu:7.2f} s  "
+            f"(load average {load:.1f} before, {os.getloadavg()[0]:.1f} after)"
+        )
+    speedup = walls[1] / walls[jobs]
+    print(
+        f"  --jobs {jobs} speed-up {speedup:.2f}x  >= 1.7x: "
+        f"{report.check(f'{size} --jobs {jobs} >= 1.7x --jobs 1', speedup >= 1.7)}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["S", "M", "both"], default="S")
@@ -216,7 +240,12 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="cProfile the cold build")
     parser.add_argument("--top", type=int, default=25, help="profile rows")
+    parser.add_argument("--profile-out", help="also write the profile (pstats) to this file")
     parser.add_argument("--memory", action="store_true", help="peak RSS 20k vs 200k users")
+    parser.add_argument(
+        "--scaling", type=int, metavar="N", help="only: cold wall time with --jobs 1 vs --jobs N"
+    )
+    parser.add_argument("--skip-builds", action="store_true", help="only --profile/--memory")
     args = parser.parse_args()
     sizes = ["S", "M"] if args.size == "both" else [args.size]
     layouts = ["shared", "percalc"] if args.layout == "both" else [args.layout]
@@ -227,9 +256,13 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-w-"))
     try:
         for size in sizes:
-            bench_size(size, layouts, args.jobs, report, tmp)
+            if args.scaling:
+                print(f"\n== size {size}: --jobs scaling on a cold build ({os.cpu_count()} cpus)")
+                scaling(size, args.scaling, report, tmp)
+            elif not args.skip_builds:
+                bench_size(size, layouts, args.jobs, report, tmp)
         if args.profile:
-            profile_cold(sizes[-1], layouts[0], tmp, args.top)
+            profile_cold(sizes[-1], layouts[0], tmp, args.top, args.profile_out)
         if args.memory:
             memory(report)
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 
 from btbuild.analysis.cells import Change, Decision, side_by_side
 from btbuild.analysis.planner import Planner
+from btbuild.analysis.views import RecordView
 from btbuild.workspace.model import Target
 
 
@@ -21,7 +22,7 @@ class Explanation:
     label: str
     day: date
     decision: Decision
-    record: Any | None  # the cell's cache record (a CellRecord), None when it never ran
+    record: RecordView | None  # the cell's cache record, None when it never ran
     inputs: tuple[Change, ...]  # every input compared, recorded -> current (none: not compared)
 
     def to_json(self) -> dict[str, Any]:

@@ -13,38 +13,40 @@ costs one input hash, compared as a string with the cache's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from xxhash import xxh3_128_hexdigest
 
 from btbuild.analysis import reads
 from btbuild.analysis.cells import (
     BLOCKED,
-    DEAD_LETTER,
     FAILED,
     IMPOSSIBLE,
     KEY_SCHEME,
-    PREVIOUS,
     RAN,
     RUNNABLE,
     SKIPPED,
     CellInputs,
     CellTask,
     Decision,
-    compare,
     missing_roots,
-    only_code_changed,
-    reason_for,
     root_fingerprints,
     roots_key_text,
     target_components,
 )
+from btbuild.analysis.rule import against_record
+from btbuild.analysis.views import (
+    CacheView,
+    CellState,
+    Equivalent,
+    RecheckVerdict,
+    RootIndexLike,
+)
 from btbuild.graph.graph import Graph
 from btbuild.hashing.composite import TargetHashes, code_key
-from btbuild.vocabulary import CellSummary, Reason, RecordStatus
+from btbuild.vocabulary import Reason, RecordStatus
 from btbuild.workspace.model import DAILY, Target, Workspace
 
 # statuses of cache records, bound once (the no-op path compares one per cell)
@@ -59,42 +61,22 @@ _EARLY_CUTOFF = Decision(SKIPPED, Reason.EARLY_CUTOFF)
 _NOT_SCHEDULED = Decision(SKIPPED, Reason.NOT_SCHEDULED)
 
 
-class CacheView(Protocol):
-    """What the planner reads of the action cache."""
-
-    @property
-    def summaries(self) -> Mapping[tuple[str, str], CellSummary]:
-        """(name, ISO date) -> summary of every cell of the plan's dates that has a record."""
-
-    def full_record(self, name: str, day: date) -> Any | None:
-        """The whole record of a cell of the plan (a ``CellRecord``), or None."""
-
-    def record(self, name: str, day: date) -> Any | None:
-        """The whole record of any cell, before the plan's dates too (``--from``)."""
-
-    @property
-    def damaged(self) -> Mapping[tuple[str, str], str]:
-        """(name, ISO date) -> why: cells whose stored result does not match its hashes
-        (left out of ``summaries``: they are missing and must run)."""
+def _no_data(missing: list[str]) -> Decision:
+    return Decision(IMPOSSIBLE, Reason.NO_DATA, detail=f"no {', '.join(missing)} data")
 
 
-class RootIndexLike(Protocol):
-    def available(self, source: str, day: date) -> bool: ...
-
-    def fingerprint(self, source: str, day: date) -> str | None: ...
-
-
-Equivalent = Callable[[Target, Any, CellInputs], Any]
-"""``equivalent(target, record, inputs)``: a verdict on a code-only change (an object with
-``sim_hash``, set when the change is proven cosmetic, and ``reason``), or None."""
+def _no_dep_day(label: str, day: date) -> Decision:
+    detail = f"{label} has no scheduled date on or before {day.isoformat()}"
+    return Decision(IMPOSSIBLE, Reason.UPSTREAM, detail=detail)
 
 
-@dataclass(slots=True)
-class CellState:
-    status: str
-    reason: str
-    result_hash: str | None = None  # of the result a dependent would read
-    reran: bool = False  # ran in this build (so an unchanged result means early cutoff)
+def _dep_not_final(label: str, dep_day: date, state: CellState) -> Decision:
+    """A dep's cell without a result: impossible (so is this cell) or not final yet."""
+    if state.status == IMPOSSIBLE:
+        detail = f"{label} is impossible on {dep_day.isoformat()}"
+        return Decision(IMPOSSIBLE, Reason.UPSTREAM, detail=detail)
+    detail = f"{label} on {dep_day.isoformat()} is {state.status}"
+    return Decision(BLOCKED, Reason.WAITING_FOR_DEPS, detail=detail)
 
 
 class Planner:
@@ -135,7 +117,7 @@ class Planner:
         # cells that adopted their code through a cosmetic verdict, to examine again
         # (btbuild.sim.recheck), and the callback giving the verdict on one of them
         self.recheck: Mapping[tuple[str, date], Any] = {}
-        self.recheck_verdict: Callable[[Target, date, Any], Any] | None = None
+        self.recheck_verdict: RecheckVerdict | None = None
         self._per_target: dict[str, tuple[dict[str, str], str]] = {}
         self._roots_cache: dict[tuple[int, date], tuple[list[str], dict[str, str], str]] = {}
         self._roots_ids: dict[tuple[Any, ...], int] = {}
@@ -225,7 +207,8 @@ class Planner:
         self, target: Target, day: date, *, details: bool = True
     ) -> tuple[Decision, CellTask | None, CellInputs | None]:
         """The decision for one cell, its task if it runs, and the inputs it compared
-        (without ``details``, an up-to-date cell returns no inputs: the no-op fast path)."""
+        (without ``details``, an up-to-date cell returns no inputs: the no-op fast path,
+        kept in this one function: it runs for every cell of a build)."""
         daily, roots_signature, static, deps = self._constants(target)
         if not daily and not target.schedule.is_due(day):
             return _NOT_SCHEDULED, None, None
@@ -234,11 +217,7 @@ class Planner:
             roots = self._roots_on(target, day, roots_signature)
         missing, fingerprints, roots_text = roots
         if missing:
-            return (
-                Decision(IMPOSSIBLE, Reason.NO_DATA, detail=f"no {', '.join(missing)} data"),
-                None,
-                None,
-            )
+            return _no_data(missing), None, None
         dep_results: dict[str, str] = {}
         dep_dates: dict[str, date] = {}
         key_lines = [KEY_SCHEME, static, roots_text]
@@ -247,65 +226,25 @@ class Planner:
         for label, dep, dep_daily, prefix in deps:  # sorted by label, as the key wants
             dep_day = (day if day >= start_date else None) if dep_daily else self.as_of(dep, day)
             if dep_day is None:
-                return (
-                    Decision(
-                        IMPOSSIBLE,
-                        Reason.UPSTREAM,
-                        detail=f"{label} has no scheduled date on or before {day.isoformat()}",
-                    ),
-                    None,
-                    None,
-                )
+                return _no_dep_day(label, day), None, None
             state = self.state.get((dep.name, dep_day)) or self._outside_state(dep, dep_day)
-            if state.status == IMPOSSIBLE:
-                return (
-                    Decision(
-                        IMPOSSIBLE,
-                        Reason.UPSTREAM,
-                        detail=f"{label} is impossible on {dep_day.isoformat()}",
-                    ),
-                    None,
-                    None,
-                )
-            if state.status == RUNNABLE:
-                dep_results[label] = "?"  # dry run: the dep will run, its result is unknown
-            elif state.result_hash is None:
-                return (
-                    Decision(
-                        BLOCKED,
-                        Reason.WAITING_FOR_DEPS,
-                        detail=f"{label} on {dep_day.isoformat()} is {state.status}",
-                    ),
-                    None,
-                    None,
-                )
+            result_hash = state.result_hash
+            if result_hash is None:  # impossible, not final, or (dry run) runnable
+                if state.status != RUNNABLE:
+                    return _dep_not_final(label, dep_day, state), None, None
+                result_hash = "?"  # dry run: the dep will run, its result is unknown
             else:
-                dep_results[label] = state.result_hash
                 deps_reran = deps_reran or state.reran
-            key_lines.append(prefix + dep_results[label])
+            dep_results[label] = result_hash
+            key_lines.append(prefix + result_hash)
             dep_dates[dep.name] = dep_day
-        if target.dep_lookback:
-            blocked = reads.dep_history(self, target, day, dep_results, dep_dates)
-            if blocked is not None:
-                return blocked, None, None
-            # the input key wants its dep lines sorted by name ("//a:x@-1" does not sort
-            # next to "//a:x" among other labels): rebuild them
-            key_lines[3:] = [f"d:{name}={value}" for name, value in sorted(dep_results.items())]
         previous_date = None
-        if target.historical:
-            found = self.previous(target, day)
+        if target.dep_lookback or target.historical:
+            found = reads.looked_back(self, target, day, dep_results, dep_dates, key_lines)
             if isinstance(found, Decision):
                 return found, None, None
-            if found is not None:
-                previous_date, previous_hash = found
-                dep_results[PREVIOUS] = previous_hash
-                key_lines.append(
-                    f"d:{PREVIOUS}={previous_hash}"
-                )  # "@" sorts after "//": still sorted
-        hashes = self.hashes[target.name]
-        key = xxh3_128_hexdigest(
-            "\n".join(key_lines).encode()
-        )  # == input_key(...), inlined: the hot path
+            previous_date = found
+        key = xxh3_128_hexdigest("\n".join(key_lines).encode())  # == input_key(...), inlined
         if not details and target.name not in self.forced:
             iso = self._iso_cache.get(day) or self._iso(day)
             summary = self.cache.summaries.get((target.name, iso))
@@ -317,24 +256,43 @@ class Planner:
                 and (not self.recheck or (target.name, day) not in self.recheck)
             ):
                 return (_EARLY_CUTOFF if deps_reran else _UP_TO_DATE), None, None
+        inputs = self._inputs(target, key, fingerprints, dep_results)
+        decision, sim_hash = self._compare(target, day, inputs, deps_reran)
+        task = self._task(target, day, decision, inputs, dep_dates, previous_date, sim_hash)
+        return decision, task, inputs
+
+    def _inputs(
+        self, target: Target, key: str, fingerprints: dict[str, str], dep_results: dict[str, str]
+    ) -> CellInputs:
         components, code_hash = self.target_inputs(target)
         inputs = CellInputs(
-            static=hashes.static,
+            static=self.hashes[target.name].static,
             components=components,
             root_fingerprints=fingerprints,
             dep_results=dep_results,
             code_hash=code_hash,
         )
         inputs.__dict__["key"] = key  # already computed (CellInputs.key is a cached property)
-        decision, sim_hash = self._compare(target, day, inputs, deps_reran)
+        return inputs
+
+    def _task(
+        self,
+        target: Target,
+        day: date,
+        decision: Decision,
+        inputs: CellInputs,
+        dep_dates: dict[str, date],
+        previous_date: date | None,
+        sim_hash: str | None,
+    ) -> CellTask | None:
         if not decision.runs:
-            return decision, None, inputs
-        task = CellTask(
+            return None
+        return CellTask(
             name=target.name,
             day=day,
             reason=decision.reason,
             build_pass=self.graph.passes[target.label],
-            key=key,
+            key=inputs.key,
             static=inputs.static,
             code_hash=inputs.code_hash,
             components=dict(inputs.components),
@@ -345,7 +303,6 @@ class Planner:
             sim_hash=sim_hash,
             changed=tuple(change.component for change in decision.changes),
         )
-        return decision, task, inputs
 
     def _constants(
         self, target: Target
@@ -401,24 +358,8 @@ class Planner:
         return cached
 
     def previous(self, target: Target, day: date) -> tuple[date, str] | Decision | None:
-        """A historical cell's previous result: the latest earlier cell that has one."""
-        probe = day - timedelta(days=1)
-        while probe >= self.workspace.start_date:
-            state = self.cell_state(target, probe)
-            if state.status in (SKIPPED, RAN) and state.result_hash is not None:
-                return probe, state.result_hash
-            if state.status == RUNNABLE:
-                return probe, "?"
-            if state.status not in (IMPOSSIBLE,) and not (
-                state.status == SKIPPED and state.reason == Reason.NOT_SCHEDULED
-            ):
-                return Decision(
-                    BLOCKED,
-                    Reason.WAITING_FOR_PREVIOUS_DAY,
-                    detail=f"{target.label} on {probe.isoformat()} is {state.status}",
-                )
-            probe -= timedelta(days=1)
-        return None
+        """A historical cell's previous result (see analysis/reads.py)."""
+        return reads.previous_result(self, target, day)
 
     def _compare(
         self, target: Target, day: date, inputs: CellInputs, deps_reran: bool
@@ -447,48 +388,9 @@ class Planner:
         record = self.cache.full_record(target.name, day)
         if record is None:  # unreadable in full: a miss
             return _NEW, None
-        if (
-            record.status == RECORD_EXPIRED
-            and composite_hash == inputs.key
-            and record.result_hash is not None
-        ):  # up to date, its result collected: recomputed only when a cell must read it
-            return Decision(SKIPPED, Reason.EXPIRED, result_hash=record.result_hash), None
-        if record.status == RECORD_DEAD_LETTER and record.attempt_key in (None, inputs.key):
-            # dead letters belong to their inputs: the same inputs stay dead (unless
-            # --retry-dead); a changed key is decided as any other cell below
-            if self.retry_dead:
-                return Decision(RUNNABLE, Reason.RETRY_DEAD, detail=record.last_error or ""), None
-            return Decision(DEAD_LETTER, Reason.MAX_ATTEMPTS, detail=record.last_error or ""), None
-        if not record.has_result:
-            if record.status == RECORD_DEAD_LETTER:
-                detail = f"its inputs changed since it was dead-lettered: {record.last_error or ''}"
-                return Decision(RUNNABLE, Reason.RETRY, detail=detail), None
-            if record.status == RECORD_FAILED:
-                return Decision(RUNNABLE, Reason.RETRY, detail=record.last_error or ""), None
-            return _NEW, None
-        changes = compare(record.components, record.root_fingerprints, record.dep_results, inputs)
-        if not changes:
-            reason = Reason.EARLY_CUTOFF if deps_reran else Reason.UP_TO_DATE
-            return Decision(SKIPPED, reason, result_hash=record.result_hash), None
-        why = ""
-        if "?" not in inputs.dep_results.values() and only_code_changed(changes):
-            verdict = self.equivalent(target, record, inputs)
-            sim_hash = getattr(verdict, "sim_hash", None)
-            if sim_hash is not None:
-                decision = Decision(
-                    SKIPPED,
-                    Reason.COSMETIC,
-                    tuple(changes),
-                    sim_hash=sim_hash,
-                    result_hash=record.result_hash,
-                )
-                return decision, sim_hash
-            why = str(getattr(verdict, "reason", "") or "")  # why it could not be proven
-        if record.status == RECORD_FAILED and record.attempt_key in (None, inputs.key):
-            return Decision(
-                RUNNABLE, Reason.RETRY, tuple(changes), detail=record.last_error or ""
-            ), None
-        return Decision(RUNNABLE, reason_for(changes), tuple(changes), detail=why), None
+        return against_record(
+            target, inputs, record, composite_hash, deps_reran, self.retry_dead, self.equivalent
+        )
 
     def _recheck(self, target: Target, day: date) -> Decision | None:
         """An earlier cosmetic adoption that today's evidence rule cannot prove re-runs."""

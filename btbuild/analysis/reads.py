@@ -13,6 +13,8 @@ from btbuild.analysis.cells import (
     BLOCKED,
     IMPOSSIBLE,
     MISSING,
+    PREVIOUS,
+    RAN,
     RUNNABLE,
     SKIPPED,
     CellTask,
@@ -90,3 +92,55 @@ def revival(planner: Planner, target: Target, day: date) -> CellTask | None:
     finally:
         planner.revive.discard((target.name, day))
     return task
+
+
+def looked_back(
+    planner: Planner,
+    target: Target,
+    day: date,
+    dep_results: dict[str, str],
+    dep_dates: dict[str, date],
+    key_lines: list[str],
+) -> Decision | date | None:
+    """Add what a cell reads of earlier days to its inputs (and to the input key's
+    lines): its deps' earlier results (``dep_lookback``) and, historical, its own
+    previous result, whose date it returns. A Decision when one of them is not final."""
+    if target.dep_lookback:
+        blocked = dep_history(planner, target, day, dep_results, dep_dates)
+        if blocked is not None:
+            return blocked
+        # the input key wants its dep lines sorted by name ("//a:x@-1" does not sort
+        # next to "//a:x" among other labels): rebuild them
+        key_lines[3:] = [f"d:{name}={value}" for name, value in sorted(dep_results.items())]
+    if not target.historical:
+        return None
+    found = previous_result(planner, target, day)
+    if isinstance(found, Decision) or found is None:
+        return found
+    previous_date, previous_hash = found
+    dep_results[PREVIOUS] = previous_hash
+    key_lines.append(f"d:{PREVIOUS}={previous_hash}")  # "@" sorts after "//": still sorted
+    return previous_date
+
+
+def previous_result(
+    planner: Planner, target: Target, day: date
+) -> tuple[date, str] | Decision | None:
+    """A historical cell's previous result: the latest earlier cell that has one."""
+    probe = day - timedelta(days=1)
+    while probe >= planner.workspace.start_date:
+        state = planner.cell_state(target, probe)
+        if state.status in (SKIPPED, RAN) and state.result_hash is not None:
+            return probe, state.result_hash
+        if state.status == RUNNABLE:
+            return probe, "?"
+        if state.status not in (IMPOSSIBLE,) and not (
+            state.status == SKIPPED and state.reason == Reason.NOT_SCHEDULED
+        ):
+            return Decision(
+                BLOCKED,
+                Reason.WAITING_FOR_PREVIOUS_DAY,
+                detail=f"{target.label} on {probe.isoformat()} is {state.status}",
+            )
+        probe -= timedelta(days=1)
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,8 @@ class Attempt:
     failures: int = 0
     first_error: str | None = None
     phases: dict[str, float] = field(default_factory=dict)
+    # a fused cell's abort waits for its deps' commits (btbuild/execution/fused.py)
+    hold: Callable[[str, bool], CellOutcome] | None = None
 
 
 @dataclass(kw_only=True)

@@ -23,6 +23,7 @@ from btbuild.analysis.cells import RAN, RUNNABLE, CellInputs, Decision, date_ran
 from btbuild.analysis.planner import Planner
 from btbuild.errors import UsageError
 from btbuild.execution.dispatch import Dispatch, Submit
+from btbuild.execution.fused import Fusion
 from btbuild.execution.local import local_pool
 from btbuild.execution.report import SUMMARY_KEYS, BuildReport, BuildRequest, CellReport
 from btbuild.execution.runner import Environment, run_group, static_hashes
@@ -118,6 +119,7 @@ class Scheduler:
 
     def _plan(self) -> tuple[StorageCache, Planner]:
         """A fresh view of the cache and a planner over it (again when a round re-plans)."""
+        self.fusion = Fusion(self)  # which cells ride along in an earlier pass's stream
         cache = StorageCache(self.backend, self.by_name, self.dates)
         planner = Planner(
             self.workspace,
@@ -207,6 +209,7 @@ class Scheduler:
     ) -> None:
         """Apply a group's outcomes; cells another builder holds are parked to be waited for
         (unless ``--no-wait``: then they are reported blocked)."""
+        outcomes = self.fusion.settle(outcomes)  # deferred fused cells: decided in their pass
         leased = [o for o in outcomes if self.request.wait and is_leased_elsewhere(o)]
         self._apply([o for o in outcomes if o not in leased], report)
         if leased:
@@ -246,7 +249,9 @@ class Scheduler:
         tasks = []
         planner = self.planner
         for target in planner.by_pass[build_pass]:
-            if only is not None and target.name not in only:
+            if (only is not None and target.name not in only) or self.fusion.taken_over(
+                target.name, day
+            ):
                 continue
             decision, task = planner.settle(target, day)
             if decision.reason == "cosmetic" and not self.request.dry_run:
@@ -267,6 +272,7 @@ class Scheduler:
                 tasks.append(task)
         if not tasks:
             return None
+        tasks += self.fusion.extend(day, build_pass, tasks)
         return GroupTask(day=day, build_pass=build_pass, cells=tuple(tasks), run_id=self.run_id)
 
     def _inline_env(self) -> Environment:

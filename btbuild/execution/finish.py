@@ -73,7 +73,10 @@ def abort_run(
     env: Environment, group: GroupTask, run: Attempt, message: str, *, phases: bool = False
 ) -> CellOutcome:
     """:func:`abort` for a started attempt: its users processed and failed are reported
-    (and its phases, with ``phases``)."""
+    (and its phases, with ``phases``). A fused cell's abort is held until its key is
+    complete (see btbuild/execution/fused.py)."""
+    if run.hold is not None:
+        return run.hold(message, phases)
     return abort(
         env,
         group,

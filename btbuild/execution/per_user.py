@@ -221,10 +221,11 @@ def run_again(env: Environment, group: GroupTask, runs: list[CellRun]) -> None:
 
 def process_user(
     env: Environment, group: GroupTask, run: CellRun, user_id: str, values: dict[int, Any]
-) -> None:
-    """Call the cell's calculation for one user and hand the value to its writer."""
+) -> Any:
+    """Call the cell's calculation for one user and hand the value to its writer; the value
+    written (None when none was: no value, a failure)."""
     if run.segment is not None and not in_segment(run, user_id, values):
-        return
+        return None
     ctx = run.ctx
     today = {source: values.get(index) for source, index in run.today}
     history = (
@@ -248,7 +249,7 @@ def process_user(
             run.writer.add_user(user_id, value)
     except SourceError as exc:  # a date-scope source failed: this cell stops, naming it
         run.done = abort_run(env, group, run, f"{run.target.label}: {exc}")
-        return
+        return None
     except BaseException as exc:
         if not raised_by_calc(exc):
             raise
@@ -257,9 +258,10 @@ def process_user(
             detail = str(exc) if isinstance(exc, CalculationError) else describe(exc)
             run.first_error = f"user {user_id}: {detail}"
         check_breaker(env, group, run)
-        return
+        return None
     for validator in run.validators:
         validator.observe(user_id, value)
+    return value
 
 
 def in_segment(run: CellRun, user_id: str, values: dict[int, Any]) -> bool:

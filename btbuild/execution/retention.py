@@ -19,7 +19,6 @@ from typing import Any
 from btbuild.analysis.cells import date_range
 from btbuild.execution.runner import run_group
 from btbuild.execution.tasks import GroupTask
-from btbuild.storage.records import EXPIRED, CellRecord
 from btbuild.workspace.model import Target, Workspace
 
 
@@ -71,8 +70,9 @@ class GcReport:
 
 def collect(backend: Any, workspace: Workspace, as_of: date, *, dry_run: bool = False) -> GcReport:
     """Expire every committed result whose date is more than its target's ttl before
-    ``as_of``: delete its shards, keep its record (status ``expired``). Cells being built
-    (a live lease) are left alone."""
+    ``as_of``: delete its shards, keep its record (status ``expired``). Each cell is expired
+    atomically (``Backend.expire_result``): one being built (a live lease) or re-committed
+    by a builder since it was read is left alone and not counted."""
     import time
 
     report = GcReport(as_of, dry_run)
@@ -88,20 +88,13 @@ def collect(backend: Any, workspace: Workspace, as_of: date, *, dry_run: bool = 
         records = backend.get_cells([target.name], days)
         count = 0
         for (_name, iso), record in sorted(records.items()):
-            if not record.has_result or record.is_leased(now):
+            if not record.has_result or record.is_leased(now) or record.generation is None:
                 continue
+            if not dry_run and not backend.expire_result(target.name, iso, record.generation):
+                continue  # rebuilt or taken by a builder since it was read: not expired
             count += 1
             report.expired.append((target.label, iso))
             report.shards += record.shard_count
-            if not dry_run:
-                expire(backend, record)
         if count:
             report.per_target[target.label] = (count, ttl)
     return report
-
-
-def expire(backend: Any, record: CellRecord) -> None:
-    """Keep the record without its result, then delete the result's shards."""
-    generation = record.generation or ""
-    backend.put_cells([replace(record, status=EXPIRED, generation=None, shard_count=0, attempts=0)])
-    backend._delete_generation(record.target, record.date, generation)

@@ -14,11 +14,11 @@ import time
 from collections.abc import Iterator
 
 from btbuild.errors import BtbuildError, CalculationError, SourceError
+from btbuild.execution import fused
 from btbuild.execution.attempt import Attempt, CellRun, release, take_lease
 from btbuild.execution.environment import Environment, static_hashes, worker_id
 from btbuild.execution.finish import abort, abort_run, commit
 from btbuild.execution.guard import calc_output, describe, raised_by_calc
-from btbuild.execution.per_user import run_per_user
 from btbuild.execution.schemas import schema_validators
 from btbuild.execution.start import start
 from btbuild.execution.streams import merge_streams as _merge
@@ -46,7 +46,7 @@ def _run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
             target = env.workspace.targets[cell.name]
             run_or_outcome = start(env, group, cell, target)
             if isinstance(run_or_outcome, CellOutcome):
-                outcomes.append(run_or_outcome)
+                outcomes.append(fused.started(cell, run_or_outcome))
             elif target.kind == "per_user":
                 per_user.append(run_or_outcome)
             else:
@@ -54,7 +54,7 @@ def _run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
                 outcomes.append(run_per_date(env, group, run_or_outcome))
                 current = None
         if per_user:
-            outcomes.extend(run_per_user(env, group, per_user))
+            outcomes.extend(fused.run_per_user(env, group, per_user))
     except BaseException:  # Ctrl-C or shutdown: give the cells back as they were, then stop
         release(env, [run for run in [*per_user, current] if run is not None and run.done is None])
         raise

@@ -18,6 +18,7 @@ from btbuild.execution.attempt import CellRun, give_back_damaged, take_lease
 from btbuild.execution.context import Context
 from btbuild.execution.environment import Environment
 from btbuild.execution.finish import abort
+from btbuild.execution.fused_task import deferred, is_provisional
 from btbuild.execution.schemas import schema_validators
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.validators import ResultValidator
@@ -51,6 +52,10 @@ def start(
     except DamagedResult as exc:
         return give_back_damaged(env, [(cell, target, lease)], exc)[0]
     except BtbuildError as exc:
+        if is_provisional(cell):  # its key is not complete: decided again in its own pass
+            env.heartbeat.drop(lease)
+            env.backend.release(lease)
+            return deferred(cell)
         return abort(env, group, cell, lease, writer, str(exc), started)
     run = CellRun(cell, target, lease, writer, validators, started, process=process, ctx=ctx)
     run.phases["setup"] = time.perf_counter() - started

@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from btbuild.sim.runner import MIN_DISTINCT, SimResult, is_failure
+from btbuild.sim.calls import is_failure
+from btbuild.sim.runner import MIN_DISTINCT, SimResult
 
 FAILING_SHARE = 0.9  # more failed contexts than this share: degenerate
 
@@ -20,6 +21,8 @@ FAILING_SHARE = 0.9  # more failed contexts than this share: degenerate
 def degenerate(result: SimResult) -> str | None:
     """One line saying why ``result`` is degenerate, or None when it is informative."""
     total = len(result.contexts)
+    if result.limited:
+        return f"its simulation proves nothing: {result.limited}; changes to it cannot be proven cosmetic"
     if total == 0:
         return "no fabricated context at all (no world has users for it)"
     failures = Counter(

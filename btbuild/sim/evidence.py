@@ -93,7 +93,11 @@ class ChangeTracing:
 def first_difference(
     runner: SimRunner, target: Target, old: list[ContextRun], new: list[ContextRun]
 ) -> dict[str, Any] | None:
+    """The first context where both versions give a conclusive output and they differ
+    (a context limited in either version, e.g. timed out, is no evidence either way)."""
     for index, (before, after) in enumerate(zip(old, new, strict=False)):
+        if before.limited or after.limited:
+            continue
         if before.hash != after.hash:
             return {
                 "found_by": "coverage search",
@@ -113,6 +117,7 @@ def build_coverage(
     data counts as coverage of the new code."""
     from btbuild.sim import snapshots
     from btbuild.sim.fabricator import Fabricator
+    from btbuild.sim.world_store import STORE_FOLDER
 
     snapshot = snapshots.recall(session.backend, old_code)
     if snapshot is None:
@@ -129,7 +134,9 @@ def build_coverage(
             with tracing.checks[target.name].tracing("new"):
                 replay()
         sources = session.plugins.root_sources()
-        fabricator = Fabricator(sources, start=workspace.start_date)
+        fabricator = Fabricator(
+            sources, start=workspace.start_date, store=workspace.root / STORE_FOLDER
+        )
         predicates = session.plugins.segment_predicates  # only a segment's users, as built
         new_runner = SimRunner(
             workspace,
@@ -156,7 +163,8 @@ def build_coverage(
         )
         if counter is not None:
             return f"unproven: the old and the new code of {target.label} differ on fabricated data"
-        return reason
+        limited = new_runner.limited(target) or old_runner.limited(before)
+        return f"unproven: {limited}" if limited else reason
 
 
 __all__ = ["ChangeTracing", "build_coverage", "first_difference"]

@@ -43,12 +43,15 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import xxhash
 
 from btbuild.hashing.digest import hash_json
+from btbuild.sim import world_store
 from btbuild.sim import worlds as transforms
+from btbuild.sim.draws import draw
 from btbuild.sim.literals import Literals
 from btbuild.sim.realdata import HISTORY, RealSample
 from btbuild.sim.suspend import fabricating
@@ -136,50 +139,6 @@ def _seed(*parts: object) -> int:
     return xxhash.xxh64_intdigest("\x1f".join(str(part) for part in parts).encode())
 
 
-def _provider() -> type:
-    from hypothesis.internal.conjecture.choice import choice_constraints_key, choice_permitted
-    from hypothesis.internal.conjecture.providers import GLOBAL_CONSTANTS, HypothesisProvider
-
-    pools: dict[Any, tuple[Any, ...]] = {}
-
-    class _FabricatorProvider(HypothesisProvider):
-        """Hypothesis' provider without the local-constant pool (see the module docstring)."""
-
-        def _maybe_draw_constant(
-            self, choice_type: Any, constraints: Any, *, p: float = 0.05
-        ) -> Any:
-            rng = self._random
-            assert rng is not None  # always set: ConjectureData is given a Random
-            if rng.random() > p:
-                return None
-            key = (choice_type, choice_constraints_key(choice_type, constraints))
-            pool = pools.get(key)
-            if pool is None:
-                pool = pools[key] = tuple(
-                    choice
-                    for choice in GLOBAL_CONSTANTS.set_for_type(choice_type)
-                    if choice_permitted(choice, constraints)
-                )
-            return rng.choice(pool) if pool else None
-
-    return _FabricatorProvider
-
-
-_PROVIDER: list[type] = []
-
-
-def draw(strategy: Any, seed: int) -> Any:
-    """One deterministic example of a Hypothesis ``strategy`` for ``seed``."""
-    from hypothesis.control import BuildContext
-    from hypothesis.internal.conjecture.data import ConjectureData
-
-    if not _PROVIDER:
-        _PROVIDER.append(_provider())
-    data = ConjectureData(random=random.Random(seed), provider=_PROVIDER[0])
-    with BuildContext(data, is_final=True, wrapped_test=draw):
-        return data.draw(strategy)
-
-
 map_numbers = transforms.map_numbers  # kept importable from here
 map_lists = transforms.map_lists
 
@@ -210,15 +169,32 @@ class Fabricator:
     """Worlds and their root data for a set of root sources (name -> RootSource)."""
 
     def __init__(
-        self, sources: Mapping[str, Any], *, seed: int = DEFAULT_SEED, start: date | None = None
+        self,
+        sources: Mapping[str, Any],
+        *,
+        seed: int = DEFAULT_SEED,
+        start: date | None = None,
+        store: Path | None = None,
     ):
         self.sources = dict(sources)
         self.seed = seed
         self.real = RealSample(self.sources, start)
+        self.store = store  # the folder keeping drawn values across processes (world_store.py)
         self._strategies: dict[str, Any] = {}
-        self._values: dict[tuple[Any, ...], Any] = {}
+        self._kept: dict[tuple[Any, ...], Any] | None = None
+        self._finals: dict[tuple[Any, ...], Any] = {}
         self._worlds: dict[int, World] = {}
         self._version: str | None = None
+
+    @property
+    def _values(self) -> dict[tuple[Any, ...], Any]:
+        """Drawn values, shared by every fabricator of this version in the process and kept
+        on disk (:mod:`btbuild.sim.world_store`)."""
+        if self._kept is None:
+            with fabricating():  # reading the file is fabrication: never timed nor traced
+                key = world_store.store_key(self.version, self.seed)
+                self._kept = world_store.shared_values(key, self.store)
+        return self._kept
 
     @property
     def version(self) -> str:
@@ -370,7 +346,32 @@ class Fabricator:
         return world.edge == "no_history" or back + world.shift in world.gaps
 
     def date_root(self, world: World, source: str, back: int = 0, *, optional: bool = False) -> Any:
-        """A date-scope source's value ``back`` days before the world's day (None: no data)."""
+        """A date-scope source's value ``back`` days before the world's day (None: no data).
+        Callers copy it before handing it to code (``runner.fresh``)."""
+        return self._final(world, source, None, back, optional)
+
+    def user_root(
+        self, world: World, source: str, user: str, back: int = 0, *, optional: bool = False
+    ) -> Any:
+        """A user-scope source's record for ``user`` (None: this user has no record that day)."""
+        return self._final(world, source, user, back, optional)
+
+    def _final(self, world: World, source: str, user: str | None, back: int, optional: bool) -> Any:
+        """Memoized per world (the transforms cost as much as a warm draw): literal worlds
+        are keyed by their literals too (the same index serves other literal sets)."""
+        key = (world.index, world.shift, world.literals, source, user, back, optional)
+        if key in self._finals:
+            return self._finals[key]
+        with fabricating():
+            value = (
+                self._date_root(world, source, back, optional)
+                if user is None
+                else self._user_root(world, source, user, back, optional)
+            )
+        self._finals[key] = value
+        return value
+
+    def _date_root(self, world: World, source: str, back: int, optional: bool) -> Any:
         if self._missing(world, back, optional):
             return None
         total = back + world.shift
@@ -384,10 +385,7 @@ class Fabricator:
         change = transforms.DATE_EDGES.get(world.edge or "")
         return change(value) if change else value
 
-    def user_root(
-        self, world: World, source: str, user: str, back: int = 0, *, optional: bool = False
-    ) -> Any:
-        """A user-scope source's record for ``user`` (None: this user has no record that day)."""
+    def _user_root(self, world: World, source: str, user: str, back: int, optional: bool) -> Any:
         if self._missing(world, back, optional):
             return None
         total = back + world.shift

@@ -121,6 +121,8 @@ class Judge:
         if result is None:
             return unproven("the new code cannot be loaded")
         contexts = len(result.contexts)
+        if result.limited:  # a time-out is no evidence: neither equal nor different
+            return unproven(result.limited)
         if result.combined != old:
             return Verdict(
                 BEHAVIOUR_CHANGED,
@@ -145,6 +147,8 @@ class Judge:
                 counterexample=found,
                 **facts,  # type: ignore[arg-type]
             )
+        if replay.limited:
+            return Verdict(UNPROVEN, f"unproven: {replay.limited}", **facts)  # type: ignore[arg-type]
         if not replay.replayed:
             return Verdict(
                 UNPROVEN,

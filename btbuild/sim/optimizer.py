@@ -63,6 +63,11 @@ class SimHashes:
             self._version = self.runner.fabricator.version
         return self._version
 
+    def adopt_version(self, version: str) -> None:
+        """The fabricator version another process computed for this workspace (the isolated
+        judge's child): keys and writes here then need no fabricator of their own."""
+        self._version = version
+
     @property
     def runner(self) -> SimRunner:
         if self._runner is None:
@@ -123,12 +128,13 @@ class SimHashes:
         return self._results[target.name]
 
     def current(self, target: Target) -> str | None:
-        """The current code's SimHash: registered, or simulated now."""
+        """The current code's SimHash: registered, or simulated now (None when the code cannot
+        be loaded or its simulation is limited, e.g. timed out: no evidence)."""
         known = self.session.backend.get_sim_hash(self.sim_key(target), self.version)
         if known is not None:
             return str(known)
         result = self.result(target)
-        return None if result is None else result.combined
+        return None if result is None or result.limited else result.combined
 
     def register(self, target: Target, combined: str | None = None) -> str | None:
         backend = self.session.backend
@@ -139,6 +145,9 @@ class SimHashes:
                 result = self.result(target)
                 if result is None:
                     return None
+                if result.limited:  # depends on the machine: never registered as evidence
+                    backend.put_sim_hash(self.limited_key(target), self.version, result.limited)
+                    return None
                 combined = result.combined
             backend.put_sim_hash(key, self.version, combined)
         backend.put_sim_hash(self.deps_key(target), self.version, json.dumps(self.dep_keys(target)))
@@ -148,6 +157,11 @@ class SimHashes:
         )
         return str(known) if known is not None else combined
 
+    def limited_key(self, target: Target, code_hash: str | None = None) -> str:
+        """Where why a code's simulation proved nothing (a time-out...) is kept: beside, never
+        in, its SimHash's key, so a limited simulation can never be compared as a SimHash."""
+        return hash_json({"limited": self.sim_key(target, code_hash)})
+
     def old(self, target: Target, old_code: str) -> str | Verdict:
         """The SimHash registered for ``old_code``, or why there is none to compare with."""
         backend = self.session.backend
@@ -156,6 +170,9 @@ class SimHashes:
             return str(known)
         recorded = backend.get_sim_hash(self.deps_key(target, old_code), self.version)
         if recorded is None:
+            limited = backend.get_sim_hash(self.limited_key(target, old_code), self.version)
+            if limited is not None:
+                return unproven(f"the old code's simulation proved nothing: {limited}")
             return unproven(
                 f"no simulation of the old code is registered (fabricator {self.version})"
             )

@@ -51,11 +51,12 @@ class ReplayResult:
     counterexample: dict[str, Any] | None = None
     passed_over: tuple[str, ...] = ()  # sampled dates whose inputs changed since
     samples: tuple[str, ...] = field(default=(), compare=False)  # why each date was sampled
+    limited: str = ""  # why the replay proves nothing (a replayed call timed out...), or ""
 
     @property
     def matched(self) -> bool:
         """At least one stored cell was replayed, and every replayed output matched."""
-        return bool(self.replayed) and self.counterexample is None
+        return bool(self.replayed) and self.counterexample is None and not self.limited
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class ReplayResult:
             "contexts": self.contexts,
             "passed_over": list(self.passed_over),
             "counterexample": self.counterexample,
+            "limited": self.limited or None,
         }
 
 
@@ -132,9 +134,14 @@ class Replayer:
             replayed.append(record.date)
             whys.append(why)
             contexts += outcome.contexts
-            if outcome.counterexample is not None:
+            if outcome.counterexample is not None or outcome.limited:
                 return ReplayResult(
-                    len(stored), tuple(replayed), contexts, outcome.counterexample, tuple(passed)
+                    len(stored),
+                    tuple(replayed),
+                    contexts,
+                    outcome.counterexample,
+                    tuple(passed),
+                    limited=outcome.limited,
                 )
         return ReplayResult(
             len(stored), tuple(replayed), contexts, None, tuple(passed), tuple(whys)
@@ -204,7 +211,7 @@ class Replayer:
         False when the cache cannot say (a due day without any record)."""
         probe = day - timedelta(days=1)
         while probe >= self.workspace.start_date:
-            record = self.backend.get_cell(target.name, probe.isoformat())
+            record: CellRecord | None = self.backend.get_cell(target.name, probe.isoformat())
             if record is not None and record.has_result:
                 return record
             due = target.schedule.is_due(probe)

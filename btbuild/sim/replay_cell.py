@@ -6,6 +6,10 @@ the cache, merged in user order. A per_user cell's users are those of its user-s
 per_user deps (as in a build); only the users of the sampled part are read where a source can
 skip the others. A user whose call raises or returns None has no stored value in a build, so
 that is what it is compared with; a per_date call that raises differs from any stored result.
+
+A call that times out or hits another machine limit (``MemoryError``, ``RecursionError``)
+proves nothing either way: the replay stops there and says so (``CellReplay.limited``), and
+the verdict is ``unproven`` (a time-out is neither a match nor a difference).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import Process
 from btbuild.execution.runner import _merge
 from btbuild.plugins.sources import in_shard
+from btbuild.sim.calls import Failed, call_limited, fresh
 from btbuild.sim.canonical import canonical
-from btbuild.sim.runner import Failed, _deadline, _Timeout, fresh
 from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target
 
@@ -33,16 +37,26 @@ CALL_SECONDS = 30.0  # per replayed call: a real build has no limit, a proof mus
 class CellReplay:
     contexts: int
     counterexample: dict[str, Any] | None = None
+    limited: str = ""  # why this replay proves nothing (a call timed out...), or ""
 
 
 def _call(process: Process, ctx: Context) -> Any:
-    try:
-        with _deadline(CALL_SECONDS):
-            return process(ctx)
-    except _Timeout:
-        return Failed("timeout", f"no answer within {CALL_SECONDS:g} s")
-    except Exception as exc:
-        return Failed(type(exc).__name__, str(exc))
+    return call_limited(process, ctx, CALL_SECONDS)
+
+
+def _limited(target: Target, day: date, user: str | None, new: Any) -> str:
+    """Why the replayed outcome ``new`` proves nothing, or ""."""
+    if not isinstance(new, Failed) or not new.limited:
+        return ""
+    where = f"{target.label} on the stored cell {day.isoformat()}" + (
+        f" user {user}" if user is not None else ""
+    )
+    if new.kind == "timeout":
+        return (
+            f"replay of {where} timed out (no answer within {CALL_SECONDS:g} s); "
+            "a time-out depends on the machine's load, so it proves nothing"
+        )
+    return f"replay of {where} raised {new.kind}; it depends on the machine, so it proves nothing"
 
 
 def _shown(value: Any) -> Any:
@@ -79,6 +93,9 @@ def replay_cell(
         )
     if target.kind == "per_date":
         new = _call(process, ctx)
+        limited = _limited(target, day, None, new)
+        if limited:
+            return CellReplay(1, limited=limited)
         stored = replayer.backend.read_result(target.name, record.date)
         if isinstance(new, Failed) or canonical(new) != canonical(stored):
             counter = _counter(replayer, target, day, None, why, inputs, stored, new)
@@ -163,6 +180,9 @@ def _per_user(
         ctx.previous = fresh(values.get(previous)) if previous is not None else None
         new = _call(process, ctx) if universe.intersection(values) else None
         contexts += 1
+        limited = _limited(target, day, user_id, new)
+        if limited:
+            return CellReplay(contexts, limited=limited)
         value = None if isinstance(new, Failed) else new
         if canonical(value) != canonical(values.get(stored)):
             counter = _counter(replayer, target, day, user_id, why, inputs, values.get(stored), new)

@@ -16,10 +16,20 @@ what its upstream computes from the roots it sees itself.
 * ``trace(target)``, when given, wraps every ``process(ctx)`` call of ``target`` (coverage of
   the change, :mod:`btbuild.sim.coverage`); fabricating data inside a call is not traced.
 * An upstream per_date failure blocks a dependent (the output is ``{"$blocked": label}``).
-* An exception is an output (its type). A time-out too: each call gets ``time_limit``
-  seconds through ``signal.setitimer`` (POSIX, main thread only; elsewhere calls are not
-  limited). After ``MAX_TIMEOUTS`` time-outs a target's remaining calls count as time-outs
-  without running, so a looping calculation costs a few seconds, not one per context.
+* An exception is an output (its type), including ``SystemExit`` and a ``KeyboardInterrupt``
+  raised by the calculation (a build counts them as the item's failure too; a real Ctrl-C
+  still stops, see :mod:`btbuild.execution.guard`).
+* **Limited outcomes prove nothing.** Each call gets ``time_limit`` seconds through
+  ``signal.setitimer`` (POSIX, main thread only; elsewhere calls are not limited). Whether a
+  call times out depends on the machine's load, and so does a ``MemoryError`` or a
+  ``RecursionError`` (the stack depth of the caller), so such an outcome is recorded as a
+  *limit* of the (target, world) it happened on and of everything computed from it
+  (dependents, later days of a historical chain). :attr:`ContextRun.limited` and
+  :attr:`SimResult.limited` say so; a limited simulation is never evidence (the judge's
+  verdict is ``unproven``, its SimHash is never registered, ``verify`` compares only the
+  contexts neither version limited). A call that catches the time-out and returns anyway
+  still counts as timed out. After ``MAX_TIMEOUTS`` time-outs a target's remaining calls
+  count as time-outs without running, so a looping calculation costs a few seconds.
 
 Roots and dep values are copied for each world, so a calculation mutating its input cannot
 change what another context (or the next simulation order) sees.
@@ -27,10 +37,8 @@ change what another context (or the next simulation order) sees.
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -38,35 +46,26 @@ from typing import Any
 from btbuild.errors import CalculationError
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import CalculationLoader, Process
-from btbuild.sim.canonical import canonical, combined_hash, context_hash, raised
+from btbuild.sim.calls import (
+    DEFAULT_TIME_LIMIT,
+    LIMITED,
+    MAX_TIMEOUTS,
+    Failed,
+    call_limited,
+    fresh,
+    is_failure,
+    limit_reason,
+    usable,
+)
+from btbuild.sim.canonical import canonical, combined_hash, context_hash
 from btbuild.sim.changes import VersionFiles
 from btbuild.sim.fabricator import WORLDS, Fabricator, World, _seed, draw
 from btbuild.sim.literals import Literals, harvest
 from btbuild.sim.logs import LogCapture
 from btbuild.sim.schema_values import fabricated_output
 from btbuild.sim.segments import segment_record
+from btbuild.sim.world_store import STORE_FOLDER
 from btbuild.workspace.model import Target, Workspace
-
-DEFAULT_TIME_LIMIT = 1.0  # seconds per process(ctx) call
-MAX_TIMEOUTS = 3
-
-
-class _Timeout(BaseException):
-    """Raised into a calculation by the alarm; a BaseException so ``except Exception`` in user
-    code cannot swallow it."""
-
-
-@dataclass(frozen=True)
-class Failed:
-    """An output that is not a value: an exception type, "timeout" or a blocked upstream."""
-
-    kind: str
-    message: str = ""
-
-    def canonical(self) -> dict[str, str]:
-        if self.kind.startswith("blocked:"):
-            return {"$blocked": self.kind.split(":", 1)[1]}
-        return raised(self.kind)
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,7 @@ class ContextRun:
     user: str | None
     output: Any  # canonical
     hash: str
+    limited: str = ""  # why this context proves nothing (a time-out here or upstream), or ""
 
 
 MIN_DISTINCT = 2  # distinct real outputs a simulation needs before it can prove anything
@@ -92,67 +92,21 @@ class SimResult:
         return len({run.hash for run in self.contexts if not is_failure(run.output)})
 
     @property
+    def limited(self) -> str:
+        """Why this simulation is no evidence (a context timed out, here or upstream, or hit
+        another machine limit), or "": its SimHash then depends on the machine."""
+        return next((run.limited for run in self.contexts if run.limited), "")
+
+    @property
+    def conclusive(self) -> bool:
+        return not self.limited
+
+    @property
     def informative(self) -> bool:
         """Whether equal SimHashes mean anything: a simulation where every context failed, or
         that always gives the same value (e.g. every upstream failed on the fabricated data),
         cannot tell two versions of the code apart, so it never proves a change cosmetic."""
         return self.distinct_values >= MIN_DISTINCT
-
-
-def is_failure(output: Any) -> bool:
-    return (
-        isinstance(output, dict)
-        and len(output) == 1
-        and next(iter(output)) in ("$raised", "$blocked")
-    )
-
-
-@contextmanager
-def _deadline(seconds: float | None) -> Iterator[None]:
-    usable = (
-        seconds is not None
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable:
-        yield
-        return
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        raise _Timeout()
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)  # type: ignore[arg-type]
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def fresh(value: Any) -> Any:
-    """A private copy of a JSON-like value (faster than ``copy.deepcopy``)."""
-    if isinstance(value, dict):
-        return {key: fresh(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [fresh(item) for item in value]
-    return value
-
-
-def usable(value: Any) -> bool:
-    """Whether a build would store ``value`` (so a dependent could read it)."""
-    output = canonical(value)
-    return not _has_marker(output)
-
-
-def _has_marker(output: Any) -> bool:
-    if isinstance(output, dict):
-        if len(output) == 1 and next(iter(output)) in ("$float", "$invalid"):
-            return True
-        return any(_has_marker(item) for item in output.values())
-    if isinstance(output, list):
-        return any(_has_marker(item) for item in output)
-    return False
 
 
 class _History:
@@ -198,7 +152,9 @@ class SimRunner:
         self.workspace = workspace
         self.logs = logs or LogCapture()  # ctx.log of simulated calls: kept, not printed
         self.sources = sources
-        self.fabricator = fabricator or Fabricator(sources, start=workspace.start_date)
+        self.fabricator = fabricator or Fabricator(
+            sources, start=workspace.start_date, store=workspace.root / STORE_FOLDER
+        )
         self.trace = trace
         self._loader = loader
         self.time_limit = time_limit
@@ -211,6 +167,8 @@ class SimRunner:
         self._literals: dict[str, Literals] = {}
         self._factories: dict[str, Any] = {}
         self._timeouts: dict[str, int] = {}
+        # (target, world) -> why its outputs prove nothing (a limited outcome there or upstream)
+        self._limited: dict[tuple[str, World], str] = {}
 
     @property
     def loader(self) -> CalculationLoader:
@@ -264,10 +222,13 @@ class SimRunner:
         runs = []
         for world in worlds:
             out = self.outputs(target, world)
+            limited = self._limited.get((target.name, world), "")
             if target.kind == "per_date":
-                runs.append(_context_run(world, None, out))
+                runs.append(_context_run(world, None, out, limited))
             else:
-                runs.extend(_context_run(world, user, out.get(user)) for user in world.users)
+                runs.extend(
+                    _context_run(world, user, out.get(user), limited) for user in world.users
+                )
         return runs
 
     def outputs(self, target: Target, world: World) -> Any:
@@ -275,8 +236,42 @@ class SimRunner:
         ``{user: value or Failed}`` (per_user)."""
         key = (target.name, world)
         if key not in self._outputs:
-            self._outputs[key] = self._evaluate(target, world)
+            out = self._evaluate(target, world)
+            self._outputs[key] = out
+            reason = self._limit_of(target, world, out)
+            if reason:
+                self._limited[key] = reason
         return self._outputs[key]
+
+    def limited(self, target: Target) -> str:
+        """Why some output of ``target`` computed so far proves nothing, or "" (see
+        :attr:`SimResult.limited`): verify and the coverage search ask after comparing."""
+        return next((why for (name, _), why in self._limited.items() if name == target.name), "")
+
+    def _limit_of(self, target: Target, world: World, out: Any) -> str:
+        """Why ``out`` (just computed) proves nothing: a limited outcome of its own calls, of
+        an upstream on the same world, or of the previous day of its chain; else ""."""
+        failures = [out] if target.kind == "per_date" else list(out.values())
+        own = next((f for f in failures if isinstance(f, Failed) and f.limited), None)
+        if own is not None:
+            return limit_reason(target.label, own, self.time_limit)
+        for label in target.deps:
+            if self.alone and self.by_label[label].schema_json is not None:
+                continue
+            provider = self
+            if (
+                self.deps_from is not None
+                and self.by_label[label].name in self.deps_from.workspace.targets
+            ):
+                provider = self.deps_from
+            found = provider._limited.get((self.by_label[label].name, world))
+            if found:
+                return found
+        if target.historical:
+            yesterday = self.fabricator.yesterday(world)
+            if yesterday is not None:
+                return self._limited.get((target.name, yesterday), "")
+        return ""
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -413,14 +408,15 @@ class SimRunner:
         # traced per call (only this target's own code; starting coverage.py costs ~60 us,
         # while tracing everything else - fabrication, other targets - would cost several x)
         traced = self.trace(target) if self.trace is not None else nullcontext()
-        try:
-            with _deadline(self.time_limit), traced:
+
+        def run(ctx: Context) -> Any:
+            with traced:
                 return process(ctx)
-        except _Timeout:
+
+        out = call_limited(run, ctx, self.time_limit)
+        if isinstance(out, Failed) and out.kind == "timeout":
             self._timeouts[target.name] = self._timeouts.get(target.name, 0) + 1
-            return Failed("timeout")
-        except Exception as exc:
-            return Failed(type(exc).__name__, str(exc)[:200])
+        return out
 
     # -- counterexamples ---------------------------------------------------------------------
 
@@ -480,9 +476,18 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def _context_run(world: World, user: str | None, out: Any) -> ContextRun:
+def _context_run(world: World, user: str | None, out: Any, limited: str = "") -> ContextRun:
     output = out.canonical() if isinstance(out, Failed) else canonical(out)
-    return ContextRun(world, user, output, context_hash(output))
+    return ContextRun(world, user, output, context_hash(output), limited)
 
 
-__all__ = ["DEFAULT_TIME_LIMIT", "ContextRun", "Failed", "SimResult", "SimRunner", "fresh"]
+__all__ = [
+    "DEFAULT_TIME_LIMIT",
+    "LIMITED",
+    "ContextRun",
+    "Failed",
+    "SimResult",
+    "SimRunner",
+    "call_limited",
+    "fresh",
+]

@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-SIM_SCHEME = 3  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds
+SIM_SCHEME = 4  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds;
+# 4: time-outs and other machine-dependent outcomes are never evidence
 # (bump whenever the evidence rule gets stronger: earlier adoptions are then re-examined)
 
 COSMETIC = "cosmetic"

@@ -18,22 +18,27 @@ sees whichever version was imported last.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from btbuild.errors import BtbuildError, UsageError
 from btbuild.hashing import compute_hashes
+from btbuild.sim.calls import DEFAULT_TIME_LIMIT, is_failure
 from btbuild.sim.evidence import ChangeTracing
 from btbuild.sim.fabricator import WORLDS, Fabricator
 from btbuild.sim.optimizer import code_key
-from btbuild.sim.runner import DEFAULT_TIME_LIMIT, MIN_DISTINCT, ContextRun, SimRunner, is_failure
+from btbuild.sim.runner import MIN_DISTINCT, ContextRun, SimRunner
 from btbuild.sim.verify_replay import cache_note, replay_changes, with_replay
+from btbuild.sim.world_store import STORE_FOLDER, save_all
 from btbuild.workspace.config import load_workspace
 from btbuild.workspace.model import Target, Workspace
 
@@ -134,12 +139,70 @@ def resolve_revision(top: Path, base: str) -> str:
     return done.stdout.strip()
 
 
-def verify(session: Any, options: VerifyOptions) -> VerifyReport:
-    """Compare every changed calculation of ``session``'s workspace with revision ``options.base``."""
+class VerifyDied(BtbuildError):
+    """The process comparing the code ended (calculation code called ``os._exit``...)."""
+
+    exit_code = 1
+
+
+def verify_isolated(session: Any, options: VerifyOptions) -> VerifyReport:
+    """:func:`verify` in a spawned child process, since it runs calculation code, which may
+    call ``os._exit`` (even with exit code 0), crash or exhaust memory: then verify fails
+    (exit 1, one line), it never answers with the calculation's exit code. The base's git
+    worktree is removed here either way."""
+    from btbuild.execution.liveness import start_worker
+
+    root = Path(session.root).resolve()
+    top = git_toplevel(root).resolve()
+    resolve_revision(top, options.base)  # a bad --base is a usage error before anything runs
+    temp = Path(tempfile.mkdtemp(prefix="btbuild-verify-"))
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=get_context("spawn"),
+        initializer=start_worker,  # ends with this process
+        initargs=(os.getpid(), f"{__name__}:_init_child"),
+    )
+    try:
+        future = pool.submit(_verify_child, str(root), session.product_lines, options, str(temp))
+        return future.result()
+    except BrokenExecutor:
+        raise VerifyDied(
+            "verify: the process comparing the code ended while running calculation code "
+            "(os._exit, a crash or out of memory); nothing is proven"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _git(top, "worktree", "remove", "--force", str(temp / "base"))
+        shutil.rmtree(temp, ignore_errors=True)
+        _git(top, "worktree", "prune")
+
+
+def _init_child() -> None:
+    from btbuild.execution.guard import install_interrupt_flag, stdout_to_stderr_fd
+
+    install_interrupt_flag()
+    stdout_to_stderr_fd()
+
+
+def _verify_child(
+    root: str, product_lines: tuple[str, ...], options: VerifyOptions, temp: str
+) -> VerifyReport:
+    from btbuild.session import Session
+
+    session = Session(Path(root), product_lines=product_lines)
+    try:
+        return verify(session, options, temp=Path(temp))
+    finally:
+        session.close()
+
+
+def verify(session: Any, options: VerifyOptions, *, temp: Path | None = None) -> VerifyReport:
+    """Compare every changed calculation of ``session``'s workspace with revision ``options.base``
+    (in this process: :func:`verify_isolated` is what the command runs)."""
     root = Path(session.root).resolve()
     top = git_toplevel(root).resolve()
     commit = resolve_revision(top, options.base)
-    temp = Path(tempfile.mkdtemp(prefix="btbuild-verify-"))
+    temp = temp or Path(tempfile.mkdtemp(prefix="btbuild-verify-"))
     tree = temp / "base"
     try:
         added = _git(top, "worktree", "add", "--detach", str(tree), commit)
@@ -197,7 +260,7 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
             )
     if changed:
         assert old is not None
-        fabricator = Fabricator(sources, start=new.start_date)
+        fabricator = Fabricator(sources, start=new.start_date, store=new.root / STORE_FOLDER)
         tracing = ChangeTracing(changed, old, new)
         # the build calls process only for a segment's users: so do both runners (the
         # current plugins' predicates; a predicate's version is in the declaration hash)
@@ -223,6 +286,7 @@ def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptio
         report.cache_note = cache_note(replays)
         judged = _judge(new_runner, old_runner, changed, expected, options, tracing)
         report.changed.extend(with_replay(judged, replays))
+        save_all()  # the next verify (or build) of this workspace starts with warm worlds
     report.changed.sort(key=lambda c: c.label)
     return report
 
@@ -275,6 +339,9 @@ def _judge(
             )
             compared += more
             reason = gap or ""
+        limited = new_runner.limited(target) or old_runner.limited(before)
+        if counter is None and limited:  # a time-out proves nothing, in either version
+            reason = f"unproven: {limited}"
         verdict = BEHAVIOUR_CHANGED if counter is not None else UNPROVEN if reason else COSMETIC
         seconds = time.perf_counter() - started[target.name]
         distinct = len({r.hash for r in news if not is_failure(r.output)})
@@ -302,6 +369,8 @@ def _difference(
     runner: SimRunner, target: Target, old: list[ContextRun], new: list[ContextRun], found_by: str
 ) -> dict[str, Any] | None:
     for index, (before, after) in enumerate(zip(old, new, strict=False)):
+        if before.limited or after.limited:  # timed out (here or upstream): no evidence
+            continue
         if before.hash != after.hash:
             return {
                 "found_by": found_by,

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 COSMETIC = "cosmetic"  # the verdicts of btbuild.sim.verify
 BEHAVIOUR_CHANGED = "behaviour_changed"
+UNPROVEN = "unproven"
 
 FABRICATED_ONLY = "no stored result of the base's code to replay: fabricated evidence only"
 
@@ -96,6 +97,17 @@ def with_replay(
                     counterexample=counter,
                     reason=change.reason or reason,
                     replay=facts,
+                )
+            )
+            continue
+        if result.limited and change.verdict in (COSMETIC, "weak"):
+            out.append(
+                replace(
+                    change,
+                    verdict=UNPROVEN,
+                    reason=f"unproven: {result.limited}",
+                    replay=facts,
+                    weak=False,
                 )
             )
             continue

@@ -139,3 +139,33 @@ def test_show_says_a_result_expired(kept):
     kept.cli("gc", "--as-of", "2024-01-06")
     code, _, err = kept.cli("show", "//pricing:total", "--date", "2024-01-02")
     assert code == 1 and "it expired and was collected (btbuild gc)" in err
+
+
+def test_gc_leaves_a_cell_rebuilt_or_taken_since_it_was_read(kept):
+    """gc expires each result atomically: a cell another builder re-committed after gc read
+    it, or holds a live lease on, keeps its record and result."""
+    from btbuild.execution.retention import collect
+    from btbuild.workspace.config import load_workspace
+
+    kept.build(date="2024-01-05")
+    backend = kept.backend()
+    real = backend.get_cells
+
+    def racing(names, days):
+        found = real(names, days)
+        if list(names) == ["total"]:  # another builder, between gc's read and its expiry
+            code, _, err = kept.cli(
+                "build", "//pricing:total", "--date", "2024-01-02", "--force", "--format", "json"
+            )
+            assert code == 0, err
+            backend.acquire("total", "2024-01-03", "another-builder", 600)
+        return found
+
+    backend.get_cells = racing
+    report = collect(backend, load_workspace(kept.root), date(2024, 1, 6))
+    # the build up to 2024-01-02 re-committed total's first two days; the third is leased
+    assert set(report.expired) == {("//pricing:value", f"2024-01-0{d}") for d in (1, 2, 3)}
+    fresh = kept.backend()
+    rebuilt = fresh.get_cell("total", "2024-01-02")
+    assert rebuilt.status == "committed" and fresh.read_result("total", "2024-01-02") is not None
+    assert fresh.get_cell("total", "2024-01-03").status == "running"  # the lease is untouched

@@ -213,12 +213,17 @@ def test_ctx_log_of_simulations_is_captured_and_shown_with_verbose(
 def _adopt_wrongly(monkeypatch: pytest.MonkeyPatch, scheme: int) -> None:
     """Make the next build adopt any code change as cosmetic under evidence scheme ``scheme``
     (what a weaker btbuild of the past could do)."""
-    from btbuild.sim import judge, verdict
+    from btbuild.sim import isolated, judge, verdict
 
     def always(self, target, old_code, keep, *, seed_key, day):  # noqa: ANN001, ARG001
         return verdict.Verdict(verdict.COSMETIC, "cosmetic: (test)", combined="0" * 32)
 
+    def always_isolated(self, target, question):  # noqa: ANN001, ARG001
+        return verdict.Verdict(verdict.COSMETIC, "cosmetic: (test)", combined="0" * 32)
+
     monkeypatch.setattr(judge.Judge, "judge", always)
+    # the build's judge asks a child process, which this patch cannot reach: answer here
+    monkeypatch.setattr(isolated.IsolatedJudge, "_verdict", always_isolated)
     monkeypatch.setattr(verdict, "SIM_SCHEME", scheme)
 
 

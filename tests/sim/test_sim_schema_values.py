@@ -8,8 +8,9 @@ import pytest
 
 from btbuild.execution.schemas import violation
 from btbuild.plugins.sources import MemorySource
+from btbuild.sim.calls import is_failure
 from btbuild.sim.fabricator import draw
-from btbuild.sim.runner import SimRunner, is_failure
+from btbuild.sim.runner import SimRunner
 from btbuild.sim.schema_values import strategy
 from btbuild.workspace.config import load_workspace
 

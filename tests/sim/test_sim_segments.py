@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from btbuild.plugins.sources import MemorySource
-from btbuild.sim.runner import SimRunner, is_failure
+from btbuild.sim.calls import is_failure
+from btbuild.sim.runner import SimRunner
 from btbuild.workspace.config import load_workspace
 
 FILES = {

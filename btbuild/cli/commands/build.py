@@ -117,34 +117,36 @@ def run_build(
     logs: list[str] | None = None,
 ) -> BuildReport:
     from btbuild.cli.progress import Progress
-    from btbuild.sim.judge import Judge
-    from btbuild.sim.optimizer import after_run_callback
+    from btbuild.sim.isolated import isolated_judge
 
     if executor == "pubsub" and not request.dry_run:  # fail before planning, not after
         from btbuild.execution.pubsub.dispatcher import preflight
 
         preflight(session.backend, session.workspace.storage.project)
     progress = Progress(enabled=output == "text")
-    judge = Judge(session, register=not request.dry_run, recheck_all=recheck_cosmetic)
-    scheduler = Scheduler(
-        session,
-        request,
-        equivalent=judge,
-        on_progress=progress.update,
-        after_run=after_run_callback(session),
-        on_wait=progress.notice,
-    )
-    try:
-        with progress.running(len(scheduler.order) * len(scheduler.dates)):
-            if executor == "pubsub":
-                from btbuild.execution.pubsub import run_distributed
+    # the sim judge runs calculation code in a child process (btbuild/sim/isolated.py)
+    with isolated_judge(
+        session, register=not request.dry_run, recheck_all=recheck_cosmetic
+    ) as judge:
+        scheduler = Scheduler(
+            session,
+            request,
+            equivalent=judge,
+            on_progress=progress.update,
+            after_run=judge.after_run,
+            on_wait=progress.notice,
+        )
+        try:
+            with progress.running(len(scheduler.order) * len(scheduler.dates)):
+                if executor == "pubsub":
+                    from btbuild.execution.pubsub import run_distributed
 
-                distributed: BuildReport = run_distributed(scheduler)
-                return distributed
-            return scheduler.run()
-    finally:
-        if logs is not None:
-            logs.extend(judge.logs.render())
+                    distributed: BuildReport = run_distributed(scheduler)
+                    return distributed
+                return scheduler.run()
+        finally:
+            if logs is not None:
+                logs.extend(judge.logs.render())
 
 
 def print_text(report: BuildReport) -> None:

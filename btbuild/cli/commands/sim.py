@@ -9,6 +9,7 @@ import click
 from btbuild.cli.options import Options
 from btbuild.sim.degenerate import degenerate, source_notes
 from btbuild.sim.runner import SimRunner
+from btbuild.sim.world_store import save_all
 
 
 @click.command("sim")
@@ -44,6 +45,7 @@ def command(options: Options, patterns: tuple[str, ...], output: str, alone: boo
         if warning:
             row["warning"] = warning
         rows.append(row)
+    save_all()  # fabricated values kept for the next sim, build or verify (sim/world_store.py)
     roots = {root for label in labels for root in by_label[label].all_roots}
     notes = source_notes(sources, roots) + runner.fabricator.notes
     if output == "json":

@@ -14,7 +14,7 @@ from btbuild.sim.verify import (
     WEAK,
     VerifyOptions,
     VerifyReport,
-    verify,
+    verify_isolated,
 )
 
 SHOWN_CHARS = 1500  # of each counterexample part in text output
@@ -58,7 +58,7 @@ def command(
     """Compare every calculation whose code changed since REV: on stored results replayed
     from the cache and on fabricated contexts."""
     with options.session() as session:
-        report = verify(
+        report = verify_isolated(  # calculation code runs in a child process
             session,
             VerifyOptions(
                 base=base,

@@ -1,0 +1,275 @@
+"""The build's sim judge with every run of calculation code in a child process.
+
+Proving a change cosmetic runs calculation code: the old and new code on fabricated worlds,
+the new code on the real inputs of stored cells, the coverage search, and the SimHash of every
+target that ran (registered after the build). Calculation code can do anything: call
+``os._exit``, crash the interpreter, exhaust memory, raise ``SystemExit`` or
+``KeyboardInterrupt``, switch the alarm off and loop. None of it may end the build, or change
+its exit code, or leave it with stale results. So :class:`IsolatedJudge` runs a plain
+:class:`~btbuild.sim.judge.Judge` in one spawned process (started on first use, kept for the
+build so its fabricated worlds are reused, watched like the ``--jobs`` workers: it ends with
+the builder), and keeps in the builder only what runs no calculation code: sim keys, the
+registry and ledger writes, the adoptions to examine again.
+
+When the child dies, fails or does not answer within ``ANSWER_SECONDS``, the verdict is
+``unproven`` with the reason (the cell re-runs: the build's own isolation then deals with the
+code) and nothing is registered; the next question starts a new child. A real Ctrl-C still
+stops the build. The child checks that the code it sees is the code the builder hashed (the
+workspace may be edited during a build); otherwise it answers ``unproven``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as AnswerTimeout
+from contextlib import contextmanager, suppress
+from datetime import date
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from btbuild.sim.logs import LogCapture
+from btbuild.sim.optimizer import SimHashes, code_key
+from btbuild.sim.recheck import Adoption, restamp, stale_adoptions
+from btbuild.sim.verdict import Verdict, unproven
+from btbuild.sim.world_store import save_all
+from btbuild.storage.records import CellRecord
+from btbuild.workspace.model import Target
+
+ANSWER_SECONDS = 900.0  # one verdict or SimHash: cold worlds, replay and coverage search
+_CHILD: dict[str, Any] = {}
+
+
+class IsolatedJudge:
+    """``equivalent(target, record, inputs) -> Verdict`` for one build, isolated (see above).
+
+    The same interface as :class:`~btbuild.sim.judge.Judge` (``bind``, ``recheck``,
+    ``recheck_verdict``, ``logs``), plus ``after_run`` (the scheduler's callback registering
+    the SimHash of every target that ran) and ``close``.
+    """
+
+    def __init__(self, session: Any, *, register: bool = False, recheck_all: bool = False):
+        self.session = session
+        self.register = register
+        self.recheck_all = recheck_all
+        self.logs = LogCapture()
+        self.sims = SimHashes(session, self.logs)  # keys and writes only: never simulates here
+        self.verdicts: dict[tuple[str, str], Verdict] = {}
+        self.recheck: dict[tuple[str, date], Adoption] = {}
+        self.window: tuple[date | None, date | None, date | None] = (None, None, None)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def bind(self, scheduler: Any) -> None:
+        dates = scheduler.dates
+        first = min(self.session.workspace.start_date, dates[0])
+        self.window = (first, dates[-1], dates[-1] if len(dates) == 1 else None)
+        self.recheck = stale_adoptions(
+            self.session, scheduler.by_name, dates, everything=self.recheck_all
+        )
+
+    # -- the planner's callbacks -----------------------------------------------------------
+
+    def __call__(self, target: Target, record: CellRecord, inputs: Any) -> Verdict:
+        old = record.code_hash
+        if not old:
+            return unproven("the stored cell records no code hash")
+        key = (target.name, old)
+        if key not in self.verdicts:
+            verdict = self._verdict(target, ("judge", record, None, None))
+            if verdict.skips and self.register:
+                self.sims.register(target, verdict.combined)
+            self.verdicts[key] = verdict
+        return self.verdicts[key]
+
+    def recheck_verdict(self, target: Target, day: date, record: CellRecord) -> Verdict:
+        adoption = self.recheck[(target.name, day)]
+        key = (f"recheck:{target.name}", adoption.old_code)
+        if key not in self.verdicts:
+            verdict = self._verdict(target, ("recheck", record, adoption, day))
+            if verdict.skips and self.register:
+                self.sims.register(target, verdict.combined)
+            self.verdicts[key] = verdict
+        verdict = self.verdicts[key]
+        if verdict.skips and self.register:
+            restamp(self.session.backend, target, day, adoption, record, verdict)
+        return verdict
+
+    def after_run(self, targets: list[Target]) -> None:
+        """Register the SimHash of each target that ran (simulated in the child). A limited
+        simulation (a time-out...) is recorded as such, never as a SimHash; a dying or
+        failing one registers nothing (a later change from that code re-runs)."""
+        for target in targets:
+            answer = self._ask(target, ("simulate", None, None, None))
+            if isinstance(answer, str):
+                continue
+            combined, limited = answer
+            backend = self.session.backend
+            if limited:
+                backend.put_sim_hash(self.sims.limited_key(target), self.sims.version, limited)
+            elif combined is not None:
+                self.sims.register(target, combined)
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            _stop(pool)
+
+    # -- the child -------------------------------------------------------------------------
+
+    def _verdict(self, target: Target, question: tuple[Any, ...]) -> Verdict:
+        answer = self._ask(target, question)
+        return unproven(answer) if isinstance(answer, str) else answer
+
+    def _ask(self, target: Target, question: tuple[Any, ...]) -> Any:
+        """The child's answer, or why there is none (a str)."""
+        kind, record, adoption, day = question
+        request = (kind, target.name, code_key(self.session.hashes[target.name]), self.window)
+        try:
+            pool = self._child()
+            future = pool.submit(_serve, request, record, adoption, day)
+            version, answer, lines = future.result(timeout=ANSWER_SECONDS)
+        except BrokenExecutor:
+            self._drop()
+            return (
+                f"the simulation of {target.label} ended its process (calculation code called "
+                "os._exit, crashed or ran out of memory)"
+            )
+        except AnswerTimeout:
+            self._drop()
+            return f"the simulation of {target.label} did not finish within {ANSWER_SECONDS:g} s"
+        except BaseException as exc:  # noqa: BLE001 - the child's failure is this verdict's reason
+            from btbuild.execution.guard import raised_by_calc
+
+            if isinstance(exc, KeyboardInterrupt) and not raised_by_calc(exc):
+                raise  # a real Ctrl-C in the builder: the build stops
+            first = next(iter(str(exc).splitlines()), "")
+            return f"the simulation of {target.label} failed ({type(exc).__name__}: {first})"
+        for line in lines:
+            self.logs.add(line)
+        if version is not None:
+            self.sims.adopt_version(version)
+        return answer
+
+    def _child(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            from btbuild.execution.liveness import start_worker
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=get_context("spawn"),
+                initializer=start_worker,  # ends with the builder
+                initargs=(
+                    os.getpid(),
+                    f"{__name__}:_init_child",
+                    str(self.session.root),
+                    self.session.product_lines,
+                ),
+            )
+        return self._pool
+
+    def _drop(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            _stop(pool, kill=True)
+
+
+def _stop(pool: ProcessPoolExecutor, kill: bool = False) -> None:
+    """Shut the child down; ``kill``: it may hang or be dead already, end it by pid."""
+    processes = list(getattr(pool, "_processes", {}).values()) if kill else []
+    for process in processes:
+        with suppress(OSError, ValueError, AttributeError):
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGKILL)
+    pool.shutdown(wait=not kill, cancel_futures=True)
+
+
+@contextmanager
+def isolated_judge(session: Any, **options: Any) -> Iterator[Any]:
+    """The judge a build uses: isolated, unless the cache lives in this process only (the
+    ``memory`` backend, which a child could not see)."""
+    if session.workspace.storage.backend == "memory":
+        from btbuild.sim.judge import Judge
+        from btbuild.sim.optimizer import after_run_callback
+
+        judge = Judge(session, **options)
+        judge.after_run = after_run_callback(session)  # type: ignore[attr-defined]
+        yield judge
+        return
+    isolated = IsolatedJudge(session, **options)
+    try:
+        yield isolated
+    finally:
+        isolated.close()
+
+
+# -- in the child ----------------------------------------------------------------------------
+
+
+def _init_child(root: str, product_lines: tuple[str, ...]) -> None:
+    from btbuild.execution.guard import install_interrupt_flag, stdout_to_stderr_fd
+    from btbuild.session import Session
+    from btbuild.sim.judge import Judge
+
+    install_interrupt_flag()
+    stdout_to_stderr_fd()
+    session = Session(Path(root), product_lines=product_lines)
+    _CHILD["judge"] = Judge(session)
+    _CHILD["logged"] = 0
+
+
+def _serve(
+    request: tuple[str, str, str, tuple[date | None, date | None, date | None]],
+    record: CellRecord | None,
+    adoption: Adoption | None,
+    day: date | None,
+) -> tuple[str | None, Any, list[str]]:
+    """(fabricator version, answer, new log lines) for one question of the builder."""
+    kind, name, builder_code, window = request
+    judge = _CHILD["judge"]
+    session = judge.session
+    target = session.workspace.targets.get(name)
+    if target is None or code_key(session.hashes[name]) != builder_code:
+        answer: Any = f"the code of {name} changed during the build (the simulation saw other code)"
+        return None, answer, []
+    judge.first, judge.last, judge.prefer = window
+    try:
+        answer = _answer(judge, kind, target, record, adoption, day)
+    except BaseException as exc:  # noqa: BLE001 - calculation code may raise anything here
+        from btbuild.execution.guard import raised_by_calc
+
+        if isinstance(exc, KeyboardInterrupt) and not raised_by_calc(exc):
+            raise  # a real Ctrl-C
+        first = next(iter(str(exc).splitlines()), "")
+        answer = f"the simulation of {target.label} failed ({type(exc).__name__}: {first})"
+    lines = judge.logs.lines[_CHILD["logged"] :]
+    _CHILD["logged"] = len(judge.logs.lines)
+    save_all()  # fabricated values for the next question, build or verify (world_store.py)
+    return judge.sims.version, answer, list(lines)
+
+
+def _answer(
+    judge: Any,
+    kind: str,
+    target: Target,
+    record: CellRecord | None,
+    adoption: Adoption | None,
+    day: date | None,
+) -> Any:
+    name = target.name
+    if kind == "simulate":
+        result = judge.sims.result(target)
+        if result is None:
+            return f"the code of {target.label} cannot be loaded"
+        return result.combined, result.limited
+    assert record is not None
+    if kind == "recheck":
+        assert adoption is not None and day is not None
+        judge.recheck[(name, day)] = adoption
+        return judge.recheck_verdict(target, day, record)
+    return judge(target, record, None)
+
+
+__all__ = ["ANSWER_SECONDS", "IsolatedJudge", "isolated_judge"]
