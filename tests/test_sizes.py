@@ -19,7 +19,6 @@ MAX_FUNCTION_LINES = 60
 # decorators excluded) -> owner: why it is still long
 ALLOWLIST: dict[str, str] = {
     "execution/pubsub/worker.py": "exec: the Pub/Sub worker",
-    "plugins/market.py": "lead: the market data plugin",
     "sim/judge.py::Judge.judge": "sim: the simulation verdict",
     "sim/runner.py": "sim: the simulation runner",
     "sim/runner.py::SimRunner._evaluate": "sim: one simulated evaluation",

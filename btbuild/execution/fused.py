@@ -167,7 +167,8 @@ class Fusion:
             or (target.name, iso) in cache.damaged
         ):
             return None
-        decision, task, _inputs = planner.decide(target, day)
+        decided: tuple[Any, CellTask | None, Any] = planner.decide(target, day)
+        decision, task, _inputs = decided
         if task is None or decision.reason not in (Reason.NEW, Reason.FORCED):
             return None
         if not is_provisional(task) or planner.expired_reads(task):
@@ -246,7 +247,7 @@ class FusedPass(UserPass):
                 return self.slots.setdefault(name, -1 - len(self.slots))
             return table_stream(kind, name, day, expected)
 
-        self.table.stream = stream  # type: ignore[method-assign]
+        self.table.stream = stream  # type: ignore[method-assign]  # this pass's table routes fused results to slots
         try:
             super().wire(run)
         finally:
@@ -289,7 +290,7 @@ class FusedPass(UserPass):
                 run.phases["compute"] = compute
                 run.done = finish(self.env, self.group, run)
             results[run.task.name] = run.done
-        return [run.done for run in self.runs]  # type: ignore[misc]
+        return [run.done for run in self.runs]  # type: ignore[misc]  # every run is done by now
 
     def _complete(self, run: CellRun, results: dict[str, CellOutcome]) -> CellOutcome:
         env, group, task = self.env, self.group, run.task

@@ -123,7 +123,8 @@ class FirestoreBackend(FirestoreIndexes, Backend):
         ``body`` may run more than once, so it has no other side effects)."""
         with self.calling(what):
             transaction = self.client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
-            return self._fs.transactional(body)(transaction)
+            result: T = self._fs.transactional(body)(transaction)
+            return result
 
     _calling = calling  # the names the Pub/Sub executor used before RunDocuments
     _transact = transact
