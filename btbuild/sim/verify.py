@@ -18,6 +18,7 @@ sees whichever version was imported last.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -349,6 +350,8 @@ def _judge(
         if counter is None and limited:  # a time-out proves nothing, in either version
             reason = f"unproven: {limited}"
         verdict = BEHAVIOUR_CHANGED if counter is not None else UNPROVEN if reason else COSMETIC
+        if counter is not None:
+            reason = fabricated_reason(counter)
         seconds = time.perf_counter() - started[target.name]
         distinct = len({r.hash for r in news if not is_failure(r.output)})
         weak = verdict == COSMETIC and distinct < MIN_DISTINCT
@@ -361,6 +364,21 @@ def _judge(
             )
         )
     return results
+
+
+def fabricated_reason(counter: dict[str, Any]) -> str:
+    """Why a fabricated counterexample is a behaviour change, in one line: the world it comes
+    from (an edge world's name says what is unusual about its data: huge, tiny, zero, negative,
+    partial...) and the two outputs."""
+    inputs = counter.get("inputs") or {}
+    where = inputs.get("world") or f"context {counter.get('context')}"
+    user = f" user {inputs['user']}" if inputs.get("user") else ""
+    old, new = (json.dumps(counter.get(k), sort_keys=True, default=str) for k in ("old", "new"))
+    shown = (old[:80] + "...", new[:80] + "...") if len(old) + len(new) > 170 else (old, new)
+    return (
+        f"behaviour_changed: the versions differ on fabricated data ({where}, {inputs.get('date')}"
+        f"{user}, found by {counter.get('found_by')}): old {shown[0]}, new {shown[1]}"
+    )
 
 
 def _runs(runner: SimRunner, target: Target, worlds: list[Any]) -> list[ContextRun] | str:

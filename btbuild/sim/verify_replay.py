@@ -113,10 +113,16 @@ def with_replay(
                 )
             )
             continue
-        reason = change.reason or (
-            f"{len(result.replayed)} stored cell(s) replayed ({result.contexts} contexts) agree"
-            if change.verdict == COSMETIC
-            else ""
-        )
+        agree = f"{len(result.replayed)} stored cell(s) replayed ({result.contexts} contexts) agree"
+        if change.verdict == BEHAVIOUR_CHANGED and change.reason:
+            # a real difference of the code, on inputs the stored cells never had
+            reason = (
+                f"{change.reason}; {agree}: the difference is on inputs the real data has not "
+                "had (yet). It is a behaviour change of the code; if the sources can never "
+                "produce such data, declare that in their schema (btbuild sim shows what is "
+                "fabricated) or pass --expect-change"
+            )
+        else:
+            reason = change.reason or (agree if change.verdict == COSMETIC else "")
         out.append(replace(change, reason=reason, replay=facts))
     return out
