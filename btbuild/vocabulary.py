@@ -85,6 +85,18 @@ class Reason(StrEnum):
     COMMIT_HOOK_FAILED = "commit_hook_failed"
 
 
+class VerdictKind(StrEnum):
+    """The simulation's verdict on a code change (btbuild.sim: the build's judge and
+    ``btbuild verify``); only ``cosmetic`` lets a cell skip."""
+
+    COSMETIC = "cosmetic"
+    BEHAVIOUR_CHANGED = "behaviour_changed"
+    UNPROVEN = "unproven"
+    WEAK = "weak"  # the simulation cannot tell code versions apart
+    NEW = "new"  # btbuild verify: a target the base revision does not have
+    REMOVED = "removed"  # btbuild verify: a target only the base revision has
+
+
 class RecordStatus(StrEnum):
     """The status of a cache record: its latest attempt's state (btbuild.storage.records)."""
 

@@ -18,17 +18,10 @@ MAX_FUNCTION_LINES = 60
 # "path relative to btbuild/" (the module's length) or "path::Qualified.name" (a function's,
 # decorators excluded) -> owner: why it is still long
 ALLOWLIST: dict[str, str] = {
-    "execution/pubsub/worker.py": "exec: the Pub/Sub worker",
-    "hashing/composite.py::compute_hashes": "vocab: hashes of every target",
-    "hashing/normalize.py": "vocab: libcst normalization",
-    "plugins/market.py": "lead: the market data plugin",
     "sim/judge.py::Judge.judge": "sim: the simulation verdict",
     "sim/runner.py": "sim: the simulation runner",
     "sim/runner.py::SimRunner._evaluate": "sim: one simulated evaluation",
     "sim/verify.py::_judge": "sim: the verification verdict",
-    "workspace/config.py": "vocab: BUILD.toml loading and validation",
-    "workspace/config.py::load_workspace": "vocab: workspace loading",
-    "workspace/config.py::_target": "vocab: one target's validation",
 }
 
 

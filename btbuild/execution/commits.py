@@ -72,7 +72,7 @@ def after_commit(
 
 def publisher(env: Any) -> AlertPublisher:  # or its AlertFile subclass
     """The process's alert publisher (one Pub/Sub client per process)."""
-    found = env.__dict__.get("_alerts")
+    found: AlertPublisher | None = env.__dict__.get("_alerts")
     if found is None:
         workspace = env.workspace
         if workspace.alerts is None:  # the loader refuses alert = true without [alerts]

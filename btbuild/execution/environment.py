@@ -17,6 +17,7 @@ from btbuild.errors import BtbuildError, SourceError
 from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.liveness import owner_id
 from btbuild.execution.loader import CalculationLoader
+from btbuild.execution.setup import ExecutionContext
 from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource
 from btbuild.storage.base import Backend
@@ -83,6 +84,11 @@ class Environment:
         self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
         self._process = psutil.Process()
         self._memory_limit = psutil.virtual_memory().total * workspace.execution.memory_fraction
+
+    @classmethod
+    def of(cls, context: ExecutionContext) -> Environment:
+        """The environment of a process that runs cells for ``context``'s workspace."""
+        return cls(context.workspace, context.plugins, context.backend, context.static_hashes())
 
     def load_root(self, source: str, day: date) -> Any:
         """A date-scope source's value for ``day`` (None when it has no data); kept in a small LRU."""

@@ -47,7 +47,7 @@ from datetime import date
 from typing import Any
 
 from btbuild.analysis.cells import RUNNABLE, input_key
-from btbuild.analysis.planner import CellState
+from btbuild.analysis.views import CellState
 from btbuild.execution.attempt import RERUN_EQUAL_KEY, CellRun, release
 from btbuild.execution.environment import Environment
 from btbuild.execution.finish import abort_run
@@ -56,6 +56,7 @@ from btbuild.execution.per_user import UserPass, finish, process_user
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.storage.canonical import canonical_bytes, loads
 from btbuild.storage.records import COMMITTED, EXPIRED
+from btbuild.vocabulary import Reason, Status
 from btbuild.workspace.model import Target
 
 
@@ -133,7 +134,7 @@ class Fusion:
             if scheduler.by_name[task.name].kind != "per_user":
                 continue
             summary = scheduler.cache.summaries.get((task.name, iso))
-            if task.reason == "expired" or (summary is not None and summary[0] == EXPIRED):
+            if task.reason == Reason.EXPIRED or (summary is not None and summary.status == EXPIRED):
                 continue
             if (task.name, day) in planner.state:
                 return set()  # not a state this module knows: do not fuse
@@ -166,8 +167,9 @@ class Fusion:
             or (target.name, iso) in cache.damaged
         ):
             return None
-        decision, task, _inputs = planner.decide(target, day)
-        if task is None or decision.reason not in ("new", "forced"):
+        decided: tuple[Any, CellTask | None, Any] = planner.decide(target, day)
+        decision, task, _inputs = decided
+        if task is None or decision.reason not in (Reason.NEW, Reason.FORCED):
             return None
         if not is_provisional(task) or planner.expired_reads(task):
             return None
@@ -245,7 +247,7 @@ class FusedPass(UserPass):
                 return self.slots.setdefault(name, -1 - len(self.slots))
             return table_stream(kind, name, day, expected)
 
-        self.table.stream = stream  # type: ignore[method-assign]
+        self.table.stream = stream  # type: ignore[method-assign]  # this pass's table routes fused results to slots
         try:
             super().wire(run)
         finally:
@@ -289,7 +291,7 @@ class FusedPass(UserPass):
                 run.phases["compute"] = compute
                 run.done = finish(self.env, self.group, run)
             results[run.task.name] = run.done
-        return [run.done for run in self.runs]  # type: ignore[misc]
+        return [run.done for run in self.runs]  # type: ignore[misc]  # every run is done by now
 
     def _complete(self, run: CellRun, results: dict[str, CellOutcome]) -> CellOutcome:
         env, group, task = self.env, self.group, run.task
@@ -300,7 +302,7 @@ class FusedPass(UserPass):
             if value != FUSED:
                 continue
             got = results.get(env.by_label[label].name)
-            if got is None or got.status != "ran" or got.result_hash is None:
+            if got is None or got.status != Status.RAN or got.result_hash is None:
                 release(env, [run])
                 return deferred(task)
             final[label] = got.result_hash
@@ -316,7 +318,11 @@ class FusedPass(UserPass):
         ):  # another builder committed exactly this meanwhile
             release(env, [run])
             return CellOutcome(
-                task.name, task.day, "skipped", "up_to_date", result_hash=previous.result_hash
+                task.name,
+                task.day,
+                Status.SKIPPED,
+                Reason.UP_TO_DATE,
+                result_hash=previous.result_hash,
             )
         held = self.held.pop(id(run), None)
         if held is not None:

@@ -35,7 +35,8 @@ class Owner:
 
 def process_start(pid: int | None = None) -> float:
     """The start time of a process (this one by default), rounded as owners record it."""
-    return round(psutil.Process(pid).create_time(), 2)
+    created: float = psutil.Process(pid).create_time()  # (psutil ships no types)
+    return round(created, 2)
 
 
 def owner_id(pid: int | None = None) -> str:

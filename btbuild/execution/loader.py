@@ -99,7 +99,8 @@ class CalculationLoader:
                     raise CalculationError(
                         f"{target.label}: {target.entry_attr}() failed: {describe(exc)}"
                     ) from None
-                return instance.process
+                process: Callable[[Any], Any] = instance.process
+                return process
 
             return make
         if callable(entry):

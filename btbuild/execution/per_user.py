@@ -267,7 +267,7 @@ def process_user(
 def in_segment(run: CellRun, user_id: str, values: dict[int, Any]) -> bool:
     """Whether the user belongs to the cell's segment; a failing predicate counts as a
     failed user of the cell (its circuit breaker decides)."""
-    index, accepts = run.segment  # type: ignore[misc]
+    index, accepts = run.segment  # type: ignore[misc]  # called only for runs with a segment
     try:
         return bool(accepts(values.get(index)))
     except BtbuildError as exc:

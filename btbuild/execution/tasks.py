@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from btbuild.analysis.cells import CellTask  # the plan's output, the executor's input
+from btbuild.analysis.cells import CellTask as CellTask  # the plan's output, the executor's input
 
 
 @dataclass(frozen=True)

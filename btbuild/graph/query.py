@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from btbuild.errors import LabelError, QueryError
@@ -30,13 +30,35 @@ _TOKEN = re.compile(
     r"\s*(?:(?P<op>[()+\-^,])|(?P<word>[A-Za-z_][A-Za-z0-9_]*(?![A-Za-z0-9_/:]))|(?P<int>\d+(?![A-Za-z0-9_/:.]))"
     r"|(?P<pattern>[^\s()+,^]+))"
 )
-# name -> (target expressions it takes, whether a whole-number depth may follow them)
-FUNCTIONS = {
-    "deps": (1, True),
-    "rdeps": (2, True),
-    "allpaths": (2, False),
-    "somepath": (2, False),
-    "passes": (1, False),
+
+
+@dataclass(frozen=True)
+class Function:
+    """A query function: how many target expressions it takes, whether a whole-number depth
+    may follow them, and what it computes from their label sets (and the depth)."""
+
+    arity: int
+    takes_depth: bool
+    evaluate: Callable[[Graph, list[list[str]], int | None], list[str]]
+
+
+def _allpaths(graph: Graph, sets: list[list[str]], depth: int | None) -> list[str]:
+    return graph.sorted(graph.closure(sets[0]) & graph.closure(sets[1], reverse=True))
+
+
+def _rdeps(graph: Graph, sets: list[list[str]], depth: int | None) -> list[str]:
+    return graph.sorted(graph.closure(sets[1], reverse=True, depth=depth) & set(sets[0]))
+
+
+# Adding a function: one entry here (plus the grammar above and docs/query.md).
+FUNCTIONS: dict[str, Function] = {
+    "deps": Function(
+        1, True, lambda graph, sets, depth: graph.sorted(graph.closure(sets[0], depth=depth))
+    ),
+    "rdeps": Function(2, True, _rdeps),
+    "allpaths": Function(2, False, _allpaths),
+    "somepath": Function(2, False, lambda graph, sets, depth: somepath(graph, sets[0], sets[1])),
+    "passes": Function(1, False, lambda graph, sets, depth: graph.sorted(graph.closure(sets[0]))),
 }
 WORD_OPERATORS = {"union": "+", "except": "-", "intersect": "^"}
 
@@ -165,7 +187,8 @@ class _Parser:
             close = difflib.get_close_matches(name.text, FUNCTIONS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else f"; known: {', '.join(FUNCTIONS)}"
             raise QueryError(f"unknown function {name.text!r}{hint}", self.expression, name.column)
-        arity, takes_depth = FUNCTIONS[name.text]
+        function = FUNCTIONS[name.text]
+        arity, takes_depth = function.arity, function.takes_depth
         self.expect("(")
         sets: list[list[str]] = [self.expr()]
         depth: int | None = None
@@ -194,19 +217,7 @@ class _Parser:
                 closing.column,
             )
         self.expect(")")
-        graph = self.graph
-        if name.text == "deps":
-            return graph.sorted(graph.closure(sets[0], depth=depth))
-        if name.text == "passes":
-            return graph.sorted(graph.closure(sets[0]))
-        if name.text == "rdeps":
-            universe = set(sets[0])
-            return graph.sorted(graph.closure(sets[1], reverse=True, depth=depth) & universe)
-        if name.text == "allpaths":
-            down = graph.closure(sets[0])
-            up = graph.closure(sets[1], reverse=True)
-            return graph.sorted(down & up)
-        return somepath(graph, sets[0], sets[1])
+        return function.evaluate(self.graph, sets, depth)
 
     def pattern(self, token: Token) -> list[str]:
         try:

@@ -22,7 +22,7 @@ from btbuild.hashing.infra import (
     check_extra_inputs,
     infra_hash,
 )
-from btbuild.hashing.layers import FactsReader, LayerScanner, relative_posix
+from btbuild.hashing.layers import FactsReader, LayerScan, LayerScanner, relative_posix
 from btbuild.workspace.model import Segment, Target, Workspace
 
 
@@ -127,49 +127,63 @@ def compute_hashes(
     results: dict[str, TargetHashes] = {}
     for label in graph_of(workspace).order:  # deps first
         target = by_label[label]
-        scan = scanner.scan(target.entry_file)
-        versions = index.versions_for(scan.third_party)
-        # only what the entry needs from its module, unless the module is imported again
-        # (then any of its statements can be reached through the module object)
-        code = (
-            reader(target.entry_file).code_hash
-            if scan.imports_entry
-            else reader.entry_code(target.entry_file, target.entry_attr)
-        )
-        slices = layer_slices(
-            target.entry_file,
-            target.entry_attr,
-            workspace.root,
-            reader,
-            all_files=scan.files,
-            imports_entry=scan.imports_entry,
-        )
-        layers = slices.digest
-        infra = infra_hash(versions, extra)
-        declaration = declaration_hash(target, workspace.segments.get(target.users or ""))
-        static = combine_static(
-            code=code, layers=layers, infra=infra, epoch=workspace.epoch, declaration=declaration
-        )
         upstream = {
-            by_label[label].name: results[by_label[label].name].composite for label in target.deps
+            by_label[dep].name: results[by_label[dep].name].composite for dep in target.deps
         }
-        deps = deps_hash(upstream)
-        results[target.name] = TargetHashes(
-            name=target.name,
-            label=target.label,
-            code=code,
-            layers=layers,
-            infra=infra,
-            epoch=workspace.epoch,
-            declaration=declaration,
-            static=static,
-            deps=deps,
-            composite=composite_hash(static, deps),
-            layer_files=tuple(relative_posix(path, workspace.root) for path in slices.files),
-            distributions=tuple(versions.items()),
-            upstream=tuple(sorted(upstream.items())),
-            layer_whole=slices.whole,
+        results[target.name] = _target_hashes(
+            workspace, target, upstream, scanner.scan(target.entry_file), reader, index, extra
         )
     if cache is not None:
         cache.save()
     return {name: results[name] for name in workspace.targets}
+
+
+def _target_hashes(
+    workspace: Workspace,
+    target: Target,
+    upstream: dict[str, str],
+    scan: LayerScan,
+    reader: FactsReader,
+    index: DistributionIndex,
+    extra: Mapping[str, str],
+) -> TargetHashes:
+    """Every hash of one target, given its deps' composite hashes (``upstream``, by name)."""
+    versions = index.versions_for(scan.third_party)
+    # only what the entry needs from its module, unless the module is imported again
+    # (then any of its statements can be reached through the module object)
+    code = (
+        reader(target.entry_file).code_hash
+        if scan.imports_entry
+        else reader.entry_code(target.entry_file, target.entry_attr)
+    )
+    slices = layer_slices(
+        target.entry_file,
+        target.entry_attr,
+        workspace.root,
+        reader,
+        all_files=scan.files,
+        imports_entry=scan.imports_entry,
+    )
+    layers = slices.digest
+    infra = infra_hash(versions, extra)
+    declaration = declaration_hash(target, workspace.segments.get(target.users or ""))
+    static = combine_static(
+        code=code, layers=layers, infra=infra, epoch=workspace.epoch, declaration=declaration
+    )
+    deps = deps_hash(upstream)
+    return TargetHashes(
+        name=target.name,
+        label=target.label,
+        code=code,
+        layers=layers,
+        infra=infra,
+        epoch=workspace.epoch,
+        declaration=declaration,
+        static=static,
+        deps=deps,
+        composite=composite_hash(static, deps),
+        layer_files=tuple(relative_posix(path, workspace.root) for path in slices.files),
+        distributions=tuple(versions.items()),
+        upstream=tuple(sorted(upstream.items())),
+        layer_whole=slices.whole,
+    )

@@ -72,7 +72,7 @@ class JsonlSource(RootSource):
         schema_file: Path | None = None,
     ):
         self.name = name
-        self.scope = scope  # type: ignore[assignment]
+        self.scope = scope  # type: ignore[assignment]  # a str checked against SCOPES when the plugin registers
         self.folder = folder
         self.root = root
         self.schema_file = schema_file
@@ -188,7 +188,8 @@ class JsonlSource(RootSource):
 
         schema = self.schema()
         if schema is not None:
-            return jsonschemas.strategy(schema)
+            typed: SearchStrategy[Any] = jsonschemas.strategy(schema)
+            return typed
         return json_objects() if self.scope == "date" else json_values()
 
     def _read_schema(self) -> tuple[dict[str, Any] | None, str]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,10 +33,10 @@ import xxhash
 
 from btbuild.plugins.config import PluginConfig
 from btbuild.plugins.hookspecs import hookimpl
-from btbuild.plugins.sources import RootSource, user_shard
+from btbuild.plugins.sources import RootSource
 
 if TYPE_CHECKING:
-    from hypothesis.strategies import SearchStrategy
+    pass
 
 PLUGIN = "market"
 GENERATOR_VERSION = "market-1"  # bump whenever generated data changes: every fingerprint moves
@@ -382,84 +382,9 @@ def _universe(count: int) -> tuple[list[str], list[str]]:
     return symbols, [SECTORS[i % len(SECTORS)] for i in range(count)]
 
 
-class MarketSource(RootSource):
-    """One of the market's sources; ``kind`` picks the generator."""
+from btbuild.plugins.market_source import MarketSource, market_sources  # noqa: E402 - below Market
 
-    def __init__(self, market: Market, name: str, scope: str, config_key: str):
-        self.market = market
-        self.name = name
-        self.scope = scope  # type: ignore[assignment]
-        self._config_key = config_key
-
-    def _index(self, day: date) -> int | None:
-        t = self.market.calendar.index(day)
-        if t is None or (
-            self.name == "insights"
-            and (not self.market.settings.insights or day.toordinal() % 5 == 0)
-        ):
-            return None
-        return t
-
-    def available(self, day: date) -> bool:
-        return self._index(day) is not None
-
-    def _require(self, day: date) -> int:
-        t = self._index(day)
-        if t is None:
-            raise self.unavailable(day)
-        return t
-
-    def fingerprint(self, day: date) -> str:
-        self._require(day)
-        revision = self.market.settings.revision_of.get(day, 0)
-        text = (
-            f"{GENERATOR_VERSION}|{self.name}|{self._config_key}|{day.isoformat()}|rev={revision}"
-        )
-        return xxhash.xxh3_128_hexdigest(text.encode())
-
-    def load(self, day: date) -> Any:
-        if self.scope != "date":
-            return super().load(day)
-        return getattr(self.market, self.name)(self._require(day))
-
-    def users(self, day: date) -> Iterator[tuple[str, Any]]:
-        if self.scope != "user":
-            yield from super().users(day)
-            return
-        t = self._require(day)
-        generate, user_id = getattr(self.market, self.name), self.market.user_id
-        for n in range(1, self.market.settings.users + 1):
-            yield user_id(n), generate(n, t)
-
-    def users_in_shard(self, day: date, shard: int, shards: int) -> Iterator[tuple[str, Any]]:
-        """Generates only the part's users: their ids are cheap, their records are not."""
-        if self.scope != "user":
-            yield from super().users_in_shard(day, shard, shards)
-            return
-        t = self._require(day)
-        generate, user_id = getattr(self.market, self.name), self.market.user_id
-        for n in range(1, self.market.settings.users + 1):
-            uid = user_id(n)
-            if user_shard(uid, shards) == shard:
-                yield uid, generate(n, t)
-
-    def strategy(self) -> SearchStrategy[Any]:
-        from btbuild.plugins import market_strategies
-
-        return market_strategies.for_source(self.name, self.market.symbols[:8] or ["AAAA"])
-
-
-def market_sources(settings: MarketSettings) -> list[RootSource]:
-    market = Market.for_settings(settings)
-    common = f"seed={settings.seed};instruments={settings.instruments};start={settings.start}"
-    with_users = f"{common};users={settings.users}"
-    return [
-        MarketSource(market, "prices", "date", common),
-        MarketSource(market, "benchmarks", "date", common),
-        MarketSource(market, "insights", "date", f"{common};insights={settings.insights}"),
-        MarketSource(market, "portfolio", "user", with_users),
-        MarketSource(market, "trades", "user", with_users),
-    ]
+__all__ = ["Market", "MarketSettings", "MarketSource", "market_sources"]
 
 
 @hookimpl

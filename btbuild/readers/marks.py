@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 from btbuild.vocabulary import Reason, Status
 
@@ -49,7 +49,16 @@ MARK_STYLES = {
 }
 
 
-def mark(cell: Any) -> str:
+class Decided(Protocol):
+    """A cell report: anything with a status and a reason."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def mark(cell: Decided) -> str:
     """The mark of a cell report (anything with ``status`` and ``reason``)."""
     if cell.status == Status.RUNNABLE:
         return RUNNABLE_MARKS.get(cell.reason, "R")

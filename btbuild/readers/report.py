@@ -13,11 +13,17 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.readers.marks import MARK_STYLES, mark
 from btbuild.storage.records import CellRecord, RunRecord
 from btbuild.vocabulary import Reason, RecordStatus, Status
+
+if TYPE_CHECKING:  # the planner and the session are imported when a report is collected
+    from btbuild.analysis.cells import CellTask, Change, Decision
+    from btbuild.analysis.planner import Planner
+    from btbuild.session import Session
+    from btbuild.workspace.model import Target
 
 RUNS_PER_CELL = 3
 NEWEST_BUILDS = 12
@@ -32,7 +38,7 @@ class ReportRequest:
     start: date | None = None
 
 
-def collect(session: Any, request: ReportRequest) -> dict[str, Any]:
+def collect(session: Session, request: ReportRequest) -> dict[str, Any]:
     """The report's payload for the matched targets (and their deps) over the dates.
 
     Compact on purpose (a year of 50 targets is 18k cells): per-cell facts are arrays, and
@@ -76,19 +82,19 @@ def collect(session: Any, request: ReportRequest) -> dict[str, Any]:
     }
 
 
-def _keep_changes(planner: Any) -> dict[tuple[str, date], tuple[Any, ...]]:
+def _keep_changes(planner: Planner) -> dict[tuple[str, date], tuple[Change, ...]]:
     """Keep the changes of every decision the planner makes during the plan (what moved, hash
     by hash), instead of deciding each cell a second time for the report."""
-    kept: dict[tuple[str, date], tuple[Any, ...]] = {}
+    kept: dict[tuple[str, date], tuple[Change, ...]] = {}
     settle = planner.settle
 
-    def settle_and_keep(target: Any, day: date) -> Any:
+    def settle_and_keep(target: Target, day: date) -> tuple[Decision, CellTask | None]:
         decision, task = settle(target, day)
         if decision.changes:
             kept[(target.name, day)] = decision.changes
         return decision, task
 
-    planner.settle = settle_and_keep
+    planner.settle = settle_and_keep  # type: ignore[method-assign]  # this planner keeps what moved
     return kept
 
 

@@ -20,7 +20,8 @@ from typing import Any
 from btbuild.execution.guard import raised_by_calc
 from btbuild.sim.canonical import canonical, raised
 
-DEFAULT_TIME_LIMIT = 1.0  # seconds per process(ctx) call
+DEFAULT_TIME_LIMIT = 1.0  # seconds of CPU time per process(ctx) call
+WALL_FACTOR = 10  # and this many times as much wall time (sleeping or blocked calls)
 MAX_TIMEOUTS = 3
 # outcomes that depend on the machine (load, memory, stack depth), not only on the code
 LIMITED = frozenset({"timeout", "MemoryError", "RecursionError"})
@@ -52,7 +53,11 @@ class Failed:
 def limit_reason(label: str, failure: Failed, seconds: float | None) -> str:
     """Why an outcome proves nothing, naming the target whose call it was."""
     if failure.kind == "timeout":
-        limit = f"{seconds:g} s" if seconds is not None else "its time limit"
+        limit = (
+            f"{seconds:g} s of CPU time, {seconds * WALL_FACTOR:g} s of wall time"
+            if seconds is not None
+            else "its time limit"
+        )
         return (
             f"{label} timed out on fabricated data (no answer within {limit}); "
             "a time-out depends on the machine's load, so it proves nothing"
@@ -80,13 +85,15 @@ class Alarm:
 
 @contextmanager
 def _deadline(seconds: float | None) -> Iterator[Alarm]:
+    """At most ``seconds`` of CPU time (``ITIMER_PROF``: a loaded machine barely changes it)
+    and ``WALL_FACTOR`` times as much wall time (``ITIMER_REAL``: sleeping or blocked code)."""
     alarm = Alarm()
     usable = (
         seconds is not None
         and hasattr(signal, "setitimer")
         and threading.current_thread() is threading.main_thread()
     )
-    if not usable:
+    if not usable or seconds is None:
         yield alarm
         return
 
@@ -94,13 +101,16 @@ def _deadline(seconds: float | None) -> Iterator[Alarm]:
         alarm.fired = True
         raise _Timeout()
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)  # type: ignore[arg-type]
+    previous = signal.signal(signal.SIGALRM, on_alarm), signal.signal(signal.SIGPROF, on_alarm)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds * WALL_FACTOR)
     try:
         yield alarm
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGALRM, previous[0])
+        signal.signal(signal.SIGPROF, previous[1])
 
 
 def call_limited(process: Callable[[Any], Any], ctx: Any, seconds: float | None) -> Any:

@@ -27,10 +27,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.sim.changes import CodeChange, VersionFiles, code_change
 from btbuild.workspace.model import Target, Workspace
+
+if TYPE_CHECKING:
+    from btbuild.session import Session
 
 VERSIONS = ("old", "new")
 
@@ -140,7 +143,9 @@ class ChangeCoverage:
         return sum(len(self.gaps(version)) for version in VERSIONS)
 
 
-def change_coverage(session: Any, target: Target, old_code: str, replay: Any = None) -> str | None:
+def change_coverage(
+    session: Session, target: Target, old_code: str, replay: Any = None
+) -> str | None:
     """The build's coverage check of ``target``'s change from code ``old_code`` (the cell
     record's ``code_hash``): None, or ``"unproven: ..."`` (the cell re-runs). See
     :func:`btbuild.sim.evidence.build_coverage`."""

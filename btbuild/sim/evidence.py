@@ -21,11 +21,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.sim.coverage import ChangeCoverage
 from btbuild.sim.runner import ContextRun, SimRunner
 from btbuild.workspace.model import Target, Workspace
+
+if TYPE_CHECKING:
+    from btbuild.session import Session
 
 COVER_START = 20_000  # first world index of the coverage search
 COVER_BATCH = 8
@@ -110,7 +113,7 @@ def first_difference(
 
 
 def build_coverage(
-    session: Any, target: Target, old_code: str, replay: Callable[[], Any] | None = None
+    session: Session, target: Target, old_code: str, replay: Callable[[], Any] | None = None
 ) -> str | None:
     """The coverage check of a build's change from code ``old_code`` to ``target``'s code.
     ``replay`` (the judge's replay of stored cells with the new code) is traced too: real

@@ -29,7 +29,7 @@ from contextlib import contextmanager, suppress
 from datetime import date
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.sim.logs import LogCapture
 from btbuild.sim.optimizer import SimHashes, code_key
@@ -38,6 +38,9 @@ from btbuild.sim.verdict import Verdict, unproven
 from btbuild.sim.world_store import save_all
 from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target
+
+if TYPE_CHECKING:
+    from btbuild.session import Session
 
 ANSWER_SECONDS = 900.0  # one verdict or SimHash: cold worlds, replay and coverage search
 _CHILD: dict[str, Any] = {}
@@ -51,7 +54,7 @@ class IsolatedJudge:
     the SimHash of every target that ran) and ``close``.
     """
 
-    def __init__(self, session: Any, *, register: bool = False, recheck_all: bool = False):
+    def __init__(self, session: Session, *, register: bool = False, recheck_all: bool = False):
         self.session = session
         self.register = register
         self.recheck_all = recheck_all
@@ -187,7 +190,7 @@ def _stop(pool: ProcessPoolExecutor, kill: bool = False) -> None:
 
 
 @contextmanager
-def isolated_judge(session: Any, **options: Any) -> Iterator[Any]:
+def isolated_judge(session: Session, **options: Any) -> Iterator[Any]:
     """The judge a build uses: isolated, unless the cache lives in this process only (the
     ``memory`` backend, which a child could not see)."""
     if session.workspace.storage.backend == "memory":
@@ -195,7 +198,7 @@ def isolated_judge(session: Any, **options: Any) -> Iterator[Any]:
         from btbuild.sim.optimizer import after_run_callback
 
         judge = Judge(session, **options)
-        judge.after_run = after_run_callback(session)  # type: ignore[attr-defined]
+        judge.after_run = after_run_callback(session)  # type: ignore[attr-defined]  # the in-process judge gets the attribute the isolated one defines
         yield judge
         return
     isolated = IsolatedJudge(session, **options)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.sim.logs import LogCapture
 from btbuild.sim.optimizer import SimHashes
@@ -31,11 +31,14 @@ from btbuild.sim.verdict import (
 from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target
 
+if TYPE_CHECKING:
+    from btbuild.session import Session
+
 
 class Judge:
     """``equivalent(target, record, inputs) -> Verdict`` for one build (or dry run)."""
 
-    def __init__(self, session: Any, *, register: bool = False, recheck_all: bool = False):
+    def __init__(self, session: Session, *, register: bool = False, recheck_all: bool = False):
         self.session = session
         self.register = register
         self.recheck_all = recheck_all
@@ -145,16 +148,16 @@ class Judge:
                 f"behaviour_changed: replay of the stored cell {found['date']}{user} differs "
                 f"(see {found['command']})",
                 counterexample=found,
-                **facts,  # type: ignore[arg-type]
+                **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
             )
         if replay.limited:
-            return Verdict(UNPROVEN, f"unproven: {replay.limited}", **facts)  # type: ignore[arg-type]
+            return Verdict(UNPROVEN, f"unproven: {replay.limited}", **facts)  # type: ignore[arg-type]  # as above
         if not replay.replayed:
             return Verdict(
                 UNPROVEN,
                 "unproven: no stored cell of the old code could be replayed "
                 "(their inputs changed since)",
-                **facts,  # type: ignore[arg-type]
+                **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
             )
         reason = coverage_reason(
             self.session,
@@ -163,7 +166,7 @@ class Judge:
             replay=lambda: self._replay(target, keep, seed_key, day),
         )
         if reason is not None:
-            return Verdict(UNPROVEN, reason, **facts)  # type: ignore[arg-type]
+            return Verdict(UNPROVEN, reason, **facts)  # type: ignore[arg-type]  # as above
         if self.register:
             self.sims.register(target, result.combined)
         return Verdict(
@@ -171,7 +174,7 @@ class Judge:
             f"cosmetic: {len(replay.replayed)} stored cell(s) replayed ({replay.contexts} "
             f"contexts) and {contexts} fabricated contexts agree",
             combined=result.combined,
-            **facts,  # type: ignore[arg-type]
+            **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
         )
 
     def _replay(

@@ -72,12 +72,12 @@ def _from_tree(tree: ast.AST) -> tuple[set[float], set[str]]:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             operand = node.operand
             if isinstance(operand, ast.Constant) and _number(operand.value):
-                numbers.add(-float(operand.value))  # type: ignore[arg-type]
+                numbers.add(-float(operand.value))  # type: ignore[arg-type]  # _number() made sure it is an int or float
         if not isinstance(node, ast.Constant):
             continue
         value = node.value
         if _number(value):
-            numbers.add(float(value))  # type: ignore[arg-type]
+            numbers.add(float(value))  # type: ignore[arg-type]  # _number() made sure it is an int or float
         elif isinstance(value, str) and 0 < len(value) <= MAX_STRING_LENGTH:
             strings.add(value)
     return numbers, strings

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import BtbuildError
 from btbuild.hashing.composite import code_key as code_key  # (sim imports it from here)
@@ -43,11 +43,14 @@ from btbuild.sim.snapshots import remember
 from btbuild.sim.verdict import Verdict, unproven
 from btbuild.workspace.model import Target
 
+if TYPE_CHECKING:
+    from btbuild.session import Session
+
 
 class SimHashes:
     """SimHashes and sim keys of one session's targets, each computed at most once."""
 
-    def __init__(self, session: Any, logs: LogCapture | None = None):
+    def __init__(self, session: Session, logs: LogCapture | None = None):
         self.session = session
         self.logs = logs or LogCapture()
         self._runner: SimRunner | None = None
@@ -196,7 +199,7 @@ class SimHashes:
         return before is not None and before == self.current(upstream)
 
 
-def after_run_callback(session: Any) -> Callable[[list[Target]], None]:
+def after_run_callback(session: Session) -> Callable[[list[Target]], None]:
     """``after_run(targets)`` for the scheduler: register the SimHash of each target that ran."""
     sims = SimHashes(session)
 
@@ -207,7 +210,7 @@ def after_run_callback(session: Any) -> Callable[[list[Target]], None]:
     return after_run
 
 
-def equivalence_checker(session: Any, *, register: bool = False) -> Any:
+def equivalence_checker(session: Session, *, register: bool = False) -> Any:
     """The scheduler's ``equivalent(target, record, inputs)``: a :class:`Verdict` (see
     :class:`btbuild.sim.judge.Judge`)."""
     from btbuild.sim.judge import Judge

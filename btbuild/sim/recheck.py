@@ -17,12 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.sim.optimizer import code_key
 from btbuild.sim.verdict import SIM_SCHEME, Verdict, scheme_of
 from btbuild.storage.records import COMMITTED, CellRecord
 from btbuild.workspace.model import Target
+
+if TYPE_CHECKING:
+    from btbuild.session import Session
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Adoption:
 
 
 def stale_adoptions(
-    session: Any, targets: Mapping[str, Target], dates: Sequence[date], *, everything: bool
+    session: Session, targets: Mapping[str, Target], dates: Sequence[date], *, everything: bool
 ) -> dict[tuple[str, date], Adoption]:
     """The cells of ``targets`` x ``dates`` to examine again: adopted under an older scheme
     (or any adoption when ``everything``), still holding that adopted result, with the

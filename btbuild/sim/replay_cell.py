@@ -53,7 +53,7 @@ def _limited(target: Target, day: date, user: str | None, new: Any) -> str:
     )
     if new.kind == "timeout":
         return (
-            f"replay of {where} timed out (no answer within {CALL_SECONDS:g} s); "
+            f"replay of {where} timed out (no answer within {CALL_SECONDS:g} s of CPU time); "
             "a time-out depends on the machine's load, so it proves nothing"
         )
     return f"replay of {where} raised {new.kind}; it depends on the machine, so it proves nothing"

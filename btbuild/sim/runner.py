@@ -363,7 +363,7 @@ class SimRunner:
             if target.users is not None and not self._in_segment(target, world, user, today):
                 continue
             history = _History(self.fabricator, world, user, optional)
-            ctx.user = UserRecords(ctx, user, today, history)  # type: ignore[arg-type]
+            ctx.user = UserRecords(ctx, user, today, history)  # type: ignore[arg-type]  # a fabricated _History stands in for the stored one
             ctx._user_deps = {
                 name: fresh(values.get(user)) for name, values in per_user_deps.items()
             }

@@ -37,15 +37,18 @@ def untraced() -> Iterator[None]:
 @contextmanager
 def fabricating() -> Iterator[None]:
     """Neither traced nor counted in the current call's time limit (nested blocks are free)."""
-    remaining = 0.0
+    wall = cpu = 0.0
     if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        remaining = signal.setitimer(signal.ITIMER_REAL, 0)[0]
+        wall = signal.setitimer(signal.ITIMER_REAL, 0)[0]
+        cpu = signal.setitimer(signal.ITIMER_PROF, 0)[0]  # the call's CPU-time limit
     try:
         with untraced():
             yield
     finally:
-        if remaining > 0:
-            signal.setitimer(signal.ITIMER_REAL, remaining)
+        if cpu > 0:
+            signal.setitimer(signal.ITIMER_PROF, cpu)
+        if wall > 0:
+            signal.setitimer(signal.ITIMER_REAL, wall)
 
 
 __all__ = ["fabricating", "untraced"]

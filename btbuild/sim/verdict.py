@@ -21,16 +21,21 @@ on the next build (:mod:`btbuild.sim.recheck`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from btbuild.vocabulary import VerdictKind
+
+if TYPE_CHECKING:
+    from btbuild.session import Session
 
 SIM_SCHEME = 4  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds;
 # 4: time-outs and other machine-dependent outcomes are never evidence
 # (bump whenever the evidence rule gets stronger: earlier adoptions are then re-examined)
 
-COSMETIC = "cosmetic"
-BEHAVIOUR_CHANGED = "behaviour_changed"
-UNPROVEN = "unproven"
-WEAK = "weak"
+COSMETIC = VerdictKind.COSMETIC
+BEHAVIOUR_CHANGED = VerdictKind.BEHAVIOUR_CHANGED
+UNPROVEN = VerdictKind.UNPROVEN
+WEAK = VerdictKind.WEAK
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def weak(distinct: int, contexts: int) -> Verdict:
     )
 
 
-def coverage_reason(session: Any, target: Any, old_code: str, replay: Any = None) -> str | None:
+def coverage_reason(session: Session, target: Any, old_code: str, replay: Any = None) -> str | None:
     """The coverage check of the change (sim-worlds' :mod:`btbuild.sim.coverage`): None when
     it passes or is not installed, else its ``unproven: ...`` reason."""
     try:

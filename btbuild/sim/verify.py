@@ -18,6 +18,7 @@ sees whichever version was imported last.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import BtbuildError, UsageError
 from btbuild.hashing import compute_hashes
@@ -39,15 +40,19 @@ from btbuild.sim.optimizer import code_key
 from btbuild.sim.runner import MIN_DISTINCT, ContextRun, SimRunner
 from btbuild.sim.verify_replay import cache_note, replay_changes, with_replay
 from btbuild.sim.world_store import STORE_FOLDER, save_all
+from btbuild.vocabulary import VerdictKind
 from btbuild.workspace.config import load_workspace
 from btbuild.workspace.model import Target, Workspace
 
-COSMETIC = "cosmetic"
-BEHAVIOUR_CHANGED = "behaviour_changed"
-UNPROVEN = "unproven"
-WEAK = "weak"
-NEW = "new"
-REMOVED = "removed"
+if TYPE_CHECKING:
+    from btbuild.session import Session
+
+COSMETIC = VerdictKind.COSMETIC
+BEHAVIOUR_CHANGED = VerdictKind.BEHAVIOUR_CHANGED
+UNPROVEN = VerdictKind.UNPROVEN
+WEAK = VerdictKind.WEAK
+NEW = VerdictKind.NEW
+REMOVED = VerdictKind.REMOVED
 SEARCH_START = 10_000  # first world index of the harder search
 SEARCH_BATCH = 16
 
@@ -145,7 +150,7 @@ class VerifyDied(BtbuildError):
     exit_code = 1
 
 
-def verify_isolated(session: Any, options: VerifyOptions) -> VerifyReport:
+def verify_isolated(session: Session, options: VerifyOptions) -> VerifyReport:
     """:func:`verify` in a spawned child process, since it runs calculation code, which may
     call ``os._exit`` (even with exit code 0), crash or exhaust memory: then verify fails
     (exit 1, one line), it never answers with the calculation's exit code. The base's git
@@ -196,7 +201,7 @@ def _verify_child(
         session.close()
 
 
-def verify(session: Any, options: VerifyOptions, *, temp: Path | None = None) -> VerifyReport:
+def verify(session: Session, options: VerifyOptions, *, temp: Path | None = None) -> VerifyReport:
     """Compare every changed calculation of ``session``'s workspace with revision ``options.base``
     (in this process: :func:`verify_isolated` is what the command runs)."""
     root = Path(session.root).resolve()
@@ -235,7 +240,9 @@ def _expected_labels(expect: Iterable[str], new: Workspace, old: Workspace | Non
     return labels
 
 
-def compare_workspaces(session: Any, old: Workspace | None, options: VerifyOptions) -> VerifyReport:
+def compare_workspaces(
+    session: Session, old: Workspace | None, options: VerifyOptions
+) -> VerifyReport:
     """Verdicts for ``session``'s workspace against ``old`` (None: nothing existed before)."""
     new = session.workspace
     sources = session.plugins.root_sources()
@@ -343,6 +350,8 @@ def _judge(
         if counter is None and limited:  # a time-out proves nothing, in either version
             reason = f"unproven: {limited}"
         verdict = BEHAVIOUR_CHANGED if counter is not None else UNPROVEN if reason else COSMETIC
+        if counter is not None:
+            reason = fabricated_reason(counter)
         seconds = time.perf_counter() - started[target.name]
         distinct = len({r.hash for r in news if not is_failure(r.output)})
         weak = verdict == COSMETIC and distinct < MIN_DISTINCT
@@ -355,6 +364,21 @@ def _judge(
             )
         )
     return results
+
+
+def fabricated_reason(counter: dict[str, Any]) -> str:
+    """Why a fabricated counterexample is a behaviour change, in one line: the world it comes
+    from (an edge world's name says what is unusual about its data: huge, tiny, zero, negative,
+    partial...) and the two outputs."""
+    inputs = counter.get("inputs") or {}
+    where = inputs.get("world") or f"context {counter.get('context')}"
+    user = f" user {inputs['user']}" if inputs.get("user") else ""
+    old, new = (json.dumps(counter.get(k), sort_keys=True, default=str) for k in ("old", "new"))
+    shown = (old[:80] + "...", new[:80] + "...") if len(old) + len(new) > 170 else (old, new)
+    return (
+        f"behaviour_changed: the versions differ on fabricated data ({where}, {inputs.get('date')}"
+        f"{user}, found by {counter.get('found_by')}): old {shown[0]}, new {shown[1]}"
+    )
 
 
 def _runs(runner: SimRunner, target: Target, worlds: list[Any]) -> list[ContextRun] | str:

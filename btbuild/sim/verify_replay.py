@@ -14,20 +14,22 @@ from typing import TYPE_CHECKING, Any
 from btbuild.errors import BtbuildError
 from btbuild.sim.replay import Replayer, ReplayResult
 from btbuild.storage.records import CellRecord
+from btbuild.vocabulary import VerdictKind
 from btbuild.workspace.model import Target
 
 if TYPE_CHECKING:
+    from btbuild.session import Session
     from btbuild.sim.verify import ChangedTarget
 
-COSMETIC = "cosmetic"  # the verdicts of btbuild.sim.verify
-BEHAVIOUR_CHANGED = "behaviour_changed"
-UNPROVEN = "unproven"
+COSMETIC = VerdictKind.COSMETIC  # the verdicts of btbuild.sim.verify
+BEHAVIOUR_CHANGED = VerdictKind.BEHAVIOUR_CHANGED
+UNPROVEN = VerdictKind.UNPROVEN
 
 FABRICATED_ONLY = "no stored result of the base's code to replay: fabricated evidence only"
 
 
 def replay_changes(
-    session: Any, changed: list[tuple[Target, Target]], old_hashes: dict[str, Any], runner: Any
+    session: Session, changed: list[tuple[Target, Target]], old_hashes: dict[str, Any], runner: Any
 ) -> dict[str, ReplayResult | None]:
     """Label -> what replaying the target's stored cells showed (None: nothing to replay)."""
     from btbuild.sim.optimizer import code_key
@@ -111,10 +113,16 @@ def with_replay(
                 )
             )
             continue
-        reason = change.reason or (
-            f"{len(result.replayed)} stored cell(s) replayed ({result.contexts} contexts) agree"
-            if change.verdict == COSMETIC
-            else ""
-        )
+        agree = f"{len(result.replayed)} stored cell(s) replayed ({result.contexts} contexts) agree"
+        if change.verdict == BEHAVIOUR_CHANGED and change.reason:
+            # a real difference of the code, on inputs the stored cells never had
+            reason = (
+                f"{change.reason}; {agree}: the difference is on inputs the real data has not "
+                "had (yet). It is a behaviour change of the code; if the sources can never "
+                "produce such data, declare that in their schema (btbuild sim shows what is "
+                "fabricated) or pass --expect-change"
+            )
+        else:
+            reason = change.reason or (agree if change.verdict == COSMETIC else "")
         out.append(replace(change, reason=reason, replay=facts))
     return out

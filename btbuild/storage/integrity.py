@@ -114,11 +114,11 @@ def shards_problem(record: CellRecord, shards: Sequence[bytes | None]) -> str | 
     digests = digests_of(record)
     if digests is not None:
         for index, (shard, digest) in enumerate(zip(shards, digests, strict=True)):
-            if shard_digest(shard) != digest:  # type: ignore[arg-type]
+            if shard_digest(shard) != digest:  # type: ignore[arg-type]  # no shard is None (returned above)
                 return f"shard {index} of {count} does not match its checksum"
         return None
     try:
-        hydrate_verified(record, shards)  # type: ignore[arg-type]
+        hydrate_verified(record, shards)  # type: ignore[arg-type]  # no shard is None (returned above)
     except ValueError as exc:
         return f"its shards do not hold its result ({exc})"
     return None

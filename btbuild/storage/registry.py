@@ -67,7 +67,8 @@ class StorageTable:
     def optional(self, key: str, kind: type[T]) -> T | None:
         if key not in self.values:
             return None
-        return self.get(key, kind, self.values[key])
+        value: T = self.get(key, kind, self.values[key])
+        return value
 
     def path(self, key: str, default: str) -> Path:
         """A file path inside the workspace (relative to it)."""

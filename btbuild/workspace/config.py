@@ -7,130 +7,30 @@ target, what was expected and, for misspelled keys, a "did you mean" suggestion.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import sys
-from collections.abc import Mapping
 from datetime import date
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from btbuild.errors import ConfigError, LabelError
-from btbuild.vocabulary import KINDS
+from btbuild.errors import ConfigError
 from btbuild.workspace import features
-from btbuild.workspace.labels import NAME_RE, SEGMENT_RE, parse_label
+from btbuild.workspace.labels import DOTTED_RE, SEGMENT_RE
 from btbuild.workspace.model import (
-    DAILY,
     ExecutionSettings,
-    Schedule,
     SimSettings,
     StorageSettings,
     Target,
     Workspace,
 )
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+from btbuild.workspace.targets import check_deps_exist, load_target
+from btbuild.workspace.tomltext import TomlText as TomlText  # (features.py reads it from here)
+from btbuild.workspace.tomltext import date_value, display, reject_unknown, str_list, suggest, typed
 
 BUILD_FILE = "BUILD.toml"
 ROOT_TABLES = ("workspace", "storage", "execution", "plugin", "sim", "segment", "alerts")
 WORKSPACE_KEYS = ("name", "packages", "epoch", "plugins", "start_date", "ttl_days")
-CALCULATION_KEYS = (
-    "entry",
-    "kind",
-    "deps",
-    "roots",
-    "optional_roots",
-    "historical",
-    "schedule",
-    "lookback",
-    "product_lines",
-    "checks",
-    *features.TARGET_KEYS,
-)
 DEFAULT_START_DATE = date(2024, 1, 1)
-
-
-class TomlText:
-    """A parsed TOML file that can say on which line a table or a key was written."""
-
-    def __init__(self, path: Path, display: str):
-        self.path = path
-        self.display = display
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read: {exc.strerror}", path=display) from None
-        try:
-            self.text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ConfigError("not UTF-8 text", path=display) from None
-        try:
-            self.data: dict[str, Any] = tomllib.loads(self.text)
-        except tomllib.TOMLDecodeError as exc:
-            message = str(exc)
-            match = re.search(r"\(at line (\d+), column \d+\)", message)
-            line = int(match.group(1)) if match else None
-            message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
-            raise ConfigError(f"invalid TOML: {message}", path=display, line=line) from None
-        self.lines = self.text.splitlines()
-
-    @cached_property
-    def headers(self) -> dict[tuple[str, ...], int]:
-        """Table header -> 1-based line, found in one pass over the text."""
-        found: dict[tuple[str, ...], int] = {}
-        for number, line in enumerate(self.lines, 1):
-            match = _HEADER.match(line)
-            if match:
-                parts = tuple(part.strip().strip("\"'") for part in match.group(1).split("."))
-                found.setdefault(parts, number)
-        return found
-
-    def line_of(self, table: str, key: str | None = None) -> int | None:
-        """1-based line of ``[table]`` (dotted) or of ``key =`` inside it; None if not found."""
-        start = self.headers.get(tuple(table.split(".")))
-        if start is None or key is None:
-            return start
-        assignment = re.compile(r"^\s*" + _key_re(key) + r"\s*[=.]")
-        for number in range(start + 1, len(self.lines) + 1):
-            line = self.lines[number - 1]
-            if line.lstrip().startswith("["):
-                break
-            if assignment.match(line):
-                return number
-        return start  # the key sits in an inline table: the header is the best place to point
-
-    def error(self, message: str, table: str, key: str | None = None) -> ConfigError:
-        return ConfigError(message, path=self.display, line=self.line_of(table, key))
-
-
-_HEADER = re.compile(r"^\s*\[(?!\[)\s*([^\]]+?)\s*\]")
-
-
-def _key_re(part: str) -> str:
-    escaped = re.escape(part)
-    return f"(?:{escaped}|\"{escaped}\"|'{escaped}')"
-
-
-def suggest(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def reject_unknown(
-    doc: TomlText, table: str, values: Mapping[str, Any], allowed: tuple[str, ...]
-) -> None:
-    for key in values:
-        if key not in allowed:
-            raise doc.error(
-                f"unknown key {key!r} in [{table}]{suggest(key, allowed)}; allowed: {', '.join(allowed)}",
-                table,
-                key,
-            )
 
 
 def find_workspace_root(start: Path) -> Path:
@@ -170,31 +70,7 @@ def load_workspace(root: Path | str) -> Workspace:
     if "workspace" not in data or not isinstance(data["workspace"], dict):
         raise ConfigError("missing [workspace] table", path=BUILD_FILE)
     ws = data["workspace"]
-    reject_unknown(doc, "workspace", ws, WORKSPACE_KEYS)
-    name = _typed(doc, "workspace", ws, "name", str, required=True)
-    if not re.match(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z", name):
-        raise doc.error(
-            f"workspace name {name!r} may only use letters, digits, '_', '.' and '-'",
-            "workspace",
-            "name",
-        )
-    packages = _typed(doc, "workspace", ws, "packages", str, default="calculations")
-    packages_dir = _inside(doc, root, packages, "workspace", "packages")
-    if not packages_dir.is_dir():
-        raise doc.error(f"packages folder {packages!r} does not exist", "workspace", "packages")
-    epoch = _typed(doc, "workspace", ws, "epoch", int, default=0)
-    if epoch < 0:
-        raise doc.error(f"epoch must be >= 0, got {epoch}", "workspace", "epoch")
-    plugins = tuple(_str_list(doc, "workspace", ws, "plugins"))
-    for plugin in plugins:
-        if not re.match(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z", plugin):
-            raise doc.error(
-                f"plugin {plugin!r} is not a module name like 'plugins.market'",
-                "workspace",
-                "plugins",
-            )
-    start_date = _date(doc, "workspace", ws, "start_date", DEFAULT_START_DATE)
-
+    name, packages, packages_dir, epoch, plugins, start_date = _workspace_table(doc, root, ws)
     storage = _storage(doc, root, data.get("storage", {}))
     execution = _execution(doc, data.get("execution", {}))
     sim = _sim(doc, data.get("sim", {}))
@@ -204,29 +80,14 @@ def load_workspace(root: Path | str) -> Workspace:
     ):
         raise doc.error("[plugin] must hold one table per plugin, like [plugin.market]", "plugin")
 
-    targets: dict[str, Target] = {}
-    origins: dict[str, str] = {}
-    for package, build_file in discover_packages(root, packages_dir):
-        package_doc = (
-            doc if build_file == build else TomlText(build_file, _display(root, build_file))
-        )
-        for target in load_package(package_doc, root, package, build_file.parent):
-            if target.name in targets:
-                raise ConfigError(
-                    f"duplicate target name {target.name!r}: {target.label} clashes with {targets[target.name].label} "
-                    f"({origins[target.name]}); names are unique in the whole workspace",
-                    path=package_doc.display,
-                    line=target.line,
-                )
-            targets[target.name] = target
-            origins[target.name] = f"{package_doc.display}:{target.line}"
+    targets = _load_targets(doc, root, packages_dir)
     if "calculation" in data and packages_dir != root:
         raise doc.error(
             "[calculation.*] tables belong in package BUILD.toml files under "
             f"{packages!r}, not in the workspace BUILD.toml",
             "calculation",
         )
-    _check_deps_exist(root, targets)
+    check_deps_exist(root, targets)
     segments = features.load_segments(doc, data.get("segment"))
     alerts = features.load_alerts(doc, data.get("alerts"))
     features.check_references(targets, segments, root, alerts)
@@ -249,11 +110,58 @@ def load_workspace(root: Path | str) -> Workspace:
     )
 
 
-def _display(root: Path, path: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+def _workspace_table(
+    doc: TomlText, root: Path, ws: dict[str, Any]
+) -> tuple[str, str, Path, int, tuple[str, ...], date]:
+    """``[workspace]``: name, packages (and its folder), epoch, plugins, start_date."""
+    reject_unknown(doc, "workspace", ws, WORKSPACE_KEYS)
+    name = typed(doc, "workspace", ws, "name", str, required=True)
+    if not re.match(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z", name):
+        raise doc.error(
+            f"workspace name {name!r} may only use letters, digits, '_', '.' and '-'",
+            "workspace",
+            "name",
+        )
+    packages = typed(doc, "workspace", ws, "packages", str, default="calculations")
+    packages_dir = _inside(doc, root, packages, "workspace", "packages")
+    if not packages_dir.is_dir():
+        raise doc.error(f"packages folder {packages!r} does not exist", "workspace", "packages")
+    epoch = typed(doc, "workspace", ws, "epoch", int, default=0)
+    if epoch < 0:
+        raise doc.error(f"epoch must be >= 0, got {epoch}", "workspace", "epoch")
+    plugins = tuple(str_list(doc, "workspace", ws, "plugins"))
+    for plugin in plugins:
+        if not DOTTED_RE.match(plugin):
+            raise doc.error(
+                f"plugin {plugin!r} is not a module name like 'plugins.market'",
+                "workspace",
+                "plugins",
+            )
+    start_date = date_value(doc, "workspace", ws, "start_date", DEFAULT_START_DATE)
+
+    return name, packages, packages_dir, epoch, plugins, start_date
+
+
+def _load_targets(doc: TomlText, root: Path, packages_dir: Path) -> dict[str, Target]:
+    """Every package's targets, by name (names are unique in the whole workspace)."""
+    build = doc.path
+    targets: dict[str, Target] = {}
+    origins: dict[str, str] = {}
+    for package, build_file in discover_packages(root, packages_dir):
+        package_doc = (
+            doc if build_file == build else TomlText(build_file, display(root, build_file))
+        )
+        for target in load_package(package_doc, root, package, build_file.parent):
+            if target.name in targets:
+                raise ConfigError(
+                    f"duplicate target name {target.name!r}: {target.label} clashes with {targets[target.name].label} "
+                    f"({origins[target.name]}); names are unique in the whole workspace",
+                    path=package_doc.display,
+                    line=target.line,
+                )
+            targets[target.name] = target
+            origins[target.name] = f"{package_doc.display}:{target.line}"
+    return targets
 
 
 def _inside(doc: TomlText, root: Path, relative: str, table: str, key: str) -> Path:
@@ -285,7 +193,7 @@ def discover_packages(root: Path, packages_dir: Path) -> list[tuple[str, Path]]:
                 raise ConfigError(
                     f"package folder name {segment!r} cannot be part of a label "
                     "(use letters, digits, '_' and '-')",
-                    path=_display(root, path / BUILD_FILE),
+                    path=display(root, path / BUILD_FILE),
                 )
         found.append((package, path / BUILD_FILE))
     found.sort()
@@ -308,151 +216,9 @@ def load_package(doc: TomlText, root: Path, package: str, folder: Path) -> list[
             "[calculation] must hold one table per target, like [calculation.my_target]",
             "calculation",
         )
-    return [_target(doc, root, package, folder, name, body) for name, body in calculations.items()]
-
-
-def _target(doc: TomlText, root: Path, package: str, folder: Path, name: str, body: Any) -> Target:
-    table = f"calculation.{name}"
-    label = f"//{package}:{name}"
-    if not NAME_RE.match(name):
-        raise doc.error(f"target name {name!r} must match [a-z][a-z0-9_]*", table)
-    if not isinstance(body, dict):
-        raise doc.error(f"{label}: [calculation.{name}] must be a table", table)
-    for key in body:
-        if key not in CALCULATION_KEYS:
-            raise doc.error(
-                f"{label}: unknown key {key!r}{suggest(key, CALCULATION_KEYS)}; allowed: {', '.join(CALCULATION_KEYS)}",
-                table,
-                key,
-            )
-    entry = _typed(doc, table, body, "entry", str, required=True, label=label)
-    module, sep, attr = entry.partition(":")
-    if (
-        not sep
-        or not module
-        or not attr
-        or not attr.isidentifier()
-        or not re.match(r"[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*\Z", module)
-    ):
-        raise doc.error(
-            f"{label}: entry {entry!r} must look like 'module:ClassOrFunction'", table, "entry"
-        )
-    entry_file = folder / f"{module}.py"
-    if not entry_file.is_file():
-        raise doc.error(
-            f"{label}: entry file {_display(root, entry_file)} does not exist", table, "entry"
-        )
-    kind = _typed(doc, table, body, "kind", str, default="per_user", label=label)
-    if kind not in KINDS:
-        raise doc.error(
-            f"{label}: kind must be 'per_user' or 'per_date', got {kind!r}{suggest(kind, KINDS)}",
-            table,
-            "kind",
-        )
-    deps = []
-    for text in _str_list(doc, table, body, "deps", label=label):
-        try:
-            dep = parse_label(text, current_package=package)
-        except LabelError as exc:
-            raise doc.error(f"{label}: bad dependency: {exc}", table, "deps") from None
-        deps.append(str(dep))
-    if len(set(deps)) != len(deps):
-        duplicate = next(d for d in deps if deps.count(d) > 1)
-        raise doc.error(f"{label}: dependency {duplicate} is listed twice", table, "deps")
-    roots = tuple(_str_list(doc, table, body, "roots", label=label))
-    optional_roots = tuple(_str_list(doc, table, body, "optional_roots", label=label))
-    for source in roots + optional_roots:
-        if not re.match(r"[a-z][a-z0-9_]*\Z", source):
-            raise doc.error(
-                f"{label}: root source name {source!r} must match [a-z][a-z0-9_]*", table, "roots"
-            )
-    both = set(roots) & set(optional_roots)
-    if both:
-        raise doc.error(
-            f"{label}: {sorted(both)[0]!r} is in both roots and optional_roots",
-            table,
-            "optional_roots",
-        )
-    if len(set(roots)) != len(roots) or len(set(optional_roots)) != len(optional_roots):
-        raise doc.error(f"{label}: a root source is listed twice", table, "roots")
-    historical = _typed(doc, table, body, "historical", bool, default=False, label=label)
-    schedule = _schedule(doc, table, label, body.get("schedule", "daily"))
-    lookback = _lookback(doc, table, label, body.get("lookback", {}), roots + optional_roots)
-    product_lines = tuple(_str_list(doc, table, body, "product_lines", label=label))
-    checks = body.get("checks", {})
-    if not isinstance(checks, dict) or any(
-        not isinstance(v, (bool, int, float, str)) for v in checks.values()
-    ):
-        raise doc.error(
-            f"{label}: checks must be a table of simple values, like {{ null_density = 0.9 }}",
-            table,
-            "checks",
-        )
-    return Target(
-        name=name,
-        package=package,
-        entry_file=entry_file,
-        entry_attr=attr,
-        kind=kind,
-        deps=tuple(deps),
-        roots=roots,
-        optional_roots=optional_roots,
-        historical=historical,
-        schedule=schedule,
-        lookback=lookback,
-        product_lines=product_lines,
-        checks=tuple(sorted(checks.items())),
-        **features.target_options(doc, root, table, label, body, deps),
-        build_file=doc.path,
-        line=doc.line_of(table),
-    )
-
-
-def _schedule(doc: TomlText, table: str, label: str, value: Any) -> Schedule:
-    if value == "daily":
-        return DAILY
-    if isinstance(value, dict) and len(value) == 1:
-        ((key, days),) = value.items()
-        bounds = {"weekdays": (0, 6), "monthdays": (1, 31)}.get(key)
-        if (
-            bounds
-            and isinstance(days, list)
-            and days
-            and all(
-                isinstance(d, int) and not isinstance(d, bool) and bounds[0] <= d <= bounds[1]
-                for d in days
-            )
-        ):
-            ordered = tuple(sorted(set(days)))
-            return Schedule(weekdays=ordered) if key == "weekdays" else Schedule(monthdays=ordered)
-    raise doc.error(
-        f'{label}: schedule must be "daily", {{ weekdays = [0..6] }} (Monday = 0) or {{ monthdays = [1..31] }}, got {value!r}',
-        table,
-        "schedule",
-    )
-
-
-def _lookback(
-    doc: TomlText, table: str, label: str, value: Any, sources: tuple[str, ...]
-) -> tuple[tuple[str, int], ...]:
-    if not isinstance(value, dict):
-        raise doc.error(
-            f"{label}: lookback must be a table like {{ prices = 30 }}", table, "lookback"
-        )
-    for source, days in value.items():
-        if source not in sources:
-            raise doc.error(
-                f"{label}: lookback names {source!r}, which is not in roots or optional_roots{suggest(source, sources)}",
-                table,
-                "lookback",
-            )
-        if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= 3660:
-            raise doc.error(
-                f"{label}: lookback for {source!r} must be a whole number of days from 0 to 3660, got {days!r}",
-                table,
-                "lookback",
-            )
-    return tuple(sorted(value.items()))
+    return [
+        load_target(doc, root, package, folder, name, body) for name, body in calculations.items()
+    ]
 
 
 def _storage(doc: TomlText, root: Path, values: Any) -> StorageSettings:
@@ -461,8 +227,8 @@ def _storage(doc: TomlText, root: Path, values: Any) -> StorageSettings:
     is shared with Pub/Sub and alerts."""
     if not isinstance(values, dict):
         raise doc.error("[storage] must be a table", "storage")
-    backend = _typed(doc, "storage", values, "backend", str, default="sqlite")
-    project = _typed(doc, "storage", values, "project", str, default=None)
+    backend = typed(doc, "storage", values, "backend", str, default="sqlite")
+    project = typed(doc, "storage", values, "project", str, default=None)
     return StorageSettings(
         backend=backend,
         project=project,
@@ -526,80 +292,3 @@ def _sim(doc: TomlText, values: Any) -> SimSettings:
             )
         settings[key] = value
     return SimSettings(**settings)
-
-
-def _typed(
-    doc: TomlText,
-    table: str,
-    values: Mapping[str, Any],
-    key: str,
-    kind: type,
-    *,
-    required: bool = False,
-    default: Any = None,
-    label: str | None = None,
-) -> Any:
-    prefix = f"{label}: " if label else ""
-    if key not in values:
-        if required:
-            raise doc.error(f"{prefix}missing required key {key!r} in [{table}]", table)
-        return default
-    value = values[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        names = {str: "a string", int: "a whole number", bool: "true or false"}
-        raise doc.error(
-            f"{prefix}{key} must be {names.get(kind, kind.__name__)}, got {value!r}", table, key
-        )
-    return value
-
-
-def _str_list(
-    doc: TomlText, table: str, values: Mapping[str, Any], key: str, *, label: str | None = None
-) -> list[str]:
-    value = values.get(key, [])
-    if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
-        prefix = f"{label}: " if label else ""
-        raise doc.error(f"{prefix}{key} must be a list of strings, got {value!r}", table, key)
-    return list(value)
-
-
-def _date(doc: TomlText, table: str, values: Mapping[str, Any], key: str, default: date) -> date:
-    value = values.get(key, default)
-    if isinstance(value, date) and not hasattr(value, "hour"):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            pass
-    raise doc.error(f'{key} must be a date like "2024-01-01", got {value!r}', table, key)
-
-
-def _check_deps_exist(root: Path, targets: Mapping[str, Target]) -> None:
-    labels = {t.label: t for t in targets.values()}
-    for target in targets.values():
-        for dep in target.deps:
-            if dep in labels:
-                continue
-            name = dep.rpartition(":")[2]
-            hint = ""
-            if name in targets:
-                hint = f" (the target is {targets[name].label})"
-            else:
-                hint = suggest(dep, labels)
-            raise ConfigError(
-                f"{target.label}: unknown dependency {dep}{hint}",
-                path=_display(root, target.build_file),
-                line=_dep_line(target),
-            )
-
-
-def _dep_line(target: Target) -> int | None:
-    doc_lines = target.build_file.read_text(encoding="utf-8").splitlines()
-    start = (target.line or 1) - 1
-    for number in range(start, len(doc_lines)):
-        if re.match(r"^\s*deps\s*=", doc_lines[number]):
-            return number + 1
-        if number > start and re.match(r"^\s*\[", doc_lines[number]):
-            break
-    return target.line

@@ -31,3 +31,14 @@ def test_top_level_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for name in COMMANDS:
         assert name in out
+
+
+@pytest.mark.parametrize("name", ["worker", "deploy"])
+@pytest.mark.parametrize("seconds", ["9", "601"])
+def test_ack_deadline_outside_pubsubs_range_is_one_line_and_exit_2(name, seconds, capsys, tmp_path):
+    assert main(["--workspace", str(tmp_path), name, "--ack-deadline", seconds]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "btbuild: error: --ack-deadline must be between 10 and 600 seconds (Pub/Sub's range), "
+        f"got {seconds}"
+    )

@@ -120,7 +120,11 @@ def test_a_simulation_that_switches_the_alarm_off_and_hangs_is_unproven(
     code, report = run_cli(*ws, "build", "//...", "--date", "2024-01-03", "--format", "json")
     assert code == 0, report
     (workspace / "calculations" / "book" / "value.py").write_text(
-        hostile("signal.setitimer(signal.ITIMER_REAL, 0)\n        while True: pass")
+        hostile(
+            "signal.setitimer(signal.ITIMER_REAL, 0)\n"
+            "        signal.setitimer(signal.ITIMER_PROF, 0)\n"
+            "        while True: pass"
+        )
     )
     monkeypatch.setattr(isolated, "ANSWER_SECONDS", 20.0)
     started = time.monotonic()

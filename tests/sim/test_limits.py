@@ -26,7 +26,9 @@ SLOW_ON_HUGE = VALUE.replace(
     "def value(ctx):\n"
     "    import time\n"
     '    if abs(ctx.user["portfolio"]["cash"]) > 1e7:\n'
-    "        time.sleep(2.0)\n",
+    "        end = time.process_time() + 1.5\n"
+    "        while time.process_time() < end:\n"
+    "            pass\n",
 )
 # the same, refactored (a helper renamed, the sum's operands swapped)
 SLOW_ON_HUGE_REFACTORED = SLOW_ON_HUGE.replace("position_value", "line_value").replace(
@@ -85,6 +87,24 @@ def test_a_time_out_limits_the_target_and_everything_computed_from_it(workspace:
     assert "//book:value timed out" in total.limited
     limited_worlds = {run.world for run in timed_out}
     assert {run.world for run in total.contexts if run.limited} == limited_worlds
+
+
+SLEEPS = """\
+import time
+
+
+def value(ctx):
+    time.sleep(5)
+    return {"worth": 1.0}
+"""
+
+
+def test_a_sleeping_call_hits_the_wall_time_limit(workspace: Path) -> None:
+    _write(workspace, SLEEPS)
+    _, runner = _runner(workspace, limit=0.02)  # 0.02 s of CPU time, 0.2 s of wall time
+    result = runner.simulate("value")
+    assert {json.dumps(run.output) for run in result.contexts} == {'{"$raised": "timeout"}'}
+    assert "0.2 s of wall time" in result.limited
 
 
 def test_catching_the_time_out_does_not_make_an_answer(workspace: Path) -> None:

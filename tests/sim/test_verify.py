@@ -75,6 +75,11 @@ def test_behaviour_change_has_a_counterexample_and_fails(repo: Path, run_cli) ->
     counter = change["counterexample"]
     assert counter["old"] != counter["new"]
     assert set(counter["inputs"]["roots"]) == {"portfolio", "prices"}
+    # the reason says where the difference is: which fabricated world, and both outputs
+    assert change["reason"].startswith(
+        "behaviour_changed: the versions differ on fabricated data (world "
+    )
+    assert "old {" in change["reason"] and "new {" in change["reason"]
     assert "user" in counter["inputs"]
     code, text = run_cli(
         "--workspace", str(repo), "verify", "--base", "HEAD", "--search-seconds", "0", parse=False
@@ -157,3 +162,27 @@ def test_worktree_removed_after_an_error(repo: Path, run_cli) -> None:
         ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
     ).stdout
     assert len(listed.strip().splitlines()) == 1
+
+
+def test_a_difference_only_on_fabricated_data_says_the_real_cells_agree(
+    repo: Path, run_cli
+) -> None:
+    """A change that only shows on data the real inputs never had (here: cash above 1e7, the
+    fabricated "huge" worlds) is a behaviour change of the code; the reason says that the
+    replayed stored cells agree and what to do when such data cannot occur."""
+    code, _ = run_cli("--workspace", str(repo), "build", "//...", "--date", "2024-01-03")
+    assert code == 0
+    (repo / "calculations" / "book" / "value.py").write_text(
+        VALUE.replace(
+            '    return {"invested"',
+            '    if book["cash"] > 1e7:\n        invested += 1.0\n    return {"invested"',
+        )
+    )
+    code, report = verify(run_cli, repo)
+    (change,) = report["changed"]
+    assert code == 1 and change["verdict"] == "behaviour_changed", change
+    assert change["counterexample"]["found_by"] != "replay"
+    reason = change["reason"]
+    assert reason.startswith("behaviour_changed: the versions differ on fabricated data"), reason
+    assert "stored cell(s) replayed" in reason and "the real data has not had" in reason
+    assert "declare that in their schema" in reason

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from btbuild.cli.options import Options
+from btbuild.cli.options import Options, check_ack_deadline
 
 
 @click.command("deploy")
@@ -27,13 +27,9 @@ from btbuild.cli.options import Options
 @click.pass_obj
 def command(options: Options, print_only: bool, ack_deadline: int) -> int:
     """Create every topic, subscription and Firestore index this workspace needs."""
-    from btbuild.errors import UsageError
     from btbuild.execution.pubsub.deploy import deploy, plan_for
 
-    if ack_deadline < 10 or ack_deadline > 600:
-        raise UsageError(
-            f"--ack-deadline must be between 10 and 600 seconds (Pub/Sub's range), got {ack_deadline}"
-        )
+    check_ack_deadline(ack_deadline)
     with options.session() as session:
         plan, backend = plan_for(session, ack_deadline)
         if print_only:

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from btbuild.analysis.explain import explain_cell as explain
+from btbuild.analysis.views import RecordView
 from btbuild.cli.commands.build import parse_date
 from btbuild.cli.options import Options
 from btbuild.errors import LabelError
 from btbuild.execution.build import BuildRequest, Scheduler
+from btbuild.session import Session
+from btbuild.workspace.model import Target
+
+if TYPE_CHECKING:  # the simulation is imported when a cell is explained
+    from btbuild.sim.judge import Judge
 
 
 @click.command("explain")
@@ -35,7 +42,7 @@ def command(options: Options, label: str, day: str, output: str) -> int:
     return 0
 
 
-def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
+def explain_cell(session: Session, label: str, day: date) -> dict[str, Any]:
     """The explanation of one cell as JSON, with the simulation's verdict on a code change."""
     from btbuild.sim.judge import Judge
 
@@ -54,7 +61,7 @@ def explain_cell(session: Any, label: str, day: Any) -> dict[str, Any]:
     return {**explanation.to_json(), "verdict": _verdict(judge, target, explanation.record)}
 
 
-def _verdict(judge: Any, target: Any, record: Any) -> dict[str, Any] | None:
+def _verdict(judge: Judge, target: Target, record: RecordView | None) -> dict[str, Any] | None:
     """The verdict on the cell's code change, when the planner asked for one."""
     if record is None:
         return None

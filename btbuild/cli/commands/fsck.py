@@ -20,6 +20,7 @@ from btbuild.analysis.cells import date_range
 from btbuild.cli.commands.build import parse_date
 from btbuild.cli.options import Options
 from btbuild.errors import UsageError
+from btbuild.session import Session
 
 
 @click.command("fsck")
@@ -50,7 +51,7 @@ def command(
 
 
 def check(
-    session: Any, patterns: tuple[str, ...], start: str | None, end: str | None, repair: bool
+    session: Session, patterns: tuple[str, ...], start: str | None, end: str | None, repair: bool
 ) -> dict[str, Any]:
     first = parse_date(start, "--from") if start else session.workspace.start_date
     last = parse_date(end, "--date") if end else datetime.now(timezone.utc).date()

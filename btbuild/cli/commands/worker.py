@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from btbuild.cli.options import Options
+from btbuild.cli.options import Options, check_ack_deadline
 
 
 @click.command("worker")
@@ -54,13 +54,9 @@ def command(
     quiet: bool,
 ) -> int:
     """Run tasks published by `btbuild build --executor pubsub` until stopped."""
-    from btbuild.errors import UsageError
     from btbuild.execution.pubsub import serve, worker_environment
 
-    if ack_deadline < 10 or ack_deadline > 600:
-        raise UsageError(
-            f"--ack-deadline must be between 10 and 600 seconds (Pub/Sub's range), got {ack_deadline}"
-        )
+    check_ack_deadline(ack_deadline)
     with options.session() as session:
         env, backend = worker_environment(session)
         stats = serve(
