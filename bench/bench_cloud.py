@@ -42,6 +42,8 @@ def demo_copy(root: Path, users: int, prefix: str | None) -> None:
     """The demo workspace; its cache in Firestore under ``prefix`` (SQLite when None)."""
     shutil.copytree(REPO / "calculations", root / "calculations")
     shutil.copytree(REPO / "layers", root / "layers")
+    if (REPO / "schemas").is_dir():
+        shutil.copytree(REPO / "schemas", root / "schemas")
     shutil.copytree(
         REPO / "plugins", root / "plugins", ignore=shutil.ignore_patterns("__pycache__")
     )

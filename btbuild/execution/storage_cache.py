@@ -27,15 +27,17 @@ class StorageCache:
         self.targets = targets
         self.dates = dates
         isos = [day.isoformat() for day in dates]
-        summaries = backend.get_cell_summaries(sorted(targets), isos)
+        # summaries and the integrity check of the same cells (Firestore reads both at once)
+        summaries, damaged = backend.read_checked(sorted(targets), isos)
         # name -> the package its stored cells were written under
         self.moved: dict[str, str] = {
             name: summary.category
             for (name, _day), summary in summaries.items()
             if summary.category is not None and summary.category != targets[name].package
         }
-        checked = sorted(set(targets) - set(self.moved))
-        self.damaged: dict[tuple[str, str], str] = backend.check_results(checked, isos)
+        self.damaged: dict[tuple[str, str], str] = {
+            key: problem for key, problem in damaged.items() if key[0] not in self.moved
+        }
         if self.moved or self.damaged:
             summaries = {
                 key: summary

@@ -189,9 +189,15 @@ class FirestoreBackend(FirestoreIndexes, Backend):
     def check_results(
         self, targets: Iterable[str], dates: Iterable[str], *, thorough: bool = False
     ) -> dict[tuple[str, str], str]:
-        """Two queries per target (btbuild/storage/firestore_cells.py), every record read
-        in full, so always ``thorough``."""
+        """Two streams (btbuild/storage/firestore_cells.py), every record read in full, so
+        always ``thorough``."""
         return firestore_cells.check(self, targets, dates)
+
+    def read_checked(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]:
+        """Summaries and the integrity check from the same two streams."""
+        return firestore_cells.read_checked(self, targets, dates)
 
     def put_cells(self, records: Iterable[CellRecord]) -> int:
         def writes() -> Iterator[tuple[str, Any, Any]]:

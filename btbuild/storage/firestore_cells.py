@@ -9,10 +9,11 @@
 * ``shards/{target}__{date}__{generation}__{index}``: one zlib shard in ``data``, with
   ``target``, ``date``, ``generation``, ``idx``.
 
-A no-op analysis reads, per target and date range, one query of summaries
-(:func:`summaries`) and, for the integrity check (:func:`check`), one query of the cell
-documents and one of their shards: a few round trips per target however many dates, all
-targets' queries in flight together.
+A no-op analysis (:func:`read_checked`) reads two streams together: the plan's cell
+documents (summary and record) and their shards, over the date range. A plan of a few
+targets queries per target (composite indexes ``(target, date)``); a larger one queries the
+date range once and leaves other targets out (each document is one streamed response, so one
+stream beats a round trip per target).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from btbuild.storage.firestore import FirestoreBackend
 
 QUERY_THREADS = 8  # queries in flight at once (one per target)
+PER_TARGET_QUERIES = 4  # more targets than this: one query over the date range instead
 _new_summary = tuple.__new__
 T = TypeVar("T")
 
@@ -96,18 +98,35 @@ def per_target(names: list[str], query: Callable[[str], T]) -> list[T]:
         return list(pool.map(query, names))
 
 
-def _range_query(
-    backend: FirestoreBackend, collection: Any, target: str, low: str, high: str, fields: list[str]
-) -> list[Any]:
+def _stream(
+    backend: FirestoreBackend, collection: Any, names: list[str], low: str, high: str,
+    fields: list[str],
+) -> list[Any]:  # fmt: skip
+    """The documents of ``names`` dated ``low`` to ``high``: one query per target (the
+    composite index target, date) for a few targets, else one query over the date range
+    (each document is one streamed response: the targets of a whole-workspace plan are read
+    in one stream, not one round trip each). Documents of other targets are left out."""
     field = backend._fs.FieldFilter
-    query = (
-        collection.where(filter=field("target", "==", target))
-        .where(filter=field("date", ">=", low))
-        .where(filter=field("date", "<=", high))
-        .select(fields)
+    dated = collection.where(filter=field("date", ">=", low)).where(
+        filter=field("date", "<=", high)
     )
-    with backend.calling(f"read {collection.id} of {target} from {low} to {high}"):
-        return list(query.stream())
+    what = f"read {collection.id} from {low} to {high}"
+    if len(names) > PER_TARGET_QUERIES:
+        with backend.calling(what):
+            wanted = set(names)
+            return [s for s in dated.select(fields).stream() if _target_of(s.id) in wanted]
+
+    def query(name: str) -> list[Any]:
+        with backend.calling(f"{what} of {name}"):
+            return list(dated.where(filter=field("target", "==", name)).select(fields).stream())
+
+    return [snapshot for found in per_target(names, query) for snapshot in found]
+
+
+def _target_of(document_id: str) -> str:
+    """The target of a cell (``target__date``) or shard (``target__date__gen__i``) id."""
+    parts = document_id.rsplit("__", 3)
+    return parts[0] if len(parts) == 4 else split_cell_id(document_id)[0]
 
 
 def _plan(targets: Iterable[str], dates: Iterable[str]) -> tuple[list[str], set[str]]:
@@ -117,95 +136,91 @@ def _plan(targets: Iterable[str], dates: Iterable[str]) -> tuple[list[str], set[
 def summaries(
     backend: FirestoreBackend, targets: Iterable[str], dates: Iterable[str]
 ) -> dict[tuple[str, str], CellSummary]:
-    """The packed summaries only (no ``data`` transferred or decoded): one query per target
-    over the date range (``target ==``, ``date`` between the first and last date; the
-    composite index ``btbuild deploy`` creates). Documents without a readable summary fall
-    back to a full read."""
+    """The packed summaries only (no ``data`` transferred or decoded), by :func:`_stream`.
+    Documents without a readable summary fall back to a full read."""
     names, date_set = _plan(targets, dates)
     if not date_set or not names:
         return {}
-    low, high = min(date_set), max(date_set)
     found: dict[tuple[str, str], CellSummary] = {}
     legacy: set[str] = set()
-
-    def query(name: str) -> list[Any]:
-        return _range_query(backend, backend.cells, name, low, high, ["summary"])
-
-    for snapshots in per_target(names, query):
-        for snapshot in snapshots:
-            target, date = split_cell_id(snapshot.id)
-            summary = packed_summary(snapshot)
-            if summary is None:
-                legacy.add(target)
-            elif date in date_set:
-                found[(target, date)] = summary
+    for snapshot in _stream(
+        backend, backend.cells, names, min(date_set), max(date_set), ["summary"]
+    ):
+        target, date = split_cell_id(snapshot.id)
+        summary = packed_summary(snapshot)
+        if summary is None:
+            legacy.add(target)
+        elif date in date_set:
+            found[(target, date)] = summary
     if legacy:  # written before the packed field (or it is unreadable): the record
         records = backend.get_cells(sorted(legacy), sorted(date_set))
         found.update((key, summary_of(record)) for key, record in records.items())
     return found
 
 
+def read_checked(
+    backend: FirestoreBackend, targets: Iterable[str], dates: Iterable[str]
+) -> tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]:
+    """:meth:`Backend.read_checked` in two streams read together: the cell documents
+    (summary and record) and their shards over the date range. Every check of the shared
+    :meth:`Backend.check_results` is made (summary against record, the seal, every shard
+    against its digest); only the damage found is confirmed cell by cell."""
+    names, date_set = _plan(targets, dates)
+    if not date_set or not names:
+        return {}, {}
+    low, high = min(date_set), max(date_set)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        shard_stream = pool.submit(_stream, backend, backend.shards, names, low, high, ["data"])
+        cells = _stream(backend, backend.cells, names, low, high, ["summary", "data"])
+        stored = _shards_by_cell(shard_stream.result())
+    found: dict[tuple[str, str], CellSummary] = {}
+    problems: dict[tuple[str, str], str] = {}
+    for snapshot in cells:
+        key = split_cell_id(snapshot.id)
+        if key[1] not in date_set:
+            continue
+        record = record_of(snapshot)
+        if record is not None and (record.target, record.date) != key:
+            record = None
+        summary = packed_summary(snapshot)
+        if summary is None and record is not None:
+            summary = summary_of(record)  # a document of an older version
+        if summary is not None:
+            found[key] = summary
+        problem = _problem(summary, record, stored)
+        if problem is not None:
+            problems[key] = problem
+    return found, backend._confirmed(problems)
+
+
 def check(
     backend: FirestoreBackend, targets: Iterable[str], dates: Iterable[str]
 ) -> dict[tuple[str, str], str]:
-    """:meth:`Backend.check_results` in two queries per target: its cell documents (summary
-    and record) and its shards over the date range. Every check of the shared one is made
-    (summary against record, the seal, every shard against its digest); only the damage
-    found is confirmed cell by cell."""
-    names, date_set = _plan(targets, dates)
-    if not date_set or not names:
-        return {}
-    low, high = min(date_set), max(date_set)
-
-    def query(name: str) -> tuple[list[Any], list[Any]]:
-        cells = _range_query(backend, backend.cells, name, low, high, ["summary", "data"])
-        if not any(_claims_result(snapshot) for snapshot in cells):
-            return cells, []
-        fields = ["date", "generation", "idx", "data"]
-        return cells, _range_query(backend, backend.shards, name, low, high, fields)
-
-    found: dict[tuple[str, str], str] = {}
-    for cells, shards in per_target(names, query):
-        stored = _shards_by_cell(shards)
-        for snapshot in cells:
-            key = split_cell_id(snapshot.id)
-            if key[1] in date_set:
-                problem = _problem(snapshot, key, stored)
-                if problem is not None:
-                    found[key] = problem
-    return backend._confirmed(found)
+    """:meth:`Backend.check_results` by :func:`read_checked`."""
+    return read_checked(backend, targets, dates)[1]
 
 
-def _claims_result(snapshot: Any) -> bool:
-    summary = packed_summary(snapshot)
-    return summary is None or summary.generation is not None
-
-
-def _shards_by_cell(shards: list[Any]) -> dict[tuple[str, str], dict[int, bytes]]:
-    """(date, generation) -> index -> bytes of the shards a query returned."""
-    stored: dict[tuple[str, str], dict[int, bytes]] = {}
+def _shards_by_cell(shards: list[Any]) -> dict[tuple[str, str, str], dict[int, bytes]]:
+    """(target, date, generation) -> index -> bytes of the shards a query returned (the
+    document id names them: ``target__date__generation__index``)."""
+    stored: dict[tuple[str, str, str], dict[int, bytes]] = {}
     for snapshot in shards:
-        fields = snapshot.to_dict() or {}
-        date, generation = fields.get("date"), fields.get("generation")
-        index, data = fields.get("idx"), fields.get("data")
-        if isinstance(index, int) and isinstance(data, bytes):
-            stored.setdefault((str(date), str(generation)), {})[index] = data
+        target, date, generation, index = snapshot.id.rsplit("__", 3)
+        data = (snapshot.to_dict() or {}).get("data")
+        if isinstance(data, bytes) and index.isdigit():
+            stored.setdefault((target, date, generation), {})[int(index)] = data
     return stored
 
 
 def _problem(
-    snapshot: Any, key: tuple[str, str], stored: dict[tuple[str, str], dict[int, bytes]]
+    summary: CellSummary | None,
+    record: CellRecord | None,
+    stored: dict[tuple[str, str, str], dict[int, bytes]],
 ) -> str | None:
-    record = record_of(snapshot)
-    if record is not None and (record.target, record.date) != key:
-        record = None
-    summary = packed_summary(snapshot)
     if record is None:
-        return (
-            None
-            if summary is not None and summary.generation is None
-            else ("its record is unreadable")
-        )
+        if summary is not None and summary.generation is None:
+            return None
+        return "its record is unreadable"
     if summary is not None and tuple(summary) != tuple(summary_of(record)):
         return "its summary does not match its record"
     if not record.has_result:
@@ -213,5 +228,5 @@ def _problem(
     problem = integrity.record_problem(record)
     if problem is not None:
         return problem
-    shards = stored.get((record.date, record.generation or ""), {})
+    shards = stored.get((record.target, record.date, record.generation or ""), {})
     return integrity.shards_problem(record, [shards.get(i) for i in range(record.shard_count)])

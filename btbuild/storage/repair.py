@@ -158,6 +158,15 @@ class Repair(BackendPrimitives):
                 found[key] = problem
         return self._confirmed(found)
 
+    def read_checked(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]:
+        """What a build reads before deciding: :meth:`get_cell_summaries` and
+        :meth:`check_results` of the same cells (a backend may read both at once)."""
+        target_list, date_list = list(targets), list(dates)
+        summaries = self.get_cell_summaries(target_list, date_list)
+        return summaries, self.check_results(target_list, date_list)
+
     def _confirmed(self, found: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], str]:
         """The damage found that is still there when each cell is looked at again on its own
         (a commit may have moved the cell meanwhile)."""

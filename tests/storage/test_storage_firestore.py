@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
+import pytest
+
+from btbuild.storage.base import summary_of
 from tests.storage.conftest import BACKEND_FACTORIES
 from tests.storage.test_storage_contract import commit_per_user
 
@@ -43,3 +47,37 @@ def test_summaries_of_documents_written_before_the_summary_field(
             ("a", "2024-01-01"): ("committed", "k1", record.result_hash, record.generation, None)
         }
         assert backend.check_results(["a"], ["2024-01-01"]) == {}
+
+
+@pytest.mark.parametrize("per_target", [True, False])
+def test_read_checked_reads_the_plan_only_and_finds_damage_in_both_query_shapes(
+    tmp_path: Path,
+    _emulators_stopped_at_end: None,
+    monkeypatch: pytest.MonkeyPatch,
+    per_target: bool,
+) -> None:
+    """A few targets are queried one by one, many by one date-range stream: both give the
+    summaries of exactly the plan's cells and the same damage."""
+    from btbuild.storage import firestore_cells
+
+    monkeypatch.setattr(firestore_cells, "PER_TARGET_QUERIES", 100 if per_target else 0)
+    with BACKEND_FACTORIES["firestore"](tmp_path) as backend:
+        backend.shard_limit = 4096
+        names = ["a", "b__x", "c", "d", "e", "outside"]
+        value = {f"u{i:03d}": random.Random(i).randbytes(24).hex() for i in range(300)}
+        for name in names:
+            for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+                commit_per_user(backend, name, day, value, composite_hash=f"k{name}")
+        record = backend.get_cell("c", "2024-01-02")
+        assert record is not None and record.shard_count >= 2
+        shard = f"c__2024-01-02__{record.generation}__1"
+        backend.shards.document(shard).update({"data": b"garbage"})
+        plan, days = names[:-1], ["2024-01-02", "2024-01-03"]
+        summaries, damaged = backend.read_checked(plan, days)
+        expected = {key: summary_of(r) for key, r in backend.get_cells(plan, days).items()}
+        assert summaries == expected and len(summaries) == 10
+        assert damaged == {
+            ("c", "2024-01-02"): f"shard 1 of {record.shard_count} does not match its checksum"
+        }
+        assert backend.check_results(plan, days) == damaged
+        assert backend.get_cell_summaries(plan, days) == expected
