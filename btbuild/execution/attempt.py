@@ -35,7 +35,7 @@ from btbuild.vocabulary import Reason, Status
 from btbuild.workspace.model import Target
 
 # a cell is run again under an equal input key for these reasons (else: someone committed it)
-RERUN_EQUAL_KEY = ("forced", "damaged", "cosmetic_recheck")
+RERUN_EQUAL_KEY = (Reason.FORCED, Reason.DAMAGED, Reason.COSMETIC_RECHECK)
 
 
 @dataclass

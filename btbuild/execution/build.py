@@ -275,7 +275,7 @@ class Scheduler:
             ):
                 continue
             decision, task = planner.settle(target, day)
-            if decision.reason == "cosmetic" and not self.request.dry_run:
+            if decision.reason == Reason.COSMETIC and not self.request.dry_run:
                 self._record_cosmetic(
                     target, day, self.cache.full_record(target.name, day), decision
                 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 
@@ -23,13 +23,23 @@ from btbuild.plugins.sources import RootSource
 from btbuild.storage.base import Backend
 from btbuild.workspace.model import Workspace
 
+if TYPE_CHECKING:
+    from btbuild.hashing import TargetHashes
+
 
 def worker_id() -> str:
     """This process as a lease owner: ``<start time>@<host>:<pid>`` (see liveness.py)."""
     return owner_id()
 
 
-def static_hashes(session: Any) -> dict[str, str]:
+class Hashed(Protocol):
+    """A session or an execution context: anything holding the targets' hashes."""
+
+    @property
+    def hashes(self) -> Mapping[str, TargetHashes]: ...
+
+
+def static_hashes(session: Hashed) -> dict[str, str]:
     """Target name -> static hash of the code this process would run."""
     return {name: hashes.static for name, hashes in session.hashes.items()}
 

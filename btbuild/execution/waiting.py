@@ -22,16 +22,17 @@ from typing import Any
 from btbuild.execution.liveness import is_dead_local_owner
 from btbuild.execution.tasks import CellOutcome
 from btbuild.storage.base import Backend
+from btbuild.vocabulary import Reason, Status
 
 POLL_SECONDS = 0.2
 GroupKey = tuple[date, int]  # (date, pass) of a group
-LEASED = "leased"
-DEPS_MOVED = "deps_moved"
+LEASED = Reason.LEASED
+DEPS_MOVED = Reason.DEPS_MOVED
 
 
 def is_leased_elsewhere(outcome: CellOutcome) -> bool:
     """The runner found the cell leased by another builder (or lost its lease to one)."""
-    return outcome.status == "blocked" and outcome.reason == LEASED
+    return outcome.status == Status.BLOCKED and outcome.reason == LEASED
 
 
 class LeaseWaiter:
@@ -149,7 +150,11 @@ def merge_rounds(first: Any, later: Any) -> Any:
     cells = []
     for cell in later.cells:
         old = before.get((cell.label, cell.date))
-        keep = old is not None and cell.status == "skipped" and old.status in ("ran", "skipped")
+        keep = (
+            old is not None
+            and cell.status == Status.SKIPPED
+            and old.status in (Status.RAN, Status.SKIPPED)
+        )
         cells.append(old if keep else cell)
     later.cells = cells
     return later

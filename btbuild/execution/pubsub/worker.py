@@ -55,6 +55,7 @@ from btbuild.execution.tasks import CellOutcome, GroupTask
 from btbuild.storage.base import Backend
 from btbuild.storage.documents import RunDocuments
 from btbuild.storage.records import FAILED, RUNNING
+from btbuild.vocabulary import Reason, Status
 
 
 @dataclass(frozen=True)
@@ -157,12 +158,12 @@ def _run_cells(
     """Run the unsettled cells; wait out (then take over) leases a dead worker left."""
     while remaining:
         for outcome in run_group(env, replace(group, cells=tuple(remaining))):
-            if outcome.status == "skipped" and state.starts > 1:
+            if outcome.status == Status.SKIPPED and state.starts > 1:
                 # an earlier delivery of this task committed the cell, then its worker died
                 # (or gave the task back) before recording the outcome: for the build, it ran
                 cell = next(cell for cell in remaining if cell.name == outcome.name)
-                outcome = replace(outcome, status="ran", reason=cell.reason)
-            if outcome.status != "blocked" or outcome.reason == "deps_moved":
+                outcome = replace(outcome, status=Status.RAN, reason=cell.reason)
+            if outcome.status != Status.BLOCKED or outcome.reason == Reason.DEPS_MOVED:
                 settled[outcome.name] = outcome  # deps_moved: the dispatcher plans it again
         blocked = [cell for cell in remaining if cell.name not in settled]
         if not blocked:
