@@ -9,8 +9,8 @@ tests/sim/realistic/harness.py). Prints the counts, the percentages and MET / NO
 * >= 99% of the non-equivalent mutants detected (neither skipped nor passed by verify);
 * >= 90% of the refactors proven cosmetic.
 
-    python bench/bench_corpus.py [--mutants-every N] [--kinds bug,refactor,mutant] [--jobs J]
-                                 [--verbose]
+    python bench/bench_corpus.py [--mutants-every N] [--mutants-offset K]
+                                 [--kinds bug,refactor,mutant] [--jobs J] [--verbose]
 """
 
 from __future__ import annotations
@@ -55,13 +55,17 @@ def _show(outcome: Outcome, verbose: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mutants-every", type=int, default=1, help="every N-th mutant (0: none)")
+    parser.add_argument(
+        "--mutants-offset", type=int, default=0, help="start the every-N-th sample at this one"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="cases run in parallel processes")
     parser.add_argument("--verbose", action="store_true", help="one line per case")
     parser.add_argument(
         "--kinds", default="bug,refactor,mutant", help="comma-separated: bug, refactor, mutant"
     )
     args = parser.parse_args()
-    mutants = sample(corpus_mutants(), args.mutants_every) if args.mutants_every else []
+    every = corpus_mutants()[args.mutants_offset :]
+    mutants = sample(every, args.mutants_every) if args.mutants_every else []
     kinds = set(args.kinds.split(","))
     edits = [edit for edit in [*BUGS, *REFACTORS, *mutants] if edit.kind in kinds]
     started = time.perf_counter()
