@@ -21,6 +21,7 @@ from btbuild.workspace.model import Workspace
 if TYPE_CHECKING:  # imported when first needed (query needs no hashes, plugins or cache)
     from types import TracebackType
 
+    from btbuild.execution.setup import ExecutionContext
     from btbuild.hashing import TargetHashes
     from btbuild.plugins.manager import Plugins
     from btbuild.storage.base import Backend
@@ -182,10 +183,31 @@ class Session:
             self._backend = open_storage(self.workspace, self.plugins.storage_backends())
         return self._backend
 
+    def execution(self) -> ExecutionContext:
+        """What execution needs, loaded now (btbuild/execution never imports the session)."""
+        from btbuild.execution.setup import ExecutionContext
+
+        return ExecutionContext(
+            workspace=self.workspace,
+            graph=self.graph,
+            hashes=self.hashes,
+            plugins=self.plugins,
+            backend=self.backend,
+            product_lines=self.product_lines,
+            current_package=self.current_package,
+            worker_setup=f"{__name__}:execution_context",
+        )
+
     def close(self) -> None:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+
+
+def execution_context(root: str, product_lines: tuple[str, ...]) -> ExecutionContext:
+    """A worker process's :class:`ExecutionContext` (``--jobs`` workers; see
+    :func:`btbuild.execution.setup.worker_context`)."""
+    return Session(Path(root), product_lines=product_lines).execution()
 
 
 def check_segments(workspace: Workspace, plugins: Plugins) -> None:

@@ -18,7 +18,6 @@ MAX_FUNCTION_LINES = 60
 # "path relative to btbuild/" (the module's length) or "path::Qualified.name" (a function's,
 # decorators excluded) -> owner: why it is still long
 ALLOWLIST: dict[str, str] = {
-    "execution/pubsub/worker.py": "exec: the Pub/Sub worker",
     "sim/judge.py::Judge.judge": "sim: the simulation verdict",
     "sim/runner.py": "sim: the simulation runner",
     "sim/runner.py::SimRunner._evaluate": "sim: one simulated evaluation",

@@ -35,7 +35,7 @@ from btbuild.vocabulary import Reason, Status
 from btbuild.workspace.model import Target
 
 # a cell is run again under an equal input key for these reasons (else: someone committed it)
-RERUN_EQUAL_KEY = ("forced", "damaged", "cosmetic_recheck")
+RERUN_EQUAL_KEY = (Reason.FORCED, Reason.DAMAGED, Reason.COSMETIC_RECHECK)
 
 
 @dataclass
@@ -91,14 +91,7 @@ def take_lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutc
             Reason.LEASED,
             error="another builder holds its lease",
         )
-    previous = lease.previous
-    if (
-        previous is not None
-        and previous.status == RUNNING
-        and previous.lease_generation not in (None, previous.generation)
-    ):
-        # a zombie: its builder died mid-attempt; what it wrote was never visible, drop it
-        env.backend._delete_generation(store, iso, previous.lease_generation)
+    previous = lease.previous  # a zombie's leftovers were dropped by acquire
     if previous is not None and previous.status == RUNNING and previous.lease_owner:
         log_takeover(env, cell, store, previous)
     if (
@@ -157,10 +150,7 @@ def release(env: Environment, runs: list[CellRun]) -> None:
     for run in runs:
         env.heartbeat.drop(run.lease)
         try:
-            env.backend._delete_generation(
-                run.lease.target, run.task.day.isoformat(), run.lease.generation
-            )
-            env.backend.release(run.lease)
+            env.backend.release(run.lease)  # drops the shards written under the lease
         except Exception:  # noqa: BLE001 - best effort while stopping; the lease expires anyway
             continue
 

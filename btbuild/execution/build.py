@@ -13,6 +13,7 @@ which case that pass runs in date order (see :mod:`btbuild.execution.dispatch`).
 from __future__ import annotations
 
 import gc
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -22,17 +23,21 @@ from typing import Any
 from btbuild.analysis.cells import RAN, RUNNABLE, CellInputs, Decision, date_range
 from btbuild.analysis.planner import Planner
 from btbuild.errors import UsageError
+from btbuild.execution.backoff import retry_due
 from btbuild.execution.dispatch import Dispatch, Submit
+from btbuild.execution.executors import Executor, ExecutorRun
 from btbuild.execution.fused import Fusion
-from btbuild.execution.local import local_pool
+from btbuild.execution.local import LocalExecutor
 from btbuild.execution.report import SUMMARY_KEYS, BuildReport, BuildRequest, CellReport
-from btbuild.execution.runner import Environment, run_group, static_hashes
+from btbuild.execution.runner import Environment, run_group
+from btbuild.execution.setup import ExecutionContext, ExecutionSource, context_of
 from btbuild.execution.storage_cache import StorageCache
-from btbuild.execution.tasks import CellOutcome, GroupTask
+from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.execution.waiting import DEPS_MOVED, LeaseWaiter, is_leased_elsewhere, merge_rounds
 from btbuild.plugins.rootindex import RootIndex
 from btbuild.storage.records import COMMITTED, CellRecord
-from btbuild.workspace.model import Target
+from btbuild.vocabulary import Reason
+from btbuild.workspace.model import Target, Workspace
 
 __all__ = [
     "MAX_REPLANS",
@@ -48,12 +53,30 @@ __all__ = [
 MAX_REPLANS = 3  # rounds after the first when deps moved under this build (then: blocked)
 
 
+def build_dates(request: BuildRequest, workspace: Workspace) -> list[date]:
+    """The request's dates (usage errors for --jobs, --from and --date)."""
+    if request.jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {request.jobs}")
+    start = request.start or workspace.start_date
+    if start > request.end and request.start is None:
+        raise UsageError(
+            f"--date {request.end.isoformat()} is before [workspace] start_date {start.isoformat()}"
+        )
+    if start > request.end:
+        raise UsageError(f"--from {start.isoformat()} is after --date {request.end.isoformat()}")
+    return date_range(start, request.end)
+
+
 class Scheduler:
-    """Decides and runs the cells of one build request in a :class:`~btbuild.session.Session`."""
+    """Decides the cells of one build request and runs them through an executor.
+
+    ``source`` is the :class:`~btbuild.execution.setup.ExecutionContext` of the workspace,
+    or what makes one (a :class:`~btbuild.session.Session`: its context is made once the
+    patterns matched, so a bad pattern is reported before anything is hashed)."""
 
     def __init__(
         self,
-        session: Any,
+        source: ExecutionContext | ExecutionSource,
         request: BuildRequest,
         *,
         equivalent: Callable[[Target, CellRecord, CellInputs], Any] | None = None,
@@ -61,35 +84,24 @@ class Scheduler:
         after_run: Callable[[list[Target]], None] | None = None,
         on_wait: Callable[[str], None] | None = None,
     ):
-        self.session = session
         self.request = request
-        self.workspace = session.workspace
-        self.graph = session.graph
+        self.workspace = source.workspace
         self.equivalent = equivalent or (lambda target, record, inputs: None)
         self._progress = on_progress
         # called once after a real build with the targets that committed new code's results
         # (the sim optimizer registers their SimHashes so a later cosmetic edit can be proven)
         self.after_run = after_run or (lambda targets: None)
-        if request.jobs < 1:
-            raise UsageError(f"--jobs must be at least 1, got {request.jobs}")
-        start = request.start or self.workspace.start_date
-        if start > request.end and request.start is None:
-            raise UsageError(
-                f"--date {request.end.isoformat()} is before [workspace] start_date {start.isoformat()}"
-            )
-        if start > request.end:
-            raise UsageError(
-                f"--from {start.isoformat()} is after --date {request.end.isoformat()}"
-            )
-        self.dates = date_range(start, request.end)
-        self.matched = matched = session.match(request.patterns)
+        self.dates = build_dates(request, self.workspace)
+        self.matched = matched = source.match(request.patterns)
+        self.context = context = context_of(source)
+        self.graph = context.graph
         labels = self.graph.closure(matched)
         self.order = [label for label in self.graph.order if label in labels]
         self.targets = {label: self.graph.targets[label] for label in self.order}
         self.by_name = {target.name: target for target in self.targets.values()}
-        self.hashes = session.hashes
-        self.sources = session.plugins.root_sources()
-        self.backend = session.backend
+        self.hashes = context.hashes
+        self.sources = context.plugins.root_sources()
+        self.backend = context.backend
         self.run_id = uuid.uuid4().hex[:12]
         self._retried: list[GroupTask] = []  # tasks re-run after their worker process died
         self._why: dict[tuple[str, date], str] = {}  # runnable cells: why a change was not proven
@@ -150,17 +162,20 @@ class Scheduler:
     # -- running ------------------------------------------------------------------------
 
     def run(
-        self, executor: Callable[[], AbstractContextManager[Submit]] | None = None
+        self, executor: Executor | Callable[[], AbstractContextManager[Submit]] | None = None
     ) -> BuildReport:
-        """Decide and run every cell. ``executor`` opens a ``submit(group) -> future`` for
-        remote workers (Pub/Sub); without it groups run inline, or in a local process pool
-        with ``--jobs N``."""
+        """Decide and run every cell through ``executor`` (default: the local one, inline or
+        ``--jobs N`` processes). A plain callable opening a ``submit`` is accepted too."""
+        if executor is None:
+            executor = LocalExecutor()
+        elif not isinstance(executor, Executor):
+            executor = _Opener(executor)
         try:
             return self._run(executor)
         finally:
             gc.unfreeze()
 
-    def _run(self, executor: Callable[[], AbstractContextManager[Submit]] | None) -> BuildReport:
+    def _run(self, executor: Executor) -> BuildReport:
         """Rounds: a cell whose commit found a dep moved (another builder committed it since
         the plan) is planned again, with every cell, from the cache as it is then."""
         self.plan()
@@ -182,27 +197,33 @@ class Scheduler:
         self._after_run(report)
         return report
 
-    def _round(self, executor: Callable[[], AbstractContextManager[Submit]] | None) -> BuildReport:
+    def _round(self, executor: Executor) -> BuildReport:
         report = BuildReport(dry_run=self.request.dry_run)
         groups = [(day, build_pass) for day in self.dates for build_pass in self.passes]
-        if self.request.dry_run or (executor is None and self.request.jobs == 1):
-            for group in groups:
-                tasks = self._decide_group(group, report)
-                if tasks and not self.request.dry_run:
-                    tasks = self._revive_expired(tasks, report)
-                while not self.request.dry_run and (tasks or self.waiter.holds(group)):
-                    if tasks:
-                        self._finish(group, run_group(self._inline_env(), tasks), report)
-                    tasks = None
-                    if self.waiter.holds(group):  # another builder has some: wait, decide again
-                        tasks = self._decide_again(group, self.waiter.next_free(group), report)
-            if "_env" in self.__dict__:  # cells that ran were reported after their group's others
-                report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
+        run = ExecutorRun(self.context, self.run_id, self.request.jobs, self._retried)
+        opened = None if self.request.dry_run else executor.open(run)
+        if opened is None:
+            self._run_inline(groups, report)
         else:
-            with (executor or self._local_pool)() as submit:
+            with opened as submit:
                 self.dispatch(groups, report, submit)
             report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
         return report
+
+    def _run_inline(self, groups: list[tuple[date, int]], report: BuildReport) -> None:
+        """Decide and run the groups one by one in this process (or only decide: dry run)."""
+        for group in groups:
+            tasks = self._decide_group(group, report)
+            if tasks and not self.request.dry_run:
+                tasks = self._revive_expired(tasks, report)
+            while not self.request.dry_run and (tasks or self.waiter.holds(group)):
+                if tasks:
+                    self._finish(group, run_group(self._inline_env(), tasks), report)
+                tasks = None
+                if self.waiter.holds(group):  # another builder has some: wait, decide again
+                    tasks = self._decide_again(group, self.waiter.next_free(group), report)
+        if "_env" in self.__dict__:  # cells that ran were reported after their group's others
+            report.cells.sort(key=lambda cell: (cell.date, cell.build_pass, cell.label))
 
     def _finish(
         self, group: tuple[date, int], outcomes: list[CellOutcome], report: BuildReport
@@ -254,7 +275,7 @@ class Scheduler:
             ):
                 continue
             decision, task = planner.settle(target, day)
-            if decision.reason == "cosmetic" and not self.request.dry_run:
+            if decision.reason == Reason.COSMETIC and not self.request.dry_run:
                 self._record_cosmetic(
                     target, day, self.cache.full_record(target.name, day), decision
                 )
@@ -270,17 +291,34 @@ class Scheduler:
                 if decision.detail:
                     self._why[(target.name, day)] = decision.detail
                 tasks.append(task)
+        waiting = self._backing_off(tasks, day)
+        if waiting:  # failed before, retry not due yet: decided again once it is
+            self.waiter.park_until(group, waiting)
+            tasks = [task for task in tasks if task.name not in waiting]
         if not tasks:
             return None
         tasks += self.fusion.extend(day, build_pass, tasks)
         return GroupTask(day=day, build_pass=build_pass, cells=tuple(tasks), run_id=self.run_id)
 
+    def _backing_off(self, tasks: list[CellTask], day: date) -> dict[str, float]:
+        """Retries among ``tasks`` whose back-off has not passed yet -> when they are due."""
+        first = self.workspace.execution.retry_backoff
+        now = time.time()
+        due = {}
+        for task in tasks:
+            if task.reason == Reason.RETRY:
+                when = retry_due(self.cache.full_record(task.name, day), task.key, first)
+                if when > now:
+                    due[task.name] = when
+        return due
+
     def _inline_env(self) -> Environment:
         """An environment running cells in this process (inline builds, revivals)."""
         env = self.__dict__.get("_env")
         if env is None:
+            context = self.context  # (bench/bench_build.py swaps Environment for a stub)
             env = self.__dict__["_env"] = Environment(
-                self.workspace, self.session.plugins, self.backend, static_hashes(self.session)
+                context.workspace, context.plugins, context.backend, context.static_hashes()
             )
         return env
 
@@ -351,14 +389,20 @@ class Scheduler:
         if self._progress is not None:
             self._progress(cell)
 
-    def _local_pool(self) -> AbstractContextManager[Submit]:
-        """``--jobs N``: N local worker processes (see :mod:`btbuild.execution.local`)."""
-        return local_pool(
-            self.workspace.root, self.session.product_lines, self.request.jobs, self._retried
-        )
-
     def dispatch(self, groups: list[tuple[date, int]], report: BuildReport, submit: Submit) -> None:
         """Decide each group once everything it may depend on is final and ``submit`` its
         runnable cells; ``submit`` returns a future of their outcomes (a local process pool,
         or Pub/Sub workers). See :mod:`btbuild.execution.dispatch`."""
         Dispatch(self, groups, report, submit).run()
+
+
+class _Opener(Executor):
+    """An executor given as a plain ``() -> context manager of submit`` callable."""
+
+    name = "given"
+
+    def __init__(self, opener: Callable[[], AbstractContextManager[Submit]]):
+        self.opener = opener
+
+    def open(self, run: ExecutorRun) -> AbstractContextManager[Submit]:
+        return self.opener()

@@ -21,11 +21,12 @@ from datetime import date
 from typing import Any
 
 from btbuild.errors import BtbuildError
-from btbuild.storage.records import CellRecord
+from btbuild.storage.records import EXPIRED, CellRecord
+from btbuild.vocabulary import Reason
 from btbuild.workspace.model import AlertSettings, Target
 
 PUBLISH_TIMEOUT = 60.0
-HOOK_FAILED = "commit_hook_failed"  # the reason of a cell that ran but whose hooks failed
+HOOK_FAILED = Reason.COMMIT_HOOK_FAILED  # the reason of a cell that ran but whose hooks failed
 EMULATOR_PROJECT = "btbuild-local"  # the project name used under the emulators
 
 
@@ -33,7 +34,7 @@ def previous_hash(previous: CellRecord | None) -> str | None:
     """The result hash a commit replaces (an expired result's hash still counts)."""
     if previous is None:
         return None
-    return previous.result_hash if previous.has_result or previous.status == "expired" else None
+    return previous.result_hash if previous.has_result or previous.status == EXPIRED else None
 
 
 def after_commit(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psutil
 
@@ -17,10 +17,14 @@ from btbuild.errors import BtbuildError, SourceError
 from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.liveness import owner_id
 from btbuild.execution.loader import CalculationLoader
+from btbuild.execution.setup import ExecutionContext
 from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource
 from btbuild.storage.base import Backend
 from btbuild.workspace.model import Workspace
+
+if TYPE_CHECKING:
+    from btbuild.hashing import TargetHashes
 
 
 def worker_id() -> str:
@@ -28,7 +32,14 @@ def worker_id() -> str:
     return owner_id()
 
 
-def static_hashes(session: Any) -> dict[str, str]:
+class Hashed(Protocol):
+    """A session or an execution context: anything holding the targets' hashes."""
+
+    @property
+    def hashes(self) -> Mapping[str, TargetHashes]: ...
+
+
+def static_hashes(session: Hashed) -> dict[str, str]:
     """Target name -> static hash of the code this process would run."""
     return {name: hashes.static for name, hashes in session.hashes.items()}
 
@@ -83,6 +94,11 @@ class Environment:
         self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
         self._process = psutil.Process()
         self._memory_limit = psutil.virtual_memory().total * workspace.execution.memory_fraction
+
+    @classmethod
+    def of(cls, context: ExecutionContext) -> Environment:
+        """The environment of a process that runs cells for ``context``'s workspace."""
+        return cls(context.workspace, context.plugins, context.backend, context.static_hashes())
 
     def load_root(self, source: str, day: date) -> Any:
         """A date-scope source's value for ``day`` (None when it has no data); kept in a small LRU."""

@@ -14,6 +14,7 @@ import time
 from btbuild.analysis.cells import PREVIOUS
 from btbuild.errors import DepsMoved, LeaseLost
 from btbuild.execution.attempt import Attempt, attempts_of
+from btbuild.execution.backoff import retry_note
 from btbuild.execution.commits import HOOK_FAILED, after_commit, previous_hash
 from btbuild.execution.environment import Environment
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
@@ -50,7 +51,11 @@ def abort(
     status = DEAD_LETTER if attempts >= max_attempts else FAILED
     if status == DEAD_LETTER:
         error = f"{error} (attempt {attempts} of {max_attempts}: dead-lettered)"
-    if writer.abort(error, status=status) is not None:  # failures belong to these inputs
+        stored = error
+    else:  # status and explain show when the retry is due (btbuild/execution/backoff.py)
+        backoff = env.workspace.execution.retry_backoff
+        stored = f"{error} {retry_note(attempts, max_attempts, backoff)}"
+    if writer.abort(stored, status=status) is not None:  # failures belong to these inputs
         env.backend.put_cell_status(
             lease.target, lease.date, status, attempts=attempts, attempt_key=cell.key
         )

@@ -255,8 +255,9 @@ class FusedPass(UserPass):
 
     def feed(self, user_id: str, values: dict[int, Any]) -> None:
         env, group = self.env, self.group
+        keys = values.keys()
         for run, slot in self.producers:
-            if run.done is not None or not any(index in values for index in run.universe):
+            if run.done is not None or keys.isdisjoint(run.universe):
                 continue
             value = process_user(env, group, run, user_id, values)
             if slot is not None and value is not None:

@@ -12,35 +12,54 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
-from contextlib import contextmanager
-from multiprocessing import get_context
-from pathlib import Path
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
 
-from btbuild.execution.dispatch import Submit
-from btbuild.execution.environment import Environment, static_hashes
-from btbuild.execution.liveness import start_worker
-from btbuild.execution.runner import run_group
-from btbuild.execution.tasks import CellOutcome, GroupTask
+from btbuild.execution.executors import Executor, ExecutorRun
 
-_WORKER: dict[str, Any] = {}
+if TYPE_CHECKING:  # registered on every plugin load: processes and the runner come when used
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+    from btbuild.execution.dispatch import Submit
+    from btbuild.execution.setup import ExecutionContext
+    from btbuild.execution.tasks import CellOutcome, GroupTask
+
+_WORKER: dict[str, Any] = {}  # "env": the Environment of this worker process
+
+
+class LocalExecutor(Executor):
+    """``--executor local`` (the default): groups run inline in the build's process, or
+    with ``--jobs N`` > 1 in N worker processes of this machine."""
+
+    name = "local"
+    description = "this machine (inline, or --jobs N worker processes)"
+
+    def open(self, run: ExecutorRun) -> AbstractContextManager[Submit] | None:
+        if run.jobs == 1:
+            return None
+        return local_pool(run.context, run.jobs, run.retried)
 
 
 @contextmanager
 def local_pool(
-    root: Path, product_lines: tuple[str, ...], jobs: int, retried: Sequence[GroupTask]
+    context: ExecutionContext, jobs: int, retried: Sequence[GroupTask] = ()
 ) -> Iterator[Submit]:
     """``submit(group) -> future`` over ``jobs`` local worker processes; a task in
     ``retried`` (its worker died before) runs alone, in a process of its own."""
+    from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from btbuild.execution.liveness import start_worker
+
     pools: list[ProcessPoolExecutor] = []
+    setup = (context.worker_setup, str(context.root), context.product_lines)
 
     def fresh(workers: int) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=get_context("spawn"),
             initializer=start_worker,  # watches this process, then runs init_worker
-            initargs=(os.getpid(), f"{__name__}:init_worker", str(root), product_lines),
+            initargs=(os.getpid(), f"{__name__}:init_worker", *setup),
         )
         pools.append(pool)
         return pool
@@ -63,20 +82,22 @@ def local_pool(
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def init_worker(root: str, product_lines: tuple[str, ...]) -> None:
-    """A worker process's set-up: interrupts as a flag, what calculations print to stderr,
-    the workspace loaded once into the environment :func:`work` runs groups in."""
+def init_worker(setup: str | None, root: str, product_lines: tuple[str, ...]) -> None:
+    """A worker process's set-up (run by :func:`~btbuild.execution.liveness.start_worker`,
+    once it watches the builder): interrupts as a flag, what calculations print to stderr,
+    the workspace loaded once (``setup``: see :func:`~btbuild.execution.setup.worker_context`)
+    into the environment :func:`work` runs groups in."""
+    from btbuild.execution.environment import Environment
     from btbuild.execution.guard import install_interrupt_flag, stdout_to_stderr_fd
-    from btbuild.session import Session
+    from btbuild.execution.setup import worker_context
 
     install_interrupt_flag()
     stdout_to_stderr_fd()
-    session = Session(Path(root), product_lines=product_lines)
-    _WORKER["env"] = Environment(
-        session.workspace, session.plugins, session.backend, static_hashes(session)
-    )
+    _WORKER["env"] = Environment.of(worker_context(setup, root, product_lines))
 
 
 def work(group: GroupTask) -> list[CellOutcome]:
     """Run one group in this worker process (after :func:`init_worker`)."""
+    from btbuild.execution.runner import run_group
+
     return run_group(_WORKER["env"], group)

@@ -8,9 +8,9 @@ from datetime import date
 from typing import Any
 
 from btbuild.analysis.cells import BLOCKED, DEAD_LETTER, FAILED, RUNNABLE
-from btbuild.vocabulary import Reason
+from btbuild.vocabulary import FINAL_STATUSES, Reason
 
-SUMMARY_KEYS = ("ran", "skipped", "blocked", "impossible", "failed", "dead_letter")
+SUMMARY_KEYS = FINAL_STATUSES  # ran, skipped, blocked, impossible, failed, dead_letter
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class BuildReport:
 
     def summary(self) -> dict[str, int]:
         keys = (RUNNABLE, *SUMMARY_KEYS) if self.dry_run else SUMMARY_KEYS
-        counts = dict.fromkeys(keys, 0)
+        counts: dict[str, int] = dict.fromkeys(keys, 0)
         for cell in self.cells:
             counts[cell.status] = counts.get(cell.status, 0) + 1
         return counts

@@ -7,6 +7,9 @@ whose lease ended (committed, failed, released, expired, or held by a process th
 and the scheduler decides them again from their fresh records: skipped when the other builder
 committed what this build wants, run otherwise. The runner never waits while holding leases,
 so two builders waiting for each other cannot deadlock.
+
+A failed cell whose retry is not due yet (its back-off: btbuild/execution/backoff.py) is
+parked here too, until the time it is due (:meth:`LeaseWaiter.park_until`).
 """
 
 from __future__ import annotations
@@ -19,16 +22,17 @@ from typing import Any
 from btbuild.execution.liveness import is_dead_local_owner
 from btbuild.execution.tasks import CellOutcome
 from btbuild.storage.base import Backend
+from btbuild.vocabulary import Reason, Status
 
 POLL_SECONDS = 0.2
 GroupKey = tuple[date, int]  # (date, pass) of a group
-LEASED = "leased"
-DEPS_MOVED = "deps_moved"
+LEASED = Reason.LEASED
+DEPS_MOVED = Reason.DEPS_MOVED
 
 
 def is_leased_elsewhere(outcome: CellOutcome) -> bool:
     """The runner found the cell leased by another builder (or lost its lease to one)."""
-    return outcome.status == "blocked" and outcome.reason == LEASED
+    return outcome.status == Status.BLOCKED and outcome.reason == LEASED
 
 
 class LeaseWaiter:
@@ -46,13 +50,39 @@ class LeaseWaiter:
         self.announce = announce
         self.poll = poll
         self.waiting: dict[GroupKey, tuple[date, set[str]]] = {}  # group -> (day, names)
+        self.backing_off: dict[GroupKey, dict[str, float]] = {}  # group -> name -> due time
         self._last_poll = 0.0
 
     def __bool__(self) -> bool:
-        return bool(self.waiting)
+        return bool(self.waiting or self.backing_off)
 
     def holds(self, key: GroupKey) -> bool:
-        return key in self.waiting
+        return key in self.waiting or key in self.backing_off
+
+    def park_until(self, key: GroupKey, due: dict[str, float]) -> None:
+        """Wait until each cell's retry is due (epoch seconds); says so on stderr."""
+        self.backing_off.setdefault(key, {}).update(due)
+        now = time.time()
+        for name, when in sorted(due.items()):
+            at = time.strftime("%H:%M:%S", time.gmtime(when))
+            self.announce(
+                f"btbuild: {self.labels.get(name, name)} on {key[0].isoformat()} failed before: "
+                f"its retry is due at {at} UTC (back-off): waiting {max(0.0, when - now):.0f} s"
+            )
+
+    def _due(self) -> list[tuple[GroupKey, list[str]]]:
+        """The backed-off cells whose retry is due now, by group; no longer parked."""
+        now = time.time()
+        ready = []
+        for key, due in list(self.backing_off.items()):
+            names = sorted(name for name, when in due.items() if when <= now)
+            for name in names:
+                del due[name]
+            if not due:
+                del self.backing_off[key]
+            if names:
+                ready.append((key, names))
+        return ready
 
     def park(self, key: GroupKey, outcomes: list[CellOutcome]) -> None:
         """Wait for these cells of the group ``key``; says so on stderr (one line per group)."""
@@ -67,11 +97,16 @@ class LeaseWaiter:
         )
 
     def free(self) -> list[tuple[GroupKey, list[str]]]:
-        """The parked cells whose lease ended since the last call, by group (polls the cache
-        at most every ``poll`` seconds); they are no longer parked."""
-        if not self.waiting or time.monotonic() - self._last_poll < self.poll:
-            return []
-        self._last_poll = time.monotonic()
+        """The parked cells whose lease ended (or whose retry is due) since the last call, by
+        group (polls the cache at most every ``poll`` seconds); they are no longer parked."""
+        ready: dict[GroupKey, list[str]] = dict(self._due())
+        if self.waiting and time.monotonic() - self._last_poll >= self.poll:
+            self._last_poll = time.monotonic()
+            for key, done in self._unleased():
+                ready[key] = sorted({*ready.get(key, []), *done})
+        return list(ready.items())
+
+    def _unleased(self) -> list[tuple[GroupKey, list[str]]]:
         now = time.time()
         ready: list[tuple[GroupKey, list[str]]] = []
         for key, (day, names) in list(self.waiting.items()):
@@ -101,7 +136,11 @@ class LeaseWaiter:
             time.sleep(self.poll)
 
     def sleep(self) -> None:
-        time.sleep(self.poll)
+        wait = self.poll
+        if self.backing_off and not self.waiting:  # only back-offs: sleep until the first
+            first = min(when for due in self.backing_off.values() for when in due.values())
+            wait = min(max(0.0, first - time.time()), 1.0)
+        time.sleep(wait)
 
 
 def merge_rounds(first: Any, later: Any) -> Any:
@@ -111,7 +150,11 @@ def merge_rounds(first: Any, later: Any) -> Any:
     cells = []
     for cell in later.cells:
         old = before.get((cell.label, cell.date))
-        keep = old is not None and cell.status == "skipped" and old.status in ("ran", "skipped")
+        keep = (
+            old is not None
+            and cell.status == Status.SKIPPED
+            and old.status in (Status.RAN, Status.SKIPPED)
+        )
         cells.append(old if keep else cell)
     later.cells = cells
     return later

@@ -23,6 +23,7 @@ import pluggy
 if TYPE_CHECKING:
     from datetime import date
 
+    from btbuild.execution.executors import Executor
     from btbuild.plugins.config import PluginConfig
     from btbuild.plugins.sources import RootSource
     from btbuild.plugins.validators import ResultValidator
@@ -71,6 +72,31 @@ def btbuild_storage_backends(config: PluginConfig) -> Sequence[BackendSpec] | No
 
     :param config: the plugin configuration (see ``btbuild_configure``).
     :return: a list of ``BackendSpec`` (or None).
+    """
+
+
+# -------------------------------------------------------------------------------------------
+# Execution: when ``btbuild build`` picks its executor (``--executor NAME``).
+# -------------------------------------------------------------------------------------------
+
+
+@hookspec
+def btbuild_executors(config: PluginConfig) -> Sequence[Executor] | None:
+    """Provide executors, selected by ``btbuild build --executor <name>``.
+
+    Return instances of :class:`btbuild.execution.executors.Executor`: a ``name``, a one-line
+    ``description``, optionally ``check(workspace, backend, request)`` (refuse a build before
+    it is planned, with a one-line error) and ``open(run)``, a context manager giving
+    ``submit(group) -> Future[list[CellOutcome]]`` (or None: run the groups inline). Whatever
+    runs a group calls :func:`btbuild.execution.runner.run_group` in an
+    :class:`~btbuild.execution.environment.Environment` (``Environment.of(run.context)``, once
+    per process); leases, compare-and-set commits and give-backs are the runner's, so every
+    executor keeps the build's guarantees. The built-in ``local`` and ``pubsub`` executors
+    come from btbuild/execution/plugin.py through this hook. Two plugins providing the same
+    name is an error.
+
+    :param config: the plugin configuration (see :func:`btbuild_configure`).
+    :return: a list of :class:`~btbuild.execution.executors.Executor` instances (or ``None``).
     """
 
 

@@ -23,7 +23,11 @@ from btbuild.plugins.sources import RootSource, check_source
 from btbuild.plugins.validators import ResultValidator
 from btbuild.workspace.labels import DOTTED_RE
 
-BUILTIN_PLUGINS: tuple[str, ...] = ("btbuild.plugins.builtin_checks", "btbuild.storage.plugin")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "btbuild.plugins.builtin_checks",
+    "btbuild.storage.plugin",
+    "btbuild.execution.plugin",
+)
 ENTRY_POINT_GROUP = "btbuild"
 _DOTTED = DOTTED_RE
 _PLAIN_IMPL = {

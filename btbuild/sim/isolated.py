@@ -130,15 +130,17 @@ class IsolatedJudge:
         """The child's answer, or why there is none (a str)."""
         kind, record, adoption, day = question
         request = (kind, target.name, code_key(self.session.hashes[target.name]), self.window)
+        processes: list[Any] = []
         try:
             pool = self._child()
             future = pool.submit(_serve, request, record, adoption, day)
+            processes = list(getattr(pool, "_processes", {}).values())
             version, answer, lines = future.result(timeout=ANSWER_SECONDS)
         except BrokenExecutor:
             self._drop()
             return (
-                f"the simulation of {target.label} ended its process (calculation code called "
-                "os._exit, crashed or ran out of memory)"
+                f"the simulation of {target.label} ended its process{_how(processes)} "
+                "(calculation code called os._exit, crashed or ran out of memory)"
             )
         except AnswerTimeout:
             self._drop()
@@ -177,6 +179,19 @@ class IsolatedJudge:
         pool, self._pool = self._pool, None
         if pool is not None:
             _stop(pool, kill=True)
+
+
+def _how(processes: list[Any]) -> str:
+    """How the child ended: `` with exit code N`` or `` on signal NAME``, when known."""
+    for process in processes:
+        with suppress(Exception):
+            process.join(1.0)
+            code = process.exitcode
+            if code is not None and code < 0:
+                return f" on signal {signal.Signals(-code).name}"
+            if code is not None:
+                return f" with exit code {code}"
+    return ""
 
 
 def _stop(pool: ProcessPoolExecutor, kill: bool = False) -> None:

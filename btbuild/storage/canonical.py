@@ -251,9 +251,46 @@ def careful_canonical_bytes(value: Any, *, path: Iterable[str | int] = ()) -> by
         ) from None
 
 
+# user ids JSON writes as they are (no escape, ASCII): the scalar fast path of user_line
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.:@/+=-]*\Z").match
+_float_repr = float.__repr__
+_int_repr = int.__repr__
+
+
+def _scalar_line(user_id: str, value: Any) -> bytes | None:
+    """The line of an exact float or int with a plain user id, or None (the general path):
+    ``json.dumps`` writes such a float as ``float.__repr__`` (``-0.0`` as ``0.0``) and an
+    int as ``int.__repr__``; NaN, the infinities and ints over 4300 digits are left to the
+    general path, which refuses them."""
+    kind = type(value)
+    if kind is float:
+        if value != value or value in (_INF, _NEG_INF):
+            return None
+        text = _float_repr(value) if value != 0.0 else "0.0"
+    elif kind is int:
+        if not -_BIG < value < _BIG:
+            return None
+        text = _int_repr(value)
+    else:
+        return None
+    if _PLAIN_ID(user_id) is None:
+        return None
+    return f'["{user_id}",{text}]'.encode()
+
+
+_INF = float("inf")
+_NEG_INF = float("-inf")
+_BIG = 10**4000  # far under Python's 4300-digit str() limit
+
+
 def user_line(user_id: str, value: Any) -> bytes:
     """One per_user stream line without its newline: ``["<user id>",<value>]``."""
     if type(user_id) is str:
+        kind = type(value)
+        if kind is float or kind is int:
+            line = _scalar_line(user_id, value)
+            if line is not None:
+                return line
         data = _fast_bytes([user_id, value])  # the line is the canonical JSON of this pair
         if data is not None:
             return data

@@ -17,7 +17,6 @@ Callers treat the cell as missing (it is rebuilt), never as "no result".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -131,15 +130,11 @@ def hydrate_verified(record: CellRecord, shards: Sequence[bytes]) -> Any:
         data = b"".join(codec.inflate_shard(shard) for shard in shards)
         if codec.per_date_hash(data) != record.result_hash:
             raise ValueError("result hash mismatch")
-        return json.loads(data)
+        return codec.loads(data)
     if record.kind != "per_user":
         raise ValueError(f"unknown result kind {record.kind!r}")
-    hasher = codec.PerUserHash()
-    result: dict[str, Any] = {}
-    for line in codec.iter_user_lines(shards):
-        hasher.add_line(line)
-        user_id, value = codec.parse_user_line(line)
-        result[user_id] = value
+    # a shard's lines parsed with one decoder call and hashed in one pass
+    result, hasher = codec.hydrate_per_user_hashed(shards)
     if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
         raise ValueError("result hash mismatch")
     return result

@@ -115,12 +115,11 @@ class ResultReading:
             )
         shards = self._checked_shards(record)
         hasher = codec.PerUserHash()
-        add_line = hasher.add_line
         try:
             for lines in codec.iter_user_line_batches(shards):
                 pairs = codec.parse_user_lines(lines)
+                hasher.add_lines(lines)  # checked at the end, after the last user
                 for line, (user_id, value) in zip(lines, pairs, strict=True):
-                    add_line(line)
                     yield user_id, value, line
         except ValueError as exc:
             raise DamagedResult(

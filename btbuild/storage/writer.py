@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 # Buffered user lines are fed to the compressor once they reach this many bytes (or on flush).
 _FEED_BYTES = 64 * 1024
+_user_line = codec.user_line
+_line_hash = codec._line_hash
+_USER_DOMAIN = codec._USER_DOMAIN
 
 
 class ResultWriter:
@@ -75,8 +78,21 @@ class ResultWriter:
             self.add_many(items.items() if isinstance(items, Mapping) else items)
 
     def add_user(self, user_id: str, value: Any) -> None:
-        """Append one user of a per_user result: :meth:`add` without building a mapping."""
-        self.add_many(((user_id, value),))
+        """Append one user of a per_user result: :meth:`add` without building a mapping
+        (the executor's hot path: one user at a time; the same bytes, hash and errors)."""
+        last = self._last_user
+        if self._closed or self.kind != "per_user" or (last is not None and user_id <= last):
+            self.add_many(((user_id, value),))  # raises what it says
+            return
+        line = _user_line(user_id, value)  # CalculationError: nothing of this user is kept
+        self._last_user = user_id
+        hasher = self._user_hash
+        hasher.total += _line_hash(_USER_DOMAIN + line)
+        hasher.count += 1
+        self._lines.append(line)
+        self._buffered += len(line) + 1
+        if self._buffered >= _FEED_BYTES:
+            self._feed()
 
     def add_many(self, pairs: Iterable[tuple[str, Any]]) -> None:
         """Append (user id, value) pairs of a per_user result, in ascending user id order."""

@@ -144,7 +144,8 @@ class Workspace:
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
-    return make_workspace(tmp_path / "ws")
+    # retries at once: tests/execution/test_backoff.py measures the back-off (default 10 s)
+    return make_workspace(tmp_path / "ws", execution="retry_backoff = 0\n")
 
 
 def make_workspace(root: Path, storage: str = "", execution: str = "") -> Workspace:
@@ -153,7 +154,12 @@ def make_workspace(root: Path, storage: str = "", execution: str = "") -> Worksp
     w = Workspace(root)
     text = ROOT_BUILD.format(extra=storage)
     if execution:
-        text = text.replace("max_attempts = 2\n", f"max_attempts = 2\n{execution}")
+        for line in execution.splitlines():  # a key given here replaces the template's
+            key = line.partition("=")[0].strip()
+            text = "".join(
+                kept for kept in text.splitlines(keepends=True) if not kept.startswith(f"{key} =")
+            )
+        text = text.replace("[execution]\n", f"[execution]\n{execution}")
     w.write("BUILD.toml", text)
     w.write("calculations/pricing/BUILD.toml", PRICING_BUILD)
     w.write("calculations/pricing/calcs.py", CALCS)

@@ -44,7 +44,7 @@ def test_a_root_target_committed_by_another_builder_after_the_plan_is_read(ws):
     first = scheduler(ws, "//...").plan()  # the summaries are read here: the old result of value
     assert ws.cells(ws.build("//pricing:value", date=DAY))[(V, DAY)] == ("ran", "code_changed")
     report = first.run()
-    first.session.close()
+    first.backend.close()
     cells = {(c.label, c.date.isoformat()): (c.status, c.reason) for c in report.cells}
     assert cells[(V, DAY)][0] == "skipped"
     assert cells[(T, DAY)] == ("ran", "deps_changed")
@@ -84,7 +84,7 @@ def test_a_dep_that_moves_before_the_commit_re_plans_the_dependent(ws, monkeypat
         on_wait=notices.append,
     )
     report = build.run()
-    build.session.close()
+    build.backend.close()
     cells = {(c.label, c.date.isoformat()): (c.status, c.reason) for c in report.cells}
     assert interfered and report.ok, cells
     assert cells[(V, DAY)] == ("ran", "code_changed")  # round 2 rebuilt what the other changed
@@ -132,7 +132,7 @@ def test_a_cell_leased_by_a_live_builder_is_waited_for(ws, jobs):
             on_wait=on_wait,
         )
         report = build.run()
-        build.session.close()
+        build.backend.close()
     finally:
         holder.kill()
         holder.wait()
@@ -179,7 +179,7 @@ def test_a_waiting_builder_reports_what_the_other_builder_committed(ws):
             on_wait=other_builder_finishes,
         )
         report = build.run()
-        build.session.close()
+        build.backend.close()
     finally:
         holder.kill()
         holder.wait()
@@ -222,7 +222,7 @@ def test_a_group_keeps_waiting_for_cells_still_leased_after_others_were_settled(
             on_wait=others,
         )
         report = build.run()
-        build.session.close()
+        build.backend.close()
     finally:
         killer.cancel()
         for holder in (first, second):

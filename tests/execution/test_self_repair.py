@@ -174,7 +174,9 @@ def test_a_result_damaged_after_the_plan_fails_its_readers_without_an_attempt(
     """Damage between the check and the read (a race): the reader fails this build (exit 1)
     with the reason, counts no attempt, and the next build rebuilds the damaged cell."""
     ws.build(date="2024-01-01")
-    ws.edit("calculations/pricing/totals.py", "round(", "round(0.0 + ")  # total must re-run
+    ws.edit(
+        "calculations/pricing/totals.py", "round(", "round(1.0 + "
+    )  # total must re-run (a real change)
     original: Callable[..., Any] = Backend.read_expected
 
     def damaged_on_read(self: Backend, target: str, day: str, expected: Any = None) -> Any:

@@ -258,6 +258,17 @@ def test_fast_and_careful_user_lines_agree(user_id: object, value: object) -> No
     )
 
 
+@settings(max_examples=500, derandomize=True, deadline=None)
+@given(
+    st.text(max_size=8) | st.from_regex(r"[A-Za-z0-9_.:@/+=-]{0,10}", fullmatch=True),
+    st.floats() | st.integers() | st.integers(-(10**4400), 10**4400) | st.just(-0.0),
+)
+def test_scalar_user_lines_agree_with_the_careful_path(user_id: str, value: object) -> None:
+    assert _outcome(codec.user_line, user_id, value) == _outcome(
+        codec.careful_user_line, user_id, value
+    )
+
+
 @pytest.mark.parametrize(
     "value",
     [

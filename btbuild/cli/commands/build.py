@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 import click
 
 from btbuild.cli.options import Options
 from btbuild.errors import UsageError
 from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
-from btbuild.session import Session
+from btbuild.execution.executors import DEFAULT_EXECUTOR, executor_named
 from btbuild.vocabulary import Reason, Status
+
+if TYPE_CHECKING:
+    from btbuild.session import Session
 
 
 def parse_date(value: str, option: str) -> date:
@@ -47,10 +51,10 @@ def parse_date(value: str, option: str) -> date:
 )
 @click.option(
     "--executor",
-    type=click.Choice(["local", "pubsub"]),
-    default="local",
+    default=DEFAULT_EXECUTOR,
     show_default=True,
-    help='local: this machine (--jobs); pubsub: `btbuild worker` processes (needs [storage] backend = "firestore").',
+    metavar="NAME",
+    help='local: this machine (--jobs); pubsub: `btbuild worker` processes (needs [storage] backend = "firestore"); or one a plugin registers (btbuild_executors).',
 )
 @click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -111,7 +115,7 @@ def run_build(
     session: Session,
     request: BuildRequest,
     output: str,
-    executor: str = "local",
+    executor: str = DEFAULT_EXECUTOR,
     *,
     recheck_cosmetic: bool = False,
     logs: list[str] | None = None,
@@ -119,10 +123,8 @@ def run_build(
     from btbuild.cli.progress import Progress
     from btbuild.sim.isolated import isolated_judge
 
-    if executor == "pubsub" and not request.dry_run:  # fail before planning, not after
-        from btbuild.execution.pubsub.dispatcher import preflight
-
-        preflight(session.backend, session.workspace.storage.project)
+    chosen = executor_named(session.plugins, executor)
+    chosen.check(session.workspace, session.backend, request)  # fail before planning
     progress = Progress(enabled=output == "text")
     # the sim judge runs calculation code in a child process (btbuild/sim/isolated.py)
     with isolated_judge(
@@ -138,12 +140,7 @@ def run_build(
         )
         try:
             with progress.running(len(scheduler.order) * len(scheduler.dates)):
-                if executor == "pubsub":
-                    from btbuild.execution.pubsub import run_distributed
-
-                    distributed: BuildReport = run_distributed(scheduler)
-                    return distributed
-                return scheduler.run()
+                return scheduler.run(chosen)
         finally:
             if logs is not None:
                 logs.extend(judge.logs.render())

@@ -9,7 +9,11 @@ One module per job:
 * :mod:`.resources`: topic and subscription names, clients, checking and creating them;
 * :mod:`.runbook`: the run and task documents in Firestore;
 * :mod:`.dispatcher`: ``submit(group) -> Future`` and :func:`run_distributed`;
-* :mod:`.worker`: ``btbuild worker`` (:func:`serve`).
+* :mod:`.worker`: ``btbuild worker`` (:func:`serve`);
+* :mod:`.lifecycle`: a worker's graceful stop (SIGTERM / SIGINT) and ack deadlines.
+
+The executor itself (``--executor pubsub``) is btbuild/execution/pubsub_executor.py,
+registered through the ``btbuild_executors`` hook.
 
 See docs/deploy.md for the protocol, failure handling and the operator's runbook.
 """

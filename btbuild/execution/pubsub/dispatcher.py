@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
@@ -205,20 +203,10 @@ def preflight(backend: Any, project: str | None) -> None:
 
 
 def run_distributed(scheduler: Any) -> Any:
-    """Run a :class:`Scheduler`'s build through Pub/Sub workers; returns its BuildReport."""
-    backend: Backend = scheduler.backend
-    if not isinstance(backend, RunDocuments):
-        raise UsageError(
-            '--executor pubsub needs the shared cache: set [storage] backend = "firestore" in BUILD.toml'
-        )
-    if scheduler.request.dry_run:
-        return scheduler.run()
+    """Run a :class:`Scheduler`'s build through Pub/Sub workers; returns its BuildReport
+    (``scheduler.run(PubSubExecutor())``)."""
+    from btbuild.execution.pubsub_executor import PubSubExecutor
 
-    @contextlib.contextmanager
-    def dispatcher() -> Iterator[Callable[[GroupTask], Future[list[CellOutcome]]]]:
-        with Dispatcher(
-            backend, scheduler.run_id, project=scheduler.workspace.storage.project
-        ) as open_dispatcher:
-            yield open_dispatcher.submit
-
-    return scheduler.run(dispatcher)
+    executor = PubSubExecutor()
+    executor.check(scheduler.workspace, scheduler.backend, replace(scheduler.request, dry_run=True))
+    return scheduler.run(executor)

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from btbuild.errors import CloudSetupError, StorageError
+from btbuild.execution.backoff import MAX_BACKOFF_SECONDS as MAX_BACKOFF_SECONDS
+from btbuild.execution.backoff import backoff_seconds as backoff_seconds
 from btbuild.storage.firestore import check_credentials
 
 ACK_DEADLINE_SECONDS = 60  # extended every third of it while a worker runs the group
 MIN_DELIVERY_ATTEMPTS = 5  # Pub/Sub's range for max_delivery_attempts is 5..100
 MAX_DELIVERY_ATTEMPTS = 100
-MAX_BACKOFF_SECONDS = 600  # Pub/Sub's ceiling for retry back-off and ack deadlines
 DEPLOY_HINT = (
     "create them once with `btbuild deploy` (needs roles/pubsub.editor; see docs/deploy.md)"
 )
@@ -147,13 +148,6 @@ def subscription_settings(subscription: Any) -> SubscriptionSettings:
     policy = subscription.dead_letter_policy
     attempts = int(policy.max_delivery_attempts) if policy and policy.dead_letter_topic else 0
     return SubscriptionSettings(attempts, int(subscription.ack_deadline_seconds or 10))
-
-
-def backoff_seconds(attempt: int, first: float) -> float:
-    """The pause before retry number ``attempt`` (1 = the first retry): ``first``, doubling
-    each time, capped at Pub/Sub's 600 s. The same rule as the subscription's retry policy
-    (minimum ``first``, maximum 600 s)."""
-    return float(min(MAX_BACKOFF_SECONDS, first * 2 ** max(0, attempt - 1)))
 
 
 def delivery_limit(max_attempts: int) -> int:

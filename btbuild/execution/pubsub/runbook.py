@@ -14,6 +14,7 @@ from btbuild.execution.tasks import CellOutcome, GroupTask
 from btbuild.storage.base import Backend
 from btbuild.storage.documents import RunDocuments
 from btbuild.storage.records import DEAD_LETTER, RUNNING
+from btbuild.vocabulary import Status
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,7 @@ class RunBook:
             else:
                 self.backend.put_cell_status(cell.name, iso, DEAD_LETTER, last_error=error)
             outcomes[cell.name] = CellOutcome(
-                cell.name, cell.day, "dead_letter", cell.reason, error=error
+                cell.name, cell.day, Status.DEAD_LETTER, cell.reason, error=error
             )
         return self.save(group.run_id, task_id, outcomes, final=True, worker=worker)
 

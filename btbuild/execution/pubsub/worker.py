@@ -22,9 +22,6 @@ seconds, after which it exits at once (143).
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +29,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from btbuild.errors import UsageError
+from btbuild.execution.pubsub.lifecycle import (
+    GRACE_SECONDS,
+    AckExtender,
+    GracefulStop,
+    Stopping,
+    set_deadline,
+)
 from btbuild.execution.pubsub.resources import (
     ACK_DEADLINE_SECONDS,
     Names,
@@ -45,17 +49,13 @@ from btbuild.execution.pubsub.resources import (
 )
 from btbuild.execution.pubsub.runbook import RunBook, TaskState
 from btbuild.execution.pubsub.wire import decode_task, encode_task
-from btbuild.execution.runner import Environment, run_group, static_hashes
+from btbuild.execution.runner import Environment, run_group
+from btbuild.execution.setup import ExecutionContext, ExecutionSource, context_of
 from btbuild.execution.tasks import CellOutcome, GroupTask
 from btbuild.storage.base import Backend
 from btbuild.storage.documents import RunDocuments
 from btbuild.storage.records import FAILED, RUNNING
-
-GRACE_SECONDS = 20.0  # default bound on giving work back after SIGTERM / SIGINT
-
-
-class Stopping(BaseException):  # noqa: N818 - like KeyboardInterrupt: not an error
-    """Raised in the main thread by SIGTERM / SIGINT: give the current work back, then exit."""
+from btbuild.vocabulary import Reason, Status
 
 
 @dataclass(frozen=True)
@@ -84,81 +84,6 @@ class Limits:
     max_deliveries: int  # the subscription's max_delivery_attempts (or the same formula)
     policy: bool  # the subscription forwards to the dead-letter topic itself
     retry_backoff: float
-
-
-class GracefulStop:
-    """SIGTERM / SIGINT handlers for the worker's main thread: the first signal raises
-    :class:`Stopping` and arms a watchdog that ends the process after ``grace`` seconds; a
-    second signal ends it at once."""
-
-    def __init__(self, grace: float, log: Callable[[str], None]):
-        self.grace = grace
-        self.log = log
-        self.signal_name: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.signal_name is not None:
-            self.log(f"{name} again: exiting now")
-            os._exit(128 + signum)
-        self.signal_name = name
-        self.log(f"{name}: giving the current task back (at most {self.grace:.0f} s)")
-        timer = threading.Timer(self.grace, self._overdue, args=(signum,))
-        timer.daemon = True
-        timer.start()
-        raise Stopping(name)
-
-    def _overdue(self, signum: int) -> None:
-        self.log(f"giving back took longer than {self.grace:.0f} s: exiting now")
-        os._exit(128 + signum)
-
-    def __enter__(self) -> GracefulStop:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-
-class _AckExtender:
-    """Keeps extending one message's ack deadline while the worker runs its group."""
-
-    def __init__(self, subscriber: Any, subscription: str, ack_id: str, deadline: int):
-        self.args = (subscriber, subscription, ack_id, deadline)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        subscriber, subscription, ack_id, deadline = self.args
-        wait = 0.0  # at once: the subscription's own deadline may be longer than this worker's
-        while not self._stop.wait(wait):
-            wait = max(1.0, deadline / 3)
-            try:
-                _set_deadline(subscriber, subscription, ack_id, deadline)
-            except Exception:  # noqa: BLE001, S112 - a missed extension only risks a duplicate delivery
-                continue
-
-    def __enter__(self) -> _AckExtender:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-
-def _set_deadline(subscriber: Any, subscription: str, ack_id: str, seconds: float) -> None:
-    subscriber.modify_ack_deadline(
-        request={
-            "subscription": subscription,
-            "ack_ids": [ack_id],
-            "ack_deadline_seconds": int(min(600, max(0, round(seconds)))),
-        }
-    )
 
 
 def handle_task(
@@ -233,12 +158,12 @@ def _run_cells(
     """Run the unsettled cells; wait out (then take over) leases a dead worker left."""
     while remaining:
         for outcome in run_group(env, replace(group, cells=tuple(remaining))):
-            if outcome.status == "skipped" and state.starts > 1:
+            if outcome.status == Status.SKIPPED and state.starts > 1:
                 # an earlier delivery of this task committed the cell, then its worker died
                 # (or gave the task back) before recording the outcome: for the build, it ran
                 cell = next(cell for cell in remaining if cell.name == outcome.name)
-                outcome = replace(outcome, status="ran", reason=cell.reason)
-            if outcome.status != "blocked" or outcome.reason == "deps_moved":
+                outcome = replace(outcome, status=Status.RAN, reason=cell.reason)
+            if outcome.status != Status.BLOCKED or outcome.reason == Reason.DEPS_MOVED:
                 settled[outcome.name] = outcome  # deps_moved: the dispatcher plans it again
         blocked = [cell for cell in remaining if cell.name not in settled]
         if not blocked:
@@ -255,25 +180,11 @@ def _run_cells(
 def _schedule_retry(
     env: Environment, group: GroupTask, failed: list[CellOutcome], limits: Limits
 ) -> float:
-    """The back-off before the failed cells' next attempt; each one's ``last_error`` says
-    which attempt failed and when the next one is due (``explain`` and ``status`` show it)."""
-    iso = group.day.isoformat()
-    records = env.backend.get_cells([o.name for o in failed], [iso])
+    """The back-off before the failed cells' next attempt (each one's ``last_error`` already
+    says which attempt failed and when the next one is due: btbuild/execution/backoff.py)."""
+    records = env.backend.get_cells([o.name for o in failed], [group.day.isoformat()])
     attempts = max((r.attempts for r in records.values()), default=1)
-    delay = backoff_seconds(attempts, limits.retry_backoff)
-    due = time.strftime("%H:%M:%S", time.gmtime(time.time() + delay))
-    for outcome in failed:
-        record = records.get((outcome.name, iso))
-        if record is None or record.status != FAILED:
-            continue
-        env.backend.put_cell_status(
-            outcome.name,
-            iso,
-            FAILED,
-            last_error=f"{record.last_error or outcome.error} (attempt {record.attempts} of "
-            f"{limits.max_attempts}; next retry at {due} UTC, in {delay:.0f} s)",
-        )
-    return delay
+    return backoff_seconds(attempts, limits.retry_backoff)
 
 
 def serve(
@@ -374,7 +285,7 @@ def _pull_loop(
                 )
                 stats.groups_finished += verdict.finished
             else:
-                _set_deadline(subscriber, names.subscription, message.ack_id, verdict.delay)
+                set_deadline(subscriber, names.subscription, message.ack_id, verdict.delay)
         idle_since = time.monotonic()
 
 
@@ -406,7 +317,7 @@ def _giving_back(
             log(f"task {task_id} given back")
         except Exception as exc:  # noqa: BLE001 - best effort while stopping
             log(f"giving back {message.message.message_id} failed ({first_line(exc)}): nacking it")
-            _set_deadline(subscriber, names.subscription, message.ack_id, 0)
+            set_deadline(subscriber, names.subscription, message.ack_id, 0)
         raise
 
 
@@ -437,7 +348,7 @@ def _handle_message(
         ).result(timeout=60)
         log(f"{time.strftime('%H:%M:%S')} task {task_id}: its worker died; published {child_id}")
 
-    with _AckExtender(subscriber, names.subscription, message.ack_id, ack_deadline):
+    with AckExtender(subscriber, names.subscription, message.ack_id, ack_deadline):
         verdict = handle_task(
             env,
             book,
@@ -458,10 +369,14 @@ def _handle_message(
     return verdict
 
 
-def worker_environment(session: Any) -> tuple[Environment, RunDocuments]:
-    backend: Backend = session.backend
+def worker_environment(
+    source: ExecutionContext | ExecutionSource,
+) -> tuple[Environment, RunDocuments]:
+    """The environment a ``btbuild worker`` runs groups in, and the run documents it keeps
+    (the cache is checked first: a worker needs the shared one)."""
+    backend: Backend = source.backend
     if not isinstance(backend, RunDocuments):
         raise UsageError(
-            f'{session.root / "BUILD.toml"}: btbuild worker needs [storage] backend = "firestore"'
+            f'{source.workspace.root / "BUILD.toml"}: btbuild worker needs [storage] backend = "firestore"'
         )
-    return Environment(session.workspace, session.plugins, backend, static_hashes(session)), backend
+    return Environment.of(context_of(source)), backend
