@@ -3,7 +3,10 @@
 Run: ``python bench/bench_workload.py`` (size S: 2,000 users x 10 dates, both layouts, about
 a minute on an idle machine), ``--size M`` (20,000 users x 30 dates), ``--jobs 2``,
 ``--profile`` (the cold build once more in-process under cProfile: where the time goes),
-``--memory`` (peak RSS of one cold date at 20k vs 200k users), ``--layout shared|percalc``.
+``--memory`` (peak RSS of one cold date at 20k vs 200k users; ``--memory-per-user``: the
+same building only the per_user targets), ``--layout shared|percalc``, ``--quick N`` (cold
+and no-op only, then a fresh cold build with ``--jobs N``: the speed-up), ``--scaling N``
+(cold with --jobs 1 and N only).
 
 For each size and layout (see ``workload_w.py``) it prints, each as wall and CPU seconds and
 as ratios to the bare loop measured in the same run:
@@ -198,13 +201,18 @@ def profile_cold(size: str, layout: str, tmp: Path, top: int, out: str | None = 
     stats.sort_stats("cumulative").print_stats(top)
 
 
-def peak_rss(users: int) -> int:
+def peak_rss(users: int, per_user_only: bool = False) -> int:
+    patterns = (
+        [f"//w:{name}" for name in w.NAMES if w.kind_of(name) == "per_user"]
+        if per_user_only
+        else ["//..."]
+    )
     code = (
         "import resource, sys, tempfile; from pathlib import Path;"
         "sys.path.insert(0, 'bench'); import workload_w as w;"
         "from btbuild.cli.main import main;"
         f"root = w.write_workspace(Path(tempfile.mkdtemp()), {users}, 'percalc');"
-        "main(['--workspace', str(root), 'build', '//...', '--date', w.START.isoformat(), '--format', 'json']);"
+        f"main(['--workspace', str(root), 'build', *{patterns!r}, '--date', w.START.isoformat(), '--format', 'json']);"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
     )
     proc = subprocess.run(
@@ -217,12 +225,14 @@ def peak_rss(users: int) -> int:
     return int(proc.stderr.strip().splitlines()[-1])
 
 
-def memory(report: Report) -> None:
-    small, large = peak_rss(20_000), peak_rss(200_000)
+def memory(report: Report, per_user_only: bool = False) -> None:
+    small, large = peak_rss(20_000, per_user_only), peak_rss(200_000, per_user_only)
     ratio = large / small
-    print("\n== memory: peak RSS of a cold build of one date (percalc layout)")
+    what = "the 20 per_user targets" if per_user_only else "//..."
+    print(f"\n== memory: peak RSS of a cold build of one date (percalc layout, {what})")
     print(f"   20000 users {small / 1024:8.1f} MB\n  200000 users {large / 1024:8.1f} MB")
-    print(f"  ratio {ratio:.2f}x  <= 1.2x: {report.check('memory 200k/20k <= 1.2x', ratio <= 1.2)}")
+    label = f"memory 200k/20k <= 1.2x ({what})"
+    print(f"  ratio {ratio:.2f}x  <= 1.2x: {report.check(label, ratio <= 1.2)}")
 
 
 def scaling(size: str, jobs: int, report: Report, tmp: Path) -> None:
@@ -256,6 +266,11 @@ def main() -> int:
     parser.add_argument("--profile-out", help="also write the profile (pstats) to this file")
     parser.add_argument("--memory", action="store_true", help="peak RSS 20k vs 200k users")
     parser.add_argument(
+        "--memory-per-user",
+        action="store_true",
+        help="the same, building the per_user targets only",
+    )
+    parser.add_argument(
         "--scaling", type=int, metavar="N", help="only: cold wall time with --jobs 1 vs --jobs N"
     )
     parser.add_argument("--skip-builds", action="store_true", help="only --profile/--memory")
@@ -285,6 +300,8 @@ def main() -> int:
             profile_cold(sizes[-1], layouts[0], tmp, args.top, args.profile_out)
         if args.memory:
             memory(report)
+        if args.memory_per_user:
+            memory(report, per_user_only=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     met = sum(ok for _, ok in report.verdicts)

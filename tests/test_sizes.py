@@ -19,7 +19,6 @@ MAX_FUNCTION_LINES = 60
 # decorators excluded) -> owner: why it is still long
 ALLOWLIST: dict[str, str] = {
     "sim/judge.py::Judge.judge": "sim: the simulation verdict",
-    "sim/runner.py": "sim: the simulation runner",
     "sim/runner.py::SimRunner._evaluate": "sim: one simulated evaluation",
     "sim/verify.py::_judge": "sim: the verification verdict",
 }

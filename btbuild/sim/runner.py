@@ -421,59 +421,10 @@ class SimRunner:
     # -- counterexamples ---------------------------------------------------------------------
 
     def describe_inputs(self, target: Target, world: World, user: str | None) -> dict[str, Any]:
-        """What a context showed the calculation: date, user, roots of the day, deps, previous."""
-        inputs: dict[str, Any] = {"date": world.day.isoformat(), "world": world.describe()}
-        if user is not None:
-            inputs["user"] = user
-        optional = frozenset(target.optional_roots)
-        roots: dict[str, Any] = {}
-        for source in target.all_roots:
-            if self.sources[source].scope == "user":
-                roots[source] = (
-                    self.fabricator.user_root(
-                        world, source, user or "", 0, optional=source in optional
-                    )
-                    if user
-                    else None
-                )
-            else:
-                roots[source] = self.fabricator.date_root(
-                    world, source, 0, optional=source in optional
-                )
-        inputs["roots"] = roots
-        if target.lookback:
-            missing = sorted(back - world.shift for back in world.gaps if back > world.shift)
-            inputs["history"] = (
-                "no look-back data"
-                if world.edge == "no_history"
-                else f"look-back days (a random walk of the day's data); missing days ago: {missing[:10]}"
-            )
-        deps = {}
-        for label in target.deps:
-            dep, out = self._dep_output(label, world)
-            if isinstance(out, dict) and dep.kind == "per_user":
-                value = out.get(user) if target.kind == "per_user" else out
-            else:
-                value = out
-            deps[label] = _shown(value)
-        if deps:
-            inputs["deps"] = deps
-        if target.historical:
-            previous = self._previous(target, world)
-            inputs["previous"] = (
-                previous.get(user)
-                if isinstance(previous, dict) and target.kind == "per_user"
-                else previous
-            )
-        return inputs
+        """What a context showed the calculation (a counterexample's inputs, describe.py)."""
+        from btbuild.sim.describe import describe_inputs
 
-
-def _shown(value: Any) -> Any:
-    if isinstance(value, Failed):
-        return value.canonical()
-    if isinstance(value, dict):
-        return {key: _shown(item) for key, item in value.items()}
-    return value
+        return describe_inputs(self, target, world, user)
 
 
 def _context_run(world: World, user: str | None, out: Any, limited: str = "") -> ContextRun:
