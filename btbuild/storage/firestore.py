@@ -126,9 +126,6 @@ class FirestoreBackend(FirestoreIndexes, Backend):
             result: T = self._fs.transactional(body)(transaction)
             return result
 
-    _calling = calling  # the names the Pub/Sub executor used before RunDocuments
-    _transact = transact
-
     def _atomically(self, what: str, body: Callable[[CellTransaction], T]) -> T:
         return self.transact(what, lambda transaction: body(_Transaction(self, transaction)))
 

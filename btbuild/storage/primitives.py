@@ -175,10 +175,6 @@ class BackendPrimitives(ResultReading, ABC):
         stale = listed - keep
         return self._delete_shards(target, date, stale) if stale else 0
 
-    def _delete_generation(self, target: str, date: str, generation: str) -> None:
-        """Deprecated (use :meth:`release`, :meth:`expire_result`): delete one generation."""
-        self._delete_shards(target, date, [generation])
-
     # ------------------------------------------------------------------ lifecycle
 
     def __enter__(self: _B) -> _B:
