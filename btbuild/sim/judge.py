@@ -140,25 +140,9 @@ class Judge:
             "fabricated_contexts": contexts,
             "distinct_outputs": result.distinct_values,
         }
-        if replay.counterexample is not None:
-            found = replay.counterexample
-            user = f" user {found['user']}" if found.get("user") else ""
-            return Verdict(
-                BEHAVIOUR_CHANGED,
-                f"behaviour_changed: replay of the stored cell {found['date']}{user} differs "
-                f"(see {found['command']})",
-                counterexample=found,
-                **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
-            )
-        if replay.limited:
-            return Verdict(UNPROVEN, f"unproven: {replay.limited}", **facts)  # type: ignore[arg-type]  # as above
-        if not replay.replayed:
-            return Verdict(
-                UNPROVEN,
-                "unproven: no stored cell of the old code could be replayed "
-                "(their inputs changed since)",
-                **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
-            )
+        refused = _replay_refusal(replay, facts)
+        if refused is not None:
+            return refused
         reason = coverage_reason(
             self.session,
             target,
@@ -185,3 +169,28 @@ class Judge:
         return self.replayer.replay(
             target, keep, first, last, prefer=self.prefer, seed_key=seed_key
         )
+
+
+def _replay_refusal(replay: ReplayResult, facts: dict[str, object]) -> Verdict | None:
+    """The verdict when the replay of stored cells refuses the change (a difference, a
+    limited call, nothing replayable); None when it agrees."""
+    if replay.counterexample is not None:
+        found = replay.counterexample
+        user = f" user {found['user']}" if found.get("user") else ""
+        return Verdict(
+            BEHAVIOUR_CHANGED,
+            f"behaviour_changed: replay of the stored cell {found['date']}{user} differs "
+            f"(see {found['command']})",
+            counterexample=found,
+            **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
+        )
+    if replay.limited:
+        return Verdict(UNPROVEN, f"unproven: {replay.limited}", **facts)  # type: ignore[arg-type]  # as above
+    if not replay.replayed:
+        return Verdict(
+            UNPROVEN,
+            "unproven: no stored cell of the old code could be replayed "
+            "(their inputs changed since)",
+            **facts,  # type: ignore[arg-type]  # facts: Verdict's int fields, typed dict[str, object]
+        )
+    return None

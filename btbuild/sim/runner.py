@@ -297,20 +297,18 @@ class SimRunner:
         dep = provider.by_label[label]
         return dep, provider.outputs(dep, world)
 
-    def _evaluate(self, target: Target, world: World) -> Any:
-        self.prepare(target)
+    def _gather(
+        self, target: Target, world: World
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], str | None]:
+        """(per_user deps by user, whole deps, None), in the order of ``target.deps``; the
+        label of the first failed per_date dep instead of None (later deps not evaluated)."""
         per_user_deps: dict[str, dict[str, Any]] = {}
         whole: dict[str, Any] = {}
         for label in target.deps:
             dep, out = self._dep_output(label, world)
             if dep.kind == "per_date":
                 if isinstance(out, Failed):
-                    blocked = Failed(f"blocked:{label}")
-                    return (
-                        blocked
-                        if target.kind == "per_date"
-                        else dict.fromkeys(world.users, blocked)
-                    )
+                    return per_user_deps, whole, label
                 whole[dep.name] = out
             else:
                 kept = {
@@ -321,6 +319,14 @@ class SimRunner:
                 per_user_deps[dep.name] = kept
                 if target.kind == "per_date":
                     whole[dep.name] = kept
+        return per_user_deps, whole, None
+
+    def _evaluate(self, target: Target, world: World) -> Any:
+        self.prepare(target)
+        per_user_deps, whole, failed = self._gather(target, world)
+        if failed is not None:
+            blocked = Failed(f"blocked:{failed}")
+            return blocked if target.kind == "per_date" else dict.fromkeys(world.users, blocked)
         previous = self._previous(target, world) if target.historical else None
         dep_names = {}
         for label in target.deps:

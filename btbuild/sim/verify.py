@@ -323,16 +323,7 @@ def _judge(
         old_runs = _runs(old_runner, before, worlds[target.name])
         news = new_runs[target.name]
         if isinstance(news, str) or isinstance(old_runs, str):
-            errors = {
-                "old": old_runs if isinstance(old_runs, str) else None,
-                "new": news if isinstance(news, str) else None,
-            }
-            if errors["old"] and errors["new"]:
-                results.append(ChangedTarget(target.label, COSMETIC, expected=is_expected))
-            else:
-                results.append(
-                    ChangedTarget(target.label, BEHAVIOUR_CHANGED, {"error": errors}, is_expected)
-                )
+            results.append(_load_error(target, old_runs, news, is_expected))
             continue
         counter = _difference(new_runner, target, old_runs, news, "fabricated")
         compared = len(news)
@@ -364,6 +355,22 @@ def _judge(
             )
         )
     return results
+
+
+def _load_error(
+    target: Target,
+    old_runs: list[ContextRun] | str,
+    news: list[ContextRun] | str,
+    is_expected: bool,
+) -> ChangedTarget:
+    """The verdict when either version cannot be loaded: both failing to load is no change."""
+    errors = {
+        "old": old_runs if isinstance(old_runs, str) else None,
+        "new": news if isinstance(news, str) else None,
+    }
+    if errors["old"] and errors["new"]:
+        return ChangedTarget(target.label, COSMETIC, expected=is_expected)
+    return ChangedTarget(target.label, BEHAVIOUR_CHANGED, {"error": errors}, is_expected)
 
 
 def fabricated_reason(counter: dict[str, Any]) -> str:
