@@ -3,8 +3,8 @@ the cell commits.
 
 Validation is compiled once per schema and process with ``jsonschema-rs`` (a Rust validator
 that passes the official JSON Schema test suite; formats are asserted, as a schema author
-expects). It replaced ``fastjsonschema`` after bench/bench_schemas.py measured it about 13x
-faster on nested results (about 1 us against 12 us per value), which is what keeps
+expects). It replaced ``fastjsonschema`` after bench/bench_schemas.py measured it 7-14x
+faster on nested results (2.1 us against 15.1 us per value under load), which is what keeps
 validation within 10% of a per_user cell. The schema itself is checked against its
 meta-schema with ``jsonschema`` (the reference implementation, whose errors say where) when
 the workspace loads, so a bad schema is a workspace error (exit 2), not a failed cell. A
