@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 ROOT_BUILD = """\
 [workspace]
@@ -74,3 +75,20 @@ def git(root: Path, *args: str) -> str:
         text=True,
     )
     return done.stdout
+
+
+def verify_json(run_cli: Any, repo: Path, *extra: str) -> tuple[int, Any]:
+    """``btbuild verify --base HEAD`` of ``repo`` with a short search, as parsed JSON."""
+    code, report = run_cli(
+        "--workspace",
+        str(repo),
+        "verify",
+        "--base",
+        "HEAD",
+        "--search-seconds",
+        "0.2",
+        "--format",
+        "json",
+        *extra,
+    )
+    return code, report

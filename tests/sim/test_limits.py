@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sim_helpers import VALUE, git
+from sim_helpers import VALUE, git, verify_json
 
 from btbuild.session import Session
 from btbuild.sim.optimizer import SimHashes
@@ -174,22 +174,6 @@ def repo(workspace: Path) -> Path:
     return workspace
 
 
-def _verify(run_cli, repo: Path, *extra: str) -> tuple[int, dict]:
-    code, report = run_cli(
-        "--workspace",
-        str(repo),
-        "verify",
-        "--base",
-        "HEAD",
-        "--search-seconds",
-        "0.2",
-        "--format",
-        "json",
-        *extra,
-    )
-    return code, report
-
-
 def _commit(repo: Path, code: str) -> None:
     _write(repo, code)
     git(repo, "commit", "-q", "-am", "slow")
@@ -197,18 +181,18 @@ def _commit(repo: Path, code: str) -> None:
 
 def test_verify_slow_only_in_the_new_version_is_unproven(repo: Path, run_cli) -> None:
     _write(repo, SLOW_ON_HUGE)
-    code, report = _verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     (change,) = report["changed"]
     assert change["verdict"] == "unproven" and "timed out" in change["reason"], change
     assert code == 1
-    code, report = _verify(run_cli, repo, "--allow-unproven")
+    code, report = verify_json(run_cli, repo, "--allow-unproven")
     assert code == 0
 
 
 def test_verify_both_versions_slow_is_unproven_not_cosmetic(repo: Path, run_cli) -> None:
     _commit(repo, SLOW_ON_HUGE)
     _write(repo, SLOW_ON_HUGE_REFACTORED)
-    code, report = _verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     (change,) = report["changed"]
     assert change["verdict"] == "unproven" and "timed out" in change["reason"], change
     assert code == 1
@@ -217,7 +201,7 @@ def test_verify_both_versions_slow_is_unproven_not_cosmetic(repo: Path, run_cli)
 def test_verify_still_finds_a_behaviour_change_beside_time_outs(repo: Path, run_cli) -> None:
     _commit(repo, SLOW_ON_HUGE)
     _write(repo, SLOW_AND_WRONG)
-    code, report = _verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     (change,) = report["changed"]
     assert change["verdict"] == "behaviour_changed", change
     counter = change["counterexample"]

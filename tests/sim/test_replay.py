@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sim_helpers import VALUE
+from sim_helpers import VALUE, verify_json
 
 from btbuild.session import Session
 
@@ -333,26 +333,11 @@ def _repo(workspace: Path) -> Path:
     return workspace
 
 
-def _verify(run_cli, repo: Path, *extra: str) -> tuple[int, dict]:
-    return run_cli(
-        "--workspace",
-        str(repo),
-        "verify",
-        "--base",
-        "HEAD",
-        "--search-seconds",
-        "0.2",
-        "--format",
-        "json",
-        *extra,
-    )
-
-
 def test_verify_replays_the_cache_and_names_the_real_cell(workspace: Path, run_cli) -> None:
     repo = _repo(workspace)
     build(run_cli, repo)  # the cache holds the base code's results
     write_value(repo, real_user_only(repo))
-    code, report = _verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     assert code == 1, report
     (change,) = report["changed"]
     assert change["verdict"] == "behaviour_changed"
@@ -379,7 +364,7 @@ def test_verify_says_when_it_rests_on_fabricated_evidence_alone(workspace: Path,
     build(
         run_cli, repo
     )  # the cache now holds the *new* code's results: still nothing of the base's
-    code, report = _verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     assert code == 0 and report["changed"][0]["replay"] is None
 
 
@@ -387,7 +372,7 @@ def test_verify_replays_a_cosmetic_change(workspace: Path, run_cli) -> None:
     repo = _repo(workspace)
     build(run_cli, repo)
     write_value(repo, COSMETIC)
-    code, report = _verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     assert code == 0, report
     (change,) = report["changed"]
     assert change["verdict"] == "cosmetic"
@@ -401,7 +386,7 @@ def test_verify_fails_on_weak_verdicts_unless_allowed(workspace: Path, run_cli) 
     write_value(
         repo, 'def value(ctx):\n    one = 1.0\n    return {"invested": 0.0, "worth": one}\n'
     )
-    code, report = _verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     assert code == 1
     (change,) = report["changed"]
     assert change["verdict"] == "weak" and change["reason"].startswith("weak: 1 distinct output in")
@@ -409,7 +394,7 @@ def test_verify_fails_on_weak_verdicts_unless_allowed(workspace: Path, run_cli) 
         "--workspace", str(repo), "verify", "--base", "HEAD", "--search-seconds", "0", parse=False
     )
     assert code == 1 and "pass --allow-unproven to accept them" in text
-    code, report = _verify(run_cli, repo, "--allow-unproven")
+    code, report = verify_json(run_cli, repo, "--allow-unproven")
     assert code == 0 and report["changed"][0]["verdict"] == "weak"
 
 

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sim_helpers import BOOK_BUILD, VALUE, git
+from sim_helpers import BOOK_BUILD, VALUE, git, verify_json
 
 COSMETIC = VALUE.replace("position_value", "line_value").replace(
     'invested + book["cash"]', 'book["cash"] + invested'
@@ -24,24 +24,9 @@ def repo(workspace: Path) -> Path:
     return workspace
 
 
-def verify(run_cli, repo: Path, *extra: str) -> tuple[int, dict]:
-    return run_cli(
-        "--workspace",
-        str(repo),
-        "verify",
-        "--base",
-        "HEAD",
-        "--search-seconds",
-        "0.2",
-        "--format",
-        "json",
-        *extra,
-    )
-
-
 def test_cosmetic_change(repo: Path, run_cli) -> None:
     (repo / "calculations" / "book" / "value.py").write_text(COSMETIC)
-    code, report = verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     assert code == 0
     assert report == {
         "changed": [
@@ -68,7 +53,7 @@ def test_cosmetic_change(repo: Path, run_cli) -> None:
 
 def test_behaviour_change_has_a_counterexample_and_fails(repo: Path, run_cli) -> None:
     (repo / "calculations" / "book" / "value.py").write_text(BUG)
-    code, report = verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     assert code == 1 and report["ok"] is False
     (change,) = report["changed"]
     assert change["label"] == "//book:value" and change["verdict"] == "behaviour_changed"
@@ -90,7 +75,7 @@ def test_behaviour_change_has_a_counterexample_and_fails(repo: Path, run_cli) ->
 
 def test_expected_change_passes(repo: Path, run_cli) -> None:
     (repo / "calculations" / "book" / "value.py").write_text(BUG)
-    code, report = verify(run_cli, repo, "--expect-change", "//book:value")
+    code, report = verify_json(run_cli, repo, "--expect-change", "//book:value")
     assert code == 0 and report["ok"] is True
     assert report["changed"][0]["expected"] is True
 
@@ -100,7 +85,7 @@ def test_new_and_removed(repo: Path, run_cli) -> None:
     (book / "BUILD.toml").write_text(
         BOOK_BUILD.replace("[calculation.total]", "[calculation.grand_total]")
     )
-    code, report = verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     assert code == 0
     verdicts = {c["label"]: c["verdict"] for c in report["changed"]}
     assert verdicts == {"//book:grand_total": "new", "//book:total": "removed"}
@@ -115,7 +100,7 @@ def test_upstream_change_is_judged_alone(repo: Path, run_cli) -> None:
             'sum(v["worth"] for v in values.values())', 'sum([v["worth"] for v in values.values()])'
         )
     )
-    code, report = verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     verdicts = {c["label"]: c["verdict"] for c in report["changed"]}
     assert verdicts == {"//book:total": "cosmetic", "//book:value": "behaviour_changed"}
 
@@ -178,7 +163,7 @@ def test_a_difference_only_on_fabricated_data_says_the_real_cells_agree(
             '    if book["cash"] > 1e7:\n        invested += 1.0\n    return {"invested"',
         )
     )
-    code, report = verify(run_cli, repo)
+    code, report = verify_json(run_cli, repo)
     (change,) = report["changed"]
     assert code == 1 and change["verdict"] == "behaviour_changed", change
     assert change["counterexample"]["found_by"] != "replay"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sim_helpers import ROOT_BUILD, git
+from sim_helpers import ROOT_BUILD, git, verify_json
 
 PLUGIN = """\
 def btbuild_segment_predicates():
@@ -57,17 +57,7 @@ def repo(tmp_path: Path) -> Path:
 
 def test_verify_fabricates_users_of_a_predicate_segment(repo: Path, run_cli) -> None:
     (repo / "calculations" / "book" / "second.py").write_text(REFACTORED)
-    code, report = run_cli(
-        "--workspace",
-        str(repo),
-        "verify",
-        "--base",
-        "HEAD",
-        "--search-seconds",
-        "0.2",
-        "--format",
-        "json",
-    )
+    code, report = verify_json(run_cli, repo)
     (change,) = report["changed"]
     assert change["verdict"] == "cosmetic", change
     assert code == 0 and change["weak"] is False
