@@ -1,6 +1,7 @@
 """Real builder processes on one SQLite cache, for the kill -9 and concurrent-builder tests.
 
-A workspace of the pricing graph plus a historical chain over DAYS days and USERS users;
+A workspace of the pricing graph plus a historical chain and a fused per_user target
+(``scaled``) over DAYS days and USERS users;
 ``value`` (the root per_user target) sleeps a little per user so builds last long enough to be
 killed mid-way. ``variant`` toggles the root target's code: every toggle re-runs the graph.
 References are clean from-scratch builds of each variant in their own folder.
@@ -39,6 +40,11 @@ kind = "per_user"
 roots = ["portfolio"]
 deps = ["//pricing:value"]
 historical = true
+
+[calculation.scaled]
+entry = "h:scaled"
+kind = "per_user"
+deps = ["//pricing:value"]
 """
 HIST_CODE = """\
 def running(ctx):
@@ -47,6 +53,10 @@ def running(ctx):
 
 def streak(ctx):
     return round((ctx.previous or 0) + ctx.dep("value") / 1000, 6)
+
+
+def scaled(ctx):  # a per_user dep of a per_user dep, not historical: runs fused with value
+    return round(ctx.dep("value") / 1000, 6)
 """
 SLOW_VALUE = """\
 import time
