@@ -112,6 +112,8 @@ class Planner:
         self.dry_run = dry_run
         self.equivalent = equivalent or (lambda target, record, inputs: None)
         self.state: dict[tuple[str, date], CellState] = {}
+        # cells the build decided must re-run whatever the record says (see Scheduler._settle)
+        self.must_run: dict[tuple[str, date], Decision] = {}
         # expired cells (btbuild gc) that a running cell reads: decided runnable ("expired")
         self.revive: set[tuple[str, date]] = set()
         # cells that adopted their code through a cosmetic verdict, to examine again
@@ -366,6 +368,8 @@ class Planner:
     ) -> tuple[Decision, str | None]:
         if target.name in self.forced:
             return Decision(RUNNABLE, Reason.FORCED), None
+        if self.must_run and (target.name, day) in self.must_run:
+            return self.must_run[(target.name, day)], None
         if self.revive and (target.name, day) in self.revive:
             return Decision(RUNNABLE, Reason.EXPIRED, detail="a cell that runs reads it"), None
         if self.recheck and (target.name, day) in self.recheck:

@@ -39,6 +39,8 @@ from btbuild.storage.records import COMMITTED, CellRecord
 from btbuild.vocabulary import Reason
 from btbuild.workspace.model import Target, Workspace
 
+ADOPTION_TRIES = 3  # a cosmetic adoption re-read and re-decided this often, then it re-runs
+
 __all__ = [
     "MAX_REPLANS",
     "SUMMARY_KEYS",
@@ -274,11 +276,7 @@ class Scheduler:
                 target.name, day
             ):
                 continue
-            decision, task = planner.settle(target, day)
-            if decision.reason == Reason.COSMETIC and not self.request.dry_run:
-                self._record_cosmetic(
-                    target, day, self.cache.full_record(target.name, day), decision
-                )
+            decision, task = self._settle(target, day)
             if task is None:
                 self._report(
                     report, target, day, decision.status, decision.reason, decision.detail or None
@@ -329,31 +327,64 @@ class Scheduler:
 
         return revive_expired(self, tasks, report)
 
+    def _settle(self, target: Target, day: date) -> tuple[Decision, CellTask | None]:
+        """Decide a cell; a cosmetic skip adopts the new code hashes, or - when another
+        builder changed the cell since it was read - reads it again and decides again."""
+        for _ in range(ADOPTION_TRIES):
+            decision, task = self.planner.settle(target, day)
+            if decision.reason != Reason.COSMETIC or self.request.dry_run:
+                return decision, task
+            if self._record_cosmetic(
+                target, day, self.cache.full_record(target.name, day), decision
+            ):
+                return decision, task
+            self.planner.state.pop((target.name, day), None)
+            self.cache.refresh(target.name, day)
+        # the cell kept moving under the adoption: no verdict holds still long enough, re-run
+        self.planner.must_run[(target.name, day)] = Decision(
+            RUNNABLE, Reason.CODE_CHANGED, detail="changed by another builder while adopted"
+        )
+        return self.planner.settle(target, day)
+
     def _record_cosmetic(
         self, target: Target, day: date, record: CellRecord | None, decision: Decision
-    ) -> None:
-        """Adopt the new code hashes on a cosmetic skip, so the next build is plainly up to date."""
-        if record is None:
-            return
+    ) -> bool:
+        """Adopt the new code hashes on a cosmetic skip, so the next build is plainly up to
+        date: a compare-and-set against the record the verdict was reached on. False when
+        that record is no longer the cell's (another builder re-committed, adopted, leased
+        or expired it since this build read it): the caller decides the cell again."""
+        summary = self.cache.summaries.get((target.name, day.isoformat()))
+        if (
+            record is None
+            or record.generation is None
+            or summary is None
+            or (summary.generation, summary.composite_hash)
+            != (record.generation, record.composite_hash)
+        ):
+            return False  # the plan's summary and the full record are two different reads
         static = self.hashes[target.name].static
         current, code_hash = self.planner.target_inputs(target)
         components = {**record.components, **current, "static": static}
         inputs = CellInputs(
             static, components, record.root_fingerprints, record.dep_results, code_hash
         )
-        self.backend.put_cell_status(
+        adopted = self.backend.put_cell_status(
             target.name,
             day.isoformat(),
             COMMITTED,
+            expect=(record.generation, record.composite_hash),
             composite_hash=inputs.key,
             components=components,
             code_hash=inputs.code_hash,
             sim_hash=decision.sim_hash,
         )
+        if adopted is None:
+            return False
         old = record.code_hash or ""
         self.backend.record_equivalence(
             target.name, old, inputs.code_hash, decision.sim_hash or "", day.isoformat()
         )
+        return True
 
     def _apply(self, outcomes: list[CellOutcome], report: BuildReport) -> None:
         for outcome in outcomes:

@@ -87,7 +87,14 @@ def restamp(
     if record.status != COMMITTED or verdict.sim_hash is None:
         return
     iso = day.isoformat()
-    backend.put_cell_status(target.name, iso, COMMITTED, sim_hash=verdict.sim_hash)
+    expect = (record.generation, record.composite_hash)  # not over another builder's result
+    if (
+        backend.put_cell_status(
+            target.name, iso, COMMITTED, expect=expect, sim_hash=verdict.sim_hash
+        )
+        is None
+    ):
+        return
     backend.record_equivalence(
         target.name, adoption.old_code, record.code_hash or "", verdict.sim_hash, iso
     )

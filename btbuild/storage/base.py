@@ -62,18 +62,37 @@ class Backend(Repair):
     :class:`~btbuild.storage.primitives.BackendPrimitives`; the commit protocol is here."""
 
     def put_cell_status(
-        self, target: str, date: str, status: str, *, now: float | None = None, **changes: Any
+        self,
+        target: str,
+        date: str,
+        status: str,
+        *,
+        now: float | None = None,
+        expect: tuple[str | None, str | None] | None = None,
+        **changes: Any,
     ) -> CellRecord | None:
         """Record a cell state that has no new result: ``impossible``, ``failed``,
         ``dead_letter``, or ``committed`` to refresh the input hashes of an existing result
         (a cosmetic change). ``changes`` may set ``last_error``, ``attempts`` and the input
         fields (composite_hash, components, code_hash, sim_hash, dep_results,
         root_fingerprints, category). The committed result stays as it is. Returns None,
-        changing nothing, while another builder holds a live lease on the cell."""
+        changing nothing, while another builder holds a live lease on the cell.
+
+        ``expect`` = (generation, composite hash) makes it a compare-and-set: it also changes
+        nothing (None) unless the cell is still committed with exactly that result and those
+        inputs - the record a caller decided from. Input hashes adopted on a cosmetic proof
+        must never be written over another builder's newer result (that pairs inputs with a
+        result they did not produce: a stale cell that looks up to date)."""
         when = _now(now)
 
         def body(txn: CellTransaction) -> CellRecord | None:
             previous = txn.read(target, date)
+            if expect is not None and (
+                previous is None
+                or previous.status != COMMITTED
+                or (previous.generation, previous.composite_hash) != expect
+            ):
+                return None
             checked = check_put_status(target, date, status, changes, previous)
             if previous is not None and previous.is_leased(when):
                 return None

@@ -69,8 +69,9 @@ def value(ctx):
 """
 
 
-def stress_workspace(root: Path, variant: int = 0) -> Path:
-    ws = make_workspace(root)
+def stress_workspace(root: Path, variant: int = 0, storage: str = "") -> Path:
+    """The stress workspace; ``storage`` is a root BUILD.toml [storage] table (SQLite if empty)."""
+    ws = make_workspace(root, storage)
     for offset in range(DAYS):
         write_day(root, FIRST + timedelta(days=offset), users=USERS)
     ws.write("calculations/hist/BUILD.toml", HIST)

@@ -233,3 +233,61 @@ def test_a_group_keeps_waiting_for_cells_still_leased_after_others_were_settled(
     assert cells[(V, DAY)] == ("skipped", "up_to_date")
     assert cells[("//pricing:price_level", DAY)] == ("ran", "code_changed")
     assert len(report.cells) == 8 and rerun_needed(ws) == []
+
+
+def cosmetic_root_edit(ws) -> None:
+    ws.edit("calculations/pricing/calcs.py", "return sum(", "return 0 + sum(")
+
+
+def test_a_cosmetic_edit_is_proven_and_adopted(ws):
+    """The premise of the race below: the edit alone is skipped as cosmetic."""
+    ws.build(date=DAY)
+    cosmetic_root_edit(ws)
+    assert ws.cells(ws.build(date=DAY))[(V, DAY)] == ("skipped", "cosmetic")
+    assert rerun_needed(ws) == []
+
+
+@pytest.mark.parametrize("moves", [1, 5])
+def test_a_cosmetic_adoption_never_lands_on_another_builders_newer_result(ws, monkeypatch, moves):
+    """Between this build's read of a cell and its adoption of the new code hashes (the
+    cosmetic skip), another builder commits another result there. Adopting anyway would pair
+    this code's input key with a result it never produced: a stale cell that looks up to date.
+    The adoption is a compare-and-set: it fails, the cell is read and decided again (here: the
+    other builder's code cannot be proven equivalent, so it re-runs). When the cell keeps
+    moving (``moves`` = 5, more than the build re-reads), it re-runs without a verdict."""
+    from btbuild.storage.base import Backend
+
+    ws.build(date=DAY)
+    cosmetic_root_edit(ws)
+    original = Backend.put_cell_status
+    interfered: list[str] = []
+
+    def interfere(self, target, day, status, **changes):
+        if (target, day, status) == ("value", DAY, "committed") and len(interfered) < moves:
+            lease = self.acquire("value", DAY, "other-builder", 60)
+            writer = self.open_writer(lease, "per_user")
+            writer.add({"u001": -1.0 - len(interfered)})
+            code = f"other-code-{len(interfered)}"
+            record = writer.commit(
+                composite_hash=f"other-key-{len(interfered)}",
+                components=dict(lease.previous.components, code=code),
+                code_hash=code,
+                sim_hash=None,
+                category="pricing",
+            )
+            interfered.append(record.generation)
+        return original(self, target, day, status, **changes)
+
+    monkeypatch.setattr(Backend, "put_cell_status", interfere)
+    cells = ws.cells(ws.build(date=DAY))
+    monkeypatch.undo()
+    assert interfered
+    assert cells[(V, DAY)][0] == "ran", cells[
+        (V, DAY)
+    ]  # decided again: the other code is not provable
+    assert rerun_needed(ws) == []
+    backend = ws.backend()
+    assert backend.read_result("value", DAY)["u001"] >= 0  # this code's result, not the other's
+    assert (
+        backend.get_cell("total", DAY).dep_results[V] == backend.get_cell("value", DAY).result_hash
+    )

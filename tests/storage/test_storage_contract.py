@@ -307,6 +307,46 @@ def test_put_cell_status(backend: Backend) -> None:
     assert backend.put_cell_status("risk", D3, "impossible", now=T0 + 1) is None
 
 
+def test_put_cell_status_with_expect_is_a_compare_and_set(backend: Backend) -> None:
+    """An adoption (expect = the generation and composite hash decided from) lands only on
+    exactly that committed result: never on another builder's newer result, a cell that
+    failed, expired or is leased since, nor on a missing one."""
+    first = commit_per_user(backend, "risk", D1, {"u1": 1}, composite_hash="k0", code_hash="c0")
+    seen = (first.generation, first.composite_hash)
+    newer = commit_per_user(
+        backend, "risk", D1, {"u1": 2}, composite_hash="k9", code_hash="c9", now=T0 + 1
+    )
+    assert (
+        backend.put_cell_status("risk", D1, "committed", expect=seen, composite_hash="k1") is None
+    )
+    assert backend.get_cell("risk", D1) == newer  # untouched
+    assert (
+        backend.put_cell_status(
+            "risk", D1, "committed", expect=(newer.generation, "k0"), composite_hash="k1"
+        )
+        is None
+    )  # the same result under other inputs (another builder adopted first)
+    adopted = backend.put_cell_status(
+        "risk", D1, "committed", expect=(newer.generation, "k9"), composite_hash="k1", now=T0 + 2
+    )
+    assert adopted is not None and adopted.composite_hash == "k1"
+    assert adopted.result_hash == newer.result_hash
+    assert backend.put_cell_status("risk", D2, "committed", expect=seen, composite_hash="x") is None
+    assert backend.expire_result("risk", D1, adopted.generation, now=T0 + 3)
+    expired = (adopted.generation, "k1")  # gc took the result: no adoption, and no error
+    assert (
+        backend.put_cell_status("risk", D1, "committed", expect=expired, composite_hash="x") is None
+    )
+    again = commit_per_user(backend, "risk", D3, {"u1": 3}, composite_hash="k3", now=T0 + 4)
+    assert backend.acquire("risk", D3, "w2", 60, now=T0 + 5) is not None
+    assert (
+        backend.put_cell_status(
+            "risk", D3, "committed", expect=(again.generation, "k3"), composite_hash="x", now=T0 + 6
+        )
+        is None
+    )  # leased by a live builder
+
+
 # ------------------------------------------------------------------ shards, garbage, corruption
 
 
