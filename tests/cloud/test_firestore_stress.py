@@ -68,6 +68,7 @@ ROUNDS: list[tuple[str, list[list[str]], str | None]] = [
         "toggle",
     ),
     ("forced (fused) next to a plain build", [["//...", "--force"], ["//..."]], None),
+    ("a cosmetic edit adopted by two builders", [["//..."], ["//pricing:total"]], "cosmetic"),
     ("kill -9 of a forced (fused) build", [["//...", "--force"]], "kill"),
     ("kill -9 of a --jobs 2 build after a change", [["//...", "--jobs", "2"]], "toggle-kill"),
 ]
@@ -81,11 +82,13 @@ def test_builders_sharing_a_firestore_cache_end_current(tmp_path: Path, cloud) -
     assert in_process(root, "build", "//...", "--date", LAST)[0] == 0
     assert_current(root, prefix, expected[0], "first build")
     rng = random.Random(20261202)
-    variant, landed = 0, 0
+    variant, form, landed = 0, 0, 0
     for name, builders, change in ROUNDS:
         if change and change.startswith("toggle"):
             variant = 1 - variant
-            set_variant(root, variant)
+        elif change == "cosmetic":
+            form = 1 - form
+        set_variant(root, variant, form)
         started = time.monotonic()
         running = [start_build(root, *argv) for argv in builders]
         if change and change.endswith("kill"):

@@ -65,8 +65,14 @@ import time
 def value(ctx):
     time.sleep(0.002)
     prices = ctx.root("prices")
-    return {factor} * sum(p["quantity"] * prices[p["symbol"]]["close"] for p in ctx.user["portfolio"]["positions"])
+    return {formula}
 """
+# two spellings of the same formula (float products commute exactly): a cosmetic edit that
+# the simulation proves, so builders adopt new code hashes while others run
+FORMS = (
+    '{factor} * sum(p["quantity"] * prices[p["symbol"]]["close"] for p in ctx.user["portfolio"]["positions"])',
+    'sum(p["quantity"] * prices[p["symbol"]]["close"] for p in ctx.user["portfolio"]["positions"]) * {factor}',
+)
 
 
 def stress_workspace(root: Path, variant: int = 0, storage: str = "") -> Path:
@@ -80,10 +86,11 @@ def stress_workspace(root: Path, variant: int = 0, storage: str = "") -> Path:
     return root
 
 
-def set_variant(root: Path, variant: int) -> None:
-    (root / "calculations" / "pricing" / "calcs.py").write_text(
-        SLOW_VALUE.format(factor=1 + variant)
-    )
+def set_variant(root: Path, variant: int, form: int = 0) -> None:
+    """``variant`` changes value's behaviour (every cell downstream re-runs); ``form`` only
+    its spelling (a cosmetic edit: the results stay the variant's)."""
+    formula = FORMS[form].format(factor=1 + variant)
+    (root / "calculations" / "pricing" / "calcs.py").write_text(SLOW_VALUE.format(formula=formula))
 
 
 def btbuild(root: Path, *argv: str) -> list[str]:

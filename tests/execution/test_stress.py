@@ -6,6 +6,7 @@ Slow (minutes): marked ``slow``; they still run in CI.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from tests.execution.stress_harness import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 KILLS = 30
-ROUNDS = 12
+ROUNDS = 14  # every scenario twice
 
 
 def test_kill_9_at_random_moments_then_a_rebuild_equals_a_clean_build(tmp_path: Path) -> None:
@@ -42,13 +43,16 @@ def test_kill_9_at_random_moments_then_a_rebuild_equals_a_clean_build(tmp_path: 
     assert start_build(root, "//...").wait() == 0
     window = time.monotonic() - started  # kill moments: uniform in [0, window], adapted
     rng = random.Random(20241202)
-    variant, kills, trials = 0, 0, 0
+    variant, form, kills, trials = 0, 0, 0, 0
     kinds: dict[tuple[int, bool], int] = {}
     while kills < KILLS:
         trials += 1
         assert trials <= 3 * KILLS, f"only {kills} builds were still running when killed"
-        variant = 1 - variant  # every trial has the whole graph downstream of value to redo
-        set_variant(root, variant)
+        if rng.random() < 0.2:  # a cosmetic edit: killed while judging or adopting it
+            form = 1 - form
+        else:  # the whole graph downstream of value to redo
+            variant = 1 - variant
+        set_variant(root, variant, form)
         jobs, group = rng.choice((1, 2)), rng.random() < 0.5
         # --force plans every cell afresh: per_user dependents (scaled) run fused with value,
         # so about half the kills land in a fused stream
@@ -93,6 +97,11 @@ SCENARIOS: list[tuple[str, list[list[str]], str]] = [
         "toggle",
     ),
     ("two cold builds of the whole graph", [["//..."], ["//...", "--jobs", "2"]], "wipe"),
+    (
+        "a cosmetic edit, three builders adopting it",
+        [["//..."], ["//pricing:total", "//hist:scaled"], ["//hist:streak", "--jobs", "2"]],
+        "cosmetic",
+    ),
 ]
 
 
@@ -105,19 +114,25 @@ def test_concurrent_builders_on_one_cache_exit_0_only_when_every_cell_is_current
     expected = {variant: reference(tmp_path, variant) for variant in (0, 1)}
     root = stress_workspace(tmp_path / "ws", 0)
     assert in_process(root, "build", "//...", "--date", LAST)[0] == 0
-    variant, waited = 0, 0
+    variant, form, waited, adopted = 0, 0, 0, 0
     for round_ in range(ROUNDS):
         name, builders, change = SCENARIOS[round_ % len(SCENARIOS)]
         if change == "toggle":
             variant = 1 - variant
-            set_variant(root, variant)
+            set_variant(root, variant, form)
+        elif change == "cosmetic":
+            form = 1 - form
+            set_variant(root, variant, form)
         else:
             wipe_cache(root)
         running = [start_build(root, *argv) for argv in builders]
         finished = [(build, *build.communicate(timeout=600)) for build in running]
-        for build, _out, err in finished:
+        for build, out, err in finished:
             assert build.returncode == 0, f"round {round_} ({name}): {err}"
             assert "Traceback" not in err and "internal error" not in err, err
             waited += "waiting for another builder" in err
+            reasons = {cell["reason"] for cell in json.loads(out)["cells"]}
+            adopted += change == "cosmetic" and "cosmetic" in reasons
         assert_current(root, expected[variant], f"round {round_} ({name})")
     assert waited > 0  # the builders did meet on leased cells (else this proved nothing)
+    assert adopted > 0  # and a cosmetic edit was proven and adopted next to other builders
