@@ -196,6 +196,13 @@ class Scheduler:
             repairs += self.repair()
             report = merge_rounds(report, self._round(executor))
         report.repairs = repairs
+        if not self.request.dry_run:  # killed builders' attempts on cells found up to date
+            skipped = [
+                (self.targets[c.label].name, c.date)
+                for c in report.cells
+                if c.status == "skipped" and c.label in self.targets
+            ]
+            self.cache.end_dead_leases(skipped, time.time())
         self._after_run(report)
         return report
 

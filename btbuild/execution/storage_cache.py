@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from btbuild.storage.records import CellRecord
+from btbuild.storage.records import COMMITTED, RUNNING, CellRecord, Lease
 from btbuild.vocabulary import CellSummary
 from btbuild.workspace.model import Target
 
@@ -112,3 +113,55 @@ class StorageCache:
             else:
                 self.records[key] = self.backend.get_cell(name, day.isoformat())
         return self.records.get(key)
+
+    def end_dead_leases(self, skipped: list[tuple[str, date]], now: float) -> int:
+        """End the attempts of dead builders on cells this build found up to date.
+
+        A builder killed mid-attempt leaves its cell ``running`` over the committed result
+        it was replacing. A cell that runs again is taken over by ``acquire``; one that is up
+        to date is never acquired, so without this it would show ``running`` forever (and a
+        ``--force`` from another host would wait out the lease). Only cells with a committed
+        result are touched, only when the holder is dead on this host or its lease expired,
+        and only through ``release`` (a compare-and-set on owner and attempt). Cells that
+        will run are left alone: ``acquire`` counts their dead attempts (poison cells
+        dead-letter). Returns how many leases were ended."""
+        from btbuild.execution.liveness import is_dead_local_owner
+
+        wanted = [
+            (name, day.isoformat())
+            for name, day in skipped
+            if (summary := self.summaries.get((name, day.isoformat()))) is not None
+            and summary.status == RUNNING
+        ]
+        if not wanted:
+            return 0
+        records = self.backend.get_cells(
+            sorted({name for name, _ in wanted}), sorted({iso for _, iso in wanted})
+        )
+        ended = 0
+        for key in wanted:
+            record = records.get(key)
+            if (
+                record is None
+                or record.status != RUNNING
+                or record.generation is None
+                or record.lease_owner is None
+                or record.lease_generation is None
+                or not (record.lease_expires <= now or is_dead_local_owner(record.lease_owner))
+            ):
+                continue
+            before = replace(record, status=COMMITTED, attempts=max(0, record.attempts - 1))
+            lease = Lease(
+                record.target,
+                record.date,
+                record.lease_owner,
+                record.lease_generation,
+                record.lease_expires,
+                record.started_at,
+                0.0,
+                record.attempts,
+                previous=before,
+            )
+            self.backend.release(lease, now=now)
+            ended += 1
+        return ended

@@ -291,3 +291,35 @@ def test_a_cosmetic_adoption_never_lands_on_another_builders_newer_result(ws, mo
     assert (
         backend.get_cell("total", DAY).dep_results[V] == backend.get_cell("value", DAY).result_hash
     )
+
+
+def test_a_dead_builders_attempt_on_a_cell_found_up_to_date_is_ended(ws):
+    """A builder killed mid-attempt leaves its cell ``running`` over the committed result.
+    When the next build finds the cell up to date (nothing runs), it ends that dead attempt:
+    the cell shows its committed result again. A live holder's lease is left alone."""
+    import subprocess
+    import sys
+
+    from btbuild.execution.liveness import owner_id
+
+    ws.build(date=DAY)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_owner = owner_id(dead.pid)  # (taken while it runs: its start time is known)
+    dead.wait()
+    live = _lease_for_a_live_process(ws, "sign")
+    try:
+        backend = ws.backend()
+        before = backend.get_cell("total", DAY)
+        assert backend.acquire("total", DAY, dead_owner, 900) is not None
+        backend.close()
+        cells = ws.cells(ws.build(date=DAY))
+        assert {status for status, _reason in cells.values()} == {"skipped"}
+        backend = ws.backend()
+        after = backend.get_cell("total", DAY)
+        assert after.status == "committed" and after.lease_owner is None
+        assert (after.generation, after.result_hash) == (before.generation, before.result_hash)
+        assert backend.get_cell("sign", DAY).status == "running"  # its holder is alive
+        backend.close()
+    finally:
+        live.kill()
+        live.wait()
