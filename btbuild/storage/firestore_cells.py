@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from btbuild.storage import integrity
+from btbuild.storage import firestore_query, integrity
 from btbuild.storage import records as rec
+from btbuild.storage.firestore_query import Fields
 from btbuild.storage.primitives import summary_of
 from btbuild.storage.records import CellRecord
 from btbuild.vocabulary import CellSummary
@@ -62,12 +63,11 @@ def record_fields(record: CellRecord) -> dict[str, Any]:
     }
 
 
-def packed_summary(snapshot: Any) -> CellSummary | None:
+def packed_summary(packed: Any) -> CellSummary | None:
     """The packed ``summary`` field of a cell document; None when missing or malformed."""
     try:
-        packed = snapshot.get("summary")
         values = json.loads(packed) if isinstance(packed, str) else None
-    except (KeyError, ValueError):
+    except ValueError:
         return None
     if (
         type(values) is not list
@@ -84,9 +84,16 @@ def record_of(snapshot: Any) -> CellRecord | None:
     if snapshot is None or not snapshot.exists:
         return None
     try:
-        data = snapshot.get("data")
+        return record_from(snapshot.get("data"))
+    except KeyError:
+        return None
+
+
+def record_from(data: Any) -> CellRecord | None:
+    """The record in a cell document's ``data`` field; None when unreadable (a miss)."""
+    try:
         return rec.cell_from_row(json.loads(data)) if isinstance(data, str) else None
-    except (KeyError, ValueError, TypeError):
+    except (ValueError, TypeError):
         return None
 
 
@@ -101,11 +108,12 @@ def per_target(names: list[str], query: Callable[[str], T]) -> list[T]:
 def _stream(
     backend: FirestoreBackend, collection: Any, names: list[str], low: str, high: str,
     fields: list[str],
-) -> list[Any]:  # fmt: skip
-    """The documents of ``names`` dated ``low`` to ``high``: one query per target (the
-    composite index target, date) for a few targets, else one query over the date range
-    (each document is one streamed response: the targets of a whole-workspace plan are read
-    in one stream, not one round trip each). Documents of other targets are left out."""
+) -> list[tuple[str, Fields]]:  # fmt: skip
+    """(id, fields) of the documents of ``names`` dated ``low`` to ``high``, read from the raw
+    responses (btbuild/storage/firestore_query.py): one query per target (the composite index
+    target, date) for a few targets, else one query over the date range (each document is one
+    streamed response: the targets of a whole-workspace plan are read in one stream, not one
+    round trip each). Documents of other targets are left out."""
     field = backend._fs.FieldFilter
     dated = collection.where(filter=field("date", ">=", low)).where(
         filter=field("date", "<=", high)
@@ -114,13 +122,15 @@ def _stream(
     if len(names) > PER_TARGET_QUERIES:
         with backend.calling(what):
             wanted = set(names)
-            return [s for s in dated.select(fields).stream() if _target_of(s.id) in wanted]
+            found = firestore_query.documents(backend.client, dated.select(fields), fields)
+            return [item for item in found if _target_of(item[0]) in wanted]
 
-    def query(name: str) -> list[Any]:
+    def query(name: str) -> list[tuple[str, Fields]]:
         with backend.calling(f"{what} of {name}"):
-            return list(dated.where(filter=field("target", "==", name)).select(fields).stream())
+            selected = dated.where(filter=field("target", "==", name)).select(fields)
+            return firestore_query.documents(backend.client, selected, fields)
 
-    return [snapshot for found in per_target(names, query) for snapshot in found]
+    return [item for found in per_target(names, query) for item in found]
 
 
 def _target_of(document_id: str) -> str:
@@ -143,11 +153,11 @@ def summaries(
         return {}
     found: dict[tuple[str, str], CellSummary] = {}
     legacy: set[str] = set()
-    for snapshot in _stream(
+    for document_id, fields in _stream(
         backend, backend.cells, names, min(date_set), max(date_set), ["summary"]
     ):
-        target, date = split_cell_id(snapshot.id)
-        summary = packed_summary(snapshot)
+        target, date = split_cell_id(document_id)
+        summary = packed_summary(fields["summary"])
         if summary is None:
             legacy.add(target)
         elif date in date_set:
@@ -175,14 +185,14 @@ def read_checked(
         stored = _shards_by_cell(shard_stream.result())
     found: dict[tuple[str, str], CellSummary] = {}
     problems: dict[tuple[str, str], str] = {}
-    for snapshot in cells:
-        key = split_cell_id(snapshot.id)
+    for document_id, fields in cells:
+        key = split_cell_id(document_id)
         if key[1] not in date_set:
             continue
-        record = record_of(snapshot)
+        record = record_from(fields["data"])
         if record is not None and (record.target, record.date) != key:
             record = None
-        summary = packed_summary(snapshot)
+        summary = packed_summary(fields["summary"])
         if summary is None and record is not None:
             summary = summary_of(record)  # a document of an older version
         if summary is not None:
@@ -200,13 +210,18 @@ def check(
     return read_checked(backend, targets, dates)[1]
 
 
-def _shards_by_cell(shards: list[Any]) -> dict[tuple[str, str, str], dict[int, bytes]]:
+def _shards_by_cell(
+    shards: list[tuple[str, Fields]],
+) -> dict[tuple[str, str, str], dict[int, bytes]]:
     """(target, date, generation) -> index -> bytes of the shards a query returned (the
     document id names them: ``target__date__generation__index``)."""
     stored: dict[tuple[str, str, str], dict[int, bytes]] = {}
-    for snapshot in shards:
-        target, date, generation, index = snapshot.id.rsplit("__", 3)
-        data = (snapshot.to_dict() or {}).get("data")
+    for document_id, fields in shards:
+        parts = document_id.rsplit("__", 3)
+        if len(parts) != 4:
+            continue
+        target, date, generation, index = parts
+        data = fields["data"]
         if isinstance(data, bytes) and index.isdigit():
             stored.setdefault((target, date, generation), {})[int(index)] = data
     return stored

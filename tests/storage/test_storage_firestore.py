@@ -81,3 +81,42 @@ def test_read_checked_reads_the_plan_only_and_finds_damage_in_both_query_shapes(
         }
         assert backend.check_results(plan, days) == damaged
         assert backend.get_cell_summaries(plan, days) == expected
+
+
+def test_raw_query_reads_what_query_stream_reads(
+    tmp_path: Path, _emulators_stopped_at_end: None
+) -> None:
+    """The no-op analysis reads the raw RunQuery responses (firestore_query.documents): the
+    same documents and string/bytes values as the library's Query.stream, None for a field
+    of another type or missing; a client upgrade that changes the internals it uses fails
+    here."""
+    from btbuild.storage import firestore_query
+
+    with BACKEND_FACTORIES["firestore"](tmp_path) as backend:
+        for day in ("2024-01-01", "2024-01-02"):
+            commit_per_user(backend, "a", day, {"u1": 1, "ü/2": 2.5}, composite_hash="k" + day)
+        odd = backend.cells.document("a__2024-01-03")
+        odd.set({"target": "a", "date": "2024-01-03", "summary": 7, "data": b"\x00raw"})
+        fields = ["summary", "data", "missing"]
+        query = backend.cells.where(filter=backend._fs.FieldFilter("target", "==", "a"))
+        raw = firestore_query.documents(backend.client, query.select(fields), fields)
+        expected = []
+        for snap in query.select(fields).stream():
+            values = snap.to_dict()
+            expected.append(
+                (
+                    snap.id,
+                    {
+                        name: values[name] if isinstance(values.get(name), str | bytes) else None
+                        for name in fields
+                    },
+                )
+            )
+        assert len(raw) == 3
+        assert sorted(raw) == sorted(expected)
+        shards = backend.shards.where(filter=backend._fs.FieldFilter("target", "==", "a"))
+        raw_shards = firestore_query.documents(backend.client, shards.select(["data"]), ["data"])
+        assert sorted(raw_shards) == sorted(
+            (snap.id, {"data": snap.get("data")}) for snap in shards.select(["data"]).stream()
+        )
+        assert all(isinstance(values["data"], bytes) for _id, values in raw_shards)
