@@ -24,6 +24,7 @@ from btbuild.analysis.cells import RAN, RUNNABLE, CellInputs, Decision, date_ran
 from btbuild.analysis.planner import Planner
 from btbuild.errors import UsageError
 from btbuild.execution.backoff import retry_due
+from btbuild.execution.commits import flush_alerts
 from btbuild.execution.dispatch import Dispatch, Submit
 from btbuild.execution.executors import Executor, ExecutorRun
 from btbuild.execution.fused import Fusion
@@ -182,6 +183,8 @@ class Scheduler:
         the plan) is planned again, with every cell, from the cache as it is then."""
         self.plan()
         repairs = self.repair()
+        if not self.request.dry_run:  # alerts a killed or failed build left unpublished
+            repairs += flush_alerts(self.workspace, self.backend)
         report = self._round(executor)
         for _ in range(MAX_REPLANS):
             moved = [cell for cell in report.cells if cell.reason == DEPS_MOVED]

@@ -8,33 +8,39 @@ cosmetically adopted cells commit nothing.
 
 ``alert = true`` targets publish one Pub/Sub message per *changed* result (a first result,
 or a hash different from the one it replaced) to the ``[alerts]`` topic; a rebuild that
-changes nothing publishes nothing. Delivery is at most once per commit: the message is
-published after the commit, and a process killed in between loses it (the next change
-publishes again); a publish that fails is reported on the cell and fails the build (exit 1).
+changes nothing publishes nothing. Delivery is at least once: the commit's own transaction
+stores the alert in the cache's outbox (btbuild/storage/outbox.py); the committing process
+publishes it and then deletes the entry. A process killed in between, or a publish that
+fails (reported on the cell: the build exits 1), leaves the entry, and the next build or
+``btbuild worker`` publishes it first (:func:`flush_alerts`). A consumer may therefore see
+a message twice: it deduplicates on the ``alert_id`` attribute. A backend plugin without an
+outbox (``supports_outbox`` false) publishes after the commit, at most once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
-from btbuild.errors import BtbuildError
-from btbuild.storage.records import EXPIRED, CellRecord
+from btbuild.errors import BtbuildError, DamagedResult
+from btbuild.storage.base import result_before
+from btbuild.storage.outbox import PendingAlert
+from btbuild.storage.records import CellRecord
 from btbuild.vocabulary import Reason
-from btbuild.workspace.model import AlertSettings, Target
+from btbuild.workspace.model import AlertSettings, Target, Workspace
 
 PUBLISH_TIMEOUT = 60.0
 HOOK_FAILED = Reason.COMMIT_HOOK_FAILED  # the reason of a cell that ran but whose hooks failed
 EMULATOR_PROJECT = "btbuild-local"  # the project name used under the emulators
+# tests only: a file path; the process writes its pid there after a commit whose alert is
+# pending and sleeps before publishing it (so a test can kill -9 it right there)
+HOLD_BEFORE_ALERT = "BTBUILD_TEST_HOLD_BEFORE_ALERT"
 
-
-def previous_hash(previous: CellRecord | None) -> str | None:
-    """The result hash a commit replaces (an expired result's hash still counts)."""
-    if previous is None:
-        return None
-    return previous.result_hash if previous.has_result or previous.status == EXPIRED else None
+previous_hash = result_before  # the result hash a commit replaces
 
 
 def after_commit(
@@ -61,14 +67,80 @@ def after_commit(
     except BtbuildError as exc:
         problems.append(f"btbuild_cell_committed: {exc}")
     if target.alert and changed:
+        alert = PendingAlert(
+            target.name,
+            iso,
+            record.generation or "",
+            record.result_hash,
+            before,
+            record.kind,
+            record.item_count,
+            record.updated_at,
+        )
+        _hold_before_alert()
         try:
-            value = read_result() if record.kind == "per_date" else None
-            publisher(env).publish(target, day, record, before, value)
+            deliver(env.backend, publisher(env), target, alert)
         except BtbuildError as exc:
             problems.append(str(exc))
     if not problems:
         return None
     return f"{target.label}: committed, but after the commit: {'; '.join(problems)}"
+
+
+def deliver(backend: Any, publish: AlertPublisher, target: Target, alert: PendingAlert) -> None:
+    """Publish one alert, then delete its outbox entry. The value of a per_date result is
+    read from the cache; a cell that no longer holds the alert's result (a later commit
+    replaced it) is announced ``superseded``, without its value."""
+    value, superseded = None, False
+    try:
+        current = backend.read_expected(alert.target, alert.date, alert.result_hash)
+        value = current if alert.kind == "per_date" else None
+    except DamagedResult:
+        superseded = True
+    publish.publish(target, alert, value, superseded)
+    if backend.supports_outbox:
+        backend._delete_alert(alert.key)
+
+
+def flush_alerts(workspace: Workspace, backend: Any, env: Any = None) -> list[str]:
+    """Publish the alerts a crashed or failed process left in the outbox (the next build and
+    ``btbuild worker`` call this first); one line per alert handled. An entry of a target
+    that no longer has ``alert = true`` (or no longer exists) is dropped unpublished; one
+    that fails to publish stays for the next time and is reported."""
+    pending = backend.pending_alerts() if backend.supports_outbox else {}
+    if not pending:
+        return []
+    targets = {target.name: target for target in workspace.targets.values()}
+    holder = env if env is not None else _Holder(workspace)
+    done = []
+    for key, alert in sorted(pending.items()):
+        target = targets.get(alert.target) if alert is not None else None
+        if alert is None or target is None or not target.alert:
+            backend._delete_alert(key)
+            what = "unreadable" if alert is None else f"of {alert.target}, no longer alert = true"
+            done.append(f"alert outbox entry {key} dropped ({what})")
+            continue
+        try:
+            deliver(backend, publisher(holder), target, alert)
+        except BtbuildError as exc:
+            done.append(f"left-over alert for {target.label} on {alert.date} still pending: {exc}")
+            continue
+        done.append(f"left-over alert for {target.label} on {alert.date} published")
+    return done
+
+
+class _Holder:
+    """What :func:`publisher` caches its client on, outside a running build."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+
+
+def _hold_before_alert() -> None:
+    hold = os.environ.get(HOLD_BEFORE_ALERT)
+    if hold:
+        Path(hold).write_text(str(os.getpid()))
+        time.sleep(120)
 
 
 def publisher(env: Any) -> AlertPublisher:  # or its AlertFile subclass
@@ -111,48 +183,51 @@ class AlertPublisher:
         self._client: Any = None
 
     def message(
-        self, target: Target, day: date, record: CellRecord, before: str | None, value: Any
+        self, target: Target, alert: PendingAlert, value: Any, superseded: bool = False
     ) -> bytes:
         data = {
             "workspace": self.workspace,
             "target": target.label,
             "name": target.name,
-            "date": day.isoformat(),
-            "result_hash": record.result_hash,
-            "previous_result_hash": before,
-            "kind": record.kind,
-            "items": record.item_count,
+            "date": alert.date,
+            "result_hash": alert.result_hash,
+            "previous_result_hash": alert.previous_result_hash,
+            "kind": alert.kind,
+            "items": alert.item_count,
+            "superseded": superseded,
         }
-        if record.kind == "per_date":
+        if alert.kind == "per_date" and not superseded:
             data["result"] = value
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
+    def attributes(self, target: Target, alert: PendingAlert) -> dict[str, str]:
+        return {
+            "target": target.label,
+            "date": alert.date,
+            "result_hash": alert.result_hash or "",
+            "alert_id": alert.alert_id,
+        }
+
     def publish(
-        self, target: Target, day: date, record: CellRecord, before: str | None, value: Any
+        self, target: Target, alert: PendingAlert, value: Any, superseded: bool = False
     ) -> None:
         from google.api_core import exceptions as api
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # no stubs
 
-        data = self.message(target, day, record, before, value)
+        data = self.message(target, alert, value, superseded)
         try:
             if self._client is None:
                 self._client = pubsub_v1.PublisherClient()
-            future = self._client.publish(
-                self.topic,
-                data,
-                target=target.label,
-                date=day.isoformat(),
-                result_hash=record.result_hash or "",
-            )
+            future = self._client.publish(self.topic, data, **self.attributes(target, alert))
             future.result(timeout=PUBLISH_TIMEOUT)
         except api.NotFound:
             raise BtbuildError(
-                f"alert for {target.label} on {day.isoformat()} not published: topic {self.topic} does not exist"
+                f"alert for {target.label} on {alert.date} not published: topic {self.topic} does not exist"
             ) from None
         except Exception as exc:  # noqa: BLE001 - one line naming the topic and the cell
             line = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise BtbuildError(
-                f"alert for {target.label} on {day.isoformat()} not published to {self.topic}: {line}"
+                f"alert for {target.label} on {alert.date} not published to {self.topic}: {line}"
             ) from None
 
 
@@ -166,20 +241,21 @@ class AlertFile(AlertPublisher):
         self.workspace = workspace
 
     def publish(
-        self, target: Target, day: date, record: CellRecord, before: str | None, value: Any
+        self, target: Target, alert: PendingAlert, value: Any, superseded: bool = False
     ) -> None:
-        data = json.loads(self.message(target, day, record, before, value))
-        attributes = {"target": target.label, "date": day.isoformat()}
-        line = json.dumps({"data": data, "attributes": attributes}, sort_keys=True) + "\n"
+        data = json.loads(self.message(target, alert, value, superseded))
+        line = json.dumps(
+            {"data": data, "attributes": self.attributes(target, alert)}, sort_keys=True
+        )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(handle, line.encode())
+                os.write(handle, (line + "\n").encode())
                 os.fsync(handle)
             finally:
                 os.close(handle)
         except OSError as exc:
             raise BtbuildError(
-                f"alert for {target.label} on {day.isoformat()} not written to {self.path}: {exc.strerror}"
+                f"alert for {target.label} on {alert.date} not written to {self.path}: {exc.strerror}"
             ) from None

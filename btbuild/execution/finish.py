@@ -115,6 +115,8 @@ def commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
             root_fingerprints=dict(cell.root_fingerprints),
             category=run.target.package,
             expect_deps=dep_cells(env, cell),
+            # the alert is stored with the commit (a part of a sharded cell is not a cell)
+            alert=run.target.alert and (group.shards == 1 or group.combine),
         )
     except LeaseLost as exc:
         return CellOutcome(cell.name, cell.day, Status.BLOCKED, Reason.LEASED, error=str(exc))

@@ -28,19 +28,29 @@ builder that took the cell meanwhile keeps what it wrote.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, cast
 
 from btbuild.errors import DepsMoved, LeaseLost, StorageError
 from btbuild.storage import records as rec
+from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.primitives import (
     BackendPrimitives,
     CellTransaction,
+    OutboxTransaction,
     _now,
     check_cell_key,
     new_generation,
     summary_of,
 )
-from btbuild.storage.records import COMMITTED, INPUT_FIELDS, RUNNING, STATUSES, CellRecord, Lease
+from btbuild.storage.records import (
+    COMMITTED,
+    EXPIRED,
+    INPUT_FIELDS,
+    RUNNING,
+    STATUSES,
+    CellRecord,
+    Lease,
+)
 from btbuild.storage.repair import Repair
 from btbuild.storage.writer import ResultWriter
 from btbuild.vocabulary import CellSummary
@@ -198,12 +208,15 @@ class Backend(Repair):
         result: Mapping[str, Any],
         now: float,
         expect_deps: Mapping[tuple[str, str], str] | None = None,
+        alert: bool = False,
     ) -> CellRecord:
         """Atomically check the lease and write the record pointing at ``lease.generation``
         (the visible commit), then delete every other generation of the cell.
         :class:`LeaseLost` (writing nothing) if the lease was taken over. ``expect_deps``:
         (target, date) -> result hash each dep cell must still hold, read in the same
-        transaction; :class:`DepsMoved` (writing nothing) if one moved."""
+        transaction; :class:`DepsMoved` (writing nothing) if one moved. ``alert``: when the
+        result hash changes, store a :class:`PendingAlert` in the same transaction (a
+        backend with ``supports_outbox``; see btbuild/storage/outbox.py)."""
 
         def body(txn: CellTransaction) -> CellRecord:
             current = txn.read(lease.target, lease.date)
@@ -216,6 +229,9 @@ class Backend(Repair):
                 check_deps(lease, rec.moved_deps(expect_deps, found))
             record = rec.committed(current, lease, result, now)
             txn.save(record)
+            pending = pending_alert(lease.previous, record, now) if alert else None
+            if pending is not None and self.supports_outbox:
+                cast(OutboxTransaction, txn).put_alert(pending)
             return record
 
         record = self._atomically(f"commit {lease.target} on {lease.date}", body)
@@ -247,6 +263,33 @@ def check_put_status(
     if status == COMMITTED and (previous is None or not previous.has_result):
         raise StorageError(f"{target} on {date} has no result: only a ResultWriter can commit it")
     return dict(changes)
+
+
+def result_before(previous: CellRecord | None) -> str | None:
+    """The result hash a commit replaces (an expired result's hash still counts)."""
+    if previous is None:
+        return None
+    return previous.result_hash if previous.has_result or previous.status == EXPIRED else None
+
+
+def pending_alert(
+    previous: CellRecord | None, record: CellRecord, now: float
+) -> PendingAlert | None:
+    """The alert a commit of ``record`` over ``previous`` announces; None when its result
+    hash did not change (a rebuild that changes nothing alerts nobody)."""
+    before = result_before(previous)
+    if record.result_hash == before:
+        return None
+    return PendingAlert(
+        record.target,
+        record.date,
+        record.generation or "",
+        record.result_hash,
+        before,
+        record.kind,
+        record.item_count,
+        now,
+    )
 
 
 def check_deps(lease: Lease, moved: list[str]) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from btbuild.errors import CloudSetupError, LeaseLost, StorageError
 from btbuild.storage import firestore_cells
@@ -39,6 +39,7 @@ from btbuild.storage.firestore_cells import (
     record_of,
     shard_id,
 )
+from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.records import CellRecord, Equivalence, RunRecord
 
 __all__ = ["DEFAULT_PROJECT", "FirestoreBackend", "check_credentials", "check_prefix"]
@@ -57,6 +58,8 @@ class FirestoreBackend(FirestoreIndexes, Backend):
     ``project`` defaults to ``$GOOGLE_CLOUD_PROJECT`` (or a local name under the emulator);
     ``prefix`` is the collection prefix every document lives under.
     """
+
+    supports_outbox = True
 
     def __init__(
         self, project: str | None = None, prefix: str = "btbuild/default", client: Any = None
@@ -88,6 +91,7 @@ class FirestoreBackend(FirestoreIndexes, Backend):
         self.runs_col = self.collection("runs")
         self.sims = self.collection("sim_hashes")
         self.ledger = self.collection("equivalences")
+        self.outbox = self.collection("alert_outbox")
 
     def collection(self, name: str) -> Any:
         """A collection under this backend's prefix (the Pub/Sub executor keeps its run documents there)."""
@@ -388,6 +392,19 @@ class FirestoreBackend(FirestoreIndexes, Backend):
                 entries.append((entry.recorded_at, int(data.get("written_ns", 0)), entry))
         return [entry for _, _, entry in sorted(entries, key=lambda item: item[:2])]
 
+    # ------------------------------------------------------------------ alert outbox
+
+    def pending_alerts(self) -> dict[str, PendingAlert | None]:
+        with self.calling("read the alert outbox"):
+            return {
+                unquote(snap.id): PendingAlert.from_json((snap.to_dict() or {}).get("data"))
+                for snap in self.outbox.select(["data"]).stream()
+            }
+
+    def _delete_alert(self, key: str) -> None:
+        with self.calling("delete a published alert"):
+            self.outbox.document(quote(key, safe="")).delete()
+
     def close(self) -> None:
         close = getattr(self.client, "close", None)
         if close is not None:
@@ -411,3 +428,7 @@ class _Transaction:
 
     def delete(self, target: str, date: str) -> None:
         self.transaction.delete(self.backend.cells.document(cell_id(target, date)))
+
+    def put_alert(self, alert: PendingAlert) -> None:
+        ref = self.backend.outbox.document(quote(alert.key, safe=""))
+        self.transaction.set(ref, {"data": alert.to_json()})

@@ -11,14 +11,18 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeVar
 
 from btbuild.storage.base import Backend, CellTransaction, check_cell_key
+from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.records import CellRecord, Equivalence, RunRecord
 
 T = TypeVar("T")
 
 
 class MemoryBackend(Backend):
+    supports_outbox = True
+
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._outbox: dict[str, str] = {}
         self._cells: dict[tuple[str, str], dict[str, Any]] = {}
         self._shards: dict[tuple[str, str, str], dict[int, bytes]] = {}
         self._runs: list[dict[str, Any]] = []
@@ -175,6 +179,14 @@ class MemoryBackend(Backend):
         with self._lock:
             return [e for e in self._ledger if target is None or e.target == target]
 
+    def pending_alerts(self) -> dict[str, PendingAlert | None]:
+        with self._lock:
+            return {key: PendingAlert.from_json(data) for key, data in self._outbox.items()}
+
+    def _delete_alert(self, key: str) -> None:
+        with self._lock:
+            self._outbox.pop(key, None)
+
 
 class _MemoryTransaction:
     """Reads and writes under the backend's lock (held by :meth:`MemoryBackend._atomically`)."""
@@ -190,3 +202,6 @@ class _MemoryTransaction:
 
     def delete(self, target: str, date: str) -> None:
         self.backend._cells.pop((target, date), None)
+
+    def put_alert(self, alert: PendingAlert) -> None:
+        self.backend._outbox[alert.key] = alert.to_json()

@@ -19,6 +19,7 @@ from typing import Protocol, TypeVar
 
 from btbuild.errors import StorageError
 from btbuild.storage import codec
+from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.reading import ResultReading
 from btbuild.storage.records import RUNNING, CellRecord, Equivalence, RunRecord
 from btbuild.vocabulary import CellSummary
@@ -68,6 +69,13 @@ class CellTransaction(Protocol):
     def delete(self, target: str, date: str) -> None: ...
 
 
+class OutboxTransaction(CellTransaction, Protocol):
+    """The transaction of a backend with ``supports_outbox``: it also stores a pending alert
+    (btbuild/storage/outbox.py), atomically with the records it saves."""
+
+    def put_alert(self, alert: PendingAlert) -> None: ...
+
+
 class BackendPrimitives(ResultReading, ABC):
     """Action cache, result shards, run log, SimHash registry and equivalence ledger.
 
@@ -77,6 +85,9 @@ class BackendPrimitives(ResultReading, ABC):
     """
 
     shard_limit: int = codec.SHARD_LIMIT
+    # True: the transaction has ``put_alert`` and pending_alerts/_delete_alert are implemented
+    # (alerts at least once); False (a plugin's default): alerts are published at most once
+    supports_outbox: bool = False
 
     # ------------------------------------------------------------------ primitives
 
@@ -146,6 +157,14 @@ class BackendPrimitives(ResultReading, ABC):
     @abstractmethod
     def equivalences(self, target: str | None = None) -> list[Equivalence]:
         """The ledger, oldest first, of one target or all."""
+
+    def pending_alerts(self) -> dict[str, PendingAlert | None]:
+        """Outbox entry id -> the pending alert (None: unreadable, to be deleted); a backend
+        without ``supports_outbox`` has none."""
+        return {}
+
+    def _delete_alert(self, key: str) -> None:  # noqa: B027 - no outbox: nothing to delete
+        """Delete one outbox entry (after its alert was published); a missing one is fine."""
 
     def close(self) -> None:  # noqa: B027 - backends without resources need not override
         """Release connections and files; the backend is unusable afterwards."""

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from btbuild.errors import StorageError
 from btbuild.storage.base import Backend, CellSummary, CellTransaction, check_cell_key
+from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.records import CellRecord
 from btbuild.storage.sqlite_logs import SqliteLogs
 from btbuild.storage.sqlite_schema import (
@@ -94,6 +95,8 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
 
 class SqliteBackend(SqliteLogs, Backend):
     """Cache in one SQLite file at ``path`` (parent folders are created)."""
+
+    supports_outbox = True
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -411,3 +414,9 @@ class _SqliteTransaction:
 
     def delete(self, target: str, date: str) -> None:
         self.conn.execute("DELETE FROM cells WHERE target = ? AND date = ?", [target, date])
+
+    def put_alert(self, alert: PendingAlert) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO alert_outbox (id, data) VALUES (?, ?)",
+            [alert.key, alert.to_json()],
+        )

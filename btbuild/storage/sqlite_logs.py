@@ -9,11 +9,14 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.records import Equivalence, RunRecord
 
 
 class SqliteLogs:
-    """Needs the backend's ``_transaction`` and ``_query``."""
+    """Needs the backend's ``_transaction``, ``_query`` and ``read_only``."""
+
+    read_only: bool
 
     def _transaction(self, what: str) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
@@ -111,3 +114,15 @@ class SqliteLogs:
             params,
         )
         return [Equivalence(*row) for row in rows]
+
+    # ------------------------------------------------------------------ alert outbox
+
+    def pending_alerts(self) -> dict[str, PendingAlert | None]:
+        if self.read_only:  # nothing can be committed, published or deleted here
+            return {}
+        rows = self._query("read the alert outbox", "SELECT id, data FROM alert_outbox")
+        return {key: PendingAlert.from_json(data) for key, data in rows}
+
+    def _delete_alert(self, key: str) -> None:
+        with self._transaction("delete a published alert") as conn:
+            conn.execute("DELETE FROM alert_outbox WHERE id = ?", [key])

@@ -129,6 +129,8 @@ _TABLES = (
     "[sim_hash] TEXT, PRIMARY KEY ([code_hash], [fabricator_version]))",
     "CREATE TABLE IF NOT EXISTS [equivalences] ([id] INTEGER PRIMARY KEY, [target] TEXT, "
     "[old_code_hash] TEXT, [new_code_hash] TEXT, [sim_hash] TEXT, [date] TEXT, [recorded_at] REAL)",
+    # pending alerts (btbuild/storage/outbox.py), written in the commit's transaction
+    "CREATE TABLE IF NOT EXISTS [alert_outbox] ([id] TEXT PRIMARY KEY, [data] TEXT)",
 )
 
 

@@ -162,6 +162,7 @@ class ResultWriter:
         *,
         now: float | None = None,
         expect_deps: Mapping[tuple[str, str], str] | None = None,
+        alert: bool = False,
         **inputs: Any,
     ) -> CellRecord:
         """Make the result visible. ``inputs`` are the INPUT_FIELDS the result was computed
@@ -169,7 +170,9 @@ class ResultWriter:
         root_fingerprints, category). :class:`LeaseLost` if another builder took the cell.
         ``expect_deps`` maps each dep cell (target, date) to the result hash the value was
         computed from: compared in the commit's transaction, and if one moved the commit is
-        refused with :class:`DepsMoved` and the cell is released as it was before."""
+        refused with :class:`DepsMoved` and the cell is released as it was before.
+        ``alert``: record a pending alert with the commit when the result hash changes
+        (btbuild/storage/outbox.py)."""
         self._check_open()
         unknown = set(inputs) - set(INPUT_FIELDS)
         if unknown:
@@ -200,6 +203,8 @@ class ResultWriter:
         )
         self._closed = True
         try:
+            if alert:
+                return self.backend._commit(self.lease, result, _now(now), expect_deps, alert)
             if expect_deps:
                 return self.backend._commit(self.lease, result, _now(now), expect_deps)
             return self.backend._commit(self.lease, result, _now(now))

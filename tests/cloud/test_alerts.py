@@ -17,10 +17,11 @@ PROJECT = "btbuild-local"
 
 
 class Topic:
-    def __init__(self) -> None:
+    def __init__(self, name: str | None = None) -> None:
         from google.cloud import pubsub_v1
 
-        self.name = f"alerts-{uuid.uuid4().hex[:10]}"
+        self.name = name or f"alerts-{uuid.uuid4().hex[:10]}"
+        self.attributes: list[dict[str, str]] = []  # of every message drained, in order
         self.topic = f"projects/{PROJECT}/topics/{self.name}"
         self.subscription = f"projects/{PROJECT}/subscriptions/{self.name}-test"
         self.publisher = pubsub_v1.PublisherClient()
@@ -30,8 +31,9 @@ class Topic:
             request={"name": self.subscription, "topic": self.topic}
         )
 
-    def drain(self, settle: float = 2.0) -> list[dict]:
-        """Every message published so far (pulled and acknowledged)."""
+    def drain(self, settle: float = 1.0) -> list[dict]:
+        """Every message published so far (pulled and acknowledged): the builds publish
+        synchronously, so their messages are in the topic before the drain starts."""
         found: list[dict] = []
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < settle:
@@ -42,6 +44,7 @@ class Topic:
             if response.received_messages:
                 quiet_since = time.monotonic()
                 found += [json.loads(m.message.data) for m in response.received_messages]
+                self.attributes += [dict(m.message.attributes) for m in response.received_messages]
                 self.subscriber.acknowledge(
                     request={
                         "subscription": self.subscription,
@@ -136,18 +139,106 @@ def test_one_message_per_changed_result_on_pubsub_workers(
     assert topic.drain() == []
 
 
-def test_a_missing_topic_fails_the_build_after_the_commit(
+def test_a_missing_topic_fails_the_build_and_the_next_build_publishes_the_alert(
     tmp_path: Path, cloud: dict[str, str]
 ) -> None:
+    """A publish that fails leaves the alert in the outbox (SQLite cache here): the build
+    exits 1, and once the topic exists the next build publishes it first, then deletes it."""
+    name = f"late-{uuid.uuid4().hex[:10]}"
     ws = make_workspace(tmp_path / "ws")
-    ws.write(
-        "BUILD.toml", (ws.root / "BUILD.toml").read_text() + '\n[alerts]\ntopic = "no-such-topic"\n'
-    )
+    ws.write("BUILD.toml", (ws.root / "BUILD.toml").read_text() + f'\n[alerts]\ntopic = "{name}"\n')
     ws.edit(
         "calculations/pricing/BUILD.toml",
         'entry = "levels:level"\n',
         'entry = "levels:level"\nalert = true\n',
     )
     report = ws.build("//pricing:price_level", expect=1)
-    cell = next(c for c in report["cells"] if c["status"] == "ran")
-    assert "topic projects/btbuild-local/topics/no-such-topic does not exist" in cell["detail"]
+    ran = sorted(c["date"] for c in report["cells"] if c["status"] == "ran")
+    assert ran == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert all(
+        f"topic projects/btbuild-local/topics/{name} does not exist" in c["detail"]
+        for c in report["cells"]
+    )
+    pending = {alert.date: alert for alert in ws.backend().pending_alerts().values()}
+    assert sorted(pending) == ran and {a.target for a in pending.values()} == {"price_level"}
+    topic = Topic(name)
+    report = ws.build("//pricing:price_level")
+    assert not [c for c in report["cells"] if c["status"] == "ran"]  # nothing to rebuild ...
+    assert report["repairs"] == [
+        f"left-over alert for //pricing:price_level on {day} published" for day in ran
+    ]
+    messages = topic.drain()  # ... but the alerts went out, once each
+    assert sorted((m["name"], m["date"], m["superseded"]) for m in messages) == [
+        ("price_level", day, False) for day in ran
+    ]
+    for message, attributes in zip(messages, topic.attributes, strict=True):
+        assert message["result"] == ws.backend().read_result("price_level", message["date"])
+        assert attributes["alert_id"] == pending[message["date"]].alert_id
+    assert ws.backend().pending_alerts() == {}
+
+
+def test_a_build_killed_between_commit_and_publish_leaves_the_alert_for_the_next_build(
+    cloud_ws: CloudWorkspace, topic: Topic, tmp_path: Path
+) -> None:
+    """kill -9 right after the commit of an alert target's cell, before its publish (the
+    test hook holds the process there): the Firestore outbox keeps the alert, and the next
+    build publishes it before building the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from btbuild.execution.commits import HOLD_BEFORE_ALERT
+    from tests.cloud.conftest import REPO
+
+    cloud_ws.write(
+        "BUILD.toml",
+        (cloud_ws.root / "BUILD.toml").read_text() + f'\n[alerts]\ntopic = "{topic.name}"\n',
+    )
+    cloud_ws.edit(
+        "calculations/pricing/BUILD.toml",
+        'entry = "levels:level"\n',
+        'entry = "levels:level"\nalert = true\n',
+    )
+    hold = tmp_path / "held.pid"
+    env = dict(os.environ, **cloud_ws.env, PYTHONPATH=str(REPO), **{HOLD_BEFORE_ALERT: str(hold)})
+    build = subprocess.Popen(
+        [sys.executable, "-m", "btbuild", "--workspace", str(cloud_ws.root), "build",
+         "//pricing:price_level", "--date", "2024-01-03"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not hold.exists() or not hold.read_text():
+            assert build.poll() is None, build.stderr.read() if build.stderr else ""
+            assert time.monotonic() < deadline, "the build never reached its first alert"
+            time.sleep(0.05)
+        os.kill(int(hold.read_text()), signal.SIGKILL)  # the committing process, by its pid
+        build.wait(timeout=30)
+    finally:
+        if build.poll() is None:
+            os.killpg(build.pid, signal.SIGKILL)
+            build.wait()
+    backend = cloud_ws.backend()
+    [pending] = backend.pending_alerts().values()
+    committed = backend.get_cell("price_level", pending.date)
+    assert committed.generation == pending.generation  # the commit itself was durable
+    cloud_ws.start_workers(1)  # a worker publishes it at start, before it pulls
+    deadline = time.monotonic() + 60
+    while "pulling" not in cloud_ws.worker_logs():
+        assert time.monotonic() < deadline, cloud_ws.worker_logs()
+        time.sleep(0.1)
+    cloud_ws.stop_workers()
+    assert "left-over alert for //pricing:price_level" in cloud_ws.worker_logs()
+    [message] = topic.drain()  # one: the killed build published nothing
+    assert (message["date"], topic.attributes[0]["alert_id"]) == (pending.date, pending.alert_id)
+    assert message["result"] == backend.read_result("price_level", pending.date)
+    assert backend.pending_alerts() == {}
+    cloud_ws.build("//pricing:price_level")  # the cells the killed build did not reach
+    later = topic.drain()
+    assert sorted(m["date"] for m in [message, *later]) == [
+        "2024-01-01",
+        "2024-01-02",
+        "2024-01-03",
+    ]
+    assert backend.pending_alerts() == {}

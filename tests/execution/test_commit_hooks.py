@@ -137,3 +137,43 @@ def test_alerts_table_needs_a_topic_or_a_file(ws):
     )
     code, _, err = ws.cli("query", "//...")
     assert code == 2 and "//pricing:total: alert = true needs an [alerts] table" in err
+
+
+def test_alerts_that_failed_to_publish_are_published_by_the_next_build(ws, day_writer):
+    """At least once: a sink that cannot be written leaves each alert in the cache's outbox
+    (the build exits 1); a leftover stays while the sink is still broken; once it works the
+    next build publishes every leftover first. An alert whose cell was committed again
+    meanwhile is published ``superseded``, without its value; every line carries the
+    ``alert_id`` consumers deduplicate on."""
+    from datetime import date
+
+    ws.write(
+        "BUILD.toml",
+        (ws.root / "BUILD.toml").read_text() + '\n[alerts]\nfile = "out/alerts.jsonl"\n',
+    )
+    ws.edit(
+        "calculations/pricing/BUILD.toml",
+        'entry = "levels:level"\n',
+        'entry = "levels:level"\nalert = true\n',
+    )
+    sink = ws.root / "out" / "alerts.jsonl"
+    sink.mkdir(parents=True)  # a directory: every write fails
+    ws.build("//pricing:price_level", expect=1)
+    first = {a.date: a for a in ws.backend().pending_alerts().values()}
+    assert sorted(first) == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    day_writer(ws.root, date(2024, 1, 3), price_bump=2.0)
+    report = ws.build("//pricing:price_level", expect=1)
+    assert all("still pending" in line for line in report["repairs"])
+    assert len(ws.backend().pending_alerts()) == 4  # the new result of 01-03 is pending too
+    sink.rmdir()
+    report = ws.build("//pricing:price_level")
+    assert len(report["repairs"]) == 4 and ws.backend().pending_alerts() == {}
+    lines = [json.loads(line) for line in sink.read_text().splitlines()]
+    by_id = {line["attributes"]["alert_id"]: line["data"] for line in lines}
+    assert len(by_id) == len(lines) == 4
+    stale = by_id[first["2024-01-03"].alert_id]
+    assert stale["superseded"] and "result" not in stale
+    current = ws.backend().read_result("price_level", "2024-01-03")
+    fresh = [d for d in by_id.values() if d["date"] == "2024-01-03" and not d["superseded"]]
+    assert [d["result"] for d in fresh] == [current]
+    assert fresh[0]["previous_result_hash"] == first["2024-01-03"].result_hash

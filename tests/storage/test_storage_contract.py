@@ -473,3 +473,40 @@ def test_sim_hash_registry_and_equivalence_ledger(backend: Backend) -> None:
         D1,
         T0,
     )
+
+
+# ------------------------------------------------------------------ alert outbox
+
+
+def test_a_changing_commit_stores_its_alert_in_the_same_transaction(backend: Backend) -> None:
+    """alert=True: a commit that changes the result hash leaves one pending alert (an outbox
+    backend), deleted by _delete_alert; an unchanged result leaves none; a refused commit
+    (lease lost) none either. A backend without an outbox commits the same and has none."""
+    first = commit_per_user(backend, "a", D1, {"u1": 1}, alert=True)
+    pending = backend.pending_alerts()
+    if not backend.supports_outbox:
+        assert pending == {} and backend.get_cell("a", D1).result_hash == first.result_hash
+        return
+    (key, alert), *others = pending.items()
+    assert others == [] and alert is not None and key == alert.key
+    assert (alert.target, alert.date, alert.generation) == ("a", D1, first.generation)
+    assert (alert.result_hash, alert.previous_result_hash) == (first.result_hash, None)
+    assert (alert.kind, alert.item_count) == ("per_user", 1)
+    assert alert.alert_id == f"a/{D1}/{first.result_hash}/{first.generation}"
+    backend._delete_alert(key)
+    backend._delete_alert(key)  # a second delete (a duplicate publisher) is harmless
+    assert backend.pending_alerts() == {}
+    commit_per_user(backend, "a", D1, {"u1": 1}, alert=True, now=T0 + 1)
+    assert backend.pending_alerts() == {}  # same result: nothing to announce
+    second = commit_per_user(backend, "a", D1, {"u1": 2}, alert=True, now=T0 + 2)
+    commit_per_user(backend, "b", D1, {"u1": 2}, now=T0 + 2)  # alert=False: none
+    [alert] = backend.pending_alerts().values()
+    assert alert is not None and alert.previous_result_hash == first.result_hash
+    assert alert.result_hash == second.result_hash
+    lease = backend.acquire("a", D2, "w1", 60, now=T0)
+    assert lease is not None and backend.acquire("a", D2, "w2", 60, now=T0 + 61) is not None
+    writer = backend.open_writer(lease, "per_user")
+    writer.add({"u1": 3})
+    with pytest.raises(LeaseLost):
+        writer.commit(now=T0 + 62, alert=True)
+    assert len(backend.pending_alerts()) == 1

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from btbuild.errors import UsageError
+from btbuild.execution.commits import flush_alerts
 from btbuild.execution.pubsub.lifecycle import (
     GRACE_SECONDS,
     AckExtender,
@@ -220,6 +221,8 @@ def serve(
         float(execution.retry_backoff),
     )
     stats = WorkerStats()
+    for line in flush_alerts(env.workspace, env.backend, env):  # a killed worker's alerts
+        log(f"worker {env.owner}: {line}")
     log(f"worker {env.owner} pulling {names.subscription}")
     try:
         with GracefulStop(grace, log) as stop:
