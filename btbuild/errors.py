@@ -87,6 +87,27 @@ class DamagedResult(StorageError):
         super().__init__(message)
 
 
+class CacheFileDamaged(StorageError):
+    """The cache *file* is damaged below the level of records (SQLite reports a malformed
+    page, or the file is no database any more): ``btbuild fsck --repair`` (and any build,
+    once, on its own) moves it aside and salvages every record that still checks out.
+    ``path`` names the file; ``file_id`` is its (device, inode) when it was found damaged,
+    so that a repair started later does not repair a file another process already replaced."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str,
+        file_id: tuple[int, int] | None = None,
+        problem: str = "",
+    ) -> None:
+        self.path = Path(path)
+        self.file_id = file_id
+        self.problem = problem or message
+        super().__init__(message)
+
+
 class LeaseLost(StorageError):
     """Another builder took over a cell this process was working on."""
 

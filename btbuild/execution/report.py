@@ -54,6 +54,8 @@ class BuildReport:
     dry_run: bool = False
     # what the build changed in the cache before running cells (StorageCache.repair)
     repairs: list[str] = field(default_factory=list)
+    # damaged cache files the build repaired before running again (sqlite_salvage.Salvage)
+    salvage: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, int]:
         keys = (RUNNABLE, *SUMMARY_KEYS) if self.dry_run else SUMMARY_KEYS
@@ -78,6 +80,8 @@ class BuildReport:
         data["summary"] = self.summary()
         if self.repairs:
             data["repairs"] = list(self.repairs)
+        if self.salvage:
+            data["salvage"] = list(self.salvage)
         return data
 
     def json_text(self) -> str:
@@ -87,6 +91,8 @@ class BuildReport:
         summary = json.dumps(self.summary())
         if self.repairs:
             summary += f', "repairs": {json.dumps(self.repairs)}'
+        if self.salvage:
+            summary += f', "salvage": {json.dumps(self.salvage)}'
         if not cells:
             return f'{{"cells": [], "summary": {summary}}}'
         return f'{{"cells": [\n  {cells}\n],\n "summary": {summary}}}'

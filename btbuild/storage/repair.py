@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from btbuild.errors import CacheFileDamaged
 from btbuild.storage import integrity
 from btbuild.storage.primitives import (
     BackendPrimitives,
@@ -22,6 +23,16 @@ class Repair(BackendPrimitives):
     """The shared repair, retention and log methods of every backend."""
 
     # ------------------------------------------------------------------ repair, retention
+
+    def damage_found(self) -> CacheFileDamaged | None:
+        """Damage of the cache's *file* this process met (or learnt of) since it opened it,
+        or the file replaced under it: the build repairs it and runs again. Backends without
+        files of their own never report any."""
+        return None
+
+    def check_file(self) -> CacheFileDamaged | None:
+        """The backend's own check of its storage below the records (``btbuild fsck``)."""
+        return None
 
     def forget_result(
         self, target: str, date: str, *, generation: str | None = None, now: float | None = None

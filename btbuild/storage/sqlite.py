@@ -7,6 +7,7 @@ row codec are in sqlite_schema.py; hot paths use plain SQL. See docs/storage.md.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sqlite3
@@ -16,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from btbuild.errors import StorageError
+from btbuild.errors import CacheFileDamaged, StorageError
+from btbuild.storage import sqlite_files as files
 from btbuild.storage.base import Backend, CellSummary, CellTransaction, check_cell_key
 from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.records import CellRecord
@@ -93,14 +95,18 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
         yield values[start : start + _CHUNK]
 
 
-class SqliteBackend(SqliteLogs, Backend):
-    """Cache in one SQLite file at ``path`` (parent folders are created)."""
+class SqliteBackend(files.FileHealth, SqliteLogs, Backend):
+    """Cache in one SQLite file at ``path`` (parent folders are created). ``guard=False``
+    (a salvage writing a file that is not in place yet) skips the repair lock."""
 
     supports_outbox = True
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, guard: bool = True) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        self._guard = guard
+        self.file_id: files.FileId | None = None  # (device, inode) of the file opened
+        self.damage: CacheFileDamaged | None = None  # the first damage met by this process
         # a cache this process may not write (permissions, a read-only mount) is opened
         # read-only: status, explain, query and --dry-run work; writes fail with one line
         self.read_only = self.path.is_file() and not _writable(self.path)
@@ -116,6 +122,17 @@ class SqliteBackend(SqliteLogs, Backend):
             self._open(read_only=True, immutable=True)
 
     def _open(self, *, read_only: bool, immutable: bool = False) -> None:
+        if read_only or not self._guard:
+            self._connect(read_only=read_only, immutable=immutable)
+            return
+        if not self.path.exists() and files.sibling(self.path, ".salvaged").exists():
+            # a repair killed mid-swap: finish it first
+            with files.repair_lock(self.path, exclusive=True):
+                files.finish_interrupted_swap(self.path)
+        with files.repair_lock(self.path, exclusive=False):  # no swap while opening
+            self._connect(read_only=read_only, immutable=immutable)
+
+    def _connect(self, *, read_only: bool, immutable: bool = False) -> None:
         try:
             if read_only:
                 conn = sqlite3.connect(
@@ -141,6 +158,7 @@ class SqliteBackend(SqliteLogs, Backend):
             raise StorageError(f"{self.path}: cannot open the cache: {exc}") from None
         self._conn = conn
         self.db = _Db(conn)
+        self.file_id = files.file_id(self.path)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
             if read_only:
@@ -157,6 +175,8 @@ class SqliteBackend(SqliteLogs, Backend):
             conn.close()
             if not immutable and _is_read_only_error(exc):
                 raise _ReadOnly from None
+            if files.is_corruption(exc) and files.looks_like_database(self.path):
+                raise self._error("open the cache", exc) from None
             raise StorageError(_unusable(self.path, exc)) from None
         except StorageError:
             conn.close()
@@ -188,27 +208,33 @@ class SqliteBackend(SqliteLogs, Backend):
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StorageError(f"{self.path}: cannot {what}: {exc}") from None
+                raise self._error(what, exc) from None
             try:
                 yield self._conn
             except BaseException as exc:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 if isinstance(exc, sqlite3.Error):
-                    raise StorageError(f"{self.path}: cannot {what}: {exc}") from None
+                    raise self._error(what, exc) from None
                 raise
             else:
                 try:
                     self._conn.execute("COMMIT")
                 except sqlite3.Error as exc:
-                    self._conn.execute("ROLLBACK")
-                    raise StorageError(f"{self.path}: cannot {what}: {exc}") from None
+                    self._rollback()
+                    raise self._error(what, exc) from None
+
+    def _rollback(self) -> None:
+        """Roll back what is left (SQLite may have rolled back already: damage, a full disk)."""
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # the next BEGIN reports what is wrong
+                self._conn.execute("ROLLBACK")
 
     def _query(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise StorageError(f"{self.path}: cannot {what}: {exc}") from None
+                raise self._error(what, exc) from None
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ by the shared, slower path.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +49,11 @@ def check_results(
             f" WHERE c.target IN ({marks}) AND c.date BETWEEN ? AND ?"
         )
         with backend._lock:
-            rows = backend._conn.execute(sql, [*chunk, low, high])
-            _scan(backend, rows, date_set, damaged, legacy)
+            try:
+                rows = backend._conn.execute(sql, [*chunk, low, high])
+                _scan(backend, rows, date_set, damaged, legacy)
+            except sqlite3.Error as exc:  # the file's pages damaged: CacheFileDamaged
+                raise backend._error("check the stored results", exc) from None
     for key in legacy:
         record = backend.get_cell(*key)
         problem = "its record is unreadable" if record is None else None

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING
 
 import click
 
 from btbuild.cli.options import Options
-from btbuild.errors import UsageError
+from btbuild.errors import CacheFileDamaged, UsageError
 from btbuild.execution.build import BuildReport, BuildRequest, CellReport, Scheduler
 from btbuild.execution.executors import DEFAULT_EXECUTOR, executor_named
 from btbuild.vocabulary import Reason, Status
 
 if TYPE_CHECKING:
     from btbuild.session import Session
+    from btbuild.storage.sqlite_salvage import Salvage
 
 
 def parse_date(value: str, option: str) -> date:
@@ -93,13 +95,14 @@ def command(
     from btbuild.execution.guard import calc_output
 
     logs: list[str] = []
-    with (
-        options.session(product_lines=product_lines) as session,
-        calc_output(),
-    ):  # calculation code (cells, SimHash worlds) prints to stderr
-        report = run_build(
+
+    def attempt(session: Session) -> BuildReport:
+        return run_build(
             session, request, output, executor, recheck_cosmetic=recheck_cosmetic, logs=logs
         )
+
+    with calc_output():  # calculation code (cells, SimHash worlds) prints to stderr
+        report = build_repairing(options, product_lines, attempt, repair=not dry_run)
     if output == "json":
         click.echo(report.json_text())
     else:
@@ -109,6 +112,49 @@ def command(
         for line in logs:
             click.echo(f"  {line}", err=True)
     return 0 if report.ok else 1
+
+
+def build_repairing(
+    options: Options,
+    product_lines: tuple[str, ...],
+    attempt: Callable[[Session], BuildReport],
+    *,
+    repair: bool = True,
+) -> BuildReport:
+    """Run ``attempt`` in a session. When the cache *file* turns out damaged (on opening, as
+    reported by an earlier command, or met while the build ran, even by a worker process
+    whose cell failed of it) or was repaired by another process meanwhile, repair it (move
+    it aside, salvage what checks out: btbuild/storage/sqlite_salvage.py) and run the whole
+    build once more in a new session: one build repairs. Damage met again is an error."""
+    salvages: list[Salvage] = []
+    for last in (False, True) if repair else (True,):
+        try:
+            with options.session(product_lines=product_lines) as session:
+                found = session.backend.damage_found()  # left by an earlier command
+                if found is None:
+                    report = attempt(session)
+                    found = session.backend.damage_found()
+                if found is not None:
+                    raise found
+            break
+        except CacheFileDamaged as exc:
+            if last:
+                raise
+            click.echo(
+                f"btbuild: {exc.path}: {exc.problem}: repairing the cache file, then building "
+                "again",
+                err=True,
+            )
+            salvages.append(repair_file(exc))
+    report.repairs[:0] = [salvage.describe() for salvage in salvages]
+    report.salvage = [salvage.to_json() for salvage in salvages]
+    return report
+
+
+def repair_file(exc: CacheFileDamaged) -> Salvage:
+    from btbuild.storage.sqlite_salvage import repair
+
+    return repair(exc.path, exc.file_id)
 
 
 def run_build(

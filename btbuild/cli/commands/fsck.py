@@ -1,10 +1,13 @@
-"""``btbuild fsck [PATTERN...] [--repair]``: check every cell's result against its hashes.
+"""``btbuild fsck [PATTERN...] [--repair]``: check the cache file and every cell's result.
 
-Like ``git fsck``: every cell of the matched targets (default ``//...``) over the dates
-``--from D0`` (default ``[workspace] start_date``) through ``--date D`` (default today) is
-checked with ``Backend.check_results``: its record is readable and agrees with its summary,
-its seal fits its result fields, and every shard is present and matches its checksum. Exit 1
-when damage is found and not repaired; ``--repair`` forgets each damaged cell (the next build
+Like ``git fsck``: first the cache *file* (SQLite's own check of every page,
+``PRAGMA quick_check``), then every cell of the matched targets (default ``//...``) over the
+dates ``--from D0`` (default ``[workspace] start_date``) through ``--date D`` (default today)
+with ``Backend.check_results``: its record is readable and agrees with its summary, its seal
+fits its result fields, and every shard is present and matches its checksum. Exit 1 when
+damage is found and not repaired. ``--repair`` moves a damaged file aside
+(``<cache>.damaged-<UTC time>``, kept) and salvages into a fresh one every cell that still
+checks out (btbuild/storage/sqlite_salvage.py), forgets each damaged cell (the next build
 rebuilds it) and deletes orphan shards.
 """
 
@@ -19,7 +22,7 @@ import click
 from btbuild.analysis.cells import date_range
 from btbuild.cli.commands.build import parse_date
 from btbuild.cli.options import Options
-from btbuild.errors import UsageError
+from btbuild.errors import CacheFileDamaged, UsageError
 from btbuild.session import Session
 
 
@@ -27,7 +30,12 @@ from btbuild.session import Session
 @click.argument("patterns", nargs=-1)
 @click.option("--date", "end", metavar="D", help="Last date to check (default: today, UTC).")
 @click.option("--from", "start", metavar="D0", help="First date (default: [workspace] start_date).")
-@click.option("--repair", is_flag=True, help="Forget damaged cells (the next build rebuilds them).")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Move a damaged cache file aside and salvage what checks out; forget damaged cells "
+    "(the next build rebuilds them).",
+)
 @click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
@@ -40,14 +48,31 @@ def command(
     repair: bool,
     output: str,
 ) -> int:
-    """Check every cell's stored result against its hashes; --repair forgets damaged cells."""
-    with options.session() as session:
-        report = check(session, patterns or ("//...",), start, end, repair)
+    """Check the cache file and every cell's stored result against its hashes; --repair
+    salvages a damaged file and forgets damaged cells."""
+    patterns = patterns or ("//...",)
+    try:
+        with options.session() as session:
+            damage = session.backend.check_file()
+            if damage is None:
+                report = check(session, patterns, start, end, repair)
+    except CacheFileDamaged as exc:  # on opening, or met by the check of the cells
+        damage = exc
+    if damage is not None:
+        report = {"damaged": [], "orphan_shards_deleted": 0}
+        if repair:
+            from btbuild.storage.sqlite_salvage import repair as salvage
+
+            salvaged = salvage(damage.path, damage.file_id)
+            with options.session() as session:
+                report = check(session, patterns, start, end, repair)
+            report["salvage"] = salvaged.to_json()
+        report["file"] = {"path": str(damage.path), "problem": damage.problem, "repaired": repair}
     if output == "json":
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(render(report))
-    return 1 if report["damaged"] and not repair else 0
+    return 1 if (report["damaged"] or "file" in report) and not repair else 0
 
 
 def check(
@@ -85,6 +110,16 @@ def check(
 
 def render(report: dict[str, Any]) -> str:
     lines = []
+    damaged_file = report.get("file")
+    if damaged_file is not None and not damaged_file["repaired"]:
+        return (
+            f"damaged file: {damaged_file['path']}: {damaged_file['problem']}\n"
+            "fsck: the cache file is damaged; `btbuild fsck --repair` (or any build) moves it "
+            "aside and salvages every result that still checks out"
+        )
+    if damaged_file is not None:
+        lines.append(f"repaired file: {damaged_file['path']}: {damaged_file['problem']}")
+        lines.append(f"fsck: {report['salvage']['summary']}")
     for cell in report["damaged"]:
         state = "forgotten, the next build rebuilds it" if cell["repaired"] else "damaged"
         lines.append(f"{state}: {cell['label']} {cell['date']}: {cell['problem']}")
