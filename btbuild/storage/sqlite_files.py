@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -43,12 +44,14 @@ FileId = tuple[int, int]
 
 
 def is_corruption(exc: sqlite3.Error) -> bool:
-    """True when SQLite says the file's pages are damaged (not: busy, read-only, full...)."""
+    """True when SQLite says the file's pages are damaged (not: busy, read-only, full...),
+    or a text column holds bytes that are not UTF-8 (btbuild writes only valid text: garbage
+    on a page SQLite does not see as damaged; Python refuses the whole query)."""
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int):
         return code & 0xFF in _CORRUPTION
     text = str(exc).lower()
-    return "malformed" in text or "not a database" in text
+    return "malformed" in text or "not a database" in text or "decode to utf-8" in text
 
 
 def looks_like_database(path: Path) -> bool:
@@ -69,6 +72,15 @@ def file_id(path: Path) -> FileId | None:
     except OSError:
         return None
     return (stat.st_dev, stat.st_ino)
+
+
+def describe(exc: sqlite3.Error) -> str:
+    """SQLite's message on one printable line (a decode error quotes the garbage itself)."""
+    text = str(exc)
+    if "decode to UTF-8" in text:
+        column = re.search(r"column '([^']*)'", text)
+        text = f"column {column[1] if column else '?'} holds bytes that are not UTF-8 text"
+    return "".join(char if char.isprintable() else "?" for char in text)
 
 
 def damaged(path: Path, problem: str, found: FileId | None) -> CacheFileDamaged:
@@ -206,7 +218,7 @@ class FileHealth:
         repairs it even where a cell's failure swallowed the error)."""
         if not is_corruption(exc):
             return StorageError(f"{self.path}: cannot {what}: {exc}")
-        damage = damaged(self.path, f"{exc} while trying to {what}", self.file_id)
+        damage = damaged(self.path, f"{describe(exc)} while trying to {what}", self.file_id)
         self.damage = self.damage or damage
         report_damage(self.path, self.file_id)
         return damage

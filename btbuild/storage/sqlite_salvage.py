@@ -99,7 +99,8 @@ def repair(path: Path, found: files.FileId | None) -> Salvage:
     try:
         return _repair(path, found)
     except (OSError, sqlite3.Error) as exc:  # a full disk, a folder that cannot be written
-        raise StorageError(f"{path}: cannot repair the damaged cache file: {exc}") from None
+        problem = files.describe(exc) if isinstance(exc, sqlite3.Error) else str(exc)
+        raise StorageError(f"{path}: cannot repair the damaged cache file: {problem}") from None
 
 
 def _repair(path: Path, found: files.FileId | None) -> Salvage:
@@ -148,8 +149,23 @@ def _snapshot(path: Path, source: Path) -> None:
                 copy.truncate(claimed)  # zeros: those pages read as damaged, the rest is read
 
 
+class _Undecodable:
+    """A text value whose bytes are not UTF-8 (garbage): its row is dropped."""
+
+
+UNDECODABLE = _Undecodable()
+
+
+def _text(raw: bytes) -> str | _Undecodable:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return UNDECODABLE
+
+
 def _copy(source: Path, partial: Path, result: Salvage) -> None:
     src = sqlite3.connect(source, isolation_level=None)
+    src.text_factory = _text  # one undecodable value drops its row, not the whole scan
     dst = sqlite3.connect(partial, isolation_level=None)
     try:
         src.execute("PRAGMA cell_size_check = ON")  # more damage found as errors, not garbage
@@ -173,7 +189,7 @@ def _unreadable_schema(src: sqlite3.Connection) -> str | None:
     try:
         src.execute("SELECT name, rootpage FROM sqlite_master").fetchall()
     except sqlite3.DatabaseError as exc:
-        return f"its header or schema is unreadable: {exc}"
+        return f"its header or schema is unreadable: {files.describe(exc)}"
     try:
         version = src.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
     except sqlite3.DatabaseError:
@@ -251,7 +267,7 @@ def _cells(src: sqlite3.Connection, dst: sqlite3.Connection, result: Salvage) ->
     batch: list[tuple[Any, ...]] = []
     columns = ", ".join((*_COLUMN_FIELDS, "data"))
     for row in rows(src, "cells", columns, result.skipped):
-        record = _record(row)
+        record = None if UNDECODABLE in row else _record(row)
         if record is None or record.generation is None:
             result.cells_dropped += 1
             continue

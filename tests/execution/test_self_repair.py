@@ -9,6 +9,7 @@ dependents re-run only if the rebuilt result differs (here it never does: early 
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -242,4 +243,91 @@ def test_fsck_repair_forgets_damaged_cells_and_the_next_build_rebuilds_them(
         ("//pricing:total", "2024-01-03", "new"),
     ]
     with Workspace(root).backend() as backend:
+        assert snapshot(backend) == clean[1]
+
+
+# ---------------------------------------------------------------------- damaged cache files
+
+FILE_DAMAGE = ["random pages", "zeroed header", "cut in half", "garbage appended"]
+
+
+def _small_pages(db: Path) -> None:
+    """512-byte pages: the small cache spans ~150 pages, so damage lands in every table."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = delete")
+    conn.execute("PRAGMA page_size = 512")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA journal_mode = wal")
+    conn.close()
+
+
+def _file_damage(db: Path, kind: str) -> None:
+    size = db.stat().st_size
+    rng = random.Random(11)
+    with open(db, "r+b") as file:
+        if kind == "random pages":  # 512 random bytes at 1/3, 1/2 and 2/3 of the file
+            for at in (size // 3, size // 2, 2 * size // 3):
+                file.seek(at)
+                file.write(rng.randbytes(512))
+        elif kind == "zeroed header":
+            file.write(bytes(100))
+        elif kind == "cut in half":
+            file.truncate(size // 2)
+        elif kind == "garbage appended":
+            file.seek(0, 2)
+            file.write(rng.randbytes(5000))
+        else:
+            raise AssertionError(kind)
+
+
+def _damaged_copy(clean: tuple[Path, dict[Any, Any]], tmp_path: Path, kind: str) -> Workspace:
+    root = tmp_path / "ws"
+    shutil.copytree(clean[0], root)
+    db = root / ".btbuild" / "cache.db"
+    _small_pages(db)
+    _file_damage(db, kind)
+    return Workspace(root)
+
+
+@pytest.mark.parametrize("kind", FILE_DAMAGE)
+def test_one_build_repairs_a_damaged_cache_file(
+    clean: tuple[Path, dict[Any, Any]], tmp_path: Path, kind: str
+) -> None:
+    """Page-level damage: ONE build moves the file aside, salvages what checks out, builds
+    again and exits 0 with every cell equal to a clean build's; the next build runs nothing."""
+    ws = _damaged_copy(clean, tmp_path, kind)
+    code, out, err = ws.cli("build", "//...", "--date", END, "--format", "json")
+    assert code == 0, err
+    assert "internal error" not in err
+    salvaged = json.loads(out).get("salvage", [])
+    if kind != "garbage appended":  # SQLite does not mind bytes past its last page
+        assert len(salvaged) == 1 and Path(salvaged[0]["moved_to"]).is_file(), err
+        assert "repairing the cache file" in err
+    with ws.backend() as backend:
+        assert snapshot(backend) == clean[1]
+    again = ws.cells(ws.build(date=END))
+    assert {status for status, _ in again.values()} == {"skipped"}
+    assert ws.cli("fsck", "--date", END)[0] == 0
+
+
+def test_a_damaged_cache_file_is_one_line_for_every_command(
+    clean: tuple[Path, dict[Any, Any]], tmp_path: Path
+) -> None:
+    """fsck reports the file (exit 1), status and explain say it in one line (exit 1);
+    fsck --repair salvages it and the next build runs only what was dropped."""
+    ws = _damaged_copy(clean, tmp_path, "random pages")
+    found = btbuild(ws.root, "fsck", "--date", END, "--format", "json")
+    assert found.returncode == 1, found.stderr
+    assert json.loads(found.stdout)["file"]["repaired"] is False
+    for argv in (("status", "//...", "--date", END), ("explain", "//pricing:total", "--date", END)):
+        done = btbuild(ws.root, *argv)
+        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("btbuild: error: ") and "internal error" not in done.stderr
+        assert "cache.db: the cache file is damaged" in done.stderr and "--repair" in done.stderr
+    repaired = btbuild(ws.root, "fsck", "--repair", "--date", END)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "damaged file moved aside to" in repaired.stdout and "salvaged" in repaired.stdout
+    done = ws.build(date=END)
+    assert "salvage" not in done
+    with ws.backend() as backend:
         assert snapshot(backend) == clean[1]
