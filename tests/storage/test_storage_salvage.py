@@ -25,6 +25,7 @@ import pytest
 from btbuild.errors import CacheFileDamaged, StorageError
 from btbuild.storage import SqliteBackend
 from btbuild.storage import sqlite_files as files
+from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.records import RunRecord
 from btbuild.storage.sqlite_salvage import Salvage, repair, rows
 from tests.storage.test_storage_contract import T0, commit_per_user
@@ -65,6 +66,13 @@ def make_cache(path: Path) -> dict[tuple[str, str], Any]:
                 )
         for index in range(20):
             backend.put_sim_hash(f"code{index}", "f1", f"sim{index}")
+        with backend._transaction("store pending alerts") as conn:
+            for day in DATES:
+                alert = PendingAlert("alpha", day, f"g{day}", "h", None, "per_user", 200, T0)
+                conn.execute(
+                    "INSERT INTO alert_outbox (id, data) VALUES (?, ?)",
+                    [alert.key, alert.to_json()],
+                )
     return values
 
 
@@ -203,6 +211,9 @@ def test_salvage_keeps_every_cell_that_checks_out(
     assert salvage.cells_kept == len(kept) and salvage.cells_kept + salvage.cells_dropped == 36
     assert 20 <= salvage.cells_kept < 36
     assert salvage.rows["runs"] > 0 and salvage.moved_to is not None
+    with SqliteBackend(cache) as backend:  # pending alerts are still to publish
+        pending = backend.pending_alerts()
+        assert len(pending) == salvage.rows["alert_outbox"] > 0 and None not in pending.values()
     assert salvage.moved_to.read_bytes() == damaged_bytes  # kept for forensics, untouched
     assert salvage.moved_to.name.startswith("cache.db.damaged-")
     assert str(salvage.moved_to) in salvage.describe()
@@ -326,6 +337,7 @@ LIVE = """
 import sys
 from pathlib import Path
 from btbuild.storage import SqliteBackend
+from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.records import RunRecord
 backend = SqliteBackend(Path(sys.argv[1]))
 backend.get_cell("alpha", "2024-01-01")  # WAL and shared memory open
