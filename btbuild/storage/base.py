@@ -67,6 +67,12 @@ __all__ = [
 ]
 
 
+def _committed_by(current: CellRecord | None, lease: Lease) -> bool:
+    """Did ``lease``'s attempt commit? Then its generation's shards are the cell's result: an
+    abort or release after the commit (an error while logging the run) must not delete them."""
+    return current is not None and current.generation == lease.generation
+
+
 class Backend(Repair):
     """A storage backend: implement the primitives of
     :class:`~btbuild.storage.primitives.BackendPrimitives`; the commit protocol is here."""
@@ -174,7 +180,7 @@ class Backend(Repair):
         stops) and drop the shards written under the lease. Does nothing to the record of a
         cell someone else took over."""
 
-        def body(txn: CellTransaction) -> None:
+        def body(txn: CellTransaction) -> bool:
             current = txn.read(lease.target, lease.date)
             if current is not None and rec.holds(current, lease):
                 restored = rec.released(current, lease, _now(now))
@@ -182,25 +188,31 @@ class Backend(Repair):
                     txn.delete(lease.target, lease.date)
                 else:
                     txn.save(restored)
+            return _committed_by(current, lease)
 
-        self._atomically(f"release {lease.target} on {lease.date}", body)
-        self._delete_shards(lease.target, lease.date, [lease.generation])
+        if not self._atomically(f"release {lease.target} on {lease.date}", body):
+            self._delete_shards(lease.target, lease.date, [lease.generation])
 
     def _finish(
         self, lease: Lease, status: str, error: str | None, now: float
     ) -> CellRecord | None:
-        """End the attempt without a result and drop its shards; None if the lease was lost."""
-        self._delete_shards(lease.target, lease.date, [lease.generation])
+        """End the attempt without a result and drop its shards; None if the lease was lost
+        (or the attempt committed already: its shards are then the cell's result, kept)."""
 
-        def body(txn: CellTransaction) -> CellRecord | None:
+        def body(txn: CellTransaction) -> tuple[CellRecord | None, bool]:
             current = txn.read(lease.target, lease.date)
             if current is None or not rec.holds(current, lease):
-                return None
+                return None, _committed_by(current, lease)
             record = rec.finished(current, status, error, now)
             txn.save(record)
-            return record
+            return record, False
 
-        return self._atomically(f"record {status} for {lease.target} on {lease.date}", body)
+        record, committed = self._atomically(
+            f"record {status} for {lease.target} on {lease.date}", body
+        )
+        if not committed:
+            self._delete_shards(lease.target, lease.date, [lease.generation])
+        return record
 
     def _commit(
         self,

@@ -510,3 +510,22 @@ def test_a_changing_commit_stores_its_alert_in_the_same_transaction(backend: Bac
     with pytest.raises(LeaseLost):
         writer.commit(now=T0 + 62, alert=True)
     assert len(backend.pending_alerts()) == 1
+
+
+@pytest.mark.parametrize("end", ["abort", "release"])
+def test_an_abort_or_release_after_the_commit_keeps_the_committed_result(
+    backend: Backend, end: str
+) -> None:
+    """An error after the commit (the run log cannot be written) ends the attempt again: the
+    committed result must stay whole (its shards are the attempt's)."""
+    lease = backend.acquire("risk", D1, "w1", 60, now=T0)
+    assert lease is not None
+    writer = backend.open_writer(lease, "per_user")
+    writer.add({"u001": {"risk": 0.5}})
+    writer.commit(now=T0, composite_hash="k")
+    if end == "abort":
+        assert writer.abort("logging the run failed", now=T0) is None  # the record moved on
+    else:
+        backend.release(lease, now=T0)
+    assert backend.read_result("risk", D1) == {"u001": {"risk": 0.5}}
+    assert backend.check_results(["risk"], [D1], thorough=True) == {}
