@@ -230,7 +230,11 @@ class FileHealth:
         if self.damage is not None:
             return self.damage
         if reported_damage(self.path, self.file_id):
-            return damaged(self.path, "an earlier btbuild command found it damaged", self.file_id)
+            return damaged(
+                self.path,
+                "a btbuild process found it damaged: a worker of this build or an earlier command",
+                self.file_id,
+            )
         if self.file_id is not None and file_id(self.path) != self.file_id:
             return CacheFileDamaged(
                 f"{self.path}: the cache file was repaired by another process while this one "
