@@ -269,7 +269,8 @@ def btbuild_root_sources():
 def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[date, float]:
     """Write the no-op workspace and fill its cache as if every cell had run; returns the
     last date and how long preparing took."""
-    from btbuild.execution import build as build_module
+    from btbuild.execution import environment as environment_module
+    from btbuild.execution import runner as runner_module
     from btbuild.execution.build import BuildRequest, Scheduler
     from btbuild.execution.tasks import CellOutcome
     from btbuild.session import Session
@@ -337,15 +338,16 @@ def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[dat
             )
         return outcomes
 
-    saved = build_module.run_group, build_module.Environment
-    build_module.run_group = fake_run_group  # type: ignore[assignment]
-    build_module.Environment = lambda *args: None  # type: ignore[assignment,misc]
+    # the scheduler imports both where it runs cells (a no-op build never does)
+    saved = runner_module.run_group, environment_module.Environment
+    runner_module.run_group = fake_run_group  # type: ignore[assignment]
+    environment_module.Environment = lambda *args: None  # type: ignore[assignment,misc]
     try:
         start = time.perf_counter()
         Scheduler(session, BuildRequest(patterns=("//...",), end=end)).run()
         prepare = time.perf_counter() - start
     finally:
-        build_module.run_group, build_module.Environment = saved  # type: ignore[misc]
+        runner_module.run_group, environment_module.Environment = saved  # type: ignore[misc]
     session.backend.put_cells(records)
     with session.backend._transaction("write the bench shards") as conn:  # one shard per cell
         conn.executemany(

@@ -31,6 +31,7 @@ from btbuild.storage.records import (
     Lease,
     RunRecord,
 )
+from btbuild.storage.streamed import StreamedResult
 from btbuild.vocabulary import Reason, Status
 from btbuild.workspace.model import Target
 
@@ -69,6 +70,7 @@ class CellRun(Attempt):
     user_history: tuple[tuple[str, int, int], ...] = ()  # (dep name, days ago, stream index)
     previous_index: int | None = None
     segment: tuple[int, Any] | None = None  # (stream index of the segment source, accepts)
+    streamed: tuple[StreamedResult, ...] = ()  # per_user deps of a per_date cell, read lazily
     done: CellOutcome | None = None
 
 

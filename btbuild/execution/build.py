@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.analysis.cells import RAN, RUNNABLE, CellInputs, Decision, date_range
 from btbuild.analysis.planner import Planner
@@ -27,10 +27,9 @@ from btbuild.execution.backoff import retry_due
 from btbuild.execution.commits import flush_alerts
 from btbuild.execution.dispatch import Dispatch, Submit
 from btbuild.execution.executors import Executor, ExecutorRun
-from btbuild.execution.fused import Fusion
+from btbuild.execution.fusion import Fusion
 from btbuild.execution.local import LocalExecutor
 from btbuild.execution.report import SUMMARY_KEYS, BuildReport, BuildRequest, CellReport
-from btbuild.execution.runner import Environment, run_group
 from btbuild.execution.setup import ExecutionContext, ExecutionSource, context_of
 from btbuild.execution.storage_cache import StorageCache
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
@@ -41,6 +40,9 @@ from btbuild.vocabulary import Reason
 from btbuild.workspace.model import Target, Workspace
 
 ADOPTION_TRIES = 3  # a cosmetic adoption re-read and re-decided this often, then it re-runs
+
+if TYPE_CHECKING:  # what runs cells is imported when a cell runs (a no-op build runs none)
+    from btbuild.execution.environment import Environment
 
 __all__ = [
     "MAX_REPLANS",
@@ -230,6 +232,8 @@ class Scheduler:
                 tasks = self._revive_expired(tasks, report)
             while not self.request.dry_run and (tasks or self.waiter.holds(group)):
                 if tasks:
+                    from btbuild.execution.runner import run_group
+
                     self._finish(group, run_group(self._inline_env(), tasks), report)
                 tasks = None
                 if self.waiter.holds(group):  # another builder has some: wait, decide again
@@ -324,7 +328,9 @@ class Scheduler:
         """An environment running cells in this process (inline builds, revivals)."""
         env = self.__dict__.get("_env")
         if env is None:
-            context = self.context  # (bench/bench_build.py swaps Environment for a stub)
+            from btbuild.execution.environment import Environment
+
+            context = self.context
             env = self.__dict__["_env"] = Environment(
                 context.workspace, context.plugins, context.backend, context.static_hashes()
             )

@@ -11,8 +11,6 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
-import psutil
-
 from btbuild.errors import BtbuildError, SourceError
 from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.liveness import owner_id
@@ -92,6 +90,8 @@ class Environment:
         # a calculation runs (a dead process's cells are taken over within about one lease)
         self.heartbeat = Heartbeat(backend.renew, workspace.execution.lease_seconds / 3)
         self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
+        import psutil  # (imported by processes that run cells only)
+
         self._process = psutil.Process()
         self._memory_limit = psutil.virtual_memory().total * workspace.execution.memory_fraction
 

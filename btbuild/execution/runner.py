@@ -9,13 +9,14 @@ a sharded per_user cell (:func:`combine`). Each cell is one attempt
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import time
 from collections.abc import Iterator
 
-from btbuild.errors import BtbuildError, CalculationError, SourceError
+from btbuild.errors import BtbuildError, CalculationError, DamagedResult, SourceError
 from btbuild.execution import fused
-from btbuild.execution.attempt import Attempt, CellRun, release, take_lease
+from btbuild.execution.attempt import Attempt, CellRun, give_back_damaged, release, take_lease
 from btbuild.execution.environment import Environment, static_hashes, worker_id
 from btbuild.execution.finish import abort, abort_run, commit
 from btbuild.execution.guard import calc_output, describe, raised_by_calc
@@ -24,6 +25,7 @@ from btbuild.execution.start import start
 from btbuild.execution.streams import merge_streams as _merge
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.storage.records import COMMITTED, FAILED
+from btbuild.storage.streamed import plain
 
 __all__ = ["Environment", "_merge", "combine", "run_group", "static_hashes", "worker_id"]
 from btbuild.vocabulary import Status
@@ -68,11 +70,20 @@ def run_per_date(env: Environment, group: GroupTask, run: CellRun) -> CellOutcom
     try:
         value = run.process(run.ctx)
     except SourceError as exc:
-        return abort_run(env, group, run, f"{run.target.label}: {exc}")
+        return lost_input(env, group, run) or abort_run(
+            env, group, run, f"{run.target.label}: {exc}"
+        )
     except BaseException as exc:
         if not raised_by_calc(exc):
             raise
-        return abort_run(env, group, run, f"{run.target.label}: {describe(exc)}")
+        lost = lost_input(env, group, run)
+        return lost or abort_run(env, group, run, f"{run.target.label}: {describe(exc)}")
+    if run.streamed:  # a streamed dep it returns is written as the dict it stands for
+        with contextlib.suppress(BtbuildError):  # kept in the dep's ``error``: see below
+            value = plain(value)
+        lost = lost_input(env, group, run)
+        if lost is not None:
+            return lost
     try:
         run.writer.add(value)
     except CalculationError as exc:
@@ -83,6 +94,18 @@ def run_per_date(env: Environment, group: GroupTask, run: CellRun) -> CellOutcom
     run.processed = 1
     run.phases["compute"] = time.perf_counter() - compute_start
     return commit(env, group, run)
+
+
+def lost_input(env: Environment, group: GroupTask, run: CellRun) -> CellOutcome | None:
+    """The cell's outcome when reading a streamed dep failed while its calculation ran,
+    whatever the calculation did with the exception: a damaged dep gives the cell back (the
+    dep is rebuilt next build), any other failure fails the attempt."""
+    error = next((dep.error for dep in run.streamed if dep.error is not None), None)
+    if error is None:
+        return None
+    if isinstance(error, DamagedResult):
+        return give_back_damaged(env, [(run.task, run.target, run.lease)], error)[0]
+    return abort_run(env, group, run, f"{run.target.label}: {error}")
 
 
 def combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:

@@ -26,12 +26,17 @@ Validate = Callable[[Any], Any]
 
 def check_schema(schema: Any) -> str | None:
     """None when ``schema`` is a valid JSON Schema (any draft it declares, 2020-12 by
-    default), else one line saying what is wrong and where."""
+    default), else one line saying what is wrong and where. A schema the Rust meta-schema
+    check passes and the validator compiles needs nothing more (every workspace load checks
+    its schemas: importing the reference implementation costs more than the check); any
+    other is judged by the reference implementation, whose errors say where."""
+    if not isinstance(schema, dict):
+        return f"a schema is a JSON object, got {type(schema).__name__}"
+    if _fast_valid(schema):
+        return None
     import jsonschema
     from jsonschema.validators import validator_for
 
-    if not isinstance(schema, dict):
-        return f"a schema is a JSON object, got {type(schema).__name__}"
     try:
         validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
     except jsonschema.SchemaError as exc:
@@ -42,6 +47,18 @@ def check_schema(schema: Any) -> str | None:
     except Exception as exc:  # noqa: BLE001 - e.g. a pattern the validator cannot compile
         return str(exc).splitlines()[0]
     return None
+
+
+def _fast_valid(schema: dict[str, Any]) -> bool:
+    import jsonschema_rs
+
+    try:
+        if not jsonschema_rs.meta.is_valid(schema):
+            return False
+        _compile(schema)
+    except Exception:  # noqa: BLE001 - an unknown draft, a bad pattern: the slow path says
+        return False
+    return True
 
 
 def _compile(schema: Any) -> Any:

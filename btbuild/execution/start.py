@@ -23,6 +23,7 @@ from btbuild.execution.schemas import schema_validators
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
 from btbuild.plugins.validators import ResultValidator
 from btbuild.storage.records import EXPIRED, FAILED
+from btbuild.storage.streamed import StreamedResult
 from btbuild.workspace.model import Target
 
 
@@ -58,8 +59,14 @@ def start(
             return deferred(cell)
         return abort(env, group, cell, lease, writer, str(exc), started)
     run = CellRun(cell, target, lease, writer, validators, started, process=process, ctx=ctx)
+    run.streamed = tuple(streamed_deps(ctx))
     run.phases["setup"] = time.perf_counter() - started
     return run
+
+
+def streamed_deps(ctx: Context) -> list[StreamedResult]:
+    """The per_user deps a per_date calculation reads shard by shard (see runner.py)."""
+    return [value for value in ctx._whole_deps.values() if isinstance(value, StreamedResult)]
 
 
 def _other_code(env: Environment, cell: CellTask, target: Target) -> CellOutcome | None:
@@ -96,10 +103,11 @@ def _context(env: Environment, cell: CellTask, target: Target) -> Context:
     }
     whole = {}
     for name, dep in by_name.items():
-        if target.kind == "per_date" or dep.kind == "per_date":
-            whole[name] = env.backend.read_expected(
-                name, cell.dep_dates[name].isoformat(), cell.dep_results.get(dep.label)
-            )
+        planned = (name, cell.dep_dates[name].isoformat(), cell.dep_results.get(dep.label))
+        if target.kind == "per_date" and dep.kind == "per_user":  # read shard by shard
+            whole[name] = env.backend.read_streamed(*planned)
+        elif target.kind == "per_date" or dep.kind == "per_date":
+            whole[name] = env.backend.read_expected(*planned)
     history: dict[tuple[str, int], Any] = {}
     for key, dep_day in cell.dep_dates.items():  # "name@-j": dep_lookback reads
         name, at, back = key.partition("@-")

@@ -16,12 +16,11 @@ See docs/storage.md for the commit protocol and the crash guarantees.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import ConfigError
 from btbuild.storage.base import Backend, ResultWriter
 from btbuild.storage.codec import SHARD_LIMIT, PerUserHash, canonical_bytes, result_hash
-from btbuild.storage.firestore import FirestoreBackend
 from btbuild.storage.memory import MemoryBackend
 from btbuild.storage.records import (
     COMMITTED,
@@ -36,6 +35,19 @@ from btbuild.storage.records import (
     RunRecord,
 )
 from btbuild.storage.sqlite import SqliteBackend
+
+if TYPE_CHECKING:
+    from btbuild.storage.firestore import FirestoreBackend
+
+
+def __getattr__(name: str) -> Any:
+    """``FirestoreBackend`` is imported when it is asked for (most processes use SQLite)."""
+    if name == "FirestoreBackend":
+        from btbuild.storage.firestore import FirestoreBackend
+
+        return FirestoreBackend
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COMMITTED",

@@ -67,6 +67,25 @@ class ResultReading:
             f"{target} on {date} cannot be read: {problem}", target=target, date=date
         )
 
+    def read_streamed(self, target: str, date: str, result_hash: str | None = None) -> Any:
+        """:meth:`read_expected` of a per_user result as a
+        :class:`~btbuild.storage.streamed.StreamedResult` (read shard by shard, each shard
+        checked as it is read); the record is checked now. Anything else (a per_date
+        result, a legacy record without shard digests) is read whole."""
+        from btbuild.storage.streamed import StreamedResult
+
+        record = self.get_cell(target, date)
+        if (
+            record is None
+            or not record.has_result
+            or record.kind != "per_user"
+            or (result_hash is not None and record.result_hash != result_hash)
+            or integrity.record_problem(record) is not None
+            or integrity.digests_of(record) is None
+        ):
+            return self.read_expected(target, date, result_hash)  # None, whole, or why not
+        return StreamedResult(self, record)
+
     def has_result(self, target: str, date: str) -> bool:
         """True if the cell has a committed result whose shards are all present."""
         record = self.get_cell(target, date)

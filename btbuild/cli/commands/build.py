@@ -166,14 +166,15 @@ def run_build(
     recheck_cosmetic: bool = False,
     logs: list[str] | None = None,
 ) -> BuildReport:
+    from btbuild.cli.deferred_judge import DeferredJudge
     from btbuild.cli.progress import Progress
-    from btbuild.sim.isolated import isolated_judge
 
     chosen = executor_named(session.plugins, executor)
     chosen.check(session.workspace, session.backend, request)  # fail before planning
     progress = Progress(enabled=output == "text")
-    # the sim judge runs calculation code in a child process (btbuild/sim/isolated.py)
-    with isolated_judge(
+    # the sim judge runs calculation code in a child process (btbuild/sim/isolated.py),
+    # imported and started when the build first needs it (a no-op never does)
+    with DeferredJudge(
         session, register=not request.dry_run, recheck_all=recheck_cosmetic
     ) as judge:
         scheduler = Scheduler(
@@ -189,7 +190,7 @@ def run_build(
                 return scheduler.run(chosen)
         finally:
             if logs is not None:
-                logs.extend(judge.logs.render())
+                logs.extend(judge.log_lines())
 
 
 def print_text(report: BuildReport) -> None:
