@@ -269,8 +269,6 @@ def btbuild_root_sources():
 def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[date, float]:
     """Write the no-op workspace and fill its cache as if every cell had run; returns the
     last date and how long preparing took."""
-    from btbuild.execution import environment as environment_module
-    from btbuild.execution import runner as runner_module
     from btbuild.execution.build import BuildRequest, Scheduler
     from btbuild.execution.tasks import CellOutcome
     from btbuild.session import Session
@@ -338,16 +336,14 @@ def prepare_noop(root: Path, targets: int = 1000, dates: int = 365) -> tuple[dat
             )
         return outcomes
 
-    # the scheduler imports both where it runs cells (a no-op build never does)
-    saved = runner_module.run_group, environment_module.Environment
-    runner_module.run_group = fake_run_group  # type: ignore[assignment]
-    environment_module.Environment = lambda *args: None  # type: ignore[assignment,misc]
+    saved = Scheduler._run_here
+    Scheduler._run_here = lambda self, tasks: fake_run_group(None, tasks)  # type: ignore[method-assign]  # no environment: nothing runs
     try:
         start = time.perf_counter()
         Scheduler(session, BuildRequest(patterns=("//...",), end=end)).run()
         prepare = time.perf_counter() - start
     finally:
-        runner_module.run_group, environment_module.Environment = saved  # type: ignore[misc]
+        Scheduler._run_here = saved  # type: ignore[method-assign]  # restored
     session.backend.put_cells(records)
     with session.backend._transaction("write the bench shards") as conn:  # one shard per cell
         conn.executemany(

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from btbuild.analysis.cells import RAN, RUNNABLE, CellInputs, Decision, date_range
 from btbuild.analysis.planner import Planner
@@ -40,9 +40,6 @@ from btbuild.vocabulary import Reason
 from btbuild.workspace.model import Target, Workspace
 
 ADOPTION_TRIES = 3  # a cosmetic adoption re-read and re-decided this often, then it re-runs
-
-if TYPE_CHECKING:  # what runs cells is imported when a cell runs (a no-op build runs none)
-    from btbuild.execution.environment import Environment
 
 __all__ = [
     "MAX_REPLANS",
@@ -232,9 +229,7 @@ class Scheduler:
                 tasks = self._revive_expired(tasks, report)
             while not self.request.dry_run and (tasks or self.waiter.holds(group)):
                 if tasks:
-                    from btbuild.execution.runner import run_group
-
-                    self._finish(group, run_group(self._inline_env(), tasks), report)
+                    self._finish(group, self._run_here(tasks), report)
                 tasks = None
                 if self.waiter.holds(group):  # another builder has some: wait, decide again
                     tasks = self._decide_again(group, self.waiter.next_free(group), report)
@@ -324,17 +319,14 @@ class Scheduler:
                     due[task.name] = when
         return due
 
-    def _inline_env(self) -> Environment:
-        """An environment running cells in this process (inline builds, revivals)."""
-        env = self.__dict__.get("_env")
-        if env is None:
-            from btbuild.execution.environment import Environment
+    def _run_here(self, tasks: GroupTask) -> list[CellOutcome]:
+        """Run a group in this process, in one environment made on first use (what runs
+        cells is imported here: a no-op build runs none)."""
+        from btbuild.execution.runner import Environment, run_group
 
-            context = self.context
-            env = self.__dict__["_env"] = Environment(
-                context.workspace, context.plugins, context.backend, context.static_hashes()
-            )
-        return env
+        if "_env" not in self.__dict__:
+            self.__dict__["_env"] = Environment.of(self.context)
+        return run_group(self.__dict__["_env"], tasks)
 
     def _revive_expired(self, tasks: GroupTask, report: BuildReport) -> GroupTask | None:
         """Recompute, in this process and first, the expired results (``btbuild gc``) the
