@@ -17,7 +17,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from btbuild.analysis.cells import date_range
-from btbuild.execution.runner import run_group
 from btbuild.execution.tasks import GroupTask
 from btbuild.workspace.model import Target, Workspace
 
@@ -56,7 +55,7 @@ def _revive(scheduler: Any, target: Target, day: date, report: Any) -> None:
     label = target.label
     report.cells[:] = [c for c in report.cells if not (c.label == label and c.date == day)]
     group = GroupTask(day, task.build_pass, (task,), run_id=scheduler.run_id)
-    scheduler._apply(run_group(scheduler._inline_env(), group), report)
+    scheduler._apply(scheduler._run_here(group), report)
 
 
 @dataclass
