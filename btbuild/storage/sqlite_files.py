@@ -219,8 +219,9 @@ class FileHealth:
         if not is_corruption(exc):
             return StorageError(f"{self.path}: cannot {what}: {exc}")
         damage = damaged(self.path, f"{describe(exc)} while trying to {what}", self.file_id)
-        self.damage = self.damage or damage
-        report_damage(self.path, self.file_id)
+        if self.damage is None:  # the first time: remember it, and tell the other processes
+            self.damage = damage
+            report_damage(self.path, self.file_id)
         return damage
 
     def damage_found(self) -> CacheFileDamaged | None:

@@ -316,18 +316,67 @@ def test_a_damaged_cache_file_is_one_line_for_every_command(
     """fsck reports the file (exit 1), status and explain say it in one line (exit 1);
     fsck --repair salvages it and the next build runs only what was dropped."""
     ws = _damaged_copy(clean, tmp_path, "random pages")
-    found = btbuild(ws.root, "fsck", "--date", END, "--format", "json")
-    assert found.returncode == 1, found.stderr
-    assert json.loads(found.stdout)["file"]["repaired"] is False
-    for argv in (("status", "//...", "--date", END), ("explain", "//pricing:total", "--date", END)):
-        done = btbuild(ws.root, *argv)
-        assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
-        assert done.stderr.startswith("btbuild: error: ") and "internal error" not in done.stderr
-        assert "cache.db: the cache file is damaged" in done.stderr and "--repair" in done.stderr
-    repaired = btbuild(ws.root, "fsck", "--repair", "--date", END)
-    assert repaired.returncode == 0, repaired.stderr
-    assert "damaged file moved aside to" in repaired.stdout and "salvaged" in repaired.stdout
+    code, out, err = ws.cli("fsck", "--date", END, "--format", "json")
+    assert code == 1, err
+    assert json.loads(out)["file"]["repaired"] is False
+    status = btbuild(ws.root, "status", "//...", "--date", END)  # a real process
+    explain = ws.cli("explain", "//pricing:total", "--date", END)
+    for code, err in ((status.returncode, status.stderr), (explain[0], explain[2])):
+        assert code == 1 and err.count("\n") == 1, err
+        assert err.startswith("btbuild: error: ") and "internal error" not in err
+        assert "cache.db: the cache file is damaged" in err and "--repair" in err
+    code, out, err = ws.cli("fsck", "--repair", "--date", END)
+    assert code == 0, err
+    assert "damaged file moved aside to" in out and "salvaged" in out
     done = ws.build(date=END)
     assert "salvage" not in done
     with ws.backend() as backend:
         assert snapshot(backend) == clean[1]
+
+
+def test_a_build_whose_cache_file_another_process_repaired_meanwhile_runs_again(
+    clean: tuple[Path, dict[Any, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process swaps the file while this build writes to it: what the build wrote
+    went to the moved-aside file, so it runs again on the new one (never exit 0 with its
+    results lost)."""
+    from btbuild.storage import sqlite_files
+    from btbuild.storage.sqlite import SqliteBackend
+
+    root = tmp_path / "ws"
+    shutil.copytree(clean[0], root)
+    db = root / ".btbuild" / "cache.db"
+    original = SqliteBackend.append_run
+    swapped: list[Path] = []
+
+    def append_run(self: SqliteBackend, run: Any) -> None:
+        if not swapped:  # the first cell committed: another process repairs the file now
+            found = sqlite_files.file_id(db)
+            assert found is not None
+            script = (
+                "import sys; from pathlib import Path; from btbuild.storage import sqlite_salvage;"
+                "print(sqlite_salvage.repair(Path(sys.argv[1]), (int(sys.argv[2]), int(sys.argv[3]))).moved_to)"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", script, str(db), str(found[0]), str(found[1])],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            swapped.append(Path(done.stdout.strip()))
+        original(self, run)
+
+    monkeypatch.setattr(SqliteBackend, "append_run", append_run)
+    ws = Workspace(root)
+    code, out, err = ws.cli("build", "//pricing:sign", "--date", END, "--force", "--format", "json")
+    assert code == 0, err
+    assert swapped and swapped[0].is_file() and "another process repaired it" in err
+    report = json.loads(out)
+    assert [entry["already_replaced"] for entry in report["salvage"]] == [True]
+    ran = sorted(c["date"] for c in report["cells"] if c["status"] == "ran")
+    assert ran == ["2024-01-01", "2024-01-02", "2024-01-03"]  # all of them, in the new file
+    monkeypatch.undo()
+    with ws.backend() as backend:
+        assert snapshot(backend) == clean[1]
+        runs = backend.find_runs(target="sign", limit=100)
+    assert len({run.run_id.split("/")[0] for run in runs}) == 2  # the clean build's, the rerun's
