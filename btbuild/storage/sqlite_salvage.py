@@ -5,8 +5,8 @@ Under the exclusive repair lock (btbuild/storage/sqlite_files.py): the damaged f
 ``-wal`` are copied (a private snapshot: other builders may still write to the originals; a
 file cut short is padded to the size its header claims, so the pages before the cut stay
 readable), every table of the copy is read by rowid ranges, stepping over unreadable pages
-(:func:`rows`), into a new file, which is then checked like a build checks (record parse,
-seal, every shard against its digest: ``check_results(..., thorough=True)``); a cell that
+(:func:`rows`), into a new file, which is then checked like a build checks (each record
+decoded in full, its seal, every shard against its digest: ``check_results``); a cell that
 fails is dropped (it rebuilds as missing), so are orphan shards. Only a complete, fsynced
 file is swapped in. A damaged header or schema page leaves nothing to read: the fresh cache
 starts empty and the report says so. Salvage is an optimization: when in doubt, drop.
@@ -18,27 +18,26 @@ import json
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from btbuild.errors import StorageError
 from btbuild.storage import sqlite_files as files
 from btbuild.storage.outbox import PendingAlert
-from btbuild.storage.records import RUNNING, RunRecord
+from btbuild.storage.records import RUNNING, CellRecord, RunRecord
+from btbuild.storage.sqlite_scan import rows, text_or_undecodable
 from btbuild.storage.sqlite_schema import (
     _COLUMN_FIELDS,
+    _STATUSES,
     _UPSERT_CELL,
     SCHEMA_VERSION,
     _Db,
-    _record,
-    _row,
+    _decode_into,
     create_schema,
 )
 
-_LOWEST = -(2**63)
-_HIGHEST = 2**63 - 1
 _BATCH = 2000
 
 
@@ -149,23 +148,11 @@ def _snapshot(path: Path, source: Path) -> None:
                 copy.truncate(claimed)  # zeros: those pages read as damaged, the rest is read
 
 
-class _Undecodable:
-    """A text value whose bytes are not UTF-8 (garbage): its row is dropped."""
-
-
-UNDECODABLE = _Undecodable()
-
-
-def _text(raw: bytes) -> str | _Undecodable:
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return UNDECODABLE
-
-
 def _copy(source: Path, partial: Path, result: Salvage) -> None:
     src = sqlite3.connect(source, isolation_level=None)
-    src.text_factory = _text  # one undecodable value drops its row, not the whole scan
+    src.text_factory = (
+        text_or_undecodable  # one undecodable value drops its row, not the whole scan
+    )
     dst = sqlite3.connect(partial, isolation_level=None)
     try:
         src.execute("PRAGMA cell_size_check = ON")  # more damage found as errors, not garbage
@@ -199,86 +186,85 @@ def _unreadable_schema(src: sqlite3.Connection) -> str | None:
     return None
 
 
-def rows(
-    src: sqlite3.Connection, table: str, columns: str, skipped: dict[str, int]
-) -> Iterator[tuple[Any, ...]]:
-    """Every readable row of ``table`` in rowid order (``columns``, without the rowid).
-    A scan that meets a damaged page resumes at the first row past it whose seek reads
-    (:func:`_next_readable`), so one bad page costs the rows on it (a bad interior page: its
-    subtree). Counts the stretches stepped over in ``skipped[table]``."""
-    low = _LOWEST
-    while low <= _HIGHEST:
-        try:
-            cursor = src.execute(
-                f"SELECT rowid, {columns} FROM {table} WHERE rowid >= ? ORDER BY rowid", [low]
-            )
-            for row in cursor:
-                if row[0] >= low:  # garbage on a page may disorder rowids: only move on
-                    low = row[0] + 1
-                    yield row[1:]
-            return
-        except sqlite3.DatabaseError as exc:
-            if not files.is_corruption(exc):
-                return  # another layout (a missing column): the table is not salvaged
-            skipped[table] = skipped.get(table, 0) + 1
-            found = None if low > _HIGHEST else _next_readable(src, table, columns, low)
-            if found is None:
-                return
-            low = found[0] + 1  # at least one row further each time: the loop ends
-            yield found[1:]
-
-
-def _next_readable(
-    src: sqlite3.Connection, table: str, columns: str, low: int
-) -> tuple[Any, ...] | None:
-    """The first row (rowid first) found by a seek to the smallest rowid >= ``low`` whose
-    seek reads: tried at ``low``, then at doubling distances, then bisected. None when no
-    seek reads up to the highest rowid, or the seek that reads finds no row."""
-    sql = f"SELECT rowid, {columns} FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT 1"
-
-    def seek(rowid: int) -> list[tuple[Any, ...]] | None:
-        try:
-            return src.execute(sql, [rowid]).fetchall()
-        except sqlite3.DatabaseError:
-            return None
-
-    bad, step, good = low - 1, 1, low
-    while (found := seek(good)) is None:  # double the distance until a seek reads
-        if good == _HIGHEST:
-            return None
-        bad, good, step = good, min(good + step, _HIGHEST), step * 2
-    while good - bad > 1:  # then bisect down to the first rowid whose seek reads
-        middle = (bad + good) // 2
-        if (at_middle := seek(middle)) is None:
-            bad = middle
-        else:
-            good, found = middle, at_middle
-    return found[0] if found else None
-
-
 # ---------------------------------------------------------------------- one copier per table
+
+
+_NONE = type(None)
+_TEXT, _MAYBE, _INT, _REAL = (str,), (str, _NONE), (int,), (float, int)
+# the column types of a cells row as STRICT stores them (garbage on a page may hold others)
+_CELL_TYPES = (
+    _TEXT,  # target
+    _TEXT,  # date
+    _TEXT,  # status
+    _MAYBE,  # category
+    _MAYBE,  # generation
+    _MAYBE,  # lease_generation
+    _INT,  # attempts
+    _REAL,  # lease_expires
+    _REAL,  # started_at
+    _INT,  # shard_count
+    _INT,  # item_count
+    _REAL,  # updated_at
+    _MAYBE,  # composite_hash
+    _MAYBE,  # result_hash
+    _MAYBE,  # checksums
+    _MAYBE,  # attempt_key
+    _TEXT,  # data
+)
+_LEASE_EXPIRES = _COLUMN_FIELDS.index("lease_expires")
+
+
+def _cell_row_ok(row: tuple[Any, ...]) -> bool:
+    """What the read query's ``_VALID`` checks, on a row read without it: column types, a
+    known status, counts >= 0, finite times (``data`` is checked when decoded)."""
+    if len(row) != len(_CELL_TYPES) or not all(
+        type(value) in kinds for value, kinds in zip(row, _CELL_TYPES, strict=True)
+    ):
+        return False
+    return (
+        row[2] in _STATUSES
+        and min(row[6], row[9], row[10]) >= 0
+        and all(abs(row[index]) < 1e300 for index in (7, 8, 11))  # NaN fails too
+    )
 
 
 def _cells(src: sqlite3.Connection, dst: sqlite3.Connection, result: Salvage) -> int:
     """Readable records that claim a result (the others would decide nothing the checks can
     vouch for: failures and retention are decided again). A running attempt's lease is
-    expired: its holder writes to the moved-aside file, so it is a zombie here."""
+    expired: its holder writes to the moved-aside file, so it is a zombie here. Rows are
+    decoded in batches of distinct keys (one ``json.loads`` each) and stored as read."""
     kept = 0
-    batch: list[tuple[Any, ...]] = []
+    pending: list[tuple[Any, ...]] = []
+    keys: set[tuple[str, str]] = set()
+
+    def flush() -> None:
+        nonlocal kept
+        found: dict[tuple[str, str], CellRecord] = {}
+        _decode_into(found, pending)
+        batch = []
+        for row in pending:
+            record = found.get((row[0], row[1]))
+            if record is None or record.generation is None:
+                result.cells_dropped += 1
+            elif record.status == RUNNING:
+                batch.append((*row[:_LEASE_EXPIRES], 0.0, *row[_LEASE_EXPIRES + 1 :]))
+            else:
+                batch.append(row)
+        dst.executemany(_UPSERT_CELL, batch)  # rowid order: a later write of a key wins
+        kept += len(batch)
+        pending.clear()
+        keys.clear()
+
     columns = ", ".join((*_COLUMN_FIELDS, "data"))
     for row in rows(src, "cells", columns, result.skipped):
-        record = None if UNDECODABLE in row else _record(row)
-        if record is None or record.generation is None:
+        if not _cell_row_ok(row):
             result.cells_dropped += 1
             continue
-        if record.status == RUNNING:
-            record = replace(record, lease_expires=0.0)
-        batch.append(_row(record))
-        kept += 1
-        if len(batch) >= _BATCH:
-            dst.executemany(_UPSERT_CELL, batch)  # rowid order: a later write of a key wins
-            batch.clear()
-    dst.executemany(_UPSERT_CELL, batch)
+        if (row[0], row[1]) in keys or len(pending) >= _BATCH:
+            flush()
+        pending.append(row)
+        keys.add((row[0], row[1]))
+    flush()
     return kept
 
 
@@ -373,7 +359,7 @@ _COPIERS = {
 
 def _check(partial: Path, result: Salvage) -> None:
     """The build's integrity check on every salvaged cell; the damaged ones and orphan
-    shards are dropped, then the file is checked again (it must come out clean)."""
+    shards are dropped, then those cells are checked again (they must be gone)."""
     from btbuild.storage.sqlite import SqliteBackend
 
     backend = SqliteBackend(partial, guard=False)
@@ -382,15 +368,16 @@ def _check(partial: Path, result: Salvage) -> None:
             name for (name,) in backend._query("list cells", "SELECT DISTINCT target FROM cells")
         ]
         dates = [day for (day,) in backend._query("list cells", "SELECT DISTINCT date FROM cells")]
-        for _ in range(3):
-            damaged = backend.check_results(targets, dates, thorough=True)
-            if not damaged:
-                break
-            for key in damaged:
-                backend.forget_result(*key)
-            result.cells_dropped += len(damaged)
-        else:  # still not clean: keep no cell at all (correctness first)
-            with backend._transaction("drop the salvaged cells") as conn:
+        # the joined scan checks each record's columns, seal and every shard's digest (a
+        # legacy record: its result hash); ``_cells`` decoded every record in full already,
+        # which is what ``thorough`` adds (and summary = record holds: one row is both)
+        damaged = backend.check_results(targets, dates)
+        for key in damaged:
+            backend.forget_result(*key)
+        result.cells_dropped += len(damaged)
+        again = sorted({key[0] for key in damaged}), sorted({key[1] for key in damaged})
+        if damaged and backend.check_results(*again, thorough=True):
+            with backend._transaction("drop the salvaged cells") as conn:  # correctness first
                 result.cells_dropped += conn.execute("DELETE FROM cells").rowcount
         result.shards_dropped += backend.collect_garbage()
         result.cells_kept = backend._query("count cells", "SELECT count(*) FROM cells")[0][0]

@@ -27,7 +27,8 @@ from btbuild.storage import SqliteBackend
 from btbuild.storage import sqlite_files as files
 from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.records import RunRecord
-from btbuild.storage.sqlite_salvage import Salvage, repair, rows
+from btbuild.storage.sqlite_salvage import Salvage, repair
+from btbuild.storage.sqlite_scan import rows
 from tests.storage.test_storage_contract import T0, commit_per_user
 
 PAGE = 512
@@ -182,6 +183,29 @@ def test_the_scan_steps_over_damaged_pages(tmp_path: Path) -> None:
     assert set(got) <= set(original) and got == sorted(got)  # no garbage, in order
     assert len(got) >= 3000 - 60 * len(bad)  # ~4 rows a page; a bad interior page costs more
     assert got[-1] == original[-1] and got[0] == original[0]  # read on past every bad page
+
+
+def test_a_cells_row_garbage_gave_other_types_is_dropped(cache: Path) -> None:
+    """The salvage reads rows without the read query's filter: it checks what the filter and
+    STRICT would (a wrong type would also make the insert into the new file fail)."""
+    from btbuild.storage.sqlite_salvage import _cell_row_ok
+    from btbuild.storage.sqlite_schema import _COLUMN_FIELDS
+
+    columns = ", ".join((*_COLUMN_FIELDS, "data"))
+    row = sqlite3.connect(cache).execute(f"SELECT {columns} FROM cells LIMIT 1").fetchone()
+    assert _cell_row_ok(row)
+    at = {name: index for index, name in enumerate(_COLUMN_FIELDS)}
+    for name, value in [
+        ("attempts", "1"),
+        ("status", "bogus"),
+        ("shard_count", -1),
+        ("updated_at", float("nan")),
+        ("generation", b"g"),
+        ("target", None),
+    ]:
+        bad = list(row)
+        bad[at[name]] = value
+        assert not _cell_row_ok(tuple(bad)), name
 
 
 # ---------------------------------------------------------------------- salvage
