@@ -129,14 +129,22 @@ def report_damage(path: Path, found: FileId | None) -> None:
 
 
 def reported_damage(path: Path, found: FileId | None) -> bool:
-    """Does the marker name the file ``found`` (this connection's file)?"""
+    """Does the marker name the file ``found`` (this connection's file)? A marker naming
+    neither it nor the file now at ``path`` is stale (a builder still on a replaced file met
+    its damage): it is deleted, so a new file that reuses the old inode number is never taken
+    for damaged."""
     if found is None:
         return False
     try:
-        text = sibling(path, ".damage-found").read_text()
+        text = sibling(path, ".damage-found").read_text().strip()
     except OSError:
         return False
-    return text.strip() == f"{found[0]}:{found[1]}"
+    if text == f"{found[0]}:{found[1]}":
+        return True
+    current = file_id(path)
+    if current is not None and text != f"{current[0]}:{current[1]}":
+        clear_damage_report(path)
+    return False
 
 
 def clear_damage_report(path: Path) -> None:

@@ -156,6 +156,10 @@ def test_every_read_and_write_on_a_damaged_file_is_one_line(cache: Path) -> None
     backend.close()
     with SqliteBackend(cache) as other:  # the marker tells the next process (the next build)
         assert other.damage_found() is not None
+    marker = cache.with_name("cache.db.damage-found")
+    marker.write_text("1:2\n")  # names a file long gone (a builder on a replaced file)
+    with SqliteBackend(cache) as other:
+        assert other.damage_found() is None and not marker.exists()  # stale: deleted
 
 
 # ---------------------------------------------------------------------- the scan
