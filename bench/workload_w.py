@@ -239,6 +239,8 @@ def calc_build() -> str:
     tables = []
     for name in NAMES:
         lines = [f"[calculation.{name}]", f'entry = "calc_{name}:run"', f'kind = "{kind_of(name)}"']
+        if kind_of(name) == "per_date":  # flat memory: per_user deps read shard by shard
+            lines.append("stream_deps = true")
         if name in LAYER1:
             lines.append('roots = ["portfolio", "prices"]')
         else:

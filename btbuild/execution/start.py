@@ -104,7 +104,7 @@ def _context(env: Environment, cell: CellTask, target: Target) -> Context:
     whole = {}
     for name, dep in by_name.items():
         planned = (name, cell.dep_dates[name].isoformat(), cell.dep_results.get(dep.label))
-        if target.kind == "per_date" and dep.kind == "per_user":  # read shard by shard
+        if target.stream_deps and dep.kind == "per_user":  # read shard by shard
             whole[name] = env.backend.read_streamed(*planned)
         elif target.kind == "per_date" or dep.kind == "per_date":
             whole[name] = env.backend.read_expected(*planned)

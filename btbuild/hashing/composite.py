@@ -75,6 +75,8 @@ def declaration_hash(target: Target, segment: Segment | None = None) -> str:
         declaration["dep_lookback"] = [[label, days] for label, days in target.dep_lookback]
     if target.schema_json is not None:
         declaration["schema"] = target.schema_json  # canonical JSON text: formatting never counts
+    if target.stream_deps:  # ctx.dep is then a Mapping, not a dict: code may behave otherwise
+        declaration["stream_deps"] = True
     return hash_json(declaration)
 
 

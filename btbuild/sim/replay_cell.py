@@ -113,7 +113,9 @@ def _context(replayer: Replayer, target: Target, day: date, inputs: CellInputsNo
     for label, (dep, dep_day) in inputs.deps.items():
         dep_names[dep.name] = dep.name
         dep_names[label] = dep.name
-        if target.kind == "per_date" or dep.kind == "per_date":
+        if target.stream_deps and dep.kind == "per_user":  # as the build reads it
+            whole[dep.name] = backend.read_streamed(dep.name, dep_day.isoformat())
+        elif target.kind == "per_date" or dep.kind == "per_date":
             whole[dep.name] = backend.read_result(dep.name, dep_day.isoformat())
     previous = None
     if target.historical and target.kind == "per_date" and inputs.previous is not None:

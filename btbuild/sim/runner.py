@@ -65,6 +65,7 @@ from btbuild.sim.logs import LogCapture
 from btbuild.sim.schema_values import fabricated_output
 from btbuild.sim.segments import segment_record
 from btbuild.sim.world_store import STORE_FOLDER
+from btbuild.storage.streamed import held_deps
 from btbuild.workspace.model import Target, Workspace
 
 
@@ -328,11 +329,8 @@ class SimRunner:
             blocked = Failed(f"blocked:{failed}")
             return blocked if target.kind == "per_date" else dict.fromkeys(world.users, blocked)
         previous = self._previous(target, world) if target.historical else None
-        dep_names = {}
-        for label in target.deps:
-            name = self.by_label[label].name
-            dep_names[name] = name
-            dep_names[label] = name
+        names = {label: self.by_label[label].name for label in target.deps}
+        dep_names = {**{name: name for name in names.values()}, **names}
         optional = frozenset(target.optional_roots)
         user_sources = frozenset(s for s in target.all_roots if self.sources[s].scope == "user")
 
@@ -347,7 +345,7 @@ class SimRunner:
             root_loader=load_root,
             user_sources=user_sources,
             dep_names=dep_names,
-            whole_deps={name: fresh(value) for name, value in whole.items()},
+            whole_deps=held_deps(target, self.by_label, {n: fresh(v) for n, v in whole.items()}),
             previous=fresh(previous) if target.kind == "per_date" else None,
             log=self.logs.logger(target.name),
         )

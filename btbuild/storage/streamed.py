@@ -384,3 +384,30 @@ def _plain(value: Any, memo: dict[int, Any]) -> Any:
                 fixed_list[position] = new
         memo[id(value)] = value if fixed_list is None else fixed_list
     return memo[id(value)]
+
+
+def held_deps(target: Any, by_label: Mapping[str, Any], whole: dict[str, Any]) -> dict[str, Any]:
+    """A simulation's whole-date deps as a build hands them to ``target``: with
+    ``stream_deps``, each per_user dep's mapping becomes a :class:`StreamedResult` (already
+    in memory, users ascending), so ``isinstance``, ``json.dumps`` and the rest behave in the
+    simulation exactly as in the build. Everything else is left as it is."""
+    if not target.stream_deps:
+        return whole
+    per_user = {by_label[label].name for label in target.deps if by_label[label].kind == "per_user"}
+    return {
+        name: _held(value) if name in per_user and isinstance(value, dict) else value
+        for name, value in whole.items()
+    }
+
+
+def _held(values: dict[str, Any]) -> StreamedResult:
+    result = StreamedResult.__new__(StreamedResult)
+    result._reader = None  # type: ignore[assignment]  # never read: it holds its users
+    result._record = CellRecord(target="", date="", status="committed")
+    result._digests = []
+    result._index = None
+    result._highs = []
+    result._cache = OrderedDict()
+    result._own = dict(sorted(values.items()))  # the written state: a plain dict inside
+    result.error = None
+    return result

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 SEGMENT_KEYS = ("source", "field", "values", "predicate", "version")
 ALERT_KEYS = ("topic", "project", "file")
-TARGET_KEYS = ("users", "dep_lookback", "schema", "ttl_days", "alert")
+TARGET_KEYS = ("users", "dep_lookback", "schema", "ttl_days", "alert", "stream_deps")
 MAX_TTL_DAYS = 36600
 MAX_DEP_LOOKBACK = 366
 _NAME = NAME_RE
@@ -169,6 +169,18 @@ def target_options(
     if not isinstance(alert, bool):
         raise doc.error(f"{label}: alert must be true or false, got {alert!r}", table, "alert")
     options["alert"] = alert
+    stream = body.get("stream_deps", False)
+    if not isinstance(stream, bool):
+        raise doc.error(
+            f"{label}: stream_deps must be true or false, got {stream!r}", table, "stream_deps"
+        )
+    if stream and body.get("kind", "per_user") != "per_date":
+        raise doc.error(
+            f"{label}: stream_deps is for per_date targets (it streams their per_user deps)",
+            table,
+            "stream_deps",
+        )
+    options["stream_deps"] = stream
     return options
 
 

@@ -105,6 +105,8 @@ class Target:
     schema_file: str | None = None  # workspace-relative file it came from (None: inline)
     ttl_days: int | None = None  # results older than this many days may be collected (gc)
     alert: bool = False  # publish one message per changed result to [alerts] topic
+    # per_date only: ctx.dep of a per_user dep reads it shard by shard (a Mapping, not a dict)
+    stream_deps: bool = False
     build_file: Path = field(default=Path("BUILD.toml"), compare=False)
     line: int | None = field(default=None, compare=False)
 

@@ -125,6 +125,14 @@ def test_workspace_settings(make_workspace):
             "unknown table [calcualtion] (did you mean 'calculation'?)",
         ),
         ('[calculation.a\nentry = "x:X"\n', "calculations/risk/BUILD.toml:1: invalid TOML"),
+        (
+            '[calculation.a]\nentry = "x:X"\nstream_deps = true\n',
+            "calculations/risk/BUILD.toml:3: //risk:a: stream_deps is for per_date targets",
+        ),
+        (
+            '[calculation.a]\nentry = "x:X"\nkind = "per_date"\nstream_deps = 1\n',
+            "//risk:a: stream_deps must be true or false, got 1",
+        ),
     ],
 )
 def test_package_errors_name_file_line_and_target(make_workspace, build, expected):
