@@ -36,6 +36,7 @@ from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.primitives import (
     BackendPrimitives,
     CellTransaction,
+    InlineTransaction,
     OutboxTransaction,
     _now,
     check_cell_key,
@@ -221,6 +222,7 @@ class Backend(Repair):
         now: float,
         expect_deps: Mapping[tuple[str, str], str] | None = None,
         alert: bool = False,
+        inline: bytes | None = None,
     ) -> CellRecord:
         """Atomically check the lease and write the record pointing at ``lease.generation``
         (the visible commit), then delete every other generation of the cell.
@@ -228,7 +230,12 @@ class Backend(Repair):
         (target, date) -> result hash each dep cell must still hold, read in the same
         transaction; :class:`DepsMoved` (writing nothing) if one moved. ``alert``: when the
         result hash changes, store a :class:`PendingAlert` in the same transaction (a
-        backend with ``supports_outbox``; see btbuild/storage/outbox.py)."""
+        backend with ``supports_outbox``; see btbuild/storage/outbox.py). ``inline``: the
+        result's only shard, not written yet: committed with the record by the transaction
+        (``inline_limit``), else written as a shard first."""
+        if inline is not None and len(inline) > self.inline_limit:
+            self._write_shards(lease.target, lease.date, lease.generation, {0: inline})
+            inline = None
 
         def body(txn: CellTransaction) -> CellRecord:
             current = txn.read(lease.target, lease.date)
@@ -240,7 +247,10 @@ class Backend(Repair):
                 found = {dep: txn.read(*dep) for dep in expect_deps}
                 check_deps(lease, rec.moved_deps(expect_deps, found))
             record = rec.committed(current, lease, result, now)
-            txn.save(record)
+            if inline is None:
+                txn.save(record)
+            else:
+                cast(InlineTransaction, txn).save_with_shard(record, inline)
             pending = pending_alert(lease.previous, record, now) if alert else None
             if pending is not None and self.supports_outbox:
                 cast(OutboxTransaction, txn).put_alert(pending)

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from btbuild.errors import CloudSetupError, LeaseLost, StorageError
-from btbuild.storage import firestore_cells
+from btbuild.storage import firestore_cells, firestore_query
 from btbuild.storage.base import Backend, CellSummary, CellTransaction, check_cell_key
 from btbuild.storage.firestore_admin import (
     DEFAULT_PROJECT,
@@ -34,9 +34,13 @@ from btbuild.storage.firestore_admin import (
     check_prefix,
 )
 from btbuild.storage.firestore_cells import (
+    INLINE_LIMIT,
+    CellDocTransaction,
     cell_id,
+    inline_of,
     record_fields,
     record_of,
+    shard_fields,
     shard_id,
 )
 from btbuild.storage.outbox import PendingAlert
@@ -60,6 +64,7 @@ class FirestoreBackend(FirestoreIndexes, Backend):
     """
 
     supports_outbox = True
+    inline_limit = INLINE_LIMIT  # a one-shard result this small is kept in its cell document
 
     def __init__(
         self, project: str | None = None, prefix: str = "btbuild/default", client: Any = None
@@ -86,6 +91,7 @@ class FirestoreBackend(FirestoreIndexes, Backend):
                 ) from None
         self.project = project or client.project
         self.client = client
+        firestore_query.single_threaded_streams(client)  # fast streams
         self.cells = self.collection("cells")
         self.shards = self.collection("shards")
         self.runs_col = self.collection("runs")
@@ -131,10 +137,10 @@ class FirestoreBackend(FirestoreIndexes, Backend):
             return result
 
     def _atomically(self, what: str, body: Callable[[CellTransaction], T]) -> T:
-        return self.transact(what, lambda transaction: body(_Transaction(self, transaction)))
+        return self.transact(what, lambda transaction: body(CellDocTransaction(self, transaction)))
 
     def _write_batches(self, what: str, writes: Iterable[tuple[str, Any, Any]]) -> int:
-        """Apply ("set"|"delete", ref, data) writes in batches of <= 500 and < 9 MB."""
+        """Apply ("set"|"merge"|"delete", ref, data) writes in batches of <= 500 and < 9 MB."""
         count = 0
         with self.calling(what):
             batch, ops, size = self.client.batch(), 0, 0
@@ -147,8 +153,8 @@ class FirestoreBackend(FirestoreIndexes, Backend):
                 if ops and (ops >= BATCH_WRITES or size + weight > BATCH_BYTES):
                     batch.commit()
                     batch, ops, size = self.client.batch(), 0, 0
-                if op == "set":
-                    batch.set(ref, data)
+                if op in ("set", "merge"):
+                    batch.set(ref, data, merge=op == "merge")
                 else:
                     batch.delete(ref)
                 ops, size, count = ops + 1, size + weight, count + 1
@@ -205,7 +211,7 @@ class FirestoreBackend(FirestoreIndexes, Backend):
             for record in records:
                 check_cell_key(record.target, record.date)
                 yield (
-                    "set",
+                    "merge",  # keeps an inline result (its generation is checked on read)
                     self.cells.document(cell_id(record.target, record.date)),
                     record_fields(record),
                 )
@@ -230,18 +236,11 @@ class FirestoreBackend(FirestoreIndexes, Backend):
         self._write_batches(
             f"write result shards of {target} on {date}",
             (
-                (
-                    "set",
-                    self.shards.document(shard_id(target, date, generation, index)),
-                    {
-                        "target": target,
-                        "date": date,
-                        "generation": generation,
-                        "idx": index,
-                        "data": data,
-                    },
+                ("set", self.shards.document(shard_id(target, date, generation, index)), fields)
+                for index, fields in (
+                    (index, shard_fields(target, date, generation, index, data))
+                    for index, data in shards.items()
                 )
-                for index, data in shards.items()
             ),
         )
 
@@ -250,6 +249,14 @@ class FirestoreBackend(FirestoreIndexes, Backend):
     ) -> list[bytes | None]:
         if not indices:
             return []
+        if len(indices) == 1 and indices[0] == 0:  # a one-shard result is usually inline
+            with self.calling(f"read the result of {target} on {date}"):
+                snapshot = self.cells.document(cell_id(target, date)).get(
+                    field_paths=["inline", "inline_gen"]
+                )
+            inline = inline_of(snapshot.to_dict() or {}, generation) if snapshot.exists else None
+            if inline is not None:
+                return [inline]
         refs = [
             self.shards.document(shard_id(target, date, generation, index)) for index in indices
         ]
@@ -396,39 +403,17 @@ class FirestoreBackend(FirestoreIndexes, Backend):
 
     def pending_alerts(self) -> dict[str, PendingAlert | None]:
         with self.calling("read the alert outbox"):
-            return {
-                unquote(snap.id): PendingAlert.from_json((snap.to_dict() or {}).get("data"))
-                for snap in self.outbox.select(["data"]).stream()
-            }
+            found = firestore_query.documents(self.client, self.outbox.select(["data"]), ["data"])
+            return {unquote(key): PendingAlert.from_json(fields["data"]) for key, fields in found}
 
     def _delete_alert(self, key: str) -> None:
         with self.calling("delete a published alert"):
             self.outbox.document(quote(key, safe="")).delete()
 
     def close(self) -> None:
+        channel = getattr(getattr(self.client, "_transport", None), "grpc_channel", None)
+        if channel is not None:
+            channel.close()
         close = getattr(self.client, "close", None)
         if close is not None:
             close()
-
-
-class _Transaction:
-    """Cell reads and writes inside one Firestore transaction (every read before a write)."""
-
-    def __init__(self, backend: FirestoreBackend, transaction: Any) -> None:
-        self.backend = backend
-        self.transaction = transaction
-
-    def read(self, target: str, date: str) -> CellRecord | None:
-        ref = self.backend.cells.document(cell_id(target, date))
-        return record_of(ref.get(transaction=self.transaction))
-
-    def save(self, record: CellRecord) -> None:
-        ref = self.backend.cells.document(cell_id(record.target, record.date))
-        self.transaction.set(ref, record_fields(record))
-
-    def delete(self, target: str, date: str) -> None:
-        self.transaction.delete(self.backend.cells.document(cell_id(target, date)))
-
-    def put_alert(self, alert: PendingAlert) -> None:
-        ref = self.backend.outbox.document(quote(alert.key, safe=""))
-        self.transaction.set(ref, {"data": alert.to_json()})

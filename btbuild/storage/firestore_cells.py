@@ -22,10 +22,12 @@ import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from btbuild.storage import firestore_query, integrity
 from btbuild.storage import records as rec
 from btbuild.storage.firestore_query import Fields
+from btbuild.storage.outbox import PendingAlert
 from btbuild.storage.primitives import summary_of
 from btbuild.storage.records import CellRecord
 from btbuild.vocabulary import CellSummary
@@ -33,6 +35,8 @@ from btbuild.vocabulary import CellSummary
 if TYPE_CHECKING:
     from btbuild.storage.firestore import FirestoreBackend
 
+INLINE_LIMIT = 256 * 1024  # a one-shard result up to this size is stored in its cell document
+DOCUMENT_ROOM = 900_000  # record and inline shard together stay under Firestore's 1 MiB
 QUERY_THREADS = 8  # queries in flight at once (one per target)
 PER_TARGET_QUERIES = 4  # more targets than this: one query over the date range instead
 _new_summary = tuple.__new__
@@ -50,6 +54,21 @@ def split_cell_id(document_id: str) -> tuple[str, str]:
 
 def shard_id(target: str, date: str, generation: str, index: int) -> str:
     return f"{target}__{date}__{generation}__{index}"
+
+
+def shard_fields(
+    target: str, date: str, generation: str, index: int, data: bytes
+) -> dict[str, Any]:
+    """The shard document of one shard."""
+    return {"target": target, "date": date, "generation": generation, "idx": index, "data": data}
+
+
+def inline_of(fields: Any, generation: str | None) -> bytes | None:
+    """The inline shard of a cell document's ``fields`` if it belongs to ``generation``."""
+    data = fields.get("inline")
+    if generation is None or fields.get("inline_gen") != generation or type(data) is not bytes:
+        return None
+    return data
 
 
 def record_fields(record: CellRecord) -> dict[str, Any]:
@@ -171,32 +190,52 @@ def summaries(
 def read_checked(
     backend: FirestoreBackend, targets: Iterable[str], dates: Iterable[str]
 ) -> tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]:
-    """:meth:`Backend.read_checked` in two streams read together: the cell documents
-    (summary and record) and their shards over the date range. Every check of the shared
-    :meth:`Backend.check_results` is made (summary against record, the seal, every shard
-    against its digest); only the damage found is confirmed cell by cell."""
+    """:meth:`Backend.read_checked`: one stream of the cell documents over the date range
+    (summary, record and inline shard), then the shard documents of only the targets whose
+    results are not all inline (big results, documents of older versions), per target for a
+    few. Every check of the shared :meth:`Backend.check_results` is made (summary against
+    record, the seal, every shard against its digest); only the damage found is confirmed
+    cell by cell."""
     names, date_set = _plan(targets, dates)
     if not date_set or not names:
         return {}, {}
     low, high = min(date_set), max(date_set)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        shard_stream = pool.submit(_stream, backend, backend.shards, names, low, high, ["data"])
-        cells = _stream(backend, backend.cells, names, low, high, ["summary", "data"])
-        stored = _shards_by_cell(shard_stream.result())
+    fields = ["summary", "data", "inline", "inline_gen"]
     found: dict[tuple[str, str], CellSummary] = {}
-    problems: dict[tuple[str, str], str] = {}
-    for document_id, fields in cells:
+    read: list[tuple[tuple[str, str], CellSummary | None, CellRecord | None]] = []
+    stored: dict[tuple[str, str, str], dict[int, bytes]] = {}
+    for document_id, values in _stream(backend, backend.cells, names, low, high, fields):
         key = split_cell_id(document_id)
         if key[1] not in date_set:
             continue
-        record = record_from(fields["data"])
+        record = record_from(values["data"])
         if record is not None and (record.target, record.date) != key:
             record = None
-        summary = packed_summary(fields["summary"])
+        summary = packed_summary(values["summary"])
         if summary is None and record is not None:
             summary = summary_of(record)  # a document of an older version
         if summary is not None:
             found[key] = summary
+        read.append((key, summary, record))
+        generation = record.generation if record is not None else None
+        inline = inline_of(values, generation)
+        if inline is not None:
+            stored[(key[0], key[1], generation or "")] = {0: inline}
+    outside = sorted(
+        {
+            record.target
+            for _key, _summary, record in read
+            if record is not None
+            and record.has_result
+            and record.shard_count > 0
+            and (record.target, record.date, record.generation or "") not in stored
+        }
+    )
+    if outside:  # results kept in shard documents
+        shards = _stream(backend, backend.shards, outside, low, high, ["data"])
+        stored.update(_shards_by_cell(shards))
+    problems: dict[tuple[str, str], str] = {}
+    for key, summary, record in read:
         problem = _problem(summary, record, stored)
         if problem is not None:
             problems[key] = problem
@@ -245,3 +284,58 @@ def _problem(
         return problem
     shards = stored.get((record.target, record.date, record.generation or ""), {})
     return integrity.shards_problem(record, [shards.get(i) for i in range(record.shard_count)])
+
+
+class CellDocTransaction:
+    """Cell reads and writes inside one Firestore transaction (every read before a write).
+
+    Every save writes the whole cell document. A commit of a result that is one small shard
+    (:meth:`save_with_shard`) stores it inline (``inline``, with its generation in
+    ``inline_gen``), atomically with the record; a later save of the same committed
+    generation carries the inline shard it read over, and a save of another generation drops
+    it. A save of a cell this transaction did not read (no body of the protocol does that)
+    merges, keeping what the document holds."""
+
+    def __init__(self, backend: FirestoreBackend, transaction: Any) -> None:
+        self.backend = backend
+        self.transaction = transaction
+        self._read: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def read(self, target: str, date: str) -> CellRecord | None:
+        ref = self.backend.cells.document(cell_id(target, date))
+        snapshot = ref.get(transaction=self.transaction)
+        self._read[(target, date)] = (snapshot.to_dict() or {}) if snapshot.exists else {}
+        return record_of(snapshot)
+
+    def save(self, record: CellRecord) -> None:
+        key, generation = (record.target, record.date), record.generation
+        fields = record_fields(record)
+        if key not in self._read:
+            self.transaction.set(self._ref(key), fields, merge=True)
+            return
+        inline = inline_of(self._read[key], generation)
+        if inline is not None:
+            fields.update(inline=inline, inline_gen=generation)
+        self.transaction.set(self._ref(key), fields)
+
+    def save_with_shard(self, record: CellRecord, shard: bytes) -> None:
+        """A commit of a one-shard result: the shard inline in the cell document, or, with
+        no room beside the record, a shard document written in the same transaction."""
+        key, generation = (record.target, record.date), record.generation or ""
+        fields = record_fields(record)
+        if len(shard) + len(fields["data"]) <= DOCUMENT_ROOM:
+            fields.update(inline=shard, inline_gen=generation)
+        else:
+            ref = self.backend.shards.document(shard_id(*key, generation, 0))
+            self.transaction.set(ref, shard_fields(*key, generation, 0, shard))
+        self.transaction.set(self._ref(key), fields)
+
+    def _ref(self, key: tuple[str, str]) -> Any:
+        return self.backend.cells.document(cell_id(*key))
+
+    def delete(self, target: str, date: str) -> None:
+        self.transaction.delete(self.backend.cells.document(cell_id(target, date)))
+
+    def put_alert(self, alert: PendingAlert) -> None:
+        ref = self.backend.outbox.document(quote(alert.key, safe=""))
+        self.transaction.set(ref, {"data": alert.to_json()})

@@ -76,6 +76,13 @@ class OutboxTransaction(CellTransaction, Protocol):
     def put_alert(self, alert: PendingAlert) -> None: ...
 
 
+class InlineTransaction(CellTransaction, Protocol):
+    """The transaction of a backend with an ``inline_limit``: it also commits a record with
+    its result's only shard, atomically (e.g. inside the record's own document)."""
+
+    def save_with_shard(self, record: CellRecord, shard: bytes) -> None: ...
+
+
 class BackendPrimitives(ResultReading, ABC):
     """Action cache, result shards, run log, SimHash registry and equivalence ledger.
 
@@ -88,6 +95,9 @@ class BackendPrimitives(ResultReading, ABC):
     # True: the transaction has ``put_alert`` and pending_alerts/_delete_alert are implemented
     # (alerts at least once); False (a plugin's default): alerts are published at most once
     supports_outbox: bool = False
+    # > 0: a result that is one shard of at most this many bytes is committed with its record
+    # by the transaction's ``save_with_shard`` (no separate shard to read); 0: never
+    inline_limit: int = 0
 
     # ------------------------------------------------------------------ primitives
 

@@ -183,7 +183,7 @@ class ResultWriter:
             raise StorageError(
                 f"per_date result of {self.lease.target} on {self.lease.date} has no value to commit"
             )
-        self.flush()
+        inline = self._last_shards()
         result_hash = self._date_hash if self.kind == "per_date" else self._user_hash.hexdigest()
         result = dict(
             inputs,
@@ -203,8 +203,10 @@ class ResultWriter:
         )
         self._closed = True
         try:
-            if alert:
-                return self.backend._commit(self.lease, result, _now(now), expect_deps, alert)
+            if alert or inline is not None:
+                return self.backend._commit(
+                    self.lease, result, _now(now), expect_deps, alert, inline
+                )
             if expect_deps:
                 return self.backend._commit(self.lease, result, _now(now), expect_deps)
             return self.backend._commit(self.lease, result, _now(now))
@@ -228,6 +230,24 @@ class ResultWriter:
             )
         self._closed = True
         return self.backend._finish(self.lease, status, error, _now(now))
+
+    def _last_shards(self) -> bytes | None:
+        """:meth:`flush` before the commit, except that a result that is one shard within
+        the backend's ``inline_limit`` is returned instead of stored: the commit stores it
+        with the record."""
+        self._feed()
+        self._shards.close_shard()
+        shards = self._shards.take()
+        if (
+            self._next_index == 0
+            and len(shards) == 1
+            and len(shards[0]) <= self.backend.inline_limit
+        ):
+            self._digests.append(integrity.shard_digest(shards[0]))
+            self._next_index = 1
+            return shards[0]
+        self._store(shards)
+        return None
 
     def _store(self, shards: list[bytes]) -> None:
         if not shards:

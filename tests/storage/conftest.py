@@ -42,6 +42,19 @@ def corrupt_firestore_record(backend: FirestoreBackend, target: str, date: str) 
     backend.cells.document(f"{target}__{date}").update({"data": '["half'})
 
 
+def overwrite_shard(
+    backend: Backend, target: str, date: str, generation: str, index: int, data: bytes
+) -> None:
+    """Damage a committed shard where the backend keeps it: a Firestore one-shard result is
+    inline in its cell document (firestore_cells.py), every other shard is a shard."""
+    if isinstance(backend, FirestoreBackend) and index == 0:
+        ref = backend.cells.document(f"{target}__{date}")
+        if (ref.get().to_dict() or {}).get("inline_gen") == generation:
+            ref.update({"inline": data})
+            return
+    backend._write_shards(target, date, generation, {index: data})
+
+
 def edit_json_record(backend: JsonFileBackend, target: str, date: str, **fields: object) -> None:
     with backend._state(write=True) as state:
         state["cells"][f"{target}\0{date}"].update(fields)

@@ -15,6 +15,7 @@ from btbuild.storage import (
     SqliteBackend,
     result_hash,
 )
+from tests.storage.conftest import overwrite_shard
 
 D1, D2, D3 = "2024-01-01", "2024-01-02", "2024-01-03"
 T0 = 1_700_000_000.0
@@ -385,7 +386,7 @@ def test_commit_deletes_older_generations_and_gc_removes_orphans(backend: Backen
 
 def test_corrupt_shard_is_a_miss(backend: Backend) -> None:
     record = commit_per_user(backend, "risk", D1, {"u1": 1, "u2": 2})
-    backend._write_shards("risk", D1, record.generation or "", {0: b"\x78\x9cnot zlib at all"})
+    overwrite_shard(backend, "risk", D1, record.generation or "", 0, b"\x78\x9cnot zlib at all")
     assert backend.read_result("risk", D1) is None
     assert not backend.has_result("risk", D1) or backend.read_result("risk", D1) is None
     with pytest.raises(DamagedResult, match="shard 0 of 1 does not match its checksum"):
@@ -396,9 +397,11 @@ def test_tampered_shard_fails_the_hash_check(backend: Backend) -> None:
     from btbuild.storage.codec import encode_shards
 
     record = commit_per_user(backend, "risk", D1, {"u1": 1, "u2": 2})
-    backend._write_shards(
-        "risk", D1, record.generation or "", {0: encode_shards(b'["u1",1]\n["u2",3]\n')[0]}
-    )
+    tampered = encode_shards(b'["u1",1]\n["u2",3]\n')[0]
+    overwrite_shard(backend, "risk", D1, record.generation or "", 0, tampered)
+    assert backend.check_results(["risk"], [D1]) == {
+        ("risk", D1): "shard 0 of 1 does not match its checksum"
+    }
     assert backend.read_result("risk", D1) is None
     with pytest.raises(DamagedResult, match="does not match its checksum"):
         list(backend.iter_result("risk", D1))

@@ -21,7 +21,10 @@ def test_a_cell_document_holds_no_unchecked_copy_of_a_record_field(
     with BACKEND_FACTORIES["firestore"](tmp_path) as backend:
         record = commit_per_user(backend, "a", "2024-01-01", {"u1": 1}, composite_hash="k1")
         fields = backend.cells.document("a__2024-01-01").get().to_dict()
-        assert set(fields) == {"target", "date", "data", "summary"}
+        # a one-shard result lives inline, checked against its digest like a shard document
+        assert set(fields) == {"target", "date", "data", "summary", "inline", "inline_gen"}
+        assert fields["inline_gen"] == record.generation
+        assert backend._all_shard_generations() == {}
         assert json.loads(fields["summary"]) == [
             "committed",
             "k1",
@@ -120,3 +123,58 @@ def test_raw_query_reads_what_query_stream_reads(
             (snap.id, {"data": snap.get("data")}) for snap in shards.select(["data"]).stream()
         )
         assert all(isinstance(values["data"], bytes) for _id, values in raw_shards)
+
+
+def test_a_one_shard_result_is_inline_and_survives_every_later_save(
+    tmp_path: Path, _emulators_stopped_at_end: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small result is committed inside its cell document (one document per cell for a
+    no-op analysis to read); leases, renewals, releases and status puts on the cell keep it;
+    a commit of a bigger result drops it; with no room beside the record it is a shard
+    document written by the same transaction."""
+    from btbuild.storage import firestore_cells
+
+    with BACKEND_FACTORIES["firestore"](tmp_path) as backend:
+        record = commit_per_user(backend, "a", "2024-01-01", {"u1": 1}, composite_hash="k1")
+        lease = backend.acquire("a", "2024-01-01", "w2", 60)
+        assert lease is not None
+        backend.release(backend.renew(lease))
+        backend.put_cell_status("a", "2024-01-01", "committed", composite_hash="k2")
+        assert backend.read_result("a", "2024-01-01") == {"u1": 1}
+        assert backend.read_checked(["a"], ["2024-01-01"])[1] == {}
+        assert backend._all_shard_generations() == {}
+        backend.shard_limit = 4096  # several shards: not inline
+        many = {f"u{i:04d}": random.Random(i).randbytes(16).hex() for i in range(1000)}
+        bigger = commit_per_user(backend, "a", "2024-01-01", many, now=2e9)
+        assert bigger.shard_count > 1
+        fields = backend.cells.document("a__2024-01-01").get().to_dict()
+        assert "inline" not in fields and "inline_gen" not in fields
+        assert backend.read_result("a", "2024-01-01") == many
+        assert backend.read_checked(["a"], ["2024-01-01"])[1] == {}
+        backend.shard_limit = 1 << 20
+        monkeypatch.setattr(firestore_cells, "DOCUMENT_ROOM", 10)
+        roomless = commit_per_user(backend, "a", "2024-01-02", {"u1": 2})
+        assert "inline" not in backend.cells.document("a__2024-01-02").get().to_dict()
+        assert backend._shard_generations("a", "2024-01-02") == {roomless.generation}
+        assert backend.read_result("a", "2024-01-02") == {"u1": 2}
+        assert backend.read_checked(["a"], ["2024-01-02"])[1] == {}
+        assert record.generation not in backend._shard_generations("a", "2024-01-01")
+
+
+def test_the_client_streams_on_a_channel_made_as_the_library_makes_it_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outside the emulator the client's GAPIC client gets its endpoint and credentials (a
+    secure channel; nothing is sent here)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+
+    from btbuild.storage.firestore_query import single_threaded_streams
+
+    monkeypatch.delenv("FIRESTORE_EMULATOR_HOST", raising=False)
+    client = firestore.Client(project="p", credentials=AnonymousCredentials())
+    single_threaded_streams(client)
+    gapic = client._firestore_api
+    assert gapic._transport._host.startswith("firestore.googleapis.com")
+    single_threaded_streams(client)  # once made, kept
+    assert client._firestore_api is gapic
