@@ -5,15 +5,19 @@
   ``target`` and ``date`` are the query keys; ``summary`` packs what the planner reads
   (derived from the record; :func:`check` compares the two on every build). No other copy
   of a record field is written: nothing could check it, so nothing may trust it. (Documents
-  of older versions also hold separate copies; nothing reads them.)
+  of older versions also hold separate copies; nothing reads them.) A committed result that
+  is one shard of at most ``INLINE_LIMIT`` bytes is kept here too: ``inline`` (the shard)
+  and ``inline_gen`` (its generation; it counts only while the record's ``generation`` is
+  the same), written by the commit's own transaction (:class:`CellDocTransaction`).
 * ``shards/{target}__{date}__{generation}__{index}``: one zlib shard in ``data``, with
-  ``target``, ``date``, ``generation``, ``idx``.
+  ``target``, ``date``, ``generation``, ``idx`` (every other result).
 
-A no-op analysis (:func:`read_checked`) reads two streams together: the plan's cell
-documents (summary and record) and their shards, over the date range. A plan of a few
-targets queries per target (composite indexes ``(target, date)``); a larger one queries the
-date range once and leaves other targets out (each document is one streamed response, so one
-stream beats a round trip per target).
+A no-op analysis (:func:`read_checked`) reads one stream of the plan's cell documents
+(summary, record, inline shard) over the date range, then the shard documents of only the
+targets whose results are not inline. A plan of a few targets queries per target (composite
+indexes ``(target, date)``); a larger one queries the date range once and leaves other
+targets out (each document is one streamed response, so one stream beats a round trip per
+target). The responses are read raw (btbuild/storage/firestore_query.py).
 """
 
 from __future__ import annotations
