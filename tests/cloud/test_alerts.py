@@ -31,9 +31,9 @@ class Topic:
             request={"name": self.subscription, "topic": self.topic}
         )
 
-    def drain(self, settle: float = 1.0) -> list[dict]:
-        """Every message published so far (pulled and acknowledged): the builds publish
-        synchronously, so their messages are in the topic before the drain starts."""
+    def drain(self, settle: float = 2.0) -> list[dict]:
+        """Every message published so far (pulled and acknowledged), once ``settle`` seconds
+        pass without one (1 s missed a message under load)."""
         found: list[dict] = []
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < settle:
