@@ -92,11 +92,14 @@ def deliver(backend: Any, publish: AlertPublisher, target: Target, alert: Pendin
     read from the cache; a cell that no longer holds the alert's result (a later commit
     replaced it) is announced ``superseded``, without its value."""
     value, superseded = None, False
-    try:
-        current = backend.read_expected(alert.target, alert.date, alert.result_hash)
-        value = current if alert.kind == "per_date" else None
-    except DamagedResult:
-        superseded = True
+    if alert.kind == "per_date":
+        try:
+            value = backend.read_expected(alert.target, alert.date, alert.result_hash)
+        except DamagedResult:
+            superseded = True
+    else:  # a per_user result is not sent: its hash says whether it is still the cell's
+        current = backend.get_cell(alert.target, alert.date)
+        superseded = current is None or current.result_hash != alert.result_hash
     publish.publish(target, alert, value, superseded)
     if backend.supports_outbox:
         backend._delete_alert(alert.key)

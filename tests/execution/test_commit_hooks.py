@@ -177,3 +177,28 @@ def test_alerts_that_failed_to_publish_are_published_by_the_next_build(ws, day_w
     fresh = [d for d in by_id.values() if d["date"] == "2024-01-03" and not d["superseded"]]
     assert [d["result"] for d in fresh] == [current]
     assert fresh[0]["previous_result_hash"] == first["2024-01-03"].result_hash
+
+
+def test_a_per_user_alert_is_superseded_once_its_cell_holds_another_result():
+    """deliver() publishes an outbox entry and deletes it; a per_user result is never read
+    for it (only the record's hash says whether the cell still holds it)."""
+    from btbuild.execution.commits import deliver
+    from btbuild.storage import MemoryBackend
+    from tests.storage.test_storage_contract import D1, T0, commit_per_user
+
+    class Sink:
+        sent: list = []
+
+        def publish(self, target, alert, value, superseded=False):
+            self.sent.append((alert.result_hash, value, superseded))
+
+    backend = MemoryBackend()
+    first = commit_per_user(backend, "a", D1, {"u1": 1}, alert=True)
+    [old] = backend.pending_alerts().values()
+    second = commit_per_user(backend, "a", D1, {"u1": 2}, alert=True, now=T0 + 1)
+    [new] = [a for a in backend.pending_alerts().values() if a.generation != old.generation]
+    backend.read_expected = None  # must not be called for per_user
+    deliver(backend, Sink(), None, old)
+    deliver(backend, Sink(), None, new)
+    assert Sink.sent == [(first.result_hash, None, True), (second.result_hash, None, False)]
+    assert backend.pending_alerts() == {}
