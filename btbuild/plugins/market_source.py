@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from btbuild.plugins.sources import RootSource, user_shard
+from btbuild.plugins.sources import RootSource
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -26,6 +26,7 @@ class MarketSource(RootSource):
         self.name = name
         self.scope = scope  # type: ignore[assignment]  # a str checked against SCOPES when the plugin registers
         self._config_key = config_key
+        self._user_digests: list[int] | None = None
 
     def _index(self, day: date) -> int | None:
         t = self.market.calendar.index(day)
@@ -76,10 +77,19 @@ class MarketSource(RootSource):
             return
         t = self._require(day)
         generate, user_id = getattr(self.market, self.name), self.market.user_id
-        for n in range(1, self.market.settings.users + 1):
-            uid = user_id(n)
-            if user_shard(uid, shards) == shard:
-                yield uid, generate(n, t)
+        for n, digest in enumerate(self._digests(), start=1):
+            if digest % shards == shard:  # user_shard(user_id(n), shards) == shard
+                yield user_id(n), generate(n, t)
+
+    def _digests(self) -> list[int]:
+        """The hash :func:`user_shard` takes of each user id, computed once per source."""
+        if self._user_digests is None:
+            user_id = self.market.user_id
+            self._user_digests = [
+                xxhash.xxh3_64_intdigest(user_id(n).encode())
+                for n in range(1, self.market.settings.users + 1)
+            ]
+        return self._user_digests
 
     def strategy(self) -> SearchStrategy[Any]:
         from btbuild.plugins import market_strategies

@@ -27,13 +27,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from btbuild.sim.changes import CodeChange, VersionFiles, code_change
 from btbuild.workspace.model import Target, Workspace
-
-if TYPE_CHECKING:
-    from btbuild.session import Session
 
 VERSIONS = ("old", "new")
 
@@ -143,15 +140,4 @@ class ChangeCoverage:
         return sum(len(self.gaps(version)) for version in VERSIONS)
 
 
-def change_coverage(
-    session: Session, target: Target, old_code: str, replay: Any = None
-) -> str | None:
-    """The build's coverage check of ``target``'s change from code ``old_code`` (the cell
-    record's ``code_hash``): None, or ``"unproven: ..."`` (the cell re-runs). See
-    :func:`btbuild.sim.evidence.build_coverage`."""
-    from btbuild.sim.evidence import build_coverage
-
-    return build_coverage(session, target, old_code, replay)
-
-
-__all__ = ["ChangeCoverage", "Tracer", "change_coverage"]
+__all__ = ["ChangeCoverage", "Tracer"]

@@ -12,15 +12,16 @@ changed statement ran and every changed branch went both ways, or the time budge
 The score it drives down is the number of coverage gaps left (the role Hypothesis'
 ``target()`` would play); a world that closes a gap is kept as evidence like any other.
 
-:func:`build_coverage` is the same check for a build, where the old code comes from the
-source snapshot recorded with its SimHash (:mod:`btbuild.sim.snapshots`).
+:func:`build_check` is the same check for a build, where the old code comes from the
+source snapshot recorded with its SimHash (:mod:`btbuild.sim.snapshots`); the judge runs its
+replay of stored cells inside it, traced, so that replay runs once.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from btbuild.sim.coverage import ChangeCoverage
@@ -112,62 +113,104 @@ def first_difference(
     return None
 
 
-def build_coverage(
-    session: Session, target: Target, old_code: str, replay: Callable[[], Any] | None = None
-) -> str | None:
-    """The coverage check of a build's change from code ``old_code`` to ``target``'s code.
-    ``replay`` (the judge's replay of stored cells with the new code) is traced too: real
-    data counts as coverage of the new code."""
+class BuildCheck:
+    """The coverage check of one build change, prepared before the judge's replay of stored
+    cells so that replay runs once, traced: real data counts as coverage of the new code."""
+
+    def __init__(
+        self,
+        session: Session,
+        target: Target,
+        prepared: tuple[Workspace, Target, ChangeTracing] | None,
+        refusal: str | None = None,
+    ) -> None:
+        self.session, self.target = session, target
+        self.prepared, self.refusal = prepared, refusal
+
+    def tracing_new(self) -> AbstractContextManager[Any]:
+        """Trace a block under the new version (nothing to trace: a no-op)."""
+        if self.prepared is None or self.empty:
+            return nullcontext()
+        check = self.prepared[2].checks.get(self.target.name)
+        return check.tracing("new") if check is not None else nullcontext()
+
+    @property
+    def empty(self) -> bool:
+        """No statement of the change to cover (the change is only in formatting...)."""
+        if self.prepared is None:
+            return False
+        tracing = self.prepared[2]
+        name = self.target.name
+        return name not in tracing.errors and tracing.checks[name].empty
+
+    def reason(self) -> str | None:
+        """None when the change's coverage passes, else ``"unproven: ..."``."""
+        if self.prepared is None:
+            return self.refusal
+        if self.empty:
+            return None
+        old_ws, before, tracing = self.prepared
+        return _fabricated_coverage(self.session, self.target, old_ws, before, tracing)
+
+
+@contextmanager
+def build_check(session: Session, target: Target, old_code: str) -> Iterator[BuildCheck]:
+    """The coverage check of a build's change from code ``old_code`` to ``target``'s code
+    (the old code comes from the snapshot recorded with its SimHash)."""
     from btbuild.sim import snapshots
-    from btbuild.sim.fabricator import Fabricator
-    from btbuild.sim.world_store import STORE_FOLDER
 
     snapshot = snapshots.recall(session.backend, old_code)
     if snapshot is None:
-        return (
+        yield BuildCheck(
+            session,
+            target,
+            None,
             f"unproven: the old code of {target.label} was not recorded with its SimHash, "
-            "so the change cannot be traced"
+            "so the change cannot be traced",
         )
+        return
+    with snapshots.materialized(snapshot, session.workspace, target) as (old_ws, before):
+        tracing = ChangeTracing([(before, target)], old_ws, session.workspace)
+        yield BuildCheck(session, target, (old_ws, before, tracing))
+
+
+def _fabricated_coverage(
+    session: Session, target: Target, old_ws: Workspace, before: Target, tracing: ChangeTracing
+) -> str | None:
+    """Both versions on the fabricated worlds (literal-seeded ones included), traced, then
+    the bounded search for what is still uncovered."""
+    from btbuild.sim.fabricator import Fabricator
+    from btbuild.sim.world_store import STORE_FOLDER
+
     workspace = session.workspace
-    with snapshots.materialized(snapshot, workspace, target) as (old_ws, before):
-        tracing = ChangeTracing([(before, target)], old_ws, workspace)
-        if target.name not in tracing.errors and tracing.checks[target.name].empty:
-            return None
-        if replay is not None and target.name in tracing.checks:
-            with tracing.checks[target.name].tracing("new"):
-                replay()
-        sources = session.plugins.root_sources()
-        fabricator = Fabricator(
-            sources, start=workspace.start_date, store=workspace.root / STORE_FOLDER
-        )
-        predicates = session.plugins.segment_predicates  # only a segment's users, as built
-        new_runner = SimRunner(
-            workspace,
-            sources,
-            fabricator=fabricator,
-            trace=tracing.hook("new"),
-            predicates=predicates,
-        )
-        old_runner = SimRunner(
-            old_ws,
-            sources,
-            fabricator=fabricator,
-            deps_from=new_runner,
-            trace=tracing.hook("old"),
-            predicates=predicates,
-        )
-        worlds = new_runner.worlds_for(target, (before, old_ws))
-        news = new_runner.contexts(target, worlds)
-        olds = old_runner.contexts(before, worlds)
-        if first_difference(new_runner, target, olds, news) is not None:
-            return f"unproven: the old and the new code of {target.label} differ on fabricated data"
-        reason, counter, _ = tracing.settle(
-            new_runner, old_runner, before, target, BUILD_SEARCH_SECONDS
-        )
-        if counter is not None:
-            return f"unproven: the old and the new code of {target.label} differ on fabricated data"
-        limited = new_runner.limited(target) or old_runner.limited(before)
-        return f"unproven: {limited}" if limited else reason
+    sources = session.plugins.root_sources()
+    fabricator = Fabricator(
+        sources, start=workspace.start_date, store=workspace.root / STORE_FOLDER
+    )
+    predicates = session.plugins.segment_predicates  # only a segment's users, as built
+    new_runner = SimRunner(
+        workspace, sources, fabricator=fabricator, trace=tracing.hook("new"), predicates=predicates
+    )
+    old_runner = SimRunner(
+        old_ws,
+        sources,
+        fabricator=fabricator,
+        deps_from=new_runner,
+        trace=tracing.hook("old"),
+        predicates=predicates,
+    )
+    worlds = new_runner.worlds_for(target, (before, old_ws))
+    news = new_runner.contexts(target, worlds)
+    olds = old_runner.contexts(before, worlds)
+    if first_difference(new_runner, target, olds, news) is not None:
+        return f"unproven: the old and the new code of {target.label} differ on fabricated data"
+    reason, counter, _ = tracing.settle(
+        new_runner, old_runner, before, target, BUILD_SEARCH_SECONDS
+    )
+    if counter is not None:
+        return f"unproven: the old and the new code of {target.label} differ on fabricated data"
+    limited = new_runner.limited(target) or old_runner.limited(before)
+    return f"unproven: {limited}" if limited else reason
 
 
-__all__ = ["ChangeTracing", "build_coverage", "first_difference"]
+__all__ = ["BuildCheck", "ChangeTracing", "build_check", "first_difference"]

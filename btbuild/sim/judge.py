@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from btbuild.sim.evidence import build_check
 from btbuild.sim.logs import LogCapture
 from btbuild.sim.optimizer import SimHashes
 from btbuild.sim.recheck import Adoption, restamp, stale_adoptions
@@ -24,7 +25,6 @@ from btbuild.sim.verdict import (
     COSMETIC,
     UNPROVEN,
     Verdict,
-    coverage_reason,
     unproven,
     weak,
 )
@@ -116,7 +116,8 @@ class Judge:
         seed_key: str,
         day: str,
     ) -> Verdict:
-        """Fabricated evidence first (cheap, registered), then replay, then coverage."""
+        """Fabricated evidence first (cheap, registered), then replay (traced for the
+        coverage check: it runs once), then coverage."""
         old = self.sims.old(target, old_code)
         if isinstance(old, Verdict):
             return old
@@ -134,21 +135,18 @@ class Judge:
             )
         if not result.informative:
             return weak(result.distinct_values, contexts)
-        replay = self._replay(target, keep, seed_key, day)
-        facts = {
-            "replay": replay.to_json(),
-            "fabricated_contexts": contexts,
-            "distinct_outputs": result.distinct_values,
-        }
-        refused = _replay_refusal(replay, facts)
-        if refused is not None:
-            return refused
-        reason = coverage_reason(
-            self.session,
-            target,
-            old_code,
-            replay=lambda: self._replay(target, keep, seed_key, day),
-        )
+        with build_check(self.session, target, old_code) as check:
+            with check.tracing_new():  # replayed real data counts as coverage of the new code
+                replay = self._replay(target, keep, seed_key, day)
+            facts = {
+                "replay": replay.to_json(),
+                "fabricated_contexts": contexts,
+                "distinct_outputs": result.distinct_values,
+            }
+            refused = _replay_refusal(replay, facts)
+            if refused is not None:
+                return refused
+            reason = check.reason()
         if reason is not None:
             return Verdict(UNPROVEN, reason, **facts)  # type: ignore[arg-type]  # as above
         if self.register:

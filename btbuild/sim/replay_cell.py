@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import Process
 from btbuild.execution.runner import _merge
-from btbuild.plugins.sources import in_shard
+from btbuild.plugins.sources import user_shard
 from btbuild.sim.calls import Failed, call_limited, fresh
 from btbuild.sim.canonical import canonical
 from btbuild.storage.records import CellRecord
@@ -213,8 +213,14 @@ class _Streams:
         return self._add(root.users_in_shard(day, self.part, self.parts))
 
     def result(self, name: str, day: date) -> int:
-        stream = self.replayer.backend.iter_result(name, day.isoformat())
-        return self._add(stream if self.parts == 1 else in_shard(stream, self.part, self.parts))
+        backend, iso = self.replayer.backend, day.isoformat()
+        if self.parts == 1:
+            return self._add(backend.iter_result(name, iso))
+        part, parts = self.part, self.parts
+        # only the part's users are parsed (every line is still checked against the record)
+        return self._add(
+            backend.iter_result(name, iso, users=lambda user: user_shard(user, parts) == part)
+        )
 
 
 def _user_inputs(

@@ -21,12 +21,9 @@ on the next build (:mod:`btbuild.sim.recheck`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from btbuild.vocabulary import VerdictKind
-
-if TYPE_CHECKING:
-    from btbuild.session import Session
 
 SIM_SCHEME = 4  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds;
 # 4: time-outs and other machine-dependent outcomes are never evidence
@@ -95,20 +92,3 @@ def weak(distinct: int, contexts: int) -> Verdict:
         fabricated_contexts=contexts,
         distinct_outputs=distinct,
     )
-
-
-def coverage_reason(session: Session, target: Any, old_code: str, replay: Any = None) -> str | None:
-    """The coverage check of the change (sim-worlds' :mod:`btbuild.sim.coverage`): None when
-    it passes or is not installed, else its ``unproven: ...`` reason."""
-    try:
-        from btbuild.sim import coverage
-    except ImportError:
-        return None
-    check = getattr(coverage, "change_coverage", None)
-    if check is None:
-        return None
-    reason = check(session, target, old_code, replay=replay)
-    if reason is None:
-        return None
-    text = str(reason)
-    return text if text.startswith("unproven") else f"unproven: {text}"

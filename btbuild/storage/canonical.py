@@ -318,6 +318,18 @@ def parse_user_line(line: bytes) -> tuple[str, Any]:
 _DECODE = msgspec.json.Decoder().decode
 
 
+def user_id_of_line(line: bytes) -> str:
+    """The user id of a :func:`user_line` without parsing its value: the text between the
+    opening quotes when it holds no escape (the first quote then closes it), else the parsed
+    line's; ``ValueError`` for a malformed line."""
+    if line.startswith(b'["'):
+        end = line.find(b'"', 2)
+        raw = line[2:end]
+        if end > 2 and line[end + 1 : end + 2] == b"," and b"\\" not in raw:
+            return raw.decode()  # (a UnicodeDecodeError is a ValueError)
+    return parse_user_line(line)[0]
+
+
 def parse_user_lines(lines: list[bytes]) -> list[tuple[str, Any]]:
     """:func:`parse_user_line` of many lines with one parser call where it gives the same
     values (it does unless a string holds a lone surrogate escape);

@@ -49,6 +49,7 @@ from btbuild.storage.canonical import (  # re-exported: the codec is one API
     loads,
     parse_user_line,
     parse_user_lines,
+    user_id_of_line,
     user_line,
 )
 
@@ -73,6 +74,7 @@ __all__ = [
     "parse_user_lines",
     "per_date_hash",
     "result_hash",
+    "user_id_of_line",
     "user_line",
 ]
 

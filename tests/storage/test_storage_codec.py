@@ -258,6 +258,22 @@ def test_fast_and_careful_user_lines_agree(user_id: object, value: object) -> No
     )
 
 
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.text(max_size=8), odd_values)
+def test_user_id_of_a_line_is_the_parsed_one(user_id: str, value: object) -> None:
+    """The id read without parsing the value is the parsed line's (escapes, quotes, non-ASCII
+    and surrogates included). It does not check the rest of the line: readers check every
+    line's hash against the record."""
+    try:
+        line = codec.user_line(user_id, value)
+    except (CalculationError, ValueError):
+        return
+    assert codec.user_id_of_line(line) == codec.parse_user_line(line)[0] == user_id
+    for broken in (b"[1,2]", b'"x"', b'["x', b"", b'["\\', b'["\xff",1]'):
+        with pytest.raises(ValueError):
+            codec.user_id_of_line(broken)
+
+
 @settings(max_examples=500, derandomize=True, deadline=None)
 @given(
     st.text(max_size=8) | st.from_regex(r"[A-Za-z0-9_.:@/+=-]{0,10}", fullmatch=True),
