@@ -10,10 +10,10 @@ the code behave alike or differently (:func:`limit_reason` says why).
 
 from __future__ import annotations
 
+import _signal
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,50 +77,48 @@ def is_failure(output: Any) -> bool:
 
 
 class Alarm:
-    """Whether a :func:`_deadline` fired (even if the code caught the exception it raised)."""
+    """Whether the call's alarm fired (even if the code caught the exception it raised)."""
 
     def __init__(self) -> None:
         self.fired = False
 
-
-@contextmanager
-def _deadline(seconds: float | None) -> Iterator[Alarm]:
-    """At most ``seconds`` of CPU time (``ITIMER_PROF``: a loaded machine barely changes it)
-    and ``WALL_FACTOR`` times as much wall time (``ITIMER_REAL``: sleeping or blocked code)."""
-    alarm = Alarm()
-    usable = (
-        seconds is not None
-        and hasattr(signal, "setitimer")
-        and threading.current_thread() is threading.main_thread()
-    )
-    if not usable or seconds is None:
-        yield alarm
-        return
-
-    def on_alarm(signum: int, frame: Any) -> None:
-        alarm.fired = True
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.fired = True
         raise _Timeout()
 
-    previous = signal.signal(signal.SIGALRM, on_alarm), signal.signal(signal.SIGPROF, on_alarm)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    signal.setitimer(signal.ITIMER_REAL, seconds * WALL_FACTOR)
-    try:
-        yield alarm
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGALRM, previous[0])
-        signal.signal(signal.SIGPROF, previous[1])
+
+_ALARMS = hasattr(signal, "setitimer")
 
 
 def call_limited(process: Callable[[Any], Any], ctx: Any, seconds: float | None) -> Any:
-    """``process(ctx)`` within ``seconds``: its value, or :class:`Failed` (its exception, or
-    "timeout" when the alarm fired, even if the code caught it). A real Ctrl-C propagates;
-    ``SystemExit`` and a ``KeyboardInterrupt`` raised by the code are its failures."""
+    """``process(ctx)`` within ``seconds`` of CPU time (``ITIMER_PROF``: a loaded machine
+    barely changes it) and ``WALL_FACTOR`` times as much wall time (``ITIMER_REAL``: sleeping
+    or blocked code): its value, or :class:`Failed` (its exception, or "timeout" when the
+    alarm fired, even if the code caught it). A real Ctrl-C propagates; ``SystemExit`` and a
+    ``KeyboardInterrupt`` raised by the code are its failures. The handlers are installed for
+    each call (the code may have replaced them), through the C functions behind
+    ``signal.signal``: the wrapper's enum conversions cost more than the call."""
     alarm = Alarm()
+    timed = (
+        seconds is not None and _ALARMS and threading.current_thread() is threading.main_thread()
+    )
+    previous: tuple[Any, Any] = (None, None)
     try:
-        with _deadline(seconds) as alarm:
+        if timed:
+            assert seconds is not None
+            previous = _signal.signal(signal.SIGALRM, alarm), _signal.signal(signal.SIGPROF, alarm)
+            signal.setitimer(signal.ITIMER_PROF, seconds)
+            signal.setitimer(signal.ITIMER_REAL, seconds * WALL_FACTOR)
+        try:
             value = process(ctx)
+        finally:
+            if timed:
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                    signal.setitimer(signal.ITIMER_PROF, 0)
+                finally:  # (even when the alarm fires right now)
+                    _signal.signal(signal.SIGALRM, previous[0])
+                    _signal.signal(signal.SIGPROF, previous[1])
     except _Timeout:
         return Failed("timeout")
     except BaseException as exc:  # noqa: BLE001 - calculation code: every way out is an outcome

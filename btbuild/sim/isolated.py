@@ -101,11 +101,16 @@ class IsolatedJudge:
         return verdict
 
     def after_run(self, targets: list[Target]) -> None:
-        """Register the SimHash of each target that ran (simulated in the child). A limited
-        simulation (a time-out...) is recorded as such, never as a SimHash; a dying or
-        failing one registers nothing (a later change from that code re-runs)."""
-        for target in targets:
-            answer = self._ask(target, ("simulate", None, None, None))
+        """Register the SimHash of each target that ran (simulated in the child). A target
+        whose sim key is registered already (the same code, declaration, infra, upstream keys
+        and fabricator version: its simulation would give the same SimHash) is not simulated
+        again, and when no target needs it, no child is started. A limited simulation (a
+        time-out...) is recorded as such, never as a SimHash; a dying or failing one
+        registers nothing (a later change from that code re-runs)."""
+        pending = [target for target in targets if not self._registered(target)]
+        for index, target in enumerate(pending):
+            last = index == len(pending) - 1  # fabricated values saved once, after the last
+            answer = self._ask(target, ("simulate", None, None, None), save=last)
             if isinstance(answer, str):
                 continue
             combined, limited = answer
@@ -114,6 +119,15 @@ class IsolatedJudge:
                 backend.put_sim_hash(self.sims.limited_key(target), self.sims.version, limited)
             elif combined is not None:
                 self.sims.register(target, combined)
+
+    def _registered(self, target: Target) -> bool:
+        """Whether ``target``'s SimHash is registered under its current key; if so, what
+        goes with it (its deps' keys, the code's snapshot) is written again."""
+        known = self.session.backend.get_sim_hash(self.sims.sim_key(target), self.sims.version)
+        if known is None:
+            return False
+        self.sims.register(target, str(known))
+        return True
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -126,10 +140,12 @@ class IsolatedJudge:
         answer = self._ask(target, question)
         return unproven(answer) if isinstance(answer, str) else answer
 
-    def _ask(self, target: Target, question: tuple[Any, ...]) -> Any:
-        """The child's answer, or why there is none (a str)."""
+    def _ask(self, target: Target, question: tuple[Any, ...], save: bool = True) -> Any:
+        """The child's answer, or why there is none (a str). ``save``: the child then keeps
+        its fabricated values on disk for later processes (world_store.py)."""
         kind, record, adoption, day = question
-        request = (kind, target.name, code_key(self.session.hashes[target.name]), self.window)
+        code = code_key(self.session.hashes[target.name])
+        request = (kind, target.name, code, self.window, save)
         processes: list[Any] = []
         try:
             pool = self._child()
@@ -239,13 +255,13 @@ def _init_child(root: str, product_lines: tuple[str, ...]) -> None:
 
 
 def _serve(
-    request: tuple[str, str, str, tuple[date | None, date | None, date | None]],
+    request: tuple[str, str, str, tuple[date | None, date | None, date | None], bool],
     record: CellRecord | None,
     adoption: Adoption | None,
     day: date | None,
 ) -> tuple[str | None, Any, list[str]]:
     """(fabricator version, answer, new log lines) for one question of the builder."""
-    kind, name, builder_code, window = request
+    kind, name, builder_code, window, save = request
     judge = _CHILD["judge"]
     session = judge.session
     target = session.workspace.targets.get(name)
@@ -264,7 +280,8 @@ def _serve(
         answer = f"the simulation of {target.label} failed ({type(exc).__name__}: {first})"
     lines = judge.logs.lines[_CHILD["logged"] :]
     _CHILD["logged"] = len(judge.logs.lines)
-    save_all()  # fabricated values for the next question, build or verify (world_store.py)
+    if save:
+        save_all()  # fabricated values for the next process: build, verify or sim
     return judge.sims.version, answer, list(lines)
 
 

@@ -79,3 +79,32 @@ def test_dry_run_reports_cosmetic_without_registering(workspace: Path, run_cli) 
         assert session.backend.equivalences("value") == []
     finally:
         session.close()
+
+
+def test_a_build_whose_simulations_are_registered_starts_no_child(
+    workspace: Path, run_cli, monkeypatch
+) -> None:
+    """Cells of a new date run with the same code: their SimHashes are registered under the
+    same keys already, so the build simulates nothing (and starts no simulation process)."""
+    from btbuild.sim.isolated import IsolatedJudge
+
+    started: list[str] = []
+    child = IsolatedJudge._child
+
+    def counted(self: IsolatedJudge):  # type: ignore[no-untyped-def]
+        started.append("child")
+        return child(self)
+
+    monkeypatch.setattr(IsolatedJudge, "_child", counted)
+    ws = ["--workspace", str(workspace)]
+    code, first = run_cli(*ws, "build", "//...", "--date", "2024-01-03", "--format", "json")
+    assert code == 0 and statuses(first)["//book:value"] == {("ran", "new")}
+    assert started  # the first build simulated what ran
+    started.clear()
+    code, second = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert code == 0 and ("ran", "new") in statuses(second)["//book:value"]
+    assert started == []
+    # ... and a cosmetic edit is still proven against the registered SimHash
+    (workspace / "calculations" / "book" / "value.py").write_text(COSMETIC)
+    code, third = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert statuses(third)["//book:value"] == {("skipped", "cosmetic")}
