@@ -44,14 +44,15 @@ def collect(session: Session, request: ReportRequest) -> dict[str, Any]:
     Compact on purpose (a year of 50 targets is 18k cells): per-cell facts are arrays, and
     repeated strings (run ids, workers, reasons) are indexes into ``strings``."""
     from btbuild.execution.build import BuildRequest, Scheduler
-    from btbuild.sim.optimizer import equivalence_checker
+    from btbuild.sim.isolated import isolated_judge
 
     build = BuildRequest(
         patterns=request.patterns, end=request.end, start=request.start, dry_run=True
     )
-    scheduler = Scheduler(session, build, equivalent=equivalence_checker(session))
-    changes = _keep_changes(scheduler.plan().planner)
-    plan = scheduler.run()
+    with isolated_judge(session) as judge:  # calculation code runs in a child process
+        scheduler = Scheduler(session, build, equivalent=judge)
+        changes = _keep_changes(scheduler.plan().planner)
+        plan = scheduler.run()
     dates = sorted({cell.date for cell in plan.cells})
     labels = list(scheduler.order)
     names = [scheduler.targets[label].name for label in labels]

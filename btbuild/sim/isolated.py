@@ -129,6 +129,14 @@ class IsolatedJudge:
         self.sims.register(target, str(known))
         return True
 
+    def simulate(self, target: Target, alone: bool = False) -> dict[str, Any] | str:
+        """``btbuild sim``'s answer for ``target``: ``{"row": {sim_hash, contexts, warning?},
+        "notes": [...], "fabricator": version}``, or why there is none (a str)."""
+        answer: dict[str, Any] | str = self._ask(
+            target, ("sim-alone" if alone else "sim", None, None, None)
+        )
+        return answer
+
     def close(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -294,6 +302,8 @@ def _answer(
     day: date | None,
 ) -> Any:
     name = target.name
+    if kind in ("sim", "sim-alone"):
+        return _command_answer(judge.session, name, alone=kind == "sim-alone")
     if kind == "simulate":
         result = judge.sims.result(target)
         if result is None:
@@ -305,6 +315,30 @@ def _answer(
         judge.recheck[(name, day)] = adoption
         return judge.recheck_verdict(target, day, record)
     return judge(target, record, None)
+
+
+def _command_answer(session: Session, name: str, *, alone: bool) -> dict[str, Any]:
+    """What ``btbuild sim`` prints of one target (one runner per ``alone``, kept: the
+    targets of one command share their upstreams' outputs)."""
+    from btbuild.sim.degenerate import degenerate
+    from btbuild.sim.runner import SimRunner
+
+    runners = _CHILD.setdefault("runners", {})
+    runner = runners.get(alone)
+    if runner is None:
+        runner = runners[alone] = SimRunner(
+            session.workspace,
+            session.plugins.root_sources(),
+            predicates=session.plugins.segment_predicates,
+            alone=alone,
+        )
+    result = runner.simulate(name)
+    row: dict[str, Any] = {"sim_hash": result.combined, "contexts": len(result.contexts)}
+    warning = degenerate(result)
+    if warning:
+        row["warning"] = warning
+    fabricator = runner.fabricator
+    return {"row": row, "notes": list(fabricator.notes), "fabricator": fabricator.version}
 
 
 __all__ = ["ANSWER_SECONDS", "IsolatedJudge", "isolated_judge"]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from btbuild.errors import BtbuildError
 from btbuild.hashing.composite import code_key as code_key  # (sim imports it from here)
@@ -208,11 +208,3 @@ def after_run_callback(session: Session) -> Callable[[list[Target]], None]:
             sims.register(target)
 
     return after_run
-
-
-def equivalence_checker(session: Session, *, register: bool = False) -> Any:
-    """The scheduler's ``equivalent(target, record, inputs)``: a :class:`Verdict` (see
-    :class:`btbuild.sim.judge.Judge`)."""
-    from btbuild.sim.judge import Judge
-
-    return Judge(session, register=register)

@@ -18,6 +18,7 @@ from btbuild.session import Session
 from btbuild.workspace.model import Target
 
 if TYPE_CHECKING:  # the simulation is imported when a cell is explained
+    from btbuild.sim.isolated import IsolatedJudge
     from btbuild.sim.judge import Judge
 
 
@@ -44,24 +45,27 @@ def command(options: Options, label: str, day: str, output: str) -> int:
 
 def explain_cell(session: Session, label: str, day: date) -> dict[str, Any]:
     """The explanation of one cell as JSON, with the simulation's verdict on a code change."""
-    from btbuild.sim.judge import Judge
+    from btbuild.sim.isolated import isolated_judge
 
     matched = session.match([label])
     if len(matched) != 1:
         raise LabelError(f"explain takes one target, {label} matches {len(matched)}")
     (label,) = matched
-    judge = Judge(session)
-    scheduler = Scheduler(
-        session,
-        BuildRequest(patterns=(label,), end=day, start=day, dry_run=True),
-        equivalent=judge,
-    )
-    target = scheduler.targets[label]
-    explanation = explain(scheduler.plan().planner, target, day)
-    return {**explanation.to_json(), "verdict": _verdict(judge, target, explanation.record)}
+    with isolated_judge(session) as judge:  # calculation code runs in a child process
+        scheduler = Scheduler(
+            session,
+            BuildRequest(patterns=(label,), end=day, start=day, dry_run=True),
+            equivalent=judge,
+        )
+        target = scheduler.targets[label]
+        explanation = explain(scheduler.plan().planner, target, day)
+        verdict = _verdict(judge, target, explanation.record)
+    return {**explanation.to_json(), "verdict": verdict}
 
 
-def _verdict(judge: Judge, target: Target, record: RecordView | None) -> dict[str, Any] | None:
+def _verdict(
+    judge: Judge | IsolatedJudge, target: Target, record: RecordView | None
+) -> dict[str, Any] | None:
     """The verdict on the cell's code change, when the planner asked for one."""
     if record is None:
         return None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from btbuild.cli.options import Options
-from btbuild.sim.degenerate import degenerate, source_notes
-from btbuild.sim.runner import SimRunner
-from btbuild.sim.world_store import save_all
+from btbuild.sim.degenerate import source_notes
 
 
 @click.command("sim")
@@ -25,42 +24,46 @@ from btbuild.sim.world_store import save_all
 @click.pass_obj
 def command(options: Options, patterns: tuple[str, ...], output: str, alone: bool) -> int:
     """Print each matched target's combined SimHash and its number of contexts; warn when a
-    target's fabricated outputs are degenerate (they cannot tell code versions apart)."""
-    session = options.session()
-    labels = session.match(patterns)
-    sources = session.plugins.root_sources()
-    runner = SimRunner(
-        session.workspace,
-        sources,
-        predicates=session.plugins.segment_predicates,
-        alone=alone,
-    )
-    by_label = session.workspace.by_label()
-    rows = []
-    for label in sorted(labels):
-        target = by_label[label]
-        result = runner.simulate(target.name)
-        row = {"label": label, "sim_hash": result.combined, "contexts": len(result.contexts)}
-        warning = degenerate(result)
-        if warning:
-            row["warning"] = warning
-        rows.append(row)
-    save_all()  # fabricated values kept for the next sim, build or verify (sim/world_store.py)
-    roots = {root for label in labels for root in by_label[label].all_roots}
-    notes = source_notes(sources, roots) + runner.fabricator.notes
+    target's fabricated outputs are degenerate (they cannot tell code versions apart).
+    Calculation code runs in a child process (btbuild/sim/isolated.py): a target whose
+    simulation ends that process, hangs or fails is one ``error:`` line, and exit code 1."""
+    from btbuild.sim.isolated import IsolatedJudge
+
+    with options.session() as session:
+        labels = session.match(patterns)
+        by_label = session.workspace.by_label()
+        child = IsolatedJudge(session)
+        rows: list[dict[str, Any]] = []
+        notes: list[str] = []
+        version = ""
+        try:
+            for label in sorted(labels):
+                answer = child.simulate(by_label[label], alone)
+                if isinstance(answer, str):
+                    rows.append({"label": label, "error": answer})
+                    continue
+                rows.append({"label": label, **answer["row"]})
+                notes += answer["notes"]
+                version = answer["fabricator"]
+        finally:
+            child.close()
+        roots = {root for label in labels for root in by_label[label].all_roots}
+        notes = source_notes(session.plugins.root_sources(), roots) + notes
+    _print(rows, list(dict.fromkeys(notes)), version, output)
+    return 1 if any("error" in row for row in rows) else 0
+
+
+def _print(rows: list[dict[str, Any]], notes: list[str], version: str, output: str) -> None:
     if output == "json":
-        click.echo(
-            json.dumps(
-                {"fabricator": runner.fabricator.version, "targets": rows, "notes": notes},
-                indent=2,
-            )
-        )
-    else:
-        for row in rows:
+        click.echo(json.dumps({"fabricator": version, "targets": rows, "notes": notes}, indent=2))
+        return
+    for row in rows:
+        if "error" not in row:
             click.echo(f"{row['sim_hash']}  {row['contexts']:>4} contexts  {row['label']}")
-        for note in notes:
-            click.echo(f"note: {note}", err=True)
-        for row in rows:
-            if "warning" in row:
-                click.echo(f"warning: {row['label']}: {row['warning']}", err=True)
-    return 0
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    for row in rows:
+        if "warning" in row:
+            click.echo(f"warning: {row['label']}: {row['warning']}", err=True)
+        if "error" in row:
+            click.echo(f"error: {row['label']}: {row['error']}", err=True)

@@ -30,7 +30,7 @@ def command(
     options: Options, patterns: tuple[str, ...], end: str, start: str | None, output: str
 ) -> int:
     """Show what a build would do with each cell of the matched targets (and their deps)."""
-    from btbuild.sim.judge import Judge
+    from btbuild.sim.isolated import isolated_judge
 
     request = BuildRequest(
         patterns=patterns,
@@ -42,9 +42,10 @@ def command(
 
     with (
         options.session() as session,
-        calc_output(),
-    ):  # calculation code run for SimHashes prints to stderr
-        report = Scheduler(session, request, equivalent=Judge(session)).run()
+        calc_output(),  # calculation code run for SimHashes prints to stderr
+        isolated_judge(session) as judge,  # ... in a child process: it may crash or hang
+    ):
+        report = Scheduler(session, request, equivalent=judge).run()
     click.echo(report.json_text() if output == "json" else render_grid(report))
     return 0
 
