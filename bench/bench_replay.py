@@ -20,6 +20,8 @@ Both builds run in this process through the same code as ``btbuild build``.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import tempfile
 import time
@@ -78,7 +80,14 @@ def write_workspace(root: Path, users: int) -> Path:
     return root
 
 
-def build(root: Path, last: date, *, force: bool = False) -> tuple[float, dict[str, int]]:
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (the judge's child process)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def build(root: Path, last: date, *, force: bool = False) -> tuple[float, dict[str, int], float]:
     from btbuild.cli.commands.build import run_build
     from btbuild.execution.build import BuildRequest
     from btbuild.session import Session
@@ -86,15 +95,16 @@ def build(root: Path, last: date, *, force: bool = False) -> tuple[float, dict[s
     session = Session(root)
     try:
         request = BuildRequest(patterns=("//book:value",), end=last, force=force)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         report = run_build(session, request, "json")
         seconds = time.perf_counter() - started
     finally:
         session.close()
+    cpu = cpu_seconds() - cpu
     reasons: dict[str, int] = {}
     for cell in report.cells:
-        reasons[cell.reason] = reasons.get(cell.reason, 0) + 1
-    return seconds, reasons
+        reasons[str(cell.reason)] = reasons.get(str(cell.reason), 0) + 1
+    return seconds, reasons, cpu
 
 
 def main() -> int:
@@ -106,25 +116,31 @@ def main() -> int:
     temp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     try:
         root = write_workspace(temp / "ws", args.users)
-        first_build, reasons = build(root, last)
-        print(f"first build: {first_build:.1f} s {reasons}")
-        rerun, reasons = build(root, last, force=True)
+        print(f"load average {os.getloadavg()[0]:.1f}")
+        first_build, reasons, cpu = build(root, last)
+        print(f"first build: {first_build:.1f} s (cpu {cpu:.1f} s) {reasons}")
+        rerun, reasons, rerun_cpu = build(root, last, force=True)
         cells = reasons.get("forced", 0)
         print(
             f"re-run ({cells} cells with data of {args.dates} dates x {args.users} users, --force): "
-            f"{rerun:.2f} s {reasons}"
+            f"{rerun:.2f} s (cpu {rerun_cpu:.2f} s) {reasons}"
         )
         (root / "calculations" / "book" / "value.py").write_text(COSMETIC)
-        prove, reasons = build(root, last)
+        prove, reasons, prove_cpu = build(root, last)
         print(
-            f"prove the cosmetic change (simulation + replay + adoption): {prove:.2f} s {reasons}"
+            "prove the cosmetic change (simulation + replay + adoption, the judge's child "
+            f"process included): {prove:.2f} s (cpu {prove_cpu:.2f} s) {reasons}"
         )
         if set(reasons) - {"cosmetic", "no_data"}:  # market weekends have no data
             print("NOT MET: the cosmetic change was not proven for every cell")
             return 1
         ratio = prove / rerun
         verdict = "MET" if ratio <= TARGET_RATIO else "NOT MET"
-        print(f"prove / re-run = {ratio:.3f} (target <= {TARGET_RATIO:.2f}): {verdict}")
+        print(
+            f"prove / re-run = {ratio:.3f} wall, {prove_cpu / rerun_cpu:.3f} cpu "
+            f"(target <= {TARGET_RATIO:.2f}, on wall time): {verdict}"
+        )
+        print(f"load average {os.getloadavg()[0]:.1f}")
         return 0 if verdict == "MET" else 1
     finally:
         shutil.rmtree(temp, ignore_errors=True)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import xxhash
 
 from btbuild.errors import PluginError
+from btbuild.storage.canonical import user_shard as user_shard  # (sources are where it is used)
 from btbuild.workspace.labels import NAME_RE
 
 if TYPE_CHECKING:
@@ -19,12 +20,6 @@ if TYPE_CHECKING:
 Scope = Literal["date", "user"]
 SCOPES: tuple[Scope, ...] = ("date", "user")
 SOURCE_NAME = NAME_RE
-
-
-def user_shard(user_id: str, shards: int) -> int:
-    """Which part of a sharded per_user cell computes ``user_id`` (``[execution] user_shards``);
-    the same in every process and on every machine."""
-    return xxhash.xxh3_64_intdigest(user_id.encode()) % shards
 
 
 def in_shard(

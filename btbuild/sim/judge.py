@@ -12,6 +12,7 @@ or every adopted cell with ``btbuild build --recheck-cosmetic``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -136,8 +137,8 @@ class Judge:
         if not result.informative:
             return weak(result.distinct_values, contexts)
         with build_check(self.session, target, old_code) as check:
-            with check.tracing_new():  # replayed real data counts as coverage of the new code
-                replay = self._replay(target, keep, seed_key, day)
+            # replayed real data counts as coverage of the new code: its calls are traced
+            replay = self._replay(target, keep, seed_key, day, trace=check.tracing_new)
             facts = {
                 "replay": replay.to_json(),
                 "fabricated_contexts": contexts,
@@ -160,12 +161,17 @@ class Judge:
         )
 
     def _replay(
-        self, target: Target, keep: Callable[[CellRecord], bool], seed_key: str, day: str
+        self,
+        target: Target,
+        keep: Callable[[CellRecord], bool],
+        seed_key: str,
+        day: str,
+        trace: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> ReplayResult:
         first = self.first or self.session.workspace.start_date
         last = self.last or date.fromisoformat(day)
         return self.replayer.replay(
-            target, keep, first, last, prefer=self.prefer, seed_key=seed_key
+            target, keep, first, last, prefer=self.prefer, seed_key=seed_key, trace=trace
         )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -90,6 +91,7 @@ class Replayer:
         self.logs = logs or LogCapture("replay")
         self.by_label = workspace.by_label()
         self._fingerprints: dict[tuple[str, date], str | None] = {}
+        self.trace: Callable[[], AbstractContextManager[Any]] | None = None  # see replay()
 
     @property
     def loader(self) -> CalculationLoader:
@@ -106,9 +108,26 @@ class Replayer:
         *,
         prefer: date | None = None,
         seed_key: str = "",
+        trace: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> ReplayResult:
         """Replay, with the current code, the sample of ``target``'s stored cells in
-        ``first..last`` that ``keep`` selects (e.g. those the old code made)."""
+        ``first..last`` that ``keep`` selects (e.g. those the old code made); ``trace``: a
+        block each replayed call runs in (the coverage check's tracer)."""
+        self.trace = trace
+        try:
+            return self._replay(target, keep, first, last, prefer, seed_key)
+        finally:
+            self.trace = None
+
+    def _replay(
+        self,
+        target: Target,
+        keep: Callable[[CellRecord], bool],
+        first: date,
+        last: date,
+        prefer: date | None,
+        seed_key: str,
+    ) -> ReplayResult:
         isos = [day.isoformat() for day in date_range(first, last)] if first <= last else []
         records = self.backend.get_cells([target.name], isos) if isos else {}
         stored = sorted(

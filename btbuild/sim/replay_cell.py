@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import Process
 from btbuild.execution.runner import _merge
-from btbuild.plugins.sources import user_shard
 from btbuild.sim.calls import Failed, call_limited, fresh
 from btbuild.sim.canonical import canonical
 from btbuild.storage.records import CellRecord
@@ -40,8 +39,18 @@ class CellReplay:
     limited: str = ""  # why this replay proves nothing (a call timed out...), or ""
 
 
-def _call(process: Process, ctx: Context) -> Any:
-    return call_limited(process, ctx, CALL_SECONDS)
+def _call(replayer: Replayer, process: Process, ctx: Context) -> Any:
+    """The call, traced when the replay is (only the call: tracing the reading and merging
+    of the real data too would cost several times the calls)."""
+    trace = replayer.trace
+    if trace is None:
+        return call_limited(process, ctx, CALL_SECONDS)
+
+    def traced(ctx: Context) -> Any:
+        with trace():
+            return process(ctx)
+
+    return call_limited(traced, ctx, CALL_SECONDS)
 
 
 def _limited(target: Target, day: date, user: str | None, new: Any) -> str:
@@ -92,7 +101,7 @@ def replay_cell(
             ),
         )
     if target.kind == "per_date":
-        new = _call(process, ctx)
+        new = _call(replayer, process, ctx)
         limited = _limited(target, day, None, new)
         if limited:
             return CellReplay(1, limited=limited)
@@ -180,7 +189,7 @@ def _per_user(
         )
         ctx._user_deps = {name: fresh(values.get(i)) for name, i in user_deps}
         ctx.previous = fresh(values.get(previous)) if previous is not None else None
-        new = _call(process, ctx) if universe.intersection(values) else None
+        new = _call(replayer, process, ctx) if universe.intersection(values) else None
         contexts += 1
         limited = _limited(target, day, user_id, new)
         if limited:
@@ -216,11 +225,8 @@ class _Streams:
         backend, iso = self.replayer.backend, day.isoformat()
         if self.parts == 1:
             return self._add(backend.iter_result(name, iso))
-        part, parts = self.part, self.parts
         # only the part's users are parsed (every line is still checked against the record)
-        return self._add(
-            backend.iter_result(name, iso, users=lambda user: user_shard(user, parts) == part)
-        )
+        return self._add(backend.iter_result(name, iso, part=(self.part, self.parts)))
 
 
 def _user_inputs(

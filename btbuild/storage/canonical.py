@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
+import xxhash
 
 from btbuild.errors import CalculationError
 
@@ -328,6 +329,29 @@ def user_id_of_line(line: bytes) -> str:
         if end > 2 and line[end + 1 : end + 2] == b"," and b"\\" not in raw:
             return raw.decode()  # (a UnicodeDecodeError is a ValueError)
     return parse_user_line(line)[0]
+
+
+def user_shard(user_id: str, shards: int) -> int:
+    """Which part of a sharded per_user cell computes ``user_id`` (``[execution] user_shards``);
+    the same in every process and on every machine."""
+    return xxhash.xxh3_64_intdigest(user_id.encode()) % shards
+
+
+_LINE_ID = re.compile(rb'\["([^"\\]*)",')  # a user line's id when it holds no escape
+
+
+def lines_in_part(lines: list[bytes], part: int, parts: int) -> list[bytes]:
+    """The user lines whose user is in part ``part`` of ``parts`` (:func:`user_shard`), read
+    without parsing the values (a plain id's UTF-8 bytes are the line's bytes);
+    ``ValueError`` for a line that names no user."""
+    digest, match = xxhash.xxh3_64_intdigest, _LINE_ID.match
+    chosen = []
+    for line in lines:
+        plain = match(line)
+        raw = plain.group(1) if plain is not None else user_id_of_line(line).encode()
+        if digest(raw) % parts == part:
+            chosen.append(line)
+    return chosen
 
 
 def parse_user_lines(lines: list[bytes]) -> list[tuple[str, Any]]:

@@ -46,11 +46,13 @@ from btbuild.storage.canonical import (  # re-exported: the codec is one API
     careful_canonical_bytes,
     careful_user_line,
     format_path,
+    lines_in_part,
     loads,
     parse_user_line,
     parse_user_lines,
     user_id_of_line,
     user_line,
+    user_shard,
 )
 
 __all__ = [
@@ -74,8 +76,10 @@ __all__ = [
     "parse_user_lines",
     "per_date_hash",
     "result_hash",
+    "lines_in_part",
     "user_id_of_line",
     "user_line",
+    "user_shard",
 ]
 
 SHARD_LIMIT = 900_000

@@ -4,7 +4,7 @@ shard's checksum, the result hash), so a damaged result is never read as "no res
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from btbuild.errors import DamagedResult, StorageError
@@ -99,7 +99,7 @@ class ResultReading:
         target: str,
         date: str,
         result_hash: str | None = None,
-        users: Callable[[str], bool] | None = None,
+        part: tuple[int, int] | None = None,
     ) -> Iterator[tuple[str, Any]]:
         """Stream a per_user result as (user id, value) in the order it was written, one shard
         in memory at a time. Yields nothing when there is no readable result (unless
@@ -107,9 +107,10 @@ class ResultReading:
         :class:`DamagedResult`). Each shard is checked against its checksum before any of its
         users is yielded; a result that turns out corrupt, or is replaced and deleted
         mid-stream, raises :class:`StorageError` (:class:`DamagedResult` for damage) after the
-        items already yielded (the result hash is checked at the end). ``users``: only the
-        users it accepts are parsed and yielded (every line is still checked and hashed)."""
-        for user_id, value, _line in self.iter_result_lines(target, date, result_hash, users):
+        items already yielded (the result hash is checked at the end). ``part``: ``(part,
+        parts)``, only the users of that part (:func:`~btbuild.storage.codec.user_shard`) are
+        parsed and yielded; every line is still checked and hashed."""
+        for user_id, value, _line in self.iter_result_lines(target, date, result_hash, part):
             yield user_id, value
 
     def iter_result_lines(
@@ -117,7 +118,7 @@ class ResultReading:
         target: str,
         date: str,
         result_hash: str | None = None,
-        users: Callable[[str], bool] | None = None,
+        part: tuple[int, int] | None = None,
     ) -> Iterator[tuple[str, Any, bytes]]:
         """:meth:`iter_result` with each user's canonical line: (user id, value, line)."""
         record = self.get_cell(target, date)
@@ -146,8 +147,8 @@ class ResultReading:
         try:
             for lines in codec.iter_user_line_batches(shards):
                 hasher.add_lines(lines)  # checked at the end, after the last user
-                if users is not None:
-                    lines = [line for line in lines if users(codec.user_id_of_line(line))]
+                if part is not None:
+                    lines = codec.lines_in_part(lines, *part)
                 pairs = codec.parse_user_lines(lines)
                 for line, (user_id, value) in zip(lines, pairs, strict=True):
                     yield user_id, value, line

@@ -269,6 +269,9 @@ def test_user_id_of_a_line_is_the_parsed_one(user_id: str, value: object) -> Non
     except (CalculationError, ValueError):
         return
     assert codec.user_id_of_line(line) == codec.parse_user_line(line)[0] == user_id
+    for parts in (1, 2, 3):
+        chosen = codec.lines_in_part([line], codec.user_shard(user_id, parts), parts)
+        assert chosen == [line]
     for broken in (b"[1,2]", b'"x"', b'["x', b"", b'["\\', b'["\xff",1]'):
         with pytest.raises(ValueError):
             codec.user_id_of_line(broken)
