@@ -34,7 +34,7 @@ def btbuild(workspace: Path, *args: str) -> tuple[int, str, str]:
         [sys.executable, "-m", "btbuild", "--workspace", str(workspace), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=150,
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done.returncode, done.stdout, done.stderr
@@ -98,3 +98,24 @@ def test_status_gives_up_on_a_simulation_that_hangs_with_the_alarm_off(
     cells = [c for c in report["cells"] if c["label"] == "//book:value"]
     assert cells and all("did not finish within 8 s" in c["detail"] for c in cells), cells
     assert time.monotonic() - started < 60
+
+
+def test_a_simulation_that_leaves_a_thread_and_an_atexit_handler_never_hangs_the_build(
+    workspace: Path,
+) -> None:
+    """Code that leaves a non-daemon thread sleeping and an ``atexit`` handler that sleeps
+    would keep the judge's child from ever exiting: the child skips the interpreter's
+    teardown once closed (and is killed if it still does not end)."""
+    code, _, err = build(workspace)
+    assert code == 0, err
+    (workspace / "calculations" / "book" / "value.py").write_text(
+        hostile(
+            "import atexit, threading, time\n"
+            "        threading.Thread(target=time.sleep, args=(10**6,)).start()\n"
+            "        atexit.register(time.sleep, 10**6)"
+        ).replace('invested + book["cash"]', 'book["cash"] + invested')
+    )
+    started = time.monotonic()
+    code, out, err = btbuild(workspace, "build", "//...", "--date", "2024-01-03")
+    assert code == 0, out + err
+    assert time.monotonic() - started < 100
