@@ -129,12 +129,25 @@ def call_limited(process: Callable[[Any], Any], ctx: Any, seconds: float | None)
 
 
 def fresh(value: Any) -> Any:
-    """A private copy of a JSON-like value (faster than ``copy.deepcopy``)."""
+    """A private copy of a JSON-like value (faster than ``copy.deepcopy``): every dict and
+    list (subclasses included) copied as a plain one, other values shared. Leaves are not
+    recursed into (most of a value's nodes: a third of the time of a warm simulation went to
+    those calls)."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            key: item if type(item) in _LEAVES else fresh(item) for key, item in value.items()
+        }
+    if kind is list:
+        return [item if type(item) in _LEAVES else fresh(item) for item in value]
     if isinstance(value, dict):
         return {key: fresh(item) for key, item in value.items()}
     if isinstance(value, list):
         return [fresh(item) for item in value]
     return value
+
+
+_LEAVES = frozenset((str, int, float, bool, type(None)))
 
 
 def usable(value: Any) -> bool:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import BtbuildError, UsageError
 from btbuild.hashing import compute_hashes
+from btbuild.hashing.cache import HashCache
 from btbuild.sim.calls import DEFAULT_TIME_LIMIT, is_failure
 from btbuild.sim.evidence import ChangeTracing
 from btbuild.sim.fabricator import WORLDS, Fabricator
@@ -249,7 +250,15 @@ def compare_workspaces(
     expected = _expected_labels(options.expect_change, new, old)
     report = VerifyReport(options.base, allow_unproven=options.allow_unproven)
     new_hashes = session.hashes
-    old_hashes = compute_hashes(old, extra_infra=session.plugins.infra_inputs()) if old else {}
+    old_hashes = (
+        compute_hashes(  # file facts are keyed by the file's bytes: the base's unchanged files
+            old,  # are found in the working tree's cache
+            extra_infra=session.plugins.infra_inputs(),
+            cache=HashCache.for_workspace(new.root),
+        )
+        if old
+        else {}
+    )
     old_targets = old.targets if old else {}
     changed: list[tuple[Target, Target]] = []
     for name, target in new.targets.items():
