@@ -135,9 +135,7 @@ def fresh(value: Any) -> Any:
     those calls)."""
     kind = type(value)
     if kind is dict:
-        return {
-            key: item if type(item) in _LEAVES else fresh(item) for key, item in value.items()
-        }
+        return {key: item if type(item) in _LEAVES else fresh(item) for key, item in value.items()}
     if kind is list:
         return [item if type(item) in _LEAVES else fresh(item) for item in value]
     if isinstance(value, dict):

@@ -241,6 +241,16 @@ def _expected_labels(expect: Iterable[str], new: Workspace, old: Workspace | Non
     return labels
 
 
+def _base_hashes(session: Session, old: Workspace) -> dict[str, Any]:
+    """The base's hashes; file facts are keyed by the file's bytes, so the base's unchanged
+    files are found in the working tree's cache."""
+    return compute_hashes(
+        old,
+        extra_infra=session.plugins.infra_inputs(),
+        cache=HashCache.for_workspace(session.workspace.root),
+    )
+
+
 def compare_workspaces(
     session: Session, old: Workspace | None, options: VerifyOptions
 ) -> VerifyReport:
@@ -250,15 +260,7 @@ def compare_workspaces(
     expected = _expected_labels(options.expect_change, new, old)
     report = VerifyReport(options.base, allow_unproven=options.allow_unproven)
     new_hashes = session.hashes
-    old_hashes = (
-        compute_hashes(  # file facts are keyed by the file's bytes: the base's unchanged files
-            old,  # are found in the working tree's cache
-            extra_infra=session.plugins.infra_inputs(),
-            cache=HashCache.for_workspace(new.root),
-        )
-        if old
-        else {}
-    )
+    old_hashes = _base_hashes(session, old) if old else {}
     old_targets = old.targets if old else {}
     changed: list[tuple[Target, Target]] = []
     for name, target in new.targets.items():
