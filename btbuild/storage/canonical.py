@@ -262,10 +262,12 @@ def _scalar_line(user_id: str, value: Any) -> bytes | None:
     """The line of an exact float or int with a plain user id, or None (the general path):
     ``json.dumps`` writes such a float as ``float.__repr__`` (``-0.0`` as ``0.0``) and an
     int as ``int.__repr__``; NaN, the infinities and ints over 4300 digits are left to the
-    general path, which refuses them."""
+    general path, which refuses them. The line's head (``["<user id>",``) of the last user
+    is kept: a pass writes one user's values for every cell in a row."""
+    global _LAST_HEAD
     kind = type(value)
     if kind is float:
-        if value != value or value in (_INF, _NEG_INF):
+        if value - value != 0.0:  # NaN or an infinity
             return None
         text = _float_repr(value) if value != 0.0 else "0.0"
     elif kind is int:
@@ -274,11 +276,18 @@ def _scalar_line(user_id: str, value: Any) -> bytes | None:
         text = _int_repr(value)
     else:
         return None
-    if _PLAIN_ID(user_id) is None:
+    last = _LAST_HEAD  # one (user id, head) pair, replaced whole: safe across threads
+    if user_id is last[0]:
+        head = last[1]
+    elif _PLAIN_ID(user_id) is None:
         return None
-    return f'["{user_id}",{text}]'.encode()
+    else:
+        head = f'["{user_id}",'.encode()
+        _LAST_HEAD = (user_id, head)
+    return head + text.encode() + b"]"
 
 
+_LAST_HEAD: tuple[str | None, bytes] = (None, b"")
 _INF = float("inf")
 _NEG_INF = float("-inf")
 _BIG = 10**4000  # far under Python's 4300-digit str() limit

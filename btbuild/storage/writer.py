@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 # Buffered user lines are fed to the compressor once they reach this many bytes (or on flush).
 _FEED_BYTES = 64 * 1024
 _user_line = codec.user_line
-_line_hash = codec._line_hash
-_USER_DOMAIN = codec._USER_DOMAIN
 
 
 class ResultWriter:
@@ -51,9 +49,9 @@ class ResultWriter:
 
     @property
     def item_count(self) -> int:
-        return (
-            self._user_hash.count if self.kind == "per_user" else int(self._date_hash is not None)
-        )
+        if self.kind == "per_user":  # lines not fed yet are not hashed yet
+            return self._user_hash.count + len(self._lines)
+        return int(self._date_hash is not None)
 
     def add(self, items: Any) -> None:
         """Append users (per_user) or set the value (per_date). A value that is not JSON
@@ -86,10 +84,7 @@ class ResultWriter:
             return
         line = _user_line(user_id, value)  # CalculationError: nothing of this user is kept
         self._last_user = user_id
-        hasher = self._user_hash
-        hasher.total += _line_hash(_USER_DOMAIN + line)
-        hasher.count += 1
-        self._lines.append(line)
+        self._lines.append(line)  # hashed with the others when fed (_feed)
         self._buffered += len(line) + 1
         if self._buffered >= _FEED_BYTES:
             self._feed()
@@ -110,12 +105,8 @@ class ResultWriter:
                 f"add_many is for per_user results; {self.lease.target} is per_date (use add)"
             )
         user_line = codec.user_line
-        line_hash = codec._line_hash
-        domain = codec._USER_DOMAIN
         lines = self._lines
         last = self._last_user
-        total = 0
-        count = 0
         buffered = self._buffered
         try:
             for user_id, value in pairs:
@@ -126,9 +117,7 @@ class ResultWriter:
                         f"{self.lease.date}: add users in strictly ascending order (the last one was {last!r})"
                     )
                 last = user_id
-                total += line_hash(domain + line)
-                count += 1
-                lines.append(line)
+                lines.append(line)  # hashed when fed (_feed)
                 buffered += len(line) + 1
                 if buffered >= _FEED_BYTES:
                     self._buffered = buffered
@@ -136,14 +125,13 @@ class ResultWriter:
                     buffered = 0
         finally:
             self._last_user = last
-            self._user_hash.total += total
-            self._user_hash.count += count
             self._buffered = buffered
 
     def _feed(self) -> None:
         """Hand the buffered lines to the compressor (one call, not one per user) and store
         the shards that filled up."""
         if self._lines:
+            self._user_hash.add_lines(self._lines)  # one C-level pass over the lines
             self._lines.append(b"")
             self._shards.write(b"\n".join(self._lines))
             self._lines.clear()

@@ -288,6 +288,26 @@ def test_scalar_user_lines_agree_with_the_careful_path(user_id: str, value: obje
     )
 
 
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["u1", "u 2", "u1", "\u00e9", "u3"]),  # the same objects repeat
+            st.floats() | st.integers() | st.just(-0.0) | st.just("x"),
+        ),
+        max_size=12,
+    )
+)
+def test_lines_of_one_user_in_a_row_agree_with_the_careful_path(
+    pairs: list[tuple[str, object]],
+) -> None:
+    """A pass writes one user's values for many cells in a row (the line head is kept)."""
+    for user_id, value in pairs:
+        assert _outcome(codec.user_line, user_id, value) == _outcome(
+            codec.careful_user_line, user_id, value
+        )
+
+
 @pytest.mark.parametrize(
     "value",
     [
