@@ -213,9 +213,9 @@ def twins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Workspace, W
     reads: list[tuple[str, str]] = []
     original = storage_base.Backend.iter_result_lines
 
-    def counted(self, target, day, result_hash=None):  # type: ignore[no-untyped-def]
+    def counted(self, target, day, *more):  # type: ignore[no-untyped-def]
         reads.append((target, day))
-        return original(self, target, day, result_hash)
+        return original(self, target, day, *more)  # (result hash, part: iter_result passes both)
 
     monkeypatch.setattr(storage_base.Backend, "iter_result_lines", counted)
     return twin(tmp_path / "fused"), twin(tmp_path / "plain"), reads
