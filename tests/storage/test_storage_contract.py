@@ -103,7 +103,7 @@ def test_iter_result_of_some_users_parses_only_them_and_still_checks_the_hash(
     from btbuild.storage.codec import encode_shards
 
     lines = b"".join(b'["u%d",{"n":%d}]\n' % (n, n + (n == 4)) for n in range(10))
-    backend._write_shards("risk", D1, record.generation or "", {0: encode_shards(lines)[0]})
+    overwrite_shard(backend, "risk", D1, record.generation or "", 0, encode_shards(lines)[0])
     with pytest.raises(DamagedResult):  # damage in a user not asked for is still found
         list(backend.iter_result("risk", D1, part=(user_shard("u1", 7), 7)))
 
