@@ -36,7 +36,7 @@ from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.execution.waiting import DEPS_MOVED, LeaseWaiter, is_leased_elsewhere, merge_rounds
 from btbuild.plugins.rootindex import RootIndex
 from btbuild.storage.records import COMMITTED, CellRecord
-from btbuild.vocabulary import Reason
+from btbuild.vocabulary import Reason, Status
 from btbuild.workspace.model import Target, Workspace
 
 ADOPTION_TRIES = 3  # a cosmetic adoption re-read and re-decided this often, then it re-runs
@@ -202,7 +202,7 @@ class Scheduler:
             skipped = [
                 (self.targets[c.label].name, c.date)
                 for c in report.cells
-                if c.status == "skipped" and c.label in self.targets
+                if c.status == Status.SKIPPED and c.label in self.targets
             ]
             self.cache.end_dead_leases(skipped, time.time())
         self._after_run(report)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import BtbuildError, DamagedResult, StorageError
 from btbuild.storage import codec, integrity
-from btbuild.storage.records import CellRecord
+from btbuild.storage.records import COMMITTED, CellRecord
 
 if TYPE_CHECKING:
     from btbuild.storage.reading import ResultReading
@@ -403,7 +403,7 @@ def held_deps(target: Any, by_label: Mapping[str, Any], whole: dict[str, Any]) -
 def _held(values: dict[str, Any]) -> StreamedResult:
     result = StreamedResult.__new__(StreamedResult)
     result._reader = None  # type: ignore[assignment]  # never read: it holds its users
-    result._record = CellRecord(target="", date="", status="committed")
+    result._record = CellRecord(target="", date="", status=COMMITTED)
     result._digests = []
     result._index = None
     result._highs = []
