@@ -28,7 +28,7 @@ from tests.execution.stress_harness import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 KILLS = 30
-ROUNDS = 14  # every scenario twice
+ROUNDS = 10  # every scenario once, the first three twice (issue 12: >= 10 rounds)
 
 
 def test_kill_9_at_random_moments_then_a_rebuild_equals_a_clean_build(tmp_path: Path) -> None:
