@@ -39,7 +39,7 @@ def verify_times(every: int = 1) -> dict[str, tuple[float, float]]:
     a first run) and warm (the values kept on disk by the cold run, read back as a fresh
     process would: the in-process stores are dropped first)."""
     from btbuild.session import Session
-    from btbuild.sim import world_store
+    from btbuild.sim import changes, literals, world_store
     from btbuild.sim.verify import COSMETIC, VerifyOptions, compare_workspaces
     from btbuild.workspace.config import load_workspace
 
@@ -55,7 +55,9 @@ def verify_times(every: int = 1) -> dict[str, tuple[float, float]]:
             entry.write_text(entry.read_text() + '\nassert True, "a behaviour-preserving edit"\n')
             runs = []
             for _ in ("cold", "warm"):
-                world_store.forget()
+                world_store.forget()  # and what a fresh process would not have either:
+                changes.forget()
+                literals.forget()
                 session = Session(edited)
                 assert session.hashes  # hashing is not part of verify's per-target cost
                 started = time.perf_counter()

@@ -27,13 +27,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from btbuild.hashing.cache import HashCache
 from btbuild.hashing.facts import decode_source
-from btbuild.hashing.layers import LayerScanner, relative_posix
+from btbuild.hashing.layers import FactsReader, LayerScanner, relative_posix
 from btbuild.hashing.normalize import normalized_tree
 from btbuild.workspace.model import Target, Workspace
 
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+# file facts by the file's bytes, for the whole process: verify and the build's coverage check
+# scan the same files for each version, the literals and the change (a file's facts depend
+# only on its bytes, so an edited file is simply another entry)
+_FACTS = HashCache()
+
+
+def forget() -> None:
+    """Drop the kept file facts (benchmarks measuring a fresh process)."""
+    global _FACTS
+    _FACTS = HashCache()
 
 
 @dataclass
@@ -61,7 +74,7 @@ class VersionFiles:
 
     @classmethod
     def of(cls, target: Target, workspace: Workspace) -> VersionFiles:
-        layers = LayerScanner(workspace.root).scan(target.entry_file).files
+        layers = LayerScanner(workspace.root, FactsReader(_FACTS)).scan(target.entry_file).files
         return cls(
             workspace.root, target.entry_file, target.entry_attr, (target.entry_file, *layers)
         )
@@ -274,4 +287,4 @@ def _required(side: _Side, names: set[str]) -> dict[Path, frozenset[int]]:
     return {path: frozenset(found) for path, found in lines.items()}
 
 
-__all__ = ["CodeChange", "VersionFiles", "code_change"]
+__all__ = ["CodeChange", "VersionFiles", "code_change", "forget"]

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import xxhash
+
 from btbuild.hashing.facts import decode_source
 from btbuild.hashing.normalize import normalized_tree
 
@@ -97,14 +99,36 @@ def harvest(files: Iterable[Path]) -> Literals:
     numbers: set[float] = set()
     strings: set[str] = set()
     for path in files:
-        try:
-            tree = normalized_tree(decode_source(path.read_bytes(), path=str(path)), path=str(path))
-        except Exception:  # unreadable code fails the simulation itself, with its own message
-            continue
-        found_numbers, found_strings = _from_tree(tree)
-        numbers |= found_numbers
-        strings |= found_strings
+        found = _of_file(path)
+        if found is not None:
+            numbers |= found[0]
+            strings |= found[1]
     return Literals(_bounded(numbers, MAX_NUMBERS), tuple(sorted(strings))[:MAX_STRINGS])
 
 
-__all__ = ["Literals", "harvest"]
+_HARVESTED: dict[bytes, tuple[set[float], set[str]]] = {}  # by the file's bytes' digest
+
+
+def _of_file(path: Path) -> tuple[set[float], set[str]] | None:
+    """The literals of one file (None when it cannot be read or parsed), computed once per
+    content in a process."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    key = xxhash.xxh3_128_digest(raw)
+    if key not in _HARVESTED:
+        try:
+            tree = normalized_tree(decode_source(raw, path=str(path)), path=str(path))
+        except Exception:  # unreadable code fails the simulation itself, with its own message
+            return None
+        _HARVESTED[key] = _from_tree(tree)
+    return _HARVESTED[key]
+
+
+def forget() -> None:
+    """Drop the kept literals (benchmarks measuring a fresh process)."""
+    _HARVESTED.clear()
+
+
+__all__ = ["Literals", "forget", "harvest"]
