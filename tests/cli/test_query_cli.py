@@ -91,7 +91,7 @@ def test_bad_workspace_is_exit_2_without_traceback(make_workspace):
     assert proc.stderr.strip() == (
         "btbuild: error: calculations/a/BUILD.toml:3: //a:x: unknown key 'knd' (did you mean 'kind'?); "
         "allowed: entry, kind, deps, roots, optional_roots, historical, schedule, lookback, product_lines, checks, "
-        "users, dep_lookback, schema, ttl_days, alert"
+        "users, dep_lookback, schema, ttl_days, alert, stream_deps"
     )
     debug = subprocess.run(
         [sys.executable, "-m", "btbuild", "--debug", "--workspace", str(root), "query", "//..."],

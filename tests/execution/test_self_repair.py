@@ -178,7 +178,7 @@ def test_a_result_damaged_after_the_plan_fails_its_readers_without_an_attempt(
     ws.edit(
         "calculations/pricing/totals.py", "round(", "round(1.0 + "
     )  # total must re-run (a real change)
-    original: Callable[..., Any] = Backend.read_streamed  # total (per_date) streams value
+    original: Callable[..., Any] = Backend.read_expected  # total reads value whole
 
     def damaged_on_read(self: Backend, target: str, day: str, expected: Any = None) -> Any:
         if target == "value":
@@ -186,7 +186,7 @@ def test_a_result_damaged_after_the_plan_fails_its_readers_without_an_attempt(
                 conn.execute("DELETE FROM shards WHERE target = 'value'")
         return original(self, target, day, expected)
 
-    monkeypatch.setattr(Backend, "read_streamed", damaged_on_read)
+    monkeypatch.setattr(Backend, "read_expected", damaged_on_read)
     report = ws.build(date="2024-01-01", expect=1)
     cells = {c["label"]: c for c in report["cells"]}
     assert cells["//pricing:total"]["status"] == "failed"
