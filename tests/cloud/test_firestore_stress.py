@@ -61,10 +61,13 @@ def assert_current(root: Path, prefix: str, expected: dict[tuple[str, str], str]
 
 
 ROUNDS: list[tuple[str, list[list[str]], str | None]] = [
-    ("two builders of the whole graph", [["//..."], ["//...", "--jobs", "2"]], "toggle"),
     (
         "overlapping patterns, three builders",
-        [["//pricing:total"], ["//hist:running", "//hist:scaled"], ["//hist:streak", "//..."]],
+        [
+            ["//pricing:total"],
+            ["//hist:running", "//hist:scaled"],
+            ["//hist:streak", "//...", "--jobs", "2"],
+        ],
         "toggle",
     ),
     ("forced (fused) next to a plain build", [["//...", "--force"], ["//..."]], None),
