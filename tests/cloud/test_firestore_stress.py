@@ -70,8 +70,11 @@ ROUNDS: list[tuple[str, list[list[str]], str | None]] = [
         ],
         "toggle",
     ),
-    ("forced (fused) next to a plain build", [["//...", "--force"], ["//..."]], None),
-    ("a cosmetic edit adopted by two builders", [["//..."], ["//pricing:total"]], "cosmetic"),
+    (
+        "a cosmetic edit adopted next to a forced (fused) build",
+        [["//..."], ["//...", "--force"]],
+        "cosmetic",
+    ),
     ("kill -9 of a forced (fused) build", [["//...", "--force"]], "kill"),
     ("kill -9 of a --jobs 2 build after a change", [["//...", "--jobs", "2"]], "toggle-kill"),
 ]
