@@ -19,6 +19,7 @@ import pytest
 
 from tests.execution.stress_harness import (
     LAST,
+    assert_nothing_to_run,
     in_process,
     kill,
     reference,
@@ -50,14 +51,7 @@ def assert_current(root: Path, prefix: str, expected: dict[tuple[str, str], str]
     found = firestore_results(prefix, set(expected))
     wrong = sorted(key for key in expected if found.get(key) != expected[key])
     assert not wrong, f"{what}: cells differ from a clean build: {wrong}"
-    code, out, err = in_process(
-        root, "build", "//...", "--date", LAST, "--dry-run", "--format", "json"
-    )
-    assert code == 0, err
-    import json
-
-    runnable = [c for c in json.loads(out)["cells"] if c["status"] != "skipped"]
-    assert runnable == [], f"{what}: would re-run {runnable[:5]}"
+    assert_nothing_to_run(root, what)
 
 
 ROUNDS: list[tuple[str, list[list[str]], str | None]] = [

@@ -164,6 +164,11 @@ def assert_current(root: Path, expected: dict[tuple[str, str], str], what: str =
             assert backend.has_result(target, day), (target, day)
             value = backend.read_result(target, day)
             assert value is not None or result_hash is None, (target, day)
+    assert_nothing_to_run(root, what)
+
+
+def assert_nothing_to_run(root: Path, what: str) -> None:
+    """A dry run (what ``btbuild status`` shows) of the whole graph has nothing to run."""
     code, out, err = in_process(
         root, "build", "//...", "--date", LAST, "--dry-run", "--format", "json"
     )
