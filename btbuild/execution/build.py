@@ -31,7 +31,7 @@ from btbuild.execution.fusion import Fusion
 from btbuild.execution.local import LocalExecutor
 from btbuild.execution.report import SUMMARY_KEYS, BuildReport, BuildRequest, CellReport
 from btbuild.execution.setup import ExecutionContext, ExecutionSource, context_of
-from btbuild.execution.storage_cache import StorageCache
+from btbuild.execution.storage_cache import CacheReads, StorageCache
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.execution.waiting import DEPS_MOVED, LeaseWaiter, is_leased_elsewhere, merge_rounds
 from btbuild.plugins.rootindex import RootIndex
@@ -95,12 +95,14 @@ class Scheduler:
         self.after_run = after_run or (lambda targets: None)
         self.dates = build_dates(request, self.workspace)
         self.matched = matched = source.match(request.patterns)
-        self.context = context = context_of(source)
-        self.graph = context.graph
+        self.graph = source.graph
         labels = self.graph.closure(matched)
         self.order = [label for label in self.graph.order if label in labels]
         self.targets = {label: self.graph.targets[label] for label in self.order}
         self.by_name = {target.name: target for target in self.targets.values()}
+        # the first plan's cache read is sent now, the server works while the code is hashed
+        self._reads = CacheReads(source.backend, list(self.by_name), self.dates)
+        self.context = context = context_of(source)
         self.hashes = context.hashes
         self.sources = context.plugins.root_sources()
         self.backend = context.backend
@@ -134,7 +136,7 @@ class Scheduler:
     def _plan(self) -> tuple[StorageCache, Planner]:
         """A fresh view of the cache and a planner over it (again when a round re-plans)."""
         self.fusion = Fusion(self)  # which cells ride along in an earlier pass's stream
-        cache = StorageCache(self.backend, self.by_name, self.dates)
+        cache = StorageCache(self.backend, self.by_name, self.dates, self._reads)
         planner = Planner(
             self.workspace,
             self.graph,

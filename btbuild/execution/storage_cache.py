@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -10,6 +10,33 @@ from typing import Any
 from btbuild.storage.records import COMMITTED, RUNNING, CellRecord, Lease
 from btbuild.vocabulary import CellSummary
 from btbuild.workspace.model import Target
+
+Checked = tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]
+
+
+class CacheReads:
+    """What every :class:`StorageCache` of one build reads first (``Backend.read_checked``:
+    the summaries and the integrity check of the plan's cells). The first read is begun when
+    the build is set up, before its code is hashed (``Backend.start_read_checked``: Firestore
+    sends its query then, so the server answers while this process hashes); every later one
+    (a round that plans again) is read afresh. Either is the cache as it was at one moment
+    before the planner decides, which is all a read made at any other moment gives: a commit
+    made after it is found by the commit's compare-and-set, not by this read."""
+
+    def __init__(self, backend: Any, names: list[str], dates: list[date]) -> None:
+        self.backend = backend
+        self.names = sorted(names)
+        self.isos = [day.isoformat() for day in dates]
+        self._first: Callable[[], Checked] | None = backend.start_read_checked(
+            self.names, self.isos
+        )
+
+    def __call__(self) -> Checked:
+        first, self._first = self._first, None
+        if first is not None:
+            return first()
+        result: Checked = self.backend.read_checked(self.names, self.isos)
+        return result
 
 
 class StorageCache:
@@ -23,13 +50,18 @@ class StorageCache:
     shard's checksum). A damaged cell is treated as missing: it is left out of the summaries
     and listed in ``damaged`` (the planner runs it, reason ``damaged``)."""
 
-    def __init__(self, backend: Any, targets: Mapping[str, Target], dates: list[date]):
+    def __init__(
+        self,
+        backend: Any,
+        targets: Mapping[str, Target],
+        dates: list[date],
+        reads: CacheReads | None = None,
+    ):
         self.backend = backend
         self.targets = targets
         self.dates = dates
-        isos = [day.isoformat() for day in dates]
         # summaries and the integrity check of the same cells (Firestore reads both at once)
-        summaries, damaged = backend.read_checked(sorted(targets), isos)
+        summaries, damaged = (reads or CacheReads(backend, list(targets), dates))()
         # name -> the package its stored cells were written under
         self.moved: dict[str, str] = {
             name: summary.category

@@ -206,6 +206,12 @@ class FirestoreBackend(FirestoreIndexes, Backend):
         """Summaries and the integrity check from the same two streams."""
         return firestore_cells.read_checked(self, targets, dates)
 
+    def start_read_checked(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> Callable[[], tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]]:
+        """The cell documents' query sent now, read and checked by the returned call."""
+        return firestore_cells.start_read_checked(self, targets, dates)
+
     def put_cells(self, records: Iterable[CellRecord]) -> int:
         def writes() -> Iterator[tuple[str, Any, Any]]:
             for record in records:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 STREAM_ATTEMPTS = 3  # a stream broken by a transient error is read again from the start
+TIMEOUT = 300.0  # seconds, the library's own deadline for RunQuery
 _MESSAGE_SIZE = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 Fields = dict[str, str | bytes | None]
@@ -57,23 +58,60 @@ def single_threaded_streams(client: Any) -> None:
 def documents(client: Any, query: Any, fields: Iterable[str]) -> list[tuple[str, Fields]]:
     """(document id, {field: value}) of every document ``query`` returns, for the string and
     bytes ``fields`` asked for (a field of any other type, or missing, reads as None)."""
-    from google.api_core import exceptions as api
-    from google.cloud.firestore_v1.types import firestore as pb_types
+    return Started(client, query).read(fields)
 
-    wanted = tuple(fields)
-    parent, _prefix = query._parent._parent_info()
-    request = pb_types.RunQueryRequest(parent=parent, structured_query=query._to_protobuf())
-    transient = (api.ServiceUnavailable, api.InternalServerError, api.DeadlineExceeded)
-    for attempt in range(STREAM_ATTEMPTS):
-        try:
-            responses = client._firestore_api.run_query(
-                request=request, metadata=client._rpc_metadata
-            )
-            return _read(responses, wanted)
-        except transient:  # the errors Query.stream resumes after; others raise
-            if attempt + 1 == STREAM_ATTEMPTS:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+
+class Started:
+    """A ``RunQuery`` sent now, read by :meth:`read`: the server runs it, and the channel's
+    own I/O threads (no Python, no GIL) buffer its responses, while the caller does something
+    else (a build hashes its code). The GAPIC wrapper of ``run_query`` would wait here for
+    the first response (its stream wrapper peeks at it), so the call goes to the transport's
+    own stub, with the metadata and deadline the wrapper adds; errors are mapped as the
+    wrapper maps them."""
+
+    def __init__(self, client: Any, query: Any) -> None:
+        from google.api_core import gapic_v1
+        from google.cloud.firestore_v1.services.firestore.transports import base
+        from google.cloud.firestore_v1.types import firestore as pb_types
+
+        routing: Any = gapic_v1.routing_header  # untyped
+        info: Any = base.DEFAULT_CLIENT_INFO
+
+        parent, _prefix = query._parent._parent_info()
+        self.request = pb_types.RunQueryRequest(
+            parent=parent, structured_query=query._to_protobuf()
+        )
+        self._call = client._firestore_api._transport.run_query
+        self._metadata = (
+            *client._rpc_metadata,
+            routing.to_grpc_metadata((("parent", parent),)),
+            info.to_grpc_metadata(),
+        )
+        self._responses = self._send()
+
+    def _send(self) -> Any:
+        return self._call(self.request, timeout=TIMEOUT, metadata=self._metadata)
+
+    def read(self, fields: Iterable[str]) -> list[tuple[str, Fields]]:
+        """The documents (see :func:`documents`); a stream broken by a transient error is
+        sent again and read from the start, the errors ``Query.stream`` resumes after."""
+        import grpc
+        from google.api_core import exceptions as api
+
+        mapped: Any = api.from_grpc_error  # untyped
+        wanted = tuple(fields)
+        transient = (api.ServiceUnavailable, api.InternalServerError, api.DeadlineExceeded)
+        for attempt in range(STREAM_ATTEMPTS):
+            try:
+                try:
+                    return _read(self._responses, wanted)
+                except grpc.RpcError as exc:
+                    raise mapped(exc) from exc
+            except transient:
+                if attempt + 1 == STREAM_ATTEMPTS:
+                    raise
+                self._responses = self._send()
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _read(responses: Iterable[Any], wanted: tuple[str, ...]) -> list[tuple[str, Fields]]:

@@ -3,7 +3,7 @@ results, forgetting a damaged cell, expiring a result, collecting garbage shards
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 from btbuild.errors import CacheFileDamaged
@@ -177,6 +177,16 @@ class Repair(BackendPrimitives):
         target_list, date_list = list(targets), list(dates)
         summaries = self.get_cell_summaries(target_list, date_list)
         return summaries, self.check_results(target_list, date_list)
+
+    def start_read_checked(
+        self, targets: Iterable[str], dates: Iterable[str]
+    ) -> Callable[[], tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]]:
+        """:meth:`read_checked`, begun now and finished by the returned call. A backend whose
+        reads wait on a server sends them here, so the server works while the caller does
+        something else (a build hashes its code meanwhile); this one reads when called. The
+        result is what :meth:`read_checked` returns at some moment between the two calls."""
+        target_list, date_list = list(targets), list(dates)
+        return lambda: self.read_checked(target_list, date_list)
 
     def _confirmed(self, found: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], str]:
         """The damage found that is still there when each cell is looked at again on its own

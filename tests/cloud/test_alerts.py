@@ -129,6 +129,13 @@ def test_one_message_per_changed_result_on_pubsub_workers(
 ) -> None:
     alerting(cloud_ws, topic)
     cloud_ws.start_workers(2)
+    # a worker publishes left-over alerts before it pulls: one still starting while the other
+    # commits could publish that commit's pending alert a second time (at least once, by
+    # design; seen under load), so the build starts once both pull
+    deadline = time.monotonic() + 60
+    while cloud_ws.worker_logs().count(" pulling ") < 2:
+        assert time.monotonic() < deadline, cloud_ws.worker_logs()
+        time.sleep(0.1)
     report = cloud_ws.build("--executor", "pubsub")
     messages = topic.drain()
     assert sorted((m["target"], m["date"]) for m in messages) == changed(report, LABELS), (

@@ -372,6 +372,41 @@ def test_fast_input_key_equals_the_reference_function(ws):
     assert checked == 15
 
 
+def test_the_first_plan_reads_the_cache_read_begun_before_hashing_a_replan_reads_afresh(
+    ws, monkeypatch
+):
+    """The scheduler begins its first cache read (Backend.start_read_checked: Firestore sends
+    its query then) before the code is hashed and finishes it in the first plan; a round that
+    plans again reads the cache as it is then."""
+    from datetime import date
+
+    from btbuild.execution.build import BuildRequest, Scheduler
+    from btbuild.session import Session
+
+    ws.build(date="2024-01-02")
+    session = Session(ws.root)
+    backend = session.backend
+    events: list[str] = []
+    begin, read = backend.start_read_checked, backend.read_checked
+
+    def start_read_checked(targets, dates):
+        events.append("begun, hashed" if "hashes" in session.__dict__ else "begun, not hashed")
+        finish = begin(targets, dates)
+        return lambda: events.append("finished") or finish()
+
+    monkeypatch.setattr(backend, "start_read_checked", start_read_checked)
+    monkeypatch.setattr(backend, "read_checked", lambda *a: events.append("read") or read(*a))
+    scheduler = Scheduler(session, BuildRequest(patterns=("//...",), end=date(2024, 1, 2)))
+    assert events == ["begun, not hashed"] and "hashes" in session.__dict__
+    scheduler.plan()
+    assert events == ["begun, not hashed", "finished", "read"]  # (the default finish reads)
+    assert ("value", "2024-01-02") in scheduler.cache.summaries
+    assert backend.forget_result("value", "2024-01-02")
+    cache, _planner = scheduler._plan()
+    assert events[3:] == ["read"] and ("value", "2024-01-02") not in cache.summaries
+    session.close()
+
+
 def test_a_crashed_attempt_is_taken_over_and_its_shards_removed(ws):
     """A builder that died mid-cell leaves a RUNNING cell and invisible shards; once its lease
     expired the next build takes the cell over, deletes the leftovers and commits."""

@@ -178,3 +178,27 @@ def test_the_client_streams_on_a_channel_made_as_the_library_makes_it_in_product
     assert gapic._transport._host.startswith("firestore.googleapis.com")
     single_threaded_streams(client)  # once made, kept
     assert client._firestore_api is gapic
+
+
+def test_a_query_sent_early_that_cannot_reach_firestore_is_one_line_when_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """start_read_checked sends its query without waiting; what went wrong is raised when it
+    is read, as the one-line StorageError every other Firestore call gives (the transport's
+    stub is called directly, so btbuild maps its errors)."""
+    pytest.importorskip("google.cloud.firestore")
+    from btbuild.errors import StorageError
+    from btbuild.storage.firestore import FirestoreBackend
+    from tests.cloud.emulators import free_port
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nobody there
+    backend = FirestoreBackend(prefix="btbuild/unreachable")
+    try:
+        finish = backend.start_read_checked(["a", "b"], ["2024-01-01", "2024-01-02"])
+        with pytest.raises(StorageError) as raised:
+            finish()
+    finally:
+        backend.close()
+    message = str(raised.value)
+    assert message.startswith("firestore ") and "\n" not in message
+    assert "cannot read cells from 2024-01-01 to 2024-01-02 of a: " in message
