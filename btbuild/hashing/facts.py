@@ -21,6 +21,33 @@ from btbuild.hashing.normalize import analyze_module, module_hash
 
 _HEX32 = re.compile(r"[0-9a-f]{32}\Z")
 _BUILTINS = frozenset(dir(builtins))
+# Standard modules whose decorators, bases and calls run at import time keep no state another
+# module could read back (``@dataclass``, ``@lru_cache``, ``class C(Enum)``, ``re.compile``).
+# Import-time code reaching any other imported module may register something there (a
+# registry's ``@register``, a base class's ``__init_subclass__``, pandas' accessors) that
+# code importing that module reads: see :meth:`FileFacts.slice`.
+_STATELESS_MODULES = frozenset(
+    {
+        "abc",
+        "collections",
+        "contextlib",
+        "dataclasses",
+        "datetime",
+        "decimal",
+        "enum",
+        "fractions",
+        "functools",
+        "itertools",
+        "math",
+        "numbers",
+        "operator",
+        "re",
+        "statistics",
+        "string",
+        "typing",
+        "typing_extensions",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -148,14 +175,21 @@ class FileFacts:
         close([i for i, statement in enumerate(statements) if statement.always], included)
         close([index for root in roots for index in binders[root]], included)
         effects: dict[int, set[str]] = {}
+        outward: list[int] = []
         for index, statement in enumerate(statements):
             if statement.effectful:  # what the code it runs at import time can touch
                 reached: set[int] = set()
                 close([i for name in statement.effect_refs for i in binders.get(name, ())], reached)
                 reached.discard(index)
+                if any(_stateful_import(statements[i]) for i in reached):
+                    outward.append(index)
                 effects[index] = self._tokens(statement.effect_refs, (), binders).union(
                     *(self._statement_tokens(i, binders) for i in reached)
                 )
+        # import-time code calling into another module may change that module's state (a
+        # registry filled by ``@register``), which any importer of it can read: such effects
+        # are in every slice of this module, like its non-definition statements
+        close(outward, included)
         while True:
             tokens = set().union(*(self._statement_tokens(i, binders) for i in included))
             added = [
@@ -236,6 +270,15 @@ class FileFacts:
                 return None
             statements = tuple(item for item in parsed if item is not None)
         return cls(code, tuple(records), statements, dynamic)
+
+
+def _stateful_import(statement: StatementFacts) -> bool:
+    """Whether ``statement`` imports from a module whose state import-time code could change
+    (relative imports and everything but :data:`_STATELESS_MODULES`)."""
+    return any(
+        level or module.split(".")[0] not in _STATELESS_MODULES
+        for module, level, _ in statement.imports
+    )
 
 
 def decode_source(raw: bytes, *, path: str) -> str:

@@ -22,7 +22,7 @@ from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import Process
 from btbuild.execution.runner import _merge
 from btbuild.sim.calls import Failed, call_limited, fresh
-from btbuild.sim.canonical import canonical
+from btbuild.sim.canonical import canonical, same
 from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target
 
@@ -106,7 +106,7 @@ def replay_cell(
         if limited:
             return CellReplay(1, limited=limited)
         stored = replayer.backend.read_result(target.name, record.date)
-        if isinstance(new, Failed) or canonical(new) != canonical(stored):
+        if isinstance(new, Failed) or not same(new, stored):
             counter = _counter(replayer, target, day, None, why, inputs, stored, new)
             if target.historical:
                 counter["inputs"]["previous_value"] = canonical(ctx.previous)
@@ -195,7 +195,7 @@ def _per_user(
         if limited:
             return CellReplay(contexts, limited=limited)
         value = None if isinstance(new, Failed) else new
-        if canonical(value) != canonical(values.get(stored)):
+        if not same(value, values.get(stored)):
             counter = _counter(replayer, target, day, user_id, why, inputs, values.get(stored), new)
             counter["inputs"].update(_user_inputs(ctx, today, history, values, parts))
             return CellReplay(contexts, counter)

@@ -25,8 +25,9 @@ from typing import Any
 
 from btbuild.vocabulary import VerdictKind
 
-SIM_SCHEME = 4  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds;
-# 4: time-outs and other machine-dependent outcomes are never evidence
+SIM_SCHEME = 5  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds;
+# 4: time-outs and other machine-dependent outcomes are never evidence; 5: outputs compared
+# as stored (an int is not a float, a tuple is refused)
 # (bump whenever the evidence rule gets stronger: earlier adoptions are then re-examined)
 
 COSMETIC = VerdictKind.COSMETIC

@@ -145,3 +145,63 @@ def test_relative_imports_of_package_names_and_submodules(tree, no_distributions
     }
     edited = init.replace("* 2", "* 3").replace("return x\n", "return -x\n")
     assert edit(tree, hashes, {"calculations/p/__init__.py": edited}) == set()
+
+
+REGISTRY = "RULES = {}\n\n\ndef register(fn):\n    RULES[fn.__name__] = fn\n    return fn\n"
+BASE = (
+    "RULES = []\n\n\nclass Rule:\n    def __init_subclass__(cls, **kw):\n"
+    "        super().__init_subclass__(**kw)\n        RULES.append(cls)\n"
+)
+RULES = """\
+from dataclasses import dataclass
+from functools import lru_cache
+
+from registry import register
+from base import Rule
+
+
+@register
+def cash_rule(book):
+    return book * 1.0
+
+
+class Cash(Rule):
+    def score(self, book):
+        return book * 1.0
+
+
+@dataclass
+class Unused:
+    size: int = 1
+
+
+@lru_cache
+def unused():
+    return 1
+"""
+
+
+def test_import_time_code_filling_another_modules_registry_counts(tree, no_distributions):
+    """Red team: ``@register`` (or a base's ``__init_subclass__``) in a module imported for its
+    side effects fills a registry of another module, which the entry reads. The effect is in
+    no slice of its own module's names, but it is in every slice of that module: editing a
+    registered function's body used to leave every hash unchanged (stale results, exit 0)."""
+    calcs = {
+        "f0": "import rules\nfrom registry import RULES\n\n\nclass Calc:\n"
+        "    def process(self, ctx):\n        return {k: f(1) for k, f in RULES.items()}\n",
+        "f1": "from rules import Unused\nfrom base import RULES\n\n\nclass Calc:\n"
+        "    def process(self, ctx):\n        return [c().score(1) for c in RULES]\n",
+        "f2": thin("f2", "from helpers import clip as {name}"),
+    }
+    files = {"registry.py": REGISTRY, "base.py": BASE, "rules.py": RULES, "helpers.py": HELPERS}
+    tree, hashes = build(tree, no_distributions, {**files, **calcs})
+    body = RULES.replace("return book * 1.0\n\n\nclass", "return book * 2.0\n\n\nclass")
+    assert edit(tree, hashes, {"rules.py": body}) == {"f0", "f1"}
+    method = body.replace(
+        "    def score(self, book):\n        return book * 1.0",
+        "    def score(self, book):\n        return book * 3.0",
+    )
+    assert edit(tree, hashes, {"rules.py": method}) == {"f0", "f1"}
+    # decorators and bases of the standard library keep no state: still sliced away
+    stateless = method.replace("size: int = 1", "size: int = 2").replace("return 1\n", "return 2\n")
+    assert edit(tree, hashes, {"rules.py": stateless}) == set()

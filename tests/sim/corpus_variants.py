@@ -23,7 +23,8 @@ REFACTORS: list[Edit] = [
         invested += position["quantity"] * bar["close"]
 """,
                 """    invested = sum(
-        prices[p["symbol"]]["close"] * p["quantity"] for p in book["positions"] if p["symbol"] in prices
+        (prices[p["symbol"]]["close"] * p["quantity"] for p in book["positions"] if p["symbol"] in prices),
+        0.0,
     )
 """,
             ),

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from btbuild.sim.canonical import canonical
+from btbuild.sim.canonical import canonical, same
 from btbuild.sim.fabricator import Fabricator
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -70,9 +70,12 @@ def test_worlds_cover_the_edge_cases() -> None:
 
 def test_canonical_outputs() -> None:
     assert canonical(0.1 + 0.2) == canonical(0.3)
-    assert canonical(-0.0) == canonical(0.0) == canonical(0)
-    assert canonical(1e-17) == 0
-    assert canonical({"b": 1, "a": (1.0, 2)}) == {"a": [1, 2], "b": 1}
+    assert same(-0.0, 0.0) and same(1e-17, 0.0)
+    assert canonical({"b": 1, "a": [1.0, 2]}) == {"a": [1.0, 2], "b": 1}
+    # as stored: an int is not a float, nor a bool an int; a tuple is refused by the build
+    assert not same(1, 1.0) and not same(0, 0.0) and not same(True, 1) and same(2, 2)
+    assert not same({"n": 3}, {"n": 3.0}) and not same(2**60, float(2**60))
+    assert canonical((1, 2)) == {"$invalid": "tuple"}
     assert canonical(float("nan")) == {"$float": "nan"}
     assert canonical(1.0000001) != canonical(1.0)
     assert canonical({1, 2}) == {"$invalid": "set"}

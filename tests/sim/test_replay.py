@@ -198,11 +198,11 @@ def test_ctx_log_of_simulations_is_captured_and_shown_with_verbose(
     write_value(workspace, noisy)
     ws = ["--workspace", str(workspace)]
     assert run_cli(*ws, "build", "//...", *DATE, parse=False)[0] == 0
-    write_value(workspace, noisy.replace("invested = sum", "invested = 0.0 + sum"))
+    write_value(workspace, noisy.replace("invested = sum", "invested = 0 + sum"))
     code, out = run_cli(*ws, "build", "//...", *DATE, parse=False)
     assert code == 0 and "(cosmetic)" in out
     assert "noisy" not in out  # the simulated and replayed calls logged, quietly
-    write_value(workspace, noisy.replace("invested = sum", "invested = 0.0 + 0.0 + sum"))
+    write_value(workspace, noisy.replace("invested = sum", "invested = 0 + 0 + sum"))
     code, out = run_cli(*ws, "build", "//...", *DATE, "--verbose", parse=False)
     assert code == 0 and "(cosmetic)" in out
     assert "ctx.log of the simulation and replay runs" in out

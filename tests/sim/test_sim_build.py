@@ -108,3 +108,30 @@ def test_a_build_whose_simulations_are_registered_starts_no_child(
     (workspace / "calculations" / "book" / "value.py").write_text(COSMETIC)
     code, third = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
     assert statuses(third)["//book:value"] == {("skipped", "cosmetic")}
+
+
+def test_a_change_of_json_type_is_not_cosmetic(workspace: Path, run_cli) -> None:
+    """Red team: an output that only changes type - an int where a float was (``"n": 3``
+    against ``"n": 3.0``), a tuple where a list was - compared equal once canonicalized
+    (``1 == 1.0``; tuples read as lists), so the change was skipped as cosmetic: the stored
+    JSON stayed the old one (a clean build writes ``3.0``, and refuses the tuple)."""
+    ws = ["--workspace", str(workspace)]
+    value_file = workspace / "calculations" / "book" / "value.py"
+    value_file.write_text(
+        VALUE.replace('"worth": invested', '"n": len(book["positions"]), "worth": invested')
+    )
+    assert run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")[0] == 0
+    value_file.write_text(
+        VALUE.replace('"worth": invested', '"n": float(len(book["positions"])), "worth": invested')
+    )
+    code, report = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert code == 0 and statuses(report)["//book:value"] == {("ran", "code_changed")}
+    value_file.write_text(
+        VALUE.replace('"worth": invested', '"n": [len(book["positions"])], "worth": invested')
+    )
+    assert run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")[0] == 0
+    value_file.write_text(
+        VALUE.replace('"worth": invested', '"n": (len(book["positions"]),), "worth": invested')
+    )
+    code, report = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
+    assert code == 1 and statuses(report)["//book:value"] == {("failed", "code_changed")}

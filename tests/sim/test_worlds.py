@@ -145,7 +145,7 @@ REFACTORS = {
         p["quantity"] * max(prices[p["symbol"]]["close"], 0.0)
         for p in ctx.user["portfolio"]["positions"]
     )
-    return round(sum(abs(v) for v in values), 2)""",
+    return round(sum((abs(v) for v in values), 0.0), 2)""",
     ),
 }
 
