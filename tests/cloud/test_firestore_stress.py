@@ -59,7 +59,7 @@ ROUNDS: list[tuple[str, list[list[str]], str | None]] = [
         "overlapping patterns, three builders",
         [
             ["//pricing:total"],
-            ["//hist:running", "//hist:scaled"],
+            ["//hist:running", "//hist:book"],
             ["//hist:streak", "//...", "--jobs", "2"],
         ],
         "toggle",

@@ -1,7 +1,8 @@
 """Real builder processes on one SQLite cache, for the kill -9 and concurrent-builder tests.
 
-A workspace of the pricing graph plus a historical chain and a fused per_user target
-(``scaled``) over DAYS days and USERS users;
+A workspace of the pricing graph plus a historical chain, a fused per_user target
+(``scaled``) and a per_date target that streams its per_user deps (``book``, ``stream_deps``)
+over DAYS days and USERS users;
 ``value`` (the root per_user target) sleeps a little per user so builds last long enough to be
 killed mid-way. ``variant`` toggles the root target's code: every toggle re-runs the graph.
 References are clean from-scratch builds of each variant in their own folder.
@@ -45,6 +46,12 @@ historical = true
 entry = "h:scaled"
 kind = "per_user"
 deps = ["//pricing:value"]
+
+[calculation.book]
+entry = "h:book"
+kind = "per_date"
+deps = ["//pricing:value", ":scaled"]
+stream_deps = true
 """
 HIST_CODE = """\
 def running(ctx):
@@ -57,6 +64,17 @@ def streak(ctx):
 
 def scaled(ctx):  # a per_user dep of a per_user dep, not historical: runs fused with value
     return round(ctx.dep("value") / 1000, 6)
+
+
+def book(ctx):  # stream_deps: its per_user deps are read shard by shard while others write
+    values, scaled = ctx.dep("value"), ctx.dep("scaled")
+    assert set(values) == set(scaled)
+    return {
+        "users": len(values),
+        "value": round(sum(values[user] for user in values), 6),
+        "scaled": round(sum(scaled.values()), 6),
+        "top": max(values, key=lambda user: (values[user], user)),
+    }
 """
 SLOW_VALUE = """\
 import time

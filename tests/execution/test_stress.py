@@ -81,14 +81,14 @@ SCENARIOS: list[tuple[str, list[list[str]], str]] = [
         "overlapping patterns, three builders",
         [
             ["//pricing:total", "//pricing:price_level"],
-            ["//hist:running"],
+            ["//hist:running", "//hist:book"],
             ["//hist:streak", "//pricing:sign", "//hist:scaled"],
         ],
         "toggle",
     ),
     (
         "cold historical chains, three builders",
-        [["//hist:running", "//hist:streak"], ["//hist:streak", "//hist:running"], ["//..."]],
+        [["//hist:running", "//hist:book"], ["//hist:streak", "//hist:running"], ["//..."]],
         "wipe",
     ),
     (
@@ -99,7 +99,7 @@ SCENARIOS: list[tuple[str, list[list[str]], str]] = [
     ("two cold builds of the whole graph", [["//..."], ["//...", "--jobs", "2"]], "wipe"),
     (
         "a cosmetic edit, three builders adopting it",
-        [["//..."], ["//pricing:total", "//hist:scaled"], ["//hist:streak", "--jobs", "2"]],
+        [["//..."], ["//pricing:total", "//hist:book"], ["//hist:streak", "--jobs", "2"]],
         "cosmetic",
     ),
 ]
