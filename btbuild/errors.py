@@ -81,10 +81,24 @@ class DamagedResult(StorageError):
     an unreadable record): the cell is treated as missing and rebuilt, never read as None.
     ``target`` and ``date`` name the damaged cell."""
 
-    def __init__(self, message: str, *, target: str | None = None, date: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str | None = None,
+        date: str | None = None,
+        generation: str | None = None,
+    ):
         self.target = target
         self.date = date
+        self.generation = generation  # the damaged record's: a rebuilt one is never forgotten
         super().__init__(message)
+
+
+class ResultMovedOn(DamagedResult):
+    """A result a cell was planned with was replaced, since the plan, by another intact one
+    (another builder committed it): nothing is damaged and nothing is forgotten; the cell is
+    given back and planned again from the cache as it is now, like a commit whose deps moved."""
 
 
 class CacheFileDamaged(StorageError):

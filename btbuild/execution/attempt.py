@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from btbuild.errors import DamagedResult
+from btbuild.errors import DamagedResult, ResultMovedOn
 from btbuild.execution.context import Context
 from btbuild.execution.environment import Environment
 from btbuild.execution.liveness import is_dead_local_owner
@@ -162,21 +162,29 @@ def give_back_damaged(
 ) -> list[CellOutcome]:
     """An input result the plan found intact is damaged now: the cells reading it are given
     back (no attempt counted), the damaged cell is forgotten so the next build rebuilds it,
-    and each cell fails this build with the reason (exit 1, never a result built from it)."""
-    if exc.target is not None and exc.date is not None:
-        env.backend.forget_result(exc.target, exc.date)
+    and each cell fails this build with the reason (exit 1, never a result built from it).
+    An input another builder replaced since the plan (:class:`ResultMovedOn`) is not
+    damage: nothing is forgotten and the cells are ``blocked / deps moved``, which the build
+    plans again from the cache as it is now."""
+    moved = isinstance(exc, ResultMovedOn)  # not damage: planned again (see build.py)
+    if exc.target is not None and exc.date is not None and not moved:
+        # only the damaged record itself: a result rebuilt meanwhile is never forgotten
+        env.backend.forget_result(exc.target, exc.date, generation=exc.generation)
     outcomes = []
     for task, target, lease in cells:
         env.heartbeat.drop(lease)
         with contextlib.suppress(Exception):  # best effort: the lease expires anyway
             env.backend.release(lease)
-        outcomes.append(
-            CellOutcome(
+        if moved:
+            outcome = CellOutcome(
                 task.name,
                 task.day,
-                FAILED,
-                task.reason,
-                error=f"{target.label}: an input is damaged: {exc}; the next build rebuilds it",
+                Status.BLOCKED,
+                Reason.DEPS_MOVED,
+                error=f"{target.label}: {exc}",
             )
-        )
+        else:
+            error = f"{target.label}: an input is damaged: {exc}; the next build rebuilds it"
+            outcome = CellOutcome(task.name, task.day, FAILED, task.reason, error=error)
+        outcomes.append(outcome)
     return outcomes

@@ -192,8 +192,8 @@ class Scheduler:
             if self.request.dry_run or not moved:
                 break
             self.notice(
-                f"btbuild: {len(moved)} cells were computed from results another builder "
-                "has changed since: planning them again"
+                f"btbuild: {len(moved)} cells read results another builder has changed "
+                "since their plan: planning them again"
             )
             self._progress = None  # the bar counted every cell once already
             self.cache, self.planner = self._plan()

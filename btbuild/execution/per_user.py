@@ -28,7 +28,7 @@ from btbuild.execution.environment import Environment, stream_name
 from btbuild.execution.finish import abort_run, commit
 from btbuild.execution.guard import describe, raised_by_calc
 from btbuild.execution.segments import membership
-from btbuild.execution.start import start
+from btbuild.execution.start import lookback_reads, start
 from btbuild.execution.streams import StreamTable, merge_streams
 from btbuild.execution.tasks import CellOutcome, GroupTask
 from btbuild.vocabulary import Reason, Status
@@ -91,11 +91,9 @@ class UserPass:
             for name, expected in user_deps
         )
         run.user_history = tuple(
-            (name, int(back), stream("result", name, dep_day))
-            for name, at, back, dep_day in (
-                (*key.partition("@-"), dep_day) for key, dep_day in cell.dep_dates.items()
-            )
-            if at and env.kind_of(name) == "per_user"
+            (name, back, stream("result", name, dep_day, expected))
+            for name, back, dep_day, expected in lookback_reads(env, cell)
+            if env.kind_of(name) == "per_user"
         )
         if target.historical and cell.previous_date is not None:
             run.previous_index = stream(
@@ -190,14 +188,20 @@ def readers_of(
     if not bad:
         return left, []
     hit = [run for run in left if streams_of(run) & bad]
+    if not hit:  # no run is known to read it: run again, they would fail again (forever)
+        return left, []
     return hit, [run for run in left if not any(run is other for other in hit)]
 
 
 def streams_of(run: CellRun) -> set[int]:
+    """Every stream the run reads (see :meth:`UserPass.wire`)."""
     streams = {index for _, index in run.today} | {index for _, index in run.user_deps}
     streams |= {index for _, _, index in run.history}
+    streams |= {index for _, _, index in run.user_history}
     if run.previous_index is not None:
         streams.add(run.previous_index)
+    if run.segment is not None:
+        streams.add(run.segment[0])
     return streams
 
 

@@ -10,6 +10,7 @@ shared user stream (:mod:`btbuild.execution.per_user`).
 from __future__ import annotations
 
 import time
+from datetime import date
 from typing import Any
 
 from btbuild.analysis.cells import PREVIOUS
@@ -109,10 +110,9 @@ def _context(env: Environment, cell: CellTask, target: Target) -> Context:
         elif target.kind == "per_date" or dep.kind == "per_date":
             whole[name] = env.backend.read_expected(*planned)
     history: dict[tuple[str, int], Any] = {}
-    for key, dep_day in cell.dep_dates.items():  # "name@-j": dep_lookback reads
-        name, at, back = key.partition("@-")
-        if at and (target.kind == "per_date" or env.kind_of(name) == "per_date"):
-            history[(name, int(back))] = env.backend.read_result(name, dep_day.isoformat())
+    for name, back, dep_day, expected in lookback_reads(env, cell):
+        if target.kind == "per_date" or env.kind_of(name) == "per_date":
+            history[(name, back)] = env.backend.read_expected(name, dep_day.isoformat(), expected)
     previous_value = None
     if target.historical and target.kind == "per_date" and cell.previous_date is not None:
         previous_value = env.backend.read_expected(
@@ -129,6 +129,20 @@ def _context(env: Environment, cell: CellTask, target: Target) -> Context:
         dep_history=history,
         previous=previous_value,
     )
+
+
+def lookback_reads(env: Environment, cell: CellTask) -> list[tuple[str, int, date, str]]:
+    """The ``dep_lookback`` reads of a cell that has them: (dep name, days ago, date, the
+    result hash the cell was planned with). Reads check that hash like today's deps do, so a
+    result another builder committed after the plan (and maybe put back before this cell's
+    commit compares its deps) is never read in place of the planned one."""
+    reads = []
+    for key, dep_day in cell.dep_dates.items():  # "name@-j" -> the date to read
+        name, at, back = key.partition("@-")
+        if at:
+            label = env.workspace.targets[name].label
+            reads.append((name, int(back), dep_day, cell.dep_results[f"{label}@-{back}"]))
+    return reads
 
 
 def check_reads(env: Environment, target: Target, cell: CellTask) -> None:

@@ -7,11 +7,30 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
-from btbuild.errors import DamagedResult, StorageError
+from btbuild.errors import DamagedResult, ResultMovedOn, StorageError
 from btbuild.storage import codec, integrity
 from btbuild.storage.records import CellRecord
 
 _READ_RETRIES = 5
+
+
+def moved_on(record: CellRecord, planned: str) -> DamagedResult:
+    """The error for a cell whose result is not the one a reader was planned with: another
+    builder's commit (:class:`ResultMovedOn`) when the record is intact, else damage."""
+    problem = integrity.record_problem(record)
+    if problem is not None:
+        return DamagedResult(
+            f"{record.target} on {record.date} cannot be read: {problem}",
+            target=record.target,
+            date=record.date,
+            generation=record.generation,
+        )
+    return ResultMovedOn(
+        f"{record.target} on {record.date} holds result {record.result_hash}, not the "
+        f"{planned} planned (another builder committed it since the plan)",
+        target=record.target,
+        date=record.date,
+    )
 
 
 class ResultReading:
@@ -50,8 +69,7 @@ class ResultReading:
                 problem = "it has no readable committed result"
                 break
             if result_hash is not None and record.result_hash != result_hash:
-                problem = f"its result is {record.result_hash}, not the {result_hash} planned"
-                break
+                raise moved_on(record, result_hash)
             shards = self._read_shards(
                 target, date, record.generation or "", range(record.shard_count)
             )
@@ -64,7 +82,10 @@ class ResultReading:
             if not self._moved_on(record):
                 break
         raise DamagedResult(
-            f"{target} on {date} cannot be read: {problem}", target=target, date=date
+            f"{target} on {date} cannot be read: {problem}",
+            target=target,
+            date=date,
+            generation=None if record is None else record.generation,
         )
 
     def read_streamed(self, target: str, date: str, result_hash: str | None = None) -> Any:
@@ -128,19 +149,18 @@ class ResultReading:
                     f"{target} on {date} cannot be read: it has no readable per_user result",
                     target=target,
                     date=date,
+                    generation=None if record is None else record.generation,
                 )
             return
         if result_hash is not None and record.result_hash != result_hash:
-            raise DamagedResult(
-                f"{target} on {date} cannot be read: its result is {record.result_hash}, "
-                f"not the {result_hash} planned",
-                target=target,
-                date=date,
-            )
+            raise moved_on(record, result_hash)
         problem = integrity.record_problem(record)
         if problem is not None:
             raise DamagedResult(
-                f"{target} on {date} cannot be read: {problem}", target=target, date=date
+                f"{target} on {date} cannot be read: {problem}",
+                target=target,
+                date=date,
+                generation=record.generation,
             )
         shards = self._checked_shards(record)
         hasher = codec.PerUserHash()
@@ -154,13 +174,17 @@ class ResultReading:
                     yield user_id, value, line
         except ValueError as exc:
             raise DamagedResult(
-                f"result of {target} on {date} is corrupt: {exc}", target=target, date=date
+                f"result of {target} on {date} is corrupt: {exc}",
+                target=target,
+                date=date,
+                generation=record.generation,
             ) from None
         if hasher.count != record.item_count or hasher.hexdigest() != record.result_hash:
             raise DamagedResult(
                 f"result of {target} on {date} is corrupt: its hash does not match the record",
                 target=target,
                 date=date,
+                generation=record.generation,
             )
 
     def _moved_on(self, record: CellRecord) -> bool:
@@ -185,11 +209,13 @@ class ResultReading:
                     f"{target} on {date} cannot be read: shard {index} of {record.shard_count} is missing",
                     target=target,
                     date=date,
+                    generation=generation,
                 )
             if digests is not None and integrity.shard_digest(shard) != digests[index]:
                 raise DamagedResult(
                     f"{target} on {date} cannot be read: shard {index} of {record.shard_count} does not match its checksum",
                     target=target,
                     date=date,
+                    generation=generation,
                 )
             yield shard

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import BtbuildError, DamagedResult, StorageError
 from btbuild.storage import codec, integrity
+from btbuild.storage.reading import moved_on
 from btbuild.storage.records import COMMITTED, CellRecord
 
 if TYPE_CHECKING:
@@ -297,9 +298,10 @@ class StreamedResult(MutableMapping[str, Any]):
 
     def _follow(self, current: CellRecord) -> None:
         """The result was replaced: read on in the new generation if it holds the same value."""
+        if current.has_result and current.result_hash != self._record.result_hash:
+            raise moved_on(current, self._record.result_hash or "")
         if (
             not current.has_result
-            or current.result_hash != self._record.result_hash
             or integrity.record_problem(current) is not None
             or integrity.digests_of(current) is None
         ):
@@ -315,6 +317,7 @@ class StreamedResult(MutableMapping[str, Any]):
             f"{record.target} on {record.date} cannot be read: {problem}",
             target=record.target,
             date=record.date,
+            generation=record.generation,
         )
 
     def _changed(self) -> StorageError:

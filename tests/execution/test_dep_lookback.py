@@ -4,7 +4,12 @@ result that is not built blocks the cell."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import sqlite3
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +128,128 @@ def test_dep_lookback_must_name_a_dep(hist):
         "//history:week_totals: dep_lookback names 'totl', which is not one of its deps (total)"
         in err
     )
+
+
+def _cell_rows(db: Path, target: str, day: str) -> tuple[list[Any], list[Any]]:
+    conn = sqlite3.connect(db)
+    try:
+        where = "WHERE target = ? AND date = ?"
+        cells = conn.execute(f"SELECT * FROM cells {where}", [target, day]).fetchall()
+        shards = conn.execute(f"SELECT * FROM shards {where}", [target, day]).fetchall()
+    finally:
+        conn.close()
+    return cells, shards
+
+
+def _put_rows(db: Path, target: str, day: str, rows: tuple[list[Any], list[Any]]) -> None:
+    conn = sqlite3.connect(db, timeout=30)
+    try:
+        with conn:
+            where = "WHERE target = ? AND date = ?"
+            conn.execute(f"DELETE FROM cells {where}", [target, day])
+            conn.execute(f"DELETE FROM shards {where}", [target, day])
+            for table, table_rows in zip(("cells", "shards"), rows, strict=True):
+                for row in table_rows:
+                    marks = ", ".join("?" * len(row))
+                    conn.execute(f"INSERT INTO {table} VALUES ({marks})", row)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("target", "dep"), [("week_totals", "total"), ("value_history", "value")])
+def test_an_earlier_result_replaced_and_put_back_meanwhile_is_never_read(
+    hist, day_writer, monkeypatch, tmp_path, target, dep
+):
+    """Another builder commits a different earlier result of the dep after the plan, and a
+    third puts the planned one back before the cell commits (so the commit's own check of
+    its deps passes): the cell must not compute from the result it was not planned with. It
+    is planned again (``deps moved``) and ends computed from the planned result; the other
+    builders' results are never forgotten as damaged."""
+    from btbuild.execution import start as start_module
+    from btbuild.storage.base import ResultWriter
+
+    friday = "2024-01-05"
+    other = Path(shutil.copytree(hist.root, tmp_path / "other"))
+    day_writer(other, date(2024, 1, 5), price_bump=1.0)  # the other builder's data
+    hist.build(date="2024-01-08")
+    other_code, _, err = hist.cli(
+        "--workspace", str(other), "build", f"//pricing:{dep}", "--date", friday
+    )
+    db, other_db = (root / ".btbuild" / "cache.db" for root in (hist.root, other))
+    planned, replaced = _cell_rows(db, dep, friday), _cell_rows(other_db, dep, friday)
+    assert other_code == 0 and planned[0][0] != replaced[0][0], err
+    hist.build(f"//history:{target}", "--force", date="2024-01-08")  # nothing else to do
+    state = {"swapped": False}
+    take_lease, commit = start_module.take_lease, ResultWriter.commit
+
+    def take_and_replace(env, cell, store):  # after the plan: the other builder commits
+        lease = take_lease(env, cell, store)
+        if (cell.name, cell.day) == (target, MONDAY) and not state["swapped"]:
+            state["swapped"] = True
+            _put_rows(db, dep, friday, replaced)
+        return lease
+
+    def put_back_and_commit(self, **kwargs):  # a third builder puts the planned one back
+        if (self.lease.target, self.lease.date) == (target, MONDAY.isoformat()):
+            _put_rows(db, dep, friday, planned)
+        return commit(self, **kwargs)
+
+    monkeypatch.setattr(start_module, "take_lease", take_and_replace)
+    monkeypatch.setattr(ResultWriter, "commit", put_back_and_commit)
+    code, out, err = hist.cli(
+        "build", f"//history:{target}", "--force", "--date", "2024-01-08", "--format", "json"
+    )
+    assert code == 0 and state["swapped"], err
+    monkeypatch.undo()
+    assert _cell_rows(db, dep, friday) == planned  # never forgotten as damaged
+    fresh = json.loads(
+        hist.cli("show", f"//history:{target}", "--date", "2024-01-08", "--format", "json")[1]
+    )
+    hist.build(f"//history:{target}", "--force", date="2024-01-08")  # recomputed undisturbed
+    again = json.loads(
+        hist.cli("show", f"//history:{target}", "--date", "2024-01-08", "--format", "json")[1]
+    )
+    assert fresh["value"] == again["value"], out
+    # the read saw the replaced result and gave the cell back to be planned again
+    assert "1 cells read results another builder has changed since their plan" in err
+
+
+@pytest.mark.parametrize(("target", "dep"), [("week_totals", "total"), ("value_history", "value")])
+def test_an_earlier_result_damaged_after_the_plan_fails_its_reader_cleanly(
+    hist, monkeypatch, target, dep
+):
+    """Damage to a look-back day's result between the plan and the read: the reader fails
+    this build (exit 1, one reason, no internal error), and the next build rebuilds the
+    damaged cell and the reader."""
+    from btbuild.execution import start as start_module
+
+    friday = "2024-01-05"
+    hist.build(date="2024-01-08")
+    before = hist.backend().read_result(target, "2024-01-08")
+    db = hist.root / ".btbuild" / "cache.db"
+    take_lease = start_module.take_lease
+
+    def take_and_damage(env, cell, store):
+        lease = take_lease(env, cell, store)
+        if (cell.name, cell.day) == (target, MONDAY):
+            conn = sqlite3.connect(db, timeout=30)
+            with conn:
+                conn.execute(
+                    "UPDATE shards SET data = substr(data, 1, length(data) / 2) "
+                    "WHERE target = ? AND date = ?",
+                    [dep, friday],
+                )
+            conn.close()
+        return lease
+
+    monkeypatch.setattr(start_module, "take_lease", take_and_damage)
+    report = hist.build(f"//history:{target}", "--force", date="2024-01-08", expect=1)
+    monkeypatch.undo()
+    failed = [c for c in report["cells"] if c["status"] == "failed"]
+    assert [(c["label"], c["date"]) for c in failed] == [(f"//history:{target}", "2024-01-08")]
+    assert f"{dep} on {friday}" in failed[0]["detail"] and "damaged" in failed[0]["detail"]
+    again = hist.cells(hist.build(date="2024-01-08"))
+    assert again[(f"//pricing:{dep}", friday)] == ("ran", "new")
+    # the reader kept its earlier result, computed from the same (rebuilt) input
+    assert again[(f"//history:{target}", "2024-01-08")] == ("skipped", "up_to_date")
+    assert hist.backend().read_result(target, "2024-01-08") == before

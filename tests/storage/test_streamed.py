@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from btbuild.errors import DamagedResult, StorageError
+from btbuild.errors import DamagedResult, ResultMovedOn
 from btbuild.storage import Backend, MemoryBackend, SqliteBackend
 from btbuild.storage.canonical import canonical_bytes
 from btbuild.storage.streamed import StreamedResult, plain
@@ -153,9 +153,10 @@ def test_a_result_replaced_by_another_value_is_an_error(backend: Backend) -> Non
     reading = iter(lazy.values())
     next(reading)
     commit(backend, value | {"u00001": "changed"}, now=T0 + 100)
-    with pytest.raises(StorageError, match="changed or vanished while it was being read"):
+    # not damage: the reader is given back and planned again, nothing is forgotten
+    with pytest.raises(ResultMovedOn, match="another builder committed it since the plan"):
         list(reading)
-    assert isinstance(lazy.error, StorageError)
+    assert isinstance(lazy.error, ResultMovedOn)
 
 
 def test_what_cannot_stream_is_read_whole(backend: Backend) -> None:
