@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from btbuild.errors import DamagedResult, ResultMovedOn
@@ -55,6 +56,9 @@ class Attempt:
     phases: dict[str, float] = field(default_factory=dict)
     # a fused cell's abort waits for its deps' commits (btbuild/execution/fused.py)
     hold: Callable[[str, bool], CellOutcome] | None = None
+    # (root source, day) -> the fingerprint of the data this attempt read, taken when it read
+    # it: the commit compares them with the plan's (Environment.roots_moved)
+    root_stamps: dict[tuple[str, date], str | None] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)

@@ -192,10 +192,11 @@ class Scheduler:
             if self.request.dry_run or not moved:
                 break
             self.notice(
-                f"btbuild: {len(moved)} cells read results another builder has changed "
-                "since their plan: planning them again"
+                f"btbuild: {len(moved)} cells read inputs that changed since their plan "
+                "(another builder's result, re-ingested data): planning them again"
             )
             self._progress = None  # the bar counted every cell once already
+            self.index = RootIndex.build(self.index.sources, self.dates)  # root data moved too?
             self.cache, self.planner = self._plan()
             repairs += self.repair()
             report = merge_rounds(report, self._round(executor))

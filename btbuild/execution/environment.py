@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
+from btbuild.analysis.cells import CellTask, root_fingerprints
 from btbuild.errors import BtbuildError, SourceError
 from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.liveness import owner_id
@@ -19,7 +20,7 @@ from btbuild.execution.setup import ExecutionContext
 from btbuild.plugins.manager import Plugins
 from btbuild.plugins.sources import RootSource
 from btbuild.storage.base import Backend
-from btbuild.workspace.model import Workspace
+from btbuild.workspace.model import Target, Workspace
 
 if TYPE_CHECKING:
     from btbuild.hashing import TargetHashes
@@ -89,7 +90,8 @@ class Environment:
         # renews the leases of running cells, so a short lease_seconds is safe however long
         # a calculation runs (a dead process's cells are taken over within about one lease)
         self.heartbeat = Heartbeat(backend.renew, workspace.execution.lease_seconds / 3)
-        self._roots: OrderedDict[tuple[str, date], Any] = OrderedDict()
+        # (source, day) -> (fingerprint, value)
+        self._roots: OrderedDict[tuple[str, date], tuple[str | None, Any]] = OrderedDict()
         import psutil  # (imported by processes that run cells only)
 
         self._process = psutil.Process()
@@ -101,20 +103,58 @@ class Environment:
         return cls(context.workspace, context.plugins, context.backend, context.static_hashes())
 
     def load_root(self, source: str, day: date) -> Any:
-        """A date-scope source's value for ``day`` (None when it has no data); kept in a small LRU."""
+        """A date-scope source's value for ``day`` (None when it has no data)."""
+        return self.load_root_stamped(source, day)[1]
+
+    def load_root_stamped(self, source: str, day: date) -> tuple[str | None, Any]:
+        """(fingerprint, value) of a date-scope source's data for ``day``; kept in a small LRU
+        under the fingerprint, so a long-lived process (``btbuild worker``) never serves a
+        day's data that was re-ingested since it loaded it."""
         key = (source, day)
-        if key in self._roots:
+        stamp = self.fingerprint(source, day)
+        cached = self._roots.get(key)
+        if cached is not None and cached[0] == stamp:
             self._roots.move_to_end(key)
-            return self._roots[key]
-        root = self.sources[source]
+            return cached
         try:
-            value = root.load(day) if root.available(day) else None
+            value = None if stamp is None else self.sources[source].load(day)
         except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
             raise source_failed(source, day, exc, "load its data") from None
-        self._roots[key] = value
+        self._roots[key] = (stamp, value)
+        self._roots.move_to_end(key)
         if len(self._roots) > 256:
             self._roots.popitem(last=False)
-        return value
+        return stamp, value
+
+    def fingerprint(self, source: str, day: date) -> str | None:
+        """The source's fingerprint of ``day`` as it is now (None: no data that day)."""
+        root = self.sources[source]
+        try:
+            return root.fingerprint(day) if root.available(day) else None
+        except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
+            raise source_failed(source, day, exc, "fingerprint its data") from None
+
+    def roots_moved(
+        self, target: Target, cell: CellTask, read: Mapping[tuple[str, date], str | None]
+    ) -> list[str]:
+        """The root sources whose data (over the days the cell can see) is not what the cell
+        was planned with, either when it read it (``read``: the fingerprints taken as it read,
+        Attempt.root_stamps) or now: re-ingested while the cell ran. Its result must not be
+        committed under the planned key (it may hold either version)."""
+        current: dict[tuple[str, date], str | None] = {}
+
+        def now_of(source: str, day: date) -> str | None:
+            if (source, day) not in current:
+                current[(source, day)] = self.fingerprint(source, day)
+            return current[(source, day)]
+
+        def read_of(source: str, day: date) -> str | None:
+            return read[(source, day)] if (source, day) in read else now_of(source, day)
+
+        now = root_fingerprints(target, cell.day, now_of)
+        seen = root_fingerprints(target, cell.day, read_of)
+        planned = cell.root_fingerprints
+        return sorted(s for s in now if planned.get(s) != now[s] or planned.get(s) != seen[s])
 
     def users(
         self, source: str, day: date, shard: int = 0, shards: int = 1

@@ -104,6 +104,13 @@ def commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     if problems:
         message = f"{run.target.label}: check failed: {'; '.join(problems)}"
         return abort_run(env, group, run, message, phases=True)
+    moved = env.roots_moved(run.target, cell, run.root_stamps)
+    if moved:  # re-ingested while it ran: planned again with the data as it is now
+        env.heartbeat.drop(run.lease)
+        env.backend.release(run.lease)  # drops the shards written under the lease
+        changed = ", ".join(moved)
+        error = f"{run.target.label}: root data of {changed} changed while it ran"
+        return CellOutcome(cell.name, cell.day, Status.BLOCKED, Reason.DEPS_MOVED, error=error)
     commit_start = time.perf_counter()
     try:
         record = run.writer.commit(

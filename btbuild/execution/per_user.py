@@ -75,6 +75,10 @@ class UserPass:
         env, stream = self.env, self.table.stream
         target, cell = run.target, run.task
         user_roots = sorted(s for s in target.all_roots if env.sources[s].scope == "user")
+        for source in user_roots:  # the data the streams will read: as it is when opened
+            for back in range(target.lookback_days(source) + 1):
+                day = cell.day - timedelta(days=back)
+                run.root_stamps[(source, day)] = env.fingerprint(source, day)
         run.today = tuple((source, stream("root", source, cell.day)) for source in user_roots)
         run.history = tuple(
             (source, back, stream("root", source, cell.day - timedelta(days=back)))

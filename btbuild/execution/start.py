@@ -50,7 +50,8 @@ def start(
         check_reads(env, target, cell)
         process = env.loader.factory(target)()
         validators = _validators(env, group, target)
-        ctx = _context(env, cell, target)
+        stamps: dict[tuple[str, date], str | None] = {}
+        ctx = _context(env, cell, target, stamps)
     except DamagedResult as exc:
         return give_back_damaged(env, [(cell, target, lease)], exc)[0]
     except BtbuildError as exc:
@@ -60,6 +61,7 @@ def start(
             return deferred(cell)
         return abort(env, group, cell, lease, writer, str(exc), started)
     run = CellRun(cell, target, lease, writer, validators, started, process=process, ctx=ctx)
+    run.root_stamps = stamps
     run.streamed = tuple(streamed_deps(ctx))
     run.phases["setup"] = time.perf_counter() - started
     return run
@@ -96,8 +98,19 @@ def _validators(env: Environment, group: GroupTask, target: Target) -> list[Resu
     ) + schema_validators(target)
 
 
-def _context(env: Environment, cell: CellTask, target: Target) -> Context:
-    """The calculation's context, with the whole-date inputs read (per_user ones stream)."""
+def _context(
+    env: Environment,
+    cell: CellTask,
+    target: Target,
+    stamps: dict[tuple[str, date], str | None],
+) -> Context:
+    """The calculation's context, with the whole-date inputs read (per_user ones stream);
+    ``stamps`` gets the fingerprint of each day of root data the calculation loads."""
+
+    def load_root(source: str, day: date) -> Any:
+        stamps[(source, day)], value = env.load_root_stamped(source, day)
+        return value
+
     by_name = {env.by_label[label].name: env.by_label[label] for label in target.deps}
     dep_names = {name: name for name in by_name} | {
         dep.label: name for name, dep in by_name.items()
@@ -122,7 +135,7 @@ def _context(env: Environment, cell: CellTask, target: Target) -> Context:
     return Context(
         target,
         cell.day,
-        root_loader=env.load_root,
+        root_loader=load_root,
         user_sources=user_sources,
         dep_names=dep_names,
         whole_deps=whole,

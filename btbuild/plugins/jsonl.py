@@ -20,7 +20,8 @@ error); the date is available when the file exists. Line shapes:
 * user scope: ``{"user": "u000001", "record": {...}}`` per line, user ids strictly ascending;
   ``users()`` streams the file and never holds it whole.
 
-The fingerprint is the xxh3-128 digest of the file's bytes, cached by (path, mtime, size).
+The fingerprint is the xxh3-128 digest of the file's bytes, cached by (path, mtime, ctime,
+size, inode).
 Every data error is one line naming ``file:line``.
 
 Typed data (:mod:`btbuild.plugins.jsonschemas`): a source's schema describes the day's value
@@ -76,7 +77,8 @@ class JsonlSource(RootSource):
         self.folder = folder
         self.root = root
         self.schema_file = schema_file
-        self._digests: dict[Path, tuple[int, int, str]] = {}
+        # path -> (its stat stamp when hashed, digest)
+        self._digests: dict[Path, tuple[tuple[int, int, int, int], str]] = {}
         self._schema: tuple[dict[str, Any] | None, str] | None = None
         self._checker: Any = None
         self._valid: set[tuple[Path, int, int]] = set()  # files already validated
@@ -102,15 +104,17 @@ class JsonlSource(RootSource):
     def fingerprint(self, day: date) -> str:
         path = self._require(day)
         stat = path.stat()
+        # a file replaced (new inode) or rewritten (new mtime/ctime) is hashed again
+        stamp = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
         cached = self._digests.get(path)
-        if cached is not None and cached[:2] == (stat.st_mtime_ns, stat.st_size):
-            return cached[2]
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         digest = xxhash.xxh3_128()
         with path.open("rb") as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
-        self._digests[path] = (stat.st_mtime_ns, stat.st_size, digest.hexdigest())
-        return self._digests[path][2]
+        self._digests[path] = (stamp, digest.hexdigest())
+        return self._digests[path][1]
 
     def load(self, day: date) -> Any:
         if self.scope != "date":

@@ -211,7 +211,7 @@ def test_an_earlier_result_replaced_and_put_back_meanwhile_is_never_read(
     )
     assert fresh["value"] == again["value"], out
     # the read saw the replaced result and gave the cell back to be planned again
-    assert "1 cells read results another builder has changed since their plan" in err
+    assert "1 cells read inputs that changed since their plan" in err
 
 
 @pytest.mark.parametrize(("target", "dep"), [("week_totals", "total"), ("value_history", "value")])

@@ -141,18 +141,19 @@ def test_missing_date_is_a_clear_error(tmp_path):
         list(workspace(tmp_path)["portfolio"].users(DAY))
 
 
-def test_fingerprint_changes_with_the_file_and_is_cached(tmp_path):
+def test_fingerprint_changes_with_the_file_and_is_cached(tmp_path, monkeypatch):
     path = put(tmp_path, "data/prices/2024-01-02.jsonl", lines({"key": "a", "value": 1}))
     put(tmp_path, "data/prices/2024-01-03.jsonl", lines({"key": "a", "value": 1}))
     src = workspace(tmp_path)["prices"]
     first = src.fingerprint(DAY)
     assert first == src.fingerprint(date(2024, 1, 3))  # same bytes, same fingerprint
+    with monkeypatch.context() as patched:  # unchanged file: the cached digest, no read
+        patched.setattr(Path, "open", lambda *a, **k: pytest.fail("read again"))
+        assert src.fingerprint(DAY) == first
     stat = path.stat()
-    path.write_text(lines({"key": "a", "value": 2}))  # same size
+    path.write_text(lines({"key": "a", "value": 2}))  # same size, and its mtime put back:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert src.fingerprint(DAY) == first  # (path, mtime, size) unchanged: the cached digest is used
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
-    assert src.fingerprint(DAY) != first
+    assert src.fingerprint(DAY) != first  # its ctime moved (a long-lived worker must see it)
     assert workspace(tmp_path)["prices"].fingerprint(DAY) == src.fingerprint(DAY)
 
 
