@@ -101,7 +101,7 @@ class Scheduler:
         self.targets = {label: self.graph.targets[label] for label in self.order}
         self.by_name = {target.name: target for target in self.targets.values()}
         # the first plan's cache read is sent now, the server works while the code is hashed
-        self._reads = CacheReads(source.backend, list(self.by_name), self.dates)
+        self._reads = CacheReads(source.backend, list(self.by_name), self.dates, request.dry_run)
         self.context = context = context_of(source)
         self.hashes = context.hashes
         self.sources = context.plugins.root_sources()
@@ -185,7 +185,7 @@ class Scheduler:
         self.plan()
         repairs = self.repair()
         if not self.request.dry_run:  # alerts a killed or failed build left unpublished
-            repairs += flush_alerts(self.workspace, self.backend)
+            repairs += flush_alerts(self.workspace, self.backend, begun=self._reads.alerts)
         report = self._round(executor)
         for _ in range(MAX_REPLANS):
             moved = [cell for cell in report.cells if cell.reason == DEPS_MOVED]

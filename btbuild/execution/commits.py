@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -105,11 +106,21 @@ def deliver(backend: Any, publish: AlertPublisher, target: Target, alert: Pendin
         backend._delete_alert(alert.key)
 
 
-def flush_alerts(workspace: Workspace, backend: Any, env: Any = None) -> list[str]:
+def flush_alerts(
+    workspace: Workspace,
+    backend: Any,
+    env: Any = None,
+    begun: Callable[[], dict[str, PendingAlert | None]] | None = None,
+) -> list[str]:
     """Publish the alerts a crashed or failed process left in the outbox (the next build and
     ``btbuild worker`` call this first); one line per alert handled. An entry of a target
     that no longer has ``alert = true`` (or no longer exists) is dropped unpublished; one
-    that fails to publish stays for the next time and is reported."""
+    that fails to publish stays for the next time and is reported. ``begun``: the outbox
+    read when the build began (``Backend.start_pending_alerts``); empty then, nothing is
+    done (an entry added since is the next flusher's, as one added just after a read now
+    would be), else the outbox is read again now."""
+    if begun is not None and not begun():
+        return []
     pending = backend.pending_alerts() if backend.supports_outbox else {}
     if not pending:
         return []

@@ -23,13 +23,17 @@ class CacheReads:
     before the planner decides, which is all a read made at any other moment gives: a commit
     made after it is found by the commit's compare-and-set, not by this read."""
 
-    def __init__(self, backend: Any, names: list[str], dates: list[date]) -> None:
+    def __init__(
+        self, backend: Any, names: list[str], dates: list[date], dry_run: bool = True
+    ) -> None:
         self.backend = backend
         self.names = sorted(names)
         self.isos = [day.isoformat() for day in dates]
         self._first: Callable[[], Checked] | None = backend.start_read_checked(
             self.names, self.isos
         )
+        # a real build's left-over alerts (btbuild/execution/commits.py:flush_alerts)
+        self.alerts = None if dry_run else backend.start_pending_alerts()
 
     def __call__(self) -> Checked:
         first, self._first = self._first, None

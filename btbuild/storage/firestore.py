@@ -408,9 +408,19 @@ class FirestoreBackend(FirestoreIndexes, Backend):
     # ------------------------------------------------------------------ alert outbox
 
     def pending_alerts(self) -> dict[str, PendingAlert | None]:
+        return self.start_pending_alerts()()
+
+    def start_pending_alerts(self) -> Callable[[], dict[str, PendingAlert | None]]:
+        """The outbox's query sent now, read by the returned call."""
         with self.calling("read the alert outbox"):
-            found = firestore_query.documents(self.client, self.outbox.select(["data"]), ["data"])
+            started = firestore_query.Started(self.client, self.outbox.select(["data"]))
+
+        def read() -> dict[str, PendingAlert | None]:
+            with self.calling("read the alert outbox"):
+                found = started.read(["data"])
             return {unquote(key): PendingAlert.from_json(fields["data"]) for key, fields in found}
+
+        return read
 
     def _delete_alert(self, key: str) -> None:
         with self.calling("delete a published alert"):

@@ -17,7 +17,9 @@ A no-op analysis (:func:`read_checked`) reads one stream of the plan's cell docu
 targets whose results are not inline. A plan of a few targets queries per target (composite
 indexes ``(target, date)``); a larger one queries the date range once and leaves other
 targets out (each document is one streamed response, so one stream beats a round trip per
-target). The responses are read raw (btbuild/storage/firestore_query.py).
+target). The responses are read raw (btbuild/storage/firestore_query.py). A build sends the
+queries when it is set up (:func:`start_read_checked`) and reads them in its first plan, so
+the server answers while the build hashes its code.
 """
 
 from __future__ import annotations

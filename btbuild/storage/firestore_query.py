@@ -14,6 +14,8 @@ token, or the API endpoint and the client's credentials); the request is built b
 library (``Query._to_protobuf``, ``_parent_info``: internal, but what
 ``Query.stream`` itself sends). ``tests/storage/test_storage_firestore.py`` checks it returns
 what ``Query.stream`` returns, so a client upgrade that changes these internals fails there.
+:class:`Started` sends the request at once and reads it later (a build's no-op analysis
+sends its queries before it hashes its code).
 """
 
 from __future__ import annotations

@@ -173,6 +173,11 @@ class BackendPrimitives(ResultReading, ABC):
         without ``supports_outbox`` has none."""
         return {}
 
+    def start_pending_alerts(self) -> Callable[[], dict[str, PendingAlert | None]]:
+        """:meth:`pending_alerts`, begun now and finished by the returned call (see
+        ``start_read_checked``); this one reads when called."""
+        return self.pending_alerts
+
     def _delete_alert(self, key: str) -> None:  # noqa: B027 - no outbox: nothing to delete
         """Delete one outbox entry (after its alert was published); a missing one is fine."""
 

@@ -202,3 +202,22 @@ def test_a_query_sent_early_that_cannot_reach_firestore_is_one_line_when_read(
     message = str(raised.value)
     assert message.startswith("firestore ") and "\n" not in message
     assert "cannot read cells from 2024-01-01 to 2024-01-02 of a: " in message
+
+
+def test_the_outbox_read_begun_early_reads_what_pending_alerts_reads(
+    tmp_path: Path, _emulators_stopped_at_end: None
+) -> None:
+    """A build sends the outbox's query when it begins (start_pending_alerts) and publishes
+    left-overs only if it was not empty: the early read gives every entry, unreadable ones as
+    None, as pending_alerts does."""
+    from urllib.parse import quote
+
+    from btbuild.storage.outbox import PendingAlert
+
+    with BACKEND_FACTORIES["firestore"](tmp_path) as backend:
+        assert backend.start_pending_alerts()() == {}
+        alert = PendingAlert("a", "2024-01-01", "g1", "h1", None, "per_date", 1, 1.0)
+        backend.outbox.document(quote(alert.key, safe="")).set({"data": alert.to_json()})
+        backend.outbox.document("garbled").set({"data": "{not json"})
+        begun = backend.start_pending_alerts()
+        assert begun() == backend.pending_alerts() == {alert.key: alert, "garbled": None}
