@@ -103,7 +103,7 @@ def packed_summary(packed: Any) -> CellSummary | None:
     """The packed ``summary`` field of a cell document; None when missing or malformed."""
     try:
         values = _json(packed) if type(packed) is str else None
-    except ValueError:
+    except (ValueError, RecursionError):  # (nested too deep for json.loads)
         return None
     if (
         type(values) is not list
@@ -129,7 +129,7 @@ def record_from(data: Any) -> CellRecord | None:
     """The record in a cell document's ``data`` field; None when unreadable (a miss)."""
     try:
         return rec.cell_from_row(_json(data)) if isinstance(data, str) else None
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # (nested too deep for json.loads)
         return None
 
 

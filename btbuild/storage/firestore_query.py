@@ -20,11 +20,14 @@ sends its queries before it hashes its code).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
-STREAM_ATTEMPTS = 3  # a stream broken by a transient error is read again from the start
 TIMEOUT = 300.0  # seconds, the library's own deadline for RunQuery
+# transient errors: sent again after 0.1 s, 1.3x longer each time (at most 60 s), for up to
+# 300 s in all: the library's retry policy for RunQuery
+RETRY_FIRST, RETRY_FACTOR, RETRY_LONGEST, RETRY_DEADLINE = 0.1, 1.3, 60.0, 300.0
 _MESSAGE_SIZE = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 
 Fields = dict[str, str | bytes | None]
@@ -95,25 +98,30 @@ class Started:
         return self._call(self.request, timeout=TIMEOUT, metadata=self._metadata)
 
     def read(self, fields: Iterable[str]) -> list[tuple[str, Fields]]:
-        """The documents (see :func:`documents`); a stream broken by a transient error is
-        sent again and read from the start, the errors ``Query.stream`` resumes after."""
+        """The documents (see :func:`documents`). A transient error (the ones the library
+        retries, and ``Query.stream`` resumes after), before the first response or in the
+        middle of the stream, sends the query again and reads it from the start, backing off
+        as the library does (``RETRY_*``); after that, or on any other error, it is raised
+        as the library raises it."""
         import grpc
         from google.api_core import exceptions as api
 
         mapped: Any = api.from_grpc_error  # untyped
         wanted = tuple(fields)
         transient = (api.ServiceUnavailable, api.InternalServerError, api.DeadlineExceeded)
-        for attempt in range(STREAM_ATTEMPTS):
+        delay, deadline = RETRY_FIRST, time.monotonic() + RETRY_DEADLINE
+        while True:
             try:
                 try:
                     return _read(self._responses, wanted)
                 except grpc.RpcError as exc:
                     raise mapped(exc) from exc
             except transient:
-                if attempt + 1 == STREAM_ATTEMPTS:
+                if time.monotonic() + delay > deadline:
                     raise
+                time.sleep(delay)
+                delay = min(delay * RETRY_FACTOR, RETRY_LONGEST)
                 self._responses = self._send()
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _read(responses: Iterable[Any], wanted: tuple[str, ...]) -> list[tuple[str, Fields]]:

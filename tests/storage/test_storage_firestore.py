@@ -183,22 +183,32 @@ def test_the_client_streams_on_a_channel_made_as_the_library_makes_it_in_product
 def test_a_query_sent_early_that_cannot_reach_firestore_is_one_line_when_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """start_read_checked sends its query without waiting; what went wrong is raised when it
-    is read, as the one-line StorageError every other Firestore call gives (the transport's
-    stub is called directly, so btbuild maps its errors)."""
+    """start_read_checked sends its queries without waiting; a transient error is retried
+    with back-off until the deadline, then raised when it is read, as the one-line
+    StorageError every other Firestore call gives (the transport's stub is called directly,
+    so btbuild retries and maps its errors)."""
     pytest.importorskip("google.cloud.firestore")
     from btbuild.errors import StorageError
+    from btbuild.storage import firestore_query
     from btbuild.storage.firestore import FirestoreBackend
     from tests.cloud.emulators import free_port
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")  # nobody there
+    monkeypatch.setattr(firestore_query, "RETRY_DEADLINE", 0.5)  # (300 s: the library's)
+    sends = []
+    send = firestore_query.Started._send
+    monkeypatch.setattr(
+        firestore_query.Started, "_send", lambda self: sends.append(1) or send(self)
+    )
     backend = FirestoreBackend(prefix="btbuild/unreachable")
     try:
         finish = backend.start_read_checked(["a", "b"], ["2024-01-01", "2024-01-02"])
+        assert len(sends) == 2  # one query per target of a small plan, sent at once
         with pytest.raises(StorageError) as raised:
             finish()
     finally:
         backend.close()
+    assert len(sends) > 3  # unavailable is transient: sent again (backing off) until the deadline
     message = str(raised.value)
     assert message.startswith("firestore ") and "\n" not in message
     assert "cannot read cells from 2024-01-01 to 2024-01-02 of a: " in message
@@ -221,3 +231,16 @@ def test_the_outbox_read_begun_early_reads_what_pending_alerts_reads(
         backend.outbox.document("garbled").set({"data": "{not json"})
         begun = backend.start_pending_alerts()
         assert begun() == backend.pending_alerts() == {alert.key: alert, "garbled": None}
+
+
+def test_a_garbled_record_or_summary_nested_too_deep_is_unreadable_not_a_crash() -> None:
+    """What the no-op analysis decodes from a cell document (msgspec, json.loads when msgspec
+    refuses) is None when unreadable, also when nested deeper than json.loads can go: the
+    cell is damaged and rebuilt, the build does not end in a traceback."""
+    pytest.importorskip("msgspec")
+    from btbuild.storage import firestore_cells
+
+    deep = "[" * 100_000 + "]" * 100_000
+    assert firestore_cells.record_from(deep) is None
+    assert firestore_cells.packed_summary(deep) is None
+    assert firestore_cells.packed_summary('["committed",null,null,null,NaN]') is None
