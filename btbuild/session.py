@@ -175,6 +175,7 @@ class Session:
             self.workspace,
             extra_infra=self.plugins.infra_inputs(),
             cache=HashCache.for_workspace(self.root),
+            predicate_code=self.plugins.predicate_code(),
         )
 
     @property

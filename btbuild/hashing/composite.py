@@ -47,7 +47,9 @@ class TargetHashes:
     layer_whole: tuple[tuple[str, str], ...] = ()
 
 
-def declaration_hash(target: Target, segment: Segment | None = None) -> str:
+def declaration_hash(
+    target: Target, segment: Segment | None = None, predicate_code: str = ""
+) -> str:
     """The parts of a target's declaration that change what a cell computes.
 
     Not included: schedule (which dates run, not what they compute), product_lines,
@@ -70,7 +72,10 @@ def declaration_hash(target: Target, segment: Segment | None = None) -> str:
         "lookback": sorted([source, days] for source, days in target.lookback),
     }
     if target.users is not None:
-        declaration["users"] = {"name": target.users, **(segment.definition() if segment else {})}
+        users = {"name": target.users, **(segment.definition() if segment else {})}
+        if predicate_code:  # the segment's plugin predicate's code (btbuild/plugins/code.py)
+            users["code"] = predicate_code
+        declaration["users"] = users
     if target.dep_lookback:
         declaration["dep_lookback"] = [[label, days] for label, days in target.dep_lookback]
     if target.schema_json is not None:
@@ -114,12 +119,14 @@ def compute_hashes(
     extra_infra: Mapping[str, str] | None = None,
     cache: HashCache | None = None,
     distributions: DistributionIndex | None = None,
+    predicate_code: Mapping[str, str] | None = None,
 ) -> dict[str, TargetHashes]:
     """Hash every target of ``workspace``; the result is keyed by target name.
 
     ``extra_infra`` are the plugin-provided infrastructure inputs. ``cache`` (e.g.
     :meth:`HashCache.for_workspace`) makes unchanged files free; it is saved before
     returning. ``distributions`` replaces the installed-package lookup (tests).
+    ``predicate_code``: segment predicate name -> its plugin's code (Plugins.predicate_code).
     """
     extra = check_extra_inputs(extra_infra or {})
     index = distributions if distributions is not None else DistributionIndex.installed()
@@ -132,8 +139,18 @@ def compute_hashes(
         upstream = {
             by_label[dep].name: results[by_label[dep].name].composite for dep in target.deps
         }
+        segment = workspace.segments.get(target.users or "")
+        code = (predicate_code or {}).get(segment.predicate or "", "") if segment else ""
+        declaration = declaration_hash(target, segment, code)
         results[target.name] = _target_hashes(
-            workspace, target, upstream, scanner.scan(target.entry_file), reader, index, extra
+            workspace,
+            target,
+            upstream,
+            scanner.scan(target.entry_file),
+            reader,
+            index,
+            extra,
+            declaration,
         )
     if cache is not None:
         cache.save()
@@ -148,6 +165,7 @@ def _target_hashes(
     reader: FactsReader,
     index: DistributionIndex,
     extra: Mapping[str, str],
+    declaration: str,
 ) -> TargetHashes:
     """Every hash of one target, given its deps' composite hashes (``upstream``, by name)."""
     versions = index.versions_for(scan.third_party)
@@ -168,7 +186,6 @@ def _target_hashes(
     )
     layers = slices.digest
     infra = infra_hash(versions, extra)
-    declaration = declaration_hash(target, workspace.segments.get(target.users or ""))
     static = combine_static(
         code=code, layers=layers, infra=infra, epoch=workspace.epoch, declaration=declaration
     )

@@ -18,6 +18,7 @@ import xxhash
 
 from btbuild.errors import BtbuildError, ConfigError, PluginError
 from btbuild.plugins import hookspecs
+from btbuild.plugins.code import salt_fingerprints
 from btbuild.plugins.config import PluginConfig
 from btbuild.plugins.sources import RootSource, check_source
 from btbuild.plugins.validators import ResultValidator
@@ -227,6 +228,17 @@ class Plugins:
         self._sources: dict[str, RootSource] | None = None
         self._infra: dict[str, str] | None = None
         self._options: dict[str, str] | None = None
+        self._code: dict[str, str] = {}
+        self._predicate_owners: dict[str, str] = {}
+
+    def plugin_code(self, name: str) -> str:
+        """What of plugin ``name``'s code counts in the keys of what it shapes
+        (btbuild/plugins/code.py); computed once."""
+        if name not in self._code:
+            from btbuild.plugins.code import plugin_code
+
+            self._code[name] = plugin_code(self.pm.get_plugin(name), self.config.root)
+        return self._code[name]
 
     def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call every implementation of ``hook_name`` in registration order.
@@ -257,6 +269,7 @@ class Plugins:
             for plugin, result in self.call_each("btbuild_root_sources"):
                 for source in _as_list(result, plugin, "btbuild_root_sources"):
                     check_source(source, plugin)
+                    salt_fingerprints(source, self.plugin_code(plugin), plugin)
                     if source.name in sources:
                         raise PluginError(
                             f"root source {source.name!r} is provided by two plugins: {owner[source.name]!r} and {plugin!r}; remove one of them from [workspace] plugins"
@@ -313,7 +326,13 @@ class Plugins:
                     )
                 owner[name] = plugin
                 merged[name] = predicate
+        self._predicate_owners = owner
         return merged
+
+    def predicate_code(self) -> dict[str, str]:
+        """Segment predicate name -> what of its plugin's code counts ("" for btbuild's)."""
+        self.segment_predicates()
+        return {name: self.plugin_code(owner) for name, owner in self._predicate_owners.items()}
 
     def check_options(self) -> dict[str, str]:
         """Every key a target's ``checks`` table may use -> its description."""

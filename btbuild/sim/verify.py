@@ -248,6 +248,7 @@ def _base_hashes(session: Session, old: Workspace) -> dict[str, Any]:
         old,
         extra_infra=session.plugins.infra_inputs(),
         cache=HashCache.for_workspace(session.workspace.root),
+        predicate_code=session.plugins.predicate_code(),
     )
 
 
