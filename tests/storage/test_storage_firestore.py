@@ -244,3 +244,35 @@ def test_a_garbled_record_or_summary_nested_too_deep_is_unreadable_not_a_crash()
     assert firestore_cells.record_from(deep) is None
     assert firestore_cells.packed_summary(deep) is None
     assert firestore_cells.packed_summary('["committed",null,null,null,NaN]') is None
+
+
+def test_a_transaction_whose_commits_all_abort_is_tried_again_then_one_line(
+    tmp_path: Path, _emulators_stopped_at_end: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client retries an aborted commit at once, 25 times, then raises a bare ValueError
+    (a killed builder's transaction can hold its locks that long): the whole transaction is
+    tried again with growing pauses, and when that is still refused after the patience, it is
+    one StorageError naming the operation, never an internal error."""
+    from btbuild.errors import StorageError
+    from btbuild.storage import firestore as firestore_module
+
+    with BACKEND_FACTORIES["firestore"](tmp_path) as backend:
+        real = backend._fs.transactional
+        failures = {"left": 2}
+
+        def aborting(body):
+            def run(transaction):
+                if failures["left"] > 0:
+                    failures["left"] -= 1
+                    raise ValueError("Failed to commit transaction in 25 attempts.")
+                return real(body)(transaction)
+
+            return run
+
+        monkeypatch.setattr(backend._fs, "transactional", aborting)
+        record = commit_per_user(backend, "a", "2024-01-01", {"u1": 1}, composite_hash="k1")
+        assert failures["left"] == 0 and backend.get_cell("a", "2024-01-01") == record
+        failures["left"] = 10**6
+        monkeypatch.setattr(firestore_module, "CONTENTION_PATIENCE", 0.5)
+        with pytest.raises(StorageError, match="its transaction kept aborting on contention"):
+            backend.forget_result("a", "2024-01-01")
