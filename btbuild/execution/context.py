@@ -55,6 +55,19 @@ class UserRecords:
         return f"<user {self.id}>"
 
 
+def own_copy(value: Any) -> Any:
+    """A copy of a JSON-like value (dicts and lists copied all the way down; anything else
+    is shared). A date-scope root's data is loaded once per process and cached: each cell
+    gets its own copy, so a calculation that changes it in place (``prices[k] = ...``,
+    ``list.sort()``) cannot change what other cells read."""
+    kind = type(value)
+    if kind is dict:
+        return {key: own_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [own_copy(item) for item in value]
+    return value
+
+
 class Context:
     """What a calculation sees. ``user`` is set for per_user cells only."""
 

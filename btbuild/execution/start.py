@@ -16,7 +16,7 @@ from typing import Any
 from btbuild.analysis.cells import PREVIOUS
 from btbuild.errors import BtbuildError, DamagedResult
 from btbuild.execution.attempt import CellRun, give_back_damaged, take_lease
-from btbuild.execution.context import Context
+from btbuild.execution.context import Context, own_copy
 from btbuild.execution.environment import Environment
 from btbuild.execution.finish import abort
 from btbuild.execution.fused_task import deferred, is_provisional
@@ -109,7 +109,7 @@ def _context(
 
     def load_root(source: str, day: date) -> Any:
         stamps[(source, day)], value = env.load_root_stamped(source, day)
-        return value
+        return own_copy(value)  # the process's cached copy stays as loaded
 
     by_name = {env.by_label[label].name: env.by_label[label] for label in target.deps}
     dep_names = {name: name for name in by_name} | {

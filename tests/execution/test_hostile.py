@@ -320,3 +320,32 @@ def test_keyboard_interrupt_raised_in_sim_worlds_is_not_the_builds_exit_code(ws:
     value = cells(report)[(V, "2024-01-02")]
     assert value["status"] == "ran"
     assert "user u007: KeyboardInterrupt raised by the calculation" in value["detail"]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_calculation_changing_a_date_scope_root_in_place_changes_no_other_cell(
+    ws: Workspace, jobs: str
+) -> None:
+    """Date-scope root data is loaded once per process and cached; a calculation that changes
+    it in place (here it overwrites every close and sorts nothing back) must not change what
+    another cell reads: price_level equals a build without the vandal."""
+    ws.build(date="2024-01-02")
+    with ws.backend() as backend:
+        clean = {d: backend.read_result("price_level", d) for d in ("2024-01-01", "2024-01-02")}
+    ws.write(
+        "calculations/aa/BUILD.toml",
+        '[calculation.vandal]\nentry = "v:vandal"\nkind = "per_date"\nroots = ["prices"]\n',
+    )
+    ws.write(
+        "calculations/aa/v.py",
+        "def vandal(ctx):\n"
+        "    prices = ctx.root('prices')\n"
+        "    for quote in prices.values():\n"
+        "        quote['close'] = -1.0\n"
+        "    return len(prices)\n",
+    )
+    code, _report, err = build_json(ws, "--force", "--jobs", jobs)
+    assert code == 0, err
+    with ws.backend() as backend:
+        after = {d: backend.read_result("price_level", d) for d in ("2024-01-01", "2024-01-02")}
+    assert after == clean
