@@ -76,6 +76,7 @@ class CellRun(Attempt):
     segment: tuple[int, Any] | None = None  # (stream index of the segment source, accepts)
     streamed: tuple[StreamedResult, ...] = ()  # per_user deps of a per_date cell, read lazily
     done: CellOutcome | None = None
+    isolate: bool = False  # its calculation changes inputs in place: it gets its own copies
 
 
 def take_lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutcome:

@@ -90,6 +90,9 @@ class Environment:
         # renews the leases of running cells, so a short lease_seconds is safe however long
         # a calculation runs (a dead process's cells are taken over within about one lease)
         self.heartbeat = Heartbeat(backend.renew, workspace.execution.lease_seconds / 3)
+        # (target name, static hash) of calculations found changing their inputs in place
+        # (btbuild/execution/isolation.py): they get their own copies in every later pass
+        self.mutators: set[tuple[str, str]] = set()
         # (source, day) -> (fingerprint, value)
         self._roots: OrderedDict[tuple[str, date], tuple[str | None, Any]] = OrderedDict()
         import psutil  # (imported by processes that run cells only)

@@ -133,13 +133,13 @@ class FusedPass(UserPass):
         finally:
             del self.table.stream
 
-    def feed(self, user_id: str, values: dict[int, Any]) -> None:
+    def feed(self, user_id: str, values: dict[int, Any], seq: int = 0) -> None:
         env, group = self.env, self.group
         keys = values.keys()
         for run, slot in self.producers:
             if run.done is not None or keys.isdisjoint(run.universe):
                 continue
-            value = process_user(env, group, run, user_id, values)
+            value = process_user(env, group, run, user_id, values, seq)
             if slot is not None and value is not None:
                 values[slot] = handoff(value)
 

@@ -27,6 +27,7 @@ from btbuild.execution.context import UserRecords
 from btbuild.execution.environment import Environment, stream_name
 from btbuild.execution.finish import abort_run, commit
 from btbuild.execution.guard import describe, raised_by_calc
+from btbuild.execution.isolation import Copies, InputsMutated, checked, unchecked_before
 from btbuild.execution.segments import membership
 from btbuild.execution.start import lookback_reads, start
 from btbuild.execution.streams import StreamTable, merge_streams
@@ -74,6 +75,7 @@ class UserPass:
         per_user deps (and look-back days), its own previous result, its segment's source."""
         env, stream = self.env, self.table.stream
         target, cell = run.target, run.task
+        run.isolate = (cell.name, cell.static) in env.mutators  # found changing its inputs
         user_roots = sorted(s for s in target.all_roots if env.sources[s].scope == "user")
         for source in user_roots:  # the data the streams will read: as it is when opened
             for back in range(target.lookback_days(source) + 1):
@@ -121,7 +123,7 @@ class UserPass:
         last_renew = time.monotonic()
         merged = merge_streams(self.table.open(), self.table.names)
         for users, (user_id, values) in enumerate(merged, start=1):
-            self.feed(user_id, values)
+            self.feed(user_id, values, users)
             if users % flush_every == 0:
                 self._flush()
             if users % MEMORY_CHECK_EVERY == 0:
@@ -134,12 +136,12 @@ class UserPass:
                             run.lease = env.backend.renew(run.lease)
                             run.writer.lease = run.lease
 
-    def feed(self, user_id: str, values: dict[int, Any]) -> None:
+    def feed(self, user_id: str, values: dict[int, Any], seq: int = 0) -> None:
         """One user's values (stream index -> value) to every unfinished cell reading them."""
         for run in self.runs:
             if run.done is not None or not any(index in values for index in run.universe):
                 continue
-            process_user(self.env, self.group, run, user_id, values)
+            process_user(self.env, self.group, run, user_id, values, seq)
 
     def _flush(self) -> None:
         for run in self.runs:
@@ -157,6 +159,9 @@ class UserPass:
                     run.done = CellOutcome(
                         run.task.name, run.task.day, Status.BLOCKED, Reason.LEASED, error=str(exc)
                     )
+            return
+        if isinstance(exc, InputsMutated):  # again from the start, the changer isolated
+            run_again(env, group, [run for run in runs if run.done is None])
             return
         hit, spared = readers_of(runs, self.table.names, exc)
         if isinstance(exc, DamagedResult):  # an input was damaged after the plan checked it
@@ -228,28 +233,34 @@ def run_again(env: Environment, group: GroupTask, runs: list[CellRun]) -> None:
 
 
 def process_user(
-    env: Environment, group: GroupTask, run: CellRun, user_id: str, values: dict[int, Any]
+    env: Environment,
+    group: GroupTask,
+    run: CellRun,
+    user_id: str,
+    values: dict[int, Any],
+    seq: int = 0,
 ) -> Any:
     """Call the cell's calculation for one user and hand the value to its writer; the value
-    written (None when none was: no value, a failure)."""
+    written (None when none was: no value, a failure). ``seq``: the user's place in the pass
+    (from 1), for the checks of shared inputs (btbuild/execution/isolation.py)."""
     if run.segment is not None and not in_segment(run, user_id, values):
         return None
+    copies = Copies(values) if run.isolate or (seq and checked(seq)) else None
+    get = values.get if copies is None else copies
     ctx = run.ctx
-    today = {source: values.get(index) for source, index in run.today}
+    today = {source: get(index) for source, index in run.today}
     history = (
-        {(source, back): values.get(index) for source, back, index in run.history}
+        {(source, back): get(index) for source, back, index in run.history}
         if run.history
         else _EMPTY
     )
     ctx.user = UserRecords(ctx, user_id, today, history)
     if run.user_deps:
-        ctx._user_deps = {name: values.get(index) for name, index in run.user_deps}
+        ctx._user_deps = {name: get(index) for name, index in run.user_deps}
     if run.user_history:
-        ctx._user_dep_history = {
-            (name, back): values.get(index) for name, back, index in run.user_history
-        }
+        ctx._user_dep_history = {(name, back): get(index) for name, back, index in run.user_history}
     if run.previous_index is not None:
-        ctx.previous = values.get(run.previous_index)
+        ctx.previous = get(run.previous_index)
     run.processed += 1
     try:
         value = run.process(ctx)
@@ -257,7 +268,7 @@ def process_user(
             run.writer.add_user(user_id, value)
     except SourceError as exc:  # a date-scope source failed: this cell stops, naming it
         run.done = abort_run(env, group, run, f"{run.target.label}: {exc}")
-        return None
+        value = None
     except BaseException as exc:
         if not raised_by_calc(exc):
             raise
@@ -266,10 +277,22 @@ def process_user(
             detail = str(exc) if isinstance(exc, CalculationError) else describe(exc)
             run.first_error = f"user {user_id}: {detail}"
         check_breaker(env, group, run)
-        return None
-    for validator in run.validators:
-        validator.observe(user_id, value)
+        value = None
+    else:
+        for validator in run.validators:
+            validator.observe(user_id, value)
+    if copies is not None and not run.isolate and copies.changed():
+        found_changing(env, run, seq)
     return value
+
+
+def found_changing(env: Environment, run: CellRun, seq: int) -> None:
+    """``run``'s calculation changed an input it was given a copy of: it is given copies
+    from now on; if users before this one were handed shared objects, the pass starts again."""
+    env.mutators.add((run.task.name, run.task.static))
+    run.isolate = True
+    if unchecked_before(seq):
+        raise InputsMutated(f"{run.target.label} changes its inputs in place")
 
 
 def in_segment(run: CellRun, user_id: str, values: dict[int, Any]) -> bool:
