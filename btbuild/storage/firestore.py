@@ -32,6 +32,7 @@ from btbuild.storage.firestore_admin import (
     _firestore,
     check_credentials,
     check_prefix,
+    patiently,
 )
 from btbuild.storage.firestore_cells import (
     INLINE_LIMIT,
@@ -52,7 +53,6 @@ BATCH_WRITES = 500  # Firestore's limit of writes in one batch
 BATCH_BYTES = 9_000_000  # stay under the 10 MiB request limit
 READ_CHUNK = 500  # document references per get_all call
 TRANSACTION_ATTEMPTS = 25  # contention retries of one transaction (many workers, one cell)
-CONTENTION_PATIENCE = 90.0  # seconds of whole-transaction retries after those (see transact)
 
 T = TypeVar("T")
 
@@ -135,24 +135,21 @@ class FirestoreBackend(FirestoreIndexes, Backend):
         an aborted commit at once, :data:`TRANSACTION_ATTEMPTS` times; when all abort (a
         process killed inside a transaction can hold its locks for a while), the whole
         transaction is tried again with a growing pause, for up to
-        :data:`CONTENTION_PATIENCE` seconds, then it is one StorageError."""
-        pause, waited = 0.2, 0.0
-        while True:
-            try:
-                with self.calling(what):
-                    transaction = self.client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
-                    result: T = self._fs.transactional(body)(transaction)
-                    return result
-            except ValueError as exc:  # the client's "Failed to commit transaction in N attempts"
-                if "Failed to commit transaction" not in str(exc):
-                    raise
-                if waited >= CONTENTION_PATIENCE:
-                    raise StorageError(
-                        f"firestore {self.project}/{self.prefix}: cannot {what}: its transaction "
-                        f"kept aborting on contention for {waited:.0f} s"
-                    ) from None
-            time.sleep(pause)
-            waited, pause = waited + pause, min(pause * 2, 5.0)
+        ``firestore_admin.CONTENTION_PATIENCE`` seconds, then it is one StorageError."""
+
+        def attempt() -> T:
+            with self.calling(what):
+                transaction = self.client.transaction(max_attempts=TRANSACTION_ATTEMPTS)
+                result: T = self._fs.transactional(body)(transaction)
+                return result
+
+        def refused(waited: float) -> StorageError:
+            return StorageError(
+                f"firestore {self.project}/{self.prefix}: cannot {what}: its transaction "
+                f"kept aborting on contention for {waited:.0f} s"
+            )
+
+        return patiently(attempt, refused)
 
     def _atomically(self, what: str, body: Callable[[CellTransaction], T]) -> T:
         return self.transact(what, lambda transaction: body(CellDocTransaction(self, transaction)))

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from btbuild.errors import CloudSetupError, ConfigError, StorageError
+
+T = TypeVar("T")
 
 DEFAULT_PROJECT = "btbuild-local"
 _SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+\Z")
@@ -143,3 +147,25 @@ class FirestoreIndexes:
                 f"firestore {self.project}: cannot create indexes: {str(exc).splitlines()[0]}"
             ) from None
         return lines
+
+
+CONTENTION_PATIENCE = 90.0  # seconds of whole-transaction retries (see :func:`patiently`)
+
+
+def patiently(attempt: Callable[[], T], refused: Callable[[float], Exception]) -> T:
+    """``attempt()`` (one Firestore transaction), again with a growing pause while the client
+    gives up on contention (it retries an aborted commit at once, then raises a bare
+    ValueError "Failed to commit transaction in N attempts": a process killed inside a
+    transaction can hold its locks for a while); ``refused(seconds waited)`` is raised after
+    :data:`CONTENTION_PATIENCE` seconds."""
+    pause, waited = 0.2, 0.0
+    while True:
+        try:
+            return attempt()
+        except ValueError as exc:
+            if "Failed to commit transaction" not in str(exc):
+                raise
+            if waited >= CONTENTION_PATIENCE:
+                raise refused(waited) from None
+        time.sleep(pause)
+        waited, pause = waited + pause, min(pause * 2, 5.0)

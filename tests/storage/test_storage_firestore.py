@@ -254,7 +254,7 @@ def test_a_transaction_whose_commits_all_abort_is_tried_again_then_one_line(
     tried again with growing pauses, and when that is still refused after the patience, it is
     one StorageError naming the operation, never an internal error."""
     from btbuild.errors import StorageError
-    from btbuild.storage import firestore as firestore_module
+    from btbuild.storage import firestore_admin
 
     with BACKEND_FACTORIES["firestore"](tmp_path) as backend:
         real = backend._fs.transactional
@@ -273,6 +273,6 @@ def test_a_transaction_whose_commits_all_abort_is_tried_again_then_one_line(
         record = commit_per_user(backend, "a", "2024-01-01", {"u1": 1}, composite_hash="k1")
         assert failures["left"] == 0 and backend.get_cell("a", "2024-01-01") == record
         failures["left"] = 10**6
-        monkeypatch.setattr(firestore_module, "CONTENTION_PATIENCE", 0.5)
+        monkeypatch.setattr(firestore_admin, "CONTENTION_PATIENCE", 0.5)
         with pytest.raises(StorageError, match="its transaction kept aborting on contention"):
             backend.forget_result("a", "2024-01-01")
