@@ -50,6 +50,7 @@ from btbuild.execution.attempt import RERUN_EQUAL_KEY, CellRun, release
 from btbuild.execution.environment import Environment
 from btbuild.execution.finish import abort_run
 from btbuild.execution.fused_task import FUSED, HELD, deferred, is_provisional
+from btbuild.execution.isolation import checked
 from btbuild.execution.per_user import UserPass, finish, process_user
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.storage.canonical import canonical_bytes, loads
@@ -135,6 +136,7 @@ class FusedPass(UserPass):
 
     def feed(self, user_id: str, values: dict[int, Any], seq: int = 0) -> None:
         env, group = self.env, self.group
+        seq = seq if checked(seq) else 0  # see UserPass.feed
         keys = values.keys()
         for run, slot in self.producers:
             if run.done is not None or keys.isdisjoint(run.universe):

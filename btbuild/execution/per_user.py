@@ -138,6 +138,7 @@ class UserPass:
 
     def feed(self, user_id: str, values: dict[int, Any], seq: int = 0) -> None:
         """One user's values (stream index -> value) to every unfinished cell reading them."""
+        seq = seq if checked(seq) else 0  # a user whose shared inputs are checked (or 0)
         for run in self.runs:
             if run.done is not None or not any(index in values for index in run.universe):
                 continue
@@ -242,10 +243,10 @@ def process_user(
 ) -> Any:
     """Call the cell's calculation for one user and hand the value to its writer; the value
     written (None when none was: no value, a failure). ``seq``: the user's place in the pass
-    (from 1), for the checks of shared inputs (btbuild/execution/isolation.py)."""
+    (from 1) when its shared inputs are checked, else 0 (btbuild/execution/isolation.py)."""
     if run.segment is not None and not in_segment(run, user_id, values):
         return None
-    copies = Copies(values) if run.isolate or (seq and checked(seq)) else None
+    copies = Copies(values) if seq or run.isolate else None
     get = values.get if copies is None else copies
     ctx = run.ctx
     today = {source: get(index) for source, index in run.today}
