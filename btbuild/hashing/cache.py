@@ -27,9 +27,16 @@ _log = logging.getLogger(__name__)
 
 @cache
 def cache_tool_key() -> str:
-    """What the cached facts depend on besides the file bytes (``ast.unparse`` and the
-    builtins list follow the Python minor version)."""
-    return f"scheme={HASH_SCHEME_VERSION};python={python_minor()}"
+    """What the cached facts depend on besides the file bytes: the hash scheme, the Python
+    minor version (``ast`` and the builtins list follow it) and the code that computes the
+    facts (every module of this package): a btbuild whose hashing changed never reuses facts
+    an older one cached, even if nobody bumped the scheme."""
+    package = Path(__file__).resolve().parent
+    sources = b"".join(
+        path.name.encode() + b"\0" + path.read_bytes() + b"\0"
+        for path in sorted(package.glob("*.py"))
+    )
+    return f"scheme={HASH_SCHEME_VERSION};python={python_minor()};code={hash_bytes(sources)[:16]}"
 
 
 class HashCache:

@@ -140,3 +140,23 @@ def test_corrupt_cache_on_disk_gives_same_hashes(tree, no_distributions) -> None
         == reference
     )
     assert json.loads((root / CACHE_RELATIVE_PATH).read_text())["entries"]  # rewritten whole
+
+
+def test_facts_cached_by_other_hashing_code_are_not_reused(tmp_path: Path) -> None:
+    """A cache written by a btbuild with the same hash scheme and Python but other hashing
+    code (an upgrade that fixed what a file's facts are without bumping the scheme) is a miss:
+    its facts could hide a change the new code sees."""
+    from btbuild.hashing.cache import cache_tool_key
+    from btbuild.hashing.infra import HASH_SCHEME_VERSION, python_minor
+
+    older = f"scheme={HASH_SCHEME_VERSION};python={python_minor()}"
+    assert cache_tool_key().startswith(older + ";code=")
+    path = tmp_path / "c.json"
+    cache = HashCache(path)
+    key = cache.key_for(b"x = 1\n")
+    cache.put(key, FACTS)
+    cache.save()
+    document = json.loads(path.read_text())
+    document["tool"] = older + ";code=0123456789abcdef"
+    path.write_text(json.dumps(document))
+    assert HashCache(path).get(key) is None
