@@ -70,9 +70,9 @@ class Started:
     """A ``RunQuery`` sent now, read by :meth:`read`: the server runs it, and the channel's
     own I/O threads (no Python, no GIL) buffer its responses, while the caller does something
     else (a build hashes its code). The GAPIC wrapper of ``run_query`` would wait here for
-    the first response (its stream wrapper peeks at it), so the call goes to the transport's
-    own stub, with the metadata and deadline the wrapper adds; errors are mapped as the
-    wrapper maps them."""
+    the first response (its stream wrapper peeks at it), so the call is made on the client's
+    own channel (:func:`_run_query`), with the metadata and deadline the wrapper adds; errors
+    are retried and mapped as the wrapper does."""
 
     def __init__(self, client: Any, query: Any) -> None:
         from google.api_core import gapic_v1
@@ -86,7 +86,7 @@ class Started:
         self.request = pb_types.RunQueryRequest(
             parent=parent, structured_query=query._to_protobuf()
         )
-        self._call = client._firestore_api._transport.run_query
+        self._call = _run_query(client._firestore_api._transport)
         self._metadata = (
             *client._rpc_metadata,
             routing.to_grpc_metadata((("parent", parent),)),
@@ -124,10 +124,26 @@ class Started:
                 self._responses = self._send()
 
 
+def _run_query(transport: Any) -> Any:
+    """The RunQuery method of ``transport``'s channel, its responses read as raw protobuf
+    messages (the transport's own stub wraps each in a proto-plus message, which the reader
+    unwraps again: ~3 ms of client CPU per 637 documents); made once per transport."""
+    call = getattr(transport, "_btbuild_run_query", None)
+    if call is None:
+        from google.cloud.firestore_v1.types import firestore as pb_types
+
+        call = transport.grpc_channel.unary_stream(
+            "/google.firestore.v1.Firestore/RunQuery",
+            request_serializer=pb_types.RunQueryRequest.serialize,
+            response_deserializer=pb_types.RunQueryResponse.pb().FromString,
+        )
+        transport._btbuild_run_query = call
+    return call
+
+
 def _read(responses: Iterable[Any], wanted: tuple[str, ...]) -> list[tuple[str, Fields]]:
     found: list[tuple[str, Fields]] = []
-    for response in responses:
-        message = type(response).pb(response)
+    for message in responses:
         if message.HasField("document"):
             document = message.document
             values = document.fields
