@@ -69,6 +69,8 @@ class CellRun(Attempt):
     ctx: Context
     universe: tuple[int, ...] = ()  # stream indices whose users this cell processes
     today: tuple[tuple[str, int], ...] = ()  # (source, stream index)
+    spec: int = 0  # which of its pass's distinct ``today`` lists it is (UserPass.todays)
+    observing: list[ResultValidator] = field(default_factory=list)  # validators not settled
     history: tuple[tuple[str, int, int], ...] = ()  # (source, days_ago, stream index)
     user_deps: tuple[tuple[str, int], ...] = ()  # (dep name, stream index)
     user_history: tuple[tuple[str, int, int], ...] = ()  # (dep name, days ago, stream index)

@@ -10,7 +10,7 @@ does not have is a :class:`CalculationError` naming the target, never silent ext
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -94,6 +94,10 @@ class Context:
         self._dep_names = dep_names  # name or label -> dep target name
         self._whole_deps = whole_deps or {}
         self._user_deps: Mapping[str, Any] = {}
+        # the executor's per_user deps: dep name or label -> index in ``_values``, this
+        # user's stream values (re-pointed per user; see bind_user_deps)
+        self._dep_slots: dict[str, int] = {}
+        self._values: Mapping[int, Any] = {}
         # (dep name, days ago) -> earlier result: whole values, and this user's values of
         # per_user deps (re-pointed per user like _user_deps)
         self._dep_history: Mapping[tuple[str, int], Any] = dep_history or {}
@@ -102,6 +106,15 @@ class Context:
         self._roots: dict[tuple[str, int], Any] = {}
         self._lookback = dict(target.lookback)
         self._declared = set(target.all_roots)
+
+    def bind_user_deps(self, slots: Mapping[str, int]) -> None:
+        """The executor's way to hand a per_user cell its per_user deps (dep target ->
+        index of the dep in each user's stream values, set per user as ``_values``): read
+        there by :meth:`dep`, no mapping built per user."""
+        self._dep_slots = {
+            key: slots[target] for key, target in self._dep_names.items() if target in slots
+        }
+        self._user_deps = _UserDeps(self, dict(slots))
 
     def _fail(self, message: str) -> CalculationError:
         return CalculationError(f"{self.target.label}: {message}")
@@ -149,6 +162,10 @@ class Context:
         """The upstream result: this user's value (per_user cell, per_user dep) or the whole
         one; with ``days_ago`` (within ``dep_lookback``) the dep's result of that many days
         earlier (None when the dep has no result that day, e.g. a weekend)."""
+        if not days_ago:
+            slot = self._dep_slots.get(name)
+            if slot is not None:
+                return self._values.get(slot)
         target = self._dep_names.get(name)
         if target is None:
             raise self._fail(
@@ -179,3 +196,26 @@ class Context:
     def __repr__(self) -> str:
         user = f" user={self.user.id}" if self.user is not None else ""
         return f"<ctx {self.target.label} {self.date.isoformat()}{user}>"
+
+
+class _UserDeps(Mapping[str, Any]):
+    """``ctx._user_deps`` of a cell bound by :meth:`Context.bind_user_deps`: this user's
+    value of each per_user dep, read from the user's stream values."""
+
+    __slots__ = ("_ctx", "_slots")
+
+    def __init__(self, ctx: Context, slots: dict[str, int]):
+        self._ctx = ctx
+        self._slots = slots
+
+    def __getitem__(self, target: str) -> Any:
+        return self._ctx._values.get(self._slots[target])
+
+    def __contains__(self, target: object) -> bool:
+        return target in self._slots
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._slots)

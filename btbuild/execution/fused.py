@@ -138,10 +138,11 @@ class FusedPass(UserPass):
         env, group = self.env, self.group
         seq = seq if checked(seq) else 0  # see UserPass.feed
         keys = values.keys()
+        todays = self.todays(values)
         for run, slot in self.producers:
             if run.done is not None or keys.isdisjoint(run.universe):
                 continue
-            value = process_user(env, group, run, user_id, values, seq)
+            value = process_user(env, group, run, user_id, values, seq, todays[run.spec])
             if slot is not None and value is not None:
                 values[slot] = handoff(value)
 

@@ -54,6 +54,16 @@ class UserPass:
         self.by_label = {target.label: target for target in env.workspace.targets.values()}
         for run in runs:
             self.wire(run)
+        # the distinct (source, stream index) lists of the cells' user roots: each user's
+        # records are gathered once per list, not once per cell
+        specs: dict[tuple[tuple[str, int], ...], int] = {}
+        for run in runs:
+            run.spec = specs.setdefault(run.today, len(specs))
+        self.specs = list(specs)
+
+    def todays(self, values: dict[int, Any]) -> list[dict[str, Any]]:
+        """One user's root records for each spec (``run.spec``) of the pass."""
+        return [{source: values.get(index) for source, index in spec} for spec in self.specs]
 
     def run(self) -> list[CellOutcome]:
         loop_start = time.perf_counter()
@@ -96,6 +106,9 @@ class UserPass:
             (name, stream("result", name, cell.dep_dates[name], expected))
             for name, expected in user_deps
         )
+        if run.user_deps:
+            run.ctx.bind_user_deps(dict(run.user_deps))
+        run.observing = [validator for validator in run.validators if not validator.settled]
         run.user_history = tuple(
             (name, back, stream("result", name, dep_day, expected))
             for name, back, dep_day, expected in lookback_reads(env, cell)
@@ -139,15 +152,17 @@ class UserPass:
     def feed(self, user_id: str, values: dict[int, Any], seq: int = 0) -> None:
         """One user's values (stream index -> value) to every unfinished cell reading them."""
         seq = seq if checked(seq) else 0  # a user whose shared inputs are checked (or 0)
+        todays = self.todays(values)
         for run in self.runs:
             if run.done is not None or not any(index in values for index in run.universe):
                 continue
-            process_user(self.env, self.group, run, user_id, values, seq)
+            process_user(self.env, self.group, run, user_id, values, seq, todays[run.spec])
 
     def _flush(self) -> None:
         for run in self.runs:
             if run.done is None:
                 run.writer.flush()
+                run.observing = [check for check in run.observing if not check.settled]
 
     def settle(self, exc: Exception) -> None:
         """The stream stopped with ``exc``: the cells that read the failed stream end (blocked
@@ -239,25 +254,30 @@ def process_user(
     run: CellRun,
     user_id: str,
     values: dict[int, Any],
-    seq: int = 0,
+    seq: int,
+    today: dict[str, Any],
 ) -> Any:
     """Call the cell's calculation for one user and hand the value to its writer; the value
     written (None when none was: no value, a failure). ``seq``: the user's place in the pass
-    (from 1) when its shared inputs are checked, else 0 (btbuild/execution/isolation.py)."""
+    (from 1) when its shared inputs are checked, else 0 (btbuild/execution/isolation.py).
+    ``today``: the user's records of the cell's user roots (shared by the cells reading the
+    same ones, as the records themselves are; not used when the cell gets copies)."""
     if run.segment is not None and not in_segment(run, user_id, values):
         return None
     copies = Copies(values) if seq or run.isolate else None
     get = values.get if copies is None else copies
     ctx = run.ctx
-    today = {source: get(index) for source, index in run.today}
+    deps: dict[int, Any] = values  # what ctx.dep reads (Context.bind_user_deps)
+    if copies is not None:
+        today = {source: get(index) for source, index in run.today}
+        deps = {index: get(index) for _, index in run.user_deps}
     history = (
         {(source, back): get(index) for source, back, index in run.history}
         if run.history
         else _EMPTY
     )
     ctx.user = UserRecords(ctx, user_id, today, history)
-    if run.user_deps:
-        ctx._user_deps = {name: get(index) for name, index in run.user_deps}
+    ctx._values = deps
     if run.user_history:
         ctx._user_dep_history = {(name, back): get(index) for name, back, index in run.user_history}
     if run.previous_index is not None:
@@ -280,7 +300,7 @@ def process_user(
         check_breaker(env, group, run)
         value = None
     else:
-        for validator in run.validators:
+        for validator in run.observing:
             validator.observe(user_id, value)
     if copies is not None and not run.isolate and copies.changed():
         found_changing(env, run, seq)

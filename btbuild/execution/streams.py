@@ -16,23 +16,22 @@ from typing import Any
 from btbuild.errors import BtbuildError, SourceError
 from btbuild.execution.environment import Environment, stream_name
 from btbuild.execution.tasks import GroupTask
-from btbuild.plugins.sources import in_shard
 from btbuild.storage.base import Backend
 
 
 def result_stream(
-    backend: Backend, name: str, day: date, expected: str | None = None
+    backend: Backend,
+    name: str,
+    day: date,
+    expected: str | None = None,
+    part: tuple[int, int] | None = None,
 ) -> Iterator[tuple[str, Any]]:
-    """The users of a per_user result (empty when there is none and none was expected)."""
+    """The users of a per_user result (empty when there is none and none was expected);
+    ``part`` ``(shard, shards)``: only that part's users are parsed (every line is still
+    checked and hashed)."""
     if expected is None and not backend.has_result(name, day.isoformat()):
         return iter(())
-    return backend.iter_result(name, day.isoformat(), expected)
-
-
-def _sharded_result(
-    backend: Backend, name: str, day: date, expected: str | None, shard: int, shards: int
-) -> Iterator[tuple[str, Any]]:
-    return in_shard(result_stream(backend, name, day, expected), shard, shards)
+    return backend.iter_result(name, day.isoformat(), expected, part)
 
 
 class StreamTable:
@@ -63,11 +62,8 @@ class StreamTable:
         env, group = self.env, self.group
         if kind == "root":  # a source reads only the part's users where it can
             return partial(env.users, name, day, group.shard, group.shards)
-        if group.shards > 1:
-            return partial(
-                _sharded_result, env.backend, name, day, expected, group.shard, group.shards
-            )
-        return partial(result_stream, env.backend, name, day, expected)
+        part = (group.shard, group.shards) if group.shards > 1 else None
+        return partial(result_stream, env.backend, name, day, expected, part)
 
     def open(self) -> list[Iterator[tuple[str, Any]]]:
         return [factory() for factory in self.factories]

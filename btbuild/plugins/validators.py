@@ -14,6 +14,10 @@ class ResultValidator(ABC):
     Validators must be cheap per item: they see every user of every cell.
     """
 
+    #: True once :meth:`finish`'s answer can no longer change, whatever items follow: the
+    #: executor may then stop calling :meth:`observe` (it looks at its writer flushes).
+    settled: bool = False
+
     @abstractmethod
     def observe(self, user_id: str | None, value: object) -> None:
         """Look at one result item."""

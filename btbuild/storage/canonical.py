@@ -168,8 +168,21 @@ _MSGSPEC = msgspec.json.Encoder(order="sorted").encode
 # exponent (msgspec writes 1e16 and 1e-9 where Python writes 1e+16 and 1e-09) and a float under
 # 1e-4 (msgspec: 0.00001, Python: 1e-05). Strings may match too: then the stdlib decides.
 _MSGSPEC_DIFFERS = re.compile(rb"[0-9]e|0\.0000[0-9]|-0\.0(?![0-9])")
+_EXPONENT, _TINY, _MINUS_ZERO = (
+    re.compile(part) for part in (rb"[0-9]e", rb"0\.0000[0-9]", rb"-0\.0(?![0-9])")
+)
 # Python refuses str() of an int over 4300 digits (msgspec raises too; checked again, cheaply)
 _HUGE_INT = re.compile(rb"[0-9]{4300}")
+
+
+def _may_differ(data: bytes) -> bool:
+    """Whether msgspec's ``data`` may hold a float Python spells otherwise (literal
+    look-ups first: the regex alone walks every byte of a batch)."""
+    return (
+        (b"e" in data and _EXPONENT.search(data) is not None)
+        or (b"0.0000" in data and _TINY.search(data) is not None)
+        or (b"-0.0" in data and _MINUS_ZERO.search(data) is not None)
+    )
 
 
 def _fast_bytes(value: Any) -> bytes | None:
@@ -307,6 +320,41 @@ def user_line(user_id: str, value: Any) -> bytes:
     return careful_user_line(user_id, value)
 
 
+_STR_ONLY = frozenset((str,))
+
+
+def scalar_user_lines(ids: list[str], values: list[Any]) -> list[bytes]:
+    """:func:`user_line` of many (user id, value) pairs with one msgspec call: the same bytes
+    and, for a bad pair, the same error. Meant for what
+    :class:`~btbuild.storage.writer.ResultWriter` batches (``str`` ids, finite floats and
+    ints); anything else (ids that are not ``str``, values that are not exact JSON scalars),
+    a NaN (msgspec's ``null``), an int over 4300 digits, a line holding ``],[`` (the lines
+    would not split) and a float msgspec spells differently (an exponent, under 1e-4, a
+    negative zero: :data:`_MSGSPEC_DIFFERS`) is encoded line by line instead."""
+    if not ids:
+        return []
+    if not (_STR_ONLY.issuperset(map(type, ids)) and _LEAF_TYPES.issuperset(map(type, values))):
+        return list(map(user_line, ids, values))
+    try:
+        data = _MSGSPEC(list(zip(ids, values, strict=True)))
+    except (UnicodeEncodeError, TypeError, ValueError):  # a lone surrogate: the careful path
+        return list(map(user_line, ids, values))
+    lines = data[1:-1].replace(b"],[", b"]\n[").split(b"\n")
+    if (
+        len(lines) != len(ids)
+        or b"null" in data
+        or max(map(len, lines)) >= 4300  # maybe an int too long for str() (or a long text)
+    ):
+        return list(map(user_line, ids, values))
+    if _may_differ(data):
+        search = _MSGSPEC_DIFFERS.search
+        return [
+            line if search(line) is None else user_line(user_id, value)
+            for user_id, value, line in zip(ids, values, lines, strict=True)
+        ]
+    return lines
+
+
 def careful_user_line(user_id: str, value: Any) -> bytes:
     """:func:`user_line` without the fast path (same bytes, same errors)."""
     if not isinstance(user_id, str):
@@ -326,6 +374,7 @@ def parse_user_line(line: bytes) -> tuple[str, Any]:
 
 
 _DECODE = msgspec.json.Decoder().decode
+_DECODE_PAIRS = msgspec.json.Decoder(list[tuple[str, Any]]).decode
 
 
 def user_id_of_line(line: bytes) -> str:
@@ -370,18 +419,13 @@ def parse_user_lines(lines: list[bytes]) -> list[tuple[str, Any]]:
     pairs once joined are caught by the result hash every reader checks.)"""
     if not lines:
         return []
-    try:
-        pairs = _DECODE(b"[" + b",".join(lines) + b"]")
-    except msgspec.DecodeError:
-        pairs = None  # malformed, or what only json.loads reads: decide line by line
-    if pairs is None or len(pairs) != len(lines):
+    try:  # msgspec checks the shape: each line a [str, value] pair
+        pairs: list[tuple[str, Any]] = _DECODE_PAIRS(b"[" + b",".join(lines) + b"]")
+    except msgspec.DecodeError:  # a ValidationError too
+        pairs = []  # malformed, or what only json.loads reads: decide line by line
+    if len(pairs) != len(lines):
         return [parse_user_line(line) for line in lines]
-    result = []
-    for pair in pairs:
-        if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str:
-            raise ValueError("not a [user id, value] line")
-        result.append((pair[0], pair[1]))
-    return result
+    return pairs
 
 
 def loads(data: bytes) -> Any:

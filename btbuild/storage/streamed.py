@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from btbuild.errors import BtbuildError, DamagedResult, StorageError
@@ -342,11 +343,14 @@ class _Items(ItemsView[str, Any]):
         return self._mapping._pairs()
 
 
+_second = itemgetter(1)
+
+
 class _Values(ValuesView[Any]):
     _mapping: StreamedResult
 
     def __iter__(self) -> Iterator[Any]:
-        return (value for _, value in self._mapping._pairs())
+        return map(_second, self._mapping._pairs())
 
 
 def plain(value: Any) -> Any:

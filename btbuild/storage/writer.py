@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 # Buffered user lines are fed to the compressor once they reach this many bytes (or on flush).
 _FEED_BYTES = 64 * 1024
+# Scalar values of add_user wait for one batch encode (codec.scalar_user_lines) of this many.
+_BATCH = 2048
+_INT64 = 1 << 63
 _user_line = codec.user_line
 
 
@@ -45,12 +48,16 @@ class ResultWriter:
         self._last_user: str | None = None  # users must come in strictly ascending order
         self._lines: list[bytes] = []  # user lines not yet fed to the compressor
         self._buffered = 0
+        # users added with a finite float or an int64 value, not encoded yet (in order, after
+        # the lines of _lines)
+        self._batch_ids: list[str] = []
+        self._batch_values: list[Any] = []
         self._closed = False
 
     @property
     def item_count(self) -> int:
         if self.kind == "per_user":  # lines not fed yet are not hashed yet
-            return self._user_hash.count + len(self._lines)
+            return self._user_hash.count + len(self._lines) + len(self._batch_ids)
         return int(self._date_hash is not None)
 
     def add(self, items: Any) -> None:
@@ -79,15 +86,42 @@ class ResultWriter:
         """Append one user of a per_user result: :meth:`add` without building a mapping
         (the executor's hot path: one user at a time; the same bytes, hash and errors)."""
         last = self._last_user
-        if self._closed or self.kind != "per_user" or (last is not None and user_id <= last):
+        if (
+            self._closed
+            or self.kind != "per_user"
+            or type(user_id) is not str
+            or (last is not None and user_id <= last)
+        ):
             self.add_many(((user_id, value),))  # raises what it says
             return
+        kind = type(value)
+        if (
+            kind is float and value - value == 0.0 or kind is int and -_INT64 < value < _INT64
+        ) and user_id.isascii():  # encoded in a batch: nothing in it can fail
+            self._last_user = user_id
+            ids = self._batch_ids
+            ids.append(user_id)
+            self._batch_values.append(value)
+            if len(ids) >= _BATCH:
+                self._encode_batch()
+                if self._buffered >= _FEED_BYTES:
+                    self._feed()
+            return
+        if self._batch_ids:
+            self._encode_batch()  # the lines stay in user order
         line = _user_line(user_id, value)  # CalculationError: nothing of this user is kept
         self._last_user = user_id
         self._lines.append(line)  # hashed with the others when fed (_feed)
         self._buffered += len(line) + 1
         if self._buffered >= _FEED_BYTES:
             self._feed()
+
+    def _encode_batch(self) -> None:
+        """The batched users' lines (one msgspec call, the bytes of user_line) to _lines."""
+        lines = codec.scalar_user_lines(self._batch_ids, self._batch_values)
+        self._batch_ids, self._batch_values = [], []
+        self._lines += lines
+        self._buffered += sum(map(len, lines)) + len(lines)
 
     def add_many(self, pairs: Iterable[tuple[str, Any]]) -> None:
         """Append (user id, value) pairs of a per_user result, in ascending user id order."""
@@ -104,6 +138,8 @@ class ResultWriter:
             raise StorageError(
                 f"add_many is for per_user results; {self.lease.target} is per_date (use add)"
             )
+        if self._batch_ids:
+            self._encode_batch()  # the lines stay in user order
         user_line = codec.user_line
         lines = self._lines
         last = self._last_user
@@ -130,6 +166,8 @@ class ResultWriter:
     def _feed(self) -> None:
         """Hand the buffered lines to the compressor (one call, not one per user) and store
         the shards that filled up."""
+        if self._batch_ids:
+            self._encode_batch()
         if self._lines:
             self._user_hash.add_lines(self._lines)  # one C-level pass over the lines
             self._lines.append(b"")

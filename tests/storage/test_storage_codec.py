@@ -288,6 +288,26 @@ def test_scalar_user_lines_agree_with_the_careful_path(user_id: str, value: obje
     )
 
 
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(max_size=6) | st.sampled_from(["u1", "a],[b", "null", "u1e5", "\udfff"]),
+            st.floats() | st.integers() | st.just(-0.0) | st.just(10**4400) | odd_values,
+        ),
+        max_size=12,
+    )
+)
+def test_batched_user_lines_are_the_careful_lines(pairs: list[tuple[str, object]]) -> None:
+    """scalar_user_lines (the writer's batches) gives each pair's careful line, or the
+    careful path's error for a bad pair; whatever it is given."""
+    ids, values = [user_id for user_id, _ in pairs], [value for _, value in pairs]
+    expected = [_outcome(codec.careful_user_line, u, v) for u, v in pairs]
+    errors = [item for item in expected if isinstance(item, tuple)]
+    got = _outcome(codec.scalar_user_lines, ids, values)
+    assert got == (errors[0] if errors else expected)
+
+
 @settings(max_examples=200, derandomize=True, deadline=None)
 @given(
     st.lists(

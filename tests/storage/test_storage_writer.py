@@ -70,3 +70,28 @@ def test_add_many_is_for_per_user_results() -> None:
     writer.commit()
     with pytest.raises(StorageError, match="already committed"):
         writer.add_user("u1", 1)
+
+
+def test_batched_scalars_write_the_bytes_of_one_line_per_user() -> None:
+    """add_user encodes finite floats and ints in batches (codec.scalar_user_lines); mixed with
+    values it encodes alone (dicts, NaN refused, -0.0, exponents, big ints, non-ASCII ids),
+    the stored lines are exactly the careful encoder's, in user order."""
+    odd = [-0.0, 1e-7, 2.5e16, 10**30, True, None, "s", {"k": [1.5]}, 3, 0.1 + 0.2]
+    users = {f"u{i:05d}" + ("\u00e9" if i % 97 == 0 else ""): odd[i % 10] for i in range(5000)}
+    users.update({f"v{i:05d}": i / 3 for i in range(4500)})  # more than a batch in a row
+    backend, writer = _writer()
+    for user_id, value in users.items():
+        if user_id == "u00050":
+            with pytest.raises(CalculationError, match=r"\$\.u00050: nan"):
+                writer.add_user(user_id, float("nan"))  # refused at once, nothing kept
+        writer.add_user(user_id, value)
+        if user_id.endswith("999"):
+            writer.flush()
+        if user_id == "u04444":
+            assert writer.item_count == 4445
+    record = writer.commit(composite_hash="c")
+    assert backend.read_result("risk", "2024-01-01") == users  # -0.0 == 0.0
+    assert record.result_hash == codec.result_hash("per_user", users)
+    stored = [line for _, _, line in backend.iter_result_lines("risk", "2024-01-01")]
+    assert stored == [codec.careful_user_line(k, v) for k, v in users.items()]
+    assert b'["u00010",0.0]' in stored and b'["u00001",1e-07]' in stored
