@@ -9,12 +9,14 @@ or a long-lived worker never runs stale helper code.
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from btbuild.errors import CalculationError
 from btbuild.execution.guard import describe, raised_by_calc
@@ -27,9 +29,20 @@ Process = Callable[[Any], Any]
 _IMPORTED: set[str] = set()
 
 
+class SourceHook(Protocol):
+    """Loads some files differently (the simulation's probes of conditions inside changed
+    lines, :mod:`btbuild.sim.probes`): a loader for the entry file, and the imports of a
+    block."""
+
+    def loader(self, name: str, path: Path) -> importlib.abc.Loader | None: ...
+
+    def importing(self) -> AbstractContextManager[None]: ...
+
+
 class CalculationLoader:
-    def __init__(self, workspace: Workspace):
+    def __init__(self, workspace: Workspace, hook: SourceHook | None = None):
         self.workspace = workspace
+        self.hook = hook
         self._modules: dict[Path, ModuleType] = {}
         self._forget_workspace_modules()
 
@@ -44,7 +57,8 @@ class CalculationLoader:
             return self._modules[path]
         package = target.package.replace("/", "_") or "_root"
         name = f"btbuild_calc_{package}_{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
+        custom = self.hook.loader(name, path) if self.hook is not None else None
+        spec = importlib.util.spec_from_file_location(name, path, loader=custom)
         if spec is None or spec.loader is None:
             raise CalculationError(f"{target.label}: cannot load {self._shown(path)}")
         module = importlib.util.module_from_spec(spec)
@@ -53,7 +67,8 @@ class CalculationLoader:
         sys.modules[name] = module
         before = set(sys.modules)
         try:
-            spec.loader.exec_module(module)
+            with self.hook.importing() if self.hook is not None else nullcontext():
+                spec.loader.exec_module(module)
         except BaseException as exc:
             sys.modules.pop(name, None)
             if not raised_by_calc(exc):

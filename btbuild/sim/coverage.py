@@ -10,11 +10,13 @@ restricted to the files that changed, nothing written to disk), and requires tha
 * every changed statement that coverage.py sees as a branch (``if``, ``while``, ``for``,
   ``match`` ...) took each of its exits.
 
+* every condition inside a changed statement (``a if c else b``, ``and``/``or``, a
+  comprehension's ``if``), which line coverage cannot see, was true and false in the
+  coverage check's runs of its version (:mod:`btbuild.sim.probes`).
+
 Otherwise :meth:`ChangeCoverage.reason` names the first gap (``unproven: branch at
 calculations/x.py:12 never jumps to line 15``), and the change is not cosmetic: the cell
-re-runs. Branches *inside* one line (``a if c else b``, ``and``/``or``, comprehension
-conditions) are not seen by line-based branch coverage; literal-seeded worlds and replay on
-real data are the evidence there.
+re-runs.
 
 Why coverage.py and not a hand-rolled ``sys.settrace``: its C tracer is several times faster
 than a Python trace function, it computes the possible arcs of a file statically (so "never
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from btbuild.sim.changes import CodeChange, VersionFiles, code_change
+from btbuild.sim.probes import Probes, describe
 from btbuild.workspace.model import Target, Workspace
 
 VERSIONS = ("old", "new")
@@ -96,6 +99,12 @@ class ChangeCoverage:
     def __init__(self, change: CodeChange):
         self.change = change
         self.tracers = {version: Tracer(change.files(version)) for version in VERSIONS}
+        # the conditions inside changed lines, recorded by the instrumented loads of each
+        # version (set by the caller that loads them: ChangeTracing)
+        self.probes = {version: Probes(self.lines(version)) for version in VERSIONS}
+
+    def lines(self, version: str) -> dict[Path, frozenset[int]]:
+        return self.change.new_lines if version == "new" else self.change.old_lines
 
     @classmethod
     def between(
@@ -113,7 +122,7 @@ class ChangeCoverage:
         return self.tracers[version].tracing()
 
     def gaps(self, version: str) -> list[tuple[Path, int, int | None]]:
-        lines = self.change.new_lines if version == "new" else self.change.old_lines
+        lines = self.lines(version)
         tracer = self.tracers[version]
         return [
             (path, line, exit_to)
@@ -133,11 +142,22 @@ class ChangeCoverage:
                     return f"unproven: changed line {where} never ran{suffix}"
                 target = "leaves the function" if exit_to < 0 else f"jumps to line {exit_to}"
                 return f"unproven: branch at {where} never {target}{suffix}"
+        for version in ("new", "old"):
+            files = self.change.new if version == "new" else self.change.old
+            for path, key, outcome in self.probes[version].gaps(self.lines(version)):
+                suffix = "" if version == "new" else " (old code)"
+                return (
+                    f"unproven: {describe(key)} of {files.shown(path)}:{key[0]} is never "
+                    f"{str(outcome).lower()}{suffix} (a branch inside the line)"
+                )
         return None
 
     def missing(self) -> int:
         """How many gaps are left (both versions): what a targeted search drives down."""
-        return sum(len(self.gaps(version)) for version in VERSIONS)
+        return sum(
+            len(self.gaps(version)) + len(self.probes[version].gaps(self.lines(version)))
+            for version in VERSIONS
+        )
 
 
 __all__ = ["ChangeCoverage", "Tracer"]

@@ -22,10 +22,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from btbuild.sim.coverage import ChangeCoverage
+from btbuild.sim.coverage import VERSIONS, ChangeCoverage
 from btbuild.sim.fabricator import WORLDS
+from btbuild.sim.probes import Probes
 from btbuild.sim.runner import ContextRun, SimRunner
 from btbuild.workspace.model import Target, Workspace
 
@@ -48,6 +50,21 @@ class ChangeTracing:
                 self.checks[after.name] = ChangeCoverage.between(before, old, after, new)
             except Exception as exc:  # unreadable code: the simulation fails on it itself
                 self.errors[after.name] = f"{type(exc).__name__}: {exc}"
+        # one set of probes per version for every check (a file is loaded once per version):
+        # the runners of the coverage check load each version's code through them
+        self.probes: dict[str, Probes] = {}
+        for version in VERSIONS:
+            checks = list(self.checks.values())
+            if len(checks) == 1:
+                self.probes[version] = checks[0].probes[version]
+                continue
+            lines: dict[Path, set[int]] = {}
+            for check in checks:
+                for path, found in check.lines(version).items():
+                    lines.setdefault(path, set()).update(found)
+            self.probes[version] = Probes({path: frozenset(f) for path, f in lines.items()})
+            for check in checks:
+                check.probes[version] = self.probes[version]
 
     def hook(self, version: str) -> Callable[[Target], AbstractContextManager[Any]]:
         def trace(target: Target) -> AbstractContextManager[Any]:
@@ -189,13 +206,20 @@ def _fabricated_coverage(
         sources, start=workspace.start_date, store=workspace.root / STORE_FOLDER
     )
     predicates = session.plugins.segment_predicates  # only a segment's users, as built
+    # instrumented loads: the conditions inside changed lines record what they did
     new_runner = SimRunner(
-        workspace, sources, fabricator=fabricator, trace=tracing.hook("new"), predicates=predicates
+        workspace,
+        sources,
+        fabricator=fabricator,
+        source_hook=tracing.probes["new"],
+        trace=tracing.hook("new"),
+        predicates=predicates,
     )
     old_runner = SimRunner(
         old_ws,
         sources,
         fabricator=fabricator,
+        source_hook=tracing.probes["old"],
         deps_from=new_runner,
         trace=tracing.hook("old"),
         predicates=predicates,

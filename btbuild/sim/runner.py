@@ -45,7 +45,7 @@ from typing import Any
 
 from btbuild.errors import CalculationError
 from btbuild.execution.context import Context, UserRecords
-from btbuild.execution.loader import CalculationLoader, Process
+from btbuild.execution.loader import CalculationLoader, Process, SourceHook
 from btbuild.sim.calls import (
     DEFAULT_TIME_LIMIT,
     LIMITED,
@@ -143,6 +143,7 @@ class SimRunner:
         *,
         fabricator: Fabricator | None = None,
         loader: CalculationLoader | None = None,
+        source_hook: SourceHook | None = None,
         time_limit: float | None = DEFAULT_TIME_LIMIT,
         deps_from: SimRunner | None = None,
         predicates: Callable[[], dict[str, Any]] | None = None,
@@ -158,6 +159,7 @@ class SimRunner:
         )
         self.trace = trace
         self._loader = loader
+        self.source_hook = source_hook  # e.g. the coverage check's probes (sim/probes.py)
         self.time_limit = time_limit
         self.deps_from = deps_from
         self._predicates = predicates or dict  # segment predicates of the plugins, on demand
@@ -173,8 +175,8 @@ class SimRunner:
 
     @property
     def loader(self) -> CalculationLoader:
-        if self._loader is None:
-            self._loader = CalculationLoader(self.workspace)
+        if self._loader is None:  # made on first use: it forgets the modules of earlier loaders
+            self._loader = CalculationLoader(self.workspace, hook=self.source_hook)
         return self._loader
 
     def prepare(self, target: Target) -> None:

@@ -281,13 +281,13 @@ def compare_workspaces(
         assert old is not None
         fabricator = Fabricator(sources, start=new.start_date, store=new.root / STORE_FOLDER)
         tracing = ChangeTracing(changed, old, new)
-        # the build calls process only for a segment's users: so do both runners (the
-        # current plugins' predicates; a predicate's version is in the declaration hash)
+        # only a segment's users, as built (a predicate's version is in the declaration hash)
         predicates = session.plugins.segment_predicates
         new_runner = SimRunner(
             new,
             sources,
             fabricator=fabricator,
+            source_hook=tracing.probes["new"],
             time_limit=options.time_limit,
             trace=tracing.hook("new"),
             predicates=predicates,
@@ -296,6 +296,7 @@ def compare_workspaces(
             old,
             sources,
             fabricator=fabricator,
+            source_hook=tracing.probes["old"],
             time_limit=options.time_limit,
             deps_from=new_runner,
             trace=tracing.hook("old"),

@@ -148,3 +148,50 @@ def test_covered_change_is_cosmetic(tmp_path: Path) -> None:
     )
     (change,) = [c for c in report.changed if c.label == "//book:value"]
     assert change.verdict == COSMETIC, change.reason
+
+
+def test_probes_record_conditions_inside_changed_lines_without_changing_values(
+    tmp_path: Path,
+) -> None:
+    from btbuild.sim.probes import Probes
+
+    path = tmp_path / "cond.py"
+    path.write_text(
+        "def f(x, xs):\n"
+        "    a = (x or 'none') if x != 3 else [v for v in xs if v]\n"
+        "    return a, x and 'yes'\n"
+    )
+    probes = Probes({path: frozenset({2})})  # line 3 did not change: not probed
+    namespace: dict[str, object] = {}
+    probes.prime(namespace)
+    exec(probes.compile(path.read_bytes(), path), namespace)
+    f = namespace["f"]
+    assert f(0, []) == ("none", 0) and f(5, []) == (5, 5 and "yes")  # type: ignore[operator]
+    kinds = {(key[2], outcome) for _, key, outcome in probes.gaps({path: frozenset({2})})}
+    # x != 3 never false; the filter never ran; `x or` was true (5) and false (0)
+    assert kinds == {("if", False), ("filter", True), ("filter", False)}
+    assert f(3, [0, 1]) == ([1], 3 and "yes")  # type: ignore[operator]
+    assert probes.gaps({path: frozenset({2})}) == []
+    assert Probes({path: frozenset({3})}).gaps({path: frozenset({3})})  # never loaded: gaps
+
+
+def test_a_change_behind_a_condition_inside_a_line_is_unproven(tmp_path: Path) -> None:
+    """Red team: a change hidden behind ``a if c else b`` on one line (a rare user, a date)
+    ran on every fabricated world and replayed cell without ever meeting ``c``; line coverage
+    was satisfied and the change was skipped as cosmetic, with stale results for that user."""
+    old = write_workspace(tmp_path / "old")
+    rewrite = VALUE.replace(
+        '"worth": invested + book["cash"]',
+        '"worth": (invested + book["cash"]) * (2 if ctx.user.id == "u999999" else 1)',
+    )
+    new = write_workspace(tmp_path / "new", value=rewrite)
+    session = Session(new)
+    try:
+        report = compare_workspaces(
+            session, load_workspace(old), VerifyOptions(base="t", search_seconds=0.2)
+        )
+    finally:
+        session.close()
+    (change,) = [c for c in report.changed if c.label == "//book:value"]
+    assert change.verdict == UNPROVEN, change.reason
+    assert change.reason.endswith("is never true (a branch inside the line)"), change.reason

@@ -1,0 +1,202 @@
+"""Branches inside one line: did the simulation take both outcomes of each condition there?
+
+Line coverage (:mod:`btbuild.sim.coverage`) cannot see ``a if c else b``, ``x and y`` /
+``x or y`` or a comprehension's ``if``: the line runs whichever way the condition goes. A
+change hiding its new behaviour behind such a condition (``total * (2 if ctx.user.id ==
+"u000500" else 1)``, ``... if ctx.date.month == 12 and ctx.date.day >= 29 else ...``) ran,
+agreed on every fabricated world and replayed cell that never met the condition, and was
+skipped as cosmetic with stale results for the user or the date that did.
+
+So the coverage check's own runs of both versions load the changed files *instrumented*:
+each condition inside a changed statement is wrapped in a probe recording its truth value
+(``__btbuild_probe__(site, c)`` returns ``bool(c)``, which is what the conditional expression
+or the filter evaluates anyway; in ``x and y`` the probe of ``x`` returns ``x`` itself). A
+site that never went both ways is a coverage gap like a line branch never taken: the search
+looks further, and what stays uncovered makes the verdict ``unproven``. Only the coverage
+check's runs are instrumented: SimHashes and the replay run the code as it is.
+
+Sites are found statically, from the file's text and the changed statements' lines, so a
+version whose file was never loaded instrumented shows every site as a gap (never as
+covered).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import CodeType, ModuleType
+from typing import Any
+
+PROBE = "__btbuild_probe__"  # returns bool(value): conditions of ``if`` expressions, filters
+PROBE_VALUE = "__btbuild_probe_value__"  # returns value: the operands of ``and`` / ``or``
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+Key = tuple[int, int, str]  # (line, column, kind) of a condition in its file
+
+
+def _header_parts(statement: ast.stmt) -> Iterator[ast.AST]:
+    """The expressions a statement evaluates itself (not those of the statements it holds)."""
+    for name, value in ast.iter_fields(statement):
+        if name in _BODIES:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, ast.AST):
+                yield item
+
+
+def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, str, int, Key, int]]:
+    """``(node holding the condition, field, index or -1, key, statement line)`` for each
+    condition inside a statement that starts on one of ``lines`` (definitions excluded)."""
+    for statement in ast.walk(tree):
+        if not isinstance(statement, ast.stmt) or isinstance(statement, _DEFINITIONS):
+            continue
+        if statement.lineno not in lines:
+            continue
+        for part in _header_parts(statement):
+            for node in ast.walk(part):
+                if isinstance(node, ast.IfExp):
+                    test = node.test
+                    yield node, "test", -1, (test.lineno, test.col_offset, "if"), statement.lineno
+                elif isinstance(node, ast.BoolOp):
+                    kind = "and" if isinstance(node.op, ast.And) else "or"
+                    for index, value in enumerate(node.values[:-1]):
+                        key = (value.lineno, value.col_offset, kind)
+                        yield node, "values", index, key, statement.lineno
+                elif isinstance(node, ast.comprehension):
+                    for index, test in enumerate(node.ifs):
+                        key = (test.lineno, test.col_offset, "filter")
+                        yield node, "ifs", index, key, statement.lineno
+
+
+class Probes:
+    """The conditions inside the changed statements of one version, and what they did."""
+
+    def __init__(self, lines: dict[Path, frozenset[int]]) -> None:
+        self.lines = {path.resolve(): found for path, found in lines.items() if found}
+        self.ids: dict[tuple[Path, Key], int] = {}
+        self.statement: list[int] = []  # per site: the line of the statement holding it
+        self.seen: list[set[bool]] = []
+        for path, found in self.lines.items():
+            try:
+                tree = ast.parse(path.read_bytes(), filename=str(path))
+            except (OSError, SyntaxError, ValueError):
+                continue  # unreadable: the simulation fails on it itself
+            for _, _, _, key, line in _sites(tree, found):
+                if (path, key) not in self.ids:
+                    self.ids[(path, key)] = len(self.ids)
+                    self.statement.append(line)
+        self.seen = [set() for _ in self.ids]
+
+    @property
+    def files(self) -> frozenset[Path]:
+        return frozenset(path for path, _ in self.ids)
+
+    def hit(self, site: int, value: Any) -> bool:
+        truth = bool(value)
+        self.seen[site].add(truth)
+        return truth
+
+    def hit_value(self, site: int, value: Any) -> Any:
+        self.seen[site].add(bool(value))
+        return value
+
+    def compile(self, source: bytes, path: Path) -> CodeType:
+        """``source`` of ``path`` with a probe around each known condition."""
+        tree = ast.parse(source, filename=str(path))
+        resolved = path.resolve()
+        for node, field, index, key, _ in list(_sites(tree, self.lines.get(resolved, frozenset()))):
+            site = self.ids.get((resolved, key))
+            if site is None:
+                continue
+            probe = PROBE_VALUE if field == "values" else PROBE
+            old = getattr(node, field) if index < 0 else getattr(node, field)[index]
+            call = ast.Call(ast.Name(probe, ast.Load()), [ast.Constant(site), old], [])
+            ast.copy_location(call, old)
+            if index < 0:
+                setattr(node, field, call)
+            else:
+                getattr(node, field)[index] = call
+        ast.fix_missing_locations(tree)
+        return compile(tree, str(path), "exec", dont_inherit=True)
+
+    def prime(self, namespace: dict[str, Any]) -> None:
+        """Give a module's globals the probes its instrumented code calls."""
+        namespace[PROBE] = self.hit
+        namespace[PROBE_VALUE] = self.hit_value
+
+    def gaps(self, lines: dict[Path, frozenset[int]]) -> list[tuple[Path, Key, bool]]:
+        """``(file, key, outcome never seen)`` of the conditions on ``lines``, sorted."""
+        wanted = {(path.resolve(), line) for path, found in lines.items() for line in found}
+        out: list[tuple[Path, Key, bool]] = []
+        for (path, key), site in self.ids.items():
+            if (path, self.statement[site]) in wanted:
+                seen = self.seen[site]
+                out.extend((path, key, outcome) for outcome in (True, False) if outcome not in seen)
+        return sorted(out, key=lambda gap: (str(gap[0]), gap[1], gap[2]))
+
+    # -- loading -------------------------------------------------------------------------
+
+    def loader(self, name: str, path: Path) -> importlib.abc.Loader | None:
+        """An instrumenting loader for ``path`` when it holds conditions to probe."""
+        return _Loader(name, str(path), self) if path.resolve() in self.files else None
+
+    @contextmanager
+    def importing(self) -> Iterator[None]:
+        """Workspace modules imported in the block are instrumented when they hold sites."""
+        finder = _Finder(self)
+        sys.meta_path.insert(0, finder)
+        try:
+            yield
+        finally:
+            sys.meta_path.remove(finder)
+
+
+class _Loader(importlib.machinery.SourceFileLoader):
+    """Compiles the probed source; never reads nor writes cached bytecode."""
+
+    def __init__(self, fullname: str, path: str, probes: Probes) -> None:
+        super().__init__(fullname, path)
+        self.probes = probes
+
+    def get_code(self, fullname: str) -> CodeType:
+        path = self.get_filename(fullname)
+        return self.probes.compile(self.get_data(path), Path(path))
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.probes.prime(module.__dict__)
+        super().exec_module(module)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def __init__(self, probes: Probes) -> None:
+        self.probes = probes
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or not spec.origin or not spec.has_location:
+            return None
+        loader = self.probes.loader(fullname, Path(spec.origin))
+        if loader is None:
+            return None
+        return importlib.util.spec_from_file_location(
+            fullname,
+            spec.origin,
+            loader=loader,
+            submodule_search_locations=spec.submodule_search_locations,
+        )
+
+
+def describe(key: Key) -> str:
+    line, column, kind = key
+    what = {"if": "the condition of an if expression", "filter": "a comprehension's filter"}
+    return what.get(kind, f"the left operand of {kind!r}") + f" at column {column + 1}"
+
+
+__all__ = ["Probes", "describe"]
