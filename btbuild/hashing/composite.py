@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from btbuild.graph.graph import graph_of
 from btbuild.hashing.cache import HashCache
+from btbuild.hashing.datafiles import DataFiles
 from btbuild.hashing.definitions import layer_slices
 from btbuild.hashing.digest import hash_json
 from btbuild.hashing.infra import (
@@ -45,6 +46,8 @@ class TargetHashes:
     upstream: tuple[tuple[str, str], ...]  # (dep target name, its composite hash), sorted
     # layer files hashed as a whole, with the reason (star import, module object, dynamic...)
     layer_whole: tuple[tuple[str, str], ...] = ()
+    # data files the code names (btbuild/hashing/datafiles.py), in the infra hash
+    data_files: tuple[str, ...] = ()
 
 
 def declaration_hash(
@@ -132,6 +135,7 @@ def compute_hashes(
     index = distributions if distributions is not None else DistributionIndex.installed()
     reader = FactsReader(cache)
     scanner = LayerScanner(workspace.root, reader)
+    data = DataFiles(workspace.root)
     by_label = workspace.by_label()
     results: dict[str, TargetHashes] = {}
     for label in graph_of(workspace).order:  # deps first
@@ -142,14 +146,16 @@ def compute_hashes(
         segment = workspace.segments.get(target.users or "")
         code = (predicate_code or {}).get(segment.predicate or "", "") if segment else ""
         declaration = declaration_hash(target, segment, code)
+        scan = scanner.scan(target.entry_file)
+        files = data.inputs((target.entry_file, *scan.files), reader)
         results[target.name] = _target_hashes(
             workspace,
             target,
             upstream,
-            scanner.scan(target.entry_file),
+            scan,
             reader,
             index,
-            extra,
+            {**extra, **files},
             declaration,
         )
     if cache is not None:
@@ -205,4 +211,5 @@ def _target_hashes(
         distributions=tuple(versions.items()),
         upstream=tuple(sorted(upstream.items())),
         layer_whole=slices.whole,
+        data_files=tuple(key[5:] for key in extra if key.startswith("file:")),
     )

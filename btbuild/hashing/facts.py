@@ -126,6 +126,7 @@ class FileFacts:
     imports: tuple[ImportRecord, ...]
     statements: tuple[StatementFacts, ...] | None = None
     dynamic: bool = False
+    paths: tuple[str, ...] = ()  # string literals that may name a data file the code reads
 
     def entry_code_hash(self, entry_attr: str) -> str:
         """The code hash of what ``entry_attr`` needs from this module.
@@ -234,6 +235,7 @@ class FileFacts:
             if self.statements is None
             else [statement.to_json() for statement in self.statements],
             "dynamic": self.dynamic,
+            "paths": list(self.paths),
         }
 
     @classmethod
@@ -248,6 +250,9 @@ class FileFacts:
         if not isinstance(dynamic, bool) or not (
             raw_statements is None or isinstance(raw_statements, list)
         ):
+            return None
+        paths = value.get("paths")  # missing in entries written before: a miss
+        if not (isinstance(paths, list) and all(isinstance(item, str) for item in paths)):
             return None
         records: list[ImportRecord] = []
         for item in imports:
@@ -269,7 +274,7 @@ class FileFacts:
             if any(item is None for item in parsed):
                 return None
             statements = tuple(item for item in parsed if item is not None)
-        return cls(code, tuple(records), statements, dynamic)
+        return cls(code, tuple(records), statements, dynamic, tuple(paths))
 
 
 def _stateful_import(statement: StatementFacts) -> bool:
@@ -307,4 +312,6 @@ def analyze_source(source: str, *, path: str = "<string>") -> FileFacts:
         )
         for info in analysis.statements
     )
-    return FileFacts(analysis.code_hash, analysis.imports, statements, analysis.dynamic)
+    return FileFacts(
+        analysis.code_hash, analysis.imports, statements, analysis.dynamic, analysis.paths
+    )

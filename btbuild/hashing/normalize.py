@@ -55,6 +55,7 @@ class ModuleAnalysis:
     texts: list[str]  # canonical text of each top-level statement
     imports: tuple[ImportRecord, ...]
     dynamic: bool  # reaches module globals by name: only the whole-module hash is safe
+    paths: tuple[str, ...] = ()  # string literals that may name a data file, sorted
 
     @property
     def canonical(self) -> str:
@@ -109,7 +110,11 @@ def analyze_module(source: str, *, path: str = "<string>") -> ModuleAnalysis:
     for info, text in zip(analyzer.statements, texts, strict=True):
         info.digest = hash_text(text)
     return ModuleAnalysis(
-        analyzer.statements, texts, tuple(dict.fromkeys(analyzer.imports)), analyzer.dynamic
+        analyzer.statements,
+        texts,
+        tuple(dict.fromkeys(analyzer.imports)),
+        analyzer.dynamic,
+        tuple(sorted(analyzer.paths)),
     )
 
 

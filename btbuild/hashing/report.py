@@ -24,6 +24,7 @@ def target_report(hashes: TargetHashes) -> dict[str, object]:
         "layer_files": list(hashes.layer_files),
         "layer_whole": dict(hashes.layer_whole),
         "distributions": dict(hashes.distributions),
+        "data_files": list(hashes.data_files),
         "upstream": dict(hashes.upstream),
     }
 
@@ -49,6 +50,7 @@ def render_text(report: Mapping[str, Any]) -> str:
             for path in entry["layer_files"]
         ]
         dists = entry["distributions"]
+        infra = [f"{d} {v}" for d, v in dists.items()] + list(entry.get("data_files", []))
         upstream = entry["upstream"]
         lines = [
             entry["label"],
@@ -56,7 +58,7 @@ def render_text(report: Mapping[str, Any]) -> str:
             f"  static       {entry['static']}",
             f"  code         {entry['code']}",
             f"  layers       {entry['layers']}  ({_listing(files)})",
-            f"  infra        {entry['infra']}  ({_listing([f'{d} {v}' for d, v in dists.items()])})",
+            f"  infra        {entry['infra']}  ({_listing(infra)})",
             f"  declaration  {entry['declaration']}",
             f"  deps         {entry['deps']}  ({_listing(list(upstream))})",
             f"  epoch        {entry['epoch']}",

@@ -29,6 +29,16 @@ _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 
 
+def _path_like(text: str) -> bool:
+    """Whether a string literal may name a file (``"rates.json"``, ``"data/bands.csv"``)."""
+    return (
+        0 < len(text) <= 255
+        and ("." in text or "/" in text)
+        and not any(c in text for c in "\n\r\x00{}*?<>|%")
+        and not text.endswith(".py")
+    )
+
+
 @dataclass
 class StatementInfo:
     """What one top-level statement binds at module level and which globals it reads."""
@@ -79,6 +89,7 @@ class Analyzer(ast.NodeVisitor):
         self.runtime_depth = 0  # > 0 inside function bodies: not executed at import time
         self.comprehension_depth = 0
         self.dynamic = False
+        self.paths: set[str] = set()  # string literals that may name a data file
 
     # driving -----------------------------------------------------------------------------
 
@@ -111,6 +122,10 @@ class Analyzer(ast.NodeVisitor):
                 self.visit(node)
 
     # names -------------------------------------------------------------------------------
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and _path_like(node.value):
+            self.paths.add(node.value)
 
     def visit_Name(self, node: ast.Name) -> None:
         load = isinstance(node.ctx, ast.Load)
