@@ -549,7 +549,8 @@ def volume_surge(ctx):""",
         "days": before["days"] + 1,
         "best": max(before["best"], pnl),
 """,
-            """    before = ctx.previous or {"total": 0.0, "days": 0, "best": pnl}
+            # "total": 0, not 0.0: a first day without traders has pnl 0 (an int), stored as such
+            """    before = ctx.previous or {"total": 0, "days": 0, "best": pnl}
     return {
         "total": round(before["total"] + pnl, 2),
         "days": before["days"] + 1,
