@@ -21,6 +21,11 @@ _DYNAMIC_GLOBALS = frozenset(
 _DYNAMIC_ATTRIBUTES = frozenset(
     {"modules", "import_module", "f_globals", "f_locals", "__globals__"}
 )
+# Frames' locals read by name (``sys._getframe().f_locals``, ``inspect.currentframe()``, a
+# traceback's frames): any function of the module may be the frame, so none is renamed.
+_FRAME_ATTRIBUTES = frozenset(
+    {"f_locals", "_getframe", "currentframe", "getouterframes", "getargvalues", "tb_frame"}
+)
 _BUILTINS = frozenset(dir(builtins))
 _BUILTIN_CLASSES = frozenset(
     name for name, value in vars(builtins).items() if isinstance(value, type) and name != "type"
@@ -90,6 +95,7 @@ class Analyzer(ast.NodeVisitor):
         self.comprehension_depth = 0
         self.dynamic = False
         self.paths: set[str] = set()  # string literals that may name a data file
+        self.frames = False  # reads frames' locals by name: no local is renamed
 
     # driving -----------------------------------------------------------------------------
 
@@ -141,6 +147,8 @@ class Analyzer(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr in _DYNAMIC_ATTRIBUTES:
             self.dynamic = True
+        if node.attr in _FRAME_ATTRIBUTES:
+            self.frames = True
         self.visit(node.value)
 
     def visit_Global(self, node: ast.Global) -> None:
@@ -382,6 +390,8 @@ class Analyzer(ast.NodeVisitor):
                         info.effect_refs.add(name)
                 elif binding is None and scope is not self.module:
                     info.defines.add(name)  # an assignment to a declared global
+                continue
+            if self.frames:
                 continue
             if binding.bindings.get(name) and name not in frozen and id(binding) not in dynamic:
                 renames[id(node)] = (id(binding), name)
