@@ -21,6 +21,7 @@ versions, and when a ``def`` line changes (defaults, decorators) its whole body 
 from __future__ import annotations
 
 import ast
+import builtins
 import copy
 import difflib
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ from btbuild.workspace.model import Target, Workspace
 
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+_BUILTINS = frozenset(dir(builtins))
 
 
 # file facts by the file's bytes, for the whole process: verify and the build's coverage check
@@ -55,6 +57,8 @@ class _Item:
     line: int  # 0 for structural markers
     loads: frozenset[str] = frozenset()  # names and attribute names the statement reads
     binds: frozenset[str] = frozenset()  # module/class-level names the statement binds
+    # names whose objects the statement may change in place (``VIP.update(...)``)
+    mutates: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -161,6 +165,28 @@ def _binds(node: ast.AST) -> frozenset[str]:
     return frozenset(names)
 
 
+_MUTATING = (ast.Expr, ast.Delete, ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match)
+
+
+def _mutates(node: ast.AST) -> frozenset[str]:
+    """The names whose objects a statement may change in place: the names a call, ``del`` or
+    a compound statement's header reads (``VIP.update({"u000500"})``, ``del TABLE["x"]``,
+    ``X = register(Y)``); builtins excepted. At module or class level, a changed statement
+    that mutates ``VIP`` changes what every statement reading ``VIP`` computes."""
+    calls = isinstance(node, _MUTATING) or any(
+        isinstance(sub, ast.Call) for part in _header_parts(node) for sub in ast.walk(part)
+    )
+    if not calls or isinstance(node, (*_FUNCTIONS, ast.ClassDef, ast.Import, ast.ImportFrom)):
+        return frozenset()
+    parts = [node] if not hasattr(node, "body") else _header_parts(node)
+    return frozenset(
+        sub.id
+        for part in parts
+        for sub in ast.walk(part)
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load) and sub.id not in _BUILTINS
+    )
+
+
 class _Cutter:
     """Cuts one normalized module into units (see the module docstring)."""
 
@@ -176,7 +202,7 @@ class _Cutter:
         items = self.units[unit].items
         for node in statements:
             line = getattr(node, "lineno", 0)
-            items.append(_Item(_header(node), line, _loads(node), _binds(node)))
+            items.append(_Item(_header(node), line, _loads(node), _binds(node), _mutates(node)))
             if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
                 name = f"{prefix}{node.name}"
                 kind = "class" if isinstance(node, ast.ClassDef) else "function"
@@ -271,7 +297,7 @@ def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
                 unit = side.units[key]
                 if unit.kind != "function":
                     for index in changed:
-                        names.update(unit.items[index].binds)
+                        names.update(unit.items[index].binds | unit.items[index].mutates)
     return CodeChange(old, new, *(_required(side, names) for side in sides))
 
 

@@ -195,3 +195,18 @@ def test_a_change_behind_a_condition_inside_a_line_is_unproven(tmp_path: Path) -
     (change,) = [c for c in report.changed if c.label == "//book:value"]
     assert change.verdict == UNPROVEN, change.reason
     assert change.reason.endswith("is never true (a branch inside the line)"), change.reason
+
+
+def test_a_module_level_call_mutating_a_name_makes_its_readers_changed(tmp_path: Path) -> None:
+    """Red team: a layer's ``VIP.update({"u001999"})`` edited to another user binds no name,
+    so nothing reading ``VIP`` had to run both ways: the change was empty for coverage, the
+    fabricated users were never VIP and the replay (200 of 2,000 users a date) missed both
+    users: skipped as cosmetic, with stale results for them."""
+    entry = ENTRY.replace("LIMIT = 3", "LIMIT = set()\nLIMIT.update({3})").replace(
+        "if total > LIMIT:", "if total in LIMIT:"
+    )
+    change = code_change(
+        version(tmp_path / "a", entry), version(tmp_path / "b", entry.replace("{3}", "{4}"))
+    )
+    assert required(change, "new") == {"calculations/calc.py": [11]}
+    assert required(change, "old") == {"calculations/calc.py": [11]}
