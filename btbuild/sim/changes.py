@@ -59,6 +59,7 @@ class _Item:
     binds: frozenset[str] = frozenset()  # module/class-level names the statement binds
     # names whose objects the statement may change in place (``VIP.update(...)``)
     mutates: frozenset[str] = frozenset()
+    loop: int = -1  # index of the outermost loop header around it in its unit (-1: none)
 
 
 @dataclass
@@ -165,6 +166,7 @@ def _binds(node: ast.AST) -> frozenset[str]:
     return frozenset(names)
 
 
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _MUTATING = (ast.Expr, ast.Delete, ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match)
 
 
@@ -198,22 +200,24 @@ class _Cutter:
         self._body(tree.body, "<module>", "")
         return self.units
 
-    def _body(self, statements: Iterable[ast.AST], unit: str, prefix: str) -> None:
+    def _body(self, statements: Iterable[ast.AST], unit: str, prefix: str, loop: int = -1) -> None:
         items = self.units[unit].items
         for node in statements:
             line = getattr(node, "lineno", 0)
-            items.append(_Item(_header(node), line, _loads(node), _binds(node), _mutates(node)))
+            item = _Item(_header(node), line, _loads(node), _binds(node), _mutates(node), loop)
+            items.append(item)
             if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
                 name = f"{prefix}{node.name}"
                 kind = "class" if isinstance(node, ast.ClassDef) else "function"
                 self.units[name] = _Unit(kind, [_Item(_header(node), 0)])
                 self._body(node.body, name, f"{name}.")
                 continue
+            inner = len(items) - 1 if loop < 0 and isinstance(node, _LOOPS) else loop
             for field_name in _BODIES:
                 children = getattr(node, field_name, None)
                 if isinstance(children, list) and children:
                     items.append(_Item(f"<{field_name}>", 0))
-                    self._body(children, unit, prefix)
+                    self._body(children, unit, prefix, inner)
             if hasattr(node, "body"):
                 items.append(_Item("<end>", 0))
 
@@ -283,6 +287,27 @@ def _reachable(side: _Side) -> set[tuple[str, str]]:
     return {key for key in seen if side.units[key].kind == "function"}
 
 
+def _flow(unit: _Unit, changed: set[int]) -> set[int]:
+    """``changed`` and, transitively, the statements of the function reading a name a changed
+    statement binds: a changed value can surface only behind an unchanged condition (``bonus =
+    cash * 0.2`` used under ``if ctx.user.id == "u000500":``), which must then run too."""
+    out = set(changed)
+    pending = sorted(changed)
+    while pending:
+        at = pending.pop()
+        source = unit.items[at]
+        if not source.binds:
+            continue
+        # later statements; inside a loop, the whole loop (the next round reads it)
+        start = source.loop if source.loop >= 0 else at + 1
+        for index in range(max(start, 0), len(unit.items)):
+            item = unit.items[index]
+            if index not in out and item.line and not source.binds.isdisjoint(item.loads):
+                out.add(index)
+                pending.append(index)
+    return out
+
+
 def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
     """The statements of ``old`` and ``new`` a simulation must run (see the module docstring)."""
     sides = (_side(old), _side(new))
@@ -293,8 +318,8 @@ def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
         gone, added = _diff(items[0], items[1])
         for side, changed in zip(sides, (gone, added), strict=True):
             if key in side.units:
-                side.changed[key] = changed
                 unit = side.units[key]
+                side.changed[key] = _flow(unit, changed) if unit.kind == "function" else changed
                 if unit.kind != "function":
                     for index in changed:
                         names.update(unit.items[index].binds | unit.items[index].mutates)

@@ -126,7 +126,9 @@ def test_implicit_concatenation_and_unicode_prefix_are_cosmetic() -> None:
 def test_a_module_reading_frame_locals_keeps_its_local_names() -> None:
     """Red team: ``sorted(sys._getframe().f_locals)`` sees local names, so renaming a local
     changes the output; the rename was normalized away (no re-run, a stale result)."""
-    frames = "import sys\n\n\ndef f(ctx):\n    cash = 1\n    return sorted(sys._getframe().f_locals)\n"
+    frames = (
+        "import sys\n\n\ndef f(ctx):\n    cash = 1\n    return sorted(sys._getframe().f_locals)\n"
+    )
     plain = "def f(ctx):\n    cash = 1\n    return cash\n"
     assert normalize_source(frames) != normalize_source(frames.replace("cash", "money"))
     assert normalize_source(plain) == normalize_source(plain.replace("cash", "money"))

@@ -75,7 +75,8 @@ def test_changed_statements_per_version(tmp_path: Path) -> None:
         "        return total\n", "        total = round(total, 2)\n        return total\n"
     )
     change = code_change(version(tmp_path / "a"), version(tmp_path / "b", new))
-    assert required(change, "new") == {"calculations/calc.py": [11]}
+    # line 12 reads the total line 11 changed (line 10, before it and in no loop, does not)
+    assert required(change, "new") == {"calculations/calc.py": [11, 12]}
     assert required(change, "old") == {}
 
 
@@ -210,3 +211,24 @@ def test_a_module_level_call_mutating_a_name_makes_its_readers_changed(tmp_path:
     )
     assert required(change, "new") == {"calculations/calc.py": [11]}
     assert required(change, "old") == {"calculations/calc.py": [11]}
+
+
+def test_statements_reading_a_changed_value_are_changed(tmp_path: Path) -> None:
+    """Red team: ``bonus = cash * 0.1`` edited to ``* 0.2`` runs for every user, but its
+    value surfaces only under an unchanged ``if ctx.user.id == "u000500":`` (2,000 users, 200
+    replayed a date): coverage of the changed line passed, the SimHash and the replay agreed,
+    and the change was skipped as cosmetic with stale results for that user. The statements
+    reading what a changed statement binds (later, or anywhere in its loop) must run too."""
+    entry = ENTRY.replace(
+        "    if total > LIMIT:",
+        "    bonus = total * 0.1\n    if ctx.user.id == 'u000500':\n        total += bonus\n"
+        "    if total > LIMIT:",
+    )
+    change = code_change(
+        version(tmp_path / "a", entry), version(tmp_path / "b", entry.replace("0.1", "0.2"))
+    )
+    # bonus = (10), total += bonus (12), then what reads total: if (13), return total (14)
+    assert required(change, "new") == {"calculations/calc.py": [10, 12, 13, 14]}
+    looped = ENTRY.replace("total += used(", "total += 0.5 * used(")
+    change = code_change(version(tmp_path / "c"), version(tmp_path / "d", looped))
+    assert required(change, "new") == {"calculations/calc.py": [9, 10, 11]}  # the loop's reads
