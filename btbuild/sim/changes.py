@@ -97,6 +97,11 @@ class CodeChange:
     new: VersionFiles
     old_lines: dict[Path, frozenset[int]]
     new_lines: dict[Path, frozenset[int]]
+    # the lines whose own text (or a module-level name they read) changed: their conditions
+    # inside the line must go both ways too (btbuild/sim/probes.py); the readers of a
+    # changed value added by ``_flow`` only have to run, and their line branches both ways
+    old_direct: dict[Path, frozenset[int]] = field(default_factory=dict)
+    new_direct: dict[Path, frozenset[int]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -249,6 +254,7 @@ class _Side:
     units: dict[tuple[str, str], _Unit]  # (shown path, qualname) -> unit
     paths: dict[str, Path]
     changed: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    flowed: dict[tuple[str, str], set[int]] = field(default_factory=dict)  # + their readers
 
 
 def _side(version: VersionFiles) -> _Side:
@@ -319,18 +325,29 @@ def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
         for side, changed in zip(sides, (gone, added), strict=True):
             if key in side.units:
                 unit = side.units[key]
-                side.changed[key] = _flow(unit, changed) if unit.kind == "function" else changed
+                side.changed[key] = changed
+                side.flowed[key] = _flow(unit, changed) if unit.kind == "function" else changed
                 if unit.kind != "function":
                     for index in changed:
                         names.update(unit.items[index].binds | unit.items[index].mutates)
-    return CodeChange(old, new, *(_required(side, names) for side in sides))
+    old_side, new_side = sides
+    return CodeChange(
+        old,
+        new,
+        _required(old_side, names, old_side.flowed),
+        _required(new_side, names, new_side.flowed),
+        _required(old_side, names, old_side.changed),
+        _required(new_side, names, new_side.changed),
+    )
 
 
-def _required(side: _Side, names: set[str]) -> dict[Path, frozenset[int]]:
+def _required(
+    side: _Side, names: set[str], changes: dict[tuple[str, str], set[int]]
+) -> dict[Path, frozenset[int]]:
     lines: dict[Path, set[int]] = {path: set() for path in side.paths.values()}
     for key in _reachable(side):
         unit = side.units[key]
-        changed = side.changed.get(key, set())
+        changed = changes.get(key, set())
         whole = 0 in changed  # the def line itself changed: defaults, decorators, name
         for index, item in enumerate(unit.items):
             if item.line and (whole or index in changed or not names.isdisjoint(item.loads)):

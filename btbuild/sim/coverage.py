@@ -101,10 +101,15 @@ class ChangeCoverage:
         self.tracers = {version: Tracer(change.files(version)) for version in VERSIONS}
         # the conditions inside changed lines, recorded by the instrumented loads of each
         # version (set by the caller that loads them: ChangeTracing)
-        self.probes = {version: Probes(self.lines(version)) for version in VERSIONS}
+        self.probes = {version: Probes(self.direct(version)) for version in VERSIONS}
 
     def lines(self, version: str) -> dict[Path, frozenset[int]]:
         return self.change.new_lines if version == "new" else self.change.old_lines
+
+    def direct(self, version: str) -> dict[Path, frozenset[int]]:
+        """The lines whose conditions inside the line must go both ways (not the readers
+        of a changed value, which only have to run)."""
+        return self.change.new_direct if version == "new" else self.change.old_direct
 
     @classmethod
     def between(
@@ -144,7 +149,7 @@ class ChangeCoverage:
                 return f"unproven: branch at {where} never {target}{suffix}"
         for version in ("new", "old"):
             files = self.change.new if version == "new" else self.change.old
-            for path, key, outcome in self.probes[version].gaps(self.lines(version)):
+            for path, key, outcome in self.probes[version].gaps(self.direct(version)):
                 suffix = "" if version == "new" else " (old code)"
                 return (
                     f"unproven: {describe(key)} of {files.shown(path)}:{key[0]} is never "
@@ -155,7 +160,7 @@ class ChangeCoverage:
     def missing(self) -> int:
         """How many gaps are left (both versions): what a targeted search drives down."""
         return sum(
-            len(self.gaps(version)) + len(self.probes[version].gaps(self.lines(version)))
+            len(self.gaps(version)) + len(self.probes[version].gaps(self.direct(version)))
             for version in VERSIONS
         )
 

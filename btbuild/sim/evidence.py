@@ -60,7 +60,7 @@ class ChangeTracing:
                 continue
             lines: dict[Path, set[int]] = {}
             for check in checks:
-                for path, found in check.lines(version).items():
+                for path, found in check.direct(version).items():
                     lines.setdefault(path, set()).update(found)
             self.probes[version] = Probes({path: frozenset(f) for path, f in lines.items()})
             for check in checks:
