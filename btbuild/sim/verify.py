@@ -281,8 +281,7 @@ def compare_workspaces(
         assert old is not None
         fabricator = Fabricator(sources, start=new.start_date, store=new.root / STORE_FOLDER)
         tracing = ChangeTracing(changed, old, new)
-        # only a segment's users, as built (a predicate's version is in the declaration hash)
-        predicates = session.plugins.segment_predicates
+        predicates = session.plugins.segment_predicates  # a segment's users only, as built
         new_runner = SimRunner(
             new,
             sources,
