@@ -314,6 +314,29 @@ def _flow(unit: _Unit, changed: set[int]) -> set[int]:
     return out
 
 
+def _flow_calls(side: _Side) -> None:
+    """``side.flowed``: each function's changed statements and their readers (:func:`_flow`),
+    where a statement calling a function whose value may have changed (one with a changed or
+    flowed statement, by name) counts as changed too, to a fixed point: ``b = bonus_of(cash)``
+    read under an unchanged rare condition, ``bonus_of``'s body edited."""
+    functions = [key for key, unit in side.units.items() if unit.kind == "function"]
+    moved: set[str] = set()
+    while True:
+        for key in functions:
+            unit = side.units[key]
+            seeds = set(side.changed.get(key, ()))
+            seeds.update(
+                index
+                for index, item in enumerate(unit.items)
+                if item.line and not moved.isdisjoint(item.loads)
+            )
+            side.flowed[key] = _flow(unit, seeds)
+        now = {key[1].split(".")[-1] for key in functions if side.flowed[key]}
+        if now <= moved:
+            return
+        moved |= now
+
+
 def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
     """The statements of ``old`` and ``new`` a simulation must run (see the module docstring)."""
     sides = (_side(old), _side(new))
@@ -326,10 +349,12 @@ def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
             if key in side.units:
                 unit = side.units[key]
                 side.changed[key] = changed
-                side.flowed[key] = _flow(unit, changed) if unit.kind == "function" else changed
+                side.flowed[key] = changed
                 if unit.kind != "function":
                     for index in changed:
                         names.update(unit.items[index].binds | unit.items[index].mutates)
+    for side in sides:
+        _flow_calls(side)
     old_side, new_side = sides
     return CodeChange(
         old,

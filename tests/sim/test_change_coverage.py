@@ -85,8 +85,11 @@ def test_layer_functions_count_only_when_reachable(tmp_path: Path) -> None:
     unreachable = code_change(old, version(tmp_path / "b", layer=LAYER.replace("x + 1", "x + 2")))
     assert unreachable.empty
     reachable = code_change(old, version(tmp_path / "c", layer=LAYER.replace("x * 2", "2 * x")))
-    assert required(reachable, "new") == {"layers/helpers.py": [2]}
-    assert required(reachable, "old") == {"layers/helpers.py": [2]}
+    # the changed helper's line, and in the entry what reads its value: the call (9) and the
+    # readers of the total it feeds (10, 11)
+    calls = {"layers/helpers.py": [2], "calculations/calc.py": [9, 10, 11]}
+    assert required(reachable, "new") == calls
+    assert required(reachable, "old") == calls
 
 
 def test_suspending_the_tracer_keeps_the_running_frame_traced(tmp_path: Path) -> None:
@@ -232,3 +235,22 @@ def test_statements_reading_a_changed_value_are_changed(tmp_path: Path) -> None:
     looped = ENTRY.replace("total += used(", "total += 0.5 * used(")
     change = code_change(version(tmp_path / "c"), version(tmp_path / "d", looped))
     assert required(change, "new") == {"calculations/calc.py": [9, 10, 11]}  # the loop's reads
+
+
+def test_callers_reading_a_changed_functions_value_are_changed(tmp_path: Path) -> None:
+    """Red team: ``b = bonus_of(cash)`` runs for every user; ``bonus_of``'s body edited, its
+    value surfaces only under an unchanged rare condition: the callers reading a changed
+    function's value count as changed (to a fixed point over functions)."""
+    entry = ENTRY.replace(
+        "def calc(ctx):\n",
+        "def bonus_of(t):\n    return t * 0.1\n\n\ndef calc(ctx):\n",
+    ).replace(
+        "    if total > LIMIT:",
+        "    b = bonus_of(total)\n    if ctx.user.id == 'u000500':\n        total += b\n"
+        "    if total > LIMIT:",
+    )
+    change = code_change(
+        version(tmp_path / "a", entry), version(tmp_path / "b", entry.replace("0.1", "0.2"))
+    )
+    # bonus_of's line (7), b = (14), total += b (16), if (17), return total (18)
+    assert required(change, "new") == {"calculations/calc.py": [7, 14, 16, 17, 18]}
