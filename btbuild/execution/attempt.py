@@ -71,6 +71,7 @@ class CellRun(Attempt):
     today: tuple[tuple[str, int], ...] = ()  # (source, stream index)
     spec: int = 0  # which of its pass's distinct ``today`` lists it is (UserPass.todays)
     observing: list[ResultValidator] = field(default_factory=list)  # validators not settled
+    plain: bool = False  # reads no look-back day and no previous value (UserPass.wire)
     history: tuple[tuple[str, int, int], ...] = ()  # (source, days_ago, stream index)
     user_deps: tuple[tuple[str, int], ...] = ()  # (dep name, stream index)
     user_history: tuple[tuple[str, int, int], ...] = ()  # (dep name, days ago, stream index)

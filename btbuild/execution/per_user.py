@@ -125,6 +125,8 @@ class UserPass:
             segment = env.workspace.segments[target.users]
             accepts = membership(segment, env.plugins.segment_predicates)
             run.segment = (stream("root", segment.source, cell.day), accepts)
+        # nothing but today's records and deps to point at: process_user's short way
+        run.plain = not (run.history or run.user_history or run.previous_index is not None)
 
     def stream(self) -> None:
         """The loop over the merged users: each cell whose streams hold the user gets it;
@@ -264,24 +266,13 @@ def process_user(
     same ones, as the records themselves are; not used when the cell gets copies)."""
     if run.segment is not None and not in_segment(run, user_id, values):
         return None
-    copies = Copies(values) if seq or run.isolate else None
-    get = values.get if copies is None else copies
     ctx = run.ctx
-    deps: dict[int, Any] = values  # what ctx.dep reads (Context.bind_user_deps)
-    if copies is not None:
-        today = {source: get(index) for source, index in run.today}
-        deps = {index: get(index) for _, index in run.user_deps}
-    history = (
-        {(source, back): get(index) for source, back, index in run.history}
-        if run.history
-        else _EMPTY
-    )
-    ctx.user = UserRecords(ctx, user_id, today, history)
-    ctx._values = deps
-    if run.user_history:
-        ctx._user_dep_history = {(name, back): get(index) for name, back, index in run.user_history}
-    if run.previous_index is not None:
-        ctx.previous = get(run.previous_index)
+    copies = None
+    if run.plain and not seq and not run.isolate:  # today's records and deps, shared
+        ctx.user = UserRecords(ctx, user_id, today, _EMPTY)
+        ctx._values = values  # what ctx.dep reads (Context.bind_user_deps)
+    else:
+        copies = point(run, user_id, values, today, Copies(values) if seq or run.isolate else None)
     run.processed += 1
     try:
         value = run.process(ctx)
@@ -305,6 +296,32 @@ def process_user(
     if copies is not None and not run.isolate and copies.changed():
         found_changing(env, run, seq)
     return value
+
+
+def point(
+    run: CellRun, user_id: str, values: dict[int, Any], today: dict[str, Any], copies: Any
+) -> Any:
+    """:func:`process_user`'s general case: point the cell's ctx at the user's records,
+    look-back days, deps and previous value, each a copy when ``copies`` (a
+    :class:`Copies`) is given; returns ``copies``."""
+    get = values.get if copies is None else copies
+    ctx = run.ctx
+    deps: dict[int, Any] = values  # what ctx.dep reads (Context.bind_user_deps)
+    if copies is not None:
+        today = {source: get(index) for source, index in run.today}
+        deps = {index: get(index) for _, index in run.user_deps}
+    history = (
+        {(source, back): get(index) for source, back, index in run.history}
+        if run.history
+        else _EMPTY
+    )
+    ctx.user = UserRecords(ctx, user_id, today, history)
+    ctx._values = deps
+    if run.user_history:
+        ctx._user_dep_history = {(name, back): get(index) for name, back, index in run.user_history}
+    if run.previous_index is not None:
+        ctx.previous = get(run.previous_index)
+    return copies
 
 
 def found_changing(env: Environment, run: CellRun, seq: int) -> None:
