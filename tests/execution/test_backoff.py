@@ -21,7 +21,9 @@ roots = ["prices"]
 FLAKY = """\
 import pathlib
 
-LEFT = pathlib.Path(__file__).parent / "failures_left.txt"
+# outside the workspace: a workspace file the code names is one of its inputs (a changed
+# count would be new inputs, not a retry)
+LEFT = pathlib.Path(__file__).parents[3] / "failures_left.txt"
 
 
 def flaky(ctx):
@@ -41,7 +43,7 @@ def flaky_workspace(root: Path, backoff: int, failures: int) -> Workspace:
         FLAKY_BUILD + "\n[calculation.value]",
     )
     ws.write("calculations/pricing/flaky.py", FLAKY)
-    ws.write("calculations/pricing/failures_left.txt", str(failures))
+    (root.parent / "failures_left.txt").write_text(str(failures))
     return ws
 
 
