@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.execution.conftest import Workspace
-from tests.execution.test_segments import USERS, _setup
+from tests.execution.test_segments import USERS, big_holders
 
 SOURCE_PLUGIN = """\
 import json
@@ -90,23 +90,7 @@ def test_editing_a_source_plugin_re_runs_exactly_the_cells_reading_its_source(ra
 
 
 def test_editing_a_segment_predicate_re_runs_exactly_its_segments_targets(ws: Workspace):
-    _setup(ws)
-    ws.edit(
-        "BUILD.toml",
-        'plugins = ["btbuild.plugins.jsonl"]',
-        'plugins = ["btbuild.plugins.jsonl", "plugins.seg"]',
-    )
-    ws.write(
-        "plugins/seg.py",
-        "def btbuild_segment_predicates():\n"
-        "    return {'big_holder': lambda record: record['positions'][0]['quantity'] > 20}\n",
-    )
-    ws.write(
-        "BUILD.toml",
-        (ws.root / "BUILD.toml").read_text()
-        + '\n[segment.big]\nsource = "portfolio"\npredicate = "big_holder"\n',
-    )
-    ws.edit("calculations/seg/BUILD.toml", 'users = "signed_in"', 'users = "big"')
+    big_holders(ws)
     ws.build()
     ws.edit("plugins/seg.py", "> 20", "> 25")  # the segment's version is not bumped
     assert _ran(ws) == {"//seg:signed_in_count"}

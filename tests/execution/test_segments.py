@@ -150,7 +150,9 @@ def test_segment_errors_name_the_target_and_file(ws):
     assert code == 2 and "segment 'gold' is defined on source 'portfolio': add it to roots" in err
 
 
-def test_plugin_predicate_segment(ws):
+def big_holders(ws, rule: str = "record['positions'][0]['quantity'] > 20") -> None:
+    """//seg:signed_in_count on segment 'big': the users ``rule`` (a plugin predicate of the
+    workspace file plugins/seg.py) accepts."""
     _setup(ws)
     ws.edit(
         "BUILD.toml",
@@ -160,8 +162,7 @@ def test_plugin_predicate_segment(ws):
     ws.write(
         "plugins/seg.py",
         "def btbuild_segment_predicates():\n"
-        "    return {'big_holder': lambda record: record is not None"
-        " and record['positions'][0]['quantity'] > 20}\n",
+        f"    return {{'big_holder': lambda record: record is not None and {rule}}}\n",
     )
     ws.write(
         "BUILD.toml",
@@ -169,6 +170,10 @@ def test_plugin_predicate_segment(ws):
         + '\n[segment.big]\nsource = "portfolio"\npredicate = "big_holder"\n',
     )
     ws.edit("calculations/seg/BUILD.toml", 'users = "signed_in"', 'users = "big"')
+
+
+def test_plugin_predicate_segment(ws):
+    big_holders(ws)
     ws.build("//seg:signed_in_count")
     result = ws.backend().read_result("signed_in_count", "2024-01-03")
     assert set(result) == set(USERS[20:])  # quantity = position in the file + 1
