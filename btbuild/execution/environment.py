@@ -7,7 +7,7 @@ An :class:`Environment` is made once per process that runs cells (the build itse
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -58,6 +58,10 @@ def _named(users: Iterator[tuple[str, Any]], source: str, day: date) -> Iterator
         failure = source_failed(source, day, exc)
         failure.stream = stream_name("root", source, day)
         raise failure from None
+
+
+def _none() -> str | None:
+    return None
 
 
 def stream_name(kind: str, name: str, day: date) -> str:
@@ -119,8 +123,8 @@ class Environment:
         if cached is not None and cached[0] == stamp:
             self._roots.move_to_end(key)
             return cached
-        try:
-            value = None if stamp is None else self.sources[source].load(day)
+        try:  # the fingerprint of what was read, not of what was there a moment before
+            stamp, value = (None, None) if stamp is None else self.sources[source].load_read(day)
         except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
             raise source_failed(source, day, exc, "load its data") from None
         self._roots[key] = (stamp, value)
@@ -162,16 +166,24 @@ class Environment:
     def users(
         self, source: str, day: date, shard: int = 0, shards: int = 1
     ) -> Iterator[tuple[str, Any]]:
+        return self.users_read(source, day, shard, shards)[0]
+
+    def users_read(
+        self, source: str, day: date, shard: int = 0, shards: int = 1
+    ) -> tuple[Iterator[tuple[str, Any]], Callable[[], str | None]]:
+        """A user-scope source's users of ``day`` (a part of them when ``shards`` > 1), and
+        the call giving the fingerprint of what the stream read once it is exhausted
+        (``RootSource.users_read``; None when the source cannot tell)."""
         root = self.sources[source]
         try:
             if not root.available(day):
-                return iter(())
-            users = root.users(day) if shards == 1 else root.users_in_shard(day, shard, shards)
+                return iter(()), _none
+            users, read = root.users_read(day, shard, shards)
         except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
             failure = source_failed(source, day, exc)
             failure.stream = stream_name("root", source, day)
             raise failure from None
-        return _named(users, source, day)
+        return _named(users, source, day), read
 
     def memory_high(self) -> bool:
         return bool(self._process.memory_info().rss > self._memory_limit)

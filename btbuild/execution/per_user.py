@@ -72,8 +72,10 @@ class UserPass:
         except Exception as exc:  # noqa: BLE001 - a source, the cache or a lease failed
             self.settle(exc)
         compute = time.perf_counter() - loop_start
+        read = self.table.read_stamps()
         outcomes = []
         for run in self.runs:
+            run.root_stamps.update((key, read[key]) for key in run.root_stamps if key in read)
             if run.done is None:
                 run.phases["compute"] = compute
                 run.done = finish(self.env, self.group, run)

@@ -44,6 +44,8 @@ class StreamTable:
         self.index: dict[tuple[str, str, date], int] = {}
         self.factories: list[Callable[[], Iterator[tuple[str, Any]]]] = []
         self.names: list[str] = []  # what each stream is, for messages
+        # (source, day) -> the fingerprint of what the root stream read, once exhausted
+        self._read: dict[tuple[str, date], Callable[[], str | None]] = {}
 
     def stream(self, kind: str, name: str, day: date, expected: str | None = None) -> int:
         """The index of a stream (``kind`` ``root`` or ``result``), added on first use.
@@ -61,12 +63,24 @@ class StreamTable:
     ) -> Callable[[], Iterator[tuple[str, Any]]]:
         env, group = self.env, self.group
         if kind == "root":  # a source reads only the part's users where it can
-            return partial(env.users, name, day, group.shard, group.shards)
+            return partial(self._open_root, name, day)
         part = (group.shard, group.shards) if group.shards > 1 else None
         return partial(result_stream, env.backend, name, day, expected, part)
 
     def open(self) -> list[Iterator[tuple[str, Any]]]:
         return [factory() for factory in self.factories]
+
+    def _open_root(self, source: str, day: date) -> Iterator[tuple[str, Any]]:
+        users, self._read[(source, day)] = self.env.users_read(
+            source, day, self.group.shard, self.group.shards
+        )
+        return users
+
+    def read_stamps(self) -> dict[tuple[str, date], str]:
+        """The fingerprints of exactly the root data the streams read to their end (those
+        the source can tell): what a cell's root stamps are, whatever the files say now."""
+        found = {key: read() for key, read in self._read.items()}
+        return {key: stamp for key, stamp in found.items() if stamp is not None}
 
 
 def _tag(stream: Iterator[tuple[str, Any]], index: int) -> Iterator[tuple[str, int, Any]]:

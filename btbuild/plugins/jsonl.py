@@ -34,9 +34,10 @@ fabricate from; without one, the schema is inferred from the source's oldest fil
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -48,7 +49,7 @@ from btbuild.plugins import jsonschemas
 from btbuild.plugins.config import PluginConfig
 from btbuild.plugins.hookspecs import hookimpl
 from btbuild.plugins.jsonschemas import first_error, schema_key
-from btbuild.plugins.sources import SCOPES, SOURCE_NAME, RootSource
+from btbuild.plugins.sources import SCOPES, SOURCE_NAME, RootSource, in_shard
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -119,10 +120,21 @@ class JsonlSource(RootSource):
     def load(self, day: date) -> Any:
         if self.scope != "date":
             return super().load(day)
-        path = self._require(day)
+        return self._values(self._require(day), None)
+
+    def load_read(self, day: date) -> tuple[str, Any]:
+        """The day's value and the xxh3-128 digest of exactly the bytes it was parsed from
+        (the file read once, hashed as it is read)."""
+        if self.scope != "date":
+            return super().load_read(day)
+        read: list[str] = []
+        values = self._values(self._require(day), read)
+        return read[0], values
+
+    def _values(self, path: Path, read: list[str] | None) -> dict[str, Any]:
         values: dict[str, Any] = {}
         checker = self._validator(path)
-        for line_no, item in self._lines(path):
+        for line_no, item in self._lines(path, read):
             key = item.get("key")
             if set(item) != {"key", "value"} or not isinstance(key, str):
                 raise self._error(path, line_no, 'expected {"key": "<string>", "value": <JSON>}')
@@ -140,10 +152,26 @@ class JsonlSource(RootSource):
         if self.scope != "user":
             yield from super().users(day)
             return
-        path = self._require(day)
+        yield from self._users(self._require(day), None)
+
+    def users_read(
+        self, day: date, shard: int = 0, shards: int = 1
+    ) -> tuple[Iterator[tuple[str, Any]], Callable[[], str | None]]:
+        """:meth:`users`, and once it is exhausted the xxh3-128 digest of exactly the bytes its
+        records were parsed from: a file rewritten while it was streamed (and perhaps put
+        back before the commit) never passes for the data the cell was planned with."""
+        if self.scope != "user":
+            return super().users_read(day, shard, shards)
+        read: list[str] = []
+        users = self._users(self._require(day), read)
+        if shards > 1:  # every line is read (and hashed) either way
+            users = in_shard(users, shard, shards)
+        return users, lambda: read[0] if read else None
+
+    def _users(self, path: Path, read: list[str] | None) -> Iterator[tuple[str, Any]]:
         previous: str | None = None
         checker = self._validator(path)
-        for line_no, item in self._lines(path):
+        for line_no, item in self._lines(path, read):
             user = item.get("user")
             if set(item) != {"user", "record"} or not isinstance(user, str):
                 raise self._error(
@@ -287,37 +315,80 @@ class JsonlSource(RootSource):
     def _error(self, path: Path, line_no: int, message: str) -> WorkspaceError:
         return WorkspaceError(message, path=self._show(path), line=line_no)
 
-    def _lines(self, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    def _lines(self, path: Path, read: list[str] | None) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The file's JSON objects with their line numbers; ``read``: once the last line is
+        read, gets the digest of every byte of the file as it was read."""
+        hashed = None
         try:
-            with _open_text(path) as handle:
-                for line_no, line in enumerate(handle, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        item = json.loads(line, parse_constant=_refuse_constant)
-                    except ValueError as exc:
-                        raise self._error(
-                            path,
-                            line_no,
-                            f"not valid JSON: {getattr(exc, 'msg', exc)}; one JSON object per line",
-                        ) from None
-                    if not isinstance(item, dict):
-                        raise self._error(
-                            path, line_no, f"expected a JSON object, got {type(item).__name__}"
-                        )
-                    yield line_no, item
+            hashed = None if read is None else _Hashed(path)
+            with _open_text(path, hashed) as handle:
+                yield from self._parsed(path, handle)
+                if hashed is not None and read is not None:
+                    read.append(hashed.rest())
         except (OSError, EOFError, UnicodeDecodeError) as exc:
             raise WorkspaceError(f"cannot read root data: {exc}", path=self._show(path)) from None
+        finally:
+            if hashed is not None:  # gzip leaves the file object it reads from open
+                hashed.close()
+
+    def _parsed(self, path: Path, handle: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line, parse_constant=_refuse_constant)
+            except ValueError as exc:
+                raise self._error(
+                    path,
+                    line_no,
+                    f"not valid JSON: {getattr(exc, 'msg', exc)}; one JSON object per line",
+                ) from None
+            if not isinstance(item, dict):
+                raise self._error(
+                    path, line_no, f"expected a JSON object, got {type(item).__name__}"
+                )
+            yield line_no, item
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def _open_text(path: Path) -> IO[str]:
+class _Hashed(io.RawIOBase):
+    """A file's bytes as read, each hashed (xxh3-128) on the way: the fingerprint of exactly
+    the data parsed, even if the file is rewritten while it is read."""
+
+    def __init__(self, path: Path):
+        self._file = path.open("rb", buffering=0)
+        self._digest = xxhash.xxh3_128()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        count = self._file.readinto(buffer)
+        if count:
+            self._digest.update(memoryview(buffer)[:count])
+        return count
+
+    def rest(self) -> str:
+        """The digest of the whole file as read (what is left of it read now)."""
+        while chunk := self._file.read(_CHUNK):
+            self._digest.update(chunk)
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _open_text(path: Path, hashed: _Hashed | None = None) -> IO[str]:
+    binary: Any = path if hashed is None else io.BufferedReader(hashed, _CHUNK)
     if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+        return gzip.open(binary, "rt", encoding="utf-8")
+    if hashed is None:
+        return path.open(encoding="utf-8")
+    return io.TextIOWrapper(binary, encoding="utf-8")
 
 
 def jsonl_sources(config: PluginConfig) -> list[RootSource]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,6 +73,27 @@ class RootSource(ABC):
         the other parts' records cheaply (without reading or generating them) overrides it."""
         return in_shard(self.users(day), shard, shards)
 
+    def load_read(self, day: date) -> tuple[str, Any]:
+        """(fingerprint, value) of ``day`` (date scope), the fingerprint naming the data the
+        value was read from: a build commits a cell only under the fingerprints of what it
+        read. A source that can hash exactly what it reads overrides it (jsonl does); this
+        default takes the fingerprint before and after :meth:`load`, and data that changed
+        in between gets a fingerprint no plan has."""
+        before = self.fingerprint(day)
+        value = self.load(day)
+        after = self.fingerprint(day)
+        return (before if before == after else f"changed while read: {before} -> {after}"), value
+
+    def users_read(
+        self, day: date, shard: int = 0, shards: int = 1
+    ) -> tuple[Iterator[tuple[str, Any]], Callable[[], str | None]]:
+        """:meth:`users` (``shards`` > 1: :meth:`users_in_shard`) and a call that, once the
+        iterator is exhausted, gives the fingerprint of exactly the data it read (None: the
+        source cannot tell; a build then relies on the fingerprints taken when the stream
+        opened and before the commit, which miss data changed and put back in between)."""
+        users = self.users(day) if shards == 1 else self.users_in_shard(day, shard, shards)
+        return users, _unknown
+
     @abstractmethod
     def strategy(self) -> SearchStrategy[Any]:
         """A Hypothesis strategy for one date's value (date scope) or one user's record."""
@@ -83,6 +104,10 @@ class RootSource(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} scope={self.scope}>"
+
+
+def _unknown() -> str | None:
+    return None
 
 
 def check_source(source: object, plugin: str) -> RootSource:

@@ -95,3 +95,63 @@ def test_a_long_lived_process_reloads_a_day_re_ingested_since(ws: Workspace) -> 
     write_day(ws.root, DAY, price_bump=5.0)
     after = env.load_root("prices", DAY)
     assert after["AAA"]["close"] == before["AAA"]["close"] + 5.0
+
+
+@pytest.mark.parametrize("target", ["value", "price_level"])  # a user stream, a day's load
+def test_data_rewritten_after_its_fingerprint_and_put_back_is_never_committed(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    """The day's file is rewritten in the moment between the fingerprint the attempt takes
+    and the read itself (the user stream opened after the cell was wired; a day's value
+    loaded after its fingerprint was compared with the cache's), then put back before the
+    commit: every fingerprint the commit compares is the planned one, but the cell computed
+    from other data. Only the digest of the bytes actually read tells; the build ends exit 0
+    with every cell what a clean build computes from the data as it is at the end."""
+    from btbuild.execution.streams import StreamTable
+
+    ws.build(date=DAY.isoformat())
+    state = {"armed": False, "rewritten": False}
+    take_lease, roots_moved = start_module.take_lease, Environment.roots_moved
+    table_open, fingerprint = StreamTable.open, Environment.fingerprint
+
+    def rewrite() -> None:
+        state["armed"], state["rewritten"] = False, True
+        if target == "value":  # the user records only (the day's prices read are planned)
+            write_day(ws.root, DAY, users=["u001", "u002"])
+        else:
+            write_day(ws.root, DAY, price_bump=5.0)
+
+    def take_and_arm(env: Any, cell: Any, store: str) -> Any:
+        lease = take_lease(env, cell, store)
+        if (cell.name, cell.day) == (target, DAY) and not state["rewritten"]:
+            state["armed"] = True
+        return lease
+
+    def open_after_wiring(self: StreamTable) -> Any:
+        if state["armed"] and self.group.day == DAY:
+            rewrite()
+        return table_open(self)
+
+    def fingerprint_then_rewrite(self: Environment, source: str, day: date) -> Any:
+        stamp = fingerprint(self, source, day)
+        if state["armed"] and (source, day) == ("prices", DAY):
+            rewrite()
+        return stamp
+
+    def put_back_then_check(self: Environment, run_target: Any, cell: Any, read: Any) -> Any:
+        if state["rewritten"] and (cell.name, cell.day) == (target, DAY):
+            write_day(ws.root, DAY)
+        return roots_moved(self, run_target, cell, read)
+
+    monkeypatch.setattr(start_module, "take_lease", take_and_arm)
+    monkeypatch.setattr(StreamTable, "open", open_after_wiring)
+    monkeypatch.setattr(Environment, "fingerprint", fingerprint_then_rewrite)
+    monkeypatch.setattr(Environment, "roots_moved", put_back_then_check)
+    # the target alone: no other cell of the process has the day's prices loaded already
+    code, _out, err = ws.cli("build", f"//pricing:{target}", "--force", "--date", DAY.isoformat())
+    monkeypatch.undo()
+    assert code == 0 and state["rewritten"], err
+    assert "read inputs that changed since their plan" in err
+    clean = make_workspace(ws.root.parent / "original")
+    clean.build(date=DAY.isoformat())
+    assert _results(ws, DAY)[target] == _results(clean, DAY)[target]

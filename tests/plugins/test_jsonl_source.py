@@ -157,6 +157,59 @@ def test_fingerprint_changes_with_the_file_and_is_cached(tmp_path, monkeypatch):
     assert workspace(tmp_path)["prices"].fingerprint(DAY) == src.fingerprint(DAY)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_reads_name_the_digest_of_exactly_the_bytes_read(tmp_path, packed):
+    """load_read / users_read give the fingerprint of what was parsed: the file's digest when
+    it stayed put; after a rewrite in the middle of a stream, neither the old nor the new
+    file's (a build then never commits what it computed under the planned fingerprint)."""
+    suffix = ".jsonl.gz" if packed else ".jsonl"
+    put(tmp_path, f"data/prices/2024-01-02{suffix}", lines({"key": "a", "value": 1}), packed)
+    # random records: over the reader's 1 MiB buffer even compressed
+    users = [{"user": f"u{i:06d}", "record": {"pad": os.urandom(30).hex()}} for i in range(60_000)]
+    path = put(tmp_path, f"data/portfolio/2024-01-02{suffix}", lines(*users), packed)
+    src = workspace(tmp_path)
+    assert src["prices"].load_read(DAY) == (src["prices"].fingerprint(DAY), {"a": 1})
+    for shards in (1, 3):
+        stream, read = src["portfolio"].users_read(DAY, 1 % shards, shards)
+        assert read() is None  # nothing read yet
+        assert sum(1 for _ in stream) == (60_000 if shards == 1 else pytest.approx(20_000, rel=0.1))
+        assert read() == src["portfolio"].fingerprint(DAY)
+    before = src["portfolio"].fingerprint(DAY)
+    stream, read = src["portfolio"].users_read(DAY)
+    next(stream)
+    rewritten = lines(
+        *({"user": u["user"], "record": {"pad": os.urandom(30).hex()}} for u in users)
+    )
+    with path.open("r+b") as handle:  # in place: the stream's open file sees it
+        handle.write(gzip.compress(rewritten.encode()) if packed else rewritten.encode())
+    try:
+        list(stream)
+    except WorkspaceError:  # a gzip stream cut mid-member may not even parse
+        assert packed
+    else:
+        assert read() not in (None, before, src["portfolio"].fingerprint(DAY))
+
+
+def test_a_source_without_its_own_digest_marks_data_changed_while_loaded() -> None:
+    from btbuild.plugins.sources import MemorySource
+
+    source = MemorySource("prices", "date", {DAY: {"a": 1}})
+    assert source.load_read(DAY) == (source.fingerprint(DAY), {"a": 1})
+    load = source.load
+
+    def load_then_change(day):
+        value = load(day)
+        source.set(day, {"a": 2})
+        return value
+
+    source.load = load_then_change
+    stamp, _value = source.load_read(DAY)
+    assert stamp.startswith("changed while read") and stamp != source.fingerprint(DAY)
+    users = MemorySource("portfolio", "user", {DAY: {"u1": 1}})
+    stream, read = users.users_read(DAY)
+    assert list(stream) == [("u1", 1)] and read() is None  # cannot tell: the stamps stand
+
+
 def test_bad_settings(tmp_path):
     with pytest.raises(ConfigError, match=r"\[plugin.jsonl\] sources.prices = 'daily' is invalid"):
         workspace(tmp_path, {"prices": "daily"})
