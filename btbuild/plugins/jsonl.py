@@ -37,6 +37,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -325,7 +326,7 @@ class JsonlSource(RootSource):
                 yield from self._parsed(path, handle)
                 if hashed is not None and read is not None:
                     read.append(hashed.rest())
-        except (OSError, EOFError, UnicodeDecodeError) as exc:
+        except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
             raise WorkspaceError(f"cannot read root data: {exc}", path=self._show(path)) from None
         finally:
             if hashed is not None:  # gzip leaves the file object it reads from open

@@ -131,6 +131,13 @@ def test_corrupt_gzip_and_both_files(tmp_path):
         WorkspaceError, match=r"data/prices/2024-01-02.jsonl.gz: cannot read root data"
     ):
         src.load(DAY)
+    # a valid gzip header over damaged deflate data: a block of the reserved type 3 (zlib.error,
+    # not an OSError, was an internal error)
+    packed = gzip.compress(b"")[:10] + b"\x07" + bytes(64)
+    (tmp_path / "data/prices/2024-01-02.jsonl.gz").write_bytes(packed)
+    for read in (src.load, src.load_read):
+        with pytest.raises(WorkspaceError, match="2024-01-02.jsonl.gz: cannot read root data"):
+            read(DAY)
     put(tmp_path, "data/prices/2024-01-02.jsonl", "")
     with pytest.raises(WorkspaceError, match="both 2024-01-02.jsonl and 2024-01-02.jsonl.gz"):
         src.available(DAY)
