@@ -452,6 +452,18 @@ def test_a_lease_of_a_dead_local_builder_is_taken_over_at_once(ws):
 def test_an_interrupted_build_gives_its_cells_back(ws):
     """A real Ctrl-C (SIGINT) while a calculation runs; a KeyboardInterrupt *raised* by the
     code is that code's failure instead (tests/execution/test_hostile.py)."""
+    import signal
+
+    # as in a terminal: a test run started in the background by a shell without job control
+    # inherits SIGINT ignored (and a build then rightly ignores it too)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupted_build(ws)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted_build(ws):
     ws.edit(
         "calculations/pricing/calcs.py",
         "    prices = ctx.root",
