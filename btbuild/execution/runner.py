@@ -117,8 +117,11 @@ def combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
     iso = cell.day.isoformat()
     target = env.workspace.targets[cell.name]
     parts = [part_name(cell.name, cell.day, shard, group.shards) for shard in range(group.shards)]
+    checked: dict[str, tuple[str | None, str | None]] = {}  # part -> (result hash, generation)
     for part in parts:
         record = env.backend.get_cell(part, iso)
+        if record is not None:
+            checked[part] = (record.result_hash, record.generation)
         if record is None or record.status != COMMITTED or record.composite_hash != cell.key:
             return CellOutcome(
                 cell.name,
@@ -130,14 +133,15 @@ def combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
     lease = take_lease(env, cell, cell.name)
     if isinstance(lease, CellOutcome):
         if lease.status == Status.SKIPPED:
-            _drop_parts(env, parts, iso)
+            _drop_parts(env, checked, iso)
         return lease
     writer = env.backend.open_writer(lease, "per_user")
     try:
         validators = env.plugins.validators(
             target.name, target.kind, target.checks, target.build_file
         ) + schema_validators(target)
-        streams = [env.backend.iter_result_lines(part, iso) for part in parts]
+        # exactly the parts checked above: one another builder replaced since is moved on
+        streams = [env.backend.iter_result_lines(part, iso, checked[part][0]) for part in parts]
         merged = heapq.merge(*streams, key=lambda item: item[0])
         users = 0
 
@@ -152,15 +156,21 @@ def combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
         writer.add_lines(lines())
         attempt = Attempt(cell, target, lease, writer, validators, started, processed=users)
         attempt.phases["combine"] = time.perf_counter() - started
+    except DamagedResult as exc:  # a part replaced (planned again) or damaged (rebuilt)
+        return give_back_damaged(env, [(cell, target, lease)], exc)[0]
     except BtbuildError as exc:
         message = f"{target.label}: combining {group.shards} parts failed: {exc}"
         return abort(env, group, cell, lease, writer, message, started)
     outcome = commit(env, group, attempt)
     if outcome.status == Status.RAN:
-        _drop_parts(env, parts, iso)
+        _drop_parts(env, checked, iso)
     return outcome
 
 
-def _drop_parts(env: Environment, parts: list[str], iso: str) -> None:
-    for part in parts:  # part names hold the date: each names exactly one cell
-        env.backend.delete_target(part)
+def _drop_parts(
+    env: Environment, checked: dict[str, tuple[str | None, str | None]], iso: str
+) -> None:
+    """Delete the parts merged, each only while it is still the generation merged: a part
+    another builder committed since (for its own combine) is left to it."""
+    for part, (_result, generation) in checked.items():
+        env.backend.forget_result(part, iso, generation=generation)
