@@ -83,7 +83,7 @@ def replay_cell(
     why: str,
 ) -> CellReplay:
     day = date.fromisoformat(record.date)
-    ctx = _context(replayer, target, day, inputs)
+    ctx = _context(replayer, target, day, inputs, record)
     try:
         process = factory()
     except Exception as exc:  # noqa: BLE001 - a calculation whose setup fails differs from any result
@@ -105,7 +105,8 @@ def replay_cell(
         limited = _limited(target, day, None, new)
         if limited:
             return CellReplay(1, limited=limited)
-        stored = replayer.backend.read_result(target.name, record.date)
+        # what the old code stored, exactly: a result replaced since raises ResultMovedOn
+        stored = replayer.backend.read_expected(target.name, record.date, record.result_hash)
         if isinstance(new, Failed) or not same(new, stored):
             counter = _counter(replayer, target, day, None, why, inputs, stored, new)
             if target.historical:
@@ -115,20 +116,27 @@ def replay_cell(
     return _per_user(replayer, target, record, inputs, process, ctx, why)
 
 
-def _context(replayer: Replayer, target: Target, day: date, inputs: CellInputsNow) -> Context:
+def _context(
+    replayer: Replayer, target: Target, day: date, inputs: CellInputsNow, record: CellRecord
+) -> Context:
+    """The cell's context over exactly the inputs its stored result was computed from (each
+    read against the recorded result hash: one replaced since raises ResultMovedOn)."""
     backend = replayer.backend
     whole: dict[str, Any] = {}
     dep_names: dict[str, str] = {}
     for label, (dep, dep_day) in inputs.deps.items():
         dep_names[dep.name] = dep.name
         dep_names[label] = dep.name
+        expected = record.dep_results.get(label)
         if target.stream_deps and dep.kind == "per_user":  # as the build reads it
-            whole[dep.name] = backend.read_streamed(dep.name, dep_day.isoformat())
+            whole[dep.name] = backend.read_streamed(dep.name, dep_day.isoformat(), expected)
         elif target.kind == "per_date" or dep.kind == "per_date":
-            whole[dep.name] = backend.read_result(dep.name, dep_day.isoformat())
+            whole[dep.name] = backend.read_expected(dep.name, dep_day.isoformat(), expected)
     previous = None
     if target.historical and target.kind == "per_date" and inputs.previous is not None:
-        previous = backend.read_result(target.name, inputs.previous.date)
+        previous = backend.read_expected(
+            target.name, inputs.previous.date, inputs.previous.result_hash
+        )
 
     def load_root(source: str, when: date) -> Any:
         root = replayer.sources[source]
@@ -169,13 +177,17 @@ def _per_user(
         for back in range(1, target.lookback_days(s) + 1)
     ]
     user_deps = [
-        (dep.name, streams.result(dep.name, dep_day))
-        for dep, dep_day in inputs.deps.values()
+        (dep.name, streams.result(dep.name, dep_day, record.dep_results.get(label)))
+        for label, (dep, dep_day) in inputs.deps.items()
         if dep.kind == "per_user"
     ]
     previous_date = inputs.previous_date()
-    previous = streams.result(target.name, previous_date) if previous_date else None
-    stored = streams.result(target.name, day)
+    previous = (
+        streams.result(target.name, previous_date, inputs.previous.result_hash)
+        if previous_date and inputs.previous is not None
+        else None
+    )
+    stored = streams.result(target.name, day, record.result_hash)
     universe = {index for _, index in today} | {index for _, index in user_deps}
     contexts = 0
     for user_id, values in _merge(streams.iterators):
@@ -221,12 +233,14 @@ class _Streams:
             return self._add(root.users(day))
         return self._add(root.users_in_shard(day, self.part, self.parts))
 
-    def result(self, name: str, day: date) -> int:
+    def result(self, name: str, day: date, expected: str | None) -> int:
+        """A stored result's stream, read against ``expected`` (the hash the replayed cell
+        recorded): one replaced since raises ResultMovedOn."""
         backend, iso = self.replayer.backend, day.isoformat()
         if self.parts == 1:
-            return self._add(backend.iter_result(name, iso))
+            return self._add(backend.iter_result(name, iso, expected))
         # only the part's users are parsed (every line is still checked against the record)
-        return self._add(backend.iter_result(name, iso, part=(self.part, self.parts)))
+        return self._add(backend.iter_result(name, iso, expected, (self.part, self.parts)))
 
 
 def _user_inputs(
