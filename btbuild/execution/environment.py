@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
-from btbuild.analysis.cells import CellTask, root_fingerprints
+from btbuild.analysis.cells import CellTask, root_fingerprints, target_components
 from btbuild.errors import BtbuildError, SourceError
 from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.liveness import owner_id
@@ -80,11 +80,14 @@ class Environment:
         plugins: Plugins,
         backend: Backend,
         static_hashes: Mapping[str, str] | None = None,
+        components: Mapping[str, Mapping[str, str]] | None = None,
     ):
         self.workspace = workspace
         # this process's own static hash per target: a task planned from other code (a worker
-        # deployed from another revision) is refused instead of caching wrong results
+        # deployed from another revision, or seeing other data files or environment variables)
+        # is refused instead of caching wrong results; ``components`` say which part differs
         self.static_hashes = static_hashes
+        self.components = components or {}
         self.plugins = plugins
         self.sources: dict[str, RootSource] = plugins.root_sources()
         self.backend = backend
@@ -107,7 +110,10 @@ class Environment:
     @classmethod
     def of(cls, context: ExecutionContext) -> Environment:
         """The environment of a process that runs cells for ``context``'s workspace."""
-        return cls(context.workspace, context.plugins, context.backend, context.static_hashes())
+        components = {name: target_components(h) for name, h in context.hashes.items()}
+        return cls(
+            context.workspace, context.plugins, context.backend, context.static_hashes(), components
+        )
 
     def load_root(self, source: str, day: date) -> Any:
         """A date-scope source's value for ``day`` (None when it has no data)."""

@@ -73,20 +73,34 @@ def streamed_deps(ctx: Context) -> list[StreamedResult]:
 
 
 def _other_code(env: Environment, cell: CellTask, target: Target) -> CellOutcome | None:
-    """A failed outcome when this process's code is not the code the cell was planned with."""
+    """A failed outcome when this process's code or inputs (data files, packages, environment
+    variables: the ``infra`` hash) are not those the cell was planned with."""
     mine = env.static_hashes.get(cell.name) if env.static_hashes is not None else cell.static
     if mine == cell.static:
         return None
+    own = env.components.get(cell.name, {})
+    differ = [name for name, value in own.items() if cell.components.get(name) != value]
+    what = ", ".join(_WHAT.get(name, name) for name in differ) or "static hash"
     return CellOutcome(
         cell.name,
         cell.day,
         FAILED,
         cell.reason,
         error=(
-            f"{target.label}: this worker's code or workspace differs from the one the build was planned "
-            f"with (static hash {mine} here, {cell.static} planned): run workers from the same revision"
+            f"{target.label}: this worker's {what} differ from the build's plan (static hash "
+            f"{mine} here, {cell.static} planned): run workers from the same revision, with the "
+            "same data files, packages and environment variables"
         ),
     )
+
+
+_WHAT = {
+    "code": "code",
+    "layers": "layers",
+    "infra": "infra (data files, packages or environment variables the code reads)",
+    "declaration": "declaration",
+    "epoch": "epoch",
+}
 
 
 def _validators(env: Environment, group: GroupTask, target: Target) -> list[ResultValidator]:

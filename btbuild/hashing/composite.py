@@ -24,6 +24,7 @@ from btbuild.hashing.infra import (
     infra_hash,
 )
 from btbuild.hashing.layers import FactsReader, LayerScan, LayerScanner, relative_posix
+from btbuild.hashing.runtime import RuntimeInputs
 from btbuild.workspace.model import Segment, Target, Workspace
 
 
@@ -48,6 +49,9 @@ class TargetHashes:
     layer_whole: tuple[tuple[str, str], ...] = ()
     # data files the code names (btbuild/hashing/datafiles.py), in the infra hash
     data_files: tuple[str, ...] = ()
+    # run-time reads in the infra hash (btbuild/hashing/runtime.py): "env:NAME", "env:*",
+    # "docs:<path>", "source:<path>"
+    runtime: tuple[str, ...] = ()
 
 
 def declaration_hash(
@@ -123,6 +127,7 @@ def compute_hashes(
     cache: HashCache | None = None,
     distributions: DistributionIndex | None = None,
     predicate_code: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, TargetHashes]:
     """Hash every target of ``workspace``; the result is keyed by target name.
 
@@ -130,12 +135,14 @@ def compute_hashes(
     :meth:`HashCache.for_workspace`) makes unchanged files free; it is saved before
     returning. ``distributions`` replaces the installed-package lookup (tests).
     ``predicate_code``: segment predicate name -> its plugin's code (Plugins.predicate_code).
+    ``environ``: the environment variables the code may read (default: this process's).
     """
     extra = check_extra_inputs(extra_infra or {})
     index = distributions if distributions is not None else DistributionIndex.installed()
     reader = FactsReader(cache)
     scanner = LayerScanner(workspace.root, reader)
     data = DataFiles(workspace.root)
+    runtime = RuntimeInputs(workspace.root, data, environ)
     by_label = workspace.by_label()
     results: dict[str, TargetHashes] = {}
     for label in graph_of(workspace).order:  # deps first
@@ -147,7 +154,8 @@ def compute_hashes(
         code = (predicate_code or {}).get(segment.predicate or "", "") if segment else ""
         declaration = declaration_hash(target, segment, code)
         scan = scanner.scan(target.entry_file)
-        files = data.inputs((target.entry_file, *scan.files), reader)
+        sources = (target.entry_file, *scan.files)
+        files = {**data.inputs(sources, reader), **runtime.inputs(sources, reader)}
         results[target.name] = _target_hashes(
             workspace,
             target,
@@ -179,7 +187,7 @@ def _target_hashes(
     # (then any of its statements can be reached through the module object)
     code = (
         reader(target.entry_file).code_hash
-        if scan.imports_entry
+        if scan.imports_entry or scan.any_module
         else reader.entry_code(target.entry_file, target.entry_attr)
     )
     slices = layer_slices(
@@ -189,6 +197,7 @@ def _target_hashes(
         reader,
         all_files=scan.files,
         imports_entry=scan.imports_entry,
+        any_module=scan.any_module,
     )
     layers = slices.digest
     infra = infra_hash(versions, extra)
@@ -212,4 +221,8 @@ def _target_hashes(
         upstream=tuple(sorted(upstream.items())),
         layer_whole=slices.whole,
         data_files=tuple(key[5:] for key in extra if key.startswith("file:")),
+        runtime=tuple(key for key in extra if key.startswith(_RUNTIME_KINDS)),
     )
+
+
+_RUNTIME_KINDS = ("env:", "docs:", "source:")

@@ -4,11 +4,14 @@ A calculation reading a table next to its code (``Path(__file__).parent / "bands
 ``open("calculations/risk/limits.csv")``) computes something else when the file changes, but
 no code hash moves: the build used to skip every cell as up to date (stale results, exit 0).
 Every string literal of the entry file and its layer files that names an existing file of the
-workspace - relative to that source file's folder or to the workspace root, Python sources
-and btbuild's own folder excepted - is such an input: its contents' xxh3 goes into the
+workspace - relative to that source file's folder or to the workspace root, btbuild's own
+folder excepted - is such an input: its contents' xxh3 goes into the
 target's ``infra`` hash (``file:<path>``), like a package version. A change there re-runs the
 target's cells; it is never judged cosmetic (the simulation proves code changes, and the old
 contents are gone).
+
+A Python file named by a literal is one too (``exec(open("rules.py").read())``,
+``runpy.run_path("rules.py")`` run it without importing it): its raw bytes are the input.
 
 Not covered: a file whose name is computed (``f"{name}.json"``), a folder listed at run
 time, files outside the workspace; bump the epoch for those, or add a plugin input.
@@ -21,7 +24,7 @@ from pathlib import Path
 from btbuild.hashing.digest import hash_bytes
 from btbuild.hashing.layers import FactsReader, relative_posix
 
-_SKIPPED_SUFFIXES = frozenset({".py", ".pyc", ".pyi"})
+_SKIPPED_SUFFIXES = frozenset({".pyc"})
 
 
 class DataFiles:
@@ -40,7 +43,7 @@ class DataFiles:
                 for base in (source.parent, self.root):
                     path = self._resolve(base, literal)
                     if path is not None:
-                        found[f"file:{relative_posix(path, self.root)}"] = self._digest(path)
+                        found[f"file:{relative_posix(path, self.root)}"] = self.digest(path)
         return dict(sorted(found.items()))
 
     def _resolve(self, base: Path, literal: str) -> Path | None:
@@ -61,7 +64,7 @@ class DataFiles:
             return None
         return path
 
-    def _digest(self, path: Path) -> str:
+    def digest(self, path: Path) -> str:
         if path not in self._digests:
             try:
                 self._digests[path] = hash_bytes(path.read_bytes())

@@ -76,9 +76,13 @@ def layer_slices(
     *,
     all_files: tuple[Path, ...],
     imports_entry: bool,
+    any_module: str = "",
 ) -> LayerSlices:
     """The definition-level layer hash of one target. ``all_files`` are its layer files as
-    the module-level scan found them (the fallback when the entry module is imported again)."""
+    the module-level scan found them (the fallback when the entry module is imported again,
+    or when ``any_module`` says why any module of the workspace may be imported)."""
+    if any_module:
+        return _whole_layers(all_files, root, reader, f"may be imported: {any_module}")
     if imports_entry:
         return _whole_layers(all_files, root, reader, "the entry module is imported again")
     search_dirs = tuple(dict.fromkeys((entry_file.parent, root)))

@@ -127,6 +127,11 @@ class FileFacts:
     statements: tuple[StatementFacts, ...] | None = None
     dynamic: bool = False
     paths: tuple[str, ...] = ()  # string literals that may name a data file the code reads
+    # what the code reads at run time besides its code (btbuild/hashing/reads.py)
+    env: tuple[str, ...] = ()  # environment variable names, sorted; "*": the whole environment
+    reads: tuple[str, ...] = ()  # "docs" (docstrings), "source" (its source text), sorted
+    any_module: str = ""  # why it may import any workspace module ("" if it cannot)
+    docs: str = ""  # hash of the docstrings the code hash drops ("" if none)
 
     def entry_code_hash(self, entry_attr: str) -> str:
         """The code hash of what ``entry_attr`` needs from this module.
@@ -236,6 +241,10 @@ class FileFacts:
             else [statement.to_json() for statement in self.statements],
             "dynamic": self.dynamic,
             "paths": list(self.paths),
+            "env": list(self.env),
+            "reads": list(self.reads),
+            "any_module": self.any_module,
+            "docs": self.docs,
         }
 
     @classmethod
@@ -251,8 +260,15 @@ class FileFacts:
             raw_statements is None or isinstance(raw_statements, list)
         ):
             return None
-        paths = value.get("paths")  # missing in entries written before: a miss
-        if not (isinstance(paths, list) and all(isinstance(item, str) for item in paths)):
+        lists: list[tuple[str, ...]] = []
+        for key in ("paths", "env", "reads"):  # missing in entries written before: a miss
+            items = value.get(key)
+            if not (isinstance(items, list) and all(isinstance(item, str) for item in items)):
+                return None
+            lists.append(tuple(items))
+        paths, env, reads = lists
+        any_module, docs = value.get("any_module"), value.get("docs")
+        if not (isinstance(any_module, str) and isinstance(docs, str)):
             return None
         records: list[ImportRecord] = []
         for item in imports:
@@ -274,7 +290,17 @@ class FileFacts:
             if any(item is None for item in parsed):
                 return None
             statements = tuple(item for item in parsed if item is not None)
-        return cls(code, tuple(records), statements, dynamic, tuple(paths))
+        return cls(
+            code,
+            tuple(records),
+            statements,
+            dynamic,
+            paths,
+            env,
+            reads,
+            any_module,
+            docs,
+        )
 
 
 def _stateful_import(statement: StatementFacts) -> bool:
@@ -312,6 +338,15 @@ def analyze_source(source: str, *, path: str = "<string>") -> FileFacts:
         )
         for info in analysis.statements
     )
+    reads = analysis.reads
     return FileFacts(
-        analysis.code_hash, analysis.imports, statements, analysis.dynamic, analysis.paths
+        analysis.code_hash,
+        analysis.imports,
+        statements,
+        analysis.dynamic,
+        analysis.paths,
+        tuple(sorted(reads.env)) if reads else (),
+        tuple(kind for kind in ("docs", "source") if reads and getattr(reads, kind)),
+        reads.any_module if reads else "",
+        analysis.docs,
     )

@@ -73,6 +73,9 @@ class LayerScan:
     files: tuple[Path, ...]
     third_party: tuple[str, ...]  # top-level module names, sorted
     imports_entry: bool = False  # the entry file is imported again (by itself or a layer)
+    # why any workspace module may be imported (a computed dynamic import, sys.path changed):
+    # then every Python file of the workspace is a whole layer ("" when none)
+    any_module: str = ""
 
 
 class LayerScanner:
@@ -82,16 +85,25 @@ class LayerScanner:
         self.root = workspace_root
         self.reader = reader if reader is not None else FactsReader()
         self._resolved: dict[tuple[str, tuple[Path, ...]], list[Path] | None] = {}
+        self._modules: list[Path] | None = None
 
     def scan(self, entry_file: Path) -> LayerScan:
         search_dirs = _unique((entry_file.parent, self.root))
         seen: set[Path] = {entry_file}
         third_party: set[str] = set()
         imports_entry = False
+        any_module = ""
         queue = deque([entry_file])
         while queue:
             current = queue.popleft()
-            for record in self.reader(current).imports:
+            facts = self.reader(current)
+            if facts.any_module and not any_module:
+                any_module = f"{relative_posix(current, self.root)} {facts.any_module}"
+                fresh = [path for path in self.workspace_modules() if path not in seen]
+                fresh = [path for path in fresh if self._parses(path)]
+                seen.update(fresh)
+                queue.extend(fresh)
+            for record in facts.imports:
                 for found in self._record_files(record, current, search_dirs, third_party):
                     if found == entry_file:
                         imports_entry = True
@@ -103,7 +115,33 @@ class LayerScanner:
             tuple(sorted(seen, key=lambda p: p.as_posix())),
             tuple(sorted(third_party)),
             imports_entry,
+            any_module,
         )
+
+    def _parses(self, path: Path) -> bool:
+        """A file that is not valid Python cannot be imported: not a layer of the fallback."""
+        try:
+            self.reader(path)
+        except WorkspaceError:
+            return False
+        return True
+
+    def workspace_modules(self) -> list[Path]:
+        """Every Python file of the workspace (hidden folders, ``__pycache__`` and virtual
+        environments excepted): what a computed dynamic import may load."""
+        if self._modules is None:
+            found: list[Path] = []
+            for folder, dirs, files in os.walk(self.root):
+                dirs[:] = sorted(
+                    name
+                    for name in dirs
+                    if not name.startswith(".")
+                    and name not in ("__pycache__", "site-packages", "node_modules")
+                    and not os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
+                )
+                found.extend(Path(folder) / name for name in sorted(files) if name.endswith(".py"))
+            self._modules = found
+        return self._modules
 
     def _record_files(
         self,

@@ -41,6 +41,7 @@ from typing import Any
 from btbuild.errors import WorkspaceError
 from btbuild.hashing.digest import hash_json, hash_text
 from btbuild.hashing.imports import ImportRecord
+from btbuild.hashing.reads import Reads, scan_reads
 from btbuild.hashing.scopes import Analyzer, BindingKey, StatementInfo
 
 LOCAL_PREFIX = "_L"
@@ -56,6 +57,8 @@ class ModuleAnalysis:
     imports: tuple[ImportRecord, ...]
     dynamic: bool  # reaches module globals by name: only the whole-module hash is safe
     paths: tuple[str, ...] = ()  # string literals that may name a data file, sorted
+    reads: Reads | None = None  # environment, docstrings, source text, dynamic imports
+    docs: str = ""  # hash of the docstrings the code hash drops
 
     @property
     def canonical(self) -> str:
@@ -94,11 +97,13 @@ def parse_source(source: str, *, path: str = "<string>") -> ast.Module:
 def analyze_module(source: str, *, path: str = "<string>") -> ModuleAnalysis:
     """Parse, normalize and hash ``source`` statement by statement; see the module docstring."""
     tree = parse_source(source, path=path)
-    _strip_docstrings(tree)
+    reads = scan_reads(tree, source)
+    docs = _strip_docstrings(tree)
     analyzer = Analyzer()
     try:
         analyzer.run(tree)
         renames = analyzer.resolve()
+        _dynamic_imports(analyzer, reads)
         texts: list[str] = []
         for statement in tree.body:
             _rename(statement, renames)
@@ -115,7 +120,23 @@ def analyze_module(source: str, *, path: str = "<string>") -> ModuleAnalysis:
         tuple(dict.fromkeys(analyzer.imports)),
         analyzer.dynamic,
         tuple(sorted(analyzer.paths)),
+        reads,
+        hash_json(docs) if docs else "",
     )
+
+
+def _dynamic_imports(analyzer: Analyzer, reads: Reads) -> None:
+    """``importlib.import_module("a.b")`` is ``import a.b``; ``import_module(".x", pkg)`` is
+    ``from . import x``: recorded like the import statements they stand for."""
+    for index, module, level in reads.imports:
+        if level:
+            package, _, name = module.rpartition(".")
+            record = ImportRecord(package, level, (name,))
+            analyzer.statements[index].imports.append((package, level, name))
+        else:
+            record = ImportRecord(module)
+            analyzer.statements[index].imports.append((module, 0, ""))
+        analyzer.imports.append(record)
 
 
 def normalized_tree(source: str, *, path: str = "<string>") -> ast.Module:
@@ -198,8 +219,10 @@ def _rename(statement: ast.stmt, renames: dict[int, BindingKey]) -> None:
         stack.extend(children)
 
 
-def _strip_docstrings(tree: ast.Module) -> None:
-    """Drop module, class and function docstrings, and the ``u`` prefix of string constants."""
+def _strip_docstrings(tree: ast.Module) -> list[str]:
+    """Drop module, class and function docstrings, and the ``u`` prefix of string constants;
+    return the docstrings dropped (code reading ``__doc__`` makes them inputs)."""
+    dropped: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant):
             node.kind = None
@@ -211,6 +234,9 @@ def _strip_docstrings(tree: ast.Module) -> None:
                 and isinstance(first.value, ast.Constant)
                 and isinstance(first.value.value, str)
             ):
+                owner = "" if isinstance(node, ast.Module) else node.name
+                dropped.append(f"{owner}:{first.value.value}")
                 del body[0]
                 if not body and not isinstance(node, ast.Module):
                     body.append(ast.Pass())
+    return dropped

@@ -40,7 +40,6 @@ def _path_like(text: str) -> bool:
         0 < len(text) <= 255
         and ("." in text or "/" in text)
         and not any(c in text for c in "\n\r\x00{}*?<>|%")
-        and not text.endswith(".py")
     )
 
 

@@ -1,0 +1,89 @@
+"""Environment variables a calculation reads are inputs of its cells, end to end: a change
+re-runs exactly the readers (``infra_changed``), and a worker whose environment differs from
+the dispatcher's refuses the tasks instead of caching results under the dispatcher's keys."""
+
+from __future__ import annotations
+
+from datetime import date
+
+READER = """\
+import os
+
+
+def value(ctx):
+    prices = ctx.root("prices")
+    rate = float(os.environ.get("BT_TEST_RATE", "1"))
+    return rate * sum(p["quantity"] * prices[p["symbol"]]["close"] for p in ctx.user["portfolio"]["positions"])
+"""
+
+
+def test_editing_a_variable_the_code_reads_reruns_exactly_its_readers(ws, monkeypatch, tmp_path):
+    """Red team: before, a changed ``BT_TEST_RATE`` re-ran nothing: every cell stayed up to
+    date with results computed from the old value (exit 0)."""
+    from conftest import make_workspace
+
+    monkeypatch.delenv("BT_TEST_RATE", raising=False)
+    ws.write("calculations/pricing/calcs.py", READER)
+    ws.build("//pricing:value", "//pricing:price_level")
+    monkeypatch.setenv("BT_TEST_RATE", "2")
+    cells = ws.cells(ws.build("//pricing:value", "//pricing:price_level"))
+    assert cells[("//pricing:value", "2024-01-03")] == ("ran", "infra_changed")
+    assert cells[("//pricing:price_level", "2024-01-03")][0] == "skipped"
+    clean = make_workspace(tmp_path / "clean")
+    clean.write("calculations/pricing/calcs.py", READER)
+    clean.build("//pricing:value")
+    assert ws.backend().read_result("value", "2024-01-03") == clean.backend().read_result(
+        "value", "2024-01-03"
+    )
+    monkeypatch.setenv("BT_TEST_RATE", "2")  # same value: nothing to do
+    assert ws.build("//pricing:value")["summary"]["ran"] == 0
+
+
+def test_a_worker_with_another_value_of_a_variable_refuses_the_task(ws, monkeypatch):
+    """A Pub/Sub worker (or any process running cells) hashes with its own environment: with
+    another value of a variable the code reads, its static hash differs from the planned one
+    and it refuses the cell, naming what differs, before anything is written."""
+    from btbuild.execution.build import BuildRequest, Scheduler
+    from btbuild.execution.runner import Environment, run_group
+    from btbuild.execution.setup import context_of
+    from btbuild.execution.tasks import GroupTask
+    from btbuild.session import Session
+
+    ws.write("calculations/pricing/calcs.py", READER)
+    monkeypatch.setenv("BT_TEST_RATE", "1")
+    planner = Session(ws.root)
+    scheduler = Scheduler(
+        planner, BuildRequest(patterns=("//pricing:value",), end=date(2024, 1, 1))
+    ).plan()
+    target = scheduler.targets["//pricing:value"]
+    _decision, task, _inputs = scheduler.planner.decide(target, date(2024, 1, 1))
+    monkeypatch.setenv("BT_TEST_RATE", "3")  # the worker's environment
+    worker = Session(ws.root)
+    env = Environment.of(context_of(worker))
+    (outcome,) = run_group(env, GroupTask(date(2024, 1, 1), 1, (task,), "r"))
+    assert outcome.status == "failed" and "\n" not in outcome.error
+    assert "this worker's infra (data files, packages or environment variables" in outcome.error
+    assert worker.backend.get_cell("value", "2024-01-01") is None
+    monkeypatch.setenv("BT_TEST_RATE", "1")
+    same = Session(ws.root)
+    (ok,) = run_group(
+        Environment.of(context_of(same)), GroupTask(date(2024, 1, 1), 1, (task,), "r")
+    )
+    assert ok.status == "ran"
+    for session in (planner, worker, same):
+        session.close()
+
+
+def test_a_docstring_the_code_parses_is_an_input(ws):
+    """Red team: editing a docstring the code reads (``value.__doc__``) re-ran nothing."""
+    ws.write(
+        "calculations/pricing/levels.py",
+        'def level(ctx):\n    """3"""\n    return int(level.__doc__) * len(ctx.root("prices"))\n',
+    )
+    first = ws.build("//pricing:price_level")
+    assert first["summary"]["ran"] == 3
+    ws.edit("calculations/pricing/levels.py", '"""3"""', '"""4"""')
+    cells = ws.cells(ws.build("//pricing:price_level"))
+    assert cells[("//pricing:price_level", "2024-01-03")] == ("ran", "infra_changed")
+    result = ws.backend().read_result("price_level", "2024-01-03")
+    assert result % 4 == 0
