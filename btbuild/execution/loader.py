@@ -2,15 +2,25 @@
 
 Modules are executed from their files under private names, with the package folder and the
 workspace root on the import path (the same resolution rule the layer hash uses, see
-:func:`btbuild.hashing.imports.resolve_module`). Workspace modules imported by an earlier
-load in this process (e.g. ``layers``) are dropped first when their file changed, so a test
-or a long-lived worker never runs stale helper code.
+:func:`btbuild.hashing.imports.resolve_module`).
+
+Each calculation module imports its **own copies** of the workspace's helper modules: they
+are dropped from ``sys.modules`` before each load. Otherwise a calculation changing
+a shared helper at import (``helpers.RATE = 2``, a registry filled by ``@register``) changed
+what every calculation loaded after it in the same process computed: a target's results
+depended on which targets the process had loaded before (alone or in a full build, fused or
+not, ``--jobs 1`` or 2, a long-lived worker), while its hashes cover its own imports only
+(stale or wrong results, exit 0). Limit: an import inside a function, run at call time, gets
+the copies of the calculation loaded last in the process (the import path of a load is gone
+by then); a helper that another calculation changes at import is seen there. Dropping them
+also means a test or a long-lived worker never runs stale helper code after a file changed.
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -27,6 +37,25 @@ Process = Callable[[Any], Any]
 # names of modules imported by calculation loads in this process (calculations and the
 # workspace helpers they pulled in), forgotten when the next loader starts
 _IMPORTED: set[str] = set()
+
+
+def _is_workspace_module(module: object, root: str) -> bool:
+    """A helper module of the workspace (not btbuild's, not an installed package that happens
+    to live in a virtual environment under the workspace root)."""
+    file = getattr(module, "__file__", None) or ""
+    prefix = root.rstrip(os.sep) + os.sep
+    if not file.startswith(prefix):
+        return False
+    parts = Path(file[len(prefix) :]).parts
+    return not any(part.startswith(".") or part == "site-packages" for part in parts)
+
+
+def drop_helper_modules(root: str) -> None:
+    """Drop the workspace's helper modules from ``sys.modules`` (calculation modules, under
+    their private ``btbuild_calc_`` names, stay): the next import executes them afresh."""
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("btbuild") and _is_workspace_module(module, root):
+            del sys.modules[name]
 
 
 class SourceHook(Protocol):
@@ -62,7 +91,9 @@ class CalculationLoader:
         if spec is None or spec.loader is None:
             raise CalculationError(f"{target.label}: cannot load {self._shown(path)}")
         module = importlib.util.module_from_spec(spec)
-        extra = [str(path.parent), str(self.workspace.root)]
+        root = str(self.workspace.root)
+        extra = [str(path.parent), root]
+        drop_helper_modules(root)  # this calculation imports its own copies of the helpers
         sys.path[:0] = extra
         sys.modules[name] = module
         before = set(sys.modules)
@@ -80,14 +111,14 @@ class CalculationLoader:
             for entry in extra:
                 if entry in sys.path:
                     sys.path.remove(entry)
-            root = str(self.workspace.root)
             _IMPORTED.add(name)
             _IMPORTED.update(
                 added
                 for added in set(sys.modules) - before
-                if (getattr(sys.modules[added], "__file__", None) or "").startswith(root)
+                if _is_workspace_module(sys.modules[added], root)
                 and not added.startswith("btbuild")
             )
+
         self._modules[path] = module
         return module
 

@@ -87,3 +87,47 @@ def test_a_docstring_the_code_parses_is_an_input(ws):
     assert cells[("//pricing:price_level", "2024-01-03")] == ("ran", "infra_changed")
     result = ws.backend().read_result("price_level", "2024-01-03")
     assert result % 4 == 0
+
+
+PATCHER = """\
+import helpers
+
+helpers.RATE = 2  # changes the shared helper module at import
+helpers.SEEN.append("value")
+
+
+def value(ctx):
+    return helpers.RATE
+"""
+PATCHED_READER = """\
+import helpers
+
+
+def level(ctx):
+    return {"rate": helpers.RATE, "seen": helpers.SEEN, "n": len(ctx.root("prices"))}
+"""
+
+
+def test_a_calculation_changing_a_helper_at_import_changes_no_other_calculation(ws, tmp_path):
+    """Red team: ``helpers.RATE = 2`` at the top of one calculation's module changed what
+    every calculation loaded after it in the same process computed: ``price_level`` built
+    alone stored ``rate`` 1, built together with ``value`` 2, both exit 0; a rebuild kept
+    whichever came first. Each calculation module now imports its own copies of the helpers."""
+    from conftest import make_workspace
+
+    def prepare(w):  # type: ignore[no-untyped-def]
+        w.write("calculations/pricing/helpers.py", "RATE = 1\nSEEN = []\n")
+        w.write("calculations/pricing/calcs.py", PATCHER)
+        w.write("calculations/pricing/levels.py", PATCHED_READER)
+
+    prepare(ws)
+    ws.build("//pricing:price_level")
+    assert ws.build()["summary"]["ran"] > 0
+    clean = make_workspace(tmp_path / "clean")
+    prepare(clean)
+    clean.build()  # value is loaded first in this process
+    expected = {"rate": 1, "seen": [], "n": 3}
+    for w in (ws, clean):
+        for day in ("2024-01-01", "2024-01-03"):
+            assert w.backend().read_result("price_level", day) == expected
+        assert set(w.backend().read_result("value", "2024-01-03").values()) == {2}
