@@ -104,6 +104,9 @@ def commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     if problems:
         message = f"{run.target.label}: check failed: {'; '.join(problems)}"
         return abort_run(env, group, run, message, phases=True)
+    stateful = env.loader.state_problem(run.target)
+    if stateful is not None:
+        return abort_run(env, group, run, stateful, phases=True)
     moved = env.roots_moved(run.target, cell, run.root_stamps)
     if moved:  # re-ingested while it ran: planned again with the data as it is now
         env.heartbeat.drop(run.lease)

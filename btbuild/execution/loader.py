@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from btbuild.errors import CalculationError
 from btbuild.execution.guard import describe, raised_by_calc
+from btbuild.execution.module_state import Shape, changed, state_of
 from btbuild.workspace.model import Target, Workspace
 
 Process = Callable[[Any], Any]
@@ -73,6 +74,9 @@ class CalculationLoader:
         self.workspace = workspace
         self.hook = hook
         self._modules: dict[Path, ModuleType] = {}
+        # per entry file: the module and the helper copies it imported (module_state.py)
+        self._owned: dict[Path, list[ModuleType]] = {}
+        self._baselines: dict[str, dict[str, Shape]] = {}  # per target name
         self._forget_workspace_modules()
 
     def _forget_workspace_modules(self) -> None:
@@ -112,15 +116,37 @@ class CalculationLoader:
                 if entry in sys.path:
                     sys.path.remove(entry)
             _IMPORTED.add(name)
-            _IMPORTED.update(
+            helpers = sorted(
                 added
                 for added in set(sys.modules) - before
                 if _is_workspace_module(sys.modules[added], root)
                 and not added.startswith("btbuild")
             )
+            _IMPORTED.update(helpers)
+            self._owned[path] = [module, *(sys.modules[helper] for helper in helpers)]
 
         self._modules[path] = module
         return module
+
+    def state_problem(self, target: Target) -> str | None:
+        """Why ``target``'s cell must not be committed: its code changed module-level state
+        since the first cell this process committed for it (btbuild/execution/module_state.py)."""
+        owned = self._owned.get(target.entry_file)
+        if owned is None:
+            return None
+        state = state_of(owned)
+        baseline = self._baselines.setdefault(target.name, state)
+        names = changed(baseline, state)
+        if not names:
+            return None
+        files = {module.__name__: self._shown(Path(module.__file__ or "?")) for module in owned}
+        module, _, name = names[0].rpartition(".")
+        return (
+            f"{target.label}: its code changed module-level state between cells in this process "
+            f"({files.get(module, module)}: {name}): its results would depend on which cells "
+            "the process computed before; keep such state on the instance (one per cell) or "
+            "carry it in the result (ctx.previous)"
+        )
 
     def factory(self, target: Target) -> Callable[[], Process]:
         """A callable making one ``process(ctx)`` per cell (a fresh instance for classes)."""

@@ -131,3 +131,34 @@ def test_a_calculation_changing_a_helper_at_import_changes_no_other_calculation(
         for day in ("2024-01-01", "2024-01-03"):
             assert w.backend().read_result("price_level", day) == expected
         assert set(w.backend().read_result("value", "2024-01-03").values()) == {2}
+
+
+STATEFUL = """\
+_HISTORY = []
+
+
+def level(ctx, memo={}):
+    memo.setdefault("first", ctx.date.isoformat())  # set once: lazy initialisation is fine
+    _HISTORY.append(len(ctx.root("prices")))
+    return sum(_HISTORY)
+"""
+
+
+def test_module_level_state_changed_between_cells_is_never_committed(ws):
+    """Red team: a calculation accumulating module-level state (``_HISTORY.append``) stored
+    3, 6, 9 for three dates built together and 3 for the third one built alone (exit 0 both):
+    results depending on which cells the process computed before. The first cell of a target
+    in a process sets the baseline; a later one finding another state fails, uncommitted."""
+    ws.write("calculations/pricing/levels.py", STATEFUL)
+    report = ws.build("//pricing:price_level", expect=1)
+    cells = {c["date"]: c for c in report["cells"]}
+    assert cells["2024-01-01"]["status"] == "ran"
+    for day in ("2024-01-02", "2024-01-03"):
+        assert cells[day]["status"] == "failed"
+        assert "changed module-level state between cells in this process" in cells[day]["detail"]
+        assert "(calculations/pricing/levels.py: _HISTORY)" in cells[day]["detail"]
+        assert ws.backend().read_result("price_level", day) is None
+    assert ws.backend().read_result("price_level", "2024-01-01") == 3
+    lazy = STATEFUL.replace('_HISTORY.append(len(ctx.root("prices")))', "_HISTORY[:] = [3]")
+    ws.write("calculations/pricing/levels.py", lazy)  # same size each time: not a change
+    assert ws.build("//pricing:price_level")["summary"]["ran"] == 3
