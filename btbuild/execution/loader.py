@@ -128,24 +128,34 @@ class CalculationLoader:
         self._modules[path] = module
         return module
 
-    def state_problem(self, target: Target) -> str | None:
+    def state_problem(self, target: Target, seq: int = 0) -> str | None:
         """Why ``target``'s cell must not be committed: its code changed module-level state
-        since the first cell this process committed for it (btbuild/execution/module_state.py)."""
+        since the first cell this process committed for it (``seq`` 0), or between two users
+        of a cell whose inputs are checked (``seq``: the user's place in the pass, from 1);
+        see btbuild/execution/module_state.py."""
         owned = self._owned.get(target.entry_file)
         if owned is None:
             return None
         state = state_of(owned)
-        baseline = self._baselines.setdefault(target.name, state)
+        if seq:
+            key, between = f"{target.name} users", "users of a cell"
+            baseline = self._baselines.get(key) if seq > 1 else None
+            self._baselines[key] = state
+            if baseline is None:
+                return None
+        else:
+            key, between = target.name, "cells in this process"
+            baseline = self._baselines.setdefault(key, state)
         names = changed(baseline, state)
         if not names:
             return None
         files = {module.__name__: self._shown(Path(module.__file__ or "?")) for module in owned}
         module, _, name = names[0].rpartition(".")
         return (
-            f"{target.label}: its code changed module-level state between cells in this process "
-            f"({files.get(module, module)}: {name}): its results would depend on which cells "
-            "the process computed before; keep such state on the instance (one per cell) or "
-            "carry it in the result (ctx.previous)"
+            f"{target.label}: its code changed module-level state between {between} "
+            f"({files.get(module, module)}: {name}): its results would depend on which "
+            f"{between.split()[0]} the process computed before; keep such state on the instance "
+            "(one per cell) or carry it in the result (ctx.previous)"
         )
 
     def factory(self, target: Target) -> Callable[[], Process]:

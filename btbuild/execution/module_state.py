@@ -15,7 +15,9 @@ A later cell of that target finding another state is not committed: it fails, na
 module and the name. The first cell may initialise things lazily (``_MODEL = load()`` on first
 use); what changes on every call is refused from the second cell on. A failed cell is retried
 in a fresh process by ``--jobs`` (where it is the first again), so such code still builds,
-slowly, from clean state. Limit: a change that keeps every container's size (overwriting a
+slowly, from clean state. Between the users of a ``per_user`` cell the same comparison runs
+for the users whose inputs are checked (btbuild/execution/isolation.py: the first 16, then
+one in 256), from the first of them on: a user's result must not depend on earlier users. Limit: a change that keeps every container's size (overwriting a
 key, mutating a nested object or an array in place) goes unseen.
 """
 

@@ -295,6 +295,10 @@ def process_user(
     else:
         for validator in run.observing:
             validator.observe(user_id, value)
+        stateful = env.loader.state_problem(run.target, seq) if seq else None
+        if stateful is not None:  # this user saw what earlier users left: nothing is kept
+            run.done = abort_run(env, group, run, stateful)
+            return None
     if copies is not None and not run.isolate and copies.changed():
         found_changing(env, run, seq)
     return value

@@ -20,7 +20,7 @@ def value(ctx):
 def test_editing_a_variable_the_code_reads_reruns_exactly_its_readers(ws, monkeypatch, tmp_path):
     """Red team: before, a changed ``BT_TEST_RATE`` re-ran nothing: every cell stayed up to
     date with results computed from the old value (exit 0)."""
-    from conftest import make_workspace
+    from tests.execution.conftest import make_workspace
 
     monkeypatch.delenv("BT_TEST_RATE", raising=False)
     ws.write("calculations/pricing/calcs.py", READER)
@@ -113,7 +113,7 @@ def test_a_calculation_changing_a_helper_at_import_changes_no_other_calculation(
     every calculation loaded after it in the same process computed: ``price_level`` built
     alone stored ``rate`` 1, built together with ``value`` 2, both exit 0; a rebuild kept
     whichever came first. Each calculation module now imports its own copies of the helpers."""
-    from conftest import make_workspace
+    from tests.execution.conftest import make_workspace
 
     def prepare(w):  # type: ignore[no-untyped-def]
         w.write("calculations/pricing/helpers.py", "RATE = 1\nSEEN = []\n")
@@ -162,3 +162,26 @@ def test_module_level_state_changed_between_cells_is_never_committed(ws):
     lazy = STATEFUL.replace('_HISTORY.append(len(ctx.root("prices")))', "_HISTORY[:] = [3]")
     ws.write("calculations/pricing/levels.py", lazy)  # same size each time: not a change
     assert ws.build("//pricing:price_level")["summary"]["ran"] == 3
+
+
+USER_STATE = """\
+class Value:
+    seen = []  # a class attribute: one list for every instance, cell and user
+
+    def process(self, ctx):
+        Value.seen.append(ctx.user.id)
+        return len(Value.seen)
+"""
+
+
+def test_module_level_state_changed_between_users_is_never_committed(ws):
+    """Red team: a per_user calculation counting users in a class attribute stored 1..30 for a
+    cell built in one pass; split into user shards or processes it stores other numbers."""
+    ws.write("calculations/pricing/calcs.py", USER_STATE)
+    ws.edit("calculations/pricing/BUILD.toml", 'entry = "calcs:value"', 'entry = "calcs:Value"')
+    report = ws.build("//pricing:value", date="2024-01-01", expect=1)
+    (cell,) = report["cells"]
+    assert cell["status"] == "failed"
+    assert "changed module-level state between users of a cell" in cell["detail"]
+    assert "(calculations/pricing/calcs.py: Value)" in cell["detail"]
+    assert ws.backend().read_result("value", "2024-01-01") is None
