@@ -20,13 +20,18 @@ kind = "per_date"
 roots = ["prices"]
 """
 
-SLOW = """\
-import os
+# Calculations behaving otherwise on the workers than when the build simulates them tell them
+# apart by the worker's command line, not by an environment variable: one the code reads is an
+# input of its cells, and a worker whose value differs refuses the tasks (docs/hashing.md).
+ON_WORKER = '"--idle-exit" in sys.argv'
+
+SLOW = f"""\
+import sys
 import time
 
 
 def slow(ctx):
-    if os.environ.get("SLOW_CALC"):  # on the workers only (not when the build simulates it)
+    if {ON_WORKER}:  # on the workers only (not when the build simulates it)
         time.sleep(8)
     return len(ctx.root("prices"))
 """
@@ -67,7 +72,7 @@ def test_sigterm_mid_cell_gives_it_back_to_another_worker_within_two_leases(
         (cloud_ws.root / "calculations/pricing/BUILD.toml").read_text() + SLOW_BUILD,
     )
     cloud_ws.write("calculations/pricing/slow.py", SLOW)
-    (victim,) = cloud_ws.start_workers(1, env={"SLOW_CALC": "1"})
+    (victim,) = cloud_ws.start_workers(1)
     build, outcome = _build_in_thread(cloud_ws, "//pricing:slow", "--from", "2024-01-03")
     backend = cloud_ws.backend()
 
@@ -82,7 +87,7 @@ def test_sigterm_mid_cell_gives_it_back_to_another_worker_within_two_leases(
         "the victim to start the cell",
         cloud_ws,
     )
-    (heir,) = cloud_ws.start_workers(1, env={"SLOW_CALC": "1"})
+    (heir,) = cloud_ws.start_workers(1)
     _wait_for(lambda: "pulling" in cloud_ws.worker_logs(), 60, "the second worker", cloud_ws)
     started = time.monotonic()
     os.kill(victim.pid, signal.SIGTERM)
@@ -120,12 +125,13 @@ kind = "per_date"
 deps = [":broken"]
 """
 
-KILLER = """\
+KILLER = f"""\
 import os
+import sys
 
 
 def broken(ctx):
-    if ctx.date.day == 3 and os.environ.get("KILL_WORKER"):  # not when the build simulates it
+    if ctx.date.day == 3 and {ON_WORKER}:  # not when the build simulates it
         os._exit(3)  # the worker dies with its message unacked, every time
     return 1
 
@@ -144,7 +150,7 @@ def test_a_worker_killing_calc_dead_letters_only_itself(cloud_ws: CloudWorkspace
         (cloud_ws.root / "calculations/pricing/BUILD.toml").read_text() + ISOLATION_BUILD,
     )
     cloud_ws.write("calculations/pricing/broken.py", KILLER)
-    fleet = cloud_ws.keep_workers(2, env={"KILL_WORKER": "1"})
+    fleet = cloud_ws.keep_workers(2)
     started = time.monotonic()
     try:
         report = cloud_ws.build("--executor", "pubsub", expect=1)
@@ -176,14 +182,14 @@ roots = ["prices"]
 """
 
 FLAKY = """\
-import os
 import pathlib
+import sys
 
 COUNTER = pathlib.Path({counter!r})
 
 
 def flaky(ctx):
-    if not os.environ.get("FLAKY"):  # not when the build simulates it
+    if not ("--idle-exit" in sys.argv):  # not when the build simulates it
         return -1
     n = int(COUNTER.read_text()) if COUNTER.exists() else 0
     COUNTER.write_text(str(n + 1))
@@ -206,7 +212,7 @@ def test_a_calc_failing_twice_commits_on_its_third_attempt_after_backing_off(
     cloud_ws.write(
         "calculations/pricing/transient.py", FLAKY.format(counter=str(tmp_path / "attempts.txt"))
     )
-    cloud_ws.start_workers(2, env={"FLAKY": "1"})
+    cloud_ws.start_workers(2)
     build, outcome = _build_in_thread(cloud_ws, "//pricing:flaky", "--from", "2024-01-03")
     backend = cloud_ws.backend()
     seen: set[str] = set()

@@ -6,6 +6,7 @@ Real processes; the frozen builder is stopped and continued by its process id.""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -19,24 +20,33 @@ from tests.execution.conftest import Workspace, make_workspace
 DAY = "2024-01-02"
 LEASE = 2  # seconds: renewed every third of it while the cell runs, not while frozen
 
+# the calculation reads its test controls from a file outside the workspace (not an input:
+# environment variables it read would be, and the builders' differing values would give their
+# cells different keys)
 SLOW_VALUE = """\
-import os, time
+import json, time
 from pathlib import Path
+
+CONTROL = Path(__file__).resolve().parents[3] / "control.json"
 
 def value(ctx):
     if ctx.user.id == "u002":  # after u001's line was written: a flush is pending
-        Path(os.environ["FROZEN_MARK"]).write_text("in the calculation")
-        time.sleep(float(os.environ.get("FROZEN_SLEEP", "0")))
+        control = json.loads(CONTROL.read_text())
+        Path(control["mark"]).write_text("in the calculation")
+        time.sleep(control["sleep"])
     prices = ctx.root("prices")
     return sum(p["quantity"] * prices[p["symbol"]]["close"] for p in ctx.user["portfolio"]["positions"])
 """
 
 
+def _control(mark: Path, sleep: float = 0.0) -> None:
+    (mark.parent / "control.json").write_text(json.dumps({"mark": str(mark), "sleep": sleep}))
+
+
 def _builder(ws: Workspace, mark: Path, *argv: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, FROZEN_MARK=str(mark), FROZEN_SLEEP="1.5")
+    _control(mark, 1.5)
     return subprocess.Popen(
         [sys.executable, "-m", "btbuild", "--workspace", str(ws.root), "build", *argv],
-        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -118,8 +128,5 @@ def test_a_builder_frozen_past_its_lease_never_overwrites_the_takeover(tmp_path:
 
 @contextlib.contextmanager
 def _marked(path: Path) -> Iterator[None]:
-    os.environ["FROZEN_MARK"] = str(path)
-    try:
-        yield
-    finally:
-        del os.environ["FROZEN_MARK"]
+    _control(path)
+    yield
