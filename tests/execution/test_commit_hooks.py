@@ -202,3 +202,29 @@ def test_a_per_user_alert_is_superseded_once_its_cell_holds_another_result():
     deliver(backend, Sink(), None, new)
     assert Sink.sent == [(first.result_hash, None, True), (second.result_hash, None, False)]
     assert backend.pending_alerts() == {}
+
+
+def test_read_result_never_returns_another_builders_result_under_this_hash(hooked, monkeypatch):
+    """Another builder replaces the cell between the commit and the hook's read: the reader
+    raises (the hook fails, the build says so) instead of handing over the other result as
+    the one ``result_hash`` names."""
+    from btbuild.execution import finish
+
+    after_commit = finish.after_commit
+
+    def replaced_first(env, target, day, record, before):
+        if target.name == "total":
+            lease = env.backend.acquire("total", day.isoformat(), "other-builder", 60)
+            writer = env.backend.open_writer(lease, "per_date")
+            writer.add({"users": -1, "total": -1.0})
+            other = dict(record.components, code="other-code")
+            writer.commit(composite_hash="other-key", components=other, category="pricing")
+        return after_commit(env, target, day, record, before)
+
+    monkeypatch.setattr(finish, "after_commit", replaced_first)
+    report = hooked.build("//pricing:total", date="2024-01-01", expect=1)
+    monkeypatch.undo()
+    cells = {(c["label"], c["date"]): c for c in report["cells"]}
+    total = cells[("//pricing:total", "2024-01-01")]
+    assert (total["status"], total["reason"]) == ("ran", "commit_hook_failed"), total
+    assert all(call["read"] != {"users": -1, "total": -1.0} for call in calls(hooked))
