@@ -10,7 +10,9 @@ alone in a process of its own (see :mod:`btbuild.execution.dispatch`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ if TYPE_CHECKING:  # registered on every plugin load: processes and the runner c
     from concurrent.futures import Future, ProcessPoolExecutor
 
     from btbuild.execution.dispatch import Submit
+    from btbuild.execution.environment import Environment
     from btbuild.execution.setup import ExecutionContext
     from btbuild.execution.tasks import CellOutcome, GroupTask
 
@@ -86,14 +89,33 @@ def init_worker(setup: str | None, root: str, product_lines: tuple[str, ...]) ->
     """A worker process's set-up (run by :func:`~btbuild.execution.liveness.start_worker`,
     once it watches the builder): interrupts as a flag, what calculations print to stderr,
     the workspace loaded once (``setup``: see :func:`~btbuild.execution.setup.worker_context`)
-    into the environment :func:`work` runs groups in."""
+    into the environment :func:`work` runs groups in, and a quick exit (:func:`quick_exit`)."""
+    from multiprocessing.util import Finalize
+
     from btbuild.execution.environment import Environment
     from btbuild.execution.guard import install_interrupt_flag, stdout_to_stderr_fd
     from btbuild.execution.setup import worker_context
 
     install_interrupt_flag()
     stdout_to_stderr_fd()
-    _WORKER["env"] = Environment.of(worker_context(setup, root, product_lines))
+    env = _WORKER["env"] = Environment.of(worker_context(setup, root, product_lines))
+    # run when the worker loop ends (multiprocessing's exit, before the interpreter's)
+    Finalize(None, quick_exit, args=(env,), exitpriority=100)
+
+
+def quick_exit(env: Environment) -> None:
+    """A worker's end, once the pool is shut down: every outcome is sent and committed, so
+    the interpreter's teardown is skipped (the heap of a worker that streamed a large group:
+    the builder waits for it, 0.2 s at W's size M) and whatever calculation code left
+    behind (a thread that never ends, an ``atexit`` handler that hangs), as in the sim's
+    child (btbuild/sim/isolated.py)."""
+    try:
+        env.backend.close()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(0)
 
 
 def work(group: GroupTask) -> list[CellOutcome]:

@@ -116,6 +116,28 @@ def test_os_exit_in_a_jobs_worker_fails_that_cell_only(ws: Workspace) -> None:
     assert code == 0, err
 
 
+def test_a_thread_left_running_by_calc_code_never_holds_a_jobs_build(ws: Workspace) -> None:
+    """Calculation code that starts a (non-daemon) thread that never ends, in a ``--jobs``
+    worker: the worker's interpreter would wait for it at exit, and the builder for the
+    worker. Workers end without that wait (``local.quick_exit``) once their outcomes are in."""
+    ws.edit(
+        "calculations/pricing/levels.py",
+        "    return sorted",
+        "    import threading\n"
+        "    threading.Thread(target=threading.Event().wait, name='forever').start()\n"
+        "    return sorted",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "btbuild", "--workspace", str(ws.root), "build", "//..."]
+        + ["--date", "2024-01-02", "--jobs", "2", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {c["status"] for c in json.loads(done.stdout)["cells"]} <= {"ran", "skipped"}
+
+
 FLAKY_PLUGIN = """\
 from datetime import date
 
