@@ -70,6 +70,14 @@ class DeferredJudge:
         if targets:
             self._real().after_run(targets)
 
+    def ahead(self, targets: list[Target]) -> None:
+        """Cells of ``targets`` were handed to worker processes: their SimHashes, registered
+        after the build, may be simulated meanwhile (see ``IsolatedJudge.ahead``)."""
+        if targets and self.register:
+            real = self._real()
+            if hasattr(real, "ahead"):  # the in-process judge (memory backend) has none
+                real.ahead(targets)
+
     def log_lines(self) -> list[str]:
         """What simulated and replayed calculations logged (nothing if none ran)."""
         return [] if self._judge is None else list(self._judge.logs.render())

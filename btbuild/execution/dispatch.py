@@ -11,6 +11,7 @@ each alone.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, wait
 from dataclasses import dataclass, field, replace
@@ -51,11 +52,16 @@ class Dispatch:
         self.pending = list(groups)
         self.running: dict[Future[list[CellOutcome]], tuple[Group, GroupTask]] = {}
         self.flights: dict[Group, Flight] = {}
+        self.handed: set[str] = set()  # targets with cells handed out (see _ahead)
+        self.told: set[str] = set()
+        self.landed = 0  # tasks whose outcomes came back
 
     def run(self) -> None:
         waiter = self.scheduler.waiter
         while self.pending or self.running or waiter:
             self._sweep()
+            if self.landed:  # the workers are up and running (their start-up is not slowed)
+                self._ahead()
             if not self.running:
                 if waiter:
                     waiter.sleep()
@@ -92,6 +98,20 @@ class Dispatch:
     def launch(self, key: Group, task: GroupTask) -> None:
         self.running[self.submit(task)] = (key, task)
         self.flights[key].outstanding += 1
+        self.handed.update(cell.name for cell in task.cells)
+
+    def _ahead(self) -> None:
+        """Tell the sim judge which targets have cells out: the SimHashes registered after
+        the build (of the targets that ran) can be simulated while this process only waits
+        for the workers (``ahead``: btbuild/sim/isolated.py), instead of after the build."""
+        ahead = getattr(self.scheduler.equivalent, "ahead", None)
+        new = self.handed - self.told
+        if ahead is None or not new:
+            return
+        self.told |= new
+        targets = self.scheduler.targets
+        with contextlib.suppress(Exception):  # only a head start: after_run does it all anyway
+            ahead([targets[label] for label in self.scheduler.order if targets[label].name in new])
 
     def start(self, key: Group, tasks: GroupTask | None) -> None:
         if tasks is not None:  # expired results its cells read are recomputed first
@@ -104,6 +124,7 @@ class Dispatch:
             self.done.add(key)
 
     def land(self, key: Group, task: GroupTask, outcomes: list[CellOutcome]) -> None:
+        self.landed += 1
         flight = self.flights[key]
         flight.outstanding -= 1
         if task.shards > 1 and not task.combine:

@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as AnswerTimeout
 from contextlib import contextmanager, suppress
 from datetime import date
@@ -67,6 +67,8 @@ class IsolatedJudge:
         self.recheck: dict[tuple[str, date], Adoption] = {}
         self.window: tuple[date | None, date | None, date | None] = (None, None, None)
         self._pool: ProcessPoolExecutor | None = None
+        # target name -> (future, pool, its processes) of a simulation started ahead
+        self._ahead: dict[str, tuple[Future[Any], ProcessPoolExecutor, list[Any]]] = {}
 
     def bind(self, scheduler: Any) -> None:
         dates = scheduler.dates
@@ -109,11 +111,14 @@ class IsolatedJudge:
         and fabricator version: its simulation would give the same SimHash) is not simulated
         again, and when no target needs it, no child is started. A limited simulation (a
         time-out...) is recorded as such, never as a SimHash; a dying or failing one
-        registers nothing (a later change from that code re-runs)."""
+        registers nothing (a later change from that code re-runs). A simulation started
+        ahead (:meth:`ahead`) is used as it is; one whose child died is asked again."""
         pending = [target for target in targets if not self._registered(target)]
         for index, target in enumerate(pending):
             last = index == len(pending) - 1  # fabricated values saved once, after the last
-            answer = self._ask(target, ("simulate", None, None, None), save=last)
+            answer = None if last else self._simulated_ahead(target)
+            if answer is None:
+                answer = self._ask(target, ("simulate", None, None, None), save=last)
             if isinstance(answer, str):
                 continue
             combined, limited = answer
@@ -122,6 +127,44 @@ class IsolatedJudge:
                 backend.put_sim_hash(self.sims.limited_key(target), self.sims.version, limited)
             elif combined is not None:
                 self.sims.register(target, combined)
+
+    def ahead(self, targets: list[Target]) -> None:
+        """Start simulating, in the child, the targets whose cells were handed to worker
+        processes (``--jobs N``, Pub/Sub) and whose SimHash is not registered: the builder
+        waits for the workers meanwhile, so :meth:`after_run` finds them done instead of
+        simulating them one by one after the build. Nothing is registered here (only targets
+        that ran are, after the build); a question of the build's own (a verdict) first
+        cancels the simulations not started yet (:meth:`_ask`)."""
+        for target in targets:
+            if target.name in self._ahead or self._known(target):
+                continue
+            try:
+                pool = self._child()
+                request = self._request(target, ("simulate", None, None, None), save=False)
+                future = pool.submit(_serve, *request)
+            except Exception:  # noqa: BLE001 - a broken child: after_run asks the usual way
+                return
+            self._ahead[target.name] = (
+                future,
+                pool,
+                list(getattr(pool, "_processes", {}).values()),
+            )
+
+    def _known(self, target: Target) -> bool:
+        """Whether ``target``'s SimHash is registered under its current key (no writes)."""
+        key = self.sims.sim_key(target)
+        return self.session.backend.get_sim_hash(key, self.sims.version) is not None
+
+    def _simulated_ahead(self, target: Target) -> Any:
+        """The answer of ``target``'s simulation started ahead; None when there is none or
+        its child died (its death may be another target's: the caller asks again, alone)."""
+        started = self._ahead.pop(target.name, None)
+        if started is None:
+            return None
+        future, pool, processes = started
+        if future.cancelled():
+            return None
+        return self._receive(target, future, processes, pool, again=True)
 
     def _registered(self, target: Target) -> bool:
         """Whether ``target``'s SimHash is registered under its current key; if so, what
@@ -142,8 +185,11 @@ class IsolatedJudge:
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
+        # a simulation started ahead and never asked for (the build stopped) is not waited for
+        unused = any(not future.done() for future, _, _ in self._ahead.values())
+        self._ahead.clear()
         if pool is not None:
-            _stop(pool)
+            _stop(pool, kill=unused)
 
     # -- the child -------------------------------------------------------------------------
 
@@ -151,26 +197,51 @@ class IsolatedJudge:
         answer = self._ask(target, question)
         return unproven(answer) if isinstance(answer, str) else answer
 
-    def _ask(self, target: Target, question: tuple[Any, ...], save: bool = True) -> Any:
-        """The child's answer, or why there is none (a str). ``save``: the child then keeps
-        its fabricated values on disk for later processes (world_store.py)."""
+    def _request(self, target: Target, question: tuple[Any, ...], save: bool) -> tuple[Any, ...]:
+        """The arguments of :func:`_serve` for ``question`` about ``target``."""
         kind, record, adoption, day = question
         code = code_key(self.session.hashes[target.name])
-        request = (kind, target.name, code, self.window, save)
+        return (kind, target.name, code, self.window, save), record, adoption, day
+
+    def _ask(self, target: Target, question: tuple[Any, ...], save: bool = True) -> Any:
+        """The child's answer, or why there is none (a str). ``save``: the child then keeps
+        its fabricated values on disk for later processes (world_store.py). Simulations
+        started ahead and still waiting in the child's queue are cancelled first (asked
+        again after the build, if their targets ran): a question waits for the one or two
+        the child holds already at most."""
+        for name, (ahead, _, _) in list(self._ahead.items()):
+            if ahead.cancel():
+                del self._ahead[name]
         processes: list[Any] = []
+        pool = self._pool
         try:
             pool = self._child()
-            future = pool.submit(_serve, request, record, adoption, day)
+            future = pool.submit(_serve, *self._request(target, question, save))
             processes = list(getattr(pool, "_processes", {}).values())
+        except BaseException as exc:  # noqa: BLE001 - answered as the child's failure below
+            future = Future()
+            future.set_exception(exc)
+        return self._receive(target, future, processes, pool)
+
+    def _receive(
+        self,
+        target: Target,
+        future: Future[Any],
+        processes: list[Any],
+        pool: ProcessPoolExecutor | None,
+        again: bool = False,
+    ) -> Any:
+        """The answer ``future`` brings (see :meth:`_ask`); ``again``: None instead of the
+        answer of a child that died (a simulation started ahead: asked again, alone)."""
+        try:
             version, answer, lines = future.result(timeout=ANSWER_SECONDS)
         except BrokenExecutor:
-            self._drop()
-            return (
-                f"the simulation of {target.label} ended its process{_how(processes)} "
-                "(calculation code called os._exit, crashed or ran out of memory)"
-            )
+            if pool is self._pool:
+                self._drop()
+            return None if again else self._died(target, processes)
         except AnswerTimeout:
-            self._drop()
+            if pool is self._pool:
+                self._drop()
             return f"the simulation of {target.label} did not finish within {ANSWER_SECONDS:g} s"
         except BaseException as exc:  # noqa: BLE001 - the child's failure is this verdict's reason
             from btbuild.execution.guard import raised_by_calc
@@ -184,6 +255,13 @@ class IsolatedJudge:
         if version is not None:
             self.sims.adopt_version(version)
         return answer
+
+    @staticmethod
+    def _died(target: Target, processes: list[Any]) -> str:
+        return (
+            f"the simulation of {target.label} ended its process{_how(processes)} "
+            "(calculation code called os._exit, crashed or ran out of memory)"
+        )
 
     def _child(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sim_helpers import VALUE
+import pytest
+from sim_helpers import VALUE, write_workspace
 
 from btbuild.session import Session
 
@@ -135,3 +136,60 @@ def test_a_change_of_json_type_is_not_cosmetic(workspace: Path, run_cli) -> None
     )
     code, report = run_cli(*ws, "build", "//...", "--date", "2024-01-04", "--format", "json")
     assert code == 1 and statuses(report)["//book:value"] == {("failed", "code_changed")}
+
+
+WORTH = """\
+def worth(ctx):
+    return ctx.user["portfolio"]["cash"]
+"""
+
+
+def _registered(workspace: Path) -> dict[str, str | None]:
+    """Target name -> the SimHash registered under its current sim key (None: none)."""
+    from btbuild.sim.optimizer import SimHashes
+
+    session = Session(workspace)
+    try:
+        sims = SimHashes(session)
+        return {
+            name: session.backend.get_sim_hash(sims.sim_key(target), sims.version)
+            for name, target in session.workspace.targets.items()
+        }
+    finally:
+        session.close()
+
+
+def test_a_jobs_build_simulates_ahead_and_registers_what_one_process_does(
+    tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``--jobs 2`` the SimHashes are simulated while the workers run (``ahead``) and
+    registered after the build as one process registers them. Here the simulation of
+    ``value`` kills its process (only on fabricated data), which breaks the simulation of
+    ``worth`` queued behind it: that one is asked again, alone, and registered; ``value``'s
+    (and ``total``'s, which runs ``value`` upstream) is not, as without ``--jobs``."""
+    from btbuild.sim.isolated import IsolatedJudge
+
+    seen: dict[str, object] = {}
+    original = IsolatedJudge._simulated_ahead
+
+    def recorded(self: IsolatedJudge, target):  # type: ignore[no-untyped-def]
+        seen[target.name] = answer = original(self, target)
+        return answer
+
+    monkeypatch.setattr(IsolatedJudge, "_simulated_ahead", recorded)
+    huge = '    import os\n    if abs(ctx.user["portfolio"]["cash"]) > 1e7:\n        os._exit(0)\n'
+    workspace = write_workspace(
+        tmp_path / "ws", value=VALUE.replace("def value(ctx):\n", "def value(ctx):\n" + huge)
+    )
+    book = workspace / "calculations" / "book"
+    (book / "worth.py").write_text(WORTH)
+    with (book / "BUILD.toml").open("a") as build_file:
+        build_file.write('\n[calculation.worth]\nentry = "worth:worth"\nroots = ["portfolio"]\n')
+    ws = ["--workspace", str(workspace), "build", "//...", "--date", "2024-01-02"]
+    code, report = run_cli(*ws, "--jobs", "2", "--format", "json")
+    assert code == 0, report
+    assert set(seen) == {"value", "worth"}  # simulated ahead (total, the last, is asked)
+    assert seen["worth"] is None  # its child died under value's simulation: asked again
+    registry = _registered(workspace)
+    assert registry["value"] is None and registry["total"] is None
+    assert registry["worth"] is not None
