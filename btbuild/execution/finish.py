@@ -17,6 +17,7 @@ from btbuild.execution.attempt import Attempt, attempts_of
 from btbuild.execution.backoff import retry_note
 from btbuild.execution.commits import HOOK_FAILED, after_commit, previous_hash
 from btbuild.execution.environment import Environment
+from btbuild.execution.fresh import run_fresh
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.storage.base import ResultWriter
 from btbuild.storage.records import (
@@ -104,9 +105,9 @@ def commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     if problems:
         message = f"{run.target.label}: check failed: {'; '.join(problems)}"
         return abort_run(env, group, run, message, phases=True)
-    stateful = env.loader.state_problem(run.target)
-    if stateful is not None:
-        return abort_run(env, group, run, stateful, phases=True)
+    if not group.combine and env.loader.state_problem(run.target) is not None:
+        # it ran on module state earlier cells left: run again on a fresh import (fresh.py)
+        return run_fresh(env, group, run)
     moved = env.roots_moved(run.target, cell, run.root_stamps)
     if moved:  # re-ingested while it ran: planned again with the data as it is now
         env.heartbeat.drop(run.lease)

@@ -88,8 +88,31 @@ class CalculationLoader:
         path = target.entry_file
         if path in self._modules:
             return self._modules[path]
+        module, self._owned[path] = self._load(target, "")
+        self._modules[path] = module
+        return module
+
+    def renew(self, target: Target) -> None:
+        """The next :meth:`factory` of ``target`` imports its module and helpers afresh (and
+        the first cell on them sets its state baseline again): a cell that ran on module
+        state earlier cells left runs again as the first cell of a fresh process would."""
+        self._modules.pop(target.entry_file, None)
+        self._owned.pop(target.entry_file, None)
+        for key in [key for key in self._baselines if key.split()[0] == target.name]:
+            del self._baselines[key]
+
+    def fresh_factory(self, target: Target) -> Callable[[], Process]:
+        """:meth:`factory` over a private fresh copy of the module and its helpers (kept
+        nowhere): what the calculation computes with the state of a fresh import."""
+        module, _helpers = self._load(target, "_fresh")
+        return self._factory_of(target, module)
+
+    def _load(self, target: Target, suffix: str) -> tuple[ModuleType, list[ModuleType]]:
+        """Import the entry module (under a private name) with its own copies of the
+        workspace helpers; (the module, it and those helpers)."""
+        path = target.entry_file
         package = target.package.replace("/", "_") or "_root"
-        name = f"btbuild_calc_{package}_{path.stem}"
+        name = f"btbuild_calc_{package}_{path.stem}{suffix}"
         custom = self.hook.loader(name, path) if self.hook is not None else None
         spec = importlib.util.spec_from_file_location(name, path, loader=custom)
         if spec is None or spec.loader is None:
@@ -123,16 +146,14 @@ class CalculationLoader:
                 and not added.startswith("btbuild")
             )
             _IMPORTED.update(helpers)
-            self._owned[path] = [module, *(sys.modules[helper] for helper in helpers)]
-
-        self._modules[path] = module
-        return module
+        return module, [module, *(sys.modules[helper] for helper in helpers)]
 
     def state_problem(self, target: Target, seq: int = 0) -> str | None:
-        """Why ``target``'s cell must not be committed: its code changed module-level state
-        since the first cell this process committed for it (``seq`` 0), or between two users
-        of a cell whose inputs are checked (``seq``: the user's place in the pass, from 1);
-        see btbuild/execution/module_state.py."""
+        """Why ``target``'s cell cannot be trusted as computed: its code changed module-level
+        state since the first cell this process committed for it (``seq`` 0), or between two
+        users of a cell whose inputs are checked (``seq``: the user's place in the pass, from
+        1); see btbuild/execution/module_state.py. The caller decides by computing again on
+        a fresh import (btbuild/execution/fresh.py)."""
         owned = self._owned.get(target.entry_file)
         if owned is None:
             return None
@@ -160,7 +181,9 @@ class CalculationLoader:
 
     def factory(self, target: Target) -> Callable[[], Process]:
         """A callable making one ``process(ctx)`` per cell (a fresh instance for classes)."""
-        module = self.module(target)
+        return self._factory_of(target, self.module(target))
+
+    def _factory_of(self, target: Target, module: ModuleType) -> Callable[[], Process]:
         entry = getattr(module, target.entry_attr, None)
         if entry is None:
             raise CalculationError(

@@ -1,24 +1,20 @@
-"""Module-level state a calculation changes between cells: refused, never committed.
+"""Module-level state a calculation changes between cells and users: noticed here.
 
 A calculation module (or one of its helper modules) is imported once per process and reused
 for many cells. Code that keeps state there (``_HISTORY.append(...)``, ``global COUNT``,
-``Calc.seen += 1``, a default argument ``def f(memo=[])`` filled by its calls) computes
+``Calc.seen += 1``, a default argument ``def f(memo=[])`` filled by its calls) may compute
 something that depends on which cells the process computed before: a clean build, a build of
-one date, ``--force``, ``--jobs 2`` and a long-lived worker store different results, each
-with exit 0, and the cache keeps whichever came first.
+one date, ``--force``, ``--jobs 2`` and a long-lived worker would store different results,
+each with exit 0. A memo cache filled on first use changes the same state harmlessly.
 
-So the first cell a process commits for a target sets a **baseline** of the state of its
-modules (the entry module and the helper copies it imported, btbuild/execution/loader.py):
-every module-level name's object identity, the size of module-level containers, the
-attributes of classes and of instances of classes defined there, the defaults of functions.
-A later cell of that target finding another state is not committed: it fails, naming the
-module and the name. The first cell may initialise things lazily (``_MODEL = load()`` on first
-use); what changes on every call is refused from the second cell on. A failed cell is retried
-in a fresh process by ``--jobs`` (where it is the first again), so such code still builds,
-slowly, from clean state. Between the users of a ``per_user`` cell the same comparison runs
-for the users whose inputs are checked (btbuild/execution/isolation.py: the first 16, then
-one in 256), from the first of them on: a user's result must not depend on earlier users. Limit: a change that keeps every container's size (overwriting a
-key, mutating a nested object or an array in place) goes unseen.
+:func:`state_of` takes the state of a target's modules (the entry module and the helper
+copies it imported, btbuild/execution/loader.py): every module-level name's object identity,
+the size of module-level containers, the attributes of classes and of instances of classes
+defined there, the defaults of functions. The loader compares it with a baseline (the first
+cell a process commits for a target; the previous checked user of a per_user cell), and
+btbuild/execution/fresh.py decides what a change means by computing again on a fresh import.
+Limit: a change that keeps every container's size (overwriting a key, mutating a nested
+object or an array in place) goes unseen.
 """
 
 from __future__ import annotations

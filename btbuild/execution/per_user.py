@@ -26,6 +26,7 @@ from btbuild.execution.attempt import CellRun, give_back_damaged, release
 from btbuild.execution.context import UserRecords
 from btbuild.execution.environment import Environment, stream_name
 from btbuild.execution.finish import abort_run, commit
+from btbuild.execution.fresh import same_on_fresh_import
 from btbuild.execution.guard import describe, raised_by_calc
 from btbuild.execution.isolation import Copies, InputsMutated, checked, unchecked_before
 from btbuild.execution.segments import membership
@@ -296,7 +297,9 @@ def process_user(
         for validator in run.observing:
             validator.observe(user_id, value)
         stateful = env.loader.state_problem(run.target, seq) if seq else None
-        if stateful is not None:  # this user saw what earlier users left: nothing is kept
+        if stateful is not None and not same_on_fresh_import(
+            env, run, lambda: point(run, user_id, values, today, Copies(values)), value
+        ):  # this user's value depends on what earlier users left: nothing is kept
             run.done = abort_run(env, group, run, stateful)
             return None
     if copies is not None and not run.isolate and copies.changed():
