@@ -6,6 +6,7 @@ An :class:`Environment` is made once per process that runs cells (the build itse
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date
@@ -100,6 +101,9 @@ class Environment:
         # (target name, static hash) of calculations found changing their inputs in place
         # (btbuild/execution/isolation.py): they get their own copies in every later pass
         self.mutators: set[tuple[str, str]] = set()
+        # the environment the cells' keys were hashed with (btbuild/hashing/runtime.py): a
+        # calculation changing it fails the cells committed after, and it is put back
+        self.environ = dict(os.environ)
         # (source, day) -> (fingerprint, value)
         self._roots: OrderedDict[tuple[str, date], tuple[str | None, Any]] = OrderedDict()
         import psutil  # (imported by processes that run cells only)
@@ -114,6 +118,19 @@ class Environment:
         return cls(
             context.workspace, context.plugins, context.backend, context.static_hashes(), components
         )
+
+    def environ_changed(self) -> list[str]:
+        """Environment variables calculation code changed since this process hashed its
+        targets (sorted); :meth:`restore_environ` puts them back."""
+        if os.environ == self.environ:
+            return []
+        names = self.environ.keys() | os.environ.keys()
+        return sorted(name for name in names if self.environ.get(name) != os.environ.get(name))
+
+    def restore_environ(self) -> None:
+        if os.environ != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
 
     def load_root(self, source: str, day: date) -> Any:
         """A date-scope source's value for ``day`` (None when it has no data)."""

@@ -105,6 +105,14 @@ def commit(env: Environment, group: GroupTask, run: Attempt) -> CellOutcome:
     if problems:
         message = f"{run.target.label}: check failed: {'; '.join(problems)}"
         return abort_run(env, group, run, message, phases=True)
+    variables = env.environ_changed()
+    if variables:  # read by calculations after the change, under keys hashed before it
+        message = (
+            f"{run.target.label}: environment variables changed while its group ran "
+            f"({', '.join(variables)}): calculations must not set them (the ones reading them "
+            "would compute with or without the change); not committed"
+        )
+        return abort_run(env, group, run, message, phases=True)
     if not group.combine and env.loader.state_problem(run.target) is not None:
         # it ran on module state earlier cells left: run again on a fresh import (fresh.py)
         return run_fresh(env, group, run)

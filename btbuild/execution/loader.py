@@ -69,6 +69,26 @@ class SourceHook(Protocol):
     def importing(self) -> AbstractContextManager[None]: ...
 
 
+def _restore_environ(environ: dict[str, str], target: Target, path: Path, shown: str) -> None:
+    """Environment variables are inputs of the calculations reading them, hashed before any
+    code runs (btbuild/hashing/runtime.py): one changed by an import would be read by the
+    calculations loaded after it in this process and not by the others. Put back, refused."""
+    if dict(os.environ) == environ:
+        return
+    names = sorted(
+        name
+        for name in environ.keys() | os.environ.keys()
+        if environ.get(name) != os.environ.get(name)
+    )
+    os.environ.clear()
+    os.environ.update(environ)
+    raise CalculationError(
+        f"{target.label}: importing {shown} changed environment variables ({', '.join(names)}): "
+        "calculations loaded after it in this process would read them, others not; set them "
+        "before the build instead"
+    )
+
+
 class CalculationLoader:
     def __init__(self, workspace: Workspace, hook: SourceHook | None = None):
         self.workspace = workspace
@@ -124,6 +144,7 @@ class CalculationLoader:
         sys.path[:0] = extra
         sys.modules[name] = module
         before = set(sys.modules)
+        environ = dict(os.environ)
         try:
             with self.hook.importing() if self.hook is not None else nullcontext():
                 spec.loader.exec_module(module)
@@ -146,6 +167,7 @@ class CalculationLoader:
                 and not added.startswith("btbuild")
             )
             _IMPORTED.update(helpers)
+            _restore_environ(environ, target, path, self._shown(path))
         return module, [module, *(sys.modules[helper] for helper in helpers)]
 
     def state_problem(self, target: Target, seq: int = 0) -> str | None:

@@ -36,7 +36,10 @@ def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
     if group.combine:
         return [combine(env, group, cell) for cell in group.cells]
     with calc_output():  # what calculations print is their log (stderr), never the report
-        return _run_group(env, group)
+        try:
+            return _run_group(env, group)
+        finally:
+            env.restore_environ()  # what a calculation set there failed its group's cells
 
 
 def _run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:

@@ -50,7 +50,7 @@ class TargetHashes:
     # data files the code names (btbuild/hashing/datafiles.py), in the infra hash
     data_files: tuple[str, ...] = ()
     # run-time reads in the infra hash (btbuild/hashing/runtime.py): "env:NAME", "env:*",
-    # "docs:<path>", "source:<path>"
+    # "clock:today", "docs:<path>", "source:<path>"
     runtime: tuple[str, ...] = ()
 
 
@@ -225,4 +225,4 @@ def _target_hashes(
     )
 
 
-_RUNTIME_KINDS = ("env:", "docs:", "source:")
+_RUNTIME_KINDS = ("env:", "clock:", "docs:", "source:")

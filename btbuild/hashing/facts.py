@@ -129,7 +129,7 @@ class FileFacts:
     paths: tuple[str, ...] = ()  # string literals that may name a data file the code reads
     # what the code reads at run time besides its code (btbuild/hashing/reads.py)
     env: tuple[str, ...] = ()  # environment variable names, sorted; "*": the whole environment
-    reads: tuple[str, ...] = ()  # "docs" (docstrings), "source" (its source text), sorted
+    reads: tuple[str, ...] = ()  # "clock", "docs" (docstrings), "source" (its text), sorted
     any_module: str = ""  # why it may import any workspace module ("" if it cannot)
     docs: str = ""  # hash of the docstrings the code hash drops ("" if none)
 
@@ -346,7 +346,7 @@ def analyze_source(source: str, *, path: str = "<string>") -> FileFacts:
         analysis.dynamic,
         analysis.paths,
         tuple(sorted(reads.env)) if reads else (),
-        tuple(kind for kind in ("docs", "source") if reads and getattr(reads, kind)),
+        tuple(kind for kind in ("clock", "docs", "source") if reads and getattr(reads, kind)),
         reads.any_module if reads else "",
         analysis.docs,
     )

@@ -34,7 +34,7 @@ _TRIGGERS = re.compile(
     r"|__file__|__code__|lineno|format_exc|format_exception|format_tb|extract_tb|format_stack"
     r"|extract_stack|print_exc|print_stack|getframeinfo|get_source|import_module|__import__"
     r"|sys\.path|run_path|run_module|spec_from_file_location|load_source|SourceFileLoader|addsitedir"
-    r"|iter_modules|walk_packages"
+    r"|iter_modules|walk_packages|\btoday\b|\bnow\b|utcnow|\btime\b|time_ns|localtime|gmtime|ctime"
 )
 _ENVIRON = frozenset({"environ", "environb"})
 _GETENV = frozenset({"getenv", "getenvb"})
@@ -63,6 +63,8 @@ _SOURCE = frozenset(
         "get_source",
     }
 )
+# ``date.today()``, ``datetime.now()``, ``time.time()``: the clock, when called
+_CLOCK_CALLS = frozenset({"today", "now", "utcnow", "time_ns", "localtime", "gmtime", "ctime"})
 _LOADERS = frozenset(
     {
         "run_path",
@@ -92,6 +94,7 @@ class Reads:
     env: set[str] = field(default_factory=set)  # variable names; "*": the whole environment
     docs: bool = False
     source: bool = False
+    clock: bool = False  # reads the date or time of day
     any_module: str = ""  # why any workspace module may be imported ("" if none)
     # (top-level statement index, module, level) of imports by literal name
     imports: list[tuple[int, str, int]] = field(default_factory=list)
@@ -145,10 +148,27 @@ def _classify(node: ast.AST, name: str, parents: dict[int, ast.AST], reads: Read
         reads.source = True
     elif name == "__file__" and isinstance(node, ast.Name):
         reads.source = reads.source or not _folder_only(node, parents)
+    elif _reads_clock(node, name, parent):
+        reads.clock = True
     elif name in _LOADERS:
         reads.any_module = reads.any_module or f"loads modules dynamically ({name})"
     elif name == "path" and isinstance(node, ast.Attribute) and _sys_path_changed(node, parent):
         reads.any_module = reads.any_module or "extends sys.path"
+
+
+def _reads_clock(node: ast.AST, name: str, parent: ast.AST | None) -> bool:
+    """``date.today()``, ``datetime.now()``, ``time.time()``, ``time()`` after ``from time
+    import time``: a call of the clock (``time.localtime(t)`` with an argument is not)."""
+    if not (isinstance(parent, ast.Call) and parent.func is node):
+        return False
+    if name in _CLOCK_CALLS:
+        return not (name in ("localtime", "gmtime", "ctime") and parent.args)
+    return name == "time" and (
+        isinstance(node, ast.Name)
+        or isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "time"
+    )
 
 
 def _environ_use(node: ast.AST, parent: ast.AST | None, parents: dict[int, ast.AST]) -> str:

@@ -26,7 +26,7 @@ def target_report(hashes: TargetHashes) -> dict[str, object]:
         "distributions": dict(hashes.distributions),
         "data_files": list(hashes.data_files),
         "env_vars": [key[4:] for key in hashes.runtime if key.startswith("env:")],
-        "source_reads": [key for key in hashes.runtime if not key.startswith("env:")],
+        "runtime_reads": [key for key in hashes.runtime if not key.startswith("env:")],
         "upstream": dict(hashes.upstream),
     }
 
@@ -54,7 +54,7 @@ def render_text(report: Mapping[str, Any]) -> str:
         dists = entry["distributions"]
         infra = [f"{d} {v}" for d, v in dists.items()] + list(entry.get("data_files", []))
         infra += [f"env:{name}" for name in entry.get("env_vars", [])]
-        infra += list(entry.get("source_reads", []))
+        infra += list(entry.get("runtime_reads", []))
         upstream = entry["upstream"]
         lines = [
             entry["label"],

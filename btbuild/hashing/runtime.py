@@ -13,6 +13,10 @@ cells (``infra_changed``) and is never judged cosmetic.
   runners' and btbuild's own knobs, which no calculation should compute with). Refusing to
   prove such code cosmetic would not be enough: an unchanged code with a changed variable
   would still be skipped.
+* ``clock:today``: code calling the clock (``date.today()``, ``datetime.now()``,
+  ``time.time()``) computes something else on another day whatever its inputs: today's date
+  (of the hashing process) is an input, so its cells re-run once a day. Within a day the
+  time of day still changes (documented: use ``ctx.date``).
 * ``docs:<path>``: when a file of the target reads docstrings (``__doc__``,
   ``inspect.getdoc``), the docstrings of every file of the target (the normalizer drops them
   from the code hash; the code may read another module's).
@@ -30,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
 from btbuild.hashing.datafiles import DataFiles
@@ -93,14 +98,22 @@ def environment_digest(environ: Mapping[str, str]) -> str:
 class RuntimeInputs:
     """The run-time reads of a target's source files, as ``infra`` entries."""
 
-    def __init__(self, root: Path, data: DataFiles, environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        root: Path,
+        data: DataFiles,
+        environ: Mapping[str, str] | None = None,
+        today: str | None = None,
+    ) -> None:
         self.root = root
         self.data = data
         self.environ = os.environ if environ is None else environ
+        self.today = date.today().isoformat() if today is None else today
         self._whole: str | None = None
 
     def inputs(self, sources: tuple[Path, ...], reader: FactsReader) -> dict[str, str]:
-        """``{"env:NAME" | "env:*" | "docs:<path>" | "source:<path>": digest}``, sorted."""
+        """``{"env:NAME" | "env:*" | "clock:today" | "docs:<path>" | "source:<path>": digest}``,
+        sorted."""
         found: dict[str, str] = {}
         reads: set[str] = set()
         for source in sources:
@@ -112,6 +125,8 @@ class RuntimeInputs:
                     if name == "*"
                     else value_digest(self.environ.get(name))
                 )
+        if "clock" in reads:
+            found["clock:today"] = self.today
         for source in sources:
             path = relative_posix(source, self.root)
             if "docs" in reads:

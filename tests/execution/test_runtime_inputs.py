@@ -183,3 +183,33 @@ def test_module_level_state_changed_between_users_is_never_committed(ws):
     assert "changed module-level state between users of a cell" in cell["detail"]
     assert "(calculations/pricing/calcs.py: Value)" in cell["detail"]
     assert ws.backend().read_result("value", "2024-01-01") is None
+
+
+def test_a_calculation_changing_environment_variables_is_refused(ws):
+    """Red team: ``os.environ["BT_TEST_RATE"] = "5"`` at the top of one calculation's module
+    changed what the calculations loaded after it in the process read (their keys hashed the
+    value before any code ran). The import is refused and the environment put back; a change
+    while it runs fails the cells committed after it (they may have read it) and is put back
+    after the group."""
+    import os
+
+    ws.write(
+        "calculations/pricing/calcs.py", 'import os\n\nos.environ["BT_TEST_SET"] = "5"\n' + READER
+    )
+    report = ws.build("//pricing:value", date="2024-01-01", expect=1)
+    (cell,) = report["cells"]
+    assert cell["status"] == "failed"
+    assert (
+        "importing calculations/pricing/calcs.py changed environment variables (BT_TEST_SET)"
+        in (cell["detail"])
+    )
+    assert "BT_TEST_SET" not in os.environ
+    ws.write(
+        "calculations/pricing/levels.py",
+        'import os\n\n\ndef level(ctx):\n    os.environ["BT_TEST_DAY"] = str(ctx.date)\n    return 1\n',
+    )
+    report = ws.build("//pricing:price_level", expect=1)
+    assert "BT_TEST_DAY" not in os.environ  # put back after each group
+    for cell in report["cells"]:
+        assert cell["status"] == "failed"
+        assert "environment variables changed while its group ran (BT_TEST_DAY)" in cell["detail"]

@@ -217,3 +217,36 @@ def test_a_python_file_named_by_a_literal_is_a_data_file(tree, no_distributions)
     assert base.data_files == ("calculations/p/rules.py",)
     edited = {**files, "calculations/p/rules.py": "R = 2\n"}
     assert _hashes(tree, edited, ("reader",), no_distributions, {})["reader"].infra != base.infra
+
+
+def test_code_calling_the_clock_has_todays_date_as_input(tree, no_distributions):
+    """Red team: ``(EXPIRY - date.today()).days`` gave another result the next day while every
+    cell stayed up to date (exit 0). Today's date is now an input of such code (a daily re-run)."""
+    from btbuild.hashing.runtime import RuntimeInputs
+
+    entry = (
+        "import datetime\n\n\nclass Calc:\n    def process(self, ctx):\n"
+        "        return (datetime.date(2030, 1, 1) - datetime.date.today()).days\n"
+    )
+    root = tree({"calculations/p/reader.py": entry, "calculations/p/plain.py": PLAIN})
+    workspace = make_workspace_value(root, [make_target(root, n) for n in ("reader", "plain")])
+    first = compute_hashes(workspace, distributions=no_distributions, environ={})
+    assert first["reader"].runtime == ("clock:today",) and first["plain"].runtime == ()
+    assert "clock:today" in render_text(hash_report(first, ["//p:reader"]))
+    from btbuild.hashing.layers import FactsReader
+
+    reader = FactsReader()
+    sources = (root / "calculations/p/reader.py",)
+    days = [
+        RuntimeInputs(root, None, {}, today=day).inputs(sources, reader)  # type: ignore[arg-type]
+        for day in ("2024-01-01", "2024-01-02")
+    ]
+    assert days[0] != days[1]
+    for code, clock in (
+        ("datetime.datetime.now()", True),
+        ("time.time()", True),
+        ("time.localtime(0)", False),
+        ("ctx.date.isoformat()", False),
+    ):
+        source = f"import datetime, time\n\n\ndef f(ctx):\n    return {code}\n"
+        assert ("clock" in analyze_source(source).reads) is clock, code
