@@ -250,7 +250,10 @@ def run_case(base: Path, edit: Edit, work: Path) -> Outcome:
     key = (base, edit.targets)
     if key not in _BASE_RESULTS:
         _BASE_RESULTS[key] = stored(base, edit.targets)
-    shutil.copytree(base, work, symlinks=True)
+    # another case's process may be reading the base's cache (``stored``): its SQLite side
+    # files come and go mid-copy (the base was closed, so checkpointed: they hold nothing)
+    side_files = shutil.ignore_patterns("*.db-shm", "*.db-wal")
+    shutil.copytree(base, work, symlinks=True, ignore=side_files)
     edit.apply(work)
     git(work, "commit", "-q", "-a", "-m", edit.id)
     labels = [LABELS[t] for t in edit.targets]
