@@ -31,6 +31,8 @@ from typing import Any, Protocol
 from btbuild.errors import CalculationError
 from btbuild.execution.guard import describe, raised_by_calc
 from btbuild.execution.module_state import Shape, changed, state_of
+from btbuild.hashing.digest import hash_bytes
+from btbuild.hashing.layers import hashed_digest
 from btbuild.workspace.model import Target, Workspace
 
 Process = Callable[[Any], Any]
@@ -57,6 +59,20 @@ def drop_helper_modules(root: str) -> None:
     for name, module in list(sys.modules.items()):
         if not name.startswith("btbuild") and _is_workspace_module(module, root):
             del sys.modules[name]
+
+
+def _edited_since_hashed(file: str | None) -> bool:
+    """A module file whose bytes are not those this process hashed (a file it never hashed,
+    e.g. a snapshot of old code, is not checked)."""
+    if file is None:
+        return False
+    hashed = hashed_digest(file)
+    if hashed is None:
+        return False
+    try:
+        return hash_bytes(Path(file).read_bytes()) != hashed
+    except OSError:
+        return True
 
 
 class SourceHook(Protocol):
@@ -168,7 +184,16 @@ class CalculationLoader:
             )
             _IMPORTED.update(helpers)
             _restore_environ(environ, target, path, self._shown(path))
-        return module, [module, *(sys.modules[helper] for helper in helpers)]
+        owned = [module, *(sys.modules[helper] for helper in helpers)]
+        edited = [m for m in owned if _edited_since_hashed(getattr(m, "__file__", None))]
+        if edited:
+            shown = ", ".join(self._shown(Path(m.__file__ or "?")) for m in edited)
+            raise CalculationError(
+                f"{target.label}: {shown} changed after the build hashed it (edited while the "
+                "build ran?): its cells would be stored under the old code's key; run the "
+                "build again"
+            )
+        return module, owned
 
     def state_problem(self, target: Target, seq: int = 0) -> str | None:
         """Why ``target``'s cell cannot be trusted as computed: its code changed module-level

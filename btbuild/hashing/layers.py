@@ -13,7 +13,7 @@ from pathlib import Path
 
 from btbuild.errors import WorkspaceError
 from btbuild.hashing.cache import HashCache
-from btbuild.hashing.digest import hash_json
+from btbuild.hashing.digest import hash_bytes, hash_json
 from btbuild.hashing.facts import FileFacts, analyze_source, decode_source
 from btbuild.hashing.imports import (
     ImportRecord,
@@ -22,6 +22,15 @@ from btbuild.hashing.imports import (
     package_inits,
     resolve_module,
 )
+
+# the digest of the raw bytes of every Python file this process last hashed, by resolved path:
+# a module loaded to run cells must still be those bytes (btbuild/execution/loader.py)
+HASHED: dict[str, str] = {}
+
+
+def hashed_digest(path: str) -> str | None:
+    """The digest of ``path``'s bytes when this process last hashed it (None: it did not)."""
+    return HASHED.get(os.path.realpath(path))
 
 
 class FactsReader:
@@ -42,6 +51,7 @@ class FactsReader:
                 raise WorkspaceError(
                     f"cannot read this file to hash it: {error.strerror or error}", path=path
                 ) from None
+            HASHED[os.path.realpath(path)] = hash_bytes(raw)
             key = self.cache.key_for(raw)
             facts = self.cache.get(key)
             if facts is None:

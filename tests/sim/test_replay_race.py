@@ -39,6 +39,7 @@ def test_a_cell_another_builder_rewrote_with_the_new_code_is_no_match(
     other.edit(*EDITS[name])
     other.build(f"//pricing:{name}", date=DAYS[-1])
     session = Session(ws.root)
+    assert session.hashes[name]  # the code replayed is the code hashed (as in a build's judge)
     target = session.workspace.targets[name]
     replayer = Replayer(session.workspace, session.plugins.root_sources(), session.backend)
     current_inputs = Replayer.current_inputs
