@@ -113,6 +113,7 @@ class CalculationLoader:
         # per entry file: the module and the helper copies it imported (module_state.py)
         self._owned: dict[Path, list[ModuleType]] = {}
         self._baselines: dict[str, dict[str, Shape]] = {}  # per target name
+        self._entries: dict[str, Path] = {}  # target name -> its entry file (for renew)
         self._forget_workspace_modules()
 
     def _forget_workspace_modules(self) -> None:
@@ -134,7 +135,8 @@ class CalculationLoader:
         state earlier cells left runs again as the first cell of a fresh process would."""
         self._modules.pop(target.entry_file, None)
         self._owned.pop(target.entry_file, None)
-        for key in [key for key in self._baselines if key.split()[0] == target.name]:
+        path = target.entry_file  # every target of that module gets the fresh import
+        for key in [k for k in self._baselines if self._entries.get(k.split()[0]) == path]:
             del self._baselines[key]
 
     def fresh_factory(self, target: Target) -> Callable[[], Process]:
@@ -204,6 +206,7 @@ class CalculationLoader:
         owned = self._owned.get(target.entry_file)
         if owned is None:
             return None
+        self._entries[target.name] = target.entry_file
         state = state_of(owned)
         if seq:
             key, between = f"{target.name} users", "users of a cell"

@@ -84,3 +84,20 @@ def test_memo_caches_build_and_store_what_fresh_processes_compute(tmp_path: Path
     names = ["value", "price_level"]
     assert _results(ws, names, days) == _results(alone, names, days)
     assert ws.build("//...", date=days[-1])["summary"]["ran"] == 0
+
+
+def test_two_targets_of_one_memoizing_module_build_and_agree(tmp_path: Path) -> None:
+    """Two targets whose entry is the same module (the memo caches above): a fresh import for
+    one gives the other a fresh module too; both store what the module computes."""
+    ws = make_workspace(tmp_path / "ws")
+    ws.write("calculations/pricing/calcs.py", MEMO_VALUE)
+    build = (ws.root / "calculations/pricing/BUILD.toml").read_text()
+    ws.write(
+        "calculations/pricing/BUILD.toml",
+        build + '\n[calculation.twin]\nentry = "calcs:value"\nroots = ["portfolio", "prices"]\n',
+    )
+    report = ws.build("//pricing:value", "//pricing:twin", date="2024-01-03")
+    assert report["summary"]["failed"] == 0, report
+    with ws.backend() as backend:
+        for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
+            assert backend.read_result("twin", day) == backend.read_result("value", day)
