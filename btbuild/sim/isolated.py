@@ -9,7 +9,9 @@ its exit code, or leave it with stale results. So :class:`IsolatedJudge` runs a 
 :class:`~btbuild.sim.judge.Judge` in one spawned process (started on first use, kept for the
 build so its fabricated worlds are reused, watched like the ``--jobs`` workers: it ends with
 the builder), and keeps in the builder only what runs no calculation code: sim keys, the
-registry and ledger writes, the adoptions to examine again.
+registry and ledger writes, the adoptions to examine again. A build whose cells run in worker
+processes also simulates, in a second such process, the SimHashes it will register while the
+workers run (:meth:`IsolatedJudge.ahead`), so its questions never wait behind them.
 
 When the child dies, fails or does not answer within ``ANSWER_SECONDS``, the verdict is
 ``unproven`` with the reason (the cell re-runs: the build's own isolation then deals with the
@@ -44,6 +46,7 @@ from btbuild.workspace.model import Target
 if TYPE_CHECKING:
     from btbuild.session import Session
 
+QUESTIONS, AHEAD = "questions", "ahead"  # the roles of the children (IsolatedJudge._pools)
 ANSWER_SECONDS = 900.0  # one verdict or SimHash: cold worlds, replay and coverage search
 EXIT_SECONDS = 10.0  # for the child to end once closed
 _CHILD: dict[str, Any] = {}
@@ -66,7 +69,8 @@ class IsolatedJudge:
         self.verdicts: dict[tuple[str, str], Verdict] = {}
         self.recheck: dict[tuple[str, date], Adoption] = {}
         self.window: tuple[date | None, date | None, date | None] = (None, None, None)
-        self._pool: ProcessPoolExecutor | None = None
+        # the child of each role: QUESTIONS (verdicts, btbuild sim...) and AHEAD (see ahead)
+        self._pools: dict[str, ProcessPoolExecutor] = {}
         # target name -> (future, pool, its processes) of a simulation started ahead
         self._ahead: dict[str, tuple[Future[Any], ProcessPoolExecutor, list[Any]]] = {}
 
@@ -112,13 +116,15 @@ class IsolatedJudge:
         again, and when no target needs it, no child is started. A limited simulation (a
         time-out...) is recorded as such, never as a SimHash; a dying or failing one
         registers nothing (a later change from that code re-runs). A simulation started
-        ahead (:meth:`ahead`) is used as it is; one whose child died is asked again."""
+        ahead (:meth:`ahead`) is used as it is, and the others are asked in that child while
+        it lives (its worlds are reused and saved); one whose child died is asked again."""
         pending = [target for target in targets if not self._registered(target)]
         for index, target in enumerate(pending):
             last = index == len(pending) - 1  # fabricated values saved once, after the last
             answer = None if last else self._simulated_ahead(target)
             if answer is None:
-                answer = self._ask(target, ("simulate", None, None, None), save=last)
+                role = AHEAD if AHEAD in self._pools else QUESTIONS
+                answer = self._ask(target, ("simulate", None, None, None), save=last, role=role)
             if isinstance(answer, str):
                 continue
             combined, limited = answer
@@ -129,26 +135,22 @@ class IsolatedJudge:
                 self.sims.register(target, combined)
 
     def ahead(self, targets: list[Target]) -> None:
-        """Start simulating, in the child, the targets whose cells were handed to worker
-        processes (``--jobs N``, Pub/Sub) and whose SimHash is not registered: the builder
+        """Start simulating the targets whose cells were handed to worker processes
+        (``--jobs N``, Pub/Sub) and whose SimHash is not registered, in a child of their own
+        (the build's own questions, verdicts, never wait behind them): the builder only
         waits for the workers meanwhile, so :meth:`after_run` finds them done instead of
         simulating them one by one after the build. Nothing is registered here (only targets
-        that ran are, after the build); a question of the build's own (a verdict) first
-        cancels the simulations not started yet (:meth:`_ask`)."""
+        that ran are, after the build)."""
         for target in targets:
             if target.name in self._ahead or self._known(target):
                 continue
             try:
-                pool = self._child()
+                pool = self._child(AHEAD)
                 request = self._request(target, ("simulate", None, None, None), save=False)
                 future = pool.submit(_serve, *request)
             except Exception:  # noqa: BLE001 - a broken child: after_run asks the usual way
                 return
-            self._ahead[target.name] = (
-                future,
-                pool,
-                list(getattr(pool, "_processes", {}).values()),
-            )
+            self._ahead[target.name] = (future, pool, _processes(pool))
 
     def _known(self, target: Target) -> bool:
         """Whether ``target``'s SimHash is registered under its current key (no writes)."""
@@ -162,8 +164,6 @@ class IsolatedJudge:
         if started is None:
             return None
         future, pool, processes = started
-        if future.cancelled():
-            return None
         return self._receive(target, future, processes, pool, again=True)
 
     def _registered(self, target: Target) -> bool:
@@ -184,12 +184,12 @@ class IsolatedJudge:
         return answer
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
         # a simulation started ahead and never asked for (the build stopped) is not waited for
         unused = any(not future.done() for future, _, _ in self._ahead.values())
         self._ahead.clear()
-        if pool is not None:
-            _stop(pool, kill=unused)
+        pools, self._pools = self._pools, {}
+        for role, pool in pools.items():
+            _stop(pool, kill=unused and role == AHEAD)
 
     # -- the child -------------------------------------------------------------------------
 
@@ -203,21 +203,17 @@ class IsolatedJudge:
         code = code_key(self.session.hashes[target.name])
         return (kind, target.name, code, self.window, save), record, adoption, day
 
-    def _ask(self, target: Target, question: tuple[Any, ...], save: bool = True) -> Any:
-        """The child's answer, or why there is none (a str). ``save``: the child then keeps
-        its fabricated values on disk for later processes (world_store.py). Simulations
-        started ahead and still waiting in the child's queue are cancelled first (asked
-        again after the build, if their targets ran): a question waits for the one or two
-        the child holds already at most."""
-        for name, (ahead, _, _) in list(self._ahead.items()):
-            if ahead.cancel():
-                del self._ahead[name]
+    def _ask(
+        self, target: Target, question: tuple[Any, ...], save: bool = True, role: str = QUESTIONS
+    ) -> Any:
+        """The answer of the child of ``role``, or why there is none (a str). ``save``: the
+        child then keeps its fabricated values on disk for later processes (world_store.py)."""
         processes: list[Any] = []
-        pool = self._pool
+        pool = self._pools.get(role)
         try:
-            pool = self._child()
+            pool = self._child(role)
             future = pool.submit(_serve, *self._request(target, question, save))
-            processes = list(getattr(pool, "_processes", {}).values())
+            processes = _processes(pool)
         except BaseException as exc:  # noqa: BLE001 - answered as the child's failure below
             future = Future()
             future.set_exception(exc)
@@ -236,12 +232,10 @@ class IsolatedJudge:
         try:
             version, answer, lines = future.result(timeout=ANSWER_SECONDS)
         except BrokenExecutor:
-            if pool is self._pool:
-                self._drop()
-            return None if again else self._died(target, processes)
+            self._drop(pool)
+            return None if again else _died(target, processes)
         except AnswerTimeout:
-            if pool is self._pool:
-                self._drop()
+            self._drop(pool)
             return f"the simulation of {target.label} did not finish within {ANSWER_SECONDS:g} s"
         except BaseException as exc:  # noqa: BLE001 - the child's failure is this verdict's reason
             from btbuild.execution.guard import raised_by_calc
@@ -256,18 +250,12 @@ class IsolatedJudge:
             self.sims.adopt_version(version)
         return answer
 
-    @staticmethod
-    def _died(target: Target, processes: list[Any]) -> str:
-        return (
-            f"the simulation of {target.label} ended its process{_how(processes)} "
-            "(calculation code called os._exit, crashed or ran out of memory)"
-        )
-
-    def _child(self) -> ProcessPoolExecutor:
-        if self._pool is None:
+    def _child(self, role: str = QUESTIONS) -> ProcessPoolExecutor:
+        """The child of ``role`` (QUESTIONS or AHEAD), started on first use."""
+        if role not in self._pools:
             from btbuild.execution.liveness import start_worker
 
-            self._pool = ProcessPoolExecutor(
+            self._pools[role] = ProcessPoolExecutor(
                 max_workers=1,
                 mp_context=get_context("spawn"),
                 initializer=start_worker,  # ends with the builder
@@ -278,12 +266,25 @@ class IsolatedJudge:
                     self.session.product_lines,
                 ),
             )
-        return self._pool
+        return self._pools[role]
 
-    def _drop(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            _stop(pool, kill=True)
+    def _drop(self, pool: ProcessPoolExecutor | None) -> None:
+        """End ``pool``'s child if it is still one of the judge's (the next question starts one)."""
+        for role, mine in list(self._pools.items()):
+            if mine is pool:
+                del self._pools[role]
+                _stop(pool, kill=True)
+
+
+def _died(target: Target, processes: list[Any]) -> str:
+    return (
+        f"the simulation of {target.label} ended its process{_how(processes)} "
+        "(calculation code called os._exit, crashed or ran out of memory)"
+    )
+
+
+def _processes(pool: ProcessPoolExecutor) -> list[Any]:
+    return list(getattr(pool, "_processes", {}).values())
 
 
 def _how(processes: list[Any]) -> str:
@@ -302,7 +303,7 @@ def _how(processes: list[Any]) -> str:
 def _stop(pool: ProcessPoolExecutor, kill: bool = False) -> None:
     """Shut the child down; ``kill``: it may hang or be dead already, end it by pid. A child
     that does not end within ``EXIT_SECONDS`` of being told to is killed too."""
-    processes = list(getattr(pool, "_processes", {}).values())
+    processes = _processes(pool)
     if kill:
         _kill(processes)
     pool.shutdown(wait=False, cancel_futures=True)  # (its own thread reaps the child)

@@ -92,9 +92,9 @@ def test_a_build_whose_simulations_are_registered_starts_no_child(
     started: list[str] = []
     child = IsolatedJudge._child
 
-    def counted(self: IsolatedJudge):  # type: ignore[no-untyped-def]
+    def counted(self: IsolatedJudge, *role: str):  # type: ignore[no-untyped-def]
         started.append("child")
-        return child(self)
+        return child(self, *role)
 
     monkeypatch.setattr(IsolatedJudge, "_child", counted)
     ws = ["--workspace", str(workspace)]
