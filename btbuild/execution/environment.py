@@ -16,10 +16,10 @@ from btbuild.analysis.cells import CellTask, root_fingerprints, target_component
 from btbuild.errors import BtbuildError, SourceError
 from btbuild.execution.heartbeat import Heartbeat
 from btbuild.execution.liveness import owner_id
-from btbuild.execution.loader import CalculationLoader
+from btbuild.execution.loader import CalculationLoader, changed_variables
 from btbuild.execution.setup import ExecutionContext
 from btbuild.plugins.manager import Plugins
-from btbuild.plugins.sources import RootSource
+from btbuild.plugins.sources import RootSource, unknown_read
 from btbuild.storage.base import Backend
 from btbuild.workspace.model import Target, Workspace
 
@@ -59,10 +59,6 @@ def _named(users: Iterator[tuple[str, Any]], source: str, day: date) -> Iterator
         failure = source_failed(source, day, exc)
         failure.stream = stream_name("root", source, day)
         raise failure from None
-
-
-def _none() -> str | None:
-    return None
 
 
 def stream_name(kind: str, name: str, day: date) -> str:
@@ -122,10 +118,7 @@ class Environment:
     def environ_changed(self) -> list[str]:
         """Environment variables calculation code changed since this process hashed its
         targets (sorted); :meth:`restore_environ` puts them back."""
-        if os.environ == self.environ:
-            return []
-        names = self.environ.keys() | os.environ.keys()
-        return sorted(name for name in names if self.environ.get(name) != os.environ.get(name))
+        return changed_variables(self.environ)
 
     def restore_environ(self) -> None:
         if os.environ != self.environ:
@@ -200,7 +193,7 @@ class Environment:
         root = self.sources[source]
         try:
             if not root.available(day):
-                return iter(()), _none
+                return iter(()), unknown_read
             users, read = root.users_read(day, shard, shards)
         except Exception as exc:  # noqa: BLE001 - any failure of a source plugin
             failure = source_failed(source, day, exc)

@@ -85,17 +85,21 @@ class SourceHook(Protocol):
     def importing(self) -> AbstractContextManager[None]: ...
 
 
+def changed_variables(before: dict[str, str]) -> list[str]:
+    """The environment variables whose value differs now from ``before`` (sorted)."""
+    if os.environ == before:
+        return []
+    names = before.keys() | os.environ.keys()
+    return sorted(name for name in names if before.get(name) != os.environ.get(name))
+
+
 def _restore_environ(environ: dict[str, str], target: Target, path: Path, shown: str) -> None:
     """Environment variables are inputs of the calculations reading them, hashed before any
     code runs (btbuild/hashing/runtime.py): one changed by an import would be read by the
     calculations loaded after it in this process and not by the others. Put back, refused."""
-    if dict(os.environ) == environ:
+    names = changed_variables(environ)
+    if not names:
         return
-    names = sorted(
-        name
-        for name in environ.keys() | os.environ.keys()
-        if environ.get(name) != os.environ.get(name)
-    )
     os.environ.clear()
     os.environ.update(environ)
     raise CalculationError(
@@ -133,9 +137,9 @@ class CalculationLoader:
         """The next :meth:`factory` of ``target`` imports its module and helpers afresh (and
         the first cell on them sets its state baseline again): a cell that ran on module
         state earlier cells left runs again as the first cell of a fresh process would."""
-        self._modules.pop(target.entry_file, None)
-        self._owned.pop(target.entry_file, None)
         path = target.entry_file  # every target of that module gets the fresh import
+        self._modules.pop(path, None)
+        self._owned.pop(path, None)
         for key in [k for k in self._baselines if self._entries.get(k.split()[0]) == path]:
             del self._baselines[key]
 

@@ -92,7 +92,7 @@ class RootSource(ABC):
         source cannot tell; a build then relies on the fingerprints taken when the stream
         opened and before the commit, which miss data changed and put back in between)."""
         users = self.users(day) if shards == 1 else self.users_in_shard(day, shard, shards)
-        return users, _unknown
+        return users, unknown_read
 
     @abstractmethod
     def strategy(self) -> SearchStrategy[Any]:
@@ -106,7 +106,8 @@ class RootSource(ABC):
         return f"<{type(self).__name__} {self.name!r} scope={self.scope}>"
 
 
-def _unknown() -> str | None:
+def unknown_read() -> str | None:
+    """The ``read`` of :meth:`RootSource.users_read` for a source that cannot tell."""
     return None
 
 
