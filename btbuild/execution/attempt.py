@@ -101,6 +101,14 @@ def take_lease(env: Environment, cell: CellTask, store: str) -> Lease | CellOutc
             Reason.LEASED,
             error="another builder holds its lease",
         )
+    try:
+        return _leased(env, cell, store, lease)
+    except BaseException:  # Ctrl-C or a worker's SIGTERM right after acquiring: as it was
+        release_lease(env, lease)
+        raise
+
+
+def _leased(env: Environment, cell: CellTask, store: str, lease: Lease) -> Lease | CellOutcome:
     previous = lease.previous  # a zombie's leftovers were dropped by acquire
     if previous is not None and previous.status == RUNNING and previous.lease_owner:
         log_takeover(env, cell, store, previous)
@@ -158,11 +166,15 @@ def release(env: Environment, runs: list[CellRun]) -> None:
     """Undo unfinished attempts: their shards are dropped and each cell is as it was before
     (an interruption is not a failed attempt, so nothing is counted towards max_attempts)."""
     for run in runs:
-        env.heartbeat.drop(run.lease)
-        try:
-            env.backend.release(run.lease)  # drops the shards written under the lease
-        except Exception:  # noqa: BLE001 - best effort while stopping; the lease expires anyway
-            continue
+        release_lease(env, run.lease)
+
+
+def release_lease(env: Environment, lease: Lease) -> None:
+    """Give one lease back as the cell was before it (best effort while stopping: a lease
+    that cannot be given back expires)."""
+    env.heartbeat.drop(lease)
+    with contextlib.suppress(Exception):
+        env.backend.release(lease)  # drops the shards written under the lease
 
 
 def give_back_damaged(

@@ -16,7 +16,13 @@ from collections.abc import Iterator
 
 from btbuild.errors import BtbuildError, CalculationError, DamagedResult, SourceError
 from btbuild.execution import fused
-from btbuild.execution.attempt import Attempt, CellRun, give_back_damaged, release, take_lease
+from btbuild.execution.attempt import (
+    Attempt,
+    CellRun,
+    give_back_damaged,
+    release_lease,
+    take_lease,
+)
 from btbuild.execution.environment import Environment, static_hashes, worker_id
 from btbuild.execution.finish import abort, abort_run, commit
 from btbuild.execution.guard import calc_output, describe, raised_by_calc
@@ -33,36 +39,34 @@ from btbuild.vocabulary import Status
 
 def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
     """Run the group's cells (or combine its parts); their outcomes in the group's order."""
-    if group.combine:
-        return [combine(env, group, cell) for cell in group.cells]
-    with calc_output():  # what calculations print is their log (stderr), never the report
-        try:
-            return _run_group(env, group)
-        finally:
-            env.restore_environ()  # what a calculation set there failed its group's cells
+    try:
+        if group.combine:
+            return [combine(env, group, cell) for cell in group.cells]
+        with calc_output():  # what calculations print is their log (stderr), never the report
+            try:
+                return _run_group(env, group)
+            finally:
+                env.restore_environ()  # what a calculation set there failed its group's cells
+    except BaseException:  # Ctrl-C, a worker's SIGTERM: every cell started is as it was
+        for lease in env.heartbeat.held():  # wherever it was taken (a start, a re-run, a combine)
+            release_lease(env, lease)
+        raise
 
 
 def _run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
     outcomes: list[CellOutcome] = []
     per_user: list[CellRun] = []
-    current: CellRun | None = None
-    try:
-        for cell in group.cells:
-            target = env.workspace.targets[cell.name]
-            run_or_outcome = start(env, group, cell, target)
-            if isinstance(run_or_outcome, CellOutcome):
-                outcomes.append(fused.started(cell, run_or_outcome))
-            elif target.kind == "per_user":
-                per_user.append(run_or_outcome)
-            else:
-                current = run_or_outcome
-                outcomes.append(run_per_date(env, group, run_or_outcome))
-                current = None
-        if per_user:
-            outcomes.extend(fused.run_per_user(env, group, per_user))
-    except BaseException:  # Ctrl-C or shutdown: give the cells back as they were, then stop
-        release(env, [run for run in [*per_user, current] if run is not None and run.done is None])
-        raise
+    for cell in group.cells:
+        target = env.workspace.targets[cell.name]
+        run_or_outcome = start(env, group, cell, target)
+        if isinstance(run_or_outcome, CellOutcome):
+            outcomes.append(fused.started(cell, run_or_outcome))
+        elif target.kind == "per_user":
+            per_user.append(run_or_outcome)
+        else:
+            outcomes.append(run_per_date(env, group, run_or_outcome))
+    if per_user:
+        outcomes.extend(fused.run_per_user(env, group, per_user))
     order = {cell.name: index for index, cell in enumerate(group.cells)}
     return sorted(outcomes, key=lambda outcome: order[outcome.name])
 

@@ -90,6 +90,11 @@ class CloudWorkspace(Workspace):
                 process.kill()  # by its own pid
             process.wait(timeout=10)
 
+    def log_of(self, worker: subprocess.Popen[bytes]) -> str:
+        """What one worker started here has logged so far."""
+        path = self.root / f"worker{self.workers.index(worker)}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def worker_logs(self) -> str:
         return "\n".join(
             p.read_text(errors="replace")[-2000:] for p in sorted(self.root.glob("worker*.log"))

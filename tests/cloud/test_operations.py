@@ -88,7 +88,7 @@ def test_sigterm_mid_cell_gives_it_back_to_another_worker_within_two_leases(
         cloud_ws,
     )
     (heir,) = cloud_ws.start_workers(1)
-    _wait_for(lambda: "pulling" in cloud_ws.worker_logs(), 60, "the second worker", cloud_ws)
+    _wait_for(lambda: "pulling" in cloud_ws.log_of(heir), 60, "the second worker", cloud_ws)
     started = time.monotonic()
     os.kill(victim.pid, signal.SIGTERM)
     _wait_for(
@@ -109,7 +109,10 @@ def test_sigterm_mid_cell_gives_it_back_to_another_worker_within_two_leases(
     assert report["summary"]["ran"] == 1, (report, cloud_ws.worker_logs())
     record = cell()
     # the interrupted attempt was given back, not counted
-    assert record is not None and record.status == "committed" and record.attempts == 1
+    assert record is not None and record.status == "committed" and record.attempts == 1, (
+        record,
+        cloud_ws.worker_logs(),
+    )
     assert "given back" in cloud_ws.worker_logs()
 
 

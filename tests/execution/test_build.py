@@ -617,3 +617,64 @@ def test_a_worker_with_other_code_refuses_the_task(ws):
     (ok,) = run_group(env, GroupTask(date(2024, 1, 1), 1, (task,), "r"))
     assert ok.status == "ran"
     session.close()
+
+
+def test_an_interrupt_while_a_cell_starts_gives_its_lease_back(ws):
+    """A real Ctrl-C (or a worker's SIGTERM) after the lease is taken but before the cell's
+    calculation is called (here: while its module is imported) gives the lease back as it was:
+    the interrupted attempt is not counted, and no dead lease is left for the next builder to
+    take over (which counted it as a failed attempt, towards max_attempts)."""
+    import signal
+
+    ws.write(
+        "calculations/stop/BUILD.toml",
+        '[calculation.stops]\nentry = "s:f"\nkind = "per_date"\nroots = ["prices"]\n',
+    )
+    ws.write(
+        "calculations/stop/s.py",
+        "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n\n\ndef f(ctx):\n    return 1\n",
+    )
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, _out, err = ws.cli("build", "//stop:stops", "--date", "2024-01-01")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130 and err.strip() == "btbuild: interrupted"
+    assert ws.backend().get_cell("stops", "2024-01-01") is None  # as before: never built
+
+
+def test_an_interrupt_while_a_cell_runs_again_gives_its_lease_back(ws):
+    """The same for a cell taken again within the group: a cell whose module state changed
+    is given back and run again on a fresh import (btbuild/execution/fresh.py); a Ctrl-C
+    during that import leaves the second date as it was, the first one committed."""
+    import signal
+
+    ws.write(
+        "calculations/stop/BUILD.toml",
+        '[calculation.keeps]\nentry = "s:f"\nkind = "per_date"\nroots = ["prices"]\n',
+    )
+    ws.write(
+        "calculations/stop/s.py",
+        "import os, signal, sys\n\n"
+        "IMPORTS = getattr(sys, '_btbuild_test_imports', 0)\n"
+        "sys._btbuild_test_imports = IMPORTS + 1\n"
+        "if IMPORTS == 1:  # the fresh import of the second date's re-run\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "_HISTORY = []\n\n\n"
+        "def f(ctx):\n    _HISTORY.append(1)\n    return len(_HISTORY)\n",
+    )
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, _out, err = ws.cli(
+            "build", "//stop:keeps", "--from", "2024-01-01", "--date", "2024-01-02"
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        import sys
+
+        sys.__dict__.pop("_btbuild_test_imports", None)
+    assert code == 130 and err.strip() == "btbuild: interrupted"
+    backend = ws.backend()
+    first = backend.get_cell("keeps", "2024-01-01")
+    assert first is not None and first.status == "committed"
+    assert backend.get_cell("keeps", "2024-01-02") is None  # as before: never built
