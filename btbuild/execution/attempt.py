@@ -117,8 +117,12 @@ def _leased(env: Environment, cell: CellTask, store: str, lease: Lease) -> Lease
         and previous.status == COMMITTED
         and previous.composite_hash == cell.key
         and cell.reason not in RERUN_EQUAL_KEY
+        and (store == cell.name or not env.backend.check_results([store], [lease.date]))
     ):
-        env.backend.release(lease)  # someone else committed exactly this meanwhile
+        # someone else committed exactly this meanwhile, or an interrupted sharded build
+        # left this part: a part is in no plan's integrity check, so it is kept only when
+        # its stored result checks out (a damaged one is computed again and replaced)
+        env.backend.release(lease)
         return CellOutcome(
             cell.name, cell.day, Status.SKIPPED, Reason.UP_TO_DATE, result_hash=previous.result_hash
         )
