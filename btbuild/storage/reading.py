@@ -7,7 +7,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
-from btbuild.errors import DamagedResult, ResultMovedOn, StorageError
+from btbuild.errors import DamagedResult, ResultMovedOn
 from btbuild.storage import codec, integrity
 from btbuild.storage.records import CellRecord
 
@@ -28,6 +28,18 @@ def moved_on(record: CellRecord, planned: str) -> DamagedResult:
     return ResultMovedOn(
         f"{record.target} on {record.date} holds result {record.result_hash}, not the "
         f"{planned} planned (another builder committed it since the plan)",
+        target=record.target,
+        date=record.date,
+    )
+
+
+def replaced_while_read(record: CellRecord) -> ResultMovedOn:
+    """The error for a result another builder's commit replaced (or that was forgotten) while
+    it was being read: an input that moved since the plan, like :func:`moved_on` (the reader
+    is given back and planned again, no attempt counted), never a failure of the reader."""
+    return ResultMovedOn(
+        f"result of {record.target} on {record.date} changed or vanished while it was being "
+        "read (another builder committed or forgot it meanwhile)",
         target=record.target,
         date=record.date,
     )
@@ -127,8 +139,8 @@ class ResultReading:
         ``result_hash``, the hash the caller expects, is given: then that is a
         :class:`DamagedResult`). Each shard is checked against its checksum before any of its
         users is yielded; a result that turns out corrupt, or is replaced and deleted
-        mid-stream, raises :class:`StorageError` (:class:`DamagedResult` for damage) after the
-        items already yielded (the result hash is checked at the end). ``part``: ``(part,
+        mid-stream, raises :class:`DamagedResult` (:class:`ResultMovedOn` when replaced) after
+        the items already yielded (the result hash is checked at the end). ``part``: ``(part,
         parts)``, only the users of that part (:func:`~btbuild.storage.codec.user_shard`) are
         parsed and yielded; every line is still checked and hashed."""
         for user_id, value, _line in self.iter_result_lines(target, date, result_hash, part):
@@ -193,7 +205,7 @@ class ResultReading:
 
     def _checked_shards(self, record: CellRecord) -> Iterator[bytes]:
         """The shards of a record's result one at a time, each checked against its digest;
-        :class:`DamagedResult` for a missing or altered one (:class:`StorageError` when a
+        :class:`DamagedResult` for a missing or altered one (:class:`ResultMovedOn` when a
         commit replaced the result meanwhile)."""
         target, date = record.target, record.date
         generation = record.generation or ""
@@ -201,10 +213,8 @@ class ResultReading:
         for index in range(record.shard_count):
             shard = self._read_shards(target, date, generation, range(index, index + 1))[0]
             if shard is None:
-                if self._moved_on(record):
-                    raise StorageError(
-                        f"result of {target} on {date} changed or vanished while it was being read; read it again"
-                    )
+                if self._moved_on(record):  # not damage: the reader is planned again
+                    raise replaced_while_read(record)
                 raise DamagedResult(
                     f"{target} on {date} cannot be read: shard {index} of {record.shard_count} is missing",
                     target=target,

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from btbuild.errors import BtbuildError, DamagedResult, StorageError
+from btbuild.errors import BtbuildError, DamagedResult, ResultMovedOn
 from btbuild.storage import codec, integrity
-from btbuild.storage.reading import moved_on
+from btbuild.storage.reading import moved_on, replaced_while_read
 from btbuild.storage.records import COMMITTED, CellRecord
 
 if TYPE_CHECKING:
@@ -321,12 +321,8 @@ class StreamedResult(MutableMapping[str, Any]):
             generation=record.generation,
         )
 
-    def _changed(self) -> StorageError:
-        record = self._record
-        return StorageError(
-            f"result of {record.target} on {record.date} changed or vanished while it was "
-            "being read; read it again"
-        )
+    def _changed(self) -> ResultMovedOn:
+        return replaced_while_read(self._record)
 
 
 class _Keys(KeysView[str]):
