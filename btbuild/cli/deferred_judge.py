@@ -40,6 +40,7 @@ class DeferredJudge:
         self._scheduler: Any = None
         self._eager = False  # bound at once (adoptions may be due)
         self._stack = ExitStack()
+        self._forgotten: set[tuple[str, str, str | None]] = set()  # damaged cells (_repaired)
 
     def __enter__(self) -> DeferredJudge:
         return self
@@ -60,10 +61,24 @@ class DeferredJudge:
 
     def __call__(self, target: Target, record: CellRecord, inputs: CellInputs) -> Verdict:
         verdict: Verdict = self._real()(target, record, inputs)
-        return verdict
+        return self._repaired(verdict)
 
     def recheck_verdict(self, target: Target, day: date, record: CellRecord) -> Verdict:
         verdict: Verdict = self._real().recheck_verdict(target, day, record)
+        return self._repaired(verdict)
+
+    def _repaired(self, verdict: Verdict) -> Verdict:
+        """A real build forgets the damaged results the verdict's replay met (it passed over
+        them: no evidence), each only while it is still the damaged generation, so that no
+        later verdict (nor the build reading them) trips over them again; they rebuild as
+        missing. The replay runs in the judge's child, which changes nothing itself (status
+        and explain ask it too)."""
+        damaged = (verdict.replay or {}).get("damaged") or []
+        for cell in damaged if self.register else []:
+            key = (cell["target"], cell["date"], cell["generation"])
+            if cell["target"] and cell["date"] and key not in self._forgotten:
+                self._forgotten.add(key)  # verdicts are kept: asked again for every cell
+                self.session.backend.forget_result(*key[:2], generation=key[2])
         return verdict
 
     def after_run(self, targets: list[Target]) -> None:

@@ -35,7 +35,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from btbuild.analysis.cells import PREVIOUS, date_range, root_fingerprints
-from btbuild.errors import ResultMovedOn
+from btbuild.errors import DamagedResult, ResultMovedOn
 from btbuild.execution.loader import CalculationLoader
 from btbuild.hashing.digest import hash_json
 from btbuild.sim.logs import LogCapture
@@ -57,6 +57,9 @@ class ReplayResult:
     passed_over: tuple[str, ...] = ()  # sampled dates whose inputs changed since
     samples: tuple[str, ...] = field(default=(), compare=False)  # why each date was sampled
     limited: str = ""  # why the replay proves nothing (a replayed call timed out...), or ""
+    # (target, ISO date, generation, problem) of each damaged result met (passed over too):
+    # never evidence; a real build forgets them (btbuild/cli/deferred_judge.py)
+    damaged: tuple[tuple[str, str, str | None, str], ...] = ()
 
     @property
     def matched(self) -> bool:
@@ -69,6 +72,10 @@ class ReplayResult:
             "replayed": list(self.replayed),
             "contexts": self.contexts,
             "passed_over": list(self.passed_over),
+            "damaged": [
+                {"target": target, "date": day, "generation": generation, "problem": problem}
+                for target, day, generation, problem in self.damaged
+            ],
             "counterexample": self.counterexample,
             "limited": self.limited or None,
         }
@@ -144,19 +151,16 @@ class Replayer:
         replayed: list[str] = []
         passed: list[str] = []
         whys: list[str] = []
+        damaged: list[tuple[str, str, str | None, str]] = []
         contexts = 0
         for record, why in self.sample_order(target, stored, seed_key, prefer):
             if len(replayed) >= self.settings.replay_dates or len(passed) >= MAX_PASSED_OVER:
                 break
             day = date.fromisoformat(record.date)
             inputs = self.current_inputs(target, day, record)
-            if inputs is None:
+            outcome = None if inputs is None else self._one(record, inputs, process, why, damaged)
+            if outcome is None:  # its inputs changed since: the build re-runs it anyway
                 passed.append(record.date)
-                continue
-            try:
-                outcome: CellReplay = replay_cell(self, target, record, inputs, process, why)
-            except ResultMovedOn:  # another builder replaced it or an input meanwhile: the
-                passed.append(record.date)  # new code compared with it would prove nothing
                 continue
             replayed.append(record.date)
             whys.append(why)
@@ -169,10 +173,37 @@ class Replayer:
                     outcome.counterexample,
                     tuple(passed),
                     limited=outcome.limited,
+                    damaged=tuple(damaged),
                 )
         return ReplayResult(
-            len(stored), tuple(replayed), contexts, None, tuple(passed), tuple(whys)
+            len(stored),
+            tuple(replayed),
+            contexts,
+            None,
+            tuple(passed),
+            tuple(whys),
+            damaged=tuple(damaged),
         )
+
+    def _one(
+        self,
+        record: CellRecord,
+        inputs: CellInputsNow,
+        process: Any,
+        why: str,
+        damaged: list[tuple[str, str, str | None, str]],
+    ) -> CellReplay | None:
+        """The replay of one sampled cell, or None when it proves nothing either way: it or
+        an input was replaced by another builder meanwhile (the new code compared with it
+        would prove nothing), or is damaged (added to ``damaged``)."""
+        target = self.workspace.targets[record.target]
+        try:
+            return replay_cell(self, target, record, inputs, process, why)
+        except ResultMovedOn:
+            return None
+        except DamagedResult as exc:
+            damaged.append((exc.target or "", exc.date or "", exc.generation, str(exc)))
+            return None
 
     # -- the sample ------------------------------------------------------------------------
 

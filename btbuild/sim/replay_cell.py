@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from btbuild.execution.context import Context, UserRecords
 from btbuild.execution.loader import Process
 from btbuild.execution.runner import _merge
+from btbuild.execution.start import streamed_deps
 from btbuild.sim.calls import Failed, call_limited, fresh
 from btbuild.sim.canonical import canonical, same
 from btbuild.storage.records import CellRecord
@@ -102,6 +103,7 @@ def replay_cell(
         )
     if target.kind == "per_date":
         new = _call(replayer, process, ctx)
+        _lost_input(ctx)
         limited = _limited(target, day, None, new)
         if limited:
             return CellReplay(1, limited=limited)
@@ -114,6 +116,15 @@ def replay_cell(
             return CellReplay(1, counter)
         return CellReplay(1)
     return _per_user(replayer, target, record, inputs, process, ctx, why)
+
+
+def _lost_input(ctx: Context) -> None:
+    """Raise what reading a ``stream_deps`` dep met while the calculation ran, whatever the
+    calculation did with it (as the build does: runner.lost_input): a dep replaced
+    meanwhile or damaged is no evidence, never a difference of the new code."""
+    error = next((dep.error for dep in streamed_deps(ctx) if dep.error is not None), None)
+    if error is not None:
+        raise error
 
 
 def _context(
