@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from btbuild.errors import BtbuildError, CalculationError, DamagedResult, SourceError
 from btbuild.execution import fused
 from btbuild.execution.attempt import (
+    RERUN_EQUAL_KEY,
     Attempt,
     CellRun,
     give_back_damaged,
@@ -30,11 +31,11 @@ from btbuild.execution.schemas import schema_validators
 from btbuild.execution.start import start
 from btbuild.execution.streams import merge_streams as _merge
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask, part_name
-from btbuild.storage.records import COMMITTED, FAILED
+from btbuild.storage.records import COMMITTED
 from btbuild.storage.streamed import plain
 
 __all__ = ["Environment", "_merge", "combine", "run_group", "static_hashes", "worker_id"]
-from btbuild.vocabulary import Status
+from btbuild.vocabulary import Reason, Status
 
 
 def run_group(env: Environment, group: GroupTask) -> list[CellOutcome]:
@@ -130,13 +131,7 @@ def combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
         if record is not None:
             checked[part] = (record.result_hash, record.generation)
         if record is None or record.status != COMMITTED or record.composite_hash != cell.key:
-            return CellOutcome(
-                cell.name,
-                cell.day,
-                FAILED,
-                cell.reason,
-                error=f"{target.label}: part {part} is missing: run the build again",
-            )
+            return _parts_moved(env, cell, target.label, part)
     lease = take_lease(env, cell, cell.name)
     if isinstance(lease, CellOutcome):
         if lease.status == Status.SKIPPED:
@@ -172,6 +167,25 @@ def combine(env: Environment, group: GroupTask, cell: CellTask) -> CellOutcome:
     if outcome.status == Status.RAN:
         _drop_parts(env, checked, iso)
     return outcome
+
+
+def _parts_moved(env: Environment, cell: CellTask, label: str, part: str) -> CellOutcome:
+    """A part this build committed (or found committed) is gone or holds other inputs now:
+    another builder of the same code combined the cell and dropped its parts (the cell then
+    holds this key: skipped), or one of other code replaced the part (given back and planned
+    again: the parts run again). Never a failure: nothing of this build's went wrong."""
+    record = env.backend.get_cell(cell.name, cell.day.isoformat())
+    if (
+        record is not None
+        and record.status == COMMITTED
+        and record.composite_hash == cell.key
+        and cell.reason not in RERUN_EQUAL_KEY
+    ):
+        return CellOutcome(
+            cell.name, cell.day, Status.SKIPPED, Reason.UP_TO_DATE, result_hash=record.result_hash
+        )
+    error = f"{label}: part {part} was replaced or merged by another builder since it ran"
+    return CellOutcome(cell.name, cell.day, Status.BLOCKED, Reason.DEPS_MOVED, error=error)
 
 
 def _drop_parts(

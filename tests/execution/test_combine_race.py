@@ -75,3 +75,33 @@ def test_a_combine_merges_only_the_parts_it_checked(
     ws.build("//pricing:value", "--jobs", "2", date=DAY.isoformat())
     assert ws.backend().read_result("value", DAY.isoformat()) == expected
     assert ws.build("//pricing:value", "--jobs", "2", date=DAY.isoformat())["summary"]["ran"] == 0
+
+
+def test_a_combine_whose_parts_another_builder_of_the_same_code_combined_is_skipped(
+    ws: Workspace,
+) -> None:
+    """Two builders of the same code: both find the parts committed (one ran them, the other
+    skipped them), the other's combine commits the cell and drops the parts before this one's
+    combine looks at them. The cell holds exactly this build's key: skipped, not a failure
+    ('part missing: run the build again', exit 1, as before); a part replaced by other code
+    is given back (planned again)."""
+    ws.edit("BUILD.toml", "max_attempts = 2\n", "max_attempts = 2\nuser_shards = 2\n")
+    session = Session(ws.root)
+    scheduler = Scheduler(session, BuildRequest(patterns=("//pricing:value",), end=DAY)).plan()
+    _decision, task, _inputs = scheduler.planner.decide(scheduler.targets["//pricing:value"], DAY)
+    env = Environment.of(context_of(session))
+    combine = GroupTask(DAY, 1, (task,), "r", shard=0, shards=2, combine=True)
+    for shard in (0, 1):
+        runner.run_group(env, GroupTask(DAY, 1, (task,), "r", shard=shard, shards=2))
+    (other,) = runner.run_group(env, combine)  # the other builder's combine, first
+    assert other.status == "ran", other
+    (mine,) = runner.run_group(env, combine)
+    assert (mine.status, mine.reason) == ("skipped", "up_to_date"), mine
+    assert mine.result_hash == other.result_hash
+    env.backend.forget_result("value", DAY.isoformat())
+    for shard in (0, 1):
+        runner.run_group(env, GroupTask(DAY, 1, (task,), "r", shard=shard, shards=2))
+    _other_part(env)  # other code's part, committed over this build's
+    (mine,) = runner.run_group(env, combine)
+    assert (mine.status, mine.reason) == ("blocked", "deps_moved"), mine
+    session.close()
