@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from btbuild.errors import CalculationError
+from btbuild.execution.bytecode import VerifiedLoader, compiled_digest, install, is_workspace_file
 from btbuild.execution.guard import describe, raised_by_calc
 from btbuild.execution.module_state import Shape, changed, state_of
 from btbuild.hashing.digest import hash_bytes
@@ -45,12 +46,7 @@ _IMPORTED: set[str] = set()
 def _is_workspace_module(module: object, root: str) -> bool:
     """A helper module of the workspace (not btbuild's, not an installed package that happens
     to live in a virtual environment under the workspace root)."""
-    file = getattr(module, "__file__", None) or ""
-    prefix = root.rstrip(os.sep) + os.sep
-    if not file.startswith(prefix):
-        return False
-    parts = Path(file[len(prefix) :]).parts
-    return not any(part.startswith(".") or part == "site-packages" for part in parts)
+    return is_workspace_file(getattr(module, "__file__", None) or "", root)
 
 
 def drop_helper_modules(root: str) -> None:
@@ -62,13 +58,16 @@ def drop_helper_modules(root: str) -> None:
 
 
 def _edited_since_hashed(file: str | None) -> bool:
-    """A module file whose bytes are not those this process hashed (a file it never hashed,
-    e.g. a snapshot of old code, is not checked)."""
+    """A module file whose bytes, as compiled (btbuild/execution/bytecode.py), are not those
+    this process hashed (a file it never hashed, e.g. a snapshot of old code, is not checked)."""
     if file is None:
         return False
     hashed = hashed_digest(file)
     if hashed is None:
         return False
+    compiled = compiled_digest(file)
+    if compiled is not None:
+        return compiled != hashed
     try:
         return hash_bytes(Path(file).read_bytes()) != hashed
     except OSError:
@@ -118,6 +117,7 @@ class CalculationLoader:
         self._owned: dict[Path, list[ModuleType]] = {}
         self._baselines: dict[str, dict[str, Shape]] = {}  # per target name
         self._entries: dict[str, Path] = {}  # target name -> its entry file (for renew)
+        self._bytecode = install(workspace.root)  # never a stale __pycache__ (bytecode.py)
         self._forget_workspace_modules()
 
     def _forget_workspace_modules(self) -> None:
@@ -156,6 +156,8 @@ class CalculationLoader:
         package = target.package.replace("/", "_") or "_root"
         name = f"btbuild_calc_{package}_{path.stem}{suffix}"
         custom = self.hook.loader(name, path) if self.hook is not None else None
+        if custom is None:
+            custom = VerifiedLoader(name, str(path), self._bytecode)
         spec = importlib.util.spec_from_file_location(name, path, loader=custom)
         if spec is None or spec.loader is None:
             raise CalculationError(f"{target.label}: cannot load {self._shown(path)}")

@@ -139,7 +139,7 @@ def compute_hashes(
     """
     extra = check_extra_inputs(extra_infra or {})
     index = distributions if distributions is not None else DistributionIndex.installed()
-    reader = FactsReader(cache)
+    reader = FactsReader(cache, keys=True)
     scanner = LayerScanner(workspace.root, reader)
     data = DataFiles(workspace.root)
     runtime = RuntimeInputs(workspace.root, data, environ)

@@ -23,8 +23,9 @@ from btbuild.hashing.imports import (
     resolve_module,
 )
 
-# the digest of the raw bytes of every Python file this process last hashed, by resolved path:
-# a module loaded to run cells must still be those bytes (btbuild/execution/loader.py)
+# the digest of the raw bytes of every Python file this process last hashed for the build's
+# keys, by resolved path: a module loaded to run cells must still be those bytes
+# (btbuild/execution/loader.py), and so must a snapshot of the code (btbuild/sim/snapshots.py)
 HASHED: dict[str, str] = {}
 
 
@@ -36,8 +37,12 @@ def hashed_digest(path: str) -> str | None:
 class FactsReader:
     """Reads files once per run: raw bytes -> cache lookup -> parse only on a miss."""
 
-    def __init__(self, cache: HashCache | None = None) -> None:
+    def __init__(self, cache: HashCache | None = None, *, keys: bool = False) -> None:
+        """``keys``: this reader hashes the code the build's keys are made of, so the digests
+        of the files it reads are recorded in :data:`HASHED` (other readers, e.g. the
+        coverage of a change reading the files again later, never replace them)."""
         self.cache = cache if cache is not None else HashCache()
+        self.keys = keys
         self._memo: dict[Path, FileFacts] = {}
         self._entries: dict[tuple[Path, str], str] = {}
         self._slices: dict[tuple[Path, frozenset[str]], frozenset[int] | None] = {}
@@ -51,7 +56,8 @@ class FactsReader:
                 raise WorkspaceError(
                     f"cannot read this file to hash it: {error.strerror or error}", path=path
                 ) from None
-            HASHED[os.path.realpath(path)] = hash_bytes(raw)
+            if self.keys:
+                HASHED[os.path.realpath(path)] = hash_bytes(raw)
             key = self.cache.key_for(raw)
             facts = self.cache.get(key)
             if facts is None:

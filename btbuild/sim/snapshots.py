@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from btbuild.hashing.digest import hash_bytes
+from btbuild.hashing.layers import hashed_digest
 from btbuild.sim.changes import VersionFiles
 from btbuild.workspace.model import Target, Workspace
 
@@ -39,8 +41,18 @@ def _key(code_key: str) -> str:
 
 
 def take(target: Target, workspace: Workspace) -> Snapshot:
+    """The target's code as this process hashed it for the build's keys; ValueError when a
+    file is not (edited since, or never hashed here): recorded under the code key it would
+    be old code of another version, and the coverage of a later change from that key would
+    compare the wrong sources."""
     version = VersionFiles.of(target, workspace)
-    files = {version.shown(path): path.read_text(encoding="utf-8") for path in version.files}
+    files = {}
+    for path in version.files:
+        raw = path.read_bytes()
+        hashed = hashed_digest(str(path))
+        if hashed is None or hash_bytes(raw) != hashed:
+            raise ValueError(f"{path} is not the code the build hashed")
+        files[version.shown(path)] = raw.decode("utf-8")
     return Snapshot(version.shown(target.entry_file), files)
 
 
