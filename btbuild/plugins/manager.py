@@ -17,6 +17,7 @@ import pluggy
 import xxhash
 
 from btbuild.errors import BtbuildError, ConfigError, PluginError
+from btbuild.execution.bytecode import VerifiedLoader, install
 from btbuild.plugins import hookspecs
 from btbuild.plugins.code import salt_fingerprints
 from btbuild.plugins.config import PluginConfig
@@ -157,7 +158,9 @@ def _exec_workspace_file(root: Path, name: str, path: Path, build_file: Path) ->
     # never share or clobber each other's plugin modules.
     digest = xxhash.xxh3_64_hexdigest(str(root.resolve()).encode())
     private = f"_btbuild_workspace_{digest}.{name}"
-    spec = importlib.util.spec_from_file_location(private, path)
+    # compiled from the bytes on disk, never a stale __pycache__ (btbuild/execution/bytecode.py)
+    loader = VerifiedLoader(private, str(path), install(root))
+    spec = importlib.util.spec_from_file_location(private, path, loader=loader)
     if spec is None or spec.loader is None:  # pragma: no cover - only for exotic files
         raise PluginError(f"{build_file}: plugin {name!r}: cannot load {path}")
     module = importlib.util.module_from_spec(spec)

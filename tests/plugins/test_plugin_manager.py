@@ -330,3 +330,25 @@ def test_hook_results_are_type_checked(tmp_path):
         load_plugins(tmp_path, ["plugins.shape"], {}, entry_points=False).infra_inputs()
     with pytest.raises(PluginError, match="btbuild_root_sources must return a list, got str"):
         load_plugins(tmp_path, ["plugins.notlist"], {}, entry_points=False).root_sources()
+
+
+def test_a_workspace_plugin_never_runs_from_a_stale_pycache(tmp_path):
+    """Its code is part of the keys: an edit keeping the size within the same second (or a
+    copy keeping the mtime) must not run the old bytecode (btbuild/execution/bytecode.py)."""
+    import importlib.util
+    import os
+    import py_compile
+
+    plugin = tmp_path / "plugins/rate.py"
+    write(plugin, OPTIONS_PLUGIN.format(key="old_key"))
+    py_compile.compile(
+        str(plugin),
+        cfile=importlib.util.cache_from_source(str(plugin)),
+        invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP,
+    )
+    stat = plugin.stat()
+    write(plugin, OPTIONS_PLUGIN.format(key="new_key"))
+    os.utime(plugin, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    plugins = load_plugins(tmp_path, ["plugins.rate"], {}, entry_points=False)
+    module = plugins.pm.get_plugin("plugins.rate")
+    assert "new_key" in str(module.btbuild_check_options.__code__.co_consts)
