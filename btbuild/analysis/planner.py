@@ -370,8 +370,10 @@ class Planner:
             return Decision(RUNNABLE, Reason.FORCED), None
         if self.must_run and (target.name, day) in self.must_run:
             return self.must_run[(target.name, day)], None
-        if self.revive and (target.name, day) in self.revive:
-            return Decision(RUNNABLE, Reason.EXPIRED, detail="a cell that runs reads it"), None
+        if self.revive and (target.name, day) in self.revive:  # expired, or damaged before
+            damaged = self.cache.damaged.get((target.name, day.isoformat()))  # the plan
+            reason = Reason.EXPIRED if damaged is None else Reason.DAMAGED
+            return Decision(RUNNABLE, reason, detail=damaged or "a cell that runs reads it"), None
         if self.recheck and (target.name, day) in self.recheck:
             again = self._recheck(target, day)
             if again is not None:

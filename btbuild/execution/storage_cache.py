@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from btbuild.storage.records import COMMITTED, RUNNING, CellRecord, Lease
+from btbuild.storage.records import COMMITTED, EXPIRED, RUNNING, CellRecord, Lease
 from btbuild.vocabulary import CellSummary
 from btbuild.workspace.model import Target
 
@@ -27,6 +27,7 @@ class CacheReads:
         self, backend: Any, names: list[str], dates: list[date], dry_run: bool = True
     ) -> None:
         self.backend = backend
+        self.dry_run = dry_run
         self.names = sorted(names)
         self.isos = [day.isoformat() for day in dates]
         self._first: Callable[[], Checked] | None = backend.start_read_checked(
@@ -83,6 +84,7 @@ class StorageCache:
             }
         self.summaries: dict[tuple[str, str], CellSummary] = summaries
         self.records: dict[tuple[str, str], CellRecord | None] = {}
+        self.writes = reads is not None and not reads.dry_run  # a real build's (see _expired)
         self._loaded: set[str] = set()
         self._repaired = False
 
@@ -137,7 +139,7 @@ class StorageCache:
 
     def record(self, name: str, day: date) -> CellRecord | None:
         """Any cell's record; one before the plan's dates (``--from``) is checked for damage
-        when first read, and a damaged one reads as no record."""
+        when first read: a damaged one reads as expired (:meth:`_expired`)."""
         if day >= self.dates[0]:
             return self.full_record(name, day)
         key = (name, day.isoformat())
@@ -145,10 +147,25 @@ class StorageCache:
             damaged = self.backend.check_results([name], [key[1]])
             if damaged:
                 self.damaged.update(damaged)
-                self.records[key] = None
+                self.records[key] = self._expired(name, key[1])
             else:
                 self.records[key] = self.backend.get_cell(name, day.isoformat())
         return self.records.get(key)
+
+    def _expired(self, name: str, iso: str) -> CellRecord | None:
+        """A damaged cell before the plan: no build of this range decides it, so it is made
+        what ``btbuild gc`` makes of a cell (status ``expired``: its record and result hash
+        kept, no result), which a cell of the plan reading it has recomputed first (``ran /
+        damaged``, btbuild/execution/retention.py) instead of being blocked by it in every
+        build from this range. A real build stores that (``expire_result``, guarded by the
+        generation: a cell rebuilt meanwhile stays); a dry run only sees it. None (a cell not
+        built) when the record itself cannot be read."""
+        record: CellRecord | None = self.backend.get_cell(name, iso)
+        if record is None or record.generation is None or record.result_hash is None:
+            return None
+        if self.writes:
+            self.backend.expire_result(name, iso, record.generation)
+        return replace(record, status=EXPIRED, generation=None, shard_count=0)
 
     def end_dead_leases(self, skipped: list[tuple[str, date]], now: float) -> int:
         """End the attempts of dead builders on cells this build found up to date.
