@@ -6,6 +6,7 @@ word of the damage) and nothing repaired it."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -34,12 +35,23 @@ def _workspace(root: Path) -> Workspace:
     return ws
 
 
-@pytest.mark.parametrize("damage", ["tampered shard", "garbage summary"])
-def test_a_damaged_previous_day_before_the_range_is_recomputed(tmp_path: Path, damage: str) -> None:
-    clean = _workspace(tmp_path / "clean")
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(a clean build of four days, a build of the first three)."""
+    clean = _workspace(tmp_path_factory.mktemp("clean") / "ws")
     clean.build(date="2024-01-04")
-    ws = _workspace(tmp_path / "ws")
-    ws.build(date="2024-01-03")
+    three = _workspace(tmp_path_factory.mktemp("three") / "ws")
+    three.build(date="2024-01-03")
+    return clean.root, three.root
+
+
+@pytest.mark.parametrize("damage", ["tampered shard", "garbage summary"])
+def test_a_damaged_previous_day_before_the_range_is_recomputed(
+    built: tuple[Path, Path], tmp_path: Path, damage: str
+) -> None:
+    clean = Workspace(built[0])
+    shutil.copytree(built[1], tmp_path / "ws")
+    ws = Workspace(tmp_path / "ws")
     conn = sqlite3.connect(ws.root / ".btbuild" / "cache.db", isolation_level=None)
     _sqlite_damage(conn, damage, "running", "2024-01-02")
     conn.close()
