@@ -2,10 +2,10 @@
 
 Two runs are "the same behaviour" when their canonical outputs are equal:
 
-* floats are rounded to ``SIGNIFICANT_DIGITS`` (9) significant digits, so re-associated
-  sums (``a + (b + c)`` versus ``(a + b) + c``) and algebraically equal rewrites agree;
-  values with ``abs(x) < ZERO_BELOW`` (1e-12) are 0 (cancellation residue such as
-  ``0.1 + 0.2 - 0.3``), and ``-0.0`` is ``0.0``;
+* floats are compared **exactly**, as the build stores them (``repr``, the shortest text
+  that reads back as the same float): a re-associated sum that changes the last bit is
+  another result, since a clean build of the new code would store those bytes. Only
+  ``-0.0`` is ``0.0`` (the build stores it so);
 * an int and a float stay apart (``1`` and ``1.0``: the stored JSON differs, ``"1"`` against
   ``"1.0"``, and so does what a dependent reading it computes: ``str(x)``, ``isinstance``),
   and so do ``True`` and ``1``: compare canonical outputs with :func:`same`, never ``==``
@@ -18,8 +18,14 @@ Two runs are "the same behaviour" when their canonical outputs are equal:
 * an exception is the output ``{"$raised": "ZeroDivisionError"}`` (the type, not the message,
   which may hold addresses or set orders); a time-out is ``{"$raised": "timeout"}``.
 
-The price of rounding: a change smaller than one part in 10^9 is not seen. Results meant
-to be exact to that level should be rounded by the calculation itself.
+Before (evidence scheme 5), floats were rounded to 9 significant digits and ``abs(x) <
+1e-12`` was 0: a change below one part in 10^9 (a fee of 1e-10 of the notional,
+``round(x, 10)`` -> ``round(x, 12)``, ``x + 1e-13``) was proven cosmetic and the old results
+kept, so an incremental build differed from a clean build of the same code.
+
+:func:`stored_same` is the replay's comparison: the bytes the build would store
+(:func:`btbuild.storage.canonical.canonical_bytes`); a value the build refuses equals
+nothing.
 """
 
 from __future__ import annotations
@@ -27,28 +33,27 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from btbuild.errors import CalculationError
 from btbuild.hashing.digest import hash_json
+from btbuild.storage.canonical import canonical_bytes
 
-SIGNIFICANT_DIGITS = 9
-ZERO_BELOW = 1e-12
+_LONGEST_INT = 10**4300  # str() of an int this large or larger is refused (4300 digits)
 
 
 def canonical_number(value: float) -> Any:
-    """A float rounded to ``SIGNIFICANT_DIGITS``; a float stays a float (``1.0``, not ``1``)."""
+    """A float exactly as stored (a float stays a float: ``1.0``, not ``1``)."""
     if math.isnan(value):
         return {"$float": "nan"}
     if math.isinf(value):
         return {"$float": "inf" if value > 0 else "-inf"}
-    if abs(value) < ZERO_BELOW:
-        return 0.0
-    return float(f"{value:.{SIGNIFICANT_DIGITS}g}") + 0.0  # + 0.0: no negative zero
+    return value + 0.0  # + 0.0: no negative zero (the build stores -0.0 as 0.0)
 
 
 def canonical_int(value: int) -> Any:
-    """An int as it is; one beyond 2**53 rounded like a float, but kept an int."""
-    if abs(value) < 2**53:
+    """An int as it is; one the build cannot write (over 4300 digits) a marker."""
+    if -_LONGEST_INT < value < _LONGEST_INT:
         return value
-    return int(float(f"{float(value):.{SIGNIFICANT_DIGITS}g}"))
+    return {"$invalid": "int over 4300 digits"}
 
 
 def canonical(value: Any) -> Any:
@@ -72,6 +77,21 @@ def same(first: Any, second: Any) -> bool:
     """Whether two outputs are the same behaviour: equal canonical JSON (``==`` would take
     ``1`` for ``1.0`` and ``True``)."""
     return context_hash(canonical(first)) == context_hash(canonical(second))
+
+
+def stored_bytes(value: Any) -> bytes | None:
+    """The bytes a build would store for ``value``; None when the build refuses it."""
+    try:
+        return canonical_bytes(value)
+    except (CalculationError, RecursionError):
+        return None
+
+
+def stored_same(new: Any, stored: Any) -> bool:
+    """Whether a build of the new code would store exactly the stored value's bytes (a value
+    the build refuses differs from everything)."""
+    mine = stored_bytes(new)
+    return mine is not None and mine == stored_bytes(stored)
 
 
 def raised(kind: str) -> dict[str, str]:

@@ -56,7 +56,8 @@ from btbuild.sim.literals import Literals
 from btbuild.sim.realdata import HISTORY, RealSample
 from btbuild.sim.suspend import fabricating
 
-FABRICATOR_VERSION = "3"  # bump when the worlds or canonical outputs change: in every SimHash key
+# bump when the worlds or canonical outputs change: in every SimHash key (4: floats exact)
+FABRICATOR_VERSION = "4"
 WORLDS = 64  # worlds per simulation (per_user targets get one context per world user)
 DEFAULT_SEED = 20240101
 FIRST_DAY = date(2023, 1, 2)  # fabricated dates lie in the two years from here

@@ -6,6 +6,9 @@ the cache, merged in user order. A per_user cell's users are those of its user-s
 per_user deps (as in a build); only the users of the sampled part are read where a source can
 skip the others. A user whose call raises or returns None has no stored value in a build, so
 that is what it is compared with; a per_date call that raises differs from any stored result.
+Outputs are compared exactly: the bytes a build of the new code would store against the
+stored ones (:func:`~btbuild.sim.canonical.stored_same`), so a change in a float's last bit
+re-runs the cell, as a clean build would store it.
 
 A call that times out or hits another machine limit (``MemoryError``, ``RecursionError``)
 proves nothing either way: the replay stops there and says so (``CellReplay.limited``), and
@@ -23,7 +26,7 @@ from btbuild.execution.loader import Process
 from btbuild.execution.runner import _merge
 from btbuild.execution.start import streamed_deps
 from btbuild.sim.calls import Failed, call_limited, fresh
-from btbuild.sim.canonical import canonical, same
+from btbuild.sim.canonical import canonical, stored_same
 from btbuild.storage.records import CellRecord
 from btbuild.workspace.model import Target
 
@@ -109,7 +112,7 @@ def replay_cell(
             return CellReplay(1, limited=limited)
         # what the old code stored, exactly: a result replaced since raises ResultMovedOn
         stored = replayer.backend.read_expected(target.name, record.date, record.result_hash)
-        if isinstance(new, Failed) or not same(new, stored):
+        if isinstance(new, Failed) or not stored_same(new, stored):
             counter = _counter(replayer, target, day, None, why, inputs, stored, new)
             if target.historical:
                 counter["inputs"]["previous_value"] = canonical(ctx.previous)
@@ -218,7 +221,7 @@ def _per_user(
         if limited:
             return CellReplay(contexts, limited=limited)
         value = None if isinstance(new, Failed) else new
-        if not same(value, values.get(stored)):
+        if not stored_same(value, values.get(stored)):
             counter = _counter(replayer, target, day, user_id, why, inputs, values.get(stored), new)
             counter["inputs"].update(_user_inputs(ctx, today, history, values, parts))
             return CellReplay(contexts, counter)

@@ -25,9 +25,11 @@ from typing import Any
 
 from btbuild.vocabulary import VerdictKind
 
-SIM_SCHEME = 5  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds;
+SIM_SCHEME = 6  # 1: SimHash only; 2: + replay; 3: + coverage of the change and the v2 worlds;
 # 4: time-outs and other machine-dependent outcomes are never evidence; 5: outputs compared
-# as stored (an int is not a float, a tuple is refused)
+# as stored (an int is not a float, a tuple is refused); 6: floats compared exactly (the
+# stored bytes), not to 9 significant digits; functions reached through dispatch tables,
+# registries and getattr, callees of changed values and changed table entries covered
 # (bump whenever the evidence rule gets stronger: earlier adoptions are then re-examined)
 
 COSMETIC = VerdictKind.COSMETIC

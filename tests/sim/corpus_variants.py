@@ -93,7 +93,7 @@ REFACTORS: list[Edit] = [
                 """    history = [notional(ctx.user.get("trades", days_ago=back)) for back in range(1, DAYS + 1)]
     average = sum(history) / DAYS""",
                 """    total = 0.0
-    for back in range(DAYS, 0, -1):
+    for back in range(1, DAYS + 1):  # sum()'s order: outputs are compared exactly
         total += traded_notional(ctx.user.get("trades", days_ago=back))
     average = total / DAYS""",
             ),
@@ -112,7 +112,7 @@ REFACTORS: list[Edit] = [
         moves[symbol] = round(bar["close"] / previous["close"] - 1.0, 8)
     return moves""",
                 """    usable = ((s, bar, before.get(s)) for s, bar in today.items())
-    return {s: round((bar["close"] - prev["close"]) / prev["close"], 8)
+    return {s: round(bar["close"] / prev["close"] - 1.0, 8)
             for s, bar, prev in usable if prev is not None and not prev["close"] <= 0}""",
             )
         ],
@@ -181,6 +181,20 @@ REFACTORS: list[Edit] = [
 ]
 
 BUGS: list[Edit] = [
+    (
+        "turnover",
+        "history summed in reverse order: a re-associated sum's last bit (a clean build stores it)",
+        [
+            (
+                """    history = [notional(ctx.user.get("trades", days_ago=back)) for back in range(1, DAYS + 1)]
+    average = sum(history) / DAYS""",
+                """    total = 0.0
+    for back in range(DAYS, 0, -1):
+        total += notional(ctx.user.get("trades", days_ago=back))
+    average = total / DAYS""",
+            ),
+        ],
+    ),
     ("market_value", "forgets cash", [('round(invested + book["cash"], 2)', "round(invested, 2)")]),
     ("market_value", "values positions at the open", [('bar["close"]', 'bar["open"]')]),
     (

@@ -11,8 +11,8 @@ mutant) runs on a copy of the base, as in CI and then production:
    base's stored ones. Cells that ran already hold them; when any cell was skipped as
    cosmetic, ``btbuild build --force`` runs the new code on them first. The oracle shares no
    code with the simulation (no fabricated data, no SimHash, no canonical form of btbuild's):
-   it is the real executor on the real sources' data, compared value by value (floats to one
-   part in 10^9, as documented for SimHashes).
+   it is the real executor on the real sources' data, compared value by value, exactly as
+   stored (a float's last bit counts: a clean build of the new code stores those bytes).
 
 A behaviour change (the oracle sees a difference) is *missed* when a cell was skipped as
 cosmetic or verify exited 0. A refactor is *proven* when every cell was skipped as cosmetic.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import shutil
 import subprocess
 import sys
@@ -151,18 +150,9 @@ def stored(root: Path, targets: tuple[str, ...]) -> dict[tuple[str, str], Any]:
 
 
 def same(a: Any, b: Any) -> bool:
-    """Equal JSON values; numbers to one part in 10^9 (and within 1e-12 of each other)."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and a == b
+    """Equal JSON values, exactly as stored: a float's last bit counts (a clean build of the
+    new code stores those bytes), ``1`` is not ``1.0`` nor ``True``; key order is ignored."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def first_difference(old: dict[tuple[str, str], Any], new: dict[tuple[str, str], Any]) -> str:
