@@ -11,8 +11,9 @@ blocks are *changed*, in the old version (replaced or deleted) and in the new on
 inserted). A unit found in one version only is changed as a whole.
 
 What a simulation must cover (see :mod:`btbuild.sim.coverage`) is the changed items of the
-function units the target can reach: its entry and, by name, every function of its entry file
-and layers it refers to, transitively. Module-level and class-body statements run at import
+function units the target can reach: its entry and every function of its entry file and
+layers it refers to, transitively - by name, through dispatch tables, decorators' registries,
+subclasses and ``getattr`` (:mod:`btbuild.sim.reach`). Module-level and class-body statements run at import
 time, so they are always covered; when one of them changes a name (a constant, a table of
 bands, an import), every function statement reading that name counts as changed in both
 versions, and when a ``def`` line changes (defaults, decorators) its whole body does.
@@ -32,6 +33,8 @@ from btbuild.hashing.cache import HashCache
 from btbuild.hashing.facts import decode_source
 from btbuild.hashing.layers import FactsReader, LayerScanner, relative_posix
 from btbuild.hashing.normalize import normalized_tree
+from btbuild.sim.probes import is_table
+from btbuild.sim.reach import reachable, registers
 from btbuild.workspace.model import Target, Workspace
 
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
@@ -60,12 +63,18 @@ class _Item:
     # names whose objects the statement may change in place (``VIP.update(...)``)
     mutates: frozenset[str] = frozenset()
     loop: int = -1  # index of the outermost loop header around it in its unit (-1: none)
+    table: bool = False  # it holds a dict display with constant keys (probes.py: entries)
 
 
 @dataclass
 class _Unit:
     kind: str  # "function", "class" or "module"
     items: list[_Item] = field(default_factory=list)
+    # a function or class that code may reach without naming it: registered by a decorator
+    # of the workspace's own, or a class whose bases name another (a subclass)
+    registered: bool = False
+    bases: frozenset[str] = frozenset()
+    params: frozenset[str] = frozenset()  # a function's parameters
 
 
 @dataclass(frozen=True)
@@ -210,11 +219,22 @@ class _Cutter:
         for node in statements:
             line = getattr(node, "lineno", 0)
             item = _Item(_header(node), line, _loads(node), _binds(node), _mutates(node), loop)
+            item.table = any(
+                is_table(sub) for part in _header_parts(node) for sub in ast.walk(part)
+            )
             items.append(item)
             if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
                 name = f"{prefix}{node.name}"
                 kind = "class" if isinstance(node, ast.ClassDef) else "function"
-                self.units[name] = _Unit(kind, [_Item(_header(node), 0)])
+                bases = (
+                    frozenset(_loads(ast.Tuple(node.bases, ast.Load())))
+                    if isinstance(node, ast.ClassDef)
+                    else frozenset()
+                )
+                registered = registers(node)
+                self.units[name] = _Unit(
+                    kind, [_Item(_header(node), 0)], registered, bases, _params(node)
+                )
                 self._body(node.body, name, f"{name}.")
                 continue
             inner = len(items) - 1 if loop < 0 and isinstance(node, _LOOPS) else loop
@@ -225,6 +245,14 @@ class _Cutter:
                     self._body(children, unit, prefix, inner)
             if hasattr(node, "body"):
                 items.append(_Item("<end>", 0))
+
+
+def _params(node: ast.AST) -> frozenset[str]:
+    args = getattr(node, "args", None)
+    if not isinstance(args, ast.arguments):
+        return frozenset()
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    return frozenset(arg.arg for arg in every if arg is not None)
 
 
 def _cut(path: Path | None, shown: str) -> dict[str, _Unit]:
@@ -269,28 +297,8 @@ def _side(version: VersionFiles) -> _Side:
 
 
 def _reachable(side: _Side) -> set[tuple[str, str]]:
-    """Function units the entry can reach by name (a superset: names, not bindings)."""
     entry_shown = side.version.shown(side.version.entry)
-    root = side.version.entry_attr.split(".")[0]
-    by_name: dict[str, list[tuple[str, str]]] = {}
-    for key in side.units:
-        by_name.setdefault(key[1].split(".")[-1], []).append(key)
-    pending = [key for key in side.units if key[0] == entry_shown and key[1].split(".")[0] == root]
-    seen: set[tuple[str, str]] = set()
-    while pending:
-        key = pending.pop()
-        if key in seen:
-            continue
-        seen.add(key)
-        unit = side.units[key]
-        if unit.kind == "class":  # every method of a reached class
-            pending.extend(
-                k for k in side.units if k[0] == key[0] and k[1].startswith(key[1] + ".")
-            )
-        for item in unit.items:
-            for name in item.loads:
-                pending.extend(by_name.get(name, ()))
-    return {key for key in seen if side.units[key].kind == "function"}
+    return reachable(side.units, entry_shown, side.version.entry_attr.split(".")[0])
 
 
 def _flow(unit: _Unit, changed: set[int]) -> set[int]:
@@ -333,8 +341,41 @@ def _flow_calls(side: _Side) -> None:
             side.flowed[key] = _flow(unit, seeds)
         now = {key[1].split(".")[-1] for key in functions if side.flowed[key]}
         if now <= moved:
+            _flow_into_callees(side, functions)
             return
         moved |= now
+
+
+def _flow_into_callees(side: _Side, functions: list[tuple[str, str]]) -> None:
+    """A changed (or flowed) statement may pass a changed value to an unchanged function of
+    these files, which may use it only behind a rare condition (``adjust(worth, user, 1.5)``
+    where ``adjust`` multiplies only for one user): the callee's statements reading its
+    parameters, and their readers, must run too, transitively. They do not make the callee's
+    value "changed" for its other callers (those pass what they passed before)."""
+    by_name: dict[str, list[tuple[str, str]]] = {}
+    for key in functions:
+        by_name.setdefault(key[1].split(".")[-1], []).append(key)
+    pending = [key for key in functions if side.flowed.get(key)]
+    done: set[tuple[str, str]] = set()
+    while pending:
+        key = pending.pop()
+        unit = side.units[key]
+        called = {
+            name for index in side.flowed[key] for name in unit.items[index].loads
+        }.intersection(by_name)
+        for callee in (found for name in called for found in by_name[name]):
+            if callee in done:
+                continue
+            done.add(callee)
+            target = side.units[callee]
+            seeds = {
+                index
+                for index, item in enumerate(target.items)
+                if item.line and not target.params.isdisjoint(item.loads)
+            }
+            side.flowed[callee] = side.flowed.get(callee, set()) | _flow(target, seeds)
+            if side.flowed[callee]:
+                pending.append(callee)
 
 
 def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
@@ -361,21 +402,31 @@ def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
         new,
         _required(old_side, names, old_side.flowed),
         _required(new_side, names, new_side.flowed),
-        _required(old_side, names, old_side.changed),
-        _required(new_side, names, new_side.changed),
+        _required(old_side, names, old_side.changed, tables=True),
+        _required(new_side, names, new_side.changed, tables=True),
     )
 
 
 def _required(
-    side: _Side, names: set[str], changes: dict[tuple[str, str], set[int]]
+    side: _Side, names: set[str], changes: dict[tuple[str, str], set[int]], tables: bool = False
 ) -> dict[Path, frozenset[int]]:
+    """The lines of the reachable functions that changed (or read a changed name); with
+    ``tables``, also the changed module and class-level statements holding a table (a dict
+    display) that a reachable function reads: each of its entries must be read."""
     lines: dict[Path, set[int]] = {path: set() for path in side.paths.values()}
+    reads: set[str] = set()
     for key in _reachable(side):
         unit = side.units[key]
         changed = changes.get(key, set())
         whole = 0 in changed  # the def line itself changed: defaults, decorators, name
         for index, item in enumerate(unit.items):
+            reads |= item.loads
             if item.line and (whole or index in changed or not names.isdisjoint(item.loads)):
+                lines[side.paths[key[0]]].add(item.line)
+    for key, unit in side.units.items() if tables else ():
+        for index in changes.get(key, set()) if unit.kind != "function" else ():
+            item = unit.items[index]
+            if item.table and item.line and not item.binds.isdisjoint(reads):
                 lines[side.paths[key[0]]].add(item.line)
     return {path: frozenset(found) for path, found in lines.items()}
 

@@ -151,6 +151,11 @@ class ChangeCoverage:
             files = self.change.new if version == "new" else self.change.old
             for path, key, outcome in self.probes[version].gaps(self.direct(version)):
                 suffix = "" if version == "new" else " (old code)"
+                if key[2] == "entry":
+                    return (
+                        f"unproven: {describe(key)} of {files.shown(path)}:{key[0]} is never "
+                        f"read{suffix} (the code reads the table with other keys only)"
+                    )
                 return (
                     f"unproven: {describe(key)} of {files.shown(path)}:{key[0]} is never "
                     f"{str(outcome).lower()}{suffix} (a branch inside the line)"

@@ -15,6 +15,14 @@ site that never went both ways is a coverage gap like a line branch never taken:
 looks further, and what stays uncovered makes the verdict ``unproven``. Only the coverage
 check's runs are instrumented: SimHashes and the replay run the code as it is.
 
+A table is the same kind of condition: a dict display with constant keys in a changed
+statement (``RATES = {"gold": 0.02, "plain": 0.0}`` read as ``RATES[tier]``, the tier
+``"gold"`` only for one user) changes what the code computes only for the keys it is read
+with. Each of its entries is a site that must be read at least once (``__btbuild_table__``
+makes the dict a :class:`Table`, recording the keys read; iterating, copying or printing it
+reads every entry). Before, the changed line ran at import, its reader ran for every user,
+and the change was skipped as cosmetic with stale results for the user whose tier it was.
+
 Sites are found statically, from the file's text and the changed statements' lines, so a
 version whose file was never loaded instrumented shows every site as a gap (never as
 covered).
@@ -35,6 +43,7 @@ from typing import Any
 
 PROBE = "__btbuild_probe__"  # returns bool(value): conditions of ``if`` expressions, filters
 PROBE_VALUE = "__btbuild_probe_value__"  # returns value: the operands of ``and`` / ``or``
+PROBE_TABLE = "__btbuild_table__"  # returns the dict as a Table recording the keys read
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -73,6 +82,89 @@ def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, s
                     for index, test in enumerate(node.ifs):
                         key = (test.lineno, test.col_offset, "filter")
                         yield node, "ifs", index, key, statement.lineno
+                elif is_table(node):
+                    for index, entry in enumerate(node.keys):  # type: ignore[attr-defined]
+                        key = (entry.lineno, entry.col_offset, "entry")
+                        yield node, "keys", index, key, statement.lineno
+
+
+def is_table(node: ast.AST) -> bool:
+    """A dict display whose keys are all constants (no ``**`` unpacking)."""
+    return (
+        isinstance(node, ast.Dict)
+        and bool(node.keys)
+        and all(isinstance(key, ast.Constant) for key in node.keys)
+    )
+
+
+class Table(dict[Any, Any]):
+    """A dict of a changed statement that records which of its entries the code reads."""
+
+    __slots__ = ("_probes", "_sites")
+
+    def __init__(self, probes: Probes, sites: dict[Any, int], items: dict[Any, Any]) -> None:
+        super().__init__(items)
+        self._probes, self._sites = probes, sites
+
+    def _read(self, key: Any) -> None:
+        try:
+            site = self._sites.get(key)
+        except TypeError:  # an unhashable key: the dict raises it itself
+            return
+        if site is not None:
+            self._probes.seen[site].add(True)
+
+    def _read_all(self) -> None:
+        for site in self._sites.values():
+            self._probes.seen[site].add(True)
+
+    def __getitem__(self, key: Any) -> Any:
+        self._read(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._read(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._read(key)
+        return super().__contains__(key)
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        self._read(key)
+        return super().pop(key, *default)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self._read(key)
+        return super().setdefault(key, default)
+
+    def __iter__(self) -> Iterator[Any]:
+        self._read_all()
+        return super().__iter__()
+
+    def keys(self) -> Any:
+        self._read_all()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._read_all()
+        return super().values()
+
+    def items(self) -> Any:
+        self._read_all()
+        return super().items()
+
+    def copy(self) -> dict[Any, Any]:
+        self._read_all()
+        return dict(super().items())
+
+    def __repr__(self) -> str:
+        self._read_all()
+        return super().__repr__()
+
+    def __reduce__(self) -> Any:  # pickled or deep-copied as the plain dict it stands for
+        self._read_all()
+        return (dict, (dict(super().items()),))
 
 
 class Probes:
@@ -107,13 +199,21 @@ class Probes:
         self.seen[site].add(bool(value))
         return value
 
+    def table(self, sites: tuple[tuple[Any, int], ...], items: dict[Any, Any]) -> Table:
+        return Table(self, dict(sites), items)
+
     def compile(self, source: bytes, path: Path) -> CodeType:
         """``source`` of ``path`` with a probe around each known condition."""
         tree = ast.parse(source, filename=str(path))
         resolved = path.resolve()
+        tables: dict[int, list[tuple[Any, int]]] = {}  # id(dict node) -> (key, site)
         for node, field, index, key, _ in list(_sites(tree, self.lines.get(resolved, frozenset()))):
             site = self.ids.get((resolved, key))
             if site is None:
+                continue
+            if field == "keys":
+                entry = node.keys[index]  # type: ignore[attr-defined]
+                tables.setdefault(id(node), []).append((entry.value, site))
                 continue
             probe = PROBE_VALUE if field == "values" else PROBE
             old = getattr(node, field) if index < 0 else getattr(node, field)[index]
@@ -123,6 +223,8 @@ class Probes:
                 setattr(node, field, call)
             else:
                 getattr(node, field)[index] = call
+        if tables:
+            tree = _Tables(tables).visit(tree)
         ast.fix_missing_locations(tree)
         return compile(tree, str(path), "exec", dont_inherit=True)
 
@@ -130,6 +232,7 @@ class Probes:
         """Give a module's globals the probes its instrumented code calls."""
         namespace[PROBE] = self.hit
         namespace[PROBE_VALUE] = self.hit_value
+        namespace[PROBE_TABLE] = self.table
 
     def gaps(self, lines: dict[Path, frozenset[int]]) -> list[tuple[Path, Key, bool]]:
         """``(file, key, outcome never seen)`` of the conditions on ``lines``, sorted."""
@@ -138,7 +241,8 @@ class Probes:
         for (path, key), site in self.ids.items():
             if (path, self.statement[site]) in wanted:
                 seen = self.seen[site]
-                out.extend((path, key, outcome) for outcome in (True, False) if outcome not in seen)
+                outcomes = (True,) if key[2] == "entry" else (True, False)  # an entry: read
+                out.extend((path, key, outcome) for outcome in outcomes if outcome not in seen)
         return sorted(out, key=lambda gap: (str(gap[0]), gap[1], gap[2]))
 
     # -- loading -------------------------------------------------------------------------
@@ -156,6 +260,21 @@ class Probes:
             yield
         finally:
             sys.meta_path.remove(finder)
+
+
+class _Tables(ast.NodeTransformer):
+    """Wraps each probed dict display: ``__btbuild_table__(((key, site), ...), {...})``."""
+
+    def __init__(self, tables: dict[int, list[tuple[Any, int]]]) -> None:
+        self.tables = tables
+
+    def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        self.generic_visit(node)
+        sites = self.tables.get(id(node))
+        if sites is None:
+            return node
+        call = ast.Call(ast.Name(PROBE_TABLE, ast.Load()), [ast.Constant(tuple(sites)), node], [])
+        return ast.copy_location(call, node)
 
 
 class _Loader(importlib.machinery.SourceFileLoader):
@@ -195,8 +314,12 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 def describe(key: Key) -> str:
     line, column, kind = key
-    what = {"if": "the condition of an if expression", "filter": "a comprehension's filter"}
+    what = {
+        "if": "the condition of an if expression",
+        "filter": "a comprehension's filter",
+        "entry": "the table entry",
+    }
     return what.get(kind, f"the left operand of {kind!r}") + f" at column {column + 1}"
 
 
-__all__ = ["Probes", "describe"]
+__all__ = ["Probes", "Table", "describe", "is_table"]

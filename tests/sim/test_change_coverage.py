@@ -234,7 +234,11 @@ def test_statements_reading_a_changed_value_are_changed(tmp_path: Path) -> None:
     assert required(change, "new") == {"calculations/calc.py": [10, 12, 13, 14]}
     looped = ENTRY.replace("total += used(", "total += 0.5 * used(")
     change = code_change(version(tmp_path / "c"), version(tmp_path / "d", looped))
-    assert required(change, "new") == {"calculations/calc.py": [9, 10, 11]}  # the loop's reads
+    # the loop's reads, and what the changed line passes its value to (the helper's line)
+    assert required(change, "new") == {
+        "calculations/calc.py": [9, 10, 11],
+        "layers/helpers.py": [2],
+    }
 
 
 def test_callers_reading_a_changed_functions_value_are_changed(tmp_path: Path) -> None:

@@ -1,0 +1,157 @@
+"""A changed function reached without its name being read by the entry (a dispatch table, a
+decorator's registry, ``getattr``, a subclass) must run too: before, such a change asked for
+no coverage, and a change for a user the replay did not sample was skipped as cosmetic
+(tests/sim/corpus of the red team: the stored result of that user stayed the old code's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_change_coverage import LAYER, required, version
+
+HEAD = """\
+import sys
+
+
+def plain(x):
+    return x
+
+
+"""
+
+TAIL = """
+
+def calc(ctx):
+    total = ctx.user["portfolio"]["cash"]
+    return {dispatch}
+"""
+
+CASES = {
+    "a dispatch dict": (
+        'def vip(x):\n    return x * 1.0\n\n\nSPECIAL = {"u000099": vip}\n',
+        "SPECIAL.get(ctx.user.id, plain)(total)",
+    ),
+    "a table filled in place": (
+        'def vip(x):\n    return x * 1.0\n\n\nSPECIAL = {}\nSPECIAL.update({"u000099": vip})\n',
+        "SPECIAL.get(ctx.user.id, plain)(total)",
+    ),
+    "a decorator's registry": (
+        "HANDLERS = {}\n\n\ndef handler(name):\n    def wrap(fn):\n        HANDLERS[name] = fn\n"
+        '        return fn\n\n    return wrap\n\n\n@handler("u000099")\ndef vip(x):\n'
+        "    return x * 1.0\n",
+        "HANDLERS.get(ctx.user.id, plain)(total)",
+    ),
+    "getattr on the module": (
+        "def vip(x):\n    return x * 1.0\n",
+        'getattr(sys.modules[__name__], "plain" if ctx.user.id != "u000099" else "vip")(total)',
+    ),
+    "a subclass of a class the entry names": (
+        "class Base:\n    def __call__(self, x):\n        return x\n\n\n"
+        "class Vip(Base):\n    def __call__(self, x):\n        return x * 1.0\n",
+        "[k for k in Base.__subclasses__() if k.__name__ == ctx.user.id][0]()(total)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_function_reached_without_its_name_must_run(tmp_path: Path, case: str) -> None:
+    middle, dispatch = CASES[case]
+    old = HEAD + middle + TAIL.format(dispatch=dispatch)
+    new = old.replace("return x * 1.0", "return x * 1.5")
+    assert new != old
+    from btbuild.sim.changes import code_change
+
+    change = code_change(version(tmp_path / "a", old), version(tmp_path / "b", new))
+    line = next(n for n, text in enumerate(new.splitlines(), 1) if "x * 1.5" in text)
+    assert line in required(change, "new").get("calculations/calc.py", []), case
+
+
+def test_an_unreached_layer_function_still_asks_for_nothing(tmp_path: Path) -> None:
+    """The rule stays a superset, not everything: the entry never reads ``unused``."""
+    from btbuild.sim.changes import code_change
+
+    change = code_change(
+        version(tmp_path / "a"), version(tmp_path / "b", layer=LAYER.replace("x + 1", "x + 2"))
+    )
+    assert change.empty
+
+
+ADJUST = """\
+def adjust(x, user, rate):
+    if user == "u000099":
+        return x * rate
+    return x
+
+
+def calc(ctx):
+    worth = adjust(ctx.user["portfolio"]["cash"], ctx.user.id, 1.0)
+    return {"worth": worth}
+"""
+
+
+def test_a_changed_argument_makes_the_callees_readers_of_it_run(tmp_path: Path) -> None:
+    """Red team: ``adjust(worth, ctx.user.id, 1.0)`` -> ``1.5``: the changed line ran for
+    every user, ``adjust`` (unchanged) uses the rate only for u000099, whom no fabricated
+    world holds and the replay did not sample (100 users, ``replay_users = 10``): skipped as
+    cosmetic, with that user's stale results. The callee's statements reading its
+    parameters must run now, and its ``if`` go both ways."""
+    from btbuild.sim.changes import code_change
+
+    change = code_change(
+        version(tmp_path / "a", ADJUST), version(tmp_path / "b", ADJUST.replace("1.0)", "1.5)"))
+    )
+    assert required(change, "new") == {"calculations/calc.py": [2, 3, 4, 8, 9]}
+    assert required(change, "old") == {"calculations/calc.py": [2, 3, 4, 8, 9]}
+
+
+TABLE = """\
+RATES = {"gold": 0.01, "plain": 0.0}
+
+
+def calc(ctx):
+    tier = "gold" if ctx.user.id == "u000099" else "plain"
+    return {"bonus": ctx.user["portfolio"]["cash"] * RATES[tier]}
+"""
+
+
+class _User(dict):  # type: ignore[type-arg]
+    def __init__(self, user_id: str) -> None:
+        super().__init__(portfolio={"cash": 100.0})
+        self.id = user_id
+
+
+def test_a_changed_table_entry_must_be_read(tmp_path: Path) -> None:
+    """Red team: ``RATES = {"gold": 0.01 -> 0.02, ...}`` read as ``RATES[tier]``, the tier
+    ``"gold"`` only for u000099: the table's line ran at import, its reader for every user,
+    and the change was skipped as cosmetic (100 users, ``replay_users = 10``) with that user's
+    stale results. Each entry of a changed table must now be read in the coverage runs."""
+    from types import SimpleNamespace
+
+    from btbuild.sim.canonical import canonical
+    from btbuild.sim.changes import code_change
+    from btbuild.sim.probes import Probes
+
+    new_text = TABLE.replace('"gold": 0.01', '"gold": 0.02')
+    change = code_change(version(tmp_path / "a", TABLE), version(tmp_path / "b", new_text))
+    path = tmp_path / "b" / "calculations" / "calc.py"
+    assert 1 in change.new_direct[path]  # the table's line: its entries are probed
+    probes = Probes(change.new_direct)
+    namespace: dict[str, object] = {}
+    probes.prime(namespace)
+    exec(probes.compile(path.read_bytes(), path), namespace)
+
+    def calc(user: str) -> object:  # as the runner calls it: the output canonicalized
+        return canonical(namespace["calc"](SimpleNamespace(user=_User(user))))  # type: ignore[operator]
+
+    assert calc("u1") == {"bonus": 0.0}
+    gaps = probes.gaps(change.new_direct)
+    assert [(key[2], outcome) for _, key, outcome in gaps] == [("entry", True)]
+    assert gaps[0][1][:2] == (1, 9)  # the "gold" key
+    assert calc("u000099") == {"bonus": 2.0}
+    assert probes.gaps(change.new_direct) == []
+    # iterating, copying or printing the table reads every entry; it stays a dict
+    assert isinstance(namespace["RATES"], dict) and dict(namespace["RATES"]) == {  # type: ignore[call-overload]
+        "gold": 0.02,
+        "plain": 0.0,
+    }
