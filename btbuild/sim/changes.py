@@ -33,7 +33,7 @@ from btbuild.hashing.cache import HashCache
 from btbuild.hashing.facts import decode_source
 from btbuild.hashing.layers import FactsReader, LayerScanner, relative_posix
 from btbuild.hashing.normalize import normalized_tree
-from btbuild.sim.probes import is_table
+from btbuild.sim.probes import is_attribute, is_table
 from btbuild.sim.reach import reachable, registers
 from btbuild.workspace.model import Target, Workspace
 
@@ -64,6 +64,7 @@ class _Item:
     mutates: frozenset[str] = frozenset()
     loop: int = -1  # index of the outermost loop header around it in its unit (-1: none)
     table: bool = False  # it holds a dict display with constant keys (probes.py: entries)
+    assign: bool = False  # ``NAME = value``: in a class body, a probed attribute (probes.py)
 
 
 @dataclass
@@ -222,6 +223,7 @@ class _Cutter:
             item.table = any(
                 is_table(sub) for part in _header_parts(node) for sub in ast.walk(part)
             )
+            item.assign = is_attribute(node)
             items.append(item)
             if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
                 name = f"{prefix}{node.name}"
@@ -412,7 +414,8 @@ def _required(
 ) -> dict[Path, frozenset[int]]:
     """The lines of the reachable functions that changed (or read a changed name); with
     ``tables``, also the changed module and class-level statements holding a table (a dict
-    display) that a reachable function reads: each of its entries must be read."""
+    display) or binding a class attribute that a reachable function reads: each of its
+    entries, or the attribute, must be read."""
     lines: dict[Path, set[int]] = {path: set() for path in side.paths.values()}
     reads: set[str] = set()
     for key in _reachable(side):
@@ -426,7 +429,8 @@ def _required(
     for key, unit in side.units.items() if tables else ():
         for index in changes.get(key, set()) if unit.kind != "function" else ():
             item = unit.items[index]
-            if item.table and item.line and not item.binds.isdisjoint(reads):
+            probed = item.table or (item.assign and unit.kind == "class")
+            if probed and item.line and not item.binds.isdisjoint(reads):
                 lines[side.paths[key[0]]].add(item.line)
     return {path: frozenset(found) for path, found in lines.items()}
 

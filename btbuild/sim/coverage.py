@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from btbuild.sim.changes import CodeChange, VersionFiles, code_change
-from btbuild.sim.probes import Probes, describe
+from btbuild.sim.probes import READ, Probes, describe
 from btbuild.workspace.model import Target, Workspace
 
 VERSIONS = ("old", "new")
@@ -151,10 +151,10 @@ class ChangeCoverage:
             files = self.change.new if version == "new" else self.change.old
             for path, key, outcome in self.probes[version].gaps(self.direct(version)):
                 suffix = "" if version == "new" else " (old code)"
-                if key[2] == "entry":
+                if key[2] in READ:
                     return (
                         f"unproven: {describe(key)} of {files.shown(path)}:{key[0]} is never "
-                        f"read{suffix} (the code reads the table with other keys only)"
+                        f"read{suffix} (the code reads other entries or bindings only)"
                     )
                 return (
                     f"unproven: {describe(key)} of {files.shown(path)}:{key[0]} is never "

@@ -15,7 +15,10 @@ site that never went both ways is a coverage gap like a line branch never taken:
 looks further, and what stays uncovered makes the verdict ``unproven``. Only the coverage
 check's runs are instrumented: SimHashes and the replay run the code as it is.
 
-A table is the same kind of condition: a dict display with constant keys in a changed
+So is a changed class attribute (``RATE = 0.03`` in ``class Gold(Base)``, read as
+``self.RATE`` in a method of ``Base`` every user runs, with a ``Gold`` only for one user):
+its value must be read from that binding at least once (:class:`Attribute`). A table is the
+same kind of condition: a dict display with constant keys in a changed
 statement (``RATES = {"gold": 0.02, "plain": 0.0}`` read as ``RATES[tier]``, the tier
 ``"gold"`` only for one user) changes what the code computes only for the keys it is read
 with. Each of its entries is a site that must be read at least once (``__btbuild_table__``
@@ -44,10 +47,12 @@ from typing import Any
 PROBE = "__btbuild_probe__"  # returns bool(value): conditions of ``if`` expressions, filters
 PROBE_VALUE = "__btbuild_probe_value__"  # returns value: the operands of ``and`` / ``or``
 PROBE_TABLE = "__btbuild_table__"  # returns the dict as a Table recording the keys read
+PROBE_ATTRIBUTE = "__btbuild_attribute__"  # returns a class attribute recording its reads
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 Key = tuple[int, int, str]  # (line, column, kind) of a condition in its file
+READ = ("entry", "attr")  # kinds of sites that must be read once (not go both ways)
 
 
 def _header_parts(statement: ast.stmt) -> Iterator[ast.AST]:
@@ -63,6 +68,7 @@ def _header_parts(statement: ast.stmt) -> Iterator[ast.AST]:
 def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, str, int, Key, int]]:
     """``(node holding the condition, field, index or -1, key, statement line)`` for each
     condition inside a statement that starts on one of ``lines`` (definitions excluded)."""
+    yield from _attributes(tree, lines)
     for statement in ast.walk(tree):
         if not isinstance(statement, ast.stmt) or isinstance(statement, _DEFINITIONS):
             continue
@@ -86,6 +92,53 @@ def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, s
                     for index, entry in enumerate(node.keys):  # type: ignore[attr-defined]
                         key = (entry.lineno, entry.col_offset, "entry")
                         yield node, "keys", index, key, statement.lineno
+
+
+def _attributes(
+    tree: ast.Module, lines: frozenset[int]
+) -> Iterator[tuple[ast.AST, str, int, Key, int]]:
+    """The changed assignments of a class attribute (``RATE = 0.03`` in ``class Gold(Base)``,
+    read as ``self.RATE`` by a method of ``Base`` that every user runs): the value must be read
+    from that binding at least once. Only classes whose bases are classes of the same file
+    (no metaclass, no ``Enum``, no model library that reads its class body itself)."""
+    local = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    for cls in ast.walk(tree):
+        if not isinstance(cls, ast.ClassDef) or cls.keywords:
+            continue
+        if not all(isinstance(base, ast.Name) and base.id in local for base in cls.bases):
+            continue
+        for statement in cls.body:
+            if statement.lineno not in lines or not is_attribute(statement):
+                continue
+            key = (statement.lineno, statement.col_offset, "attr")
+            yield statement, "value", -1, key, statement.lineno
+
+
+def is_attribute(statement: ast.AST) -> bool:
+    """``NAME = value`` / ``NAME: type = value`` (no dunder name)."""
+    if isinstance(statement, ast.Assign):
+        targets = statement.targets
+    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+        targets = [statement.target]
+    else:
+        return False
+    return all(isinstance(t, ast.Name) and not t.id.startswith("__") for t in targets)
+
+
+class Attribute:
+    """A class attribute of a changed assignment, recording that it was read (a non-data
+    descriptor, so an instance attribute still shadows it; a value that is a descriptor
+    itself, a function for one, is bound as it would be)."""
+
+    __slots__ = ("_probes", "_site", "value")
+
+    def __init__(self, probes: Probes, site: int, value: Any) -> None:
+        self._probes, self._site, self.value = probes, site, value
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        self._probes.seen[self._site].add(True)
+        get = getattr(type(self.value), "__get__", None)
+        return self.value if get is None else get(self.value, instance, owner)
 
 
 def is_table(node: ast.AST) -> bool:
@@ -202,6 +255,13 @@ class Probes:
     def table(self, sites: tuple[tuple[Any, int], ...], items: dict[Any, Any]) -> Table:
         return Table(self, dict(sites), items)
 
+    def attribute(self, site: int, value: Any) -> Any:
+        kind = type(value)
+        if any(hasattr(kind, name) for name in ("__set__", "__delete__", "__set_name__")):
+            self.seen[site].add(True)  # a property and the like: kept as it is, not probed
+            return value
+        return Attribute(self, site, value)
+
     def compile(self, source: bytes, path: Path) -> CodeType:
         """``source`` of ``path`` with a probe around each known condition."""
         tree = ast.parse(source, filename=str(path))
@@ -215,7 +275,7 @@ class Probes:
                 entry = node.keys[index]  # type: ignore[attr-defined]
                 tables.setdefault(id(node), []).append((entry.value, site))
                 continue
-            probe = PROBE_VALUE if field == "values" else PROBE
+            probe = {"values": PROBE_VALUE, "value": PROBE_ATTRIBUTE}.get(field, PROBE)
             old = getattr(node, field) if index < 0 else getattr(node, field)[index]
             call = ast.Call(ast.Name(probe, ast.Load()), [ast.Constant(site), old], [])
             ast.copy_location(call, old)
@@ -233,6 +293,7 @@ class Probes:
         namespace[PROBE] = self.hit
         namespace[PROBE_VALUE] = self.hit_value
         namespace[PROBE_TABLE] = self.table
+        namespace[PROBE_ATTRIBUTE] = self.attribute
 
     def gaps(self, lines: dict[Path, frozenset[int]]) -> list[tuple[Path, Key, bool]]:
         """``(file, key, outcome never seen)`` of the conditions on ``lines``, sorted."""
@@ -241,7 +302,7 @@ class Probes:
         for (path, key), site in self.ids.items():
             if (path, self.statement[site]) in wanted:
                 seen = self.seen[site]
-                outcomes = (True,) if key[2] == "entry" else (True, False)  # an entry: read
+                outcomes = (True, False) if key[2] not in READ else (True,)  # read, at least once
                 out.extend((path, key, outcome) for outcome in outcomes if outcome not in seen)
         return sorted(out, key=lambda gap: (str(gap[0]), gap[1], gap[2]))
 
@@ -273,7 +334,8 @@ class _Tables(ast.NodeTransformer):
         sites = self.tables.get(id(node))
         if sites is None:
             return node
-        call = ast.Call(ast.Name(PROBE_TABLE, ast.Load()), [ast.Constant(tuple(sites)), node], [])
+        pairs: Any = tuple(sites)  # a tuple of constants is a constant to the compiler
+        call = ast.Call(ast.Name(PROBE_TABLE, ast.Load()), [ast.Constant(pairs), node], [])
         return ast.copy_location(call, node)
 
 
@@ -318,8 +380,9 @@ def describe(key: Key) -> str:
         "if": "the condition of an if expression",
         "filter": "a comprehension's filter",
         "entry": "the table entry",
+        "attr": "the class attribute",
     }
     return what.get(kind, f"the left operand of {kind!r}") + f" at column {column + 1}"
 
 
-__all__ = ["Probes", "Table", "describe", "is_table"]
+__all__ = ["READ", "Attribute", "Probes", "Table", "describe", "is_attribute", "is_table"]

@@ -155,3 +155,54 @@ def test_a_changed_table_entry_must_be_read(tmp_path: Path) -> None:
         "gold": 0.02,
         "plain": 0.0,
     }
+
+
+CLASSES = """\
+class Base:
+    RATE = 0.01
+
+    def bonus(self, x):
+        return x * self.RATE
+
+
+class Gold(Base):
+    RATE = 0.02
+
+    def label(self):
+        return "gold"
+
+
+def calc(ctx):
+    kind = Gold if ctx.user.id == "u000099" else Base
+    return {"bonus": kind().bonus(ctx.user["portfolio"]["cash"])}
+"""
+
+
+def test_a_changed_class_attribute_must_be_read_from_its_class(tmp_path: Path) -> None:
+    """Red team: ``Gold.RATE`` 0.02 -> 0.03, read as ``self.RATE`` in ``Base.bonus``, which
+    every user runs (so the reader line "ran"), a ``Gold`` only for u000099: skipped as
+    cosmetic with that user's stale results. The changed binding must now be read."""
+    from types import SimpleNamespace
+
+    from btbuild.sim.canonical import canonical
+    from btbuild.sim.changes import code_change
+    from btbuild.sim.probes import Probes
+
+    new_text = CLASSES.replace("RATE = 0.02", "RATE = 0.03")
+    change = code_change(version(tmp_path / "a", CLASSES), version(tmp_path / "b", new_text))
+    path = tmp_path / "b" / "calculations" / "calc.py"
+    assert 9 in change.new_direct[path]  # Gold.RATE's line: probed
+    probes = Probes(change.new_direct)
+    namespace: dict[str, object] = {}
+    probes.prime(namespace)
+    exec(probes.compile(path.read_bytes(), path), namespace)
+
+    def calc(user: str) -> object:
+        return canonical(namespace["calc"](SimpleNamespace(user=_User(user))))  # type: ignore[operator]
+
+    assert calc("u1") == {"bonus": 1.0}
+    assert [key[:3] for _, key, _ in probes.gaps(change.new_direct)] == [(9, 4, "attr")]
+    assert calc("u000099") == {"bonus": 100.0 * 0.03}
+    assert probes.gaps(change.new_direct) == []
+    gold = namespace["Gold"]
+    assert gold().label() == "gold" and gold.RATE == 0.03  # type: ignore[attr-defined,operator]
