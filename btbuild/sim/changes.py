@@ -28,11 +28,13 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from btbuild.hashing.cache import HashCache
 from btbuild.hashing.facts import decode_source
 from btbuild.hashing.layers import FactsReader, LayerScanner, relative_posix
 from btbuild.hashing.normalize import normalized_tree
+from btbuild.sim.flow import flow_calls
 from btbuild.sim.probes import is_attribute, is_table
 from btbuild.sim.reach import reachable, registers
 from btbuild.workspace.model import Target, Workspace
@@ -112,6 +114,10 @@ class CodeChange:
     # changed value added by ``_flow`` only have to run, and their line branches both ways
     old_direct: dict[Path, frozenset[int]] = field(default_factory=dict)
     new_direct: dict[Path, frozenset[int]] = field(default_factory=dict)
+    # lines of unchanged callees reading what a changed statement passed them: they only have
+    # to run (their branches going both ways would ask for inputs the callers never pass)
+    old_run: dict[Path, frozenset[int]] = field(default_factory=dict)
+    new_run: dict[Path, frozenset[int]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -285,6 +291,7 @@ class _Side:
     paths: dict[str, Path]
     changed: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     flowed: dict[tuple[str, str], set[int]] = field(default_factory=dict)  # + their readers
+    called: dict[tuple[str, str], set[int]] = field(default_factory=dict)  # callees' readers
 
 
 def _side(version: VersionFiles) -> _Side:
@@ -301,83 +308,6 @@ def _side(version: VersionFiles) -> _Side:
 def _reachable(side: _Side) -> set[tuple[str, str]]:
     entry_shown = side.version.shown(side.version.entry)
     return reachable(side.units, entry_shown, side.version.entry_attr.split(".")[0])
-
-
-def _flow(unit: _Unit, changed: set[int]) -> set[int]:
-    """``changed`` and, transitively, the statements of the function reading a name a changed
-    statement binds: a changed value can surface only behind an unchanged condition (``bonus =
-    cash * 0.2`` used under ``if ctx.user.id == "u000500":``), which must then run too."""
-    out = set(changed)
-    pending = sorted(changed)
-    while pending:
-        at = pending.pop()
-        source = unit.items[at]
-        if not source.binds:
-            continue
-        # later statements; inside a loop, the whole loop (the next round reads it)
-        start = source.loop if source.loop >= 0 else at + 1
-        for index in range(max(start, 0), len(unit.items)):
-            item = unit.items[index]
-            if index not in out and item.line and not source.binds.isdisjoint(item.loads):
-                out.add(index)
-                pending.append(index)
-    return out
-
-
-def _flow_calls(side: _Side) -> None:
-    """``side.flowed``: each function's changed statements and their readers (:func:`_flow`),
-    where a statement calling a function whose value may have changed (one with a changed or
-    flowed statement, by name) counts as changed too, to a fixed point: ``b = bonus_of(cash)``
-    read under an unchanged rare condition, ``bonus_of``'s body edited."""
-    functions = [key for key, unit in side.units.items() if unit.kind == "function"]
-    moved: set[str] = set()
-    while True:
-        for key in functions:
-            unit = side.units[key]
-            seeds = set(side.changed.get(key, ()))
-            seeds.update(
-                index
-                for index, item in enumerate(unit.items)
-                if item.line and not moved.isdisjoint(item.loads)
-            )
-            side.flowed[key] = _flow(unit, seeds)
-        now = {key[1].split(".")[-1] for key in functions if side.flowed[key]}
-        if now <= moved:
-            _flow_into_callees(side, functions)
-            return
-        moved |= now
-
-
-def _flow_into_callees(side: _Side, functions: list[tuple[str, str]]) -> None:
-    """A changed (or flowed) statement may pass a changed value to an unchanged function of
-    these files, which may use it only behind a rare condition (``adjust(worth, user, 1.5)``
-    where ``adjust`` multiplies only for one user): the callee's statements reading its
-    parameters, and their readers, must run too, transitively. They do not make the callee's
-    value "changed" for its other callers (those pass what they passed before)."""
-    by_name: dict[str, list[tuple[str, str]]] = {}
-    for key in functions:
-        by_name.setdefault(key[1].split(".")[-1], []).append(key)
-    pending = [key for key in functions if side.flowed.get(key)]
-    done: set[tuple[str, str]] = set()
-    while pending:
-        key = pending.pop()
-        unit = side.units[key]
-        called = {
-            name for index in side.flowed[key] for name in unit.items[index].loads
-        }.intersection(by_name)
-        for callee in (found for name in called for found in by_name[name]):
-            if callee in done:
-                continue
-            done.add(callee)
-            target = side.units[callee]
-            seeds = {
-                index
-                for index, item in enumerate(target.items)
-                if item.line and not target.params.isdisjoint(item.loads)
-            }
-            side.flowed[callee] = side.flowed.get(callee, set()) | _flow(target, seeds)
-            if side.flowed[callee]:
-                pending.append(callee)
 
 
 def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
@@ -397,16 +327,26 @@ def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
                     for index in changed:
                         names.update(unit.items[index].binds | unit.items[index].mutates)
     for side in sides:
-        _flow_calls(side)
+        flow_calls(side)
     old_side, new_side = sides
+    lines = [_required(side, names, side.flowed) for side in sides]
+    run = [_required(side, set(), side.called) for side in sides]
     return CodeChange(
         old,
         new,
-        _required(old_side, names, old_side.flowed),
-        _required(new_side, names, new_side.flowed),
+        *(_merge(required, only) for required, only in zip(lines, run, strict=True)),
         _required(old_side, names, old_side.changed, tables=True),
         _required(new_side, names, new_side.changed, tables=True),
+        *(_only(only, required) for required, only in zip(lines, run, strict=True)),
     )
+
+
+def _merge(first: dict[Path, frozenset[int]], second: dict[Path, frozenset[int]]) -> Any:
+    return {path: first.get(path, frozenset()) | second.get(path, frozenset()) for path in first}
+
+
+def _only(run: dict[Path, frozenset[int]], required: dict[Path, frozenset[int]]) -> Any:
+    return {path: found - required.get(path, frozenset()) for path, found in run.items()}
 
 
 def _required(

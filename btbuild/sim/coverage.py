@@ -71,9 +71,11 @@ class Tracer:
             if self._depth == 0:
                 self._coverage.stop()
 
-    def gaps(self, path: Path, lines: frozenset[int]) -> list[tuple[int, int | None]]:
+    def gaps(
+        self, path: Path, lines: frozenset[int], run_only: frozenset[int] = frozenset()
+    ) -> list[tuple[int, int | None]]:
         """``(line, None)`` for a required line that never ran, ``(line, destination)`` for a
-        required branch exit never taken; sorted by line."""
+        required branch exit never taken (not of ``run_only`` lines); sorted by line."""
         if not lines:
             return []
         if self._coverage is None:
@@ -88,7 +90,7 @@ class Tracer:
                 continue  # not a statement coverage.py tracks (e.g. excluded)
             if line not in executed:
                 found.append((line, None))
-            else:
+            elif line not in run_only:
                 found.extend((line, exit_to) for exit_to in sorted(missing_exits.get(line, ())))
         return found
 
@@ -128,11 +130,12 @@ class ChangeCoverage:
 
     def gaps(self, version: str) -> list[tuple[Path, int, int | None]]:
         lines = self.lines(version)
+        run_only = self.change.new_run if version == "new" else self.change.old_run
         tracer = self.tracers[version]
         return [
             (path, line, exit_to)
             for path, required in lines.items()
-            for line, exit_to in tracer.gaps(path, required)
+            for line, exit_to in tracer.gaps(path, required, run_only.get(path, frozenset()))
         ]
 
     def reason(self) -> str | None:

@@ -18,7 +18,7 @@ check's runs are instrumented: SimHashes and the replay run the code as it is.
 So is a changed class attribute (``RATE = 0.03`` in ``class Gold(Base)``, read as
 ``self.RATE`` in a method of ``Base`` every user runs, with a ``Gold`` only for one user):
 its value must be read from that binding at least once (:class:`Attribute`). A table is the
-same kind of condition: a dict display with constant keys in a changed
+same kind of condition: a module or class-level dict display with constant keys in a changed
 statement (``RATES = {"gold": 0.02, "plain": 0.0}`` read as ``RATES[tier]``, the tier
 ``"gold"`` only for one user) changes what the code computes only for the keys it is read
 with. Each of its entries is a site that must be read at least once (``__btbuild_table__``
@@ -69,6 +69,7 @@ def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, s
     """``(node holding the condition, field, index or -1, key, statement line)`` for each
     condition inside a statement that starts on one of ``lines`` (definitions excluded)."""
     yield from _attributes(tree, lines)
+    outer = {id(statement) for statement in _outer(tree.body)}  # where tables are probed
     for statement in ast.walk(tree):
         if not isinstance(statement, ast.stmt) or isinstance(statement, _DEFINITIONS):
             continue
@@ -88,10 +89,19 @@ def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, s
                     for index, test in enumerate(node.ifs):
                         key = (test.lineno, test.col_offset, "filter")
                         yield node, "ifs", index, key, statement.lineno
-                elif is_table(node):
+                elif id(statement) in outer and is_table(node):
                     for index, entry in enumerate(node.keys):  # type: ignore[attr-defined]
                         key = (entry.lineno, entry.col_offset, "entry")
                         yield node, "keys", index, key, statement.lineno
+
+
+def _outer(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Module and class-level statements (a dict display in a function is mostly a record or
+    an output, not a table looked up by key; only module and class-level ones are probed)."""
+    for statement in body:
+        yield statement
+        if isinstance(statement, ast.ClassDef):
+            yield from _outer(statement.body)
 
 
 def _attributes(

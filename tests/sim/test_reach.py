@@ -103,6 +103,9 @@ def test_a_changed_argument_makes_the_callees_readers_of_it_run(tmp_path: Path) 
     )
     assert required(change, "new") == {"calculations/calc.py": [2, 3, 4, 8, 9]}
     assert required(change, "old") == {"calculations/calc.py": [2, 3, 4, 8, 9]}
+    # adjust's lines only have to run: ``return x * rate`` (3) never runs but for u000099
+    path = tmp_path / "b" / "calculations" / "calc.py"
+    assert change.new_run[path] == frozenset({2, 3, 4})
 
 
 TABLE = """\
