@@ -28,7 +28,6 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from btbuild.hashing.cache import HashCache
 from btbuild.hashing.facts import decode_source
@@ -334,18 +333,24 @@ def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
     return CodeChange(
         old,
         new,
-        *(_merge(required, only) for required, only in zip(lines, run, strict=True)),
-        _required(old_side, names, old_side.changed, tables=True),
-        _required(new_side, names, new_side.changed, tables=True),
-        *(_only(only, required) for required, only in zip(lines, run, strict=True)),
+        old_lines=_merge(lines[0], run[0]),
+        new_lines=_merge(lines[1], run[1]),
+        old_direct=_required(old_side, names, old_side.changed, tables=True),
+        new_direct=_required(new_side, names, new_side.changed, tables=True),
+        old_run=_only(run[0], lines[0]),
+        new_run=_only(run[1], lines[1]),
     )
 
 
-def _merge(first: dict[Path, frozenset[int]], second: dict[Path, frozenset[int]]) -> Any:
+def _merge(
+    first: dict[Path, frozenset[int]], second: dict[Path, frozenset[int]]
+) -> dict[Path, frozenset[int]]:
     return {path: first.get(path, frozenset()) | second.get(path, frozenset()) for path in first}
 
 
-def _only(run: dict[Path, frozenset[int]], required: dict[Path, frozenset[int]]) -> Any:
+def _only(
+    run: dict[Path, frozenset[int]], required: dict[Path, frozenset[int]]
+) -> dict[Path, frozenset[int]]:
     return {path: found - required.get(path, frozenset()) for path, found in run.items()}
 
 
