@@ -77,6 +77,7 @@ class _Unit:
     registered: bool = False
     bases: frozenset[str] = frozenset()
     params: frozenset[str] = frozenset()  # a function's parameters
+    header: frozenset[str] = frozenset()  # names its defaults and decorators read (def time)
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,12 @@ class _Cutter:
                 )
                 registered = registers(node)
                 self.units[name] = _Unit(
-                    kind, [_Item(_header(node), 0)], registered, bases, _params(node)
+                    kind,
+                    [_Item(_header(node), 0)],
+                    registered,
+                    bases,
+                    _params(node),
+                    _header_loads(node),
                 )
                 self._body(node.body, name, f"{name}.")
                 continue
@@ -260,6 +266,15 @@ def _params(node: ast.AST) -> frozenset[str]:
         return frozenset()
     every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
     return frozenset(arg.arg for arg in every if arg is not None)
+
+
+def _header_loads(node: ast.AST) -> frozenset[str]:
+    """The names a ``def``'s defaults and decorators read: evaluated once, at definition."""
+    args = getattr(node, "args", None)
+    parts = list(getattr(node, "decorator_list", []))
+    if isinstance(args, ast.arguments):
+        parts += [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+    return frozenset().union(*(_loads(part) for part in parts))
 
 
 def _cut(path: Path | None, shown: str) -> dict[str, _Unit]:
@@ -325,7 +340,11 @@ def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
                 if unit.kind != "function":
                     for index in changed:
                         names.update(unit.items[index].binds | unit.items[index].mutates)
-    for side in sides:
+    for side in sides:  # a default reading a changed name (``rate=RATE``): the def changed
+        for key, unit in side.units.items():
+            if unit.kind == "function" and not names.isdisjoint(unit.header):
+                side.changed[key] = side.changed.get(key, set()) | {0}
+                side.flowed[key] = side.changed[key]
         flow_calls(side)
     old_side, new_side = sides
     lines = [_required(side, names, side.flowed) for side in sides]

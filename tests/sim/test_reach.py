@@ -209,3 +209,35 @@ def test_a_changed_class_attribute_must_be_read_from_its_class(tmp_path: Path) -
     assert probes.gaps(change.new_direct) == []
     gold = namespace["Gold"]
     assert gold().label() == "gold" and gold.RATE == 0.03  # type: ignore[attr-defined,operator]
+
+
+DEFAULT = """\
+RATE = 0.001
+
+
+def fee(x, rate=RATE):
+    return x * rate
+
+
+def calc(ctx):
+    cash = ctx.user["portfolio"]["cash"]
+    if ctx.user.id == "u000099":
+        charge = fee(cash)
+    else:
+        charge = fee(cash, 0.002)
+    return {"worth": cash - charge}
+"""
+
+
+def test_a_changed_constant_read_by_a_default_argument_changes_the_function(
+    tmp_path: Path,
+) -> None:
+    """Red team: ``RATE = 0.001`` -> ``0.003`` read only by ``def fee(x, rate=RATE)``, the
+    default used only for u000099: no function statement read RATE, so nothing had to run
+    and the change was skipped as cosmetic with that user's stale results. The def now
+    counts as changed: its body, and every call of ``fee`` (line 11 too), must run."""
+    from btbuild.sim.changes import code_change
+
+    new_text = DEFAULT.replace("RATE = 0.001", "RATE = 0.003")
+    change = code_change(version(tmp_path / "a", DEFAULT), version(tmp_path / "b", new_text))
+    assert required(change, "new") == {"calculations/calc.py": [5, 11, 13, 14]}
