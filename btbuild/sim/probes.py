@@ -90,7 +90,7 @@ def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, s
                         key = (test.lineno, test.col_offset, "filter")
                         yield node, "ifs", index, key, statement.lineno
                 elif id(statement) in outer and is_table(node):
-                    for index, entry in enumerate(node.keys):  # type: ignore[attr-defined]
+                    for index, entry in enumerate(node.keys):  # type: ignore[attr-defined]  # is_table: an ast.Dict
                         key = (entry.lineno, entry.col_offset, "entry")
                         yield node, "keys", index, key, statement.lineno
 
@@ -282,7 +282,7 @@ class Probes:
             if site is None:
                 continue
             if field == "keys":
-                entry = node.keys[index]  # type: ignore[attr-defined]
+                entry = node.keys[index]  # type: ignore[attr-defined]  # a "keys" site is an ast.Dict
                 tables.setdefault(id(node), []).append((entry.value, site))
                 continue
             probe = {"values": PROBE_VALUE, "value": PROBE_ATTRIBUTE}.get(field, PROBE)
