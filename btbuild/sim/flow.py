@@ -37,9 +37,15 @@ def flow_calls(side: Any) -> None:
     """``side.flowed``: each function's changed statements and their readers (:func:`_flow`),
     where a statement calling a function whose value may have changed (one with a changed or
     flowed statement, by name) counts as changed too, to a fixed point: ``b = bonus_of(cash)``
-    read under an unchanged rare condition, ``bonus_of``'s body edited."""
+    read under an unchanged rare condition, ``bonus_of``'s body edited. So does a statement
+    naming a class whose body changed: ``Fees()`` for one user, ``Fees(rate=0.002)`` for the
+    others, when the dataclass default ``rate: float = 0.001`` is edited."""
     functions = [key for key, unit in side.units.items() if unit.kind == "function"]
-    moved: set[str] = set()
+    moved: set[str] = {
+        key[1].split(".")[-1]
+        for key, unit in side.units.items()
+        if unit.kind == "class" and side.changed.get(key)
+    }
     while True:
         for key in functions:
             unit = side.units[key]

@@ -70,6 +70,7 @@ def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, s
     condition inside a statement that starts on one of ``lines`` (definitions excluded)."""
     yield from _attributes(tree, lines)
     outer = {id(statement) for statement in _outer(tree.body)}  # where tables are probed
+    outer |= _local_tables(tree)
     for statement in ast.walk(tree):
         if not isinstance(statement, ast.stmt) or isinstance(statement, _DEFINITIONS):
             continue
@@ -97,11 +98,37 @@ def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, s
 
 def _outer(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     """Module and class-level statements (a dict display in a function is mostly a record or
-    an output, not a table looked up by key; only module and class-level ones are probed)."""
+    an output, not a table looked up by key: it is probed only when looked up so, see
+    :func:`_local_tables`)."""
     for statement in body:
         yield statement
         if isinstance(statement, ast.ClassDef):
             yield from _outer(statement.body)
+
+
+def _local_tables(tree: ast.Module) -> set[int]:
+    """Statements of functions binding a dict display to a name the function looks up with a
+    computed key (``rates = {...}`` then ``rates[tier]`` or ``rates.get(tier)``)."""
+    found: set[int] = set()
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        looked: set[str] = set()
+        for node in ast.walk(function):
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+                if not isinstance(node.slice, ast.Constant):
+                    looked.add(node.value.id)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner, args = node.func.value, node.args
+                lookup = node.func.attr in ("get", "pop", "setdefault") and bool(args)
+                if lookup and isinstance(owner, ast.Name) and not isinstance(args[0], ast.Constant):
+                    looked.add(owner.id)
+        for node in ast.walk(function):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and is_table(node.value):
+                target = node.targets[0]
+                if isinstance(target, ast.Name) and target.id in looked:
+                    found.add(id(node))
+    return found
 
 
 def _attributes(

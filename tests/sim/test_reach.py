@@ -241,3 +241,54 @@ def test_a_changed_constant_read_by_a_default_argument_changes_the_function(
     new_text = DEFAULT.replace("RATE = 0.001", "RATE = 0.003")
     change = code_change(version(tmp_path / "a", DEFAULT), version(tmp_path / "b", new_text))
     assert required(change, "new") == {"calculations/calc.py": [5, 11, 13, 14]}
+
+
+DATACLASS = """\
+from dataclasses import dataclass
+
+
+@dataclass
+class Fees:
+    rate: float = 0.001
+
+
+def calc(ctx):
+    cash = ctx.user["portfolio"]["cash"]
+    if ctx.user.id == "u000099":
+        fees = Fees()
+    else:
+        fees = Fees(rate=0.002)
+    return {"worth": cash - cash * fees.rate}
+"""
+
+
+def test_a_changed_dataclass_default_makes_its_constructions_changed(tmp_path: Path) -> None:
+    """Red team: ``rate: float = 0.001`` -> ``0.003``, ``Fees()`` (the default) only for
+    u000099: the reader ``fees.rate`` ran for every user, and the change was skipped as
+    cosmetic with that user's stale results. Every statement naming the class must run."""
+    from btbuild.sim.changes import code_change
+
+    new_text = DATACLASS.replace("= 0.001", "= 0.003")
+    change = code_change(version(tmp_path / "a", DATACLASS), version(tmp_path / "b", new_text))
+    assert {12, 14, 15} <= set(required(change, "new")["calculations/calc.py"])
+
+
+def test_a_table_in_a_function_is_probed_when_looked_up_by_a_computed_key(
+    tmp_path: Path,
+) -> None:
+    """``rates = {...}`` in the function, read as ``rates[tier]``: probed like a module-level
+    table; a dict display that is only an output record is not (its entries are read when
+    the output is stored)."""
+    from btbuild.sim.changes import code_change
+    from btbuild.sim.probes import Probes
+
+    local = TABLE.replace('RATES = {"gold": 0.01, "plain": 0.0}\n\n\n', "").replace(
+        "def calc(ctx):\n", 'def calc(ctx):\n    rates = {"gold": 0.01, "plain": 0.0}\n'
+    )
+    local = local.replace("RATES[tier]", "rates[tier]")
+    change = code_change(
+        version(tmp_path / "a", local), version(tmp_path / "b", local.replace("0.01", "0.02"))
+    )
+    probes = Probes(change.new_direct)
+    kinds = sorted(key[2] for (_, key) in probes.ids)
+    assert kinds == ["entry", "entry"], kinds  # the table's two keys, not the output's
