@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import functools
 import math
+import platform
 import random
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -58,6 +60,7 @@ from btbuild.sim.suspend import fabricating
 
 # bump when the worlds or canonical outputs change: in every SimHash key (4: floats exact)
 FABRICATOR_VERSION = "4"
+PLATFORM = f"{sys.platform}-{platform.machine()}"  # in the version: floats compared exactly
 WORLDS = 64  # worlds per simulation (per_user targets get one context per world user)
 DEFAULT_SEED = 20240101
 FIRST_DAY = date(2023, 1, 2)  # fabricated dates lie in the two years from here
@@ -200,10 +203,13 @@ class Fabricator:
     @property
     def version(self) -> str:
         """The registry's version key: fabricator, Hypothesis, each source's strategy key and
-        schema, and the fingerprints of the real days sampled."""
+        schema, the fingerprints of the real days sampled, and the platform (outputs are
+        compared exactly: a libm rounding a last bit otherwise on another machine makes its
+        SimHashes unknown here rather than "different")."""
         if self._version is None:
             parts = {name: strategy_key(source) for name, source in sorted(self.sources.items())}
-            self._version = f"{fabricator_version()}+{hash_json([parts, self.real.key])[:16]}"
+            key = hash_json([parts, self.real.key, PLATFORM])[:16]
+            self._version = f"{fabricator_version()}+{key}"
         return self._version
 
     @property
