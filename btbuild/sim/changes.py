@@ -34,8 +34,8 @@ from btbuild.hashing.facts import decode_source
 from btbuild.hashing.layers import FactsReader, LayerScanner, relative_posix
 from btbuild.hashing.normalize import normalized_tree
 from btbuild.sim.flow import flow_calls
-from btbuild.sim.probes import is_attribute, is_table
 from btbuild.sim.reach import reachable, registers
+from btbuild.sim.tables import is_attribute, is_table
 from btbuild.workspace.model import Target, Workspace
 
 _BODIES = ("body", "orelse", "finalbody", "handlers", "cases")

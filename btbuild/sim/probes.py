@@ -21,7 +21,8 @@ its value must be read from that binding at least once (:class:`Attribute`). A t
 same kind of condition: a module or class-level dict display with constant keys in a changed
 statement (``RATES = {"gold": 0.02, "plain": 0.0}`` read as ``RATES[tier]``, the tier
 ``"gold"`` only for one user) changes what the code computes only for the keys it is read
-with. Each of its entries is a site that must be read at least once (``__btbuild_table__``
+with; so does a list display (``RULES = [..., lambda x: x * 1.5]`` read as
+``RULES[level]``). Each of its entries is a site that must be read at least once (``__btbuild_table__``
 makes the dict a :class:`Table`, recording the keys read; iterating, copying or printing it
 reads every entry). Before, the changed line ran at import, its reader ran for every user,
 and the change was skipped as cosmetic with stale results for the user whose tier it was.
@@ -43,6 +44,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import CodeType, ModuleType
 from typing import Any
+
+from btbuild.sim.tables import Attribute, Row, Table, is_attribute, is_table
 
 PROBE = "__btbuild_probe__"  # returns bool(value): conditions of ``if`` expressions, filters
 PROBE_VALUE = "__btbuild_probe_value__"  # returns value: the operands of ``and`` / ``or``
@@ -91,9 +94,10 @@ def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, s
                         key = (test.lineno, test.col_offset, "filter")
                         yield node, "ifs", index, key, statement.lineno
                 elif id(statement) in outer and is_table(node):
-                    for index, entry in enumerate(node.keys):  # type: ignore[attr-defined]  # is_table: an ast.Dict
+                    field = "keys" if isinstance(node, ast.Dict) else "elts"
+                    for index, entry in enumerate(getattr(node, field)):
                         key = (entry.lineno, entry.col_offset, "entry")
-                        yield node, "keys", index, key, statement.lineno
+                        yield node, field, index, key, statement.lineno
 
 
 def _outer(body: list[ast.stmt]) -> Iterator[ast.stmt]:
@@ -151,112 +155,6 @@ def _attributes(
             yield statement, "value", -1, key, statement.lineno
 
 
-def is_attribute(statement: ast.AST) -> bool:
-    """``NAME = value`` / ``NAME: type = value`` (no dunder name)."""
-    if isinstance(statement, ast.Assign):
-        targets = statement.targets
-    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-        targets = [statement.target]
-    else:
-        return False
-    return all(isinstance(t, ast.Name) and not t.id.startswith("__") for t in targets)
-
-
-class Attribute:
-    """A class attribute of a changed assignment, recording that it was read (a non-data
-    descriptor, so an instance attribute still shadows it; a value that is a descriptor
-    itself, a function for one, is bound as it would be)."""
-
-    __slots__ = ("_probes", "_site", "value")
-
-    def __init__(self, probes: Probes, site: int, value: Any) -> None:
-        self._probes, self._site, self.value = probes, site, value
-
-    def __get__(self, instance: Any, owner: Any = None) -> Any:
-        self._probes.seen[self._site].add(True)
-        get = getattr(type(self.value), "__get__", None)
-        return self.value if get is None else get(self.value, instance, owner)
-
-
-def is_table(node: ast.AST) -> bool:
-    """A dict display whose keys are all constants (no ``**`` unpacking)."""
-    return (
-        isinstance(node, ast.Dict)
-        and bool(node.keys)
-        and all(isinstance(key, ast.Constant) for key in node.keys)
-    )
-
-
-class Table(dict[Any, Any]):
-    """A dict of a changed statement that records which of its entries the code reads."""
-
-    __slots__ = ("_probes", "_sites")
-
-    def __init__(self, probes: Probes, sites: dict[Any, int], items: dict[Any, Any]) -> None:
-        super().__init__(items)
-        self._probes, self._sites = probes, sites
-
-    def _read(self, key: Any) -> None:
-        try:
-            site = self._sites.get(key)
-        except TypeError:  # an unhashable key: the dict raises it itself
-            return
-        if site is not None:
-            self._probes.seen[site].add(True)
-
-    def _read_all(self) -> None:
-        for site in self._sites.values():
-            self._probes.seen[site].add(True)
-
-    def __getitem__(self, key: Any) -> Any:
-        self._read(key)
-        return super().__getitem__(key)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        self._read(key)
-        return super().get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        self._read(key)
-        return super().__contains__(key)
-
-    def pop(self, key: Any, *default: Any) -> Any:
-        self._read(key)
-        return super().pop(key, *default)
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        self._read(key)
-        return super().setdefault(key, default)
-
-    def __iter__(self) -> Iterator[Any]:
-        self._read_all()
-        return super().__iter__()
-
-    def keys(self) -> Any:
-        self._read_all()
-        return super().keys()
-
-    def values(self) -> Any:
-        self._read_all()
-        return super().values()
-
-    def items(self) -> Any:
-        self._read_all()
-        return super().items()
-
-    def copy(self) -> dict[Any, Any]:
-        self._read_all()
-        return dict(super().items())
-
-    def __repr__(self) -> str:
-        self._read_all()
-        return super().__repr__()
-
-    def __reduce__(self) -> Any:  # pickled or deep-copied as the plain dict it stands for
-        self._read_all()
-        return (dict, (dict(super().items()),))
-
-
 class Probes:
     """The conditions inside the changed statements of one version, and what they did."""
 
@@ -289,7 +187,9 @@ class Probes:
         self.seen[site].add(bool(value))
         return value
 
-    def table(self, sites: tuple[tuple[Any, int], ...], items: dict[Any, Any]) -> Table:
+    def table(self, sites: tuple[tuple[Any, int], ...], items: Any) -> Table | Row:
+        if isinstance(items, list):
+            return Row(self, dict(sites), items)
         return Table(self, dict(sites), items)
 
     def attribute(self, site: int, value: Any) -> Any:
@@ -308,9 +208,9 @@ class Probes:
             site = self.ids.get((resolved, key))
             if site is None:
                 continue
-            if field == "keys":
-                entry = node.keys[index]  # type: ignore[attr-defined]  # a "keys" site is an ast.Dict
-                tables.setdefault(id(node), []).append((entry.value, site))
+            if field in ("keys", "elts"):  # a table's entry: its key, or its index in a list
+                entry = node.keys[index] if field == "keys" else index  # type: ignore[attr-defined]  # a "keys" site is an ast.Dict
+                tables.setdefault(id(node), []).append((getattr(entry, "value", entry), site))
                 continue
             probe = {"values": PROBE_VALUE, "value": PROBE_ATTRIBUTE}.get(field, PROBE)
             old = getattr(node, field) if index < 0 else getattr(node, field)[index]
@@ -366,7 +266,13 @@ class _Tables(ast.NodeTransformer):
     def __init__(self, tables: dict[int, list[tuple[Any, int]]]) -> None:
         self.tables = tables
 
+    def visit_List(self, node: ast.List) -> ast.AST:
+        return self._wrap(node)
+
     def visit_Dict(self, node: ast.Dict) -> ast.AST:
+        return self._wrap(node)
+
+    def _wrap(self, node: ast.Dict | ast.List) -> ast.AST:
         self.generic_visit(node)
         sites = self.tables.get(id(node))
         if sites is None:
@@ -422,4 +328,4 @@ def describe(key: Key) -> str:
     return what.get(kind, f"the left operand of {kind!r}") + f" at column {column + 1}"
 
 
-__all__ = ["READ", "Attribute", "Probes", "Table", "describe", "is_attribute", "is_table"]
+__all__ = ["READ", "Probes", "describe"]

@@ -292,3 +292,34 @@ def test_a_table_in_a_function_is_probed_when_looked_up_by_a_computed_key(
     probes = Probes(change.new_direct)
     kinds = sorted(key[2] for (_, key) in probes.ids)
     assert kinds == ["entry", "entry"], kinds  # the table's two keys, not the output's
+
+
+def test_a_changed_list_entry_must_be_read(tmp_path: Path) -> None:
+    """Red team: ``RULES = [lambda x: 0.0, lambda x: x * 0.01]`` (the second edited) read as
+    ``RULES[level]``, level 1 only for u000099: each element of a changed list display must
+    be read (negative indexes and slices count; iterating reads all)."""
+    from types import SimpleNamespace
+
+    from btbuild.sim.canonical import canonical
+    from btbuild.sim.changes import code_change
+    from btbuild.sim.probes import Probes
+
+    rules = TABLE.replace('RATES = {"gold": 0.01, "plain": 0.0}', "RULES = [0.0, 0.01]")
+    rules = rules.replace('"gold" if', "1 if").replace('else "plain"', "else 0")
+    rules = rules.replace("RATES[tier]", "RULES[tier]")
+    change = code_change(
+        version(tmp_path / "a", rules), version(tmp_path / "b", rules.replace("0.01", "0.02"))
+    )
+    path = tmp_path / "b" / "calculations" / "calc.py"
+    probes = Probes(change.new_direct)
+    namespace: dict[str, object] = {}
+    probes.prime(namespace)
+    exec(probes.compile(path.read_bytes(), path), namespace)
+
+    def calc(user: str) -> object:
+        return canonical(namespace["calc"](SimpleNamespace(user=_User(user))))  # type: ignore[operator]
+
+    assert calc("u1") == {"bonus": 0.0}
+    assert [key[1:] for _, key, _ in probes.gaps(change.new_direct)] == [(14, "entry")]  # 0.02
+    assert namespace["RULES"][-1:] == [0.02]  # type: ignore[index]  # a slice reads it
+    assert probes.gaps(change.new_direct) == []
