@@ -33,7 +33,7 @@ from btbuild.execution.report import SUMMARY_KEYS, BuildReport, BuildRequest, Ce
 from btbuild.execution.setup import ExecutionContext, ExecutionSource, context_of
 from btbuild.execution.storage_cache import CacheReads, StorageCache
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
-from btbuild.execution.waiting import DEPS_MOVED, LeaseWaiter, is_leased_elsewhere, merge_rounds
+from btbuild.execution.waiting import LeaseWaiter, is_leased_elsewhere, merge_rounds, moved_cells
 from btbuild.plugins.rootindex import RootIndex
 from btbuild.storage.records import COMMITTED, CellRecord
 from btbuild.vocabulary import Reason, Status
@@ -187,9 +187,9 @@ class Scheduler:
         if not self.request.dry_run:  # alerts a killed or failed build left unpublished
             repairs += flush_alerts(self.workspace, self.backend, begun=self._reads.alerts)
         report = self._round(executor)
-        for _ in range(MAX_REPLANS):
-            moved = [cell for cell in report.cells if cell.reason == DEPS_MOVED]
-            if self.request.dry_run or not moved:
+        for attempt in range(MAX_REPLANS + 1):  # the last: moved cells stay blocked
+            moved = moved_cells(self, report)  # deps moved, or skipped from an old read
+            if not moved or attempt == MAX_REPLANS:
                 break
             self.notice(
                 f"btbuild: {len(moved)} cells read inputs that changed since their plan "

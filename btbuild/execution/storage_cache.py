@@ -137,6 +137,22 @@ class StorageCache:
         if record is not None or name in self._loaded:
             self.records[(name, iso)] = record
 
+    def results_moved(
+        self, decided: Mapping[tuple[str, date], str | None]
+    ) -> list[tuple[str, date]]:
+        """Of the cells a build decided with the result hash it read (name, day) -> hash,
+        those that hold another result now (one query of their summaries)."""
+        if not decided:
+            return []
+        names = sorted({name for name, _day in decided})
+        fresh = self.backend.get_cell_summaries(names, sorted({d.isoformat() for _n, d in decided}))
+        moved = []
+        for (name, day), result_hash in decided.items():
+            summary = fresh.get((name, day.isoformat()))
+            if (summary.result_hash if summary is not None else None) != result_hash:
+                moved.append((name, day))
+        return moved
+
     def record(self, name: str, day: date) -> CellRecord | None:
         """Any cell's record; one before the plan's dates (``--from``) is checked for damage
         when first read: a damaged one reads as expired (:meth:`_expired`)."""

@@ -53,6 +53,11 @@ class LeaseWaiter:
         self.backing_off: dict[GroupKey, dict[str, float]] = {}  # group -> name -> due time
         self._last_poll = 0.0
 
+    @property
+    def waited(self) -> bool:
+        """Whether this build waited for another builder (or a back-off) at all."""
+        return self._last_poll > 0.0
+
     def __bool__(self) -> bool:
         return bool(self.waiting or self.backing_off)
 
@@ -158,3 +163,33 @@ def merge_rounds(first: Any, later: Any) -> Any:
         cells.append(old if keep else cell)
     later.cells = cells
     return later
+
+
+def moved_cells(scheduler: Any, report: Any) -> list[Any]:
+    """The cells of a round to plan again: those whose commit found a dep moved and - when
+    the round ran, adopted or waited for anything, so that it decided cells later than it
+    read the cache - the cells it skipped whose result another builder replaced since that
+    read. A skip decided from the old read would end the build, exit 0, with the other
+    builder's result, computed from other inputs (a replaced dep of a cell it ran is found by
+    the commit's compare-and-set; a skipped cell has no commit). Those are reported
+    ``blocked / deps_moved`` unless a later round decides them again. One query."""
+    if scheduler.request.dry_run:
+        return []
+    moved = [cell for cell in report.cells if cell.reason == DEPS_MOVED]
+    if not scheduler.waiter.waited and not any(
+        cell.status == Status.RAN or cell.reason == Reason.COSMETIC for cell in report.cells
+    ):
+        return moved
+    decided = {
+        key: state.result_hash
+        for key, state in scheduler.planner.state.items()
+        if state.status == Status.SKIPPED and state.result_hash is not None
+    }
+    stale = set(scheduler.cache.results_moved(decided))
+    for cell in report.cells:
+        target = scheduler.targets.get(cell.label)
+        if cell.status == Status.SKIPPED and target and (target.name, cell.date) in stale:
+            cell.status, cell.reason = Status.BLOCKED, DEPS_MOVED
+            cell.detail = "another builder replaced its result after this build read it"
+            moved.append(cell)
+    return moved
