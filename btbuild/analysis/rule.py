@@ -54,6 +54,10 @@ def against_record(
             return Decision(RUNNABLE, Reason.RETRY, detail=record.last_error or ""), None
         return Decision(RUNNABLE, Reason.NEW), None
     changes = compare(record.components, record.root_fingerprints, record.dep_results, inputs)
+    if not changes and composite_hash != inputs.key:
+        # the record lists today's inputs but names others: garbled or foreign, never trusted
+        detail = "its record's inputs do not give its composite hash"
+        return Decision(RUNNABLE, Reason.DAMAGED, detail=detail), None
     if not changes:
         reason = Reason.EARLY_CUTOFF if deps_reran else Reason.UP_TO_DATE
         return Decision(SKIPPED, reason, result_hash=record.result_hash), None

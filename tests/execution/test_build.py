@@ -678,3 +678,18 @@ def test_an_interrupt_while_a_cell_runs_again_gives_its_lease_back(ws):
     first = backend.get_cell("keeps", "2024-01-01")
     assert first is not None and first.status == "committed"
     assert backend.get_cell("keeps", "2024-01-02") is None  # as before: never built
+
+
+def test_a_record_naming_other_inputs_than_it_lists_is_never_up_to_date(ws):
+    """A record whose composite hash is not the key of the inputs it lists (garbled, or
+    written by something keying other inputs) is rebuilt, never skipped as up to date."""
+    import sqlite3
+
+    ws.build("//pricing:value", date="2024-01-01")
+    with sqlite3.connect(ws.root / ".btbuild" / "cache.db") as conn:
+        conn.execute(
+            "UPDATE cells SET composite_hash = ? WHERE target = 'value' AND date = '2024-01-01'",
+            ["0" * 32],
+        )
+    cells = ws.cells(ws.build("//pricing:value", date="2024-01-01"))
+    assert cells[(V, "2024-01-01")] == ("ran", "damaged")
