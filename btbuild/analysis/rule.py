@@ -54,8 +54,9 @@ def against_record(
             return Decision(RUNNABLE, Reason.RETRY, detail=record.last_error or ""), None
         return Decision(RUNNABLE, Reason.NEW), None
     changes = compare(record.components, record.root_fingerprints, record.dep_results, inputs)
-    if not changes and composite_hash != inputs.key:
+    if not changes and record.composite_hash != inputs.key:
         # the record lists today's inputs but names others: garbled or foreign, never trusted
+        # (its own composite hash: the plan's summary may be older than this record)
         detail = "its record's inputs do not give its composite hash"
         return Decision(RUNNABLE, Reason.DAMAGED, detail=detail), None
     if not changes:
