@@ -5,7 +5,9 @@ no coverage, and a change for a user the replay did not sample was skipped as co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_change_coverage import LAYER, required, version
@@ -52,6 +54,25 @@ CASES = {
         "[k for k in Base.__subclasses__() if k.__name__ == ctx.user.id][0]()(total)",
     ),
 }
+
+
+def _probed(change: Any, path: Path) -> tuple[Any, dict[str, object], Callable[[str], object]]:
+    """The new version of ``path`` compiled with the change's probes, and ``calc(user)``
+    calling its ``calc`` as the runner does (the output canonicalized)."""
+    from types import SimpleNamespace
+
+    from btbuild.sim.canonical import canonical
+    from btbuild.sim.probes import Probes
+
+    probes = Probes(change.new_direct)
+    namespace: dict[str, object] = {}
+    probes.prime(namespace)
+    exec(probes.compile(path.read_bytes(), path), namespace)
+
+    def calc(user: str) -> object:
+        return canonical(namespace["calc"](SimpleNamespace(user=_User(user))))  # type: ignore[operator]
+
+    return probes, namespace, calc
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -129,23 +150,14 @@ def test_a_changed_table_entry_must_be_read(tmp_path: Path) -> None:
     ``"gold"`` only for u000099: the table's line ran at import, its reader for every user,
     and the change was skipped as cosmetic (100 users, ``replay_users = 10``) with that user's
     stale results. Each entry of a changed table must now be read in the coverage runs."""
-    from types import SimpleNamespace
 
-    from btbuild.sim.canonical import canonical
     from btbuild.sim.changes import code_change
-    from btbuild.sim.probes import Probes
 
     new_text = TABLE.replace('"gold": 0.01', '"gold": 0.02')
     change = code_change(version(tmp_path / "a", TABLE), version(tmp_path / "b", new_text))
     path = tmp_path / "b" / "calculations" / "calc.py"
     assert 1 in change.new_direct[path]  # the table's line: its entries are probed
-    probes = Probes(change.new_direct)
-    namespace: dict[str, object] = {}
-    probes.prime(namespace)
-    exec(probes.compile(path.read_bytes(), path), namespace)
-
-    def calc(user: str) -> object:  # as the runner calls it: the output canonicalized
-        return canonical(namespace["calc"](SimpleNamespace(user=_User(user))))  # type: ignore[operator]
+    probes, namespace, calc = _probed(change, path)
 
     assert calc("u1") == {"bonus": 0.0}
     gaps = probes.gaps(change.new_direct)
@@ -185,23 +197,14 @@ def test_a_changed_class_attribute_must_be_read_from_its_class(tmp_path: Path) -
     """Red team: ``Gold.RATE`` 0.02 -> 0.03, read as ``self.RATE`` in ``Base.bonus``, which
     every user runs (so the reader line "ran"), a ``Gold`` only for u000099: skipped as
     cosmetic with that user's stale results. The changed binding must now be read."""
-    from types import SimpleNamespace
 
-    from btbuild.sim.canonical import canonical
     from btbuild.sim.changes import code_change
-    from btbuild.sim.probes import Probes
 
     new_text = CLASSES.replace("RATE = 0.02", "RATE = 0.03")
     change = code_change(version(tmp_path / "a", CLASSES), version(tmp_path / "b", new_text))
     path = tmp_path / "b" / "calculations" / "calc.py"
     assert 9 in change.new_direct[path]  # Gold.RATE's line: probed
-    probes = Probes(change.new_direct)
-    namespace: dict[str, object] = {}
-    probes.prime(namespace)
-    exec(probes.compile(path.read_bytes(), path), namespace)
-
-    def calc(user: str) -> object:
-        return canonical(namespace["calc"](SimpleNamespace(user=_User(user))))  # type: ignore[operator]
+    probes, namespace, calc = _probed(change, path)
 
     assert calc("u1") == {"bonus": 1.0}
     assert [key[:3] for _, key, _ in probes.gaps(change.new_direct)] == [(9, 4, "attr")]
@@ -298,11 +301,8 @@ def test_a_changed_list_entry_must_be_read(tmp_path: Path) -> None:
     """Red team: ``RULES = [lambda x: 0.0, lambda x: x * 0.01]`` (the second edited) read as
     ``RULES[level]``, level 1 only for u000099: each element of a changed list display must
     be read (negative indexes and slices count; iterating reads all)."""
-    from types import SimpleNamespace
 
-    from btbuild.sim.canonical import canonical
     from btbuild.sim.changes import code_change
-    from btbuild.sim.probes import Probes
 
     rules = TABLE.replace('RATES = {"gold": 0.01, "plain": 0.0}', "RULES = [0.0, 0.01]")
     rules = rules.replace('"gold" if', "1 if").replace('else "plain"', "else 0")
@@ -311,13 +311,7 @@ def test_a_changed_list_entry_must_be_read(tmp_path: Path) -> None:
         version(tmp_path / "a", rules), version(tmp_path / "b", rules.replace("0.01", "0.02"))
     )
     path = tmp_path / "b" / "calculations" / "calc.py"
-    probes = Probes(change.new_direct)
-    namespace: dict[str, object] = {}
-    probes.prime(namespace)
-    exec(probes.compile(path.read_bytes(), path), namespace)
-
-    def calc(user: str) -> object:
-        return canonical(namespace["calc"](SimpleNamespace(user=_User(user))))  # type: ignore[operator]
+    probes, namespace, calc = _probed(change, path)
 
     assert calc("u1") == {"bonus": 0.0}
     assert [key[1:] for _, key, _ in probes.gaps(change.new_direct)] == [(14, "entry")]  # 0.02
