@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from btbuild.errors import CloudSetupError, LeaseLost, StorageError
-from btbuild.storage import firestore_cells, firestore_query
+from btbuild.storage import firestore_cells, firestore_check, firestore_query
 from btbuild.storage.base import Backend, CellSummary, CellTransaction, check_cell_key
 from btbuild.storage.firestore_admin import (
     DEFAULT_PROJECT,
@@ -213,19 +213,19 @@ class FirestoreBackend(FirestoreIndexes, Backend):
     ) -> dict[tuple[str, str], str]:
         """Two streams (btbuild/storage/firestore_cells.py), every record read in full, so
         always ``thorough``."""
-        return firestore_cells.check(self, targets, dates)
+        return firestore_check.check(self, targets, dates)
 
     def read_checked(
         self, targets: Iterable[str], dates: Iterable[str]
     ) -> tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]:
         """Summaries and the integrity check from the same two streams."""
-        return firestore_cells.read_checked(self, targets, dates)
+        return firestore_check.read_checked(self, targets, dates)
 
     def start_read_checked(
         self, targets: Iterable[str], dates: Iterable[str]
     ) -> Callable[[], tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]]:
         """The cell documents' query sent now, read and checked by the returned call."""
-        return firestore_cells.start_read_checked(self, targets, dates)
+        return firestore_check.start_read_checked(self, targets, dates)
 
     def put_cells(self, records: Iterable[CellRecord]) -> int:
         def writes() -> Iterator[tuple[str, Any, Any]]:

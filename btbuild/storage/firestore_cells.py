@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from btbuild.storage import firestore_query, integrity
+from btbuild.storage import firestore_query
 from btbuild.storage import records as rec
 from btbuild.storage.firestore_query import Fields
 from btbuild.storage.outbox import PendingAlert
@@ -136,7 +136,7 @@ def record_from(data: Any) -> CellRecord | None:
 Started = Callable[[], list[tuple[str, Fields]]]
 
 
-def _start(
+def start_documents(
     backend: FirestoreBackend, collection: Any, names: list[str], low: str, high: str,
     fields: list[str],
 ) -> Started:  # fmt: skip
@@ -178,12 +178,12 @@ def _start(
     return read_each
 
 
-def _stream(
+def stream_documents(
     backend: FirestoreBackend, collection: Any, names: list[str], low: str, high: str,
     fields: list[str],
 ) -> list[tuple[str, Fields]]:  # fmt: skip
-    """The documents of :func:`_start`, read now."""
-    return _start(backend, collection, names, low, high, fields)()
+    """The documents of :func:`start_documents`, read now."""
+    return start_documents(backend, collection, names, low, high, fields)()
 
 
 def _target_of(document_id: str) -> str:
@@ -199,14 +199,14 @@ def _plan(targets: Iterable[str], dates: Iterable[str]) -> tuple[list[str], set[
 def summaries(
     backend: FirestoreBackend, targets: Iterable[str], dates: Iterable[str]
 ) -> dict[tuple[str, str], CellSummary]:
-    """The packed summaries only (no ``data`` transferred or decoded), by :func:`_stream`.
+    """The packed summaries only (no ``data`` transferred or decoded), by :func:`stream_documents`.
     Documents without a readable summary fall back to a full read."""
     names, date_set = _plan(targets, dates)
     if not date_set or not names:
         return {}
     found: dict[tuple[str, str], CellSummary] = {}
     legacy: set[str] = set()
-    for document_id, fields in _stream(
+    for document_id, fields in stream_documents(
         backend, backend.cells, names, min(date_set), max(date_set), ["summary"]
     ):
         target, date = split_cell_id(document_id)
@@ -219,123 +219,6 @@ def summaries(
         records = backend.get_cells(sorted(legacy), sorted(date_set))
         found.update((key, summary_of(record)) for key, record in records.items())
     return found
-
-
-def read_checked(
-    backend: FirestoreBackend, targets: Iterable[str], dates: Iterable[str]
-) -> tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]:
-    """:meth:`Backend.read_checked`: :func:`start_read_checked`, read at once."""
-    return start_read_checked(backend, targets, dates)()
-
-
-def start_read_checked(
-    backend: FirestoreBackend, targets: Iterable[str], dates: Iterable[str]
-) -> Callable[[], tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]]:
-    """:meth:`Backend.start_read_checked`: the query of the cell documents over the date range
-    (summary, record and inline shard) sent now; the returned call reads it, then the shard
-    documents of only the targets whose results are not all inline (big results, documents
-    of older versions), and checks them."""
-    names, date_set = _plan(targets, dates)
-    if not date_set or not names:
-        return lambda: ({}, {})
-    low, high = min(date_set), max(date_set)
-    cells = _start(backend, backend.cells, names, low, high, CHECKED_FIELDS)
-    return lambda: _checked(backend, cells(), date_set, low, high)
-
-
-def _checked(
-    backend: FirestoreBackend,
-    documents: list[tuple[str, Fields]],
-    date_set: set[str],
-    low: str,
-    high: str,
-) -> tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]:
-    """Every check of the shared :meth:`Backend.check_results` (summary against record, the
-    seal, every shard against its digest) on the cell documents read; only the damage found
-    is confirmed cell by cell."""
-    found: dict[tuple[str, str], CellSummary] = {}
-    read: list[tuple[tuple[str, str], CellSummary | None, CellRecord | None]] = []
-    stored: dict[tuple[str, str, str], dict[int, bytes]] = {}
-    for document_id, values in documents:
-        key = split_cell_id(document_id)
-        if key[1] not in date_set:
-            continue
-        record = record_from(values["data"])
-        if record is not None and (record.target, record.date) != key:
-            record = None
-        summary = packed_summary(values["summary"])
-        if summary is None and record is not None:
-            summary = summary_of(record)  # a document of an older version
-        if summary is not None:
-            found[key] = summary
-        read.append((key, summary, record))
-        generation = record.generation if record is not None else None
-        inline = inline_of(values, generation)
-        if inline is not None:
-            stored[(key[0], key[1], generation or "")] = {0: inline}
-    outside = sorted(
-        {
-            record.target
-            for _key, _summary, record in read
-            if record is not None
-            and record.has_result
-            and record.shard_count > 0
-            and (record.target, record.date, record.generation or "") not in stored
-        }
-    )
-    if outside:  # results kept in shard documents
-        shards = _stream(backend, backend.shards, outside, low, high, ["data"])
-        stored.update(_shards_by_cell(shards))
-    problems: dict[tuple[str, str], str] = {}
-    for key, summary, record in read:
-        problem = _problem(summary, record, stored)
-        if problem is not None:
-            problems[key] = problem
-    return found, backend._confirmed(problems)
-
-
-def check(
-    backend: FirestoreBackend, targets: Iterable[str], dates: Iterable[str]
-) -> dict[tuple[str, str], str]:
-    """:meth:`Backend.check_results` by :func:`read_checked`."""
-    return read_checked(backend, targets, dates)[1]
-
-
-def _shards_by_cell(
-    shards: list[tuple[str, Fields]],
-) -> dict[tuple[str, str, str], dict[int, bytes]]:
-    """(target, date, generation) -> index -> bytes of the shards a query returned (the
-    document id names them: ``target__date__generation__index``)."""
-    stored: dict[tuple[str, str, str], dict[int, bytes]] = {}
-    for document_id, fields in shards:
-        parts = document_id.rsplit("__", 3)
-        if len(parts) != 4:
-            continue
-        target, date, generation, index = parts
-        data = fields["data"]
-        if isinstance(data, bytes) and index.isdigit():
-            stored.setdefault((target, date, generation), {})[int(index)] = data
-    return stored
-
-
-def _problem(
-    summary: CellSummary | None,
-    record: CellRecord | None,
-    stored: dict[tuple[str, str, str], dict[int, bytes]],
-) -> str | None:
-    if record is None:
-        if summary is not None and summary.generation is None:
-            return None
-        return "its record is unreadable"
-    if summary is not None and tuple(summary) != tuple(summary_of(record)):
-        return "its summary does not match its record"
-    if not record.has_result:
-        return None
-    problem = integrity.record_problem(record)
-    if problem is not None:
-        return problem
-    shards = stored.get((record.target, record.date, record.generation or ""), {})
-    return integrity.shards_problem(record, [shards.get(i) for i in range(record.shard_count)])
 
 
 class CellDocTransaction:

@@ -20,6 +20,7 @@ sends its queries before it hashes its code).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -92,7 +93,18 @@ class Started:
             routing.to_grpc_metadata((("parent", parent),)),
             info.to_grpc_metadata(),
         )
-        self._responses = self._send()
+        # sent on a thread of its own: the first call on a new channel waits for the
+        # connection (15-20 ms on the emulator, a TLS handshake on Google Cloud) in gRPC's
+        # core, without the GIL, so this process hashes its code meanwhile
+        self._sent: Any = None  # the responses, or _Raised
+        self._sending = threading.Thread(target=self._send_now, name="btbuild-query", daemon=True)
+        self._sending.start()
+
+    def _send_now(self) -> None:
+        try:
+            self._sent = self._send()
+        except BaseException as exc:  # raised by read(), on the caller's thread
+            self._sent = _Raised(exc)
 
     def _send(self) -> Any:
         return self._call(self.request, timeout=TIMEOUT, metadata=self._metadata)
@@ -110,10 +122,14 @@ class Started:
         wanted = tuple(fields)
         transient = (api.ServiceUnavailable, api.InternalServerError, api.DeadlineExceeded)
         delay, deadline = RETRY_FIRST, time.monotonic() + RETRY_DEADLINE
+        self._sending.join()
+        responses = self._sent
         while True:
             try:
                 try:
-                    return _read(self._responses, wanted)
+                    if isinstance(responses, _Raised):  # (a call is an RpcError itself)
+                        raise responses.exception
+                    return _read(responses, wanted)
                 except grpc.RpcError as exc:
                     raise mapped(exc) from exc
             except transient:
@@ -121,7 +137,14 @@ class Started:
                     raise
                 time.sleep(delay)
                 delay = min(delay * RETRY_FACTOR, RETRY_LONGEST)
-                self._responses = self._send()
+                responses = self._send()
+
+
+class _Raised:
+    """What sending a query raised (on its thread), raised again where it is read."""
+
+    def __init__(self, exception: BaseException) -> None:
+        self.exception = exception
 
 
 def _run_query(transport: Any) -> Any:

@@ -100,7 +100,12 @@ def digests_of(record: CellRecord) -> list[str] | None:
     """The per-shard digests of a record, or None for a legacy record."""
     if record.checksums is None:
         return None
-    digests = record.checksums.rpartition(":")[2]
+    return digests_of_checksums(record.checksums)
+
+
+def digests_of_checksums(checksums: str) -> list[str]:
+    """The per-shard digests a ``checksums`` field lists."""
+    digests = checksums.rpartition(":")[2]
     return [digests[i : i + DIGEST_WIDTH] for i in range(0, len(digests), DIGEST_WIDTH)]
 
 
@@ -113,14 +118,23 @@ def shards_problem(record: CellRecord, shards: Sequence[bytes | None]) -> str | 
         return f"shard {first} of {count} is missing"
     digests = digests_of(record)
     if digests is not None:
-        for index, (shard, digest) in enumerate(zip(shards, digests, strict=True)):
-            if shard_digest(shard) != digest:  # type: ignore[arg-type]  # no shard is None (returned above)
-                return f"shard {index} of {count} does not match its checksum"
-        return None
+        return digests_problem(digests, shards)
     try:
         hydrate_verified(record, shards)  # type: ignore[arg-type]  # no shard is None (returned above)
     except ValueError as exc:
         return f"its shards do not hold its result ({exc})"
+    return None
+
+
+def digests_problem(digests: Sequence[str], shards: Sequence[bytes | None]) -> str | None:
+    """Why ``shards`` are not the ones the per-shard ``digests`` name, or None when they are."""
+    count = len(digests)
+    if len(shards) != count or None in shards:
+        first = next((i for i, shard in enumerate(shards) if shard is None), len(shards))
+        return f"shard {first} of {count} is missing"
+    for index, (shard, digest) in enumerate(zip(shards, digests, strict=True)):
+        if shard_digest(shard) != digest:  # type: ignore[arg-type]  # no shard is None (above)
+            return f"shard {index} of {count} does not match its checksum"
     return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -203,7 +204,11 @@ def test_a_query_sent_early_that_cannot_reach_firestore_is_one_line_when_read(
     backend = FirestoreBackend(prefix="btbuild/unreachable")
     try:
         finish = backend.start_read_checked(["a", "b"], ["2024-01-01", "2024-01-02"])
-        assert len(sends) == 2  # one query per target of a small plan, sent at once
+        # one query per target of a small plan, each sent at once on a thread of its own
+        deadline = time.monotonic() + 30
+        while len(sends) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(sends) == 2
         with pytest.raises(StorageError) as raised:
             finish()
     finally:
