@@ -33,6 +33,7 @@ from btbuild.hashing.cache import HashCache
 from btbuild.hashing.facts import decode_source
 from btbuild.hashing.layers import FactsReader, LayerScanner, relative_posix
 from btbuild.hashing.normalize import normalized_tree
+from btbuild.sim.constants import Found, changed_constants, found
 from btbuild.sim.flow import flow_calls
 from btbuild.sim.reach import reachable, registers
 from btbuild.sim.tables import is_attribute, is_table
@@ -66,6 +67,7 @@ class _Item:
     loop: int = -1  # index of the outermost loop header around it in its unit (-1: none)
     table: bool = False  # it holds a dict display with constant keys (probes.py: entries)
     assign: bool = False  # ``NAME = value``: in a class body, a probed attribute (probes.py)
+    consts: Found = Found()  # its constants (btbuild/sim/constants.py)
 
 
 @dataclass
@@ -118,10 +120,16 @@ class CodeChange:
     # to run (their branches going both ways would ask for inputs the callers never pass)
     old_run: dict[Path, frozenset[int]] = field(default_factory=dict)
     new_run: dict[Path, frozenset[int]] = field(default_factory=dict)
+    # range-selecting constants of one version that the other lacks (constants.py): reasons
+    constants: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not any(self.old_lines.values()) and not any(self.new_lines.values())
+        return (
+            not any(self.old_lines.values())
+            and not any(self.new_lines.values())
+            and not self.constants
+        )
 
     def files(self, version: str) -> tuple[Path, ...]:
         lines = self.new_lines if version == "new" else self.old_lines
@@ -230,6 +238,7 @@ class _Cutter:
                 is_table(sub) for part in _header_parts(node) for sub in ast.walk(part)
             )
             item.assign = is_attribute(node)
+            item.consts = found(node, [node] if not hasattr(node, "body") else _header_parts(node))
             items.append(item)
             if isinstance(node, (*_FUNCTIONS, ast.ClassDef)):
                 name = f"{prefix}{node.name}"
@@ -358,6 +367,7 @@ def code_change(old: VersionFiles, new: VersionFiles) -> CodeChange:
         new_direct=_required(new_side, names, new_side.changed, tables=True),
         old_run=_only(run[0], lines[0]),
         new_run=_only(run[1], lines[1]),
+        constants=changed_constants(old_side, new_side, _reachable),
     )
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from btbuild.sim.changes import CodeChange, VersionFiles, code_change
-from btbuild.sim.probes import READ, Probes, describe
+from btbuild.sim.probes import READ, Probes, describe, plain_classes
 from btbuild.workspace.model import Target, Workspace
 
 VERSIONS = ("old", "new")
@@ -103,7 +103,13 @@ class ChangeCoverage:
         self.tracers = {version: Tracer(change.files(version)) for version in VERSIONS}
         # the conditions inside changed lines, recorded by the instrumented loads of each
         # version (set by the caller that loads them: ChangeTracing)
-        self.probes = {version: Probes(self.direct(version)) for version in VERSIONS}
+        self.probes = {
+            version: Probes(self.direct(version), plain_classes(self.code(version).files))
+            for version in VERSIONS
+        }
+
+    def code(self, version: str) -> VersionFiles:
+        return self.change.new if version == "new" else self.change.old
 
     def lines(self, version: str) -> dict[Path, frozenset[int]]:
         return self.change.new_lines if version == "new" else self.change.old_lines
@@ -163,7 +169,7 @@ class ChangeCoverage:
                     f"unproven: {describe(key)} of {files.shown(path)}:{key[0]} is never "
                     f"{str(outcome).lower()}{suffix} (a branch inside the line)"
                 )
-        return None
+        return self.change.constants[0] if self.change.constants else None
 
     def missing(self) -> int:
         """How many gaps are left (both versions): what a targeted search drives down."""

@@ -62,7 +62,10 @@ class ChangeTracing:
             for check in checks:
                 for path, found in check.direct(version).items():
                     lines.setdefault(path, set()).update(found)
-            self.probes[version] = Probes({path: frozenset(f) for path, f in lines.items()})
+            classes = frozenset().union(*(check.probes[version].classes for check in checks))
+            self.probes[version] = Probes(
+                {path: frozenset(f) for path, f in lines.items()}, classes
+            )
             for check in checks:
                 check.probes[version] = self.probes[version]
 

@@ -39,7 +39,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import CodeType, ModuleType
@@ -68,10 +68,12 @@ def _header_parts(statement: ast.stmt) -> Iterator[ast.AST]:
                 yield item
 
 
-def _sites(tree: ast.Module, lines: frozenset[int]) -> Iterator[tuple[ast.AST, str, int, Key, int]]:
+def _sites(
+    tree: ast.Module, lines: frozenset[int], classes: frozenset[str] = frozenset()
+) -> Iterator[tuple[ast.AST, str, int, Key, int]]:
     """``(node holding the condition, field, index or -1, key, statement line)`` for each
     condition inside a statement that starts on one of ``lines`` (definitions excluded)."""
-    yield from _attributes(tree, lines)
+    yield from _attributes(tree, lines, classes)
     outer = {id(statement) for statement in _outer(tree.body)}  # where tables are probed
     outer |= _local_tables(tree)
     for statement in ast.walk(tree):
@@ -136,17 +138,18 @@ def _local_tables(tree: ast.Module) -> set[int]:
 
 
 def _attributes(
-    tree: ast.Module, lines: frozenset[int]
+    tree: ast.Module, lines: frozenset[int], known: frozenset[str] = frozenset()
 ) -> Iterator[tuple[ast.AST, str, int, Key, int]]:
     """The changed assignments of a class attribute (``RATE = 0.03`` in ``class Gold(Base)``,
     read as ``self.RATE`` by a method of ``Base`` that every user runs): the value must be read
-    from that binding at least once. Only classes whose bases are classes of the same file
-    (no metaclass, no ``Enum``, no model library that reads its class body itself)."""
+    from that binding at least once. Only classes whose bases are classes of the same file or
+    ``known`` plain classes of the target's other files, imported (``Base``, ``models.Base``):
+    no metaclass, no ``Enum``, no model library that reads its class body itself."""
     local = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
     for cls in ast.walk(tree):
         if not isinstance(cls, ast.ClassDef) or cls.keywords:
             continue
-        if not all(isinstance(base, ast.Name) and base.id in local for base in cls.bases):
+        if not all(_base_name(base) in local | known for base in cls.bases):
             continue
         for statement in cls.body:
             if statement.lineno not in lines or not is_attribute(statement):
@@ -155,11 +158,48 @@ def _attributes(
             yield statement, "value", -1, key, statement.lineno
 
 
+def _base_name(base: ast.AST) -> str | None:
+    if isinstance(base, ast.Name):
+        return base.id
+    return base.attr if isinstance(base, ast.Attribute) else None
+
+
+def plain_classes(files: Iterable[Path]) -> frozenset[str]:
+    """The names of the classes of ``files`` (a target's entry and layers) built from plain
+    classes only: no keyword (metaclass), every base ``object`` or such a class, transitively;
+    a name also given to any other class (an ``Enum``, a model) is left out. Before, a changed
+    attribute of a class whose base came from a layer (``class Gold(Base)``, ``Base`` imported)
+    was not probed, and its change for one user was skipped as cosmetic (red team 24)."""
+    classes: list[tuple[str, list[str | None], bool]] = []
+    for path in files:
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                bases = [_base_name(base) for base in node.bases]
+                classes.append((node.name, bases, bool(node.keywords)))
+    plain: set[str] = {"object"}
+    grew = True
+    while grew:
+        grew = False
+        for name, bases, keywords in classes:
+            if name not in plain and not keywords and all(b in plain for b in bases):
+                plain.add(name)
+                grew = True
+    plain -= {name for name, bases, keywords in classes if keywords or not set(bases) <= plain}
+    return frozenset(plain - {"object"})
+
+
 class Probes:
     """The conditions inside the changed statements of one version, and what they did."""
 
-    def __init__(self, lines: dict[Path, frozenset[int]]) -> None:
+    def __init__(
+        self, lines: dict[Path, frozenset[int]], classes: frozenset[str] = frozenset()
+    ) -> None:
         self.lines = {path.resolve(): found for path, found in lines.items() if found}
+        self.classes = classes  # plain classes of the other files (class attributes' bases)
         self.ids: dict[tuple[Path, Key], int] = {}
         self.statement: list[int] = []  # per site: the line of the statement holding it
         self.seen: list[set[bool]] = []
@@ -168,7 +208,7 @@ class Probes:
                 tree = ast.parse(path.read_bytes(), filename=str(path))
             except (OSError, SyntaxError, ValueError):
                 continue  # unreadable: the simulation fails on it itself
-            for _, _, _, key, line in _sites(tree, found):
+            for _, _, _, key, line in _sites(tree, found, classes):
                 if (path, key) not in self.ids:
                     self.ids[(path, key)] = len(self.ids)
                     self.statement.append(line)
@@ -204,7 +244,8 @@ class Probes:
         tree = ast.parse(source, filename=str(path))
         resolved = path.resolve()
         tables: dict[int, list[tuple[Any, int]]] = {}  # id(dict node) -> (key, site)
-        for node, field, index, key, _ in list(_sites(tree, self.lines.get(resolved, frozenset()))):
+        found = self.lines.get(resolved, frozenset())
+        for node, field, index, key, _ in list(_sites(tree, found, self.classes)):
             site = self.ids.get((resolved, key))
             if site is None:
                 continue

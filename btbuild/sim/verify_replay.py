@@ -97,7 +97,8 @@ def with_replay(
                     change,
                     verdict=BEHAVIOUR_CHANGED,
                     counterexample=counter,
-                    reason=change.reason or reason,
+                    # an unproven verdict's gap is no reason for a difference the replay found
+                    reason=change.reason if change.verdict == BEHAVIOUR_CHANGED else reason,
                     replay=facts,
                 )
             )

@@ -317,3 +317,93 @@ def test_a_changed_list_entry_must_be_read(tmp_path: Path) -> None:
     assert [key[1:] for _, key, _ in probes.gaps(change.new_direct)] == [(14, "entry")]  # 0.02
     assert namespace["RULES"][-1:] == [0.02]  # type: ignore[index]  # a slice reads it
     assert probes.gaps(change.new_direct) == []
+
+
+BASE_LAYER = """\
+from enum import Enum
+
+
+class Base:
+    RATE = 0.01
+
+    def bonus(self, x):
+        return x * self.RATE
+
+
+class Kind(Enum):
+    GOLD = 1
+
+
+class Meta(type):
+    pass
+
+
+class Model(metaclass=Meta):
+    pass
+
+
+class Derived(Model):
+    pass
+"""
+
+IMPORTED = """\
+from layers import helpers
+from layers.helpers import Base
+
+LOW = 0.02
+HIGH = 0.03
+
+
+class Gold(Base):
+    RATE = LOW
+
+
+class Silver(helpers.Base):
+    RATE = LOW
+
+
+def calc(ctx):
+    kind = Gold if ctx.user.id == "u000099" else Base
+    return {"bonus": kind().bonus(ctx.user["portfolio"]["cash"])}
+"""
+
+
+def test_a_class_attribute_over_an_imported_base_must_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Red team 24: ``Gold(Base)`` with ``Base`` imported from a layer, ``RATE = LOW`` ->
+    ``RATE = HIGH`` (no constant changed), read as ``self.RATE`` in the layer's ``bonus``,
+    a ``Gold`` only for u000099: the class-attribute rule covered bases of the same file
+    only, and the change was skipped as cosmetic with that user's stale results."""
+    from btbuild.sim.changes import code_change
+    from btbuild.sim.probes import Probes, plain_classes
+
+    new_text = IMPORTED.replace("    RATE = LOW\n\n\ndef", "    RATE = HIGH\n\n\ndef")
+    new_text = new_text.replace(
+        "class Gold(Base):\n    RATE = LOW", "class Gold(Base):\n    RATE = HIGH"
+    )
+    change = code_change(
+        version(tmp_path / "a", IMPORTED, BASE_LAYER), version(tmp_path / "b", new_text, BASE_LAYER)
+    )
+    assert change.constants == ()  # only names changed: the class-attribute rule must see it
+    assert plain_classes(change.new.files) == {"Base", "Gold", "Silver"}  # no Enum, metaclass
+    path = tmp_path / "b" / "calculations" / "calc.py"
+    assert set(change.new_direct[path]) >= {9, 13}
+    probes = Probes(change.new_direct, plain_classes(change.new.files))
+    assert sorted(key[:3] for (_, key) in probes.ids) == [(9, 4, "attr"), (13, 4, "attr")]
+    monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    namespace: dict[str, object] = {}
+    probes.prime(namespace)
+    exec(probes.compile(path.read_bytes(), path), namespace)
+    from types import SimpleNamespace
+
+    def calc(user: str) -> object:
+        return namespace["calc"](SimpleNamespace(user=_User(user)))  # type: ignore[operator]
+
+    assert calc("u1") == {"bonus": 1.0}
+    assert [key[:3] for _, key, _ in probes.gaps(change.new_direct)] == [
+        (9, 4, "attr"),
+        (13, 4, "attr"),
+    ]
+    assert calc("u000099") == {"bonus": 100.0 * 0.03}
+    assert [key[:3] for _, key, _ in probes.gaps(change.new_direct)] == [(13, 4, "attr")]
