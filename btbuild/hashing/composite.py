@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from btbuild.graph.graph import graph_of
 from btbuild.hashing.cache import HashCache
 from btbuild.hashing.datafiles import DataFiles
-from btbuild.hashing.definitions import layer_slices
+from btbuild.hashing.definitions import LayerSlices, layer_slices
 from btbuild.hashing.digest import hash_json
 from btbuild.hashing.infra import (
     HASH_SCHEME_VERSION,
@@ -171,6 +172,39 @@ def compute_hashes(
     return {name: results[name] for name in workspace.targets}
 
 
+def _code_and_layers(
+    root: Path, target: Target, scan: LayerScan, reader: FactsReader
+) -> tuple[str, LayerSlices]:
+    """The code hash and layer slices of ``target`` (``scan``: its entry file's scan)."""
+    # only what the entry needs from its module, unless the module is imported again
+    # (then any of its statements can be reached through the module object)
+    code = (
+        reader(target.entry_file).code_hash
+        if scan.imports_entry or scan.any_module
+        else reader.entry_code(target.entry_file, target.entry_attr)
+    )
+    slices = layer_slices(
+        target.entry_file,
+        target.entry_attr,
+        root,
+        reader,
+        all_files=scan.files,
+        imports_entry=scan.imports_entry,
+        any_module=scan.any_module,
+    )
+    return code, slices
+
+
+def code_key_of(workspace: Workspace, target: Target) -> str:
+    """:func:`code_key` of ``target`` hashed afresh from the files as they are now (nothing
+    cached, nothing recorded as the build's keys): whether a copy of old code (a source
+    snapshot) is the code a key names."""
+    reader = FactsReader(None)
+    scan = LayerScanner(workspace.root, reader).scan(target.entry_file)
+    code, slices = _code_and_layers(workspace.root, target, scan, reader)
+    return hash_json([code, slices.digest])
+
+
 def _target_hashes(
     workspace: Workspace,
     target: Target,
@@ -183,22 +217,7 @@ def _target_hashes(
 ) -> TargetHashes:
     """Every hash of one target, given its deps' composite hashes (``upstream``, by name)."""
     versions = index.versions_for(scan.third_party)
-    # only what the entry needs from its module, unless the module is imported again
-    # (then any of its statements can be reached through the module object)
-    code = (
-        reader(target.entry_file).code_hash
-        if scan.imports_entry or scan.any_module
-        else reader.entry_code(target.entry_file, target.entry_attr)
-    )
-    slices = layer_slices(
-        target.entry_file,
-        target.entry_attr,
-        workspace.root,
-        reader,
-        all_files=scan.files,
-        imports_entry=scan.imports_entry,
-        any_module=scan.any_module,
-    )
+    code, slices = _code_and_layers(workspace.root, target, scan, reader)
     layers = slices.digest
     infra = infra_hash(versions, extra)
     static = combine_static(

@@ -191,6 +191,15 @@ def build_check(session: Session, target: Target, old_code: str) -> Iterator[Bui
         )
         return
     with snapshots.materialized(snapshot, session.workspace, target) as (old_ws, before):
+        if not snapshots.is_code_of(old_code, old_ws, before):
+            yield BuildCheck(
+                session,
+                target,
+                None,
+                f"unproven: the old code recorded for {target.label} is not the code of its "
+                "key (a damaged or foreign registry entry), so the change cannot be traced",
+            )
+            return
         tracing = ChangeTracing([(before, target)], old_ws, session.workspace)
         yield BuildCheck(session, target, (old_ws, before, tracing))
 

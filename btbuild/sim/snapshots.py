@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from btbuild.errors import WorkspaceError
+from btbuild.hashing.composite import code_key_of
 from btbuild.hashing.digest import hash_bytes
 from btbuild.hashing.layers import hashed_digest
 from btbuild.sim.changes import VersionFiles
@@ -84,6 +86,17 @@ def recall(backend: Any, code_key: str) -> Snapshot | None:
         return None  # a damaged entry is a missing one
 
 
+def is_code_of(code_key: str, workspace: Workspace, target: Target) -> bool:
+    """Whether the materialized snapshot (``workspace``, ``target``) hashes to ``code_key``:
+    an entry that decodes but holds other code (garbled, written by another version, or
+    under a key it is not the code of) must not stand for the old code, or the coverage of a
+    change would compare the wrong sources and could pass a change it never traced."""
+    try:
+        return code_key_of(workspace, target) == code_key
+    except (WorkspaceError, OSError, ValueError, SyntaxError, RecursionError):
+        return False  # not parsable or not readable: not that code
+
+
 @contextmanager
 def materialized(
     snapshot: Snapshot, workspace: Workspace, target: Target
@@ -106,4 +119,12 @@ def materialized(
         shutil.rmtree(temp, ignore_errors=True)
 
 
-__all__ = ["SNAPSHOT_VERSION", "Snapshot", "materialized", "recall", "remember", "take"]
+__all__ = [
+    "SNAPSHOT_VERSION",
+    "Snapshot",
+    "is_code_of",
+    "materialized",
+    "recall",
+    "remember",
+    "take",
+]
