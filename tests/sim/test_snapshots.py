@@ -8,9 +8,9 @@ import base64
 import json
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import Run
 from sim_helpers import VALUE
 
 from btbuild.session import Session
@@ -60,7 +60,7 @@ def test_a_snapshot_is_the_code_of_its_key_only_when_it_hashes_to_it(workspace: 
 
 
 def test_a_recorded_snapshot_of_other_code_is_no_evidence_for_a_build(
-    workspace: Path, run_cli: Run
+    workspace: Path, run_cli: Any
 ) -> None:
     """The registry entry of the old code replaced by the new code (well-formed: a damaged or
     foreign entry): the change looked like no change at all, and an edit behind a branch no
