@@ -428,11 +428,11 @@ class FirestoreBackend(FirestoreIndexes, Backend):
     def start_pending_alerts(self) -> Callable[[], dict[str, PendingAlert | None]]:
         """The outbox's query sent now, read by the returned call."""
         with self.calling("read the alert outbox"):
-            started = firestore_query.Started(self.client, self.outbox.select(["data"]))
+            started = firestore_query.Started(self.client, self.outbox.select(["data"]), ["data"])
 
         def read() -> dict[str, PendingAlert | None]:
             with self.calling("read the alert outbox"):
-                found = started.read(["data"])
+                found = started.read()
             return {unquote(key): PendingAlert.from_json(fields["data"]) for key, fields in found}
 
         return read

@@ -153,12 +153,12 @@ def start_documents(
     what = f"read {collection.id} from {low} to {high}"
     if len(names) > PER_TARGET_QUERIES:
         with backend.calling(what):
-            whole = firestore_query.Started(backend.client, dated.select(fields))
+            whole = firestore_query.Started(backend.client, dated.select(fields), fields)
 
         def read_whole() -> list[tuple[str, Fields]]:
             wanted = set(names)
             with backend.calling(what):
-                found = whole.read(fields)
+                found = whole.read()
             return [item for item in found if _target_of(item[0]) in wanted]
 
         return read_whole
@@ -166,13 +166,13 @@ def start_documents(
     for name in names:
         with backend.calling(f"{what} of {name}"):
             selected = dated.where(filter=field("target", "==", name)).select(fields)
-            started.append((name, firestore_query.Started(backend.client, selected)))
+            started.append((name, firestore_query.Started(backend.client, selected, fields)))
 
     def read_each() -> list[tuple[str, Fields]]:
         found = []
         for name, query in started:
             with backend.calling(f"{what} of {name}"):
-                found.extend(query.read(fields))
+                found.extend(query.read())
         return found
 
     return read_each

@@ -14,8 +14,9 @@ token, or the API endpoint and the client's credentials); the request is built b
 library (``Query._to_protobuf``, ``_parent_info``: internal, but what
 ``Query.stream`` itself sends). ``tests/storage/test_storage_firestore.py`` checks it returns
 what ``Query.stream`` returns, so a client upgrade that changes these internals fails there.
-:class:`Started` sends the request at once and reads it later (a build's no-op analysis
-sends its queries before it hashes its code).
+:class:`Started` sends the request and reads its responses on a thread of its own (a
+build's no-op analysis starts its queries before it hashes its code, and the responses are
+read as they arrive, while it hashes).
 """
 
 from __future__ import annotations
@@ -64,18 +65,21 @@ def single_threaded_streams(client: Any) -> None:
 def documents(client: Any, query: Any, fields: Iterable[str]) -> list[tuple[str, Fields]]:
     """(document id, {field: value}) of every document ``query`` returns, for the string and
     bytes ``fields`` asked for (a field of any other type, or missing, reads as None)."""
-    return Started(client, query).read(fields)
+    return Started(client, query, fields).read()
 
 
 class Started:
-    """A ``RunQuery`` sent now, read by :meth:`read`: the server runs it, and the channel's
-    own I/O threads (no Python, no GIL) buffer its responses, while the caller does something
-    else (a build hashes its code). The GAPIC wrapper of ``run_query`` would wait here for
-    the first response (its stream wrapper peeks at it), so the call is made on the client's
-    own channel (:func:`_run_query`), with the metadata and deadline the wrapper adds; errors
-    are retried and mapped as the wrapper does."""
+    """A ``RunQuery`` sent now and read now, on a thread of its own, while the caller does
+    something else (a build hashes its code); :meth:`read` gives what it read. The thread
+    waits for the connection (the first call on a new channel: 15-20 ms on the emulator, a
+    TLS handshake on Google Cloud) and for each response in gRPC's core without the GIL, so
+    the caller runs meanwhile; it takes the GIL only to take the asked fields out of each
+    response as it arrives (:func:`_read`). The GAPIC wrapper of ``run_query`` would wait
+    for the first response (its stream wrapper peeks at it), so the call is made on the
+    client's own channel (:func:`_run_query`), with the metadata and deadline the wrapper
+    adds; errors are retried and mapped as the wrapper does, on the caller's thread."""
 
-    def __init__(self, client: Any, query: Any) -> None:
+    def __init__(self, client: Any, query: Any, fields: Iterable[str]) -> None:
         from google.api_core import gapic_v1
         from google.cloud.firestore_v1.services.firestore.transports import base
         from google.cloud.firestore_v1.types import firestore as pb_types
@@ -87,29 +91,27 @@ class Started:
         self.request = pb_types.RunQueryRequest(
             parent=parent, structured_query=query._to_protobuf()
         )
+        self.fields = tuple(fields)
         self._call = _run_query(client._firestore_api._transport)
         self._metadata = (
             *client._rpc_metadata,
             routing.to_grpc_metadata((("parent", parent),)),
             info.to_grpc_metadata(),
         )
-        # sent on a thread of its own: the first call on a new channel waits for the
-        # connection (15-20 ms on the emulator, a TLS handshake on Google Cloud) in gRPC's
-        # core, without the GIL, so this process hashes its code meanwhile
-        self._sent: Any = None  # the responses, or _Raised
-        self._sending = threading.Thread(target=self._send_now, name="btbuild-query", daemon=True)
-        self._sending.start()
+        self._found: list[tuple[str, Fields]] | BaseException | None = None
+        self._reading = threading.Thread(target=self._read_now, name="btbuild-query", daemon=True)
+        self._reading.start()
 
-    def _send_now(self) -> None:
+    def _read_now(self) -> None:
         try:
-            self._sent = self._send()
-        except BaseException as exc:  # raised by read(), on the caller's thread
-            self._sent = _Raised(exc)
+            self._found = _read(self._send(), self.fields)
+        except BaseException as exc:  # raised again by read(), on the caller's thread
+            self._found = exc
 
     def _send(self) -> Any:
         return self._call(self.request, timeout=TIMEOUT, metadata=self._metadata)
 
-    def read(self, fields: Iterable[str]) -> list[tuple[str, Fields]]:
+    def read(self) -> list[tuple[str, Fields]]:
         """The documents (see :func:`documents`). A transient error (the ones the library
         retries, and ``Query.stream`` resumes after), before the first response or in the
         middle of the stream, sends the query again and reads it from the start, backing off
@@ -119,17 +121,17 @@ class Started:
         from google.api_core import exceptions as api
 
         mapped: Any = api.from_grpc_error  # untyped
-        wanted = tuple(fields)
         transient = (api.ServiceUnavailable, api.InternalServerError, api.DeadlineExceeded)
         delay, deadline = RETRY_FIRST, time.monotonic() + RETRY_DEADLINE
-        self._sending.join()
-        responses = self._sent
+        self._reading.join()
+        found = self._found
         while True:
             try:
                 try:
-                    if isinstance(responses, _Raised):  # (a call is an RpcError itself)
-                        raise responses.exception
-                    return _read(responses, wanted)
+                    if isinstance(found, BaseException):
+                        raise found
+                    assert found is not None  # (the thread has ended)
+                    return found
                 except grpc.RpcError as exc:
                     raise mapped(exc) from exc
             except transient:
@@ -137,14 +139,10 @@ class Started:
                     raise
                 time.sleep(delay)
                 delay = min(delay * RETRY_FACTOR, RETRY_LONGEST)
-                responses = self._send()
-
-
-class _Raised:
-    """What sending a query raised (on its thread), raised again where it is read."""
-
-    def __init__(self, exception: BaseException) -> None:
-        self.exception = exception
+                try:
+                    found = _read(self._send(), self.fields)
+                except grpc.RpcError as exc:
+                    found = exc
 
 
 def _run_query(transport: Any) -> Any:
