@@ -232,14 +232,7 @@ def _problem(
         return "its summary does not match its record"
     if not record.has_result:
         return None
-    problem = integrity.fields_problem(
-        record.generation,
-        record.result_hash,
-        record.kind,
-        record.shard_count,
-        record.item_count,
-        record.checksums,
-    )
+    problem = integrity.record_problem(record)
     if problem is not None:
         return problem
     shards = stored.get((record.target, record.date, record.generation or ""), {})

@@ -18,7 +18,7 @@ Callers treat the cell as missing (it is rebuilt), never as "no result".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import xxhash
 
@@ -62,7 +62,25 @@ def make_checksums(
     )
 
 
-def record_problem(record: CellRecord) -> str | None:
+class Sealed(Protocol):
+    """The result fields of a record the seal covers (a :class:`CellRecord`, or a backend's
+    lighter view of its row)."""
+
+    @property
+    def generation(self) -> str | None: ...
+    @property
+    def result_hash(self) -> str | None: ...
+    @property
+    def kind(self) -> str | None: ...
+    @property
+    def shard_count(self) -> int: ...
+    @property
+    def item_count(self) -> int: ...
+    @property
+    def checksums(self) -> str | None: ...
+
+
+def record_problem(record: Sealed) -> str | None:
     """Why the record's result fields cannot be trusted, or None. Only for records that claim
     a result (``has_result``); a legacy record (no checksums) passes (its shards are checked
     in full by :func:`shards_problem`)."""
