@@ -5,6 +5,7 @@ no coverage, and a change for a user the replay did not sample was skipped as co
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -392,6 +393,8 @@ def test_a_class_attribute_over_an_imported_base_must_be_read(
     probes = Probes(change.new_direct, plain_classes(change.new.files))
     assert sorted(key[:3] for (_, key) in probes.ids) == [(9, 4, "attr"), (13, 4, "attr")]
     monkeypatch.syspath_prepend(str(tmp_path / "b"))
+    for name in [name for name in sys.modules if name.split(".")[0] == "layers"]:
+        monkeypatch.delitem(sys.modules, name)  # another test's workspace's layers (restored)
     namespace: dict[str, object] = {}
     probes.prime(namespace)
     exec(probes.compile(path.read_bytes(), path), namespace)
