@@ -11,7 +11,19 @@ from btbuild.storage.records import COMMITTED, EXPIRED, RUNNING, CellRecord, Lea
 from btbuild.vocabulary import CellSummary
 from btbuild.workspace.model import Target
 
+# the result hash a damaged cell before the plan reads with when its record is unreadable
+# in full (:meth:`StorageCache._expired`): never a real result's hash (those are hex)
+UNREADABLE = "unreadable"
+
 Checked = tuple[dict[tuple[str, str], CellSummary], dict[tuple[str, str], str]]
+
+
+def found_generation(summary: CellSummary | None) -> str:
+    """What ``Backend.forget_result`` compares a damaged cell with (``generation``): the
+    generation it held when its summary was read before the check, so a result another
+    builder committed since is never forgotten; "" when it named none (an unreadable record,
+    forgotten only while it stays unreadable)."""
+    return (summary.generation if summary is not None else None) or ""
 
 
 class CacheReads:
@@ -76,6 +88,9 @@ class StorageCache:
         self.damaged: dict[tuple[str, str], str] = {
             key: problem for key, problem in damaged.items() if key[0] not in self.moved
         }
+        # the generation each damaged cell held when read (summaries are read no later than
+        # the check): :meth:`repair` forgets exactly that one (see ``found_generation``)
+        self._damaged_at = {key: found_generation(summaries.get(key)) for key in self.damaged}
         if self.moved or self.damaged:
             summaries = {
                 key: summary
@@ -104,10 +119,14 @@ class StorageCache:
                 f"{deleted} cells of the old package deleted, it is built anew"
             )
         for (name, iso), why in sorted(self.damaged.items()):
-            self.backend.forget_result(name, iso)
-            done.append(
-                f"{self.targets[name].label} on {iso}: damaged result forgotten ({why}), rebuilt"
-            )
+            at = self._damaged_at.get((name, iso))
+            if at is None:  # found before the plan's dates (:meth:`record`): expired there
+                continue
+            label = self.targets[name].label
+            if self.backend.forget_result(name, iso, generation=at):
+                done.append(f"{label} on {iso}: damaged result forgotten ({why}), rebuilt")
+            else:  # another builder rebuilt it since the plan read it: its work is kept
+                done.append(f"{label} on {iso}: damaged ({why}), rebuilt meanwhile: kept")
         return done
 
     def full_record(self, name: str, day: date) -> CellRecord | None:
@@ -160,25 +179,29 @@ class StorageCache:
             return self.full_record(name, day)
         key = (name, day.isoformat())
         if key not in self.records:
+            # read before the check: what a damaged cell is expired from (compare-and-set)
+            record: CellRecord | None = self.backend.get_cell(*key)
             damaged = self.backend.check_results([name], [key[1]])
             if damaged:
                 self.damaged.update(damaged)
-                self.records[key] = self._expired(name, key[1])
-            else:
-                self.records[key] = self.backend.get_cell(name, day.isoformat())
+                record = self._expired(name, key[1], record)
+            self.records[key] = record
         return self.records.get(key)
 
-    def _expired(self, name: str, iso: str) -> CellRecord | None:
-        """A damaged cell before the plan: no build of this range decides it, so it is made
-        what ``btbuild gc`` makes of a cell (status ``expired``: its record and result hash
-        kept, no result), which a cell of the plan reading it has recomputed first (``ran /
-        damaged``, btbuild/execution/retention.py) instead of being blocked by it in every
-        build from this range. A real build stores that (``expire_result``, guarded by the
-        generation: a cell rebuilt meanwhile stays); a dry run only sees it. None (a cell not
-        built) when the record itself cannot be read."""
-        record: CellRecord | None = self.backend.get_cell(name, iso)
+    def _expired(self, name: str, iso: str, record: CellRecord | None) -> CellRecord:
+        """A damaged cell before the plan (``record``: as read before the check found the
+        damage): no build of this range decides it, so it is made what ``btbuild gc`` makes
+        of a cell (status ``expired``: its record and result hash kept, no result), which a
+        cell of the plan reading it has recomputed first (``ran / damaged``,
+        btbuild/execution/retention.py) instead of being blocked by it in every build from
+        this range. A real build stores that (``expire_result``, guarded by the generation: a
+        cell rebuilt meanwhile stays); a dry run only sees it. A record unreadable in full
+        has no result hash to keep: it reads as expired with :data:`UNREADABLE` (no reader's
+        input key holds it, so a cell reading it runs, and recomputes it first) and is left
+        as it is in the cache (the recomputation's commit replaces it; deleted, it would read
+        as never built and block every build from this range)."""
         if record is None or record.generation is None or record.result_hash is None:
-            return None
+            return CellRecord(name, iso, EXPIRED, result_hash=UNREADABLE)
         if self.writes:
             self.backend.expire_result(name, iso, record.generation)
         return replace(record, status=EXPIRED, generation=None, shard_count=0)

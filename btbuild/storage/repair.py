@@ -40,7 +40,10 @@ class Repair(BackendPrimitives):
         """Treat a damaged cell as missing: delete its record and every shard of it, so the
         next decision rebuilds it. Does nothing (False) while a live lease holds the cell, or
         when ``generation`` is given and the readable record has moved on to another one (it
-        was rebuilt meanwhile)."""
+        was rebuilt meanwhile). A repair passes the generation the damaged cell held when it
+        was read before the check (``""`` when it named none: then only a record that is
+        still unreadable is deleted), so it never deletes another builder's rebuild; without
+        ``generation`` any readable record not leased is deleted."""
         when = _now(now)
 
         def body(txn: CellTransaction) -> bool:

@@ -45,7 +45,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return clean.root, three.root
 
 
-@pytest.mark.parametrize("damage", ["tampered shard", "garbage summary"])
+@pytest.mark.parametrize("damage", ["tampered shard", "garbage summary", "garbage record"])
 def test_a_damaged_previous_day_before_the_range_is_recomputed(
     built: tuple[Path, Path], tmp_path: Path, damage: str
 ) -> None:

@@ -158,3 +158,29 @@ def test_forget_result_leaves_a_live_lease_and_a_rebuilt_cell_alone(backend: Bac
     assert backend.get_cell("risk", D1) is not None
     backend.release(lease)
     assert backend.forget_result("risk", D1, generation=record.generation, now=T0) is True
+
+
+@pytest.mark.parametrize("damage", ["garbage record", "tampered shard"])
+@pytest.mark.parametrize("rebuilt", [False, True], ids=["alone", "rebuilt"])
+def test_a_repair_forgets_exactly_the_damaged_generation(
+    backend: Backend, damage: str, rebuilt: bool
+) -> None:
+    """A repair forgets the generation read before the check found the damage
+    (``found_generation``: "" for a record naming none); a rebuild another builder committed
+    since is kept, with its result."""
+    from btbuild.execution.storage_cache import found_generation
+
+    record = _commit(backend)
+    DAMAGE[damage][0](backend, record)
+    summaries, found = backend.read_checked(["risk"], [D1])
+    assert ("risk", D1) in found
+    at = found_generation(summaries.get(("risk", D1)))
+    if rebuilt:
+        again = _commit(backend)
+        assert backend.forget_result("risk", D1, generation=at) is False
+        assert backend.get_cell("risk", D1) == again
+        assert backend.read_expected("risk", D1, again.result_hash) == VALUE
+    else:
+        assert backend.forget_result("risk", D1, generation=at) is True
+        assert backend.get_cell("risk", D1) is None
+        assert backend.check_results(["risk"], [D1]) == {}

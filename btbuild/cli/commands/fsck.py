@@ -23,6 +23,7 @@ from btbuild.analysis.cells import date_range
 from btbuild.cli.commands.build import parse_date
 from btbuild.cli.options import Options
 from btbuild.errors import CacheFileDamaged, UsageError
+from btbuild.execution.storage_cache import found_generation
 from btbuild.session import Session
 
 
@@ -87,10 +88,14 @@ def check(
     }
     dates = [day.isoformat() for day in date_range(first, last)]
     backend = session.backend
+    # read before the check: a damaged cell is forgotten only while it holds what was read
+    # (a build running meanwhile may have rebuilt it: its result is kept)
+    seen = backend.get_cell_summaries(sorted(targets), dates) if repair else {}
     found = backend.check_results(sorted(targets), dates, thorough=True)
     damaged = []
     for (name, day), problem in sorted(found.items()):
-        repaired = bool(repair and backend.forget_result(name, day))
+        at = found_generation(seen.get((name, day)))
+        repaired = bool(repair and backend.forget_result(name, day, generation=at))
         damaged.append(
             {
                 "label": targets[name],
