@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from btbuild.analysis.cells import date_range
-from btbuild.execution.tasks import GroupTask
+from btbuild.execution.tasks import GroupTask, part_of
 from btbuild.workspace.model import Target, Workspace
 
 
@@ -64,6 +64,7 @@ class GcReport:
     dry_run: bool
     expired: list[tuple[str, str]] = field(default_factory=list)  # (label, ISO date)
     shards: int = 0
+    parts: int = 0  # orphaned parts of sharded cells forgotten (drop_orphan_parts)
     per_target: dict[str, tuple[int, int]] = field(default_factory=dict)  # label -> (n, ttl)
 
 
@@ -96,4 +97,46 @@ def collect(backend: Any, workspace: Workspace, as_of: date, *, dry_run: bool = 
             report.shards += record.shard_count
         if count:
             report.per_target[target.label] = (count, ttl)
+    report.parts = drop_orphan_parts(backend, workspace, now, dry_run=dry_run)
     return report
+
+
+def drop_orphan_parts(backend: Any, workspace: Workspace, now: float, *, dry_run: bool) -> int:
+    """Forget the parts of sharded cells ([execution] user_shards) no combine of these
+    settings needs; returns how many. A part is an orphan when it was merged (its cell
+    holds a committed result of the part's input key, committed after it: a combine killed
+    before deleting its parts leaves them), or when it is one of another number of parts
+    than ``user_shards`` says now (left by a build before the setting changed). Kept: a part
+    being built (a live lease), one without a committed result, and every part of the
+    current number whose cell holds no result of its key (a running or resumed build
+    combines it). Each is forgotten only while it holds the generation read here (a
+    builder that committed it again since keeps it); a combine that finds one gone anyway
+    plans its cell again, it never reads another result."""
+    shards = workspace.execution.user_shards
+    listed = [
+        (part, iso, found)
+        for part, iso in backend.part_cells([t.name for t in workspace.targets.values()])
+        if (found := part_of(part)) is not None and found[1] == iso
+    ]
+    if not listed:
+        return 0
+    isos = sorted({iso for _part, iso, _found in listed})
+    parts = backend.get_cells(sorted({part for part, _iso, _found in listed}), isos)
+    cells = backend.get_cells(sorted({found[0] for _part, _iso, found in listed}), isos)
+    dropped = 0
+    for part, iso, (name, _iso, _shard, count) in listed:
+        record, cell = parts.get((part, iso)), cells.get((name, iso))
+        if record is None or record.generation is None or record.is_leased(now):
+            continue
+        merged = (
+            cell is not None
+            and cell.has_result
+            and not cell.is_leased(now)
+            and cell.composite_hash == record.composite_hash
+            and cell.updated_at >= record.updated_at
+        )
+        if not (merged or count != shards):
+            continue
+        if dry_run or backend.forget_result(part, iso, generation=record.generation, now=now):
+            dropped += 1
+    return dropped

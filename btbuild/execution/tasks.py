@@ -41,6 +41,17 @@ def part_name(name: str, day: date, shard: int, shards: int) -> str:
     return f"{name}~{day.isoformat()}~{shard + 1}of{shards}"
 
 
+def part_of(stored: str) -> tuple[str, str, int, int] | None:
+    """(target name, ISO date, shard, shards) of a part's storage name (:func:`part_name`);
+    None for any other name."""
+    name, _, rest = stored.partition("~")
+    iso, _, which = rest.partition("~")
+    index, _, count = which.partition("of")
+    if not (name and iso and index.isdigit() and count.isdigit()):
+        return None
+    return name, iso, int(index) - 1, int(count)
+
+
 @dataclass(frozen=True)
 class CellOutcome:
     name: str

@@ -102,6 +102,13 @@ class Repair(BackendPrimitives):
                 deleted += self._delete_shards(key[0], key[1], stale)
         return deleted
 
+    def part_cells(self, targets: Iterable[str]) -> list[tuple[str, str]]:
+        """(storage name, date) of every stored part of the given targets' sharded cells
+        (``name~ISO~KofN``, btbuild/execution/tasks.py:part_name), sorted. Backends may
+        override it with a query of their records; this one lists the parts holding shards."""
+        wanted = tuple(f"{target}~" for target in targets)
+        return sorted(key for key in self._all_shard_generations() if key[0].startswith(wanted))
+
     # ------------------------------------------------------------------ run log, ledger
 
     def find_runs(

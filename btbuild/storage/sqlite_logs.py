@@ -1,11 +1,12 @@
-"""The SQLite backend's run log, SimHash registry and equivalence ledger (a mixin of
-:class:`~btbuild.storage.sqlite.SqliteBackend`: plain tables, no commit protocol)."""
+"""The SQLite backend's run log, SimHash registry, equivalence ledger and the listing of the
+parts of sharded cells (a mixin of :class:`~btbuild.storage.sqlite.SqliteBackend`: plain
+tables, no commit protocol)."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -23,6 +24,23 @@ class SqliteLogs:
 
     def _query(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ parts
+
+    def part_cells(self, targets: Iterable[str]) -> list[tuple[str, str]]:
+        """``Backend.part_cells`` from the records and the shards: a range of the primary key
+        per target (``name~`` up to ``name`` + DEL, the character after ``~``)."""
+        found: set[tuple[str, str]] = set()
+        for target in targets:
+            for table in ("cells", "shards"):
+                found.update(
+                    self._query(
+                        f"list the parts of {target}",
+                        f"SELECT DISTINCT target, date FROM {table} WHERE target >= ? AND target < ?",
+                        [f"{target}~", f"{target}\x7f"],
+                    )
+                )
+        return sorted(found)
 
     # ------------------------------------------------------------------ run log, SimHash
 

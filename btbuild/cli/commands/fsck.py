@@ -24,6 +24,7 @@ from btbuild.cli.commands.build import parse_date
 from btbuild.cli.options import Options
 from btbuild.errors import CacheFileDamaged, UsageError
 from btbuild.execution.storage_cache import found_generation
+from btbuild.execution.tasks import part_of
 from btbuild.session import Session
 
 
@@ -88,29 +89,48 @@ def check(
     }
     dates = [day.isoformat() for day in date_range(first, last)]
     backend = session.backend
-    # read before the check: a damaged cell is forgotten only while it holds what was read
-    # (a build running meanwhile may have rebuilt it: its result is kept)
-    seen = backend.get_cell_summaries(sorted(targets), dates) if repair else {}
-    found = backend.check_results(sorted(targets), dates, thorough=True)
-    damaged = []
-    for (name, day), problem in sorted(found.items()):
-        at = found_generation(seen.get((name, day)))
-        repaired = bool(repair and backend.forget_result(name, day, generation=at))
-        damaged.append(
-            {
-                "label": targets[name],
-                "target": name,
-                "date": day,
-                "problem": problem,
-                "repaired": repaired,
-            }
-        )
+    damaged = _check(backend, targets, dates, repair)
+    # the parts of sharded cells ([execution] user_shards), any number of parts: no target
+    # of the plan, so only this check and the combine that reads one ever look at them
+    parts: dict[str, str] = {}
+    days: set[str] = set()
+    for part, day in backend.part_cells(sorted(targets)):
+        found = part_of(part)
+        if found is not None and found[0] in targets and dates[0] <= day <= dates[-1]:
+            parts[part] = f"{targets[found[0]]} part {found[2] + 1}of{found[3]}"
+            days.add(day)
+    if parts:
+        damaged += _check(backend, parts, sorted(days), repair)
     orphans = backend.collect_garbage() if repair else 0
     return {
         "checked": {"targets": len(targets), "from": dates[0], "to": dates[-1]},
         "damaged": damaged,
         "orphan_shards_deleted": orphans,
     }
+
+
+def _check(
+    backend: Any, labels: dict[str, str], dates: list[str], repair: bool
+) -> list[dict[str, Any]]:
+    """The damaged cells of ``labels`` (storage name -> label) over ``dates``; with
+    ``repair`` each is forgotten, only while it holds the generation read before the check
+    (a build running meanwhile may have rebuilt it: its result is kept)."""
+    seen = backend.get_cell_summaries(sorted(labels), dates) if repair else {}
+    found = backend.check_results(sorted(labels), dates, thorough=True)
+    damaged = []
+    for (name, day), problem in sorted(found.items()):
+        at = found_generation(seen.get((name, day)))
+        repaired = bool(repair and backend.forget_result(name, day, generation=at))
+        damaged.append(
+            {
+                "label": labels[name],
+                "target": name,
+                "date": day,
+                "problem": problem,
+                "repaired": repaired,
+            }
+        )
+    return damaged
 
 
 def render(report: dict[str, Any]) -> str:

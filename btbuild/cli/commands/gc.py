@@ -41,6 +41,7 @@ def command(options: Options, dry_run: bool, as_of: str | None, output: str) -> 
                     "as_of": when.isoformat(),
                     verb.replace(" ", "_"): rows,
                     "shards": report.shards,
+                    "orphan_parts": report.parts,
                 }
             )
         )
@@ -50,5 +51,10 @@ def command(options: Options, dry_run: bool, as_of: str | None, output: str) -> 
     click.echo(
         f"gc as of {when.isoformat()}: {verb} {len(report.expired)} result(s), "
         f"{'would delete' if dry_run else 'deleted'} {report.shards} shard(s)"
+        + (
+            f", {'would drop' if dry_run else 'dropped'} {report.parts} orphaned part(s)"
+            if report.parts
+            else ""
+        )
     )
     return 0
