@@ -16,7 +16,8 @@ the old code's results (exit 0). The build's loads of workspace files never read
 * :func:`install` puts a finder in front of Python's path finder for the process, so a
   workspace helper is loaded this way too, also when a function imports it at call time.
 
-The cache lives in ``.btbuild/bytecode`` (one small file per version of a file's source).
+The cache lives in ``.btbuild/bytecode`` (one small file per version of a file's source);
+``btbuild gc`` keeps only the entries of the workspace files' current bytes (:func:`prune`).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class VerifiedLoader(importlib.machinery.SourceFileLoader):
         _COMPILED[os.path.realpath(path)] = digest
         entry = None
         if self.cache is not None:
-            key = xxhash.xxh3_128_hexdigest(f"{_TAG}\0{path}\0{digest}".encode())
+            key = entry_key(path, digest)
             entry = self.cache / key[:2] / key
             code = _cached(entry)
             if code is not None:
@@ -80,6 +81,42 @@ class VerifiedLoader(importlib.machinery.SourceFileLoader):
             # under PYTHONDONTWRITEBYTECODE (which keeps __pycache__ out of source folders)
             _store(entry, code)
         return code
+
+
+def entry_key(path: str, digest: str) -> str:
+    """The name of the cache entry of ``path``'s source whose bytes have ``digest``."""
+    return xxhash.xxh3_128_hexdigest(f"{_TAG}\0{path}\0{digest}".encode())
+
+
+def prune(root: Path, *, dry_run: bool = False) -> int:
+    """Delete every file of ``root``'s bytecode cache that is not the entry of a workspace
+    Python file's current bytes (older versions, another Python's, a writer's leftover
+    temporary file); returns how many. Safe while builds run: a reader that misses an entry
+    compiles the source again, and a writer whose temporary file went gives up storing."""
+    cache = root / CACHE_FOLDER
+    if not cache.is_dir():
+        return 0
+    keep = set()
+    for folder, folders, files in os.walk(root):
+        folders[:] = [f for f in folders if not f.startswith(".") and f != "site-packages"]
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                try:
+                    keep.add(entry_key(path, xxhash.xxh3_128_hexdigest(Path(path).read_bytes())))
+                except OSError:
+                    continue
+    dropped = 0
+    for entry in cache.glob("*/*"):
+        if entry.name in keep:
+            continue
+        try:
+            if not dry_run:
+                entry.unlink()
+            dropped += 1
+        except OSError:
+            continue
+    return dropped
 
 
 def _cached(entry: Path) -> CodeType | None:
@@ -99,7 +136,8 @@ def _cached(entry: Path) -> CodeType | None:
 
 def _store(entry: Path, code: CodeType) -> None:
     body = marshal.dumps(code)
-    temp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+    # unique per writer, also across hosts sharing the workspace (containers reuse pids)
+    temp = entry.with_name(f"{entry.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         temp.write_bytes(xxhash.xxh3_128_digest(body) + body)
@@ -145,4 +183,12 @@ def install(root: Path) -> Path:
     return cache
 
 
-__all__ = ["CACHE_FOLDER", "VerifiedLoader", "compiled_digest", "install", "is_workspace_file"]
+__all__ = [
+    "CACHE_FOLDER",
+    "VerifiedLoader",
+    "compiled_digest",
+    "entry_key",
+    "install",
+    "is_workspace_file",
+    "prune",
+]
