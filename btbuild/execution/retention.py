@@ -97,22 +97,30 @@ def collect(backend: Any, workspace: Workspace, as_of: date, *, dry_run: bool = 
             report.shards += record.shard_count
         if count:
             report.per_target[target.label] = (count, ttl)
-    report.parts = drop_orphan_parts(backend, workspace, now, dry_run=dry_run)
+    report.parts = drop_orphan_parts(backend, workspace, as_of, now, dry_run=dry_run)
     return report
 
 
-def drop_orphan_parts(backend: Any, workspace: Workspace, now: float, *, dry_run: bool) -> int:
+def drop_orphan_parts(
+    backend: Any, workspace: Workspace, as_of: date, now: float, *, dry_run: bool
+) -> int:
     """Forget the parts of sharded cells ([execution] user_shards) no combine of these
     settings needs; returns how many. A part is an orphan when it was merged (its cell
     holds a committed result of the part's input key, committed after it: a combine killed
-    before deleting its parts leaves them), or when it is one of another number of parts
-    than ``user_shards`` says now (left by a build before the setting changed). Kept: a part
+    before deleting its parts leaves them), when it is one of another number of parts than
+    ``user_shards`` says now (left by a build before the setting changed), or when its date
+    is past its target's ``ttl_days`` (a result of that date would be collected). Kept: a part
     being built (a live lease), one without a committed result, and every part of the
     current number whose cell holds no result of its key (a running or resumed build
     combines it). Each is forgotten only while it holds the generation read here (a
     builder that committed it again since keeps it); a combine that finds one gone anyway
     plans its cell again, it never reads another result."""
     shards = workspace.execution.user_shards
+    cutoffs = {  # name -> the first date gc keeps results of (ttl_days)
+        target.name: (as_of - timedelta(days=ttl)).isoformat()
+        for target in workspace.targets.values()
+        if (ttl := workspace.ttl_of(target)) is not None
+    }
     listed = [
         (part, iso, found)
         for part, iso in backend.part_cells([t.name for t in workspace.targets.values()])
@@ -135,7 +143,7 @@ def drop_orphan_parts(backend: Any, workspace: Workspace, now: float, *, dry_run
             and cell.composite_hash == record.composite_hash
             and cell.updated_at >= record.updated_at
         )
-        if not (merged or count != shards):
+        if not (merged or count != shards or iso < cutoffs.get(name, "")):
             continue
         if dry_run or backend.forget_result(part, iso, generation=record.generation, now=now):
             dropped += 1

@@ -1,7 +1,7 @@
 """The parts of sharded cells (``[execution] user_shards``) are no targets, so the plan never
 checks them: ``btbuild fsck`` checks them (and ``--repair`` forgets a damaged one), and
-``btbuild gc`` drops the orphans, those of another number of parts than the setting says
-now. Before, fsck said "no damage found" over a damaged part, and parts left from an old
+``btbuild gc`` drops the orphans: merged ones, those of another number of parts than the
+setting says now, and those past ``ttl_days``. Before, fsck said "no damage found" over a damaged part, and parts left from an old
 ``user_shards`` (or merged by a build that ran the cell whole) stayed forever. gc keeps
 every part a combine of the current setting can still need: the parts of an interrupted
 build are resumed from."""
@@ -69,6 +69,11 @@ def test_gc_drops_the_parts_of_an_old_user_shards_and_keeps_resumable_ones(
     assert code == 0 and json.loads(out)["orphan_parts"] == 0, out + err
     with ws.backend() as backend:
         assert backend.part_cells(["value"]) == [(PART, ISO), (OTHER, ISO)]
+    ws.edit(
+        "BUILD.toml", 'start_date = "2024-01-01"\n', 'start_date = "2024-01-01"\nttl_days = 30\n'
+    )
+    late = json.loads(ws.cli("gc", "--dry-run", "--as-of", "2024-03-01", "--format", "json")[1])
+    assert late["orphan_parts"] == 2  # past ttl_days: a result of that date would go too
     ws.edit("BUILD.toml", "user_shards = 2", "user_shards = 3")
     assert json.loads(ws.cli("gc", "--dry-run", "--format", "json")[1])["orphan_parts"] == 2
     with ws.backend() as backend:
