@@ -125,8 +125,8 @@ class StorageCache:
             label = self.targets[name].label
             if self.backend.forget_result(name, iso, generation=at):
                 done.append(f"{label} on {iso}: damaged result forgotten ({why}), rebuilt")
-            else:  # another builder rebuilt it since the plan read it: its work is kept
-                done.append(f"{label} on {iso}: damaged ({why}), rebuilt meanwhile: kept")
+            else:  # another builder rebuilt it since the plan read it (or is rebuilding it)
+                done.append(f"{label} on {iso}: damaged ({why}), another builder rebuilt it: kept")
         return done
 
     def full_record(self, name: str, day: date) -> CellRecord | None:

@@ -184,3 +184,15 @@ def test_a_repair_forgets_exactly_the_damaged_generation(
         assert backend.forget_result("risk", D1, generation=at) is True
         assert backend.get_cell("risk", D1) is None
         assert backend.check_results(["risk"], [D1]) == {}
+
+
+def test_part_cells_lists_the_parts_of_sharded_cells(backend: Backend) -> None:
+    """``part_cells``: the stored parts (``name~ISO~KofN``) of the given targets only (a
+    backend may list only the parts holding shard documents: these hold several)."""
+    backend.shard_limit = 4096
+    part = f"risk~{D1}~1of2"
+    commit_per_user(backend, part, D1, VALUE, composite_hash="k")
+    commit_per_user(backend, "risk", D1, VALUE, composite_hash="k")
+    commit_per_user(backend, "risky", D1, VALUE, composite_hash="k")
+    assert backend.part_cells(["risk"]) == [(part, D1)]
+    assert backend.part_cells(["ris", "risky", "other"]) == []
