@@ -299,15 +299,8 @@ class FirestoreBackend(FirestoreIndexes, Backend):
         refs = [ref for ref, found in self._shards_of(target, date) if found in wanted]
         return self._delete_refs(f"delete result shards of {target} on {date}", refs)
 
-    def _all_shard_generations(self) -> dict[tuple[str, str], set[str]]:
-        found: dict[tuple[str, str], set[str]] = {}
-        with self.calling("list result shards"):
-            for snap in self.shards.select(["target", "date", "generation"]).stream():
-                target, date = snap.get("target"), snap.get("date")
-                generation = snap.get("generation")
-                if all(isinstance(value, str) for value in (target, date, generation)):
-                    found.setdefault((target, date), set()).add(generation)
-        return found
+    _all_shard_generations = firestore_cells.all_shard_generations
+    part_cells = firestore_cells.part_cells
 
     # ------------------------------------------------------------------ targets
 

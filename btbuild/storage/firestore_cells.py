@@ -196,6 +196,40 @@ def _plan(targets: Iterable[str], dates: Iterable[str]) -> tuple[list[str], set[
     return [target for target in dict.fromkeys(targets) if "/" not in target], set(dates)
 
 
+def all_shard_generations(backend: FirestoreBackend) -> dict[tuple[str, str], set[str]]:
+    """(target, date) -> the generations of the shard documents stored (every target)."""
+    found: dict[tuple[str, str], set[str]] = {}
+    with backend.calling("list result shards"):
+        for snap in backend.shards.select(["target", "date", "generation"]).stream():
+            target, date = snap.get("target"), snap.get("date")
+            generation = snap.get("generation")
+            if all(isinstance(value, str) for value in (target, date, generation)):
+                found.setdefault((target, date), set()).add(generation)
+    return found
+
+
+def part_cells(backend: FirestoreBackend, targets: Iterable[str]) -> list[tuple[str, str]]:
+    """:meth:`Backend.part_cells`: a range of ``target`` (``name~`` up to ``name`` + DEL, the
+    character after ``~``) over the cell documents and the shard documents, since a part's
+    small result is inline in its cell document (the shared listing sees shard documents
+    only)."""
+    field = backend._fs.FieldFilter
+    found: set[tuple[str, str]] = set()
+    for target in targets:
+        for collection in (backend.cells, backend.shards):
+            query = collection.where(filter=field("target", ">=", f"{target}~"))
+            query = query.where(filter=field("target", "<", f"{target}\x7f"))
+            with backend.calling(f"list the parts of {target}"):
+                listed = firestore_query.documents(
+                    backend.client, query.select(["target", "date"]), ["target", "date"]
+                )
+            for _id, fields in listed:
+                name, date = fields["target"], fields["date"]
+                if isinstance(name, str) and isinstance(date, str):
+                    found.add((name, date))
+    return sorted(found)
+
+
 def summaries(
     backend: FirestoreBackend, targets: Iterable[str], dates: Iterable[str]
 ) -> dict[tuple[str, str], CellSummary]:

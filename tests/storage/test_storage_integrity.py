@@ -187,8 +187,9 @@ def test_a_repair_forgets_exactly_the_damaged_generation(
 
 
 def test_part_cells_lists_the_parts_of_sharded_cells(backend: Backend) -> None:
-    """``part_cells``: the stored parts (``name~ISO~KofN``) of the given targets only (a
-    backend may list only the parts holding shard documents: these hold several)."""
+    """``part_cells``: the stored parts (``name~ISO~KofN``) of the given targets only, those
+    of several shards and those of one (inline in a Firestore cell document: fsck and gc
+    missed them there)."""
     backend.shard_limit = 4096
     part = f"risk~{D1}~1of2"
     commit_per_user(backend, part, D1, VALUE, composite_hash="k")
@@ -196,3 +197,6 @@ def test_part_cells_lists_the_parts_of_sharded_cells(backend: Backend) -> None:
     commit_per_user(backend, "risky", D1, VALUE, composite_hash="k")
     assert backend.part_cells(["risk"]) == [(part, D1)]
     assert backend.part_cells(["ris", "risky", "other"]) == []
+    small = f"risky~{D1}~2of2"  # a one-shard result (Firestore keeps it in the cell document)
+    commit_per_user(backend, small, D1, {"u1": 1}, composite_hash="k")
+    assert backend.part_cells(["risky", "risk"]) == sorted([(part, D1), (small, D1)])
