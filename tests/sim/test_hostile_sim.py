@@ -126,13 +126,13 @@ def test_a_simulation_that_switches_the_alarm_off_and_hangs_is_unproven(
             "        while True: pass"
         )
     )
-    monkeypatch.setattr(isolated, "ANSWER_SECONDS", 20.0)
+    monkeypatch.setattr(isolated, "ANSWER_SECONDS", 8.0)  # it hangs: any limit gives up
     started = time.monotonic()
     code, report = run_cli(*ws, "build", "//...", "--date", "2024-01-03", "--format", "json")
     assert code == 0, report
     value = cell(report)
     assert (value["status"], value["reason"]) == ("ran", "code_changed"), value
-    assert "did not finish within 20 s" in value["detail"], value
+    assert "did not finish within 8 s" in value["detail"], value
     assert time.monotonic() - started < 120  # the verdict and the after-run SimHash gave up
 
 
