@@ -37,6 +37,10 @@ moved into a named constant, a loop turned into a comprehension, ``1 if thin els
 ``int(thin)``, ``"days": 1`` -> ``"days": 0`` plus one) are no change under this rule, and
 constants of output values (``{"days": 1}``, ``return 0.0``) are not range-selecting: a
 changed output value shows in every output of the line, which the coverage check runs.
+So is a comparison moved across its constant (``n >= 5`` -> ``n > 5``: the versions differ
+only where ``n`` is exactly 5, a computed count the sample may never hold): the constant is
+in both versions, on the other side of the threshold in one of them (a negation, ``x > c`` ->
+``x <= c`` with the branches swapped, or ``not``, keeps it on the same side: no change).
 Zero is no range a sample misses (the standard worlds always hold zero, negative and positive
 values and empty lists), so a counter's ``0`` may come and go.
 
@@ -69,6 +73,8 @@ class Found:
     ranged_names: frozenset[str] = frozenset()  # names it reads in range-selecting positions
     value_names: frozenset[str] = frozenset()  # names the bound value reads
     named: bool = False  # it binds plain names only (not ``counts[k] = ...``, ``self.x = ...``)
+    # (side, constant) of each comparison with a constant: ``x > 5`` is ("<=", 5) (_SIDES)
+    pairs: frozenset[tuple[str, Const]] = frozenset()
     pure: bool = False  # the bound value is only constants
 
 
@@ -84,11 +90,30 @@ def _const(node: ast.AST) -> Const | None:
     return None
 
 
+# the side of a threshold a comparison puts the constant on (a negation is the same
+# threshold: ``x > c`` and ``x <= c`` split the data at the same place)
+_SIDES = {ast.Lt: "<", ast.GtE: "<", ast.Gt: "<=", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "=="}
+_FLIPPED = {ast.Lt: "<=", ast.GtE: "<=", ast.Gt: "<", ast.LtE: "<", ast.Eq: "==", ast.NotEq: "=="}
+
+
 class _Walker:
     def __init__(self) -> None:
         self.every: set[Const] = set()
         self.ranged: set[Const] = set()
         self.names: set[str] = set()
+        self.pairs: set[tuple[str, Const]] = set()
+
+    def compare(self, node: ast.Compare) -> None:
+        """Where each comparison with a constant splits the data: ``x > 5``, ``x <= 5``,
+        ``5 >= x`` and ``not x > 5`` split at 5 with 5 below (``"<="``); ``x >= 5`` with 5
+        above (``"<"``)."""
+        sides = [node.left, *node.comparators]
+        for op, left, right in zip(node.ops, sides, sides[1:], strict=False):
+            constant, side = _value(right), _SIDES.get(type(op))
+            if constant is None:
+                constant, side = _value(left), _FLIPPED.get(type(op))
+            if constant is not None and side is not None:
+                self.pairs.add((side, constant))
 
     def walk(self, node: ast.AST, ranged: bool = False, numbers: bool = False) -> None:
         """``ranged``: everything here selects a range; ``numbers``: the numbers do."""
@@ -107,6 +132,7 @@ class _Walker:
         if isinstance(node, ast.Name) and (ranged or numbers):
             self.names.add(node.id)  # read in a comparison or a slice
         if isinstance(node, ast.Compare):
+            self.compare(node)
             for child in (node.left, *node.comparators):
                 self.walk(child, True, True)
         elif isinstance(node, ast.Subscript):
@@ -156,6 +182,15 @@ def _fold(node: ast.AST) -> float | None:
     return abs(float(value)) if isinstance(value, (int, float)) else None
 
 
+def _value(node: ast.AST) -> Const | None:
+    """A constant, or arithmetic on number constants as its value."""
+    const = _const(node)
+    if const is not None:
+        return const
+    folded = _fold(node) if isinstance(node, ast.BinOp) else None
+    return ("n", folded) if folded is not None else None
+
+
 def _direct(arg: ast.AST) -> bool:
     """A constant given directly (or in a display given directly) as an argument."""
     if isinstance(arg, (ast.Tuple, ast.List, ast.Set)):
@@ -202,13 +237,14 @@ def found(node: ast.AST, parts: Iterable[ast.AST]) -> Found:
         bound = inner.every
         value_names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
     return Found(
-        frozenset(walker.every),
-        frozenset(walker.ranged),
-        frozenset(bound),
-        frozenset(walker.names),
-        frozenset(value_names),
-        all(isinstance(t, ast.Name) for t in _targets(node)) if value is not None else False,
-        value is not None and _pure(value),
+        every=frozenset(walker.every),
+        ranged=frozenset(walker.ranged),
+        bound=frozenset(bound),
+        ranged_names=frozenset(walker.names),
+        value_names=frozenset(value_names),
+        named=all(isinstance(t, ast.Name) for t in _targets(node)) if value is not None else False,
+        pure=value is not None and _pure(value),
+        pairs=frozenset(walker.pairs),
     )
 
 
@@ -234,16 +270,20 @@ def ranged_names(items: Iterable[tuple[Found, frozenset[str]]]) -> frozenset[str
     return frozenset(names)
 
 
+Where = tuple[str, int]  # (shown path, line)
+
+
 def _constants(
     side: Any, reachable: Callable[[Any], set[tuple[str, str]]]
-) -> tuple[dict[Const, tuple[str, int]], set[Const]]:
+) -> tuple[dict[Const, Where], set[Const], dict[tuple[str, Const], Where]]:
     """The range-selecting constants of the side's changed statements (with where the first
     is) and all their constants; only statements that matter: in reachable functions, or
     binding (or changing in place) a name a reachable function reads."""
     reach = reachable(side)
     reads = {name for key in reach for item in side.units[key].items for name in item.loads}
-    ranged: dict[Const, tuple[str, int]] = {}
+    ranged: dict[Const, Where] = {}
     every: set[Const] = set()
+    pairs: dict[tuple[str, Const], Where] = {}
     for key in sorted(side.units):
         unit, changed = side.units[key], side.changed.get(key, set())
         if not changed or (unit.kind == "function" and key not in reach):
@@ -263,7 +303,9 @@ def _constants(
                 found_here |= item.consts.bound
             for const in sorted(found_here - {ZERO}, key=repr):
                 ranged.setdefault(const, (key[0], item.line))
-    return ranged, every
+            for pair in sorted(item.consts.pairs, key=repr):
+                pairs.setdefault(pair, (key[0], item.line))
+    return ranged, every, pairs
 
 
 def changed_constants(
@@ -272,8 +314,8 @@ def changed_constants(
     """The reasons for the range-selecting constants of one version's changed statements that
     the other version's changed statements lack (``old`` and ``new``: the sides of
     :func:`btbuild.sim.changes.code_change`)."""
-    (old_ranged, old_every) = _constants(old, reachable)
-    (new_ranged, new_every) = _constants(new, reachable)
+    old_ranged, old_every, old_pairs = _constants(old, reachable)
+    new_ranged, new_every, new_pairs = _constants(new, reachable)
     why = "a threshold, a cap or a limit changed: outputs agreeing on the sampled data do not show the values between"
     reasons = [
         f"unproven: the constant {show(const)} at {path}:{line} is new ({why})"
@@ -285,6 +327,14 @@ def changed_constants(
         for const, (path, line) in old_ranged.items()
         if const not in new_every
     ]
+    for pairs, other, suffix in ((new_pairs, old_pairs, ""), (old_pairs, new_pairs, " (old code)")):
+        reasons += [  # the same constant, another operator: ``n >= 5`` -> ``n > 5``
+            f"unproven: the comparison with {show(const)} at {path}:{line}{suffix} moved to its "
+            "other side (``>`` for ``>=``: outputs agreeing on the sampled data do not show "
+            "the values equal to it)"
+            for (op, const), (path, line) in pairs.items()
+            if const != ZERO and (op, const) not in other and any(c == const for _, c in other)
+        ]
     return tuple(reasons)
 
 

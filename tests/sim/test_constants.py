@@ -68,6 +68,11 @@ FLAGGED = {
     "a default argument": ("rate=0.002", "rate=0.003"),
     "an index beyond the fabricated lists": ("values[300] if", "values[301] if"),
     "a threshold moved onto a computed value": ("worth > 401300", "worth * 1.1 > 401300"),
+    "a comparison moved across its constant": ("worth > 401300", "worth >= 401300"),
+    "a count's comparison moved across it": (
+        "values[300] if len(values) > 300",
+        "values[300] if len(values) >= 300",
+    ),
 }
 
 # refactors that move or regroup constants, and constants that are output values
@@ -78,6 +83,10 @@ KEPT = {
     ),
     "an output value": (('"days": 1', '"days": 2'),),
     "a comparison turned around": (("worth > 401300", "401300 < worth"),),
+    "a negated comparison, branches swapped": (
+        ('"top" if worth > 401300 else "plain"', '"plain" if worth <= 401300 else "top"'),
+    ),
+    "a comparison under not": (('"top" if worth > 401300', '"top" if not worth <= 401300'),),
     "a counter's zero": (("cap = 300", "cap = 300\n    seen = 0"),),
     "a small index": (('"tier": tier', '"tier": tier, "one": values[1:][0] if values else 0'),),
 }
@@ -97,7 +106,8 @@ def test_a_changed_range_selecting_constant_is_unproven(tmp_path: Path, case: st
     reasons = _change(tmp_path, FLAGGED[case])
     assert reasons, case
     assert (
-        reasons[0].startswith("unproven: the constant ") and "calculations/calc.py:" in reasons[0]
+        reasons[0].startswith(("unproven: the constant ", "unproven: the comparison "))
+        and "calculations/calc.py:" in reasons[0]
     )
 
 
