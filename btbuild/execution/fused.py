@@ -50,7 +50,6 @@ from btbuild.execution.attempt import RERUN_EQUAL_KEY, CellRun, release
 from btbuild.execution.environment import Environment
 from btbuild.execution.finish import abort_run
 from btbuild.execution.fused_task import FUSED, HELD, deferred, is_provisional
-from btbuild.execution.isolation import checked
 from btbuild.execution.per_user import UserPass, finish, process_user
 from btbuild.execution.tasks import CellOutcome, CellTask, GroupTask
 from btbuild.storage.canonical import canonical_bytes, loads
@@ -136,7 +135,7 @@ class FusedPass(UserPass):
 
     def feed(self, user_id: str, values: dict[int, Any], seq: int = 0) -> None:
         env, group = self.env, self.group
-        seq = seq if checked(seq) else 0  # see UserPass.feed
+        seq, taken = self.watch(values, seq)  # see UserPass.feed
         keys = values.keys()
         todays = self.todays(values)
         for run, slot in self.producers:
@@ -145,6 +144,9 @@ class FusedPass(UserPass):
             value = process_user(env, group, run, user_id, values, seq, todays[run.spec])
             if slot is not None and value is not None:
                 values[slot] = handoff(value)
+                if taken is not None:  # the dependents after it share the value handed off
+                    taken.hand(slot, values[slot])
+        self.verify(user_id, values, taken)
 
     def settle(self, exc: Exception) -> None:
         """A stream failed: every unfinished fused cell goes back to its own pass, the

@@ -28,7 +28,14 @@ from btbuild.execution.environment import Environment, stream_name
 from btbuild.execution.finish import abort_run, commit
 from btbuild.execution.fresh import same_on_fresh_import
 from btbuild.execution.guard import describe, raised_by_calc
-from btbuild.execution.isolation import Copies, InputsMutated, checked, unchecked_before
+from btbuild.execution.isolation import (
+    Copies,
+    InputsMutated,
+    Snapshot,
+    checked,
+    snapshot,
+    unchecked_before,
+)
 from btbuild.execution.segments import membership
 from btbuild.execution.start import lookback_reads, start
 from btbuild.execution.streams import StreamTable, merge_streams
@@ -156,12 +163,31 @@ class UserPass:
 
     def feed(self, user_id: str, values: dict[int, Any], seq: int = 0) -> None:
         """One user's values (stream index -> value) to every unfinished cell reading them."""
-        seq = seq if checked(seq) else 0  # a user whose shared inputs are checked (or 0)
+        seq, taken = self.watch(values, seq)
         todays = self.todays(values)
         for run in self.runs:
             if run.done is not None or not any(index in values for index in run.universe):
                 continue
             process_user(self.env, self.group, run, user_id, values, seq, todays[run.spec])
+        self.verify(user_id, values, taken)
+
+    def watch(self, values: dict[int, Any], seq: int) -> tuple[int, Snapshot | None]:
+        """The user's place to hand the cells (0 when its inputs are shared unchecked) and the
+        snapshot of its shared inputs to compare after the last cell (btbuild/execution/
+        isolation.py): a user whose inputs ``marshal`` cannot hold is checked with copies."""
+        if checked(seq) or sum(not run.isolate for run in self.runs) < 2:
+            return (seq if checked(seq) else 0), None  # a sampled user; or no one to harm
+        taken = snapshot(values)
+        return (0, taken) if taken is not None else (seq, None)
+
+    def verify(self, user_id: str, values: dict[int, Any], taken: Snapshot | None) -> None:
+        """A cell changed the user's shared inputs: which one is not known, so the pass runs
+        again from its start with every cell isolated (given copies)."""
+        if taken is None or not taken.changed(values):
+            return
+        for run in self.runs:
+            self.env.mutators.add((run.task.name, run.task.static))
+        raise InputsMutated(f"a calculation changed the inputs of user {user_id} in place")
 
     def _flush(self) -> None:
         for run in self.runs:

@@ -91,3 +91,27 @@ def test_a_calculation_changing_its_inputs_changes_no_other_result(
         changed = backend.read_result(changer, "2024-01-02")
     # its own result is computed from its own inputs as if it ran alone
     assert changed["u001"] == 1 + 1 and changed["u010"] == 99 + 2
+
+
+@pytest.mark.parametrize("force", [False, True])  # --force: fused with its dependents
+def test_a_change_only_for_an_unsampled_user_is_found(
+    ws: Workspace, alone: dict[str, Any], monkeypatch: pytest.MonkeyPatch, force: bool
+) -> None:
+    """Red team 24: the changer changes the inputs of u010 only, a user the sampled checks do
+    not copy (the first 3, then every 4th): before, ``c`` (after it in the pass) stored for
+    u010 a result computed from the changed record. Every user's shared inputs are now
+    compared after its last cell (btbuild/execution/isolation.py)."""
+    from btbuild.execution import isolation
+
+    monkeypatch.setattr(isolation, "VERIFY_FIRST", 3)
+    monkeypatch.setattr(isolation, "VERIFY_EVERY", 4)
+    table = CHANGER.format(changer="b")
+    ws.write("calculations/m/BUILD.toml", BUILD.format(changer_table=table))
+    ws.write("calculations/m/m.py", CODE.replace('ctx.user.id >= "u010"', 'ctx.user.id == "u010"'))
+    if force:
+        ws.build(date="2024-01-02")
+    ws.build(*(["--force"] if force else []), date="2024-01-02")
+    assert _results(ws) == alone
+    with ws.backend() as backend:
+        changed = backend.read_result("b", "2024-01-02")
+    assert changed["u010"] == 99 + 2 and changed["u011"] == 1 + 1
