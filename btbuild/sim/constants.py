@@ -12,7 +12,8 @@ a worth, a count, a length), so such a change is ``unproven``: the cells re-run.
 
 A constant counts when it sits where its value selects a range of the data:
 
-* anywhere inside a comparison (``x > 1000``, ``x * 1.1 > cap``, ``n in (3, 5)``; arithmetic
+* anywhere inside a comparison (``x > 1000``, ``x * 1.1 > cap``, ``n in (3, 5)``, a
+  ``case 1000:`` pattern, a ``case n if n > 1000:`` guard; arithmetic
   on constants only counts as its value: ``1000 + 1000`` is 2000, ``3600 * 24`` 86400);
 * a number anywhere in a subscript's slice or computed index (``xs[:500]``), a constant
   index beyond the fabricator's list lengths (``rows[500]``; a smaller one, ``pair[1]``,
@@ -131,6 +132,9 @@ class _Walker:
             return  # an f-string's text is an output, not a range
         if isinstance(node, ast.Name) and (ranged or numbers):
             self.names.add(node.id)  # read in a comparison or a slice
+        if isinstance(node, ast.MatchValue):  # ``case 1000:`` compares with 1000
+            self.walk(node.value, True, True)
+            return
         if isinstance(node, ast.Compare):
             self.compare(node)
             for child in (node.left, *node.comparators):

@@ -159,3 +159,27 @@ def test_arithmetic_on_constants_counts_as_its_value(tmp_path: Path) -> None:
     assert _change(tmp_path / "b", ("values[:250]", "values[:250 * 250]"))
     text = ("min(worth, 1000000)", "min(worth, 1000 * 1000)")
     assert _change(tmp_path / "c", text) == ()
+
+
+MATCH = """\
+def calc(ctx):
+    n = len(ctx.user["portfolio"]["positions"])
+    match n:
+        case 1000:
+            return "many"
+        case m if m > 2000:
+            return "more"
+    return "few"
+"""
+
+
+def test_a_changed_case_pattern_or_guard_is_unproven(tmp_path: Path) -> None:
+    for name, (old, new) in {
+        "pattern": ("case 1000", "case 1001"),
+        "guard": ("> 2000", "> 2100"),
+    }.items():
+        change = code_change(
+            version(tmp_path / name / "a", MATCH, LAYER),
+            version(tmp_path / name / "b", MATCH.replace(old, new), LAYER),
+        )
+        assert change.constants, name
