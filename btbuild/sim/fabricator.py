@@ -58,8 +58,9 @@ from btbuild.sim.literals import Literals
 from btbuild.sim.realdata import HISTORY, RealSample
 from btbuild.sim.suspend import fabricating
 
-# bump when the worlds or canonical outputs change: in every SimHash key (4: floats exact)
-FABRICATOR_VERSION = "4"
+# bump when the worlds or canonical outputs change: in every SimHash key (4: floats exact;
+# 5: partial worlds list other keys on earlier days)
+FABRICATOR_VERSION = "5"
 PLATFORM = f"{sys.platform}-{platform.machine()}"  # in the version: floats compared exactly
 WORLDS = 64  # worlds per simulation (per_user targets get one context per world user)
 DEFAULT_SEED = 20240101
@@ -88,7 +89,7 @@ EDGES = (
     "one_user",  # a single user
     "tiny",  # every number is scaled by 1e-12 (near-zero denominators)
     "huge",  # every number is scaled by 1e9
-    "partial",  # date-level objects keep a third of their keys (unpriced, delisted symbols)
+    "partial",  # date-level objects keep two thirds of their keys, others on earlier days
     "shorts",  # every user holds short positions (negative quantities)
     "ties",  # every user has the same records: ties in every ranking
     "equal",  # every list's elements have equal numbers (equal weights, equal prices)
@@ -389,6 +390,8 @@ class Fabricator:
         if world.kind == "literal" and world.literals is not None:
             rng = random.Random(_seed(self.seed, "lit", world.index, source, total))
             return transforms.seed_literals(value, world.literals, rng)
+        if world.edge == "partial":  # which keys it keeps depends on the day
+            return transforms.partial(value, total)
         change = transforms.DATE_EDGES.get(world.edge or "")
         return change(value) if change else value
 

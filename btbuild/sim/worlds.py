@@ -142,14 +142,20 @@ def seed_literals(value: Any, literals: Literals, rng: random.Random, share: flo
     return walk(value)
 
 
-def partial(value: Any) -> Any:
+def partial(value: Any, back: int = 0) -> Any:
+    """Date objects keep two thirds of their keys, not the same ones every day: the world's
+    day keeps a third listed only that day (new listings) and a third listed every day; its
+    earlier days keep that third and one listed only before (delisted since). Code looking up
+    today's keys in earlier days' data (a symbol with no history) or the reverse takes its
+    branches for missing keys. (Before, every day kept the same third: a symbol was never
+    new, and ``if not volumes: continue`` over the look-back days never ran.)"""
     if not isinstance(value, dict):
         return value
-    return {key: value[key] for index, key in enumerate(sorted(value)) if index % 3 == 0}
+    keep = (0, 1) if back == 0 else (1, 2)
+    return {key: value[key] for index, key in enumerate(sorted(value)) if index % 3 in keep}
 
 
 DATE_EDGES: dict[str, Callable[[Any], Any]] = {
-    "partial": partial,
     "zero": lambda v: map_numbers(v, lambda x: 0.0),
     "zero_prices": lambda v: map_numbers(v, lambda x: 0.0),
     "negative": lambda v: map_numbers(v, lambda x: -x),
