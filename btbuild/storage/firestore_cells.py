@@ -192,7 +192,9 @@ def _target_of(document_id: str) -> str:
     return parts[0] if len(parts) == 4 else split_cell_id(document_id)[0]
 
 
-def _plan(targets: Iterable[str], dates: Iterable[str]) -> tuple[list[str], set[str]]:
+def plan_of(targets: Iterable[str], dates: Iterable[str]) -> tuple[list[str], set[str]]:
+    """The target names a cell query reads (a name holding ``/`` is no document id) and the
+    dates, each once."""
     return [target for target in dict.fromkeys(targets) if "/" not in target], set(dates)
 
 
@@ -235,7 +237,7 @@ def summaries(
 ) -> dict[tuple[str, str], CellSummary]:
     """The packed summaries only (no ``data`` transferred or decoded), by :func:`stream_documents`.
     Documents without a readable summary fall back to a full read."""
-    names, date_set = _plan(targets, dates)
+    names, date_set = plan_of(targets, dates)
     if not date_set or not names:
         return {}
     found: dict[tuple[str, str], CellSummary] = {}

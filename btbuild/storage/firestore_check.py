@@ -28,6 +28,7 @@ from btbuild.storage.firestore_cells import (
     CHECKED_FIELDS,
     inline_of,
     packed_summary,
+    plan_of,
     record_from,
     split_cell_id,
     start_documents,
@@ -126,8 +127,7 @@ def start_read_checked(
     (summary, record and inline shard) sent now; the returned call reads it, then the shard
     documents of only the targets whose results are not all inline (big results, documents
     of older versions), and checks them."""
-    names = [target for target in dict.fromkeys(targets) if "/" not in target]
-    date_set = set(dates)
+    names, date_set = plan_of(targets, dates)
     if not date_set or not names:
         return lambda: ({}, {})
     low, high = min(date_set), max(date_set)
@@ -239,5 +239,4 @@ def _problem(
     found = [shards.get(i) for i in range(record.shard_count)]
     if isinstance(record, CellRecord):
         return integrity.shards_problem(record, found)
-    digests = integrity.digests_of_checksums(record.checksums or "")
-    return integrity.digests_problem(digests, found)
+    return integrity.digests_problem(integrity.digests_of(record) or [], found)

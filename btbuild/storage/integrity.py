@@ -114,16 +114,11 @@ def fields_problem(
     return None
 
 
-def digests_of(record: CellRecord) -> list[str] | None:
+def digests_of(record: Sealed) -> list[str] | None:
     """The per-shard digests of a record, or None for a legacy record."""
     if record.checksums is None:
         return None
-    return digests_of_checksums(record.checksums)
-
-
-def digests_of_checksums(checksums: str) -> list[str]:
-    """The per-shard digests a ``checksums`` field lists."""
-    digests = checksums.rpartition(":")[2]
+    digests = record.checksums.rpartition(":")[2]
     return [digests[i : i + DIGEST_WIDTH] for i in range(0, len(digests), DIGEST_WIDTH)]
 
 
