@@ -109,7 +109,11 @@ def combine_static(*, code: str, layers: str, infra: str, epoch: int, declaratio
 def code_key(hashes: TargetHashes) -> str:
     """A target's code as a cache record keeps it (``record.code_hash``): its entry code and
     layers; the simulation registry (btbuild.sim) keys SimHashes by it too."""
-    return hash_json([hashes.code, hashes.layers])
+    return _code_key(hashes.code, hashes.layers)
+
+
+def _code_key(code: str, layers: str) -> str:
+    return hash_json([code, layers])
 
 
 def deps_hash(upstream: Mapping[str, str]) -> str:
@@ -202,7 +206,7 @@ def code_key_of(workspace: Workspace, target: Target) -> str:
     reader = FactsReader(None)
     scan = LayerScanner(workspace.root, reader).scan(target.entry_file)
     code, slices = _code_and_layers(workspace.root, target, scan, reader)
-    return hash_json([code, slices.digest])
+    return _code_key(code, slices.digest)
 
 
 def _target_hashes(
