@@ -6,6 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -85,3 +91,49 @@ def test_a_recorded_snapshot_of_other_code_is_no_evidence_for_a_build(
     value = [cell for cell in report["cells"] if cell["label"] == "//book:value"]
     assert value and all(cell["status"] == "ran" for cell in value), value
     assert all("not the code of its key" in cell["detail"] for cell in value), value
+
+
+def _start(root: Path, *argv: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "btbuild", "--workspace", str(root), *argv]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+
+
+def _run(root: Path, *argv: str) -> subprocess.CompletedProcess[bytes]:
+    command = [sys.executable, "-m", "btbuild", "--workspace", str(root), *argv]
+    return subprocess.run(command, capture_output=True, timeout=300)
+
+
+def _value_results(root: Path) -> dict[str, str | None]:
+    with open_backend("sqlite", path=root / ".btbuild" / "cache.db") as backend:
+        days = ("2024-01-02", "2024-01-03", "2024-01-04")
+        return {day: getattr(backend.get_cell("value", day), "result_hash", None) for day in days}
+
+
+def test_snapshots_recorded_by_two_builders_and_a_killed_one_are_the_code_or_missing(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """Two real builders record the code at once while a third is SIGKILLed mid-build: the
+    recorded snapshot is missing or hashes to its key, and the next change's build ends with
+    the results of a clean build of the new code."""
+    clean = tmp_path / "clean"
+    shutil.copytree(workspace, clean)
+    argv = ["build", "//...", "--date", "2024-01-04"]
+    builders = [_start(workspace, *argv) for _ in range(3)]
+    time.sleep(1.0)
+    os.killpg(builders[2].pid, signal.SIGKILL)
+    assert [builder.wait(timeout=300) for builder in builders[:2]] == [0, 0]
+    builders[2].wait(timeout=30)
+    session = Session(workspace)
+    target = session.workspace.targets["value"]
+    key = code_key(session.hashes[target.name])
+    with open_backend("sqlite", path=workspace / ".btbuild" / "cache.db") as backend:
+        snapshot = snapshots.recall(backend, key)
+    if snapshot is not None:
+        with snapshots.materialized(snapshot, session.workspace, target) as (old_ws, before):
+            assert snapshots.is_code_of(key, old_ws, before)
+    session.close()
+    for root in (workspace, clean):
+        (root / "calculations" / "book" / "value.py").write_text(NEVER.replace("1990", "2024 + 1"))
+    assert _run(workspace, *argv).returncode == 0
+    assert _run(clean, *argv, "--force").returncode == 0
+    assert _value_results(workspace) == _value_results(clean)
